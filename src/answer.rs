@@ -1,0 +1,212 @@
+//! Reading a final answer out of a model's text, and normalizing it so that
+//! equal answers compare equal (`12`, `12.0` and `+12` are one answer).
+//!
+//! A text with no extractable answer is an *abstention*: `extract` returns
+//! `None`, and strategies count it but never let it win a vote.
+
+use regex::Regex;
+
+use crate::spec::NormalizeStep;
+
+/// How a final answer is found in a text.
+#[derive(Debug, Clone)]
+pub enum Extractor {
+    LastNumber,
+    Boxed,
+    /// The option letters, e.g. `ABCDE`.
+    Choice(String),
+    Whole,
+    Regex(Regex),
+}
+
+/// Extraction plus normalization: the scenario's `answer:` section.
+#[derive(Debug, Clone)]
+pub struct AnswerRule {
+    pub extractor: Extractor,
+    pub steps: Vec<NormalizeStep>,
+}
+
+/// An extracted answer in both forms.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Answer {
+    /// As written in the text.
+    pub raw: String,
+    /// After normalization: the form answers are compared and voted in.
+    pub normalized: String,
+}
+
+fn number_regex() -> &'static Regex {
+    static RE: std::sync::OnceLock<Regex> = std::sync::OnceLock::new();
+    RE.get_or_init(|| {
+        Regex::new(r"[-+]?(?:\d{1,3}(?:,\d{3})+|\d+)(?:\.\d+)?(?:[eE][-+]?\d+)?|[-+]?\.\d+")
+            .expect("number regex")
+    })
+}
+
+impl AnswerRule {
+    pub const ALL_STEPS: [NormalizeStep; 3] = [
+        NormalizeStep::Trim,
+        NormalizeStep::Casefold,
+        NormalizeStep::Numeric,
+    ];
+
+    /// The final answer in `text`, or `None` for an abstention.
+    pub fn extract(&self, text: &str) -> Option<Answer> {
+        let raw = match &self.extractor {
+            Extractor::LastNumber => number_regex().find_iter(text).last()?.as_str().to_owned(),
+            Extractor::Boxed => last_boxed(text)?,
+            Extractor::Choice(letters) => last_choice(text, letters)?,
+            Extractor::Whole => text.to_owned(),
+            Extractor::Regex(re) => {
+                let caps = re.captures_iter(text).last()?;
+                caps.name("answer")
+                    .or_else(|| caps.get(1))
+                    .or_else(|| caps.get(0))?
+                    .as_str()
+                    .to_owned()
+            }
+        };
+        let normalized = self.normalize(&raw);
+        if normalized.is_empty() {
+            return None;
+        }
+        Some(Answer { raw, normalized })
+    }
+
+    /// Apply the configured normalization steps.
+    pub fn normalize(&self, raw: &str) -> String {
+        let mut s = raw.to_owned();
+        for step in &self.steps {
+            s = match step {
+                NormalizeStep::Trim => s
+                    .trim()
+                    .trim_end_matches(['.', ',', ';', ':', '!'])
+                    .trim()
+                    .to_owned(),
+                NormalizeStep::Casefold => s.to_lowercase(),
+                NormalizeStep::Numeric => canonical_number(&s).unwrap_or(s),
+            };
+        }
+        s
+    }
+}
+
+/// `+12`, `12.0`, `1,200`, `$12` → canonical decimal text; `None` if not a number.
+pub fn canonical_number(s: &str) -> Option<String> {
+    let t = s.trim().trim_start_matches('$').trim_end_matches('%');
+    let m = number_regex().find(t)?;
+    if m.start() != 0 || m.end() != t.len() {
+        return None;
+    }
+    let cleaned = t.replace(',', "");
+    let v: f64 = cleaned.parse().ok()?;
+    if !v.is_finite() {
+        return None;
+    }
+    if v == 0.0 {
+        return Some("0".into());
+    }
+    if v.fract() == 0.0 && v.abs() < 1e15 {
+        return Some(format!("{}", v as i64));
+    }
+    Some(format!("{v}"))
+}
+
+fn last_boxed(text: &str) -> Option<String> {
+    let start = text.rfind("\\boxed{")? + "\\boxed{".len();
+    let mut depth = 1usize;
+    for (i, c) in text[start..].char_indices() {
+        match c {
+            '{' => depth += 1,
+            '}' => {
+                depth -= 1;
+                if depth == 0 {
+                    return Some(text[start..start + i].to_owned());
+                }
+            }
+            _ => {}
+        }
+    }
+    None
+}
+
+/// The last option letter standing alone: `(B)`, `B)`, `B.`, `Answer: B`.
+fn last_choice(text: &str, letters: &str) -> Option<String> {
+    let chars: Vec<char> = text.chars().collect();
+    let is_word = |c: Option<&char>| c.is_some_and(|c| c.is_alphanumeric());
+    (0..chars.len())
+        .rev()
+        .find(|&i| {
+            letters.contains(chars[i])
+                && !is_word(i.checked_sub(1).and_then(|j| chars.get(j)))
+                && !is_word(chars.get(i + 1))
+        })
+        .map(|i| chars[i].to_string())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn rule(extractor: Extractor) -> AnswerRule {
+        AnswerRule {
+            extractor,
+            steps: AnswerRule::ALL_STEPS.to_vec(),
+        }
+    }
+
+    #[track_caller]
+    fn check(extractor: Extractor, text: &str, expected: Option<&str>) {
+        let got = rule(extractor).extract(text).map(|a| a.normalized);
+        assert_eq!(got.as_deref(), expected, "text: {text:?}");
+    }
+
+    #[test]
+    fn extraction_cases() {
+        check(Extractor::LastNumber, "3 apples and 4 pears: 7", Some("7"));
+        check(Extractor::LastNumber, "so the answer is +12.0.", Some("12"));
+        check(Extractor::LastNumber, "total 1,200 dollars", Some("1200"));
+        check(Extractor::LastNumber, "it is -0.50", Some("-0.5"));
+        check(Extractor::LastNumber, "no digits here", None);
+        check(
+            Extractor::Boxed,
+            "x \\boxed{\\frac{1}{2}} y",
+            Some("\\frac{1}{2}"),
+        );
+        check(
+            Extractor::Boxed,
+            "\\boxed{1} then \\boxed{ 12.0 }",
+            Some("12"),
+        );
+        check(Extractor::Boxed, "\\boxed{unclosed", None);
+        check(
+            Extractor::Choice("ABCD".into()),
+            "I pick (C). Answer: B",
+            Some("b"),
+        );
+        check(Extractor::Choice("ABCD".into()), "A Bad Choice", Some("a"));
+        check(Extractor::Choice("ABCD".into()), "Because", None);
+        check(Extractor::Whole, "  Paris. ", Some("paris"));
+        check(Extractor::Whole, "   ", None);
+        check(
+            Extractor::Regex(Regex::new(r"Answer: (\w+)").unwrap()),
+            "Answer: x ... Answer: Yes",
+            Some("yes"),
+        );
+        check(
+            Extractor::Regex(Regex::new(r"(?P<answer>\d+) cats").unwrap()),
+            "3 cats",
+            Some("3"),
+        );
+    }
+
+    #[test]
+    fn numeric_canonical_forms_agree() {
+        for s in ["12", "12.0", "+12", " 12 ", "$12", "12.000"] {
+            assert_eq!(canonical_number(s).as_deref(), Some("12"), "{s}");
+        }
+        assert_eq!(canonical_number("1e3").as_deref(), Some("1000"));
+        assert_eq!(canonical_number("12a"), None);
+        assert_eq!(canonical_number("-0"), Some("0".into()));
+    }
+}

@@ -1,0 +1,401 @@
+//! The executor: draws every task's sample pools, scores them, evaluates the
+//! strategies, and streams everything to the store's writer.
+//!
+//! Tasks run concurrently (at most `concurrency` model calls in flight), but
+//! nothing a task produces depends on scheduling: samples come from seeded
+//! providers, pools are ordered by sample index, and strategy results are
+//! collected by task index. The executor holds only per-task numbers for the
+//! summary, never the samples of the whole run.
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+
+use futures_util::StreamExt;
+use tokio::sync::{Semaphore, mpsc};
+
+use crate::estimator::Binomials;
+use crate::provider::{CallRequest, Provider};
+use crate::scenario::{Scenario, Task};
+use crate::store::{Blob, CallRecord, Record, SampleRecord, TaskResultRecord};
+use crate::strategy::{self, PoolSample, TaskOutcome};
+
+/// Live counters for a progress display.
+#[derive(Debug, Default)]
+pub struct Progress {
+    pub samples: AtomicU64,
+    pub tasks: AtomicU64,
+    pub requests: AtomicU64,
+    pub tokens: AtomicU64,
+}
+
+/// How a run ended.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Status {
+    Completed,
+    Interrupted,
+    BudgetExhausted,
+    Failed,
+}
+
+impl Status {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Status::Completed => "completed",
+            Status::Interrupted => "interrupted",
+            Status::BudgetExhausted => "budget_exhausted",
+            Status::Failed => "failed",
+        }
+    }
+}
+
+/// What the executor hands back: per-task strategy outcomes (None where the
+/// task did not finish) and how the run ended.
+pub struct Execution {
+    pub status: Status,
+    pub error: Option<String>,
+    pub outcomes: Vec<Option<Vec<TaskOutcome>>>,
+}
+
+pub struct Executor {
+    scenario: Arc<Scenario>,
+    providers: Vec<Arc<dyn Provider>>,
+    concurrency: usize,
+    progress: Arc<Progress>,
+    cancel: Arc<AtomicBool>,
+}
+
+/// Why a task stopped early.
+enum Stop {
+    Cancelled,
+    Budget,
+    Failed(String),
+}
+
+struct Shared {
+    scenario: Arc<Scenario>,
+    providers: Vec<Arc<dyn Provider>>,
+    binomials: Binomials,
+    calls: Semaphore,
+    concurrency: usize,
+    progress: Arc<Progress>,
+    cancel: Arc<AtomicBool>,
+    budget_hit: AtomicBool,
+    records: mpsc::Sender<Record>,
+    system_blobs: Vec<Blob>,
+    verifier_names: Vec<Arc<str>>,
+    agent_names: Vec<Arc<str>>,
+    model_names: Vec<Arc<str>>,
+}
+
+impl Executor {
+    pub fn new(
+        scenario: Arc<Scenario>,
+        providers: Vec<Arc<dyn Provider>>,
+        concurrency: usize,
+        progress: Arc<Progress>,
+        cancel: Arc<AtomicBool>,
+    ) -> Self {
+        Executor {
+            scenario,
+            providers,
+            concurrency: concurrency.max(1),
+            progress,
+            cancel,
+        }
+    }
+
+    /// Run every task, sending records to `records`.
+    pub async fn run(self, records: mpsc::Sender<Record>) -> Execution {
+        let sc = &self.scenario;
+        let max_n = sc.pool_sizes().into_iter().max().unwrap_or(0);
+        let shared = Arc::new(Shared {
+            binomials: Binomials::new(max_n),
+            calls: Semaphore::new(self.concurrency),
+            concurrency: self.concurrency,
+            progress: self.progress.clone(),
+            cancel: self.cancel.clone(),
+            budget_hit: AtomicBool::new(false),
+            records,
+            system_blobs: sc.agents.iter().map(|a| Blob::new(&a.system)).collect(),
+            verifier_names: sc
+                .verifiers
+                .iter()
+                .map(|v| v.name.as_str().into())
+                .collect(),
+            agent_names: sc.agents.iter().map(|a| a.name.as_str().into()).collect(),
+            model_names: sc.models.iter().map(|m| m.name.as_str().into()).collect(),
+            scenario: self.scenario.clone(),
+            providers: self.providers,
+        });
+        let n_tasks = sc.tasks.len();
+        let mut outcomes: Vec<Option<Vec<TaskOutcome>>> = vec![None; n_tasks];
+        let mut failure: Option<String> = None;
+        let mut stopped = None;
+        // Tasks in flight: enough to keep `concurrency` calls busy, bounded so
+        // memory does not grow with the dataset.
+        let window = self.concurrency.max(2);
+        let mut set = tokio::task::JoinSet::new();
+        let mut next = 0;
+        loop {
+            while set.len() < window && next < n_tasks && stopped.is_none() {
+                let shared = shared.clone();
+                let idx = next;
+                set.spawn(async move { (idx, run_task(&shared, idx).await) });
+                next += 1;
+            }
+            let Some(joined) = set.join_next().await else {
+                break;
+            };
+            match joined {
+                Ok((idx, Ok(o))) => {
+                    outcomes[idx] = Some(o);
+                    self.progress.tasks.fetch_add(1, Ordering::Relaxed);
+                }
+                Ok((_, Err(stop))) => {
+                    let kind = match stop {
+                        Stop::Cancelled => Status::Interrupted,
+                        Stop::Budget => Status::BudgetExhausted,
+                        Stop::Failed(e) => {
+                            failure.get_or_insert(e);
+                            Status::Failed
+                        }
+                    };
+                    // Let in-flight tasks finish what they can; start no more.
+                    stopped.get_or_insert(kind);
+                    self.cancel.store(true, Ordering::Relaxed);
+                }
+                Err(e) => {
+                    failure.get_or_insert(format!("task panicked: {e}"));
+                    stopped.get_or_insert(Status::Failed);
+                    self.cancel.store(true, Ordering::Relaxed);
+                }
+            }
+        }
+        let status = match stopped {
+            Some(s) => s,
+            None if self.cancel.load(Ordering::Relaxed) => Status::Interrupted,
+            None => Status::Completed,
+        };
+        Execution {
+            status,
+            error: failure,
+            outcomes,
+        }
+    }
+}
+
+async fn run_task(sh: &Shared, idx: usize) -> Result<Vec<TaskOutcome>, Stop> {
+    let sc = &*sh.scenario;
+    let task = &sc.tasks[idx];
+    let mut pools: Vec<Vec<PoolSample>> = vec![Vec::new(); sc.agents.len()];
+    for (agent_idx, &size) in sc.pool_sizes().iter().enumerate() {
+        if size == 0 {
+            continue;
+        }
+        pools[agent_idx] = draw_pool(sh, task, agent_idx, size).await?;
+    }
+    let mut outcomes = Vec::new();
+    let mut rows = Vec::new();
+    for (si, s) in sc.strategies.iter().enumerate() {
+        for o in strategy::evaluate(&sh.binomials, sc.seed, si, s, task, &pools[s.agent]) {
+            rows.push(TaskResultRecord {
+                strategy: s.name.as_str().into(),
+                kind: s.kind.as_str(),
+                n: o.n,
+                task_index: idx,
+                accuracy: o.accuracy,
+                abstain: o.abstain,
+                tokens: o.tokens,
+                selected: o.selected.clone(),
+                selected_correct: o.selected_correct,
+            });
+            outcomes.push(o);
+        }
+    }
+    if sh.records.send(Record::TaskResults(rows)).await.is_err() {
+        return Err(Stop::Failed(
+            "the trace store stopped accepting records".into(),
+        ));
+    }
+    Ok(outcomes)
+}
+
+/// Draw `size` samples of `task` from agent `agent_idx`, one request each,
+/// and send every call to the store as it completes.
+async fn draw_pool(
+    sh: &Shared,
+    task: &Task,
+    agent_idx: usize,
+    size: usize,
+) -> Result<Vec<PoolSample>, Stop> {
+    let sc = &*sh.scenario;
+    let agent = &sc.agents[agent_idx];
+    let prompt = agent.prompt.render(&task.inputs).map_err(|e| {
+        Stop::Failed(format!(
+            "agent \"{}\": prompt template failed on task \"{}\": {e}",
+            agent.name, task.id
+        ))
+    })?;
+    let prompt_blob = Blob::new(&prompt);
+    let provider = sh.providers[agent.model].clone();
+    let verifiers = sc.verifiers_of(agent_idx);
+    let request_params =
+        serde_json::json!({"model": sc.models[agent.model].name, "n": 1}).to_string();
+
+    let calls = futures_util::stream::iter(0..size)
+        .map(|k| {
+            let provider = provider.clone();
+            let prompt = prompt.as_str();
+            async move {
+                let _permit = sh.calls.acquire().await.expect("semaphore open");
+                if sh.cancel.load(Ordering::Relaxed) {
+                    return Err(Stop::Cancelled);
+                }
+                if let Some(max) = sc.budget.max_requests
+                    && sh.progress.requests.fetch_add(1, Ordering::Relaxed) >= max
+                {
+                    sh.budget_hit.store(true, Ordering::Relaxed);
+                    return Err(Stop::Budget);
+                } else if sc.budget.max_requests.is_none() {
+                    sh.progress.requests.fetch_add(1, Ordering::Relaxed);
+                }
+                if let Some(max) = sc.budget.max_tokens
+                    && sh.progress.tokens.load(Ordering::Relaxed) >= max
+                {
+                    return Err(Stop::Budget);
+                }
+                let req = CallRequest {
+                    agent: &agent.name,
+                    task,
+                    system: &agent.system,
+                    prompt,
+                    first_sample: k,
+                    n: 1,
+                };
+                Ok((k, provider.complete(req).await))
+            }
+        })
+        .buffer_unordered(sh.concurrency);
+    futures_util::pin_mut!(calls);
+
+    let mut pool: Vec<Option<PoolSample>> = vec![None; size];
+    let mut stop = None;
+    while let Some(result) = calls.next().await {
+        let (k, response) = match result {
+            Ok(r) => r,
+            Err(s) => {
+                stop.get_or_insert(s);
+                continue;
+            }
+        };
+        let (record, sample) = trace_call(
+            sh,
+            task,
+            agent_idx,
+            k,
+            response,
+            &verifiers,
+            &prompt_blob,
+            &request_params,
+        );
+        sh.progress.tokens.fetch_add(
+            record.input_tokens + record.output_tokens,
+            Ordering::Relaxed,
+        );
+        if sh.records.send(Record::Call(record)).await.is_err() {
+            return Err(Stop::Failed(
+                "the trace store stopped accepting records".into(),
+            ));
+        }
+        sh.progress.samples.fetch_add(1, Ordering::Relaxed);
+        pool[k] = Some(sample);
+    }
+    if let Some(s) = stop {
+        return Err(s);
+    }
+    Ok(pool
+        .into_iter()
+        .map(|s| s.expect("every call answered"))
+        .collect())
+}
+
+/// Turn one provider response into a trace record and a pool entry.
+#[allow(clippy::too_many_arguments)]
+fn trace_call(
+    sh: &Shared,
+    task: &Task,
+    agent_idx: usize,
+    k: usize,
+    response: Result<crate::provider::CallResponse, crate::provider::ProviderError>,
+    verifiers: &[usize],
+    prompt: &Blob,
+    request: &str,
+) -> (CallRecord, PoolSample) {
+    let sc = &*sh.scenario;
+    let agent = &sc.agents[agent_idx];
+    let (text, output_tokens, input_tokens, latency, raw, error) = match response {
+        Ok(mut r) => {
+            let c = r.completions.swap_remove(0);
+            (
+                c.text,
+                c.output_tokens,
+                r.input_tokens,
+                r.latency_ms,
+                Some(r.raw),
+                None,
+            )
+        }
+        Err(e) => (String::new(), 0, 0, e.latency_ms, None, Some(e.to_string())),
+    };
+    let answer = if error.is_none() {
+        sc.answer.extract(&text)
+    } else {
+        None
+    };
+    let correct = match (&answer, &task.expected) {
+        (Some(a), Some(e)) => Some(a.normalized == *e),
+        (None, Some(_)) => Some(false),
+        (_, None) => None,
+    };
+    let mut scores = vec![f64::NAN; sc.verifiers.len()];
+    let mut stored_scores = Vec::with_capacity(verifiers.len());
+    for &v in verifiers {
+        let judged = answer.as_ref().and(correct);
+        let s = sc.verifiers[v].score(sc.seed, &agent.name, &task.id, k, judged);
+        scores[v] = s.value;
+        stored_scores.push((sh.verifier_names[v].clone(), s.value, s.accepted));
+    }
+    let sample = PoolSample {
+        answer: answer.as_ref().map(|a| a.normalized.clone()),
+        correct: correct.unwrap_or(false),
+        tokens: input_tokens + output_tokens,
+        scores,
+    };
+    let record = CallRecord {
+        task_index: task.index,
+        agent: sh.agent_names[agent_idx].clone(),
+        model: sh.model_names[agent.model].clone(),
+        provider: sc.models[agent.model].provider_name(),
+        first_sample: k,
+        n: 1,
+        system: sh.system_blobs[agent_idx].clone(),
+        prompt: prompt.clone(),
+        request: request.to_owned(),
+        response: raw,
+        error: error.clone(),
+        latency_ms: latency,
+        input_tokens,
+        output_tokens,
+        samples: vec![SampleRecord {
+            sample_index: k,
+            text,
+            extracted: answer.as_ref().map(|a| a.raw.clone()),
+            normalized: answer.map(|a| a.normalized),
+            correct,
+            output_tokens,
+            error,
+            scores: stored_scores,
+        }],
+    };
+    (record, sample)
+}

@@ -1,0 +1,32 @@
+//! crucible: a YAML-scripted engine for experiments on LLM agents and
+//! test-time scaling, with every sample traced to SQLite.
+//!
+//! The pipeline is `Loader` (YAML → [`spec`] types) → `Validator` (→ the
+//! engine's [`scenario::Scenario`]) → `Executor` (samples, verifier scores and
+//! strategy outcomes, streamed to the [`store`]) → [`summary`] (accuracy with
+//! bootstrap intervals). See ARCHITECTURE.md for the map and the invariants.
+
+pub mod answer;
+pub mod dataset;
+pub mod diagnostic;
+pub mod error;
+pub mod estimator;
+pub mod executor;
+pub mod export;
+pub mod loader;
+pub mod node;
+pub mod provider;
+pub mod runner;
+pub mod scenario;
+pub mod seed;
+pub mod simulated;
+pub mod spec;
+pub mod store;
+pub mod strategy;
+pub mod summary;
+pub mod template;
+pub mod validator;
+pub mod verifier;
+
+pub use error::Error;
+pub use runner::{RunOptions, Runner};

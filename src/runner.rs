@@ -1,0 +1,128 @@
+//! The runner: one `crucible run`, end to end — validate, open the store,
+//! record the run, execute on a tokio runtime, finish the writer, summarize,
+//! and store the summary and final status.
+//!
+//! Validation happens before the database is opened, so an invalid scenario
+//! writes nothing. Ctrl-C (when enabled) stops scheduling; everything already
+//! sent to the writer is committed and the run is marked `interrupted`.
+
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+
+use crate::error::Error;
+use crate::executor::{Executor, Progress, Status};
+use crate::provider::Provider;
+use crate::scenario::{ModelKind, Scenario};
+use crate::store::{NewRun, Store, TaskRow};
+use crate::summary::{RunSummary, summarize};
+use crate::validator::load_scenario;
+
+/// Options of one run.
+#[derive(Debug, Clone)]
+pub struct RunOptions {
+    pub db: PathBuf,
+    /// Most model calls in flight at once.
+    pub concurrency: usize,
+    /// Stop cleanly on Ctrl-C.
+    pub handle_ctrl_c: bool,
+}
+
+/// Runs scenarios.
+pub struct Runner {
+    pub options: RunOptions,
+    pub progress: Arc<Progress>,
+    pub cancel: Arc<AtomicBool>,
+}
+
+impl Runner {
+    pub fn new(options: RunOptions) -> Self {
+        Runner {
+            options,
+            progress: Arc::new(Progress::default()),
+            cancel: Arc::new(AtomicBool::new(false)),
+        }
+    }
+
+    /// Validate `path` without running it.
+    pub fn validate(path: &Path) -> Result<Scenario, Error> {
+        load_scenario(path).map_err(Error::Invalid)
+    }
+
+    /// Validate and run the scenario at `path`. `on_start` is called with the
+    /// validated scenario and the new run id before any sample is drawn.
+    pub fn run(
+        &self,
+        path: &Path,
+        on_start: impl FnOnce(&Scenario, i64),
+    ) -> Result<RunSummary, Error> {
+        let scenario = Arc::new(Self::validate(path)?);
+        let mut store = Store::open(&self.options.db)?;
+        let run_id = store.create_run(
+            &NewRun {
+                name: &scenario.name,
+                scenario_path: &scenario.source.path.display().to_string(),
+                scenario_text: &scenario.source.text,
+                scenario_hash: &scenario.source.hash,
+                files: &scenario.source.files,
+                seed: scenario.seed,
+                concurrency: self.options.concurrency,
+                planned_samples: scenario.planned_samples(),
+            },
+            scenario.tasks.iter().map(|t| TaskRow {
+                index: t.index,
+                id: &t.id,
+                inputs: serde_json::Value::Object(t.inputs.clone()).to_string(),
+                expected: t.expected.as_deref(),
+            }),
+        )?;
+        on_start(&scenario, run_id);
+        let writer = store.writer(run_id)?;
+        let providers: Vec<Arc<dyn Provider>> = scenario
+            .models
+            .iter()
+            .map(|m| match &m.kind {
+                ModelKind::Simulated(s) => Arc::new(s.clone()) as Arc<dyn Provider>,
+            })
+            .collect();
+        let executor = Executor::new(
+            scenario.clone(),
+            providers,
+            self.options.concurrency,
+            self.progress.clone(),
+            self.cancel.clone(),
+        );
+        let runtime = tokio::runtime::Builder::new_multi_thread()
+            .enable_all()
+            .thread_name("crucible-worker")
+            .build()
+            .map_err(|source| Error::Io {
+                context: "starting the async runtime".into(),
+                source,
+            })?;
+        let sender = writer.sender();
+        let cancel = self.cancel.clone();
+        let handle_ctrl_c = self.options.handle_ctrl_c;
+        let execution = runtime.block_on(async move {
+            if handle_ctrl_c {
+                tokio::spawn(async move {
+                    if tokio::signal::ctrl_c().await.is_ok() {
+                        tracing::warn!("interrupted: finishing samples in flight, then stopping");
+                        cancel.store(true, Ordering::Relaxed);
+                    }
+                });
+            }
+            executor.run(sender).await
+        });
+        runtime.shutdown_background();
+        let stats = writer.finish();
+        let (status, error) = match (&stats, execution.status) {
+            (Err(e), _) => (Status::Failed, Some(e.to_string())),
+            (Ok(_), s) => (s, execution.error.clone()),
+        };
+        let rows = summarize(&scenario, &execution.outcomes);
+        store.finish_run(run_id, status.as_str(), error.as_deref(), &rows)?;
+        stats?;
+        store.run_summary(run_id).map_err(Error::from)
+    }
+}

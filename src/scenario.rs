@@ -1,0 +1,158 @@
+//! The engine's view of a scenario: validated, resolved, ready to run.
+//!
+//! Built only by the [`crate::validator`]; every reference is an index, every
+//! number is in range, every template compiles. The executor and strategies
+//! read these types and never the YAML ones in [`crate::spec`].
+
+use std::path::PathBuf;
+
+use crate::answer::AnswerRule;
+use crate::simulated::SimulatedModel;
+use crate::template::Template;
+
+#[derive(Debug)]
+pub struct Scenario {
+    pub name: String,
+    pub description: String,
+    pub seed: u64,
+    pub source: ScenarioSource,
+    pub models: Vec<Model>,
+    pub agents: Vec<Agent>,
+    pub tasks: Vec<Task>,
+    pub answer: AnswerRule,
+    pub verifiers: Vec<Verifier>,
+    pub strategies: Vec<Strategy>,
+    pub budget: Budget,
+}
+
+/// The text a run was made from, stored with the run.
+#[derive(Debug, Clone)]
+pub struct ScenarioSource {
+    pub path: PathBuf,
+    pub text: String,
+    /// Files the scenario refers to (agents, dataset), relative path and text.
+    pub files: Vec<(String, String)>,
+    /// blake3 of the scenario text and every referenced file.
+    pub hash: String,
+}
+
+#[derive(Debug)]
+pub struct Model {
+    pub name: String,
+    pub kind: ModelKind,
+}
+
+#[derive(Debug)]
+pub enum ModelKind {
+    Simulated(SimulatedModel),
+}
+
+impl Model {
+    pub fn provider_name(&self) -> &'static str {
+        match self.kind {
+            ModelKind::Simulated(_) => "simulated",
+        }
+    }
+}
+
+#[derive(Debug)]
+pub struct Agent {
+    pub name: String,
+    pub model: usize,
+    pub system: String,
+    pub prompt: Template,
+}
+
+/// One dataset item.
+#[derive(Debug, Clone)]
+pub struct Task {
+    /// Position in the dataset, 0-based.
+    pub index: usize,
+    pub id: String,
+    /// Every field of the item except the reserved `distribution`.
+    pub inputs: serde_json::Map<String, serde_json::Value>,
+    /// The expected answer, normalized by the scenario's answer rule.
+    pub expected: Option<String>,
+    /// A per-item simulated distribution (answer → probability), normalized.
+    pub distribution: Option<Vec<(String, f64)>>,
+}
+
+#[derive(Debug, Clone)]
+pub struct Verifier {
+    pub name: String,
+    pub kind: VerifierKind,
+}
+
+#[derive(Debug, Clone, Copy)]
+pub enum VerifierKind {
+    Oracle {
+        false_positive_rate: f64,
+        false_negative_rate: f64,
+    },
+    Noisy {
+        correct_mean: f64,
+        wrong_mean: f64,
+        sd: f64,
+    },
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum StrategyKind {
+    SelfConsistency,
+    BestOfN,
+}
+
+impl StrategyKind {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            StrategyKind::SelfConsistency => "self_consistency",
+            StrategyKind::BestOfN => "best_of_n",
+        }
+    }
+}
+
+#[derive(Debug, Clone)]
+pub struct Strategy {
+    pub name: String,
+    pub kind: StrategyKind,
+    pub agent: usize,
+    /// Ascending, distinct, positive.
+    pub ns: Vec<usize>,
+    pub verifier: Option<usize>,
+}
+
+#[derive(Debug, Clone, Default)]
+pub struct Budget {
+    pub max_requests: Option<u64>,
+    pub max_tokens: Option<u64>,
+}
+
+impl Scenario {
+    /// For each agent, how many samples per task its strategies need (0 = unused).
+    pub fn pool_sizes(&self) -> Vec<usize> {
+        let mut sizes = vec![0; self.agents.len()];
+        for s in &self.strategies {
+            let max = s.ns.last().copied().unwrap_or(0);
+            sizes[s.agent] = sizes[s.agent].max(max);
+        }
+        sizes
+    }
+
+    /// For each agent, the verifiers that score its samples.
+    pub fn verifiers_of(&self, agent: usize) -> Vec<usize> {
+        let mut v: Vec<usize> = self
+            .strategies
+            .iter()
+            .filter(|s| s.agent == agent)
+            .filter_map(|s| s.verifier)
+            .collect();
+        v.sort_unstable();
+        v.dedup();
+        v
+    }
+
+    /// Samples one run draws in total.
+    pub fn planned_samples(&self) -> u64 {
+        self.pool_sizes().iter().sum::<usize>() as u64 * self.tasks.len() as u64
+    }
+}

@@ -1,0 +1,394 @@
+//! The serialized scenario format: what a user writes in YAML.
+//!
+//! These types mirror the file, keep positions ([`Located`]) wherever a later
+//! check may need to point back at the text, and derive `JsonSchema` for
+//! `crucible schema`. They carry no behaviour: the [`crate::loader`] reads
+//! them section by section and the [`crate::validator`] turns them into the
+//! engine's own types in [`crate::scenario`].
+
+use std::collections::BTreeMap;
+
+use schemars::JsonSchema;
+use serde::{Deserialize, Deserializer};
+
+use crate::node::{Located, Node};
+
+/// Top-level keys in the order the reference documents them.
+pub const TOP_LEVEL_KEYS: &[&str] = &[
+    "name",
+    "description",
+    "seed",
+    "models",
+    "agents",
+    "dataset",
+    "answer",
+    "verifiers",
+    "strategies",
+    "budget",
+    "graph",
+    "judges",
+    "sweep",
+];
+
+/// Keys reserved for later parts of crucible; using one is a clear error.
+pub const RESERVED_KEYS: &[&str] = &["graph", "judges", "sweep"];
+
+/// A crucible scenario: models, agents, a dataset and the strategies to compare.
+///
+/// This struct is the document shape for editors (`crucible schema`); the
+/// loader reads the same keys one section at a time so that every section's
+/// problems are reported.
+#[derive(Debug, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+#[allow(dead_code)]
+pub struct ScenarioSchema {
+    /// Short name of the experiment, shown in `crucible runs`.
+    pub name: String,
+    /// Free text describing the experiment.
+    #[serde(default)]
+    pub description: Option<String>,
+    /// Seed for every random choice in the run (default 0).
+    #[serde(default)]
+    pub seed: Option<u64>,
+    /// Models by name.
+    pub models: BTreeMap<String, ModelSpec>,
+    /// Agents by name: inline, or `{file: agents/x.yaml}` relative to the scenario.
+    pub agents: BTreeMap<String, AgentSpec>,
+    /// The tasks.
+    pub dataset: DatasetSpec,
+    /// How a final answer is read from a model's text.
+    #[serde(default)]
+    pub answer: Option<AnswerSpec>,
+    /// Verifiers by name, used by strategies such as `best_of_n`.
+    #[serde(default)]
+    pub verifiers: BTreeMap<String, VerifierSpec>,
+    /// The test-time strategies to evaluate.
+    pub strategies: Vec<StrategySpec>,
+    /// Caps on what the run may spend.
+    #[serde(default)]
+    pub budget: Option<BudgetSpec>,
+    /// Reserved: agent graphs (not supported yet).
+    #[serde(default)]
+    pub graph: Option<serde_json::Value>,
+    /// Reserved: LLM-as-judge failure taxonomies (not supported yet).
+    #[serde(default)]
+    pub judges: Option<serde_json::Value>,
+    /// Reserved: parameter sweeps (not supported yet).
+    #[serde(default)]
+    pub sweep: Option<serde_json::Value>,
+}
+
+/// A model: where samples come from.
+#[derive(Debug, Clone, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct ModelSpec {
+    /// `simulated` (built in, no network). `openai` and `anthropic` arrive in a later release.
+    pub provider: Located<String>,
+    /// Simulated: the answer distribution of every task.
+    #[serde(default)]
+    pub distribution: Option<DistributionSpec>,
+    /// Simulated: how the final answer is written, with `{answer}` where it goes.
+    /// Defaults to a form the scenario's `answer.extract` rule reads.
+    #[serde(default)]
+    pub format: Option<Located<String>>,
+    /// Simulated: latency of one call, in milliseconds (recorded, not slept).
+    #[serde(default)]
+    pub latency_ms: Option<LatencySpec>,
+    /// Simulated: probability that a call fails (the sample is an abstention).
+    #[serde(default)]
+    pub failure_rate: Option<Located<f64>>,
+}
+
+/// A simulated answer distribution: either a `gap` family or explicit answers.
+#[derive(Debug, Clone, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct DistributionSpec {
+    /// The family; only `gap` exists. Implied when `p_correct` is given.
+    #[serde(default)]
+    pub family: Option<Located<Family>>,
+    /// Probability of the correct answer.
+    #[serde(default)]
+    pub p_correct: Option<Located<f64>>,
+    /// Gap between the correct answer and the most likely wrong one (Δ).
+    #[serde(default)]
+    pub delta: Option<Located<f64>>,
+    /// How many distinct wrong answers (default 5).
+    #[serde(default)]
+    pub wrong_answers: Option<Located<i64>>,
+    /// How the mass left after the correct answer and the runner-up spreads
+    /// over the other wrong answers (default `uniform`).
+    #[serde(default)]
+    pub spread: Option<Spread>,
+    /// Probability of a sample with no final answer (default 0).
+    #[serde(default)]
+    pub abstain: Option<Located<f64>>,
+    /// Explicit distribution: answer → probability; what is left is abstention.
+    #[serde(default)]
+    pub answers: Option<Located<BTreeMap<String, f64>>>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, JsonSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum Family {
+    /// Correct answer `p_correct`, runner-up `p_correct - delta`, the rest spread.
+    Gap,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, JsonSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum Spread {
+    /// Equal shares.
+    Uniform,
+    /// Each next wrong answer gets half of the one before.
+    Geometric,
+}
+
+/// Latency of a simulated call: a normal distribution clipped at zero.
+#[derive(Debug, Clone, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct LatencySpec {
+    pub mean: Located<f64>,
+    #[serde(default)]
+    pub sd: Option<Located<f64>>,
+}
+
+/// An agent: a model with a system prompt and a user-prompt template.
+#[derive(Debug, Clone, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct AgentSpec {
+    /// Name of an entry in `models`.
+    #[serde(default)]
+    pub model: Option<Located<String>>,
+    /// System prompt.
+    #[serde(default)]
+    pub system: Option<Located<String>>,
+    /// User prompt: a minijinja template over the task's fields, e.g. `{{ question }}`.
+    #[serde(default)]
+    pub prompt: Option<Located<String>>,
+    /// Load the agent from this YAML file instead (relative to the scenario);
+    /// no other key may stand beside it.
+    #[serde(default)]
+    pub file: Option<Located<String>>,
+}
+
+/// Where the tasks come from: exactly one of `items`, `file`, `synthetic`.
+#[derive(Debug, Clone, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct DatasetSpec {
+    /// Inline tasks.
+    #[serde(default)]
+    pub items: Option<Vec<Node>>,
+    /// A `.jsonl` or `.csv` file, relative to the scenario.
+    #[serde(default)]
+    pub file: Option<Located<String>>,
+    /// Generated tasks with numeric answers, for simulated experiments.
+    #[serde(default)]
+    pub synthetic: Option<SyntheticSpec>,
+    /// The field holding a task's id (default `id`; the item's position when absent).
+    #[serde(default)]
+    pub id_field: Option<String>,
+    /// The field holding the expected answer (default `answer`).
+    #[serde(default)]
+    pub expected_field: Option<String>,
+    /// Use only the first `limit` tasks.
+    #[serde(default)]
+    pub limit: Option<Located<i64>>,
+}
+
+/// `count` tasks `{id, question, answer}` with seeded integer answers.
+#[derive(Debug, Clone, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct SyntheticSpec {
+    pub count: Located<i64>,
+}
+
+/// Answer extraction and normalization.
+#[derive(Debug, Clone, Default, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct AnswerSpec {
+    /// How to find the final answer in a text (default `last_number`).
+    #[serde(default)]
+    pub extract: Option<Located<ExtractSpec>>,
+    /// Which normalizations to apply (default all: trim, casefold, numeric).
+    #[serde(default)]
+    pub normalize: Option<Vec<NormalizeStep>>,
+    /// For `choice`: the option letters (default `ABCDE`).
+    #[serde(default)]
+    pub choices: Option<Located<String>>,
+}
+
+#[derive(Debug, Clone, Deserialize, JsonSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum ExtractSpec {
+    /// The last number in the text.
+    LastNumber,
+    /// The content of the last `\boxed{...}`.
+    Boxed,
+    /// The last standalone option letter, e.g. `(B)` or `Answer: C`.
+    Choice,
+    /// The whole text.
+    Whole,
+    /// A regular expression; the answer is capture group `answer` or 1 (last match wins).
+    Regex(String),
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, JsonSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum NormalizeStep {
+    /// Strip surrounding white space and trailing punctuation.
+    Trim,
+    /// Lower-case.
+    Casefold,
+    /// `12`, `12.0`, `+12` and `1,2` → one canonical number.
+    Numeric,
+}
+
+/// A verifier scores candidate samples.
+#[derive(Debug, Clone, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct VerifierSpec {
+    pub kind: Located<VerifierKindSpec>,
+    /// `oracle`: probability of accepting a wrong answer.
+    #[serde(default)]
+    pub false_positive_rate: Option<Located<f64>>,
+    /// `oracle`: probability of rejecting a correct answer.
+    #[serde(default)]
+    pub false_negative_rate: Option<Located<f64>>,
+    /// `noisy`: mean score of a correct sample (default 1).
+    #[serde(default)]
+    pub correct_mean: Option<f64>,
+    /// `noisy`: mean score of a wrong sample or an abstention (default 0).
+    #[serde(default)]
+    pub wrong_mean: Option<f64>,
+    /// `noisy`: standard deviation of the score (default 0.5).
+    #[serde(default)]
+    pub sd: Option<Located<f64>>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, JsonSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum VerifierKindSpec {
+    /// Compares with the expected answer; score 1 (accept) or 0, flipped at the given rates.
+    Oracle,
+    /// A real-valued score: normal around `correct_mean` or `wrong_mean`.
+    Noisy,
+}
+
+/// One strategy to evaluate at every `n`.
+#[derive(Debug, Clone, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct StrategySpec {
+    pub kind: Located<StrategyKindSpec>,
+    /// Label in results (default: the kind).
+    #[serde(default)]
+    pub name: Option<Located<String>>,
+    /// The agent that samples.
+    pub agent: Located<String>,
+    /// Sample counts to evaluate: one number or a list.
+    pub n: Located<NValues>,
+    /// For `best_of_n`: the verifier that scores candidates.
+    #[serde(default)]
+    pub verifier: Option<Located<String>>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, JsonSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum StrategyKindSpec {
+    /// Plurality vote over normalized answers.
+    SelfConsistency,
+    /// The sample with the highest verifier score.
+    BestOfN,
+}
+
+/// One `n` or a list of them, each with its position.
+#[derive(Debug, Clone, JsonSchema)]
+#[schemars(untagged)]
+pub enum NValues {
+    One(i64),
+    Many(Vec<i64>),
+}
+
+impl NValues {
+    pub fn values(&self) -> Vec<i64> {
+        match self {
+            NValues::One(n) => vec![*n],
+            NValues::Many(v) => v.clone(),
+        }
+    }
+}
+
+impl<'de> Deserialize<'de> for NValues {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        struct V;
+        impl<'de> serde::de::Visitor<'de> for V {
+            type Value = NValues;
+            fn expecting(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
+                f.write_str("a whole number or a list of whole numbers")
+            }
+            fn visit_i64<E>(self, v: i64) -> Result<NValues, E> {
+                Ok(NValues::One(v))
+            }
+            fn visit_seq<A: serde::de::SeqAccess<'de>>(
+                self,
+                mut a: A,
+            ) -> Result<NValues, A::Error> {
+                let mut out = Vec::new();
+                while let Some(n) = a.next_element::<i64>()? {
+                    out.push(n);
+                }
+                Ok(NValues::Many(out))
+            }
+        }
+        d.deserialize_any(V)
+    }
+}
+
+/// Caps on a run. A run that reaches a cap stops and is marked `budget_exhausted`.
+#[derive(Debug, Clone, Default, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct BudgetSpec {
+    /// Most model calls the run may make.
+    #[serde(default)]
+    pub max_requests: Option<Located<i64>>,
+    /// Most tokens (input + output) the run may spend.
+    #[serde(default)]
+    pub max_tokens: Option<Located<i64>>,
+    /// Most money the run may spend (needs model prices; a later release).
+    #[serde(default)]
+    pub max_cost_usd: Option<Located<f64>>,
+}
+
+impl JsonSchema for Node {
+    fn schema_name() -> std::borrow::Cow<'static, str> {
+        "AnyValue".into()
+    }
+    fn json_schema(_: &mut schemars::SchemaGenerator) -> schemars::Schema {
+        schemars::json_schema!(true)
+    }
+}
+
+/// The JSON Schema of the scenario format.
+pub fn json_schema() -> serde_json::Value {
+    let schema = schemars::schema_for!(ScenarioSchema);
+    serde_json::to_value(schema).expect("schema serializes")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn schema_lists_exactly_the_top_level_keys() {
+        let schema = json_schema();
+        let mut keys: Vec<&str> = schema["properties"]
+            .as_object()
+            .unwrap()
+            .keys()
+            .map(String::as_str)
+            .collect();
+        let mut expected = TOP_LEVEL_KEYS.to_vec();
+        keys.sort();
+        expected.sort();
+        assert_eq!(keys, expected);
+    }
+}

@@ -1,0 +1,770 @@
+//! The trace store: the only module that touches SQLite.
+//!
+//! One database file holds every run. The schema is versioned with
+//! `PRAGMA user_version` and migrated on open. While a run executes, a single
+//! writer thread owns a connection, fed by a bounded channel, and commits in
+//! batched transactions: finished work is durable within one batch of being
+//! done, and nothing is held in memory for the run as a whole. Reads (listing,
+//! summaries, export) use their own connection; WAL mode lets them run beside
+//! the writer. `docs/schema.md` documents every table and view.
+
+use std::collections::HashSet;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::thread::JoinHandle;
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+
+use rusqlite::{Connection, OptionalExtension, params};
+use tokio::sync::mpsc::{Receiver, Sender, channel};
+
+use crate::summary::{ResultRow, RunSummary};
+
+#[derive(Debug, thiserror::Error)]
+pub enum StoreError {
+    #[error("database {path}: {source}")]
+    Sqlite {
+        path: PathBuf,
+        #[source]
+        source: rusqlite::Error,
+    },
+    #[error(
+        "database {path} has schema version {found}, newer than this crucible understands ({supported}); upgrade crucible"
+    )]
+    TooNew {
+        path: PathBuf,
+        found: i64,
+        supported: i64,
+    },
+    #[error("database {path}: no run {run}; `crucible runs` lists the runs it holds")]
+    NoSuchRun { path: PathBuf, run: i64 },
+    #[error("database {path}: the writer thread stopped unexpectedly")]
+    WriterGone { path: PathBuf },
+}
+
+type Result<T> = std::result::Result<T, StoreError>;
+
+/// Migrations, in order; entry i brings the schema from version i to i+1.
+const MIGRATIONS: &[&str] = &[include_str!("schema/v1.sql")];
+
+pub const SCHEMA_VERSION: i64 = MIGRATIONS.len() as i64;
+
+/// A content address: 128 bits of blake3, as hex.
+pub fn blob_hash(text: &str) -> String {
+    let h = blake3::hash(text.as_bytes());
+    h.to_hex()[..32].to_owned()
+}
+
+pub fn now() -> f64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map(|d| d.as_secs_f64())
+        .unwrap_or(0.0)
+}
+
+/// An open trace database.
+pub struct Store {
+    conn: Connection,
+    path: PathBuf,
+}
+
+/// A run's status as stored.
+pub const STATUSES: &[&str] = &[
+    "running",
+    "completed",
+    "failed",
+    "interrupted",
+    "budget_exhausted",
+];
+
+/// What a new run row records.
+pub struct NewRun<'a> {
+    pub name: &'a str,
+    pub scenario_path: &'a str,
+    pub scenario_text: &'a str,
+    pub scenario_hash: &'a str,
+    pub files: &'a [(String, String)],
+    pub seed: u64,
+    pub concurrency: usize,
+    pub planned_samples: u64,
+}
+
+/// A task row.
+pub struct TaskRow<'a> {
+    pub index: usize,
+    pub id: &'a str,
+    pub inputs: String,
+    pub expected: Option<&'a str>,
+}
+
+/// One row of `crucible runs`.
+#[derive(Debug, Clone, serde::Serialize)]
+pub struct RunListing {
+    pub id: i64,
+    pub name: String,
+    pub status: String,
+    pub started_at: f64,
+    pub finished_at: Option<f64>,
+    pub tasks: i64,
+    pub samples: i64,
+}
+
+fn open_conn(path: &Path) -> Result<Connection> {
+    let err = |source| StoreError::Sqlite {
+        path: path.to_path_buf(),
+        source,
+    };
+    let conn = Connection::open(path).map_err(err)?;
+    conn.busy_timeout(Duration::from_secs(30)).map_err(err)?;
+    conn.execute_batch(
+        "PRAGMA journal_mode = WAL; PRAGMA synchronous = NORMAL; PRAGMA foreign_keys = ON;",
+    )
+    .map_err(err)?;
+    Ok(conn)
+}
+
+impl Store {
+    /// Open (creating if needed) and migrate the database at `path`.
+    pub fn open(path: &Path) -> Result<Store> {
+        let mut conn = open_conn(path)?;
+        let err = |source| StoreError::Sqlite {
+            path: path.to_path_buf(),
+            source,
+        };
+        let version: i64 = conn
+            .query_row("PRAGMA user_version", [], |r| r.get(0))
+            .map_err(err)?;
+        if version > SCHEMA_VERSION {
+            return Err(StoreError::TooNew {
+                path: path.to_path_buf(),
+                found: version,
+                supported: SCHEMA_VERSION,
+            });
+        }
+        for (i, sql) in MIGRATIONS.iter().enumerate().skip(version as usize) {
+            let tx = conn.transaction().map_err(err)?;
+            tx.execute_batch(sql).map_err(err)?;
+            tx.pragma_update(None, "user_version", (i + 1) as i64)
+                .map_err(err)?;
+            tx.commit().map_err(err)?;
+        }
+        Ok(Store {
+            conn,
+            path: path.to_path_buf(),
+        })
+    }
+
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
+
+    fn err(&self) -> impl Fn(rusqlite::Error) -> StoreError + '_ {
+        move |source| StoreError::Sqlite {
+            path: self.path.clone(),
+            source,
+        }
+    }
+
+    /// Record a new run and its tasks; returns the run id.
+    pub fn create_run<'a>(
+        &mut self,
+        run: &NewRun<'_>,
+        tasks: impl Iterator<Item = TaskRow<'a>>,
+    ) -> Result<i64> {
+        let path = self.path.clone();
+        let err = |source| StoreError::Sqlite {
+            path: path.clone(),
+            source,
+        };
+        let tx = self.conn.transaction().map_err(err)?;
+        tx.execute(
+            "INSERT INTO runs (name, scenario_path, scenario_text, scenario_hash, seed,
+                crucible_version, status, concurrency, planned_samples, started_at)
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6, 'running', ?7, ?8, ?9)",
+            params![
+                run.name,
+                run.scenario_path,
+                run.scenario_text,
+                run.scenario_hash,
+                run.seed as i64,
+                env!("CARGO_PKG_VERSION"),
+                run.concurrency as i64,
+                run.planned_samples as i64,
+                now(),
+            ],
+        )
+        .map_err(err)?;
+        let id = tx.last_insert_rowid();
+        {
+            let mut f = tx
+                .prepare("INSERT INTO run_files (run_id, path, text) VALUES (?1, ?2, ?3)")
+                .map_err(err)?;
+            for (p, text) in run.files {
+                f.execute(params![id, p, text]).map_err(err)?;
+            }
+            let mut t = tx
+                .prepare(
+                    "INSERT INTO tasks (run_id, task_index, task_id, inputs, expected)
+                     VALUES (?1, ?2, ?3, ?4, ?5)",
+                )
+                .map_err(err)?;
+            for task in tasks {
+                t.execute(params![
+                    id,
+                    task.index as i64,
+                    task.id,
+                    task.inputs,
+                    task.expected
+                ])
+                .map_err(err)?;
+            }
+        }
+        tx.execute(
+            "INSERT INTO events (run_id, at, kind, detail) VALUES (?1, ?2, 'run_started', NULL)",
+            params![id, now()],
+        )
+        .map_err(err)?;
+        tx.commit().map_err(err)?;
+        Ok(id)
+    }
+
+    /// Store the run's summary and final status in one transaction.
+    pub fn finish_run(
+        &mut self,
+        run_id: i64,
+        status: &str,
+        error: Option<&str>,
+        results: &[ResultRow],
+    ) -> Result<()> {
+        let path = self.path.clone();
+        let err = |source| StoreError::Sqlite {
+            path: path.clone(),
+            source,
+        };
+        let tx = self.conn.transaction().map_err(err)?;
+        tx.execute("DELETE FROM results WHERE run_id = ?1", [run_id])
+            .map_err(err)?;
+        {
+            let mut ins = tx
+                .prepare(
+                    "INSERT INTO results (run_id, strategy, kind, agent, verifier, n, accuracy,
+                        ci_low, ci_high, tasks, abstain_rate, mean_tokens)
+                     VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12)",
+                )
+                .map_err(err)?;
+            for r in results {
+                ins.execute(params![
+                    run_id,
+                    r.strategy,
+                    r.kind,
+                    r.agent,
+                    r.verifier,
+                    r.n as i64,
+                    r.accuracy,
+                    r.ci_low,
+                    r.ci_high,
+                    r.tasks as i64,
+                    r.abstain_rate,
+                    r.mean_tokens
+                ])
+                .map_err(err)?;
+            }
+        }
+        tx.execute(
+            "UPDATE runs SET status = ?2, finished_at = ?3, error = ?4 WHERE id = ?1",
+            params![run_id, status, now(), error],
+        )
+        .map_err(err)?;
+        tx.execute(
+            "INSERT INTO events (run_id, at, kind, detail) VALUES (?1, ?2, 'run_finished', ?3)",
+            params![
+                run_id,
+                now(),
+                serde_json::json!({"status": status, "error": error}).to_string()
+            ],
+        )
+        .map_err(err)?;
+        tx.commit().map_err(err)
+    }
+
+    pub fn list_runs(&self) -> Result<Vec<RunListing>> {
+        let mut st = self
+            .conn
+            .prepare(
+                "SELECT r.id, r.name, r.status, r.started_at, r.finished_at,
+                    (SELECT count(*) FROM tasks t WHERE t.run_id = r.id),
+                    (SELECT count(*) FROM samples s WHERE s.run_id = r.id)
+                 FROM runs r ORDER BY r.id",
+            )
+            .map_err(self.err())?;
+        st.query_map([], |r| {
+            Ok(RunListing {
+                id: r.get(0)?,
+                name: r.get(1)?,
+                status: r.get(2)?,
+                started_at: r.get(3)?,
+                finished_at: r.get(4)?,
+                tasks: r.get(5)?,
+                samples: r.get(6)?,
+            })
+        })
+        .and_then(|rows| rows.collect())
+        .map_err(self.err())
+    }
+
+    /// A stored run's summary, from the database alone.
+    pub fn run_summary(&self, run_id: i64) -> Result<RunSummary> {
+        let head = self
+            .conn
+            .query_row(
+                "SELECT name, status, scenario_path, (SELECT count(*) FROM samples WHERE run_id = ?1)
+                 FROM runs WHERE id = ?1",
+                [run_id],
+                |r| {
+                    Ok((
+                        r.get::<_, String>(0)?,
+                        r.get::<_, String>(1)?,
+                        r.get::<_, String>(2)?,
+                        r.get::<_, i64>(3)?,
+                    ))
+                },
+            )
+            .optional()
+            .map_err(self.err())?
+            .ok_or(StoreError::NoSuchRun {
+                path: self.path.clone(),
+                run: run_id,
+            })?;
+        let mut st = self
+            .conn
+            .prepare(
+                "SELECT strategy, kind, agent, verifier, n, accuracy, ci_low, ci_high, tasks,
+                    abstain_rate, mean_tokens
+                 FROM results WHERE run_id = ?1 ORDER BY rowid",
+            )
+            .map_err(self.err())?;
+        let results = st
+            .query_map([run_id], |r| {
+                Ok(ResultRow {
+                    strategy: r.get(0)?,
+                    kind: r.get(1)?,
+                    agent: r.get(2)?,
+                    verifier: r.get(3)?,
+                    n: r.get::<_, i64>(4)? as usize,
+                    accuracy: r.get::<_, Option<f64>>(5)?.unwrap_or(f64::NAN),
+                    ci_low: r.get::<_, Option<f64>>(6)?.unwrap_or(f64::NAN),
+                    ci_high: r.get::<_, Option<f64>>(7)?.unwrap_or(f64::NAN),
+                    tasks: r.get::<_, i64>(8)? as usize,
+                    abstain_rate: r.get(9)?,
+                    mean_tokens: r.get(10)?,
+                })
+            })
+            .and_then(|rows| rows.collect::<std::result::Result<Vec<_>, _>>())
+            .map_err(self.err())?;
+        Ok(RunSummary {
+            run_id,
+            name: head.0,
+            status: head.1,
+            scenario_path: head.2,
+            samples: head.3 as u64,
+            results,
+        })
+    }
+
+    /// Every sample of a run, in (agent, task, sample) order, with its verifier scores.
+    pub fn for_each_sample(
+        &self,
+        run_id: i64,
+        mut f: impl FnMut(ExportRow) -> std::io::Result<()>,
+    ) -> std::result::Result<(), ExportError> {
+        self.run_summary(run_id)?;
+        let mut st = self
+            .conn
+            .prepare(
+                "SELECT v.run_id, v.task_id, v.task_index, v.agent, v.model, v.sample_index,
+                    v.answer, v.normalized, v.expected, v.correct, v.abstained, v.text,
+                    v.input_tokens, v.output_tokens, v.latency_ms, v.error,
+                    (SELECT json_group_object(verifier, score) FROM scores WHERE sample_id = v.sample_id)
+                 FROM sample_view v WHERE v.run_id = ?1
+                 ORDER BY v.agent, v.task_index, v.sample_index",
+            )
+            .map_err(self.err())?;
+        let mut rows = st.query([run_id]).map_err(self.err())?;
+        while let Some(r) = rows.next().map_err(self.err())? {
+            let get = || -> rusqlite::Result<ExportRow> {
+                let scores: Option<String> = r.get(16)?;
+                Ok(ExportRow {
+                    run_id: r.get(0)?,
+                    task_id: r.get(1)?,
+                    task_index: r.get(2)?,
+                    agent: r.get(3)?,
+                    model: r.get(4)?,
+                    sample_index: r.get(5)?,
+                    extracted: r.get(6)?,
+                    answer: r.get(7)?,
+                    expected: r.get(8)?,
+                    correct: r.get::<_, Option<i64>>(9)?.map(|c| c != 0),
+                    abstained: r.get::<_, i64>(10)? != 0,
+                    text: r.get(11)?,
+                    input_tokens: r.get(12)?,
+                    output_tokens: r.get(13)?,
+                    latency_ms: r.get(14)?,
+                    error: r.get(15)?,
+                    scores: scores
+                        .and_then(|s| serde_json::from_str(&s).ok())
+                        .unwrap_or_default(),
+                })
+            };
+            f(get().map_err(self.err())?)?;
+        }
+        Ok(())
+    }
+
+    /// Names of the verifiers that scored samples of `run_id`.
+    pub fn verifier_names(&self, run_id: i64) -> Result<Vec<String>> {
+        let mut st = self
+            .conn
+            .prepare(
+                "SELECT DISTINCT sc.verifier FROM scores sc JOIN samples s ON s.id = sc.sample_id
+                 WHERE s.run_id = ?1 ORDER BY sc.verifier",
+            )
+            .map_err(self.err())?;
+        st.query_map([run_id], |r| r.get(0))
+            .and_then(|rows| rows.collect())
+            .map_err(self.err())
+    }
+
+    /// Start the writer thread for `run_id`.
+    pub fn writer(&self, run_id: i64) -> Result<StoreWriter> {
+        let conn = open_conn(&self.path)?;
+        let (tx, rx) = channel::<Record>(4096);
+        let path = self.path.clone();
+        let handle = std::thread::Builder::new()
+            .name("crucible-store".into())
+            .spawn(move || write_loop(conn, path, run_id, rx))
+            .expect("spawn store writer thread");
+        Ok(StoreWriter {
+            tx: Some(tx),
+            handle: Some(handle),
+            path: self.path.clone(),
+        })
+    }
+
+    /// Direct read access for tests and analysis helpers in this crate.
+    pub fn connection(&self) -> &Connection {
+        &self.conn
+    }
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum ExportError {
+    #[error(transparent)]
+    Store(#[from] StoreError),
+    #[error("writing export: {0}")]
+    Io(#[from] std::io::Error),
+}
+
+/// One sample as exported.
+#[derive(Debug, Clone, serde::Serialize)]
+pub struct ExportRow {
+    pub run_id: i64,
+    pub task_id: String,
+    pub task_index: i64,
+    pub agent: String,
+    pub model: String,
+    pub sample_index: i64,
+    /// The answer as written in the text.
+    pub extracted: Option<String>,
+    /// The normalized answer (what votes compare).
+    pub answer: Option<String>,
+    pub expected: Option<String>,
+    pub correct: Option<bool>,
+    pub abstained: bool,
+    pub text: String,
+    pub input_tokens: i64,
+    pub output_tokens: i64,
+    pub latency_ms: f64,
+    pub error: Option<String>,
+    pub scores: std::collections::BTreeMap<String, f64>,
+}
+
+/// One sample to store.
+#[derive(Debug, Clone)]
+pub struct SampleRecord {
+    pub sample_index: usize,
+    pub text: String,
+    pub extracted: Option<String>,
+    pub normalized: Option<String>,
+    pub correct: Option<bool>,
+    pub output_tokens: u64,
+    pub error: Option<String>,
+    /// (verifier name, score, accepted)
+    pub scores: Vec<(Arc<str>, f64, Option<bool>)>,
+}
+
+/// A text stored once under its content hash.
+#[derive(Debug, Clone)]
+pub struct Blob {
+    pub hash: Arc<str>,
+    pub text: Arc<str>,
+}
+
+impl Blob {
+    pub fn new(text: &str) -> Blob {
+        Blob {
+            hash: blob_hash(text).into(),
+            text: text.into(),
+        }
+    }
+}
+
+/// One model call and the samples it produced.
+#[derive(Debug, Clone)]
+pub struct CallRecord {
+    pub task_index: usize,
+    pub agent: Arc<str>,
+    pub model: Arc<str>,
+    pub provider: &'static str,
+    pub first_sample: usize,
+    pub n: usize,
+    pub system: Blob,
+    pub prompt: Blob,
+    /// Request parameters (JSON) beyond the messages.
+    pub request: String,
+    pub response: Option<String>,
+    pub error: Option<String>,
+    pub latency_ms: f64,
+    pub input_tokens: u64,
+    pub output_tokens: u64,
+    pub samples: Vec<SampleRecord>,
+}
+
+/// A strategy's outcome on one task, as stored in `task_results`.
+#[derive(Debug, Clone)]
+pub struct TaskResultRecord {
+    pub strategy: Arc<str>,
+    pub kind: &'static str,
+    pub n: usize,
+    pub task_index: usize,
+    pub accuracy: f64,
+    pub abstain: f64,
+    pub tokens: f64,
+    pub selected: Option<String>,
+    pub selected_correct: bool,
+}
+
+pub enum Record {
+    Call(CallRecord),
+    TaskResults(Vec<TaskResultRecord>),
+    Event { kind: &'static str, detail: String },
+}
+
+/// Sends records to the writer thread.
+pub struct StoreWriter {
+    tx: Option<Sender<Record>>,
+    handle: Option<JoinHandle<Result<WriterStats>>>,
+    path: PathBuf,
+}
+
+#[derive(Debug, Clone, Copy, Default)]
+pub struct WriterStats {
+    pub calls: u64,
+    pub samples: u64,
+    pub transactions: u64,
+}
+
+impl StoreWriter {
+    /// A sender for executor tasks; sending waits while the writer is behind,
+    /// which keeps memory bounded.
+    pub fn sender(&self) -> Sender<Record> {
+        self.tx.clone().expect("writer is open")
+    }
+
+    /// Flush everything sent so far and stop the thread.
+    pub fn finish(mut self) -> Result<WriterStats> {
+        self.tx.take();
+        let handle = self.handle.take().expect("writer is open");
+        match handle.join() {
+            Ok(r) => r,
+            Err(_) => Err(StoreError::WriterGone {
+                path: self.path.clone(),
+            }),
+        }
+    }
+}
+
+const BATCH_RECORDS: usize = 20_000;
+const BATCH_TIME: Duration = Duration::from_millis(200);
+
+fn write_loop(
+    mut conn: Connection,
+    path: PathBuf,
+    run_id: i64,
+    mut rx: Receiver<Record>,
+) -> Result<WriterStats> {
+    let err = |source| StoreError::Sqlite {
+        path: path.clone(),
+        source,
+    };
+    let mut stats = WriterStats::default();
+    let mut seen_blobs: HashSet<Arc<str>> = HashSet::new();
+    while let Some(first) = rx.blocking_recv() {
+        let tx = conn.transaction().map_err(err)?;
+        {
+            let mut w = BatchWriter::new(&tx, run_id).map_err(err)?;
+            let started = Instant::now();
+            let mut count = 0;
+            let mut next = Some(first);
+            while let Some(record) = next.take() {
+                w.write(record, &mut seen_blobs, &mut stats).map_err(err)?;
+                count += 1;
+                if count >= BATCH_RECORDS || started.elapsed() >= BATCH_TIME {
+                    break;
+                }
+                next = rx.try_recv().ok();
+            }
+        }
+        tx.commit().map_err(err)?;
+        stats.transactions += 1;
+        // Bound memory on long runs with many distinct texts.
+        if seen_blobs.len() > 1_000_000 {
+            seen_blobs.clear();
+        }
+    }
+    Ok(stats)
+}
+
+/// Prepared statements for one transaction.
+struct BatchWriter<'c> {
+    run_id: i64,
+    blob: rusqlite::CachedStatement<'c>,
+    call: rusqlite::CachedStatement<'c>,
+    sample: rusqlite::CachedStatement<'c>,
+    score: rusqlite::CachedStatement<'c>,
+    result: rusqlite::CachedStatement<'c>,
+    event: rusqlite::CachedStatement<'c>,
+}
+
+impl<'c> BatchWriter<'c> {
+    fn new(tx: &'c rusqlite::Transaction<'_>, run_id: i64) -> rusqlite::Result<Self> {
+        Ok(BatchWriter {
+            run_id,
+            blob: tx.prepare_cached("INSERT OR IGNORE INTO blobs (hash, text) VALUES (?1, ?2)")?,
+            call: tx.prepare_cached(
+                "INSERT INTO calls (run_id, task_index, agent, model, provider, first_sample, n,
+                    system_hash, prompt_hash, request, response_hash, status, error, latency_ms,
+                    input_tokens, output_tokens)
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16)",
+            )?,
+            sample: tx.prepare_cached(
+                "INSERT INTO samples (run_id, task_index, agent, model, sample_index, call_id, text,
+                    answer, normalized, correct, abstained, input_tokens, output_tokens, latency_ms, error)
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15)",
+            )?,
+            score: tx.prepare_cached(
+                "INSERT INTO scores (sample_id, verifier, score, accepted) VALUES (?1, ?2, ?3, ?4)",
+            )?,
+            result: tx.prepare_cached(
+                "INSERT INTO task_results (run_id, strategy, kind, n, task_index, accuracy, abstain,
+                    tokens, selected, selected_correct)
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10)",
+            )?,
+            event: tx.prepare_cached(
+                "INSERT INTO events (run_id, at, kind, detail) VALUES (?1, ?2, ?3, ?4)",
+            )?,
+        })
+    }
+
+    fn blob(&mut self, b: &Blob, seen: &mut HashSet<Arc<str>>) -> rusqlite::Result<()> {
+        if seen.insert(b.hash.clone()) {
+            self.blob.execute(params![&*b.hash, &*b.text])?;
+        }
+        Ok(())
+    }
+
+    fn write(
+        &mut self,
+        record: Record,
+        seen: &mut HashSet<Arc<str>>,
+        stats: &mut WriterStats,
+    ) -> rusqlite::Result<()> {
+        match record {
+            Record::Call(c) => {
+                self.blob(&c.system, seen)?;
+                self.blob(&c.prompt, seen)?;
+                let response_hash = match &c.response {
+                    Some(body) => {
+                        let b = Blob::new(body);
+                        self.blob(&b, seen)?;
+                        Some(b.hash)
+                    }
+                    None => None,
+                };
+                let call_id = self.call.insert(params![
+                    self.run_id,
+                    c.task_index as i64,
+                    &*c.agent,
+                    &*c.model,
+                    c.provider,
+                    c.first_sample as i64,
+                    c.n as i64,
+                    &*c.system.hash,
+                    &*c.prompt.hash,
+                    c.request,
+                    response_hash.as_deref(),
+                    if c.error.is_some() { "error" } else { "ok" },
+                    c.error,
+                    c.latency_ms,
+                    c.input_tokens as i64,
+                    c.output_tokens as i64,
+                ])?;
+                stats.calls += 1;
+                // Input tokens are per request; attribute them to its first sample.
+                for (i, s) in c.samples.iter().enumerate() {
+                    let sample_id = self.sample.insert(params![
+                        self.run_id,
+                        c.task_index as i64,
+                        &*c.agent,
+                        &*c.model,
+                        s.sample_index as i64,
+                        call_id,
+                        s.text,
+                        s.extracted,
+                        s.normalized,
+                        s.correct,
+                        s.normalized.is_none(),
+                        if i == 0 { c.input_tokens as i64 } else { 0 },
+                        s.output_tokens as i64,
+                        c.latency_ms,
+                        s.error,
+                    ])?;
+                    stats.samples += 1;
+                    for (verifier, score, accepted) in &s.scores {
+                        self.score
+                            .execute(params![sample_id, &**verifier, score, accepted])?;
+                    }
+                }
+            }
+            Record::TaskResults(rows) => {
+                for r in rows {
+                    self.result.execute(params![
+                        self.run_id,
+                        &*r.strategy,
+                        r.kind,
+                        r.n as i64,
+                        r.task_index as i64,
+                        r.accuracy.is_finite().then_some(r.accuracy),
+                        r.abstain,
+                        r.tokens,
+                        r.selected,
+                        r.selected_correct,
+                    ])?;
+                }
+            }
+            Record::Event { kind, detail } => {
+                self.event
+                    .execute(params![self.run_id, now(), kind, detail])?;
+            }
+        }
+        Ok(())
+    }
+}

@@ -1,0 +1,228 @@
+//! A run's results: one row per (strategy, n) with accuracy, a bootstrap 95%
+//! interval over tasks, abstentions and tokens; rendered as a table or as the
+//! JSON object that `run --json` promises scripts.
+
+use comfy_table::{Cell, CellAlignment, Table, presets};
+use rand::RngExt;
+use serde::Serialize;
+
+use crate::seed::{self, Part};
+
+/// One summary row.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct ResultRow {
+    pub strategy: String,
+    pub kind: String,
+    pub agent: String,
+    pub verifier: Option<String>,
+    pub n: usize,
+    /// Mean over tasks with an expected answer; NaN when none has one.
+    #[serde(serialize_with = "nan_as_null")]
+    pub accuracy: f64,
+    #[serde(serialize_with = "nan_as_null")]
+    pub ci_low: f64,
+    #[serde(serialize_with = "nan_as_null")]
+    pub ci_high: f64,
+    /// Tasks the row averages over.
+    pub tasks: usize,
+    /// Expected share of tasks where the strategy gives no answer.
+    pub abstain_rate: f64,
+    /// Expected tokens per task at this n.
+    pub mean_tokens: f64,
+}
+
+fn nan_as_null<S: serde::Serializer>(v: &f64, s: S) -> Result<S::Ok, S::Error> {
+    if v.is_finite() {
+        s.serialize_f64(*v)
+    } else {
+        s.serialize_none()
+    }
+}
+
+/// A run's summary, as printed by `run` and `show`.
+#[derive(Debug, Clone, Serialize)]
+pub struct RunSummary {
+    pub run_id: i64,
+    pub name: String,
+    pub status: String,
+    pub scenario_path: String,
+    pub samples: u64,
+    pub results: Vec<ResultRow>,
+}
+
+pub const BOOTSTRAP_REPLICATES: usize = 1000;
+
+/// Per-task values of one summary row, in task order.
+pub struct Column {
+    pub values: Vec<f64>,
+}
+
+/// 95% percentile-bootstrap intervals for the mean of each column, resampling
+/// tasks (the same resamples for every column, so rows are comparable).
+pub fn bootstrap(columns: &[Column], seed: u64) -> Vec<(f64, f64)> {
+    let tasks = columns.first().map_or(0, |c| c.values.len());
+    if tasks == 0 {
+        return vec![(f64::NAN, f64::NAN); columns.len()];
+    }
+    let mut rng = seed::rng(seed, &[Part::Str("bootstrap")]);
+    let mut means = vec![Vec::with_capacity(BOOTSTRAP_REPLICATES); columns.len()];
+    let mut picks = vec![0usize; tasks];
+    for _ in 0..BOOTSTRAP_REPLICATES {
+        for p in picks.iter_mut() {
+            *p = rng.random_range(0..tasks);
+        }
+        for (c, col) in columns.iter().enumerate() {
+            let sum: f64 = picks.iter().map(|&i| col.values[i]).sum();
+            means[c].push(sum / tasks as f64);
+        }
+    }
+    means
+        .into_iter()
+        .map(|mut m| {
+            m.sort_by(f64::total_cmp);
+            let at = |q: f64| m[((q * (m.len() - 1) as f64).round()) as usize];
+            (at(0.025), at(0.975))
+        })
+        .collect()
+}
+
+fn pct(v: f64) -> String {
+    if v.is_finite() {
+        format!("{:.1}%", v * 100.0)
+    } else {
+        "-".into()
+    }
+}
+
+impl RunSummary {
+    /// The summary table, as printed on stdout.
+    pub fn table(&self) -> String {
+        let mut t = Table::new();
+        t.load_style(presets::UTF8_FULL_CONDENSED);
+        t.set_header([
+            "strategy",
+            "n",
+            "accuracy",
+            "95% CI",
+            "abstain",
+            "tokens/task",
+        ]);
+        for r in &self.results {
+            t.add_row([
+                Cell::new(&r.strategy),
+                Cell::new(r.n).set_alignment(CellAlignment::Right),
+                Cell::new(pct(r.accuracy)).set_alignment(CellAlignment::Right),
+                Cell::new(if r.ci_low.is_finite() {
+                    format!("[{}, {}]", pct(r.ci_low), pct(r.ci_high))
+                } else {
+                    "-".into()
+                }),
+                Cell::new(pct(r.abstain_rate)).set_alignment(CellAlignment::Right),
+                Cell::new(format!("{:.0}", r.mean_tokens)).set_alignment(CellAlignment::Right),
+            ]);
+        }
+        format!(
+            "run {} · {} · {} · {} samples\n{t}",
+            self.run_id, self.name, self.status, self.samples
+        )
+    }
+
+    /// The `run --json` object.
+    pub fn json(&self, db: &std::path::Path) -> serde_json::Value {
+        serde_json::json!({
+            "run_id": self.run_id,
+            "name": self.name,
+            "status": self.status,
+            "samples": self.samples,
+            "db": db.display().to_string(),
+            "results": self.results.iter().map(|r| serde_json::json!({
+                "strategy": r.strategy,
+                "kind": r.kind,
+                "agent": r.agent,
+                "verifier": r.verifier,
+                "n": r.n,
+                "accuracy": finite(r.accuracy),
+                "ci_low": finite(r.ci_low),
+                "ci_high": finite(r.ci_high),
+                "tasks": r.tasks,
+                "abstain_rate": r.abstain_rate,
+                "mean_tokens": r.mean_tokens,
+            })).collect::<Vec<_>>(),
+        })
+    }
+}
+
+fn finite(v: f64) -> Option<f64> {
+    v.is_finite().then_some(v)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn bootstrap_interval_brackets_the_mean_and_is_seeded() {
+        let values: Vec<f64> = (0..200).map(|i| f64::from(i % 2 == 0)).collect();
+        let cols = [Column { values }];
+        let a = bootstrap(&cols, 1);
+        let b = bootstrap(&cols, 1);
+        assert_eq!(a, b);
+        let (lo, hi) = a[0];
+        assert!(lo < 0.5 && 0.5 < hi, "{lo} {hi}");
+        // Standard error is 0.035: the interval is about ±0.07.
+        assert!(hi - lo > 0.09 && hi - lo < 0.18, "{lo} {hi}");
+    }
+}
+
+/// Summary rows of a run from its per-task outcomes (`None` = task unfinished).
+pub fn summarize(
+    scenario: &crate::scenario::Scenario,
+    outcomes: &[Option<Vec<crate::strategy::TaskOutcome>>],
+) -> Vec<ResultRow> {
+    let mut rows = Vec::new();
+    let mut columns = Vec::new();
+    let mut offset = 0;
+    for s in &scenario.strategies {
+        for (j, &n) in s.ns.iter().enumerate() {
+            let (mut acc, mut abstain, mut tokens, mut done) = (Vec::new(), 0.0, 0.0, 0usize);
+            for (task, o) in scenario.tasks.iter().zip(outcomes) {
+                let Some(o) = o else { continue };
+                let o = &o[offset + j];
+                done += 1;
+                abstain += o.abstain;
+                tokens += o.tokens;
+                if task.expected.is_some() {
+                    acc.push(o.accuracy);
+                }
+            }
+            let mean = |v: f64| if done == 0 { 0.0 } else { v / done as f64 };
+            let accuracy = if acc.is_empty() {
+                f64::NAN
+            } else {
+                acc.iter().sum::<f64>() / acc.len() as f64
+            };
+            rows.push(ResultRow {
+                strategy: s.name.clone(),
+                kind: s.kind.as_str().into(),
+                agent: scenario.agents[s.agent].name.clone(),
+                verifier: s.verifier.map(|v| scenario.verifiers[v].name.clone()),
+                n,
+                accuracy,
+                ci_low: f64::NAN,
+                ci_high: f64::NAN,
+                tasks: acc.len(),
+                abstain_rate: mean(abstain),
+                mean_tokens: mean(tokens),
+            });
+            columns.push(Column { values: acc });
+        }
+        offset += s.ns.len();
+    }
+    for (row, (lo, hi)) in rows.iter_mut().zip(bootstrap(&columns, scenario.seed)) {
+        if row.tasks > 0 {
+            row.ci_low = lo;
+            row.ci_high = hi;
+        }
+    }
+    rows
+}

@@ -1,0 +1,870 @@
+//! The validator: checks a loaded scenario's meaning and builds the engine's
+//! [`Scenario`]. It reports every problem (undefined references, bad regexes
+//! and templates, template variables no item has, out-of-range numbers), each
+//! at the line and column where it was written.
+
+use std::collections::{BTreeSet, HashMap};
+use std::sync::Arc;
+
+use crate::answer::{AnswerRule, Extractor};
+use crate::diagnostic::{Diagnostic, Diagnostics, SourceFile, Span, did_you_mean};
+use crate::loader::Loaded;
+use crate::node::Located;
+use crate::scenario::{
+    Agent, Budget, Model, ModelKind, Scenario, ScenarioSource, Strategy, StrategyKind, Task,
+    Verifier, VerifierKind,
+};
+use crate::simulated::{AnswerStyle, Distribution, SimulatedModel, spread_shares};
+use crate::spec::{ExtractSpec, ModelSpec, Spread, StrategyKindSpec, VerifierKindSpec};
+use crate::template::Template;
+
+/// Largest `n` a strategy may ask for (exact estimators use f64 binomials).
+pub const MAX_N: i64 = 1000;
+
+/// The dataset field that overrides a simulated distribution per item.
+pub const DISTRIBUTION_FIELD: &str = "distribution";
+
+pub struct Validator<'a> {
+    loaded: &'a Loaded,
+    source: Arc<SourceFile>,
+    diags: Diagnostics,
+}
+
+impl<'a> Validator<'a> {
+    /// Validate; `Err` holds every diagnostic found.
+    pub fn validate(loaded: &'a Loaded) -> Result<Scenario, Diagnostics> {
+        let source = loaded
+            .source
+            .clone()
+            .expect("validate is only called on a file that was read");
+        let mut v = Validator {
+            loaded,
+            source,
+            diags: Diagnostics::default(),
+        };
+        let scenario = v.build();
+        if v.diags.is_empty() {
+            Ok(scenario.expect("no diagnostics means a scenario was built"))
+        } else {
+            Err(v.diags)
+        }
+    }
+
+    fn err(&mut self, span: Span, msg: impl Into<String>) {
+        let d = self.source.error(span, msg);
+        self.diags.push(d);
+    }
+
+    fn build(&mut self) -> Option<Scenario> {
+        let l = self.loaded;
+        let name = match &l.name {
+            Some(n) if n.trim().is_empty() => {
+                self.err(n.span, "`name` must not be empty");
+                String::new()
+            }
+            Some(n) => n.value.clone(),
+            None => String::new(),
+        };
+        let seed = l.seed.unwrap_or(0);
+        let answer = self.answer_rule();
+        let tasks = self.tasks(answer.as_ref());
+        let models = self.models(seed, answer.as_ref(), &tasks);
+        let agents = self.agents();
+        let verifiers = self.verifiers(&tasks);
+        let strategies = self.strategies(&agents, &verifiers);
+        let budget = self.budget();
+        if let Some((span, _)) = &l.dataset
+            && tasks.is_empty()
+            && self.diags.is_empty()
+        {
+            self.err(*span, "the dataset has no items");
+        }
+        if !self.diags.is_empty() {
+            return None;
+        }
+        let mut hasher = blake3::Hasher::new();
+        hasher.update(self.source.text.as_bytes());
+        for (path, text) in &l.files {
+            hasher.update(&(path.len() as u64).to_le_bytes());
+            hasher.update(path.as_bytes());
+            hasher.update(&(text.len() as u64).to_le_bytes());
+            hasher.update(text.as_bytes());
+        }
+        Some(Scenario {
+            name,
+            description: l.description.clone().unwrap_or_default(),
+            seed,
+            source: ScenarioSource {
+                path: self.source.path.clone(),
+                text: self.source.text.clone(),
+                files: l.files.clone(),
+                hash: hasher.finalize().to_hex().to_string(),
+            },
+            models: models?,
+            agents: agents.into_iter().map(|(a, _)| a).collect(),
+            tasks,
+            answer: answer?,
+            verifiers,
+            strategies,
+            budget,
+        })
+    }
+
+    fn answer_rule(&mut self) -> Option<AnswerRule> {
+        let spec = &self.loaded.answer;
+        let choices = spec
+            .choices
+            .as_ref()
+            .map(|c| c.value.clone())
+            .unwrap_or_else(|| "ABCDE".into());
+        if let Some(c) = &spec.choices
+            && (c.is_empty() || !c.chars().all(|ch| ch.is_ascii_uppercase()))
+        {
+            self.err(c.span, "`choices` must be upper-case letters, e.g. ABCD");
+        }
+        let extractor = match spec.extract.as_ref().map(|e| &e.value) {
+            None | Some(ExtractSpec::LastNumber) => Extractor::LastNumber,
+            Some(ExtractSpec::Boxed) => Extractor::Boxed,
+            Some(ExtractSpec::Choice) => Extractor::Choice(choices),
+            Some(ExtractSpec::Whole) => Extractor::Whole,
+            Some(ExtractSpec::Regex(pattern)) => match regex::Regex::new(pattern) {
+                Ok(re) => Extractor::Regex(re),
+                Err(e) => {
+                    let span = spec.extract.as_ref().map(|e| e.span).unwrap_or_default();
+                    let detail = e.to_string();
+                    let last = detail.lines().last().unwrap_or("invalid").trim().to_owned();
+                    self.err(span, format!("invalid regex `{pattern}`: {last}"));
+                    return None;
+                }
+            },
+        };
+        Some(AnswerRule {
+            extractor,
+            steps: spec
+                .normalize
+                .clone()
+                .unwrap_or_else(|| AnswerRule::ALL_STEPS.to_vec()),
+        })
+    }
+
+    fn tasks(&mut self, answer: Option<&AnswerRule>) -> Vec<Task> {
+        let Some((_, spec)) = &self.loaded.dataset else {
+            return Vec::new();
+        };
+        let id_field = spec.id_field.as_deref().unwrap_or("id");
+        let expected_field = spec.expected_field.as_deref().unwrap_or("answer");
+        let mut items: &[crate::dataset::RawItem] = &self.loaded.items;
+        if let Some(limit) = &spec.limit {
+            if limit.value < 1 {
+                self.err(
+                    limit.span,
+                    format!("`limit` must be at least 1, found {}", limit.value),
+                );
+            } else {
+                items = &items[..items.len().min(limit.value as usize)];
+            }
+        }
+        let mut seen: HashMap<String, Span> = HashMap::new();
+        let mut tasks = Vec::with_capacity(items.len());
+        for (index, item) in items.iter().enumerate() {
+            let id = match item.fields.get(id_field) {
+                None => (index + 1).to_string(),
+                Some(v) => match scalar(v) {
+                    Some(s) => s,
+                    None => {
+                        self.diags
+                            .push(item.error(format!("`{id_field}` must be a string or number")));
+                        continue;
+                    }
+                },
+            };
+            if let Some(first) = seen.insert(id.clone(), item.span) {
+                self.diags.push(item.error(format!(
+                    "duplicate task id `{id}` (first at line {}); ids seed the samples and must be unique",
+                    first.line
+                )));
+            }
+            let expected = match item.fields.get(expected_field) {
+                None | Some(serde_json::Value::Null) => None,
+                Some(v) => match scalar(v) {
+                    Some(s) => answer.map(|a| a.normalize(&s)),
+                    None => {
+                        self.diags.push(
+                            item.error(format!("`{expected_field}` must be a string or number")),
+                        );
+                        None
+                    }
+                },
+            };
+            let distribution = match item.fields.get(DISTRIBUTION_FIELD) {
+                None => None,
+                Some(serde_json::Value::Object(m)) => {
+                    let pairs: Vec<(String, f64)> = m
+                        .iter()
+                        .filter_map(|(k, v)| v.as_f64().map(|p| (k.clone(), p)))
+                        .collect();
+                    if pairs.len() != m.len() {
+                        self.diags
+                            .push(item.error("`distribution` probabilities must be numbers"));
+                    }
+                    match check_probabilities(&pairs, answer) {
+                        Ok(d) => Some(d),
+                        Err(msg) => {
+                            self.diags.push(item.error(msg));
+                            None
+                        }
+                    }
+                }
+                Some(_) => {
+                    self.diags
+                        .push(item.error("`distribution` must map answers to probabilities"));
+                    None
+                }
+            };
+            let mut inputs = item.fields.clone();
+            inputs.remove(DISTRIBUTION_FIELD);
+            tasks.push(Task {
+                index,
+                id,
+                inputs,
+                expected,
+                distribution,
+            });
+        }
+        tasks
+    }
+
+    fn models(
+        &mut self,
+        seed: u64,
+        answer: Option<&AnswerRule>,
+        tasks: &[Task],
+    ) -> Option<Vec<Model>> {
+        let mut models = Vec::new();
+        for (name, spec) in &self.loaded.models {
+            match spec.provider.as_str() {
+                "simulated" => {
+                    if let Some(m) = self.simulated(name, spec, seed, answer, tasks) {
+                        models.push(Model {
+                            name: name.value.clone(),
+                            kind: ModelKind::Simulated(m),
+                        });
+                    }
+                }
+                p @ ("openai" | "anthropic") => self.err(
+                    spec.provider.span,
+                    format!(
+                        "provider `{p}` is not supported yet in this version of crucible; use `simulated`"
+                    ),
+                ),
+                other => self.err(
+                    spec.provider.span,
+                    format!(
+                        "unknown provider `{other}` (expected one of: simulated){}",
+                        did_you_mean(other, ["simulated", "openai", "anthropic"])
+                    ),
+                ),
+            }
+        }
+        Some(models)
+    }
+
+    fn simulated(
+        &mut self,
+        name: &Located<String>,
+        spec: &ModelSpec,
+        seed: u64,
+        answer: Option<&AnswerRule>,
+        tasks: &[Task],
+    ) -> Option<SimulatedModel> {
+        let Some(d) = &spec.distribution else {
+            self.err(
+                name.span,
+                format!("simulated model `{}` needs a `distribution`", name.value),
+            );
+            return None;
+        };
+        let prob = |v: &mut Self, x: &Option<Located<f64>>, what: &str| -> Option<f64> {
+            let x = x.as_ref()?;
+            if !(0.0..=1.0).contains(&x.value) {
+                v.err(
+                    x.span,
+                    format!(
+                        "`{what}` must be a probability in [0, 1], found {}",
+                        x.value
+                    ),
+                );
+                return None;
+            }
+            Some(x.value)
+        };
+        let abstain = prob(self, &d.abstain, "abstain").unwrap_or(0.0);
+        let choices = match answer.map(|a| &a.extractor) {
+            Some(Extractor::Choice(letters)) => Some(letters.clone()),
+            _ => None,
+        };
+        let distribution = if let Some(answers) = &d.answers {
+            if d.p_correct.is_some() || d.delta.is_some() {
+                self.err(
+                    answers.span,
+                    "give either `answers` or `p_correct`/`delta`, not both",
+                );
+                return None;
+            }
+            let pairs: Vec<(String, f64)> = answers.value.clone().into_iter().collect();
+            match check_probabilities(&pairs, answer) {
+                Ok(mut pairs) => {
+                    let total: f64 = pairs.iter().map(|p| p.1).sum::<f64>() + abstain;
+                    if total > 1.0 + 1e-9 {
+                        self.err(
+                            answers.span,
+                            format!("probabilities and `abstain` add up to {total}, more than 1"),
+                        );
+                        return None;
+                    }
+                    if abstain > 0.0 {
+                        // Explicit abstention shrinks nothing: it is the remainder.
+                        pairs.retain(|p| p.1 > 0.0);
+                    }
+                    Distribution::Explicit(pairs)
+                }
+                Err(msg) => {
+                    self.err(answers.span, msg);
+                    return None;
+                }
+            }
+        } else {
+            let Some(p) = prob(self, &d.p_correct, "p_correct") else {
+                if d.p_correct.is_none() {
+                    self.err(
+                        name.span,
+                        format!(
+                            "the distribution of `{}` needs `p_correct` (and `delta`) or `answers`",
+                            name.value
+                        ),
+                    );
+                }
+                return None;
+            };
+            let delta = match &d.delta {
+                Some(x) if x.value < 0.0 || x.value > p => {
+                    self.err(
+                        x.span,
+                        format!(
+                            "`delta` must be between 0 and p_correct ({p}), found {}",
+                            x.value
+                        ),
+                    );
+                    return None;
+                }
+                Some(x) => x.value,
+                None => 0.0,
+            };
+            let wrong = match &d.wrong_answers {
+                Some(w) if w.value < 1 => {
+                    self.err(
+                        w.span,
+                        format!("`wrong_answers` must be at least 1, found {}", w.value),
+                    );
+                    return None;
+                }
+                Some(w) => w.value as usize,
+                None => 5,
+            };
+            if let Some(letters) = &choices
+                && wrong >= letters.len()
+            {
+                let span = d.wrong_answers.as_ref().map_or(name.span, |w| w.span);
+                self.err(
+                    span,
+                    format!(
+                        "only {} other choice letters exist for {wrong} wrong answers",
+                        letters.len() - 1
+                    ),
+                );
+                return None;
+            }
+            let runner_up = p - delta;
+            let rest = 1.0 - p - runner_up - abstain;
+            let span = d.p_correct.as_ref().map_or(name.span, |x| x.span);
+            if rest < -1e-9 {
+                self.err(
+                    span,
+                    format!("p_correct ({p}) + runner-up ({runner_up}) + abstain ({abstain}) exceed 1; raise `delta` or lower `p_correct`"),
+                );
+                return None;
+            }
+            let spread = d.spread.unwrap_or(Spread::Uniform);
+            let shares = spread_shares(spread, wrong - 1, rest.max(0.0));
+            if wrong == 1 && rest > 1e-9 {
+                self.err(span, format!("with one wrong answer, p_correct + runner-up + abstain must be 1 (they are {})", 1.0 - rest));
+                return None;
+            }
+            if shares.first().is_some_and(|s| *s > runner_up + 1e-9) {
+                self.err(
+                    span,
+                    format!(
+                        "the other wrong answers get {:.3} each, more than the runner-up's {runner_up:.3}, so Δ would not be the gap to the top wrong answer; add `wrong_answers` or lower `delta`",
+                        shares[0]
+                    ),
+                );
+                return None;
+            }
+            for t in tasks
+                .iter()
+                .filter(|t| t.expected.is_none() && t.distribution.is_none())
+            {
+                let item = &self.loaded.items[t.index];
+                self.diags.push(item.error(format!(
+                    "task `{}` has no expected answer, which simulated model `{}` needs to place p_correct",
+                    t.id, name.value
+                )));
+                break;
+            }
+            Distribution::Gap {
+                p_correct: p,
+                delta,
+                wrong,
+                spread,
+                abstain,
+            }
+        };
+        let rule = answer?;
+        let (default_format, reasoning) = match &rule.extractor {
+            Extractor::LastNumber => ("So the answer is {answer}.", true),
+            Extractor::Boxed => ("The final answer is \\boxed{{answer}}.", true),
+            Extractor::Choice(_) => ("Answer: ({answer})", true),
+            Extractor::Whole => ("{answer}", false),
+            Extractor::Regex(_) => ("Answer: {answer}", true),
+        };
+        let format = spec
+            .format
+            .as_ref()
+            .map_or(default_format.to_owned(), |f| f.value.clone());
+        let format_span = spec.format.as_ref().map_or(name.span, |f| f.span);
+        if !format.contains("{answer}") {
+            self.err(format_span, "`format` must contain `{answer}`");
+            return None;
+        }
+        let model = SimulatedModel {
+            name: name.value.clone(),
+            seed,
+            distribution,
+            style: AnswerStyle {
+                format,
+                reasoning,
+                choices,
+            },
+            latency: spec
+                .latency_ms
+                .as_ref()
+                .map(|l| (l.mean.value, l.sd.as_ref().map_or(0.0, |s| s.value))),
+            failure_rate: 0.0,
+        };
+        if let Some(l) = &spec.latency_ms
+            && (l.mean.value < 0.0 || l.sd.as_ref().is_some_and(|s| s.value < 0.0))
+        {
+            self.err(l.mean.span, "latency `mean` and `sd` must not be negative");
+        }
+        let failure_rate = match &spec.failure_rate {
+            Some(f) if !(0.0..1.0).contains(&f.value) => {
+                self.err(
+                    f.span,
+                    format!("`failure_rate` must be in [0, 1), found {}", f.value),
+                );
+                0.0
+            }
+            Some(f) => f.value,
+            None => 0.0,
+        };
+        // The simulated text must read back as the answer it was written with.
+        let probe = if model.style.choices.is_some() {
+            "b"
+        } else {
+            "42"
+        };
+        let mut rng = crate::seed::rng(0, &[]);
+        let text = model.write(Some(probe), &mut rng);
+        if rule.extract(&text).map(|a| a.normalized).as_deref() != Some(&rule.normalize(probe)) {
+            self.err(
+                format_span,
+                format!(
+                    "simulated model `{}` writes answers as `{}`, which `answer.extract` does not read back; set a `format` it reads",
+                    name.value, model.style.format
+                ),
+            );
+        }
+        let abstained = model.write(None, &mut rng);
+        if rule.extract(&abstained).is_some() {
+            self.err(format_span, "`answer.extract` finds an answer in the simulated abstention text; make the rule stricter");
+        }
+        Some(SimulatedModel {
+            failure_rate,
+            ..model
+        })
+    }
+
+    fn agents(&mut self) -> Vec<(Agent, Span)> {
+        let fields: BTreeSet<&str> = self
+            .loaded
+            .items
+            .iter()
+            .flat_map(|i| i.fields.keys().map(String::as_str))
+            .filter(|k| *k != DISTRIBUTION_FIELD)
+            .collect();
+        let mut out = Vec::new();
+        for (name, spec, src) in &self.loaded.agents {
+            let model = match &spec.model {
+                None => {
+                    self.diags.push(
+                        src.error(name.span, format!("agent `{}` needs a `model`", name.value)),
+                    );
+                    None
+                }
+                Some(m) => {
+                    let idx = self
+                        .loaded
+                        .models
+                        .iter()
+                        .position(|(n, _)| n.value == m.value);
+                    if idx.is_none() {
+                        let names: Vec<&str> =
+                            self.loaded.models.iter().map(|(n, _)| n.as_str()).collect();
+                        self.diags.push(src.error(
+                            m.span,
+                            format!(
+                                "agent `{}` uses undefined model `{}` (defined: {}){}",
+                                name.value,
+                                m.value,
+                                list(&names),
+                                did_you_mean(&m.value, names.iter().copied())
+                            ),
+                        ));
+                    }
+                    idx
+                }
+            };
+            let Some(prompt) = &spec.prompt else {
+                self.diags.push(src.error(
+                    name.span,
+                    format!("agent `{}` needs a `prompt`", name.value),
+                ));
+                continue;
+            };
+            let template = match Template::compile(&prompt.value) {
+                Ok(t) => t,
+                Err(e) => {
+                    let span = template_span(src, prompt.span, e.line);
+                    self.diags.push(src.error(
+                        span,
+                        format!(
+                            "template syntax error in prompt of agent `{}`: {}",
+                            name.value, e.message
+                        ),
+                    ));
+                    continue;
+                }
+            };
+            for var in template.variables() {
+                if !fields.contains(var.as_str()) {
+                    self.diags.push(src.error(
+                        prompt.span,
+                        format!(
+                            "prompt of agent `{}` uses `{var}`, which no dataset item has (fields: {}){}",
+                            name.value,
+                            list(&fields.iter().copied().collect::<Vec<_>>()),
+                            did_you_mean(&var, fields.iter().copied())
+                        ),
+                    ));
+                } else if let Some(item) = self
+                    .loaded
+                    .items
+                    .iter()
+                    .find(|i| !i.fields.contains_key(&var))
+                {
+                    self.diags.push(item.error(format!(
+                        "this item has no field `{var}`, which the prompt of agent `{}` uses",
+                        name.value
+                    )));
+                }
+            }
+            if let Some(model) = model {
+                out.push((
+                    Agent {
+                        name: name.value.clone(),
+                        model,
+                        system: spec
+                            .system
+                            .as_ref()
+                            .map(|s| s.value.clone())
+                            .unwrap_or_default(),
+                        prompt: template,
+                    },
+                    name.span,
+                ));
+            }
+        }
+        out
+    }
+
+    fn verifiers(&mut self, tasks: &[Task]) -> Vec<Verifier> {
+        let mut out = Vec::new();
+        for (name, spec) in &self.loaded.verifiers {
+            let rate = |v: &mut Self, x: &Option<Located<f64>>, what: &str| -> f64 {
+                match x {
+                    Some(r) if !(0.0..=1.0).contains(&r.value) => {
+                        v.err(
+                            r.span,
+                            format!(
+                                "`{what}` must be a probability in [0, 1], found {}",
+                                r.value
+                            ),
+                        );
+                        0.0
+                    }
+                    Some(r) => r.value,
+                    None => 0.0,
+                }
+            };
+            let kind = match spec.kind.value {
+                VerifierKindSpec::Oracle => {
+                    if let Some(t) = tasks.iter().find(|t| t.expected.is_none()) {
+                        self.err(
+                            spec.kind.span,
+                            format!("the oracle verifier `{}` needs an expected answer for every task; task `{}` has none", name.value, t.id),
+                        );
+                    }
+                    VerifierKind::Oracle {
+                        false_positive_rate: rate(
+                            self,
+                            &spec.false_positive_rate,
+                            "false_positive_rate",
+                        ),
+                        false_negative_rate: rate(
+                            self,
+                            &spec.false_negative_rate,
+                            "false_negative_rate",
+                        ),
+                    }
+                }
+                VerifierKindSpec::Noisy => {
+                    let sd = match &spec.sd {
+                        Some(s) if s.value < 0.0 => {
+                            self.err(s.span, "`sd` must not be negative");
+                            0.0
+                        }
+                        Some(s) => s.value,
+                        None => 0.5,
+                    };
+                    VerifierKind::Noisy {
+                        correct_mean: spec.correct_mean.unwrap_or(1.0),
+                        wrong_mean: spec.wrong_mean.unwrap_or(0.0),
+                        sd,
+                    }
+                }
+            };
+            out.push(Verifier {
+                name: name.value.clone(),
+                kind,
+            });
+        }
+        out
+    }
+
+    fn strategies(&mut self, agents: &[(Agent, Span)], verifiers: &[Verifier]) -> Vec<Strategy> {
+        let mut out: Vec<Strategy> = Vec::new();
+        let agent_names: Vec<&str> = self
+            .loaded
+            .agents
+            .iter()
+            .map(|(n, _, _)| n.as_str())
+            .collect();
+        let verifier_names: Vec<&str> = verifiers.iter().map(|v| v.name.as_str()).collect();
+        if self.loaded.strategies.is_empty() && self.loaded.dataset.is_some() {
+            if let Some(src) = &self.loaded.source {
+                let span = Span::new(1, 1);
+                let d = src.error(span, "`strategies` is empty; add at least one strategy");
+                self.diags.push(d);
+            }
+        }
+        for s in &self.loaded.strategies {
+            let kind = match s.kind.value {
+                StrategyKindSpec::SelfConsistency => StrategyKind::SelfConsistency,
+                StrategyKindSpec::BestOfN => StrategyKind::BestOfN,
+            };
+            let name = s
+                .name
+                .as_ref()
+                .map_or(kind.as_str().to_owned(), |n| n.value.clone());
+            if out.iter().any(|o| o.name == name) {
+                let span = s.name.as_ref().map_or(s.kind.span, |n| n.span);
+                self.err(
+                    span,
+                    format!("two strategies are named `{name}`; give one a distinct `name`"),
+                );
+            }
+            let agent = agents.iter().position(|(a, _)| a.name == s.agent.value);
+            if agent.is_none() && !agent_names.contains(&s.agent.as_str()) {
+                self.err(
+                    s.agent.span,
+                    format!(
+                        "undefined agent `{}` (defined: {}){}",
+                        s.agent.value,
+                        list(&agent_names),
+                        did_you_mean(&s.agent.value, agent_names.iter().copied())
+                    ),
+                );
+            }
+            let mut ns = Vec::new();
+            let values = s.n.values();
+            if values.is_empty() {
+                self.err(s.n.span, "`n` must list at least one sample count");
+            }
+            for n in values {
+                if !(1..=MAX_N).contains(&n) {
+                    self.err(
+                        s.n.span,
+                        format!("every `n` must be between 1 and {MAX_N}, found {n}"),
+                    );
+                } else {
+                    ns.push(n as usize);
+                }
+            }
+            ns.sort_unstable();
+            ns.dedup();
+            let verifier = match (kind, &s.verifier) {
+                (StrategyKind::BestOfN, None) => {
+                    self.err(s.kind.span, "`best_of_n` needs a `verifier`");
+                    None
+                }
+                (StrategyKind::SelfConsistency, Some(v)) => {
+                    self.err(v.span, "`self_consistency` takes no `verifier`");
+                    None
+                }
+                (_, Some(v)) => {
+                    let idx = verifiers.iter().position(|x| x.name == v.value);
+                    if idx.is_none() {
+                        self.err(
+                            v.span,
+                            format!(
+                                "undefined verifier `{}` (defined: {}){}",
+                                v.value,
+                                list(&verifier_names),
+                                did_you_mean(&v.value, verifier_names.iter().copied())
+                            ),
+                        );
+                    }
+                    idx
+                }
+                (_, None) => None,
+            };
+            if let Some(agent) = agent {
+                out.push(Strategy {
+                    name,
+                    kind,
+                    agent,
+                    ns,
+                    verifier,
+                });
+            }
+        }
+        out
+    }
+
+    fn budget(&mut self) -> Budget {
+        let b = &self.loaded.budget;
+        let positive = |v: &mut Self, x: &Option<Located<i64>>, what: &str| -> Option<u64> {
+            let x = x.as_ref()?;
+            if x.value < 1 {
+                v.err(
+                    x.span,
+                    format!("`{what}` must be at least 1, found {}", x.value),
+                );
+                return None;
+            }
+            Some(x.value as u64)
+        };
+        if let Some(c) = &b.max_cost_usd {
+            self.err(c.span, "`max_cost_usd` needs model prices, which simulated models do not have; use `max_requests` or `max_tokens`");
+        }
+        Budget {
+            max_requests: positive(self, &b.max_requests, "max_requests"),
+            max_tokens: positive(self, &b.max_tokens, "max_tokens"),
+        }
+    }
+}
+
+/// Where line `line` of a template written at `span` stands in the file.
+fn template_span(src: &SourceFile, span: Span, line: usize) -> Span {
+    let block = src
+        .line_text(span.line)
+        .and_then(|l| l.get(span.col.saturating_sub(1)..))
+        .is_some_and(|rest| rest.starts_with('|') || rest.starts_with('>'));
+    if line <= 1 && !block {
+        return span;
+    }
+    let target = span.line + line - 1 + usize::from(block);
+    let indent = src
+        .line_text(target)
+        .map_or(0, |l| l.len() - l.trim_start().len());
+    Span::new(target, indent + 1)
+}
+
+fn scalar(v: &serde_json::Value) -> Option<String> {
+    match v {
+        serde_json::Value::String(s) => Some(s.clone()),
+        serde_json::Value::Number(n) => Some(n.to_string()),
+        serde_json::Value::Bool(b) => Some(b.to_string()),
+        _ => None,
+    }
+}
+
+fn list(names: &[&str]) -> String {
+    if names.is_empty() {
+        "none".into()
+    } else {
+        names.join(", ")
+    }
+}
+
+/// Normalize answers, merge duplicates, check the probabilities.
+fn check_probabilities(
+    pairs: &[(String, f64)],
+    answer: Option<&AnswerRule>,
+) -> Result<Vec<(String, f64)>, String> {
+    let mut out: Vec<(String, f64)> = Vec::new();
+    for (a, p) in pairs {
+        if !(0.0..=1.0).contains(p) {
+            return Err(format!("probability of `{a}` must be in [0, 1], found {p}"));
+        }
+        let key = answer.map_or(a.clone(), |r| r.normalize(a));
+        match out.iter_mut().find(|(k, _)| *k == key) {
+            Some(e) => e.1 += p,
+            None => out.push((key, *p)),
+        }
+    }
+    let total: f64 = out.iter().map(|p| p.1).sum();
+    if total > 1.0 + 1e-9 {
+        return Err(format!("probabilities add up to {total}, more than 1"));
+    }
+    Ok(out)
+}
+
+/// Load and validate `path`: the scenario, or every diagnostic.
+pub fn load_scenario(path: &std::path::Path) -> Result<Scenario, Vec<Diagnostic>> {
+    let (loaded, diags) = crate::loader::Loader::load(path);
+    if loaded.source.is_none() {
+        return Err(diags.into_sorted());
+    }
+    match Validator::validate(&loaded) {
+        Ok(s) if diags.is_empty() => Ok(s),
+        Ok(_) => Err(diags.into_sorted()),
+        Err(more) => {
+            let mut all = diags;
+            for d in more.iter() {
+                all.push(d.clone());
+            }
+            Err(all.into_sorted())
+        }
+    }
+}
