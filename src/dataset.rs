@@ -8,7 +8,7 @@ use rand::RngExt;
 use serde_json::{Map, Value};
 
 use crate::diagnostic::{Diagnostic, Diagnostics, SourceFile, Span};
-use crate::node::Node;
+use crate::node::Located;
 use crate::seed;
 
 /// One dataset item before validation.
@@ -26,24 +26,24 @@ impl RawItem {
 }
 
 /// Items written inline in the scenario.
-pub fn from_nodes(
+pub fn from_values(
     source: &Arc<SourceFile>,
-    nodes: &[Node],
+    values: &[Located<Value>],
     diags: &mut Diagnostics,
 ) -> Vec<RawItem> {
     let mut items = Vec::new();
-    for n in nodes {
-        match n.to_json() {
+    for v in values {
+        match &v.value {
             Value::Object(fields) => items.push(RawItem {
                 source: source.clone(),
-                span: n.span,
-                fields,
+                span: v.span,
+                fields: fields.clone(),
             }),
-            _ => diags.push(source.error(
-                n.span,
+            other => diags.push(source.error(
+                v.span,
                 format!(
                     "a dataset item must be a mapping of fields, found {}",
-                    n.kind()
+                    json_kind(other)
                 ),
             )),
         }

@@ -257,7 +257,7 @@ impl Loader {
             ));
         }
         if let Some(nodes) = &spec.items {
-            self.loaded.items = dataset::from_nodes(source, nodes, &mut self.diags);
+            self.loaded.items = dataset::from_values(source, nodes, &mut self.diags);
         } else if let Some(file) = &spec.file {
             if let Some(text) = self.read_relative(source, file) {
                 let path = self.dir.join(&file.value);

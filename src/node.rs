@@ -577,9 +577,9 @@ mod tests {
     #[derive(Debug, Deserialize)]
     #[serde(deny_unknown_fields)]
     struct Agent {
-        #[allow(dead_code)]
         model: Located<String>,
         #[serde(default)]
+        #[allow(dead_code)]
         n: Vec<u32>,
     }
 

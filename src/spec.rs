@@ -11,7 +11,7 @@ use std::collections::BTreeMap;
 use schemars::JsonSchema;
 use serde::{Deserialize, Deserializer};
 
-use crate::node::{Located, Node};
+use crate::node::Located;
 
 /// Top-level keys in the order the reference documents them.
 pub const TOP_LEVEL_KEYS: &[&str] = &[
@@ -177,7 +177,7 @@ pub struct AgentSpec {
 pub struct DatasetSpec {
     /// Inline tasks.
     #[serde(default)]
-    pub items: Option<Vec<Node>>,
+    pub items: Option<Vec<Located<serde_json::Value>>>,
     /// A `.jsonl` or `.csv` file, relative to the scenario.
     #[serde(default)]
     pub file: Option<Located<String>>,
@@ -356,15 +356,6 @@ pub struct BudgetSpec {
     /// Most money the run may spend (needs model prices; a later release).
     #[serde(default)]
     pub max_cost_usd: Option<Located<f64>>,
-}
-
-impl JsonSchema for Node {
-    fn schema_name() -> std::borrow::Cow<'static, str> {
-        "AnyValue".into()
-    }
-    fn json_schema(_: &mut schemars::SchemaGenerator) -> schemars::Schema {
-        schemars::json_schema!(true)
-    }
 }
 
 /// The JSON Schema of the scenario format.

@@ -1,0 +1,922 @@
+//! Integration tests: the `crucible` binary driven on real scenario files and
+//! real SQLite databases in temporary directories.
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
+
+use crucible::estimator::{self, Binomials, Scored};
+use proptest::prelude::*;
+
+/// Builds and runs one `crucible` invocation.
+struct Crucible {
+    cmd: Command,
+}
+
+impl Crucible {
+    fn new(args: &[&str]) -> Self {
+        let mut cmd = Command::new(env!("CARGO_BIN_EXE_crucible"));
+        cmd.args(args)
+            .env_remove("CRUCIBLE_DB")
+            .env_remove("CRUCIBLE_LOG");
+        Crucible { cmd }
+    }
+
+    fn db(mut self, db: &Path) -> Self {
+        self.cmd.arg("--db").arg(db);
+        self
+    }
+
+    fn arg(mut self, a: impl AsRef<std::ffi::OsStr>) -> Self {
+        self.cmd.arg(a);
+        self
+    }
+
+    fn output(mut self) -> Output {
+        self.cmd.output().expect("run crucible")
+    }
+
+    /// Run and require exit status 0; returns stdout.
+    #[track_caller]
+    fn ok(self) -> String {
+        let out = self.output();
+        assert!(
+            out.status.success(),
+            "crucible failed: {}\nstderr:\n{}",
+            out.status,
+            String::from_utf8_lossy(&out.stderr)
+        );
+        String::from_utf8(out.stdout).unwrap()
+    }
+}
+
+fn root() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+}
+
+/// A scratch directory holding scenario files.
+struct Scratch {
+    dir: tempfile::TempDir,
+}
+
+impl Scratch {
+    fn new() -> Self {
+        Scratch {
+            dir: tempfile::tempdir().unwrap(),
+        }
+    }
+
+    fn write(&self, name: &str, text: &str) -> PathBuf {
+        let p = self.dir.path().join(name);
+        if let Some(parent) = p.parent() {
+            std::fs::create_dir_all(parent).unwrap();
+        }
+        std::fs::write(&p, text).unwrap();
+        p
+    }
+
+    fn path(&self, name: &str) -> PathBuf {
+        self.dir.path().join(name)
+    }
+}
+
+fn query_i64(db: &Path, sql: &str) -> i64 {
+    let conn = rusqlite::Connection::open(db).unwrap();
+    conn.query_row(sql, [], |r| r.get(0)).unwrap()
+}
+
+const BASE: &str = r#"name: t
+seed: 1
+models:
+  sim:
+    provider: simulated
+    distribution: {p_correct: 0.6, delta: 0.3, wrong_answers: 2}
+agents:
+  solver:
+    model: sim
+    prompt: "Q: {{ question }}"
+dataset:
+  items:
+    - {id: a, question: "1+1", answer: 2}
+    - {id: b, question: "2+2", answer: 4}
+verifiers:
+  oracle: {kind: oracle}
+strategies:
+  - kind: self_consistency
+    agent: solver
+    n: [1, 2]
+  - kind: best_of_n
+    agent: solver
+    verifier: oracle
+    n: 2
+"#;
+
+#[test]
+fn base_scenario_is_valid_and_runs() {
+    let s = Scratch::new();
+    let file = s.write("s.yaml", BASE);
+    Crucible::new(&["validate"]).arg(&file).ok();
+    let db = s.path("t.db");
+    let out = Crucible::new(&["run"])
+        .arg(&file)
+        .db(&db)
+        .arg("--json")
+        .ok();
+    let v: serde_json::Value = serde_json::from_str(&out).unwrap();
+    assert_eq!(v["status"], "completed");
+    assert_eq!(v["samples"], 4);
+}
+
+/// One malformed scenario: `BASE` with `from` replaced by `to` (or a whole
+/// text), plus extra files; the diagnostic expected at `file:line:col`.
+struct Case {
+    name: &'static str,
+    edit: (&'static str, &'static str),
+    files: &'static [(&'static str, &'static str)],
+    at: &'static str,
+    message: &'static str,
+}
+
+const CASES: &[Case] = &[
+    Case {
+        name: "yaml syntax",
+        edit: ("n: [1, 2]", "n: [1, 2"),
+        files: &[],
+        at: "s.yaml:21:9",
+        message: "invalid YAML",
+    },
+    Case {
+        name: "unknown top-level key",
+        edit: ("verifiers:", "verifier:"),
+        files: &[],
+        at: "s.yaml:15:1",
+        message: "did you mean `verifiers`",
+    },
+    Case {
+        name: "unknown model key",
+        edit: ("provider: simulated", "provder: simulated"),
+        files: &[],
+        at: "s.yaml:5:5",
+        message: "unknown key `provder`",
+    },
+    Case {
+        name: "wrong type for seed",
+        edit: ("seed: 1", "seed: [1]"),
+        files: &[],
+        at: "s.yaml:2:7",
+        message: "expected",
+    },
+    Case {
+        name: "undefined model",
+        edit: ("model: sim", "model: sym"),
+        files: &[],
+        at: "s.yaml:9:12",
+        message: "undefined model `sym`",
+    },
+    Case {
+        name: "undefined agent",
+        edit: (
+            "  - kind: best_of_n\n    agent: solver",
+            "  - kind: best_of_n\n    agent: solvr",
+        ),
+        files: &[],
+        at: "s.yaml:22:12",
+        message: "undefined agent `solvr`",
+    },
+    Case {
+        name: "undefined verifier",
+        edit: ("verifier: oracle", "verifier: orcale"),
+        files: &[],
+        at: "s.yaml:23:15",
+        message: "did you mean `oracle`",
+    },
+    Case {
+        name: "invalid regex",
+        edit: (
+            "verifiers:",
+            "answer:\n  extract: {regex: \"Answer: (\"}\nverifiers:",
+        ),
+        files: &[],
+        at: "s.yaml:16:12",
+        message: "invalid regex",
+    },
+    Case {
+        name: "template syntax",
+        edit: ("\"Q: {{ question }}\"", "\"Q: {{ question \""),
+        files: &[],
+        at: "s.yaml:10:13",
+        message: "template syntax error",
+    },
+    Case {
+        name: "template variable no item has",
+        edit: ("{{ question }}", "{{ qestion }}"),
+        files: &[],
+        at: "s.yaml:10:13",
+        message: "did you mean `question`",
+    },
+    Case {
+        name: "zero n",
+        edit: ("n: 2\n", "n: 0\n"),
+        files: &[],
+        at: "s.yaml:24:8",
+        message: "between 1 and 1000",
+    },
+    Case {
+        name: "negative n in list",
+        edit: ("n: [1, 2]", "n: [1, -4]"),
+        files: &[],
+        at: "s.yaml:20:8",
+        message: "found -4",
+    },
+    Case {
+        name: "missing dataset file",
+        edit: (
+            "  items:\n    - {id: a, question: \"1+1\", answer: 2}\n    - {id: b, question: \"2+2\", answer: 4}",
+            "  file: nowhere.jsonl",
+        ),
+        files: &[],
+        at: "s.yaml:12:9",
+        message: "cannot read `nowhere.jsonl`",
+    },
+    Case {
+        name: "bad jsonl line",
+        edit: (
+            "  items:\n    - {id: a, question: \"1+1\", answer: 2}\n    - {id: b, question: \"2+2\", answer: 4}",
+            "  file: d.jsonl",
+        ),
+        files: &[(
+            "d.jsonl",
+            "{\"id\": \"a\", \"question\": \"q\", \"answer\": 1}\n{\"id\": \"b\", \"question\": q}\n",
+        )],
+        at: "d.jsonl:2:25",
+        message: "invalid JSON",
+    },
+    Case {
+        name: "jsonl line not an object",
+        edit: (
+            "  items:\n    - {id: a, question: \"1+1\", answer: 2}\n    - {id: b, question: \"2+2\", answer: 4}",
+            "  file: d.jsonl",
+        ),
+        files: &[(
+            "d.jsonl",
+            "{\"id\": \"a\", \"question\": \"q\", \"answer\": 1}\n\n[1, 2]\n",
+        )],
+        at: "d.jsonl:3:1",
+        message: "must be a JSON object",
+    },
+    Case {
+        name: "csv row with wrong field count",
+        edit: (
+            "  items:\n    - {id: a, question: \"1+1\", answer: 2}\n    - {id: b, question: \"2+2\", answer: 4}",
+            "  file: d.csv",
+        ),
+        files: &[("d.csv", "id,question,answer\na,q1,1\nb,q2\n")],
+        at: "d.csv:3:1",
+        message: "has 2 fields but the header has 3",
+    },
+    Case {
+        name: "best_of_n without verifier",
+        edit: ("    verifier: oracle\n", ""),
+        files: &[],
+        at: "s.yaml:21:11",
+        message: "needs a `verifier`",
+    },
+    Case {
+        name: "reserved key",
+        edit: ("strategies:", "graph: {}\nstrategies:"),
+        files: &[],
+        at: "s.yaml:17:1",
+        message: "not supported yet",
+    },
+    Case {
+        name: "unknown provider",
+        edit: ("provider: simulated", "provider: simulatd"),
+        files: &[],
+        at: "s.yaml:5:15",
+        message: "did you mean `simulated`",
+    },
+    Case {
+        name: "probability above one",
+        edit: ("p_correct: 0.6", "p_correct: 1.6"),
+        files: &[],
+        at: "s.yaml:6:31",
+        message: "must be a probability",
+    },
+    Case {
+        name: "delta above p_correct",
+        edit: ("delta: 0.3", "delta: 0.7"),
+        files: &[],
+        at: "s.yaml:6:43",
+        message: "`delta` must be between 0 and p_correct",
+    },
+    Case {
+        name: "duplicate task id",
+        edit: ("{id: b,", "{id: a,"),
+        files: &[],
+        at: "s.yaml:14:7",
+        message: "duplicate task id `a`",
+    },
+    Case {
+        name: "missing agent file",
+        edit: (
+            "    model: sim\n    prompt: \"Q: {{ question }}\"",
+            "    file: agents/nope.yaml",
+        ),
+        files: &[],
+        at: "s.yaml:9:11",
+        message: "cannot read `agents/nope.yaml`",
+    },
+    Case {
+        name: "error inside agent file",
+        edit: (
+            "    model: sim\n    prompt: \"Q: {{ question }}\"",
+            "    file: agents/solver.yaml",
+        ),
+        files: &[(
+            "agents/solver.yaml",
+            "model: sim\npromt: \"Q: {{ question }}\"\n",
+        )],
+        at: "agents/solver.yaml:2:1",
+        message: "did you mean `prompt`",
+    },
+    Case {
+        name: "unknown strategy kind",
+        edit: ("kind: self_consistency", "kind: majority"),
+        files: &[],
+        at: "s.yaml:18:11",
+        message: "unknown value `majority`",
+    },
+    Case {
+        name: "unknown extract rule",
+        edit: ("verifiers:", "answer:\n  extract: lastnumber\nverifiers:"),
+        files: &[],
+        at: "s.yaml:16:12",
+        message: "did you mean `last_number`",
+    },
+    Case {
+        name: "item lacks a template field",
+        edit: ("{id: b, question: \"2+2\",", "{id: b, query: \"2+2\","),
+        files: &[],
+        at: "s.yaml:14:7",
+        message: "no field `question`",
+    },
+    Case {
+        name: "missing required key",
+        edit: ("name: t\n", ""),
+        files: &[],
+        at: "s.yaml:1:1",
+        message: "missing required key `name`",
+    },
+    Case {
+        name: "self_consistency with a verifier",
+        edit: (
+            "    agent: solver\n    n: [1, 2]",
+            "    agent: solver\n    verifier: oracle\n    n: [1, 2]",
+        ),
+        files: &[],
+        at: "s.yaml:20:15",
+        message: "takes no `verifier`",
+    },
+    Case {
+        name: "simulated format the extractor cannot read",
+        edit: (
+            "    distribution:",
+            "    format: \"Answer: {answer}, then 7 more\"\n    distribution:",
+        ),
+        files: &[],
+        at: "s.yaml:6:13",
+        message: "does not read back",
+    },
+];
+
+#[test]
+fn malformed_scenarios_point_at_the_problem_and_write_nothing() {
+    let mut failures = Vec::new();
+    for case in CASES {
+        let s = Scratch::new();
+        assert!(
+            BASE.contains(case.edit.0),
+            "case {}: edit not found",
+            case.name
+        );
+        let file = s.write("s.yaml", &BASE.replacen(case.edit.0, case.edit.1, 1));
+        for (name, text) in case.files {
+            s.write(name, text);
+        }
+        let db = s.path("t.db");
+        let out = Crucible::new(&["run"]).arg(&file).db(&db).output();
+        let stderr = String::from_utf8_lossy(&out.stderr)
+            .replace(&format!("{}/", s.dir.path().display()), "");
+        let expected = format!("{}: error: ", case.at);
+        let line = stderr.lines().find(|l| l.starts_with(&expected));
+        let ok = out.status.code() == Some(2)
+            && line.is_some_and(|l| l.contains(case.message))
+            && !db.exists();
+        if !ok {
+            failures.push(format!(
+                "{}: exit {:?}, db written: {}, wanted `{expected}…{}`, got:\n{stderr}",
+                case.name,
+                out.status.code(),
+                db.exists(),
+                case.message
+            ));
+        }
+        // `validate` reports the same diagnostic with the same exit status.
+        let v = Crucible::new(&["validate"]).arg(&file).output();
+        if v.status.code() != Some(2) {
+            failures.push(format!(
+                "{}: validate exit {:?}",
+                case.name,
+                v.status.code()
+            ));
+        }
+    }
+    assert!(
+        failures.is_empty(),
+        "{} case(s) failed:\n{}",
+        failures.len(),
+        failures.join("\n")
+    );
+    assert!(CASES.len() >= 20);
+}
+
+#[test]
+fn validation_reports_every_problem_not_just_the_first() {
+    let s = Scratch::new();
+    let text = BASE
+        .replace("model: sim", "model: sym")
+        .replace("verifier: oracle", "verifier: nope")
+        .replace("n: [1, 2]", "n: [0]")
+        .replace("seed: 1", "seed: x\nextra: 1");
+    let file = s.write("s.yaml", &text);
+    let out = Crucible::new(&["validate"]).arg(&file).output();
+    assert_eq!(out.status.code(), Some(2));
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    let errors = stderr.lines().filter(|l| l.contains(": error: ")).count();
+    assert_eq!(errors, 5, "{stderr}");
+    assert!(stderr.contains("5 error(s)"), "{stderr}");
+}
+
+#[test]
+fn diagnostics_show_the_source_line_with_a_caret() {
+    let s = Scratch::new();
+    let file = s.write("s.yaml", &BASE.replace("model: sim", "model: sym"));
+    let out = Crucible::new(&["validate"]).arg(&file).output();
+    let stderr =
+        String::from_utf8_lossy(&out.stderr).replace(&format!("{}/", s.dir.path().display()), "");
+    insta::assert_snapshot!(stderr.trim_end(), @r"
+    s.yaml:9:12: error: agent `solver` uses undefined model `sym` (defined: sim); did you mean `sim`?
+     9 |     model: sym
+       |            ^
+    1 error(s); nothing was run
+    ");
+}
+
+#[test]
+fn quickstart_shows_best_of_n_climbing_faster_than_self_consistency() {
+    let s = Scratch::new();
+    let db = s.path("q.db");
+    let out = Crucible::new(&["run"])
+        .arg(root().join("scenarios/quickstart.yaml"))
+        .db(&db)
+        .arg("--json")
+        .ok();
+    let v: serde_json::Value = serde_json::from_str(&out).unwrap();
+    assert_eq!(v["status"], "completed");
+    assert_eq!(v["samples"], 200 * 64);
+    let acc = |strategy: &str, n: u64| -> f64 {
+        v["results"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|r| r["strategy"] == strategy && r["n"] == n)
+            .unwrap()["accuracy"]
+            .as_f64()
+            .unwrap()
+    };
+    // At n = 1 both are one sample: accuracy ≈ p_correct = 0.4.
+    assert!((acc("self_consistency", 1) - 0.4).abs() < 0.03);
+    assert_eq!(acc("self_consistency", 1), acc("best_of_n", 1));
+    // With a perfect verifier, best-of-n fails only if all n samples are wrong.
+    for n in [2u64, 4, 8] {
+        let theory = 1.0 - 0.6f64.powi(n as i32);
+        assert!((acc("best_of_n", n) - theory).abs() < 0.03, "n={n}");
+        assert!(
+            acc("best_of_n", n) > acc("self_consistency", n) + 0.1,
+            "n={n}"
+        );
+    }
+    // Self-consistency climbs slowly with a gap of 0.1, still short of 1 at 16.
+    assert!(acc("self_consistency", 16) < 0.8);
+    assert!(acc("self_consistency", 64) > acc("self_consistency", 8));
+    for r in v["results"].as_array().unwrap() {
+        let (lo, hi, a) = (
+            r["ci_low"].as_f64().unwrap(),
+            r["ci_high"].as_f64().unwrap(),
+            r["accuracy"].as_f64().unwrap(),
+        );
+        assert!(lo <= a && a <= hi, "{r}");
+        assert_eq!(r["tasks"], 200);
+    }
+}
+
+#[test]
+fn quickstart_table_snapshot() {
+    let s = Scratch::new();
+    let db = s.path("q.db");
+    let out = Crucible::new(&["run"])
+        .arg(root().join("scenarios/quickstart.yaml"))
+        .db(&db)
+        .ok();
+    insta::assert_snapshot!("quickstart_table", out);
+    // `show` prints the same table from the database alone.
+    let shown = Crucible::new(&["show", "1"]).db(&db).ok();
+    assert_eq!(shown, out);
+}
+
+fn sample_rows(db: &Path) -> Vec<Vec<String>> {
+    let conn = rusqlite::Connection::open(db).unwrap();
+    let mut st = conn
+        .prepare(
+            "SELECT s.task_index, s.agent, s.model, s.sample_index, s.text, s.answer, s.normalized,
+                s.correct, s.abstained, s.input_tokens, s.output_tokens, s.latency_ms, s.error,
+                (SELECT group_concat(verifier || '=' || score || '/' || ifnull(accepted, ''), ',')
+                 FROM scores WHERE sample_id = s.id)
+             FROM samples s ORDER BY s.agent, s.task_index, s.sample_index",
+        )
+        .unwrap();
+    let n = st.column_count();
+    st.query_map([], |r| {
+        (0..n)
+            .map(|i| {
+                r.get::<_, rusqlite::types::Value>(i)
+                    .map(|v| format!("{v:?}"))
+            })
+            .collect()
+    })
+    .unwrap()
+    .map(Result::unwrap)
+    .collect()
+}
+
+fn table_rows(db: &Path, sql: &str) -> Vec<String> {
+    let conn = rusqlite::Connection::open(db).unwrap();
+    let mut st = conn.prepare(sql).unwrap();
+    let n = st.column_count();
+    st.query_map([], |r| {
+        Ok((0..n)
+            .map(|i| format!("{:?}", r.get::<_, rusqlite::types::Value>(i).unwrap()))
+            .collect::<Vec<_>>()
+            .join("|"))
+    })
+    .unwrap()
+    .map(Result::unwrap)
+    .collect()
+}
+
+#[test]
+fn results_do_not_depend_on_concurrency() {
+    let s = Scratch::new();
+    let scenario = root().join("scenarios/noisy-verifier.yaml");
+    let (a, b) = (s.path("c1.db"), s.path("c64.db"));
+    let ja = Crucible::new(&["run"])
+        .arg(&scenario)
+        .db(&a)
+        .args_concurrency(1)
+        .arg("--json")
+        .ok();
+    let jb = Crucible::new(&["run"])
+        .arg(&scenario)
+        .db(&b)
+        .args_concurrency(64)
+        .arg("--json")
+        .ok();
+    let rows_a = sample_rows(&a);
+    assert!(rows_a.len() > 1000);
+    assert_eq!(
+        rows_a,
+        sample_rows(&b),
+        "sample rows differ between concurrency 1 and 64"
+    );
+    for sql in [
+        "SELECT * FROM task_results ORDER BY strategy, n, task_index",
+        "SELECT strategy, kind, agent, verifier, n, accuracy, ci_low, ci_high, tasks, abstain_rate, mean_tokens FROM results ORDER BY strategy, n",
+        "SELECT run_id, task_index, agent, first_sample, system_hash, prompt_hash, request, response_hash, status FROM calls ORDER BY agent, task_index, first_sample",
+    ] {
+        assert_eq!(table_rows(&a, sql), table_rows(&b, sql), "{sql}");
+    }
+    let strip = |j: &str| {
+        let mut v: serde_json::Value = serde_json::from_str(j).unwrap();
+        v.as_object_mut().unwrap().remove("db");
+        v
+    };
+    assert_eq!(strip(&ja), strip(&jb));
+}
+
+impl Crucible {
+    fn args_concurrency(self, n: usize) -> Self {
+        self.arg("--concurrency").arg(n.to_string())
+    }
+}
+
+#[test]
+fn export_writes_one_record_per_sample() {
+    let s = Scratch::new();
+    let db = s.path("e.db");
+    Crucible::new(&["run"])
+        .arg(root().join("scenarios/noisy-verifier.yaml"))
+        .db(&db)
+        .ok();
+    let samples = query_i64(&db, "SELECT count(*) FROM samples");
+    let jsonl = Crucible::new(&["export", "1", "--format", "jsonl"])
+        .db(&db)
+        .ok();
+    let records: Vec<serde_json::Value> = jsonl
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
+    assert_eq!(records.len() as i64, samples);
+    for key in [
+        "task_id",
+        "sample_index",
+        "answer",
+        "correct",
+        "text",
+        "scores",
+    ] {
+        assert!(
+            records[0].get(key).is_some(),
+            "missing {key}: {}",
+            records[0]
+        );
+    }
+    assert!(records[0]["scores"]["noisy"].is_number());
+    let csv = Crucible::new(&["export", "1", "--format", "csv"])
+        .db(&db)
+        .ok();
+    let mut reader = csv::Reader::from_reader(csv.as_bytes());
+    let header = reader.headers().unwrap().clone();
+    assert!(header.iter().any(|h| h == "score_noisy"), "{header:?}");
+    assert_eq!(reader.records().count() as i64, samples);
+}
+
+#[test]
+fn runs_lists_every_run_and_env_selects_the_database() {
+    let s = Scratch::new();
+    let db = s.path("r.db");
+    let file = s.write("s.yaml", BASE);
+    Crucible::new(&["run"]).arg(&file).db(&db).ok();
+    let mut second = Crucible::new(&["run"]).arg(&file);
+    second.cmd.env("CRUCIBLE_DB", &db);
+    second.ok();
+    let listed = Crucible::new(&["runs", "--json"]).db(&db).ok();
+    let runs: serde_json::Value = serde_json::from_str(&listed).unwrap();
+    assert_eq!(runs.as_array().unwrap().len(), 2);
+    assert_eq!(runs[1]["status"], "completed");
+    assert_eq!(runs[1]["samples"], 4);
+}
+
+#[test]
+fn show_of_an_unknown_run_fails_with_exit_1() {
+    let s = Scratch::new();
+    let db = s.path("r.db");
+    Crucible::new(&["run"])
+        .arg(s.write("s.yaml", BASE))
+        .db(&db)
+        .ok();
+    let out = Crucible::new(&["show", "99"]).db(&db).output();
+    assert_eq!(out.status.code(), Some(1));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("no run 99"));
+    let missing = Crucible::new(&["runs"]).db(&s.path("none.db")).output();
+    assert_eq!(missing.status.code(), Some(1));
+    assert!(
+        !s.path("none.db").exists(),
+        "reading commands must not create a database"
+    );
+}
+
+#[test]
+fn system_prompts_are_stored_once() {
+    let s = Scratch::new();
+    let db = s.path("b.db");
+    Crucible::new(&["run"])
+        .arg(root().join("scenarios/quickstart.yaml"))
+        .db(&db)
+        .ok();
+    let calls = query_i64(&db, "SELECT count(*) FROM calls");
+    assert_eq!(calls, 200 * 64);
+    assert_eq!(
+        query_i64(&db, "SELECT count(DISTINCT system_hash) FROM calls"),
+        1
+    );
+    assert_eq!(
+        query_i64(
+            &db,
+            "SELECT count(*) FROM blobs WHERE text LIKE 'You are a careful%'"
+        ),
+        1
+    );
+    // Every call's messages resolve through the view.
+    assert_eq!(
+        query_i64(
+            &db,
+            "SELECT count(*) FROM call_view WHERE system IS NOT NULL AND prompt LIKE 'Solve%'"
+        ),
+        calls
+    );
+    assert_eq!(
+        query_i64(&db, "PRAGMA user_version"),
+        crucible::store::SCHEMA_VERSION
+    );
+}
+
+#[cfg(unix)]
+#[test]
+fn ctrl_c_commits_finished_samples_and_marks_the_run_interrupted() {
+    let s = Scratch::new();
+    let text = std::fs::read_to_string(root().join("scenarios/quickstart.yaml"))
+        .unwrap()
+        .replace("count: 200", "count: 100000");
+    let file = s.write("big.yaml", &text);
+    let db = s.path("i.db");
+    let child = Command::new(env!("CARGO_BIN_EXE_crucible"))
+        .args(["run"])
+        .arg(&file)
+        .arg("--db")
+        .arg(&db)
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    // Wait until samples are being written, then interrupt.
+    let start = std::time::Instant::now();
+    while start.elapsed() < std::time::Duration::from_secs(60) {
+        std::thread::sleep(std::time::Duration::from_millis(100));
+        if db.exists()
+            && rusqlite::Connection::open(&db)
+                .and_then(|c| {
+                    c.query_row("SELECT count(*) FROM samples", [], |r| r.get::<_, i64>(0))
+                })
+                .is_ok_and(|n| n > 0)
+        {
+            break;
+        }
+    }
+    let status = Command::new("kill")
+        .args(["-INT", &child.id().to_string()])
+        .status()
+        .unwrap();
+    assert!(status.success());
+    let out = child.wait_with_output().unwrap();
+    assert_eq!(
+        out.status.code(),
+        Some(130),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let conn = rusqlite::Connection::open(&db).unwrap();
+    let run_status: String = conn
+        .query_row("SELECT status FROM runs", [], |r| r.get(0))
+        .unwrap();
+    assert_eq!(run_status, "interrupted");
+    let samples = query_i64(&db, "SELECT count(*) FROM samples");
+    assert!(samples > 0 && samples < 100_000 * 64, "{samples}");
+    // Every sample's call is there too, and every finished task has all 64 samples.
+    assert_eq!(
+        query_i64(
+            &db,
+            "SELECT count(*) FROM samples s LEFT JOIN calls c ON c.id = s.call_id WHERE c.id IS NULL"
+        ),
+        0
+    );
+    assert_eq!(
+        query_i64(
+            &db,
+            "SELECT count(*) FROM (SELECT DISTINCT task_index FROM task_results) t JOIN (SELECT task_index, count(*) AS k FROM samples GROUP BY task_index) s USING (task_index) WHERE s.k <> 64"
+        ),
+        0
+    );
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(stdout.contains("interrupted"), "{stdout}");
+}
+
+#[test]
+fn schema_command_prints_a_json_schema() {
+    let out = Crucible::new(&["schema"]).ok();
+    let v: serde_json::Value = serde_json::from_str(&out).unwrap();
+    assert_eq!(v["title"], "ScenarioSchema");
+    for key in ["models", "agents", "dataset", "strategies"] {
+        assert!(v["properties"][key].is_object(), "{key}");
+    }
+    // The committed copy that scenarios point editors at is up to date.
+    let committed = std::fs::read_to_string(root().join("crucible.schema.json")).unwrap();
+    assert!(
+        committed.trim() == out.trim(),
+        "crucible.schema.json is stale: run `crucible schema > crucible.schema.json`"
+    );
+}
+
+#[test]
+fn every_shipped_scenario_validates() {
+    for entry in std::fs::read_dir(root().join("scenarios")).unwrap() {
+        let path = entry.unwrap().path();
+        if path.extension().is_some_and(|e| e == "yaml") {
+            Crucible::new(&["validate"]).arg(&path).ok();
+        }
+    }
+}
+
+/// Brute force: plurality over every size-k subset, ties shared.
+fn brute_majority(items: &[Option<usize>], correct: usize, k: usize) -> f64 {
+    let n = items.len();
+    let (mut total, mut subsets) = (0.0, 0u64);
+    for mask in 0u32..(1 << n) {
+        if mask.count_ones() as usize != k {
+            continue;
+        }
+        subsets += 1;
+        let mut counts = std::collections::HashMap::new();
+        for (i, a) in items.iter().enumerate() {
+            if mask & (1 << i) != 0
+                && let Some(a) = a
+            {
+                *counts.entry(*a).or_insert(0) += 1;
+            }
+        }
+        if let Some(&best) = counts.values().max() {
+            let tied: Vec<_> = counts
+                .iter()
+                .filter(|(_, c)| **c == best)
+                .map(|(a, _)| *a)
+                .collect();
+            if tied.contains(&correct) {
+                total += 1.0 / tied.len() as f64;
+            }
+        }
+    }
+    total / subsets as f64
+}
+
+fn brute_best_of_n(pool: &[Scored], k: usize) -> (f64, f64) {
+    let n = pool.len();
+    let (mut c, mut a, mut subsets) = (0.0, 0.0, 0u64);
+    for mask in 0u32..(1 << n) {
+        if mask.count_ones() as usize != k {
+            continue;
+        }
+        subsets += 1;
+        let chosen: Vec<&Scored> = (0..n)
+            .filter(|i| mask & (1 << i) != 0)
+            .map(|i| &pool[i])
+            .collect();
+        let best = chosen
+            .iter()
+            .map(|s| s.score)
+            .fold(f64::NEG_INFINITY, f64::max);
+        let tied: Vec<&&Scored> = chosen.iter().filter(|s| s.score == best).collect();
+        c += tied.iter().filter(|s| s.correct).count() as f64 / tied.len() as f64;
+        a += tied.iter().filter(|s| s.abstained).count() as f64 / tied.len() as f64;
+    }
+    (c / subsets as f64, a / subsets as f64)
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig::with_cases(300))]
+
+    #[test]
+    fn exact_majority_equals_brute_force(
+        counts in prop::collection::vec(0usize..5, 1..5),
+        abstain in 0usize..3,
+        k_frac in 0.0f64..1.0,
+    ) {
+        let n: usize = counts.iter().sum::<usize>() + abstain;
+        prop_assume!(n >= 1 && n <= 13);
+        let k = 1 + ((n - 1) as f64 * k_frac) as usize;
+        let mut items = Vec::new();
+        for (class, &c) in counts.iter().enumerate() {
+            items.extend(std::iter::repeat_n(Some(class), c));
+        }
+        items.extend(std::iter::repeat_n(None, abstain));
+        let b = Binomials::new(n);
+        let correct = if counts[0] > 0 { Some(0) } else { None };
+        let exact = estimator::majority(&b, &counts, correct, abstain, k);
+        let brute = if correct.is_some() { brute_majority(&items, 0, k) } else { 0.0 };
+        prop_assert!((exact - brute).abs() < 1e-9, "exact {} brute {}", exact, brute);
+    }
+
+    #[test]
+    fn exact_best_of_n_equals_brute_force(
+        pool in prop::collection::vec((0u8..4, any::<bool>(), any::<bool>()), 1..13),
+        k_frac in 0.0f64..1.0,
+    ) {
+        let pool: Vec<Scored> = pool
+            .into_iter()
+            .map(|(s, correct, abstained)| Scored { score: f64::from(s) / 2.0, correct: correct && !abstained, abstained })
+            .collect();
+        let n = pool.len();
+        let k = 1 + ((n - 1) as f64 * k_frac) as usize;
+        let b = Binomials::new(n);
+        let (c, a) = estimator::best_of_n(&b, &pool, k);
+        let (bc, ba) = brute_best_of_n(&pool, k);
+        prop_assert!((c - bc).abs() < 1e-9 && (a - ba).abs() < 1e-9, "exact ({}, {}) brute ({}, {})", c, a, bc, ba);
+    }
+}
