@@ -79,7 +79,6 @@ struct Shared {
     concurrency: usize,
     progress: Arc<Progress>,
     cancel: Arc<AtomicBool>,
-    budget_hit: AtomicBool,
     records: mpsc::Sender<Record>,
     system_blobs: Vec<Blob>,
     verifier_names: Vec<Arc<str>>,
@@ -114,7 +113,6 @@ impl Executor {
             concurrency: self.concurrency,
             progress: self.progress.clone(),
             cancel: self.cancel.clone(),
-            budget_hit: AtomicBool::new(false),
             records,
             system_blobs: sc.agents.iter().map(|a| Blob::new(&a.system)).collect(),
             verifier_names: sc
@@ -220,8 +218,8 @@ async fn run_task(sh: &Shared, idx: usize) -> Result<Vec<TaskOutcome>, Stop> {
     Ok(outcomes)
 }
 
-/// Draw `size` samples of `task` from agent `agent_idx`, one request each,
-/// and send every call to the store as it completes.
+/// Draw `size` samples of `task` from agent `agent_idx`, as many per request
+/// as the provider allows, sending every call to the store as it completes.
 async fn draw_pool(
     sh: &Shared,
     task: &Task,
@@ -239,11 +237,14 @@ async fn draw_pool(
     let prompt_blob = Blob::new(&prompt);
     let provider = sh.providers[agent.model].clone();
     let verifiers = sc.verifiers_of(agent_idx);
-    let request_params =
-        serde_json::json!({"model": sc.models[agent.model].name, "n": 1}).to_string();
+    let per_request = provider.max_n_per_request().clamp(1, size.max(1));
+    let batches: Vec<(usize, usize)> = (0..size)
+        .step_by(per_request)
+        .map(|first| (first, per_request.min(size - first)))
+        .collect();
 
-    let calls = futures_util::stream::iter(0..size)
-        .map(|k| {
+    let calls = futures_util::stream::iter(batches)
+        .map(|(first, n)| {
             let provider = provider.clone();
             let prompt = prompt.as_str();
             async move {
@@ -251,16 +252,12 @@ async fn draw_pool(
                 if sh.cancel.load(Ordering::Relaxed) {
                     return Err(Stop::Cancelled);
                 }
-                if let Some(max) = sc.budget.max_requests
-                    && sh.progress.requests.fetch_add(1, Ordering::Relaxed) >= max
-                {
-                    sh.budget_hit.store(true, Ordering::Relaxed);
-                    return Err(Stop::Budget);
-                } else if sc.budget.max_requests.is_none() {
-                    sh.progress.requests.fetch_add(1, Ordering::Relaxed);
-                }
-                if let Some(max) = sc.budget.max_tokens
-                    && sh.progress.tokens.load(Ordering::Relaxed) >= max
+                let requests = sh.progress.requests.fetch_add(1, Ordering::Relaxed);
+                if sc.budget.max_requests.is_some_and(|max| requests >= max)
+                    || sc
+                        .budget
+                        .max_tokens
+                        .is_some_and(|max| sh.progress.tokens.load(Ordering::Relaxed) >= max)
                 {
                     return Err(Stop::Budget);
                 }
@@ -269,10 +266,10 @@ async fn draw_pool(
                     task,
                     system: &agent.system,
                     prompt,
-                    first_sample: k,
-                    n: 1,
+                    first_sample: first,
+                    n,
                 };
-                Ok((k, provider.complete(req).await))
+                Ok((first, n, provider.complete(req).await))
             }
         })
         .buffer_unordered(sh.concurrency);
@@ -281,23 +278,22 @@ async fn draw_pool(
     let mut pool: Vec<Option<PoolSample>> = vec![None; size];
     let mut stop = None;
     while let Some(result) = calls.next().await {
-        let (k, response) = match result {
+        let (first, n, response) = match result {
             Ok(r) => r,
             Err(s) => {
                 stop.get_or_insert(s);
                 continue;
             }
         };
-        let (record, sample) = trace_call(
-            sh,
+        let call = CallMeta {
             task,
             agent_idx,
-            k,
-            response,
-            &verifiers,
-            &prompt_blob,
-            &request_params,
-        );
+            first,
+            n,
+            verifiers: &verifiers,
+            prompt: &prompt_blob,
+        };
+        let (record, samples) = trace_call(sh, &call, response);
         sh.progress.tokens.fetch_add(
             record.input_tokens + record.output_tokens,
             Ordering::Relaxed,
@@ -307,8 +303,10 @@ async fn draw_pool(
                 "the trace store stopped accepting records".into(),
             ));
         }
-        sh.progress.samples.fetch_add(1, Ordering::Relaxed);
-        pool[k] = Some(sample);
+        sh.progress.samples.fetch_add(n as u64, Ordering::Relaxed);
+        for (k, sample) in samples.into_iter().enumerate() {
+            pool[first + k] = Some(sample);
+        }
     }
     if let Some(s) = stop {
         return Err(s);
@@ -319,83 +317,104 @@ async fn draw_pool(
         .collect())
 }
 
-/// Turn one provider response into a trace record and a pool entry.
-#[allow(clippy::too_many_arguments)]
+/// What a call was for.
+struct CallMeta<'a> {
+    task: &'a Task,
+    agent_idx: usize,
+    first: usize,
+    n: usize,
+    verifiers: &'a [usize],
+    prompt: &'a Blob,
+}
+
+/// Turn one provider response into a trace record and pool entries. A failed
+/// call yields `n` abstentions carrying the error.
 fn trace_call(
     sh: &Shared,
-    task: &Task,
-    agent_idx: usize,
-    k: usize,
+    call: &CallMeta<'_>,
     response: Result<crate::provider::CallResponse, crate::provider::ProviderError>,
-    verifiers: &[usize],
-    prompt: &Blob,
-    request: &str,
-) -> (CallRecord, PoolSample) {
+) -> (CallRecord, Vec<PoolSample>) {
     let sc = &*sh.scenario;
-    let agent = &sc.agents[agent_idx];
-    let (text, output_tokens, input_tokens, latency, raw, error) = match response {
-        Ok(mut r) => {
-            let c = r.completions.swap_remove(0);
-            (
-                c.text,
-                c.output_tokens,
-                r.input_tokens,
-                r.latency_ms,
-                Some(r.raw),
-                None,
-            )
+    let agent = &sc.agents[call.agent_idx];
+    let task = call.task;
+    let (texts, input_tokens, latency, raw, error) = match response {
+        Ok(r) => (
+            r.completions
+                .into_iter()
+                .map(|c| (c.text, c.output_tokens))
+                .collect(),
+            r.input_tokens,
+            r.latency_ms,
+            r.raw,
+            None,
+        ),
+        Err(e) => (
+            vec![(String::new(), 0); call.n],
+            0,
+            e.latency_ms,
+            None,
+            Some(e.to_string()),
+        ),
+    };
+    let mut pool = Vec::with_capacity(call.n);
+    let mut samples = Vec::with_capacity(call.n);
+    let mut output_total = 0;
+    for (i, (text, output_tokens)) in texts.into_iter().enumerate() {
+        let k = call.first + i;
+        output_total += output_tokens;
+        let answer = if error.is_none() {
+            sc.answer.extract(&text)
+        } else {
+            None
+        };
+        let correct = match (&answer, &task.expected) {
+            (Some(a), Some(e)) => Some(a.normalized == *e),
+            (None, Some(_)) => Some(false),
+            (_, None) => None,
+        };
+        let mut scores = vec![f64::NAN; sc.verifiers.len()];
+        let mut stored_scores = Vec::with_capacity(call.verifiers.len());
+        for &v in call.verifiers {
+            let judged = answer.as_ref().and(correct);
+            let s = sc.verifiers[v].score(sc.seed, &agent.name, &task.id, k, judged);
+            scores[v] = s.value;
+            stored_scores.push((sh.verifier_names[v].clone(), s.value, s.accepted));
         }
-        Err(e) => (String::new(), 0, 0, e.latency_ms, None, Some(e.to_string())),
-    };
-    let answer = if error.is_none() {
-        sc.answer.extract(&text)
-    } else {
-        None
-    };
-    let correct = match (&answer, &task.expected) {
-        (Some(a), Some(e)) => Some(a.normalized == *e),
-        (None, Some(_)) => Some(false),
-        (_, None) => None,
-    };
-    let mut scores = vec![f64::NAN; sc.verifiers.len()];
-    let mut stored_scores = Vec::with_capacity(verifiers.len());
-    for &v in verifiers {
-        let judged = answer.as_ref().and(correct);
-        let s = sc.verifiers[v].score(sc.seed, &agent.name, &task.id, k, judged);
-        scores[v] = s.value;
-        stored_scores.push((sh.verifier_names[v].clone(), s.value, s.accepted));
-    }
-    let sample = PoolSample {
-        answer: answer.as_ref().map(|a| a.normalized.clone()),
-        correct: correct.unwrap_or(false),
-        tokens: input_tokens + output_tokens,
-        scores,
-    };
-    let record = CallRecord {
-        task_index: task.index,
-        agent: sh.agent_names[agent_idx].clone(),
-        model: sh.model_names[agent.model].clone(),
-        provider: sc.models[agent.model].provider_name(),
-        first_sample: k,
-        n: 1,
-        system: sh.system_blobs[agent_idx].clone(),
-        prompt: prompt.clone(),
-        request: request.to_owned(),
-        response: raw,
-        error: error.clone(),
-        latency_ms: latency,
-        input_tokens,
-        output_tokens,
-        samples: vec![SampleRecord {
+        // A request's input tokens count once, against its first sample.
+        let sample_input = if i == 0 { input_tokens } else { 0 };
+        pool.push(PoolSample {
+            answer: answer.as_ref().map(|a| a.normalized.clone()),
+            correct: correct.unwrap_or(false),
+            tokens: sample_input + output_tokens,
+            scores,
+        });
+        samples.push(SampleRecord {
             sample_index: k,
             text,
             extracted: answer.as_ref().map(|a| a.raw.clone()),
             normalized: answer.map(|a| a.normalized),
             correct,
             output_tokens,
-            error,
+            error: error.clone(),
             scores: stored_scores,
-        }],
+        });
+    }
+    let record = CallRecord {
+        task_index: task.index,
+        agent: sh.agent_names[call.agent_idx].clone(),
+        model: sh.model_names[agent.model].clone(),
+        provider: sc.models[agent.model].provider_name(),
+        first_sample: call.first,
+        n: call.n,
+        system: sh.system_blobs[call.agent_idx].clone(),
+        prompt: call.prompt.clone(),
+        request: serde_json::json!({"model": sc.models[agent.model].name, "n": call.n}).to_string(),
+        response: raw,
+        error,
+        latency_ms: latency,
+        input_tokens,
+        output_tokens: output_total,
+        samples,
     };
-    (record, sample)
+    (record, pool)
 }

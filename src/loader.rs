@@ -221,7 +221,9 @@ impl Loader {
         let path = self.dir.join(&rel.value);
         match std::fs::read_to_string(&path) {
             Ok(text) => {
-                self.loaded.files.push((rel.value.clone(), text.clone()));
+                if !self.loaded.files.iter().any(|(p, _)| *p == rel.value) {
+                    self.loaded.files.push((rel.value.clone(), text.clone()));
+                }
                 Some(text)
             }
             Err(e) => {

@@ -34,8 +34,9 @@ pub struct CallResponse {
     pub input_tokens: u64,
     /// Time the call took (simulated providers report their drawn latency).
     pub latency_ms: f64,
-    /// The response body as the provider sent it (JSON), for the trace.
-    pub raw: String,
+    /// The response body as a server sent it (JSON), for the trace. `None`
+    /// for the simulated provider, whose whole response is its texts and usage.
+    pub raw: Option<String>,
 }
 
 #[derive(Debug, Clone, thiserror::Error, PartialEq)]
@@ -52,5 +53,7 @@ pub trait Provider: Send + Sync {
     fn model(&self) -> &str;
     /// Name of the provider kind, e.g. `simulated`.
     fn kind(&self) -> &'static str;
+    /// Most samples one request may ask for.
+    fn max_n_per_request(&self) -> usize;
     async fn complete(&self, request: CallRequest<'_>) -> Result<CallResponse, ProviderError>;
 }

@@ -51,6 +51,8 @@ pub struct SimulatedModel {
     /// Mean and standard deviation of call latency in ms.
     pub latency: Option<(f64, f64)>,
     pub failure_rate: f64,
+    /// Samples per request (the simulated server accepts any `n`).
+    pub n_per_request: usize,
 }
 
 const REASONING: &[&str] = &[
@@ -151,7 +153,9 @@ impl SimulatedModel {
                 };
                 text.push_str(&self.style.format.replace("{answer}", &shown));
             }
-            None => text.push_str(ABSTAIN_TEXT),
+            // Whole-text extraction reads any text as an answer: abstain with none.
+            None if self.style.reasoning => text.push_str(ABSTAIN_TEXT),
+            None => {}
         }
         text
     }
@@ -241,6 +245,10 @@ impl Provider for SimulatedModel {
         "simulated"
     }
 
+    fn max_n_per_request(&self) -> usize {
+        self.n_per_request
+    }
+
     async fn complete(&self, req: CallRequest<'_>) -> Result<CallResponse, ProviderError> {
         let dist = self.distribution_for(req.task);
         let mut completions = Vec::with_capacity(req.n);
@@ -258,21 +266,11 @@ impl Provider for SimulatedModel {
             completions.push(c);
         }
         let input_tokens = estimate_tokens(req.system) + estimate_tokens(req.prompt);
-        let raw = serde_json::json!({
-            "choices": completions.iter().map(|c| serde_json::json!({
-                "text": c.text, "finish_reason": "stop"
-            })).collect::<Vec<_>>(),
-            "usage": {
-                "input_tokens": input_tokens,
-                "output_tokens": completions.iter().map(|c| c.output_tokens).sum::<u64>(),
-            },
-        })
-        .to_string();
         Ok(CallResponse {
             completions,
             input_tokens,
             latency_ms: latency,
-            raw,
+            raw: None,
         })
     }
 }
@@ -303,6 +301,7 @@ mod tests {
             },
             latency: None,
             failure_rate: 0.0,
+            n_per_request: 1,
         }
     }
 

@@ -94,9 +94,12 @@ pub struct ModelSpec {
     /// Simulated: latency of one call, in milliseconds (recorded, not slept).
     #[serde(default)]
     pub latency_ms: Option<LatencySpec>,
-    /// Simulated: probability that a call fails (the sample is an abstention).
+    /// Simulated: probability that a call fails (its samples are abstentions).
     #[serde(default)]
     pub failure_rate: Option<Located<f64>>,
+    /// How many samples one request asks for (default: a whole pool in one request).
+    #[serde(default)]
+    pub n_per_request: Option<Located<i64>>,
 }
 
 /// A simulated answer distribution: either a `gap` family or explicit answers.
@@ -239,7 +242,7 @@ pub enum NormalizeStep {
     Trim,
     /// Lower-case.
     Casefold,
-    /// `12`, `12.0`, `+12` and `1,2` → one canonical number.
+    /// `12`, `12.0` and `+12` are one number; `1,200` is `1200`.
     Numeric,
 }
 

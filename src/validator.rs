@@ -460,6 +460,7 @@ impl<'a> Validator<'a> {
                 .as_ref()
                 .map(|l| (l.mean.value, l.sd.as_ref().map_or(0.0, |s| s.value))),
             failure_rate: 0.0,
+            n_per_request: usize::MAX,
         };
         if let Some(l) = &spec.latency_ms
             && (l.mean.value < 0.0 || l.sd.as_ref().is_some_and(|s| s.value < 0.0))
