@@ -298,7 +298,12 @@ async fn draw_pool(
             record.input_tokens + record.output_tokens,
             Ordering::Relaxed,
         );
-        if sh.records.send(Record::Call(record)).await.is_err() {
+        if sh
+            .records
+            .send(Record::Call(Box::new(record)))
+            .await
+            .is_err()
+        {
             return Err(Stop::Failed(
                 "the trace store stopped accepting records".into(),
             ));

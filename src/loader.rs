@@ -29,6 +29,9 @@ pub struct Loaded {
     pub models: Vec<(Located<String>, ModelSpec)>,
     /// Agents with the file their fields were read from.
     pub agents: Vec<(Located<String>, AgentSpec, Arc<SourceFile>)>,
+    /// Every agent name written, including those whose definition failed to
+    /// load (references to them are not reported again).
+    pub declared_agents: Vec<String>,
     pub dataset: Option<(Span, DatasetSpec)>,
     pub items: Vec<RawItem>,
     pub answer: AnswerSpec,
@@ -182,6 +185,12 @@ impl Loader {
     }
 
     fn agents(&mut self, source: &Arc<SourceFile>, node: &Node) {
+        if let Some(entries) = node.as_map() {
+            self.loaded.declared_agents = entries
+                .iter()
+                .filter_map(|(k, _)| k.scalar_text())
+                .collect();
+        }
         for (name, spec) in self.named::<AgentSpec>(source, node) {
             let Some(file) = &spec.file else {
                 self.loaded.agents.push((name, spec, source.clone()));
@@ -288,6 +297,12 @@ impl Loader {
             ));
             return;
         };
+        if items.is_empty() {
+            self.diags.push(source.error(
+                node.span,
+                "`strategies` is empty; add at least one strategy",
+            ));
+        }
         for item in items {
             if let Some(s) = self.section::<StrategySpec>(source, item) {
                 self.loaded.strategies.push(Located::new(item.span, s));

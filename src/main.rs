@@ -263,8 +263,25 @@ fn run(file: PathBuf, db: PathBuf, concurrency: usize, json: bool) -> anyhow::Re
     }
     Ok(match summary.status.as_str() {
         "completed" => ExitCode::SUCCESS,
-        "interrupted" => ExitCode::from(130),
-        _ => ExitCode::from(1),
+        "interrupted" => {
+            eprintln!(
+                "run {} interrupted; finished samples are saved",
+                summary.run_id
+            );
+            ExitCode::from(130)
+        }
+        "budget_exhausted" => {
+            eprintln!(
+                "run {} stopped at its budget; finished tasks are saved and summarized",
+                summary.run_id
+            );
+            ExitCode::from(1)
+        }
+        status => {
+            let why = summary.error.as_deref().unwrap_or("no reason recorded");
+            eprintln!("run {} {status}: {why}", summary.run_id);
+            ExitCode::from(1)
+        }
     })
 }
 

@@ -108,11 +108,16 @@ pub struct RunListing {
     pub samples: i64,
 }
 
-fn open_conn(path: &Path) -> Result<Connection> {
-    let err = |source| StoreError::Sqlite {
+/// Wraps SQLite errors with the database path.
+fn sqlite_err(path: &Path) -> impl Fn(rusqlite::Error) -> StoreError + Copy + '_ {
+    move |source| StoreError::Sqlite {
         path: path.to_path_buf(),
         source,
-    };
+    }
+}
+
+fn open_conn(path: &Path) -> Result<Connection> {
+    let err = sqlite_err(path);
     let conn = Connection::open(path).map_err(err)?;
     conn.busy_timeout(Duration::from_secs(30)).map_err(err)?;
     conn.execute_batch(
@@ -126,10 +131,7 @@ impl Store {
     /// Open (creating if needed) and migrate the database at `path`.
     pub fn open(path: &Path) -> Result<Store> {
         let mut conn = open_conn(path)?;
-        let err = |source| StoreError::Sqlite {
-            path: path.to_path_buf(),
-            source,
-        };
+        let err = sqlite_err(path);
         let version: i64 = conn
             .query_row("PRAGMA user_version", [], |r| r.get(0))
             .map_err(err)?;
@@ -158,10 +160,7 @@ impl Store {
     }
 
     fn err(&self) -> impl Fn(rusqlite::Error) -> StoreError + '_ {
-        move |source| StoreError::Sqlite {
-            path: self.path.clone(),
-            source,
-        }
+        sqlite_err(&self.path)
     }
 
     /// Record a new run and its tasks; returns the run id.
@@ -170,11 +169,7 @@ impl Store {
         run: &NewRun<'_>,
         tasks: impl Iterator<Item = TaskRow<'a>>,
     ) -> Result<i64> {
-        let path = self.path.clone();
-        let err = |source| StoreError::Sqlite {
-            path: path.clone(),
-            source,
-        };
+        let err = sqlite_err(&self.path);
         let tx = self.conn.transaction().map_err(err)?;
         tx.execute(
             "INSERT INTO runs (name, scenario_path, scenario_text, scenario_hash, seed,
@@ -235,11 +230,7 @@ impl Store {
         error: Option<&str>,
         results: &[ResultRow],
     ) -> Result<()> {
-        let path = self.path.clone();
-        let err = |source| StoreError::Sqlite {
-            path: path.clone(),
-            source,
-        };
+        let err = sqlite_err(&self.path);
         let tx = self.conn.transaction().map_err(err)?;
         tx.execute("DELETE FROM results WHERE run_id = ?1", [run_id])
             .map_err(err)?;
@@ -316,7 +307,7 @@ impl Store {
         let head = self
             .conn
             .query_row(
-                "SELECT name, status, scenario_path, (SELECT count(*) FROM samples WHERE run_id = ?1)
+                "SELECT name, status, scenario_path, (SELECT count(*) FROM samples WHERE run_id = ?1), error
                  FROM runs WHERE id = ?1",
                 [run_id],
                 |r| {
@@ -325,6 +316,7 @@ impl Store {
                         r.get::<_, String>(1)?,
                         r.get::<_, String>(2)?,
                         r.get::<_, i64>(3)?,
+                        r.get::<_, Option<String>>(4)?,
                     ))
                 },
             )
@@ -366,6 +358,7 @@ impl Store {
             status: head.1,
             scenario_path: head.2,
             samples: head.3 as u64,
+            error: head.4,
             results,
         })
     }
@@ -554,10 +547,10 @@ pub struct TaskResultRecord {
     pub selected_correct: bool,
 }
 
+/// What the executor sends the writer.
 pub enum Record {
-    Call(CallRecord),
+    Call(Box<CallRecord>),
     TaskResults(Vec<TaskResultRecord>),
-    Event { kind: &'static str, detail: String },
 }
 
 /// Sends records to the writer thread.
@@ -603,10 +596,7 @@ fn write_loop(
     run_id: i64,
     mut rx: Receiver<Record>,
 ) -> Result<WriterStats> {
-    let err = |source| StoreError::Sqlite {
-        path: path.clone(),
-        source,
-    };
+    let err = sqlite_err(&path);
     let mut stats = WriterStats::default();
     let mut seen_blobs: HashSet<Arc<str>> = HashSet::new();
     while let Some(first) = rx.blocking_recv() {
@@ -643,7 +633,6 @@ struct BatchWriter<'c> {
     sample: rusqlite::CachedStatement<'c>,
     score: rusqlite::CachedStatement<'c>,
     result: rusqlite::CachedStatement<'c>,
-    event: rusqlite::CachedStatement<'c>,
 }
 
 impl<'c> BatchWriter<'c> {
@@ -669,9 +658,6 @@ impl<'c> BatchWriter<'c> {
                 "INSERT INTO task_results (run_id, strategy, kind, n, task_index, accuracy, abstain,
                     tokens, selected, selected_correct)
                  VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10)",
-            )?,
-            event: tx.prepare_cached(
-                "INSERT INTO events (run_id, at, kind, detail) VALUES (?1, ?2, ?3, ?4)",
             )?,
         })
     }
@@ -761,10 +747,6 @@ impl<'c> BatchWriter<'c> {
                         r.selected_correct,
                     ])?;
                 }
-            }
-            Record::Event { kind, detail } => {
-                self.event
-                    .execute(params![self.run_id, now(), kind, detail])?;
             }
         }
         Ok(())

@@ -47,6 +47,8 @@ pub struct RunSummary {
     pub status: String,
     pub scenario_path: String,
     pub samples: u64,
+    /// Why the run failed, when it did.
+    pub error: Option<String>,
     pub results: Vec<ResultRow>,
 }
 
@@ -134,6 +136,7 @@ impl RunSummary {
             "name": self.name,
             "status": self.status,
             "samples": self.samples,
+            "error": self.error,
             "db": db.display().to_string(),
             "results": self.results.iter().map(|r| serde_json::json!({
                 "strategy": r.strategy,
@@ -154,24 +157,6 @@ impl RunSummary {
 
 fn finite(v: f64) -> Option<f64> {
     v.is_finite().then_some(v)
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn bootstrap_interval_brackets_the_mean_and_is_seeded() {
-        let values: Vec<f64> = (0..200).map(|i| f64::from(i % 2 == 0)).collect();
-        let cols = [Column { values }];
-        let a = bootstrap(&cols, 1);
-        let b = bootstrap(&cols, 1);
-        assert_eq!(a, b);
-        let (lo, hi) = a[0];
-        assert!(lo < 0.5 && 0.5 < hi, "{lo} {hi}");
-        // Standard error is 0.035: the interval is about ±0.07.
-        assert!(hi - lo > 0.09 && hi - lo < 0.18, "{lo} {hi}");
-    }
 }
 
 /// Summary rows of a run from its per-task outcomes (`None` = task unfinished).
@@ -225,4 +210,22 @@ pub fn summarize(
         }
     }
     rows
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn bootstrap_interval_brackets_the_mean_and_is_seeded() {
+        let values: Vec<f64> = (0..200).map(|i| f64::from(i % 2 == 0)).collect();
+        let cols = [Column { values }];
+        let a = bootstrap(&cols, 1);
+        let b = bootstrap(&cols, 1);
+        assert_eq!(a, b);
+        let (lo, hi) = a[0];
+        assert!(lo < 0.5 && 0.5 < hi, "{lo} {hi}");
+        // Standard error is 0.035: the interval is about ±0.07.
+        assert!(hi - lo > 0.09 && hi - lo < 0.18, "{lo} {hi}");
+    }
 }

@@ -410,16 +410,15 @@ impl<'a> Validator<'a> {
                 );
                 return None;
             }
-            for t in tasks
+            if let Some(t) = tasks
                 .iter()
-                .filter(|t| t.expected.is_none() && t.distribution.is_none())
+                .find(|t| t.expected.is_none() && t.distribution.is_none())
             {
                 let item = &self.loaded.items[t.index];
                 self.diags.push(item.error(format!(
                     "task `{}` has no expected answer, which simulated model `{}` needs to place p_correct",
                     t.id, name.value
                 )));
-                break;
             }
             Distribution::Gap {
                 p_correct: p,
@@ -681,13 +680,6 @@ impl<'a> Validator<'a> {
             .map(|(n, _, _)| n.as_str())
             .collect();
         let verifier_names: Vec<&str> = verifiers.iter().map(|v| v.name.as_str()).collect();
-        if self.loaded.strategies.is_empty() && self.loaded.dataset.is_some() {
-            if let Some(src) = &self.loaded.source {
-                let span = Span::new(1, 1);
-                let d = src.error(span, "`strategies` is empty; add at least one strategy");
-                self.diags.push(d);
-            }
-        }
         for s in &self.loaded.strategies {
             let kind = match s.kind.value {
                 StrategyKindSpec::SelfConsistency => StrategyKind::SelfConsistency,
@@ -705,7 +697,7 @@ impl<'a> Validator<'a> {
                 );
             }
             let agent = agents.iter().position(|(a, _)| a.name == s.agent.value);
-            if agent.is_none() && !agent_names.contains(&s.agent.as_str()) {
+            if agent.is_none() && !self.loaded.declared_agents.contains(&s.agent.value) {
                 self.err(
                     s.agent.span,
                     format!(

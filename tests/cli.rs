@@ -457,6 +457,25 @@ fn validation_reports_every_problem_not_just_the_first() {
 }
 
 #[test]
+fn a_broken_agent_file_is_reported_once_not_at_every_use() {
+    let s = Scratch::new();
+    s.write("agents/solver.yaml", "model: sim\npromt: x\n");
+    let text = BASE.replace(
+        "    model: sim\n    prompt: \"Q: {{ question }}\"",
+        "    file: agents/solver.yaml",
+    );
+    let out = Crucible::new(&["validate"])
+        .arg(s.write("s.yaml", &text))
+        .output();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(
+        stderr.lines().filter(|l| l.contains(": error: ")).count(),
+        1,
+        "{stderr}"
+    );
+}
+
+#[test]
 fn diagnostics_show_the_source_line_with_a_caret() {
     let s = Scratch::new();
     let file = s.write("s.yaml", &BASE.replace("model: sim", "model: sym"));
@@ -676,6 +695,26 @@ fn runs_lists_every_run_and_env_selects_the_database() {
 }
 
 #[test]
+fn budget_stops_the_run_at_its_cap_without_exceeding_it() {
+    let s = Scratch::new();
+    let text = BASE.replace("strategies:", "budget:\n  max_requests: 1\nstrategies:");
+    let db = s.path("b.db");
+    let out = Crucible::new(&["run"])
+        .arg(s.write("s.yaml", &text))
+        .db(&db)
+        .arg("--json")
+        .output();
+    assert_eq!(out.status.code(), Some(1));
+    let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(v["status"], "budget_exhausted");
+    // One request draws one task's whole pool of 2 samples; the second task never starts.
+    assert_eq!(query_i64(&db, "SELECT count(*) FROM calls"), 1);
+    assert_eq!(query_i64(&db, "SELECT count(*) FROM samples"), 2);
+    assert_eq!(v["results"][0]["tasks"], 1);
+    assert!(String::from_utf8_lossy(&out.stderr).contains("budget"));
+}
+
+#[test]
 fn show_of_an_unknown_run_fails_with_exit_1() {
     let s = Scratch::new();
     let db = s.path("r.db");
@@ -891,7 +930,7 @@ proptest! {
         k_frac in 0.0f64..1.0,
     ) {
         let n: usize = counts.iter().sum::<usize>() + abstain;
-        prop_assume!(n >= 1 && n <= 13);
+        prop_assume!((1..=13).contains(&n));
         let k = 1 + ((n - 1) as f64 * k_frac) as usize;
         let mut items = Vec::new();
         for (class, &c) in counts.iter().enumerate() {
