@@ -9,6 +9,9 @@ pub enum Error {
     /// The scenario (or a file it names) is invalid; nothing was run or written.
     #[error("{} error(s) in the scenario", .0.len())]
     Invalid(Vec<Diagnostic>),
+    /// Something the run needs is missing (an API key, a TLS client).
+    #[error("{0}")]
+    Setup(String),
     #[error(transparent)]
     Store(#[from] StoreError),
     #[error(transparent)]

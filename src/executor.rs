@@ -22,6 +22,8 @@ use crate::strategy::{self, PoolSample, TaskOutcome};
 /// Live counters for a progress display.
 #[derive(Debug, Default)]
 pub struct Progress {
+    /// Calls waiting to retry (backoff or Retry-After).
+    pub waiting: Arc<AtomicU64>,
     pub samples: AtomicU64,
     pub tasks: AtomicU64,
     pub requests: AtomicU64,
@@ -293,6 +295,10 @@ async fn draw_pool(
             verifiers: &verifiers,
             prompt: &prompt_blob,
         };
+        let fatal = match &response {
+            Err(e) if e.fatal => Some(e.to_string()),
+            _ => None,
+        };
         let (record, samples) = trace_call(sh, &call, response);
         sh.progress.tokens.fetch_add(
             record.input_tokens + record.output_tokens,
@@ -309,6 +315,11 @@ async fn draw_pool(
             ));
         }
         sh.progress.samples.fetch_add(n as u64, Ordering::Relaxed);
+        if let Some(message) = fatal {
+            stop.get_or_insert(Stop::Failed(message));
+            sh.cancel.store(true, Ordering::Relaxed);
+            continue;
+        }
         for (k, sample) in samples.into_iter().enumerate() {
             pool[first + k] = Some(sample);
         }
@@ -342,7 +353,7 @@ fn trace_call(
     let sc = &*sh.scenario;
     let agent = &sc.agents[call.agent_idx];
     let task = call.task;
-    let (texts, input_tokens, latency, raw, error) = match response {
+    let (texts, input_tokens, latency, raw, request, attempts, error) = match response {
         Ok(r) => (
             r.completions
                 .into_iter()
@@ -351,6 +362,8 @@ fn trace_call(
             r.input_tokens,
             r.latency_ms,
             r.raw,
+            r.request,
+            r.attempts,
             None,
         ),
         Err(e) => (
@@ -358,6 +371,8 @@ fn trace_call(
             0,
             e.latency_ms,
             None,
+            None,
+            e.attempts.clone(),
             Some(e.to_string()),
         ),
     };
@@ -413,7 +428,10 @@ fn trace_call(
         n: call.n,
         system: sh.system_blobs[call.agent_idx].clone(),
         prompt: call.prompt.clone(),
-        request: serde_json::json!({"model": sc.models[agent.model].name, "n": call.n}).to_string(),
+        request: request.unwrap_or_else(|| {
+            serde_json::json!({"model": sc.models[agent.model].name, "n": call.n}).to_string()
+        }),
+        attempts,
         response: raw,
         error,
         latency_ms: latency,

@@ -72,6 +72,54 @@ enum Command {
         #[arg(long)]
         json: bool,
     },
+    /// Serve the scenario's simulated models over an OpenAI-compatible API.
+    SimServer {
+        /// Scenario file (YAML) defining simulated models, agents and tasks.
+        file: PathBuf,
+        #[arg(long, default_value = "127.0.0.1")]
+        host: String,
+        /// Port to listen on (0 picks a free one; the address is printed).
+        #[arg(long, default_value_t = 8000)]
+        port: u16,
+        /// Latency per request in ms: MEAN or MEAN,SD (default: the models' own).
+        #[arg(long, value_parser = parse_latency)]
+        latency_ms: Option<(f64, f64)>,
+        /// Share of requests answered 429 with Retry-After.
+        #[arg(long, default_value_t = 0.0)]
+        fail_429: f64,
+        /// Retry-After seconds sent with 429.
+        #[arg(long, default_value_t = 1.0)]
+        retry_after: f64,
+        /// Share of requests answered 500.
+        #[arg(long, default_value_t = 0.0)]
+        fail_500: f64,
+        /// Share of requests answered 503.
+        #[arg(long, default_value_t = 0.0)]
+        fail_503: f64,
+        /// Share of requests whose connection is cut after the headers.
+        #[arg(long, default_value_t = 0.0)]
+        reset: f64,
+        /// Share of requests that stall for --stall-ms before answering.
+        #[arg(long, default_value_t = 0.0)]
+        stall: f64,
+        #[arg(long, default_value_t = 30_000)]
+        stall_ms: u64,
+        /// Share of requests answered with malformed JSON.
+        #[arg(long, default_value_t = 0.0)]
+        malformed: f64,
+        /// Share of requests answered with truncated JSON.
+        #[arg(long, default_value_t = 0.0)]
+        truncated: f64,
+        /// Reject `n` above this (llama.cpp rejects n above its slot count).
+        #[arg(long)]
+        max_n: Option<usize>,
+        /// Seed for fault draws.
+        #[arg(long, default_value_t = 0)]
+        fault_seed: u64,
+        /// Require clients to send this key (`Authorization: Bearer KEY`).
+        #[arg(long, env = "CRUCIBLE_SIM_SERVER_KEY", hide_env_values = true)]
+        api_key: Option<String>,
+    },
     /// Write one record per sample of a run to stdout.
     Export {
         /// Run id (see `crucible runs`).
@@ -152,6 +200,62 @@ fn dispatch(command: Command) -> anyhow::Result<ExitCode> {
             );
             Ok(ExitCode::SUCCESS)
         }
+        Command::SimServer {
+            file,
+            host,
+            port,
+            latency_ms,
+            fail_429,
+            retry_after,
+            fail_500,
+            fail_503,
+            reset,
+            stall,
+            stall_ms,
+            malformed,
+            truncated,
+            max_n,
+            fault_seed,
+            api_key,
+        } => {
+            let scenario = Arc::new(Runner::validate(&file)?);
+            let faults = crucible::sim_server::Faults {
+                latency_ms,
+                rate_429: fail_429,
+                retry_after,
+                rate_500: fail_500,
+                rate_503: fail_503,
+                rate_reset: reset,
+                rate_stall: stall,
+                stall_ms,
+                rate_malformed: malformed,
+                rate_truncated: truncated,
+                max_n,
+                seed: fault_seed,
+                api_key,
+            };
+            let total = fail_429 + fail_500 + fail_503 + reset + stall + malformed + truncated;
+            anyhow::ensure!(
+                (0.0..=1.0).contains(&total),
+                "fault rates add up to {total}; they must add up to at most 1"
+            );
+            let server = Arc::new(crucible::sim_server::SimServer::new(scenario, faults));
+            let runtime = tokio::runtime::Runtime::new().context("starting the async runtime")?;
+            runtime.block_on(async move {
+                let listener = tokio::net::TcpListener::bind((host.as_str(), port))
+                    .await
+                    .with_context(|| format!("cannot listen on {host}:{port}"))?;
+                let addr = listener.local_addr()?;
+                println!("listening on http://{addr}/v1");
+                std::io::stdout().flush()?;
+                tokio::select! {
+                    r = crucible::sim_server::serve(listener, server) => r.context("serving")?,
+                    _ = tokio::signal::ctrl_c() => {}
+                }
+                Ok::<_, anyhow::Error>(())
+            })?;
+            Ok(ExitCode::SUCCESS)
+        }
         Command::Schema => {
             println!(
                 "{}",
@@ -215,6 +319,23 @@ fn dispatch(command: Command) -> anyhow::Result<ExitCode> {
             Ok(ExitCode::SUCCESS)
         }
     }
+}
+
+fn parse_latency(s: &str) -> Result<(f64, f64), String> {
+    let mut parts = s.split(',').map(|p| p.trim().parse::<f64>());
+    let mean = parts
+        .next()
+        .and_then(Result::ok)
+        .ok_or("expected MEAN or MEAN,SD in ms")?;
+    let sd = parts
+        .next()
+        .transpose()
+        .map_err(|e| e.to_string())?
+        .unwrap_or(0.0);
+    if mean < 0.0 || sd < 0.0 {
+        return Err("latency must not be negative".into());
+    }
+    Ok((mean, sd))
 }
 
 /// Open a database that must already exist (reading commands never create one).
@@ -303,10 +424,12 @@ fn draw_progress(
     );
     while !done.load(Ordering::Relaxed) {
         bar.set_position(progress.samples.load(Ordering::Relaxed));
-        bar.set_message(format!(
-            "{}/{tasks} tasks",
-            progress.tasks.load(Ordering::Relaxed)
-        ));
+        let waiting = progress.waiting.load(Ordering::Relaxed);
+        let mut msg = format!("{}/{tasks} tasks", progress.tasks.load(Ordering::Relaxed));
+        if waiting > 0 {
+            msg.push_str(&format!(" · {waiting} waiting on rate limits/retries"));
+        }
+        bar.set_message(msg);
         std::thread::sleep(Duration::from_millis(100));
     }
     bar.finish_and_clear();

@@ -27,6 +27,21 @@ pub struct Completion {
     pub output_tokens: u64,
 }
 
+/// One HTTP exchange (or attempt at one) behind a call, for the trace.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Attempt {
+    /// HTTP status, when a response arrived.
+    pub status: Option<u16>,
+    /// What went wrong, when something did.
+    pub error: Option<String>,
+    /// Time the exchange took, excluding any wait before it.
+    pub latency_ms: f64,
+    /// Time waited before this attempt (backoff, Retry-After).
+    pub wait_ms: f64,
+    /// Samples this exchange asked for.
+    pub n: usize,
+}
+
 /// What a provider returns for one request.
 #[derive(Debug, Clone, PartialEq)]
 pub struct CallResponse {
@@ -37,6 +52,10 @@ pub struct CallResponse {
     /// The response body as a server sent it (JSON), for the trace. `None`
     /// for the simulated provider, whose whole response is its texts and usage.
     pub raw: Option<String>,
+    /// The request body as sent (JSON, never with credentials), if any.
+    pub request: Option<String>,
+    /// Every HTTP exchange, retries included; empty for the simulated provider.
+    pub attempts: Vec<Attempt>,
 }
 
 #[derive(Debug, Clone, thiserror::Error, PartialEq)]
@@ -45,6 +64,11 @@ pub struct ProviderError {
     pub model: String,
     pub message: String,
     pub latency_ms: f64,
+    /// Every exchange tried before giving up.
+    pub attempts: Vec<Attempt>,
+    /// Whether the whole run should stop (bad key, wrong URL): retrying
+    /// other samples would fail the same way.
+    pub fatal: bool,
 }
 
 #[async_trait]

@@ -12,6 +12,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 
 use crate::error::Error;
 use crate::executor::{Executor, Progress, Status};
+use crate::openai::OpenAiModel;
 use crate::provider::Provider;
 use crate::scenario::{ModelKind, Scenario};
 use crate::store::{NewRun, Store, TaskRow};
@@ -44,6 +45,31 @@ impl Runner {
         }
     }
 
+    /// One provider per model of the scenario.
+    fn providers(&self, scenario: &Scenario) -> Result<Vec<Arc<dyn Provider>>, Error> {
+        scenario
+            .models
+            .iter()
+            .map(|m| match &m.kind {
+                ModelKind::Simulated(s) => Ok(Arc::new(s.clone()) as Arc<dyn Provider>),
+                ModelKind::OpenAi(h) => {
+                    let key = match &h.api_key_env {
+                        None => None,
+                        Some(env) => Some(std::env::var(env).map_err(|_| {
+                            Error::Setup(format!(
+                                "model \"{}\": environment variable {env} is not set; export it with the API key for {}",
+                                m.name, h.base_url
+                            ))
+                        })?),
+                    };
+                    OpenAiModel::new(h.clone(), key, self.progress.waiting.clone())
+                        .map(|p| Arc::new(p) as Arc<dyn Provider>)
+                        .map_err(Error::Setup)
+                }
+            })
+            .collect()
+    }
+
     /// Validate `path` without running it.
     pub fn validate(path: &Path) -> Result<Scenario, Error> {
         load_scenario(path).map_err(Error::Invalid)
@@ -57,6 +83,8 @@ impl Runner {
         on_start: impl FnOnce(&Scenario, i64),
     ) -> Result<RunSummary, Error> {
         let scenario = Arc::new(Self::validate(path)?);
+        // Providers first: a missing API key fails before anything is written.
+        let providers = self.providers(&scenario)?;
         let mut store = Store::open(&self.options.db)?;
         let run_id = store.create_run(
             &NewRun {
@@ -78,13 +106,6 @@ impl Runner {
         )?;
         on_start(&scenario, run_id);
         let writer = store.writer(run_id)?;
-        let providers: Vec<Arc<dyn Provider>> = scenario
-            .models
-            .iter()
-            .map(|m| match &m.kind {
-                ModelKind::Simulated(s) => Arc::new(s.clone()) as Arc<dyn Provider>,
-            })
-            .collect();
         let executor = Executor::new(
             scenario.clone(),
             providers,

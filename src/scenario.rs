@@ -7,6 +7,7 @@
 use std::path::PathBuf;
 
 use crate::answer::AnswerRule;
+use crate::openai::HttpModel;
 use crate::simulated::SimulatedModel;
 use crate::template::Template;
 
@@ -45,12 +46,14 @@ pub struct Model {
 #[derive(Debug)]
 pub enum ModelKind {
     Simulated(SimulatedModel),
+    OpenAi(HttpModel),
 }
 
 impl Model {
     pub fn provider_name(&self) -> &'static str {
         match self.kind {
             ModelKind::Simulated(_) => "simulated",
+            ModelKind::OpenAi(_) => "openai",
         }
     }
 }

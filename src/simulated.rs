@@ -261,6 +261,8 @@ impl Provider for SimulatedModel {
                     model: self.name.clone(),
                     message: format!("simulated failure (failure_rate {})", self.failure_rate),
                     latency_ms: ms,
+                    attempts: Vec::new(),
+                    fatal: false,
                 });
             }
             completions.push(c);
@@ -271,6 +273,8 @@ impl Provider for SimulatedModel {
             input_tokens,
             latency_ms: latency,
             raw: None,
+            request: None,
+            attempts: Vec::new(),
         })
     }
 }

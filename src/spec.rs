@@ -82,8 +82,47 @@ pub struct ScenarioSchema {
 #[derive(Debug, Clone, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct ModelSpec {
-    /// `simulated` (built in, no network). `openai` and `anthropic` arrive in a later release.
+    /// `simulated` (built in, no network) or `openai` (any OpenAI-compatible server).
     pub provider: Located<String>,
+    /// Network: the API root, e.g. `https://api.openai.com/v1` or `http://127.0.0.1:8080/v1`.
+    #[serde(default)]
+    pub base_url: Option<Located<String>>,
+    /// Network: the model id the server knows.
+    #[serde(default)]
+    pub model: Option<Located<String>>,
+    /// Network: the NAME of the environment variable holding the API key.
+    #[serde(default)]
+    pub api_key_env: Option<Located<String>>,
+    /// Network: sampling temperature.
+    #[serde(default)]
+    pub temperature: Option<Located<f64>>,
+    /// Network: nucleus sampling mass.
+    #[serde(default)]
+    pub top_p: Option<Located<f64>>,
+    /// Network: most tokens per completion.
+    #[serde(default)]
+    pub max_tokens: Option<Located<i64>>,
+    /// Network: request seed; each request sends `seed + its first sample index`.
+    #[serde(default)]
+    pub seed: Option<u64>,
+    /// Network: stop sequence(s): a string or a list of strings.
+    #[serde(default)]
+    pub stop: Option<Located<serde_json::Value>>,
+    /// Network: `true`, or how many top log-probabilities to return per token.
+    #[serde(default)]
+    pub logprobs: Option<Located<serde_json::Value>>,
+    /// Network: JSON fields merged into every request body (vendor options).
+    #[serde(default)]
+    pub extra: Option<Located<serde_json::Value>>,
+    /// Network: seconds before a request times out (default 120).
+    #[serde(default)]
+    pub timeout: Option<Located<f64>>,
+    /// Network: retries after the first attempt (default 5).
+    #[serde(default)]
+    pub max_retries: Option<Located<i64>>,
+    /// Network: most requests in flight to this model (default: the run's `--concurrency`).
+    #[serde(default)]
+    pub concurrency: Option<Located<i64>>,
     /// Simulated: the answer distribution of every task.
     #[serde(default)]
     pub distribution: Option<DistributionSpec>,

@@ -44,7 +44,7 @@ pub enum StoreError {
 type Result<T> = std::result::Result<T, StoreError>;
 
 /// Migrations, in order; entry i brings the schema from version i to i+1.
-const MIGRATIONS: &[&str] = &[include_str!("schema/v1.sql")];
+const MIGRATIONS: &[&str] = &[include_str!("schema/v1.sql"), include_str!("schema/v2.sql")];
 
 pub const SCHEMA_VERSION: i64 = MIGRATIONS.len() as i64;
 
@@ -523,8 +523,10 @@ pub struct CallRecord {
     pub n: usize,
     pub system: Blob,
     pub prompt: Blob,
-    /// Request parameters (JSON) beyond the messages.
+    /// The request body (JSON) as sent, or its parameters for the simulated provider.
     pub request: String,
+    /// HTTP exchanges behind the call, retries included.
+    pub attempts: Vec<crate::provider::Attempt>,
     pub response: Option<String>,
     pub error: Option<String>,
     pub latency_ms: f64,
@@ -632,6 +634,7 @@ struct BatchWriter<'c> {
     call: rusqlite::CachedStatement<'c>,
     sample: rusqlite::CachedStatement<'c>,
     score: rusqlite::CachedStatement<'c>,
+    attempt: rusqlite::CachedStatement<'c>,
     result: rusqlite::CachedStatement<'c>,
 }
 
@@ -653,6 +656,10 @@ impl<'c> BatchWriter<'c> {
             )?,
             score: tx.prepare_cached(
                 "INSERT INTO scores (sample_id, verifier, score, accepted) VALUES (?1, ?2, ?3, ?4)",
+            )?,
+            attempt: tx.prepare_cached(
+                "INSERT INTO attempts (call_id, attempt, n, status, error, latency_ms, wait_ms)
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
             )?,
             result: tx.prepare_cached(
                 "INSERT INTO task_results (run_id, strategy, kind, n, task_index, accuracy, abstain,
@@ -706,6 +713,17 @@ impl<'c> BatchWriter<'c> {
                     c.output_tokens as i64,
                 ])?;
                 stats.calls += 1;
+                for (i, a) in c.attempts.iter().enumerate() {
+                    self.attempt.execute(params![
+                        call_id,
+                        i as i64 + 1,
+                        a.n as i64,
+                        a.status,
+                        a.error,
+                        a.latency_ms,
+                        a.wait_ms
+                    ])?;
+                }
                 // Input tokens are per request; attribute them to its first sample.
                 for (i, s) in c.samples.iter().enumerate() {
                     let sample_id = self.sample.insert(params![

@@ -10,6 +10,7 @@ use crate::answer::{AnswerRule, Extractor};
 use crate::diagnostic::{Diagnostic, Diagnostics, SourceFile, Span, did_you_mean};
 use crate::loader::Loaded;
 use crate::node::Located;
+use crate::openai::HttpModel;
 use crate::scenario::{
     Agent, Budget, Model, ModelKind, Scenario, ScenarioSource, Strategy, StrategyKind, Task,
     Verifier, VerifierKind,
@@ -251,7 +252,15 @@ impl<'a> Validator<'a> {
                         });
                     }
                 }
-                p @ ("openai" | "anthropic") => self.err(
+                "openai" => {
+                    if let Some(m) = self.http_model(name, spec) {
+                        models.push(Model {
+                            name: name.value.clone(),
+                            kind: ModelKind::OpenAi(m),
+                        });
+                    }
+                }
+                p @ "anthropic" => self.err(
                     spec.provider.span,
                     format!(
                         "provider `{p}` is not supported yet in this version of crucible; use `simulated`"
@@ -260,13 +269,174 @@ impl<'a> Validator<'a> {
                 other => self.err(
                     spec.provider.span,
                     format!(
-                        "unknown provider `{other}` (expected one of: simulated){}",
+                        "unknown provider `{other}` (expected one of: simulated, openai){}",
                         did_you_mean(other, ["simulated", "openai", "anthropic"])
                     ),
                 ),
             }
         }
         Some(models)
+    }
+
+    fn http_model(&mut self, name: &Located<String>, spec: &ModelSpec) -> Option<HttpModel> {
+        let simulated_only = [
+            ("distribution", spec.distribution.is_some()),
+            ("format", spec.format.is_some()),
+            ("latency_ms", spec.latency_ms.is_some()),
+            ("failure_rate", spec.failure_rate.is_some()),
+        ];
+        for (key, present) in simulated_only {
+            if present {
+                self.err(
+                    name.span,
+                    format!(
+                        "`{key}` applies only to simulated models; remove it from `{}`",
+                        name.value
+                    ),
+                );
+            }
+        }
+        let base_url = match &spec.base_url {
+            None => {
+                self.err(
+                    name.span,
+                    format!(
+                        "model `{}` needs a `base_url`, e.g. http://127.0.0.1:8080/v1",
+                        name.value
+                    ),
+                );
+                None
+            }
+            Some(u) if !(u.starts_with("http://") || u.starts_with("https://")) => {
+                self.err(
+                    u.span,
+                    format!(
+                        "`base_url` must start with http:// or https://, found `{}`",
+                        u.value
+                    ),
+                );
+                None
+            }
+            Some(u) => Some(u.value.clone()),
+        };
+        let model = match &spec.model {
+            None => {
+                self.err(
+                    name.span,
+                    format!(
+                        "model `{}` needs `model`: the model id the server knows",
+                        name.value
+                    ),
+                );
+                None
+            }
+            Some(m) => Some(m.value.clone()),
+        };
+        let mut params = serde_json::Map::new();
+        if let Some(t) = &spec.temperature {
+            if !(0.0..=5.0).contains(&t.value) {
+                self.err(
+                    t.span,
+                    format!("`temperature` must be between 0 and 5, found {}", t.value),
+                );
+            }
+            params.insert("temperature".into(), t.value.into());
+        }
+        if let Some(p) = &spec.top_p {
+            if !(0.0..=1.0).contains(&p.value) {
+                self.err(
+                    p.span,
+                    format!("`top_p` must be in [0, 1], found {}", p.value),
+                );
+            }
+            params.insert("top_p".into(), p.value.into());
+        }
+        if let Some(m) = &spec.max_tokens {
+            if m.value < 1 {
+                self.err(
+                    m.span,
+                    format!("`max_tokens` must be at least 1, found {}", m.value),
+                );
+            }
+            params.insert("max_tokens".into(), m.value.into());
+        }
+        if let Some(stop) = &spec.stop {
+            let ok = match &stop.value {
+                serde_json::Value::String(_) => true,
+                serde_json::Value::Array(a) => a.iter().all(|v| v.is_string()),
+                _ => false,
+            };
+            if !ok {
+                self.err(stop.span, "`stop` must be a string or a list of strings");
+            }
+            params.insert("stop".into(), stop.value.clone());
+        }
+        if let Some(lp) = &spec.logprobs {
+            match &lp.value {
+                serde_json::Value::Bool(b) => {
+                    params.insert("logprobs".into(), (*b).into());
+                }
+                serde_json::Value::Number(k) if k.as_u64().is_some_and(|k| k <= 20) => {
+                    params.insert("logprobs".into(), true.into());
+                    params.insert("top_logprobs".into(), lp.value.clone());
+                }
+                _ => self.err(
+                    lp.span,
+                    "`logprobs` must be true/false or a number of top log-probabilities (0 to 20)",
+                ),
+            }
+        }
+        if let Some(extra) = &spec.extra {
+            match &extra.value {
+                serde_json::Value::Object(m) => params.extend(m.clone()),
+                _ => self.err(extra.span, "`extra` must be a mapping of JSON fields"),
+            }
+        }
+        let positive =
+            |v: &mut Self, x: &Option<Located<i64>>, what: &str, min: i64| -> Option<i64> {
+                let x = x.as_ref()?;
+                if x.value < min {
+                    v.err(
+                        x.span,
+                        format!("`{what}` must be at least {min}, found {}", x.value),
+                    );
+                    return None;
+                }
+                Some(x.value)
+            };
+        let timeout = match &spec.timeout {
+            Some(t) if !(t.value > 0.0 && t.value.is_finite()) => {
+                self.err(
+                    t.span,
+                    format!(
+                        "`timeout` must be a positive number of seconds, found {}",
+                        t.value
+                    ),
+                );
+                120.0
+            }
+            Some(t) => t.value,
+            None => 120.0,
+        };
+        if let Some(env) = &spec.api_key_env
+            && (env.is_empty() || env.contains(char::is_whitespace) || env.starts_with("sk-"))
+        {
+            self.err(env.span, "`api_key_env` is the NAME of an environment variable (e.g. OPENAI_API_KEY), not the key itself");
+        }
+        Some(HttpModel {
+            name: name.value.clone(),
+            base_url: base_url?,
+            model: model?,
+            api_key_env: spec.api_key_env.as_ref().map(|e| e.value.clone()),
+            params,
+            seed: spec.seed,
+            n_per_request: positive(self, &spec.n_per_request, "n_per_request", 1)
+                .map_or(usize::MAX, |n| n as usize),
+            timeout: std::time::Duration::from_secs_f64(timeout),
+            max_retries: positive(self, &spec.max_retries, "max_retries", 0)
+                .map_or(5, |n| n as u32),
+            concurrency: positive(self, &spec.concurrency, "concurrency", 1).map(|n| n as usize),
+        })
     }
 
     fn simulated(
@@ -277,6 +447,29 @@ impl<'a> Validator<'a> {
         answer: Option<&AnswerRule>,
         tasks: &[Task],
     ) -> Option<SimulatedModel> {
+        let network_only = [
+            ("base_url", spec.base_url.is_some()),
+            ("model", spec.model.is_some()),
+            ("api_key_env", spec.api_key_env.is_some()),
+            ("temperature", spec.temperature.is_some()),
+            ("top_p", spec.top_p.is_some()),
+            ("max_tokens", spec.max_tokens.is_some()),
+            ("seed", spec.seed.is_some()),
+            ("stop", spec.stop.is_some()),
+            ("logprobs", spec.logprobs.is_some()),
+            ("extra", spec.extra.is_some()),
+            ("timeout", spec.timeout.is_some()),
+            ("max_retries", spec.max_retries.is_some()),
+            ("concurrency", spec.concurrency.is_some()),
+        ];
+        for (key, present) in network_only {
+            if present {
+                self.err(
+                    spec.provider.span,
+                    format!("`{key}` applies only to network models; the simulated model `{}` does not take it", name.value),
+                );
+            }
+        }
         let Some(d) = &spec.distribution else {
             self.err(
                 name.span,
