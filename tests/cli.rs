@@ -961,3 +961,291 @@ proptest! {
         prop_assert!((c - bc).abs() < 1e-9 && (a - ba).abs() < 1e-9, "exact ({}, {}) brute ({}, {})", c, a, bc, ba);
     }
 }
+
+/// A running `crucible sim-server`, killed on drop.
+struct SimServer {
+    child: std::process::Child,
+    url: String,
+}
+
+impl SimServer {
+    fn start(scenario: &Path, args: &[&str]) -> SimServer {
+        use std::io::BufRead;
+        let mut child = Command::new(env!("CARGO_BIN_EXE_crucible"))
+            .arg("sim-server")
+            .arg(scenario)
+            .args(["--port", "0"])
+            .args(args)
+            .stdout(std::process::Stdio::piped())
+            .stderr(std::process::Stdio::null())
+            .spawn()
+            .unwrap();
+        let mut line = String::new();
+        std::io::BufReader::new(child.stdout.take().unwrap())
+            .read_line(&mut line)
+            .unwrap();
+        let url = line
+            .trim()
+            .strip_prefix("listening on ")
+            .expect("address line")
+            .to_owned();
+        SimServer { child, url }
+    }
+}
+
+impl Drop for SimServer {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// A small simulated scenario: 30 tasks, pools of 8.
+fn small_sim_scenario() -> String {
+    std::fs::read_to_string(root().join("scenarios/quickstart.yaml"))
+        .unwrap()
+        .replace("count: 200", "count: 30")
+        .replace("n: [1, 2, 4, 8, 16, 32, 64]", "n: [1, 2, 4, 8]")
+}
+
+/// The same scenario with its model served over HTTP at `url`.
+fn http_client_scenario(sim: &str, url: &str, model_lines: &str) -> String {
+    let start = sim.find("    provider: simulated").unwrap();
+    let end = sim.find("\nagents:").unwrap();
+    format!(
+        "{}    provider: openai\n    base_url: {url}\n    model: sim\n    seed: 0\n{model_lines}\n{}",
+        &sim[..start],
+        &sim[end..]
+    )
+}
+
+/// What must not change between serving a model in-process and over HTTP.
+fn sample_content(db: &Path) -> Vec<String> {
+    table_rows(
+        db,
+        "SELECT s.task_index, s.sample_index, s.text, s.normalized, s.correct, s.abstained,
+            (SELECT group_concat(score) FROM scores WHERE sample_id = s.id)
+         FROM samples s ORDER BY s.task_index, s.sample_index",
+    )
+}
+
+#[test]
+fn http_faults_lose_and_duplicate_no_sample() {
+    let s = Scratch::new();
+    let sim = small_sim_scenario();
+    let server_file = s.write("server.yaml", &sim);
+    let local_db = s.path("local.db");
+    Crucible::new(&["run"]).arg(&server_file).db(&local_db).ok();
+    let expected = sample_content(&local_db);
+    assert_eq!(expected.len(), 30 * 8);
+    let faults: &[(&str, &[&str], &str)] = &[
+        (
+            "429",
+            &["--fail-429", "0.3", "--retry-after", "0.01"],
+            "status = 429",
+        ),
+        ("500", &["--fail-500", "0.3"], "status = 500"),
+        ("503", &["--fail-503", "0.3"], "status = 503"),
+        (
+            "reset",
+            &["--reset", "0.3"],
+            "status IS NULL AND error IS NOT NULL",
+        ),
+        (
+            "stall",
+            &["--stall", "0.3", "--stall-ms", "3000"],
+            "status IS NULL AND error LIKE '%timed out%'",
+        ),
+        (
+            "malformed",
+            &["--malformed", "0.3"],
+            "error LIKE 'unreadable response%'",
+        ),
+        (
+            "truncated",
+            &["--truncated", "0.3"],
+            "error LIKE 'unreadable response%'",
+        ),
+    ];
+    for (name, args, failed_attempt) in faults {
+        let server = SimServer::start(&server_file, args);
+        let client = http_client_scenario(
+            &sim,
+            &server.url,
+            "    n_per_request: 2\n    max_retries: 30\n    timeout: 0.5",
+        );
+        let db = s.path(&format!("{name}.db"));
+        let out = Crucible::new(&["run"])
+            .arg(s.write(&format!("{name}.yaml"), &client))
+            .db(&db)
+            .arg("--json")
+            .ok();
+        let v: serde_json::Value = serde_json::from_str(&out).unwrap();
+        assert_eq!(v["status"], "completed", "{name}");
+        assert_eq!(
+            sample_content(&db),
+            expected,
+            "{name}: samples differ from the in-process model"
+        );
+        assert_eq!(
+            query_i64(&db, "SELECT count(*) FROM calls"),
+            30 * 4,
+            "{name}"
+        );
+        assert_eq!(
+            query_i64(&db, "SELECT count(*) FROM calls WHERE status <> 'ok'"),
+            0,
+            "{name}"
+        );
+        let failed = query_i64(
+            &db,
+            &format!("SELECT count(*) FROM attempts WHERE {failed_attempt}"),
+        );
+        assert!(failed >= 10, "{name}: only {failed} failed attempts traced");
+        // Every call ends in exactly one successful attempt; the failures before it are all there.
+        assert_eq!(
+            query_i64(
+                &db,
+                "SELECT count(*) FROM attempts WHERE status = 200 AND error IS NULL"
+            ),
+            30 * 4,
+            "{name}"
+        );
+        assert!(
+            query_i64(
+                &db,
+                "SELECT count(*) FROM attempts a JOIN attempts b ON a.call_id = b.call_id AND b.attempt = a.attempt + 1 WHERE a.error IS NULL"
+            ) == 0,
+            "{name}: an attempt followed a success"
+        );
+    }
+}
+
+#[test]
+fn a_server_capping_n_gets_split_requests() {
+    let s = Scratch::new();
+    let sim = small_sim_scenario();
+    let server_file = s.write("server.yaml", &sim);
+    let local_db = s.path("local.db");
+    Crucible::new(&["run"]).arg(&server_file).db(&local_db).ok();
+    let server = SimServer::start(&server_file, &["--max-n", "3"]);
+    let db = s.path("http.db");
+    let client = http_client_scenario(&sim, &server.url, "    max_retries: 2");
+    Crucible::new(&["run"])
+        .arg(s.write("client.yaml", &client))
+        .db(&db)
+        .ok();
+    assert_eq!(sample_content(&db), sample_content(&local_db));
+    // The first request asks for 8 and is refused; every later one asks for at most 3.
+    assert!(
+        query_i64(
+            &db,
+            "SELECT count(*) FROM attempts WHERE status = 400 AND n = 8"
+        ) >= 1
+    );
+    assert_eq!(
+        query_i64(
+            &db,
+            "SELECT count(*) FROM attempts WHERE status = 200 AND n > 3"
+        ),
+        0
+    );
+    assert_eq!(
+        query_i64(&db, "SELECT sum(n) FROM attempts WHERE status = 200"),
+        30 * 8
+    );
+    // Each call records the bodies of the requests it was split into.
+    assert_eq!(
+        query_i64(&db, "SELECT count(*) FROM calls WHERE request LIKE '[%'"),
+        30
+    );
+}
+
+#[test]
+fn api_keys_never_reach_the_database_or_any_output() {
+    let key = "sk-crucible-test-7f3a9c2e5b1d";
+    let s = Scratch::new();
+    let sim = small_sim_scenario();
+    let server_file = s.write("server.yaml", &sim);
+    let server = SimServer::start(
+        &server_file,
+        &[
+            "--api-key",
+            key,
+            "--fail-429",
+            "0.2",
+            "--retry-after",
+            "0.01",
+        ],
+    );
+    let client = http_client_scenario(
+        &sim,
+        &server.url,
+        "    api_key_env: CRUCIBLE_TEST_KEY\n    max_retries: 20",
+    );
+    let file = s.write("client.yaml", &client);
+    let db = s.path("k.db");
+    let mut outputs = Vec::new();
+    let mut run = Crucible::new(&["run"]).arg(&file).db(&db).arg("--json");
+    run.cmd.env("CRUCIBLE_TEST_KEY", key);
+    let out = run.output();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    outputs.push(out.stdout);
+    outputs.push(out.stderr);
+    for args in [
+        &["export", "1", "--format", "jsonl"][..],
+        &["export", "1", "--format", "csv"],
+        &["show", "1"],
+        &["runs"],
+    ] {
+        let o = Crucible::new(args).db(&db).output();
+        outputs.push(o.stdout);
+        outputs.push(o.stderr);
+    }
+    // A wrong key fails the run with a message naming the variable, not the key.
+    let mut bad = Crucible::new(&["run"]).arg(&file).db(&db);
+    bad.cmd.env("CRUCIBLE_TEST_KEY", "sk-wrong-key-0000");
+    let o = bad.output();
+    assert_eq!(o.status.code(), Some(1));
+    let stderr = String::from_utf8_lossy(&o.stderr);
+    assert!(
+        stderr.contains("401 Unauthorized") && stderr.contains("CRUCIBLE_TEST_KEY"),
+        "{stderr}"
+    );
+    assert!(!stderr.contains("sk-wrong-key-0000"), "{stderr}");
+    outputs.push(o.stdout);
+    outputs.push(o.stderr);
+    // A missing key is refused before anything is written.
+    let fresh = s.path("fresh.db");
+    let o = Crucible::new(&["run"]).arg(&file).db(&fresh).output();
+    assert_eq!(o.status.code(), Some(1));
+    assert!(String::from_utf8_lossy(&o.stderr).contains("CRUCIBLE_TEST_KEY is not set"));
+    assert!(!fresh.exists());
+    let needle = key.as_bytes();
+    for (i, o) in outputs.iter().enumerate() {
+        assert!(
+            !o.windows(needle.len()).any(|w| w == needle),
+            "output {i} contains the key"
+        );
+    }
+    for entry in std::fs::read_dir(s.dir.path()).unwrap() {
+        let p = entry.unwrap().path();
+        if p.file_name().unwrap().to_string_lossy().starts_with("k.db") {
+            let bytes = std::fs::read(&p).unwrap();
+            assert!(
+                !bytes.windows(needle.len()).any(|w| w == needle),
+                "{} contains the key",
+                p.display()
+            );
+        }
+    }
+    let runs: i64 = query_i64(
+        &db,
+        "SELECT count(*) FROM runs WHERE status = 'failed' AND error LIKE '%CRUCIBLE_TEST_KEY%'",
+    );
+    assert_eq!(runs, 1);
+}
