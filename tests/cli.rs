@@ -1249,3 +1249,87 @@ fn api_keys_never_reach_the_database_or_any_output() {
     );
     assert_eq!(runs, 1);
 }
+
+/// The base URL of a real llama.cpp server: `$CRUCIBLE_LLAMA_URL`, or one that
+/// `scripts/llama-server.sh` installs (cached) and starts.
+fn llama_url() -> String {
+    if let Ok(url) = std::env::var("CRUCIBLE_LLAMA_URL") {
+        return url;
+    }
+    let out = Command::new("bash")
+        .arg(root().join("scripts/llama-server.sh"))
+        .arg("url")
+        .output()
+        .expect("run scripts/llama-server.sh");
+    assert!(
+        out.status.success(),
+        "llama-server setup failed:\n{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8(out.stdout).unwrap().trim().to_owned()
+}
+
+#[test]
+fn llama_cpp_end_to_end_with_split_requests() {
+    let url = llama_url();
+    let s = Scratch::new();
+    s.write(
+        "data/arithmetic.jsonl",
+        &std::fs::read_to_string(root().join("scenarios/data/arithmetic.jsonl")).unwrap(),
+    );
+    let text = std::fs::read_to_string(root().join("scenarios/llama-arithmetic.yaml"))
+        .unwrap()
+        .replace("http://127.0.0.1:8080/v1", &format!("{url}/v1"));
+    let db = s.path("llama.db");
+    let out = Crucible::new(&["run"])
+        .arg(s.write("llama.yaml", &text))
+        .db(&db)
+        .args_concurrency(4)
+        .arg("--json")
+        .ok();
+    let v: serde_json::Value = serde_json::from_str(&out).unwrap();
+    assert_eq!(v["status"], "completed");
+    assert_eq!(v["samples"], 20 * 8);
+    // Real responses: llama.cpp's own fields (`timings`) are kept in the stored body.
+    assert_eq!(
+        query_i64(
+            &db,
+            "SELECT count(*) FROM call_view WHERE response LIKE '%\"timings\"%'"
+        ),
+        20
+    );
+    assert!(query_i64(&db, "SELECT count(*) FROM samples WHERE length(text) > 0") >= 150);
+    // Real token usage, from the server's `usage`.
+    assert!(query_i64(&db, "SELECT min(input_tokens) FROM calls") > 10);
+    assert!(query_i64(&db, "SELECT sum(output_tokens) FROM calls") > 20 * 8);
+    // The server caps n at its 4 slots: a pool of 8 was refused once, then split.
+    assert!(
+        query_i64(
+            &db,
+            "SELECT count(*) FROM attempts WHERE status = 400 AND n = 8"
+        ) >= 1
+    );
+    assert_eq!(
+        query_i64(
+            &db,
+            "SELECT count(*) FROM attempts WHERE status = 200 AND n > 4"
+        ),
+        0
+    );
+    assert_eq!(
+        query_i64(&db, "SELECT sum(n) FROM attempts WHERE status = 200"),
+        20 * 8
+    );
+    let acc = |strategy: &str, n: u64| {
+        v["results"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|r| r["strategy"] == strategy && r["n"] == n)
+            .unwrap()["accuracy"]
+            .as_f64()
+            .unwrap()
+    };
+    // With an oracle, best-of-8 is at least as good as one sample.
+    assert!(acc("best_of_n", 8) >= acc("best_of_n", 1));
+}
