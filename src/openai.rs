@@ -113,8 +113,16 @@ impl OpenAiModel {
     }
 }
 
-/// The choices and usage of a chat-completions response.
-pub fn parse_response(text: &str) -> Result<(Vec<String>, Option<(u64, u64)>), String> {
+/// The texts of a chat-completions response and its usage, if reported.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Parsed {
+    pub texts: Vec<String>,
+    /// (prompt tokens, completion tokens)
+    pub usage: Option<(u64, u64)>,
+}
+
+/// Read a chat-completions response body.
+pub fn parse_response(text: &str) -> Result<Parsed, String> {
     let v: Value = serde_json::from_str(text).map_err(|e| e.to_string())?;
     let choices = v
         .get("choices")
@@ -136,12 +144,12 @@ pub fn parse_response(text: &str) -> Result<(Vec<String>, Option<(u64, u64)>), S
             u.get("completion_tokens")?.as_u64()?,
         ))
     });
-    Ok((texts, usage))
+    Ok(Parsed { texts, usage })
 }
 
 #[async_trait]
 impl Provider for OpenAiModel {
-    fn model(&self) -> &str {
+    fn name(&self) -> &str {
         &self.config.name
     }
 
@@ -186,7 +194,7 @@ impl Provider for OpenAiModel {
             latency += tried.iter().map(|a| a.latency_ms).sum::<f64>();
             attempts.extend(tried);
             match result {
-                Ok(((texts, usage), raw)) => {
+                Ok((Parsed { texts, usage }, raw)) => {
                     let count = texts.len().min(n);
                     let (prompt_tokens, completion_tokens) = usage.unwrap_or_else(|| {
                         let out: u64 = texts.iter().map(|t| estimate_tokens(t)).sum();

@@ -74,7 +74,7 @@ pub struct ProviderError {
 #[async_trait]
 pub trait Provider: Send + Sync {
     /// The model's name in the scenario.
-    fn model(&self) -> &str;
+    fn name(&self) -> &str;
     /// Name of the provider kind, e.g. `simulated`.
     fn kind(&self) -> &'static str;
     /// Most samples one request may ask for.

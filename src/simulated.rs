@@ -237,7 +237,7 @@ fn draw(dist: &[(Option<String>, f64)], u: f64) -> Option<&str> {
 
 #[async_trait]
 impl Provider for SimulatedModel {
-    fn model(&self) -> &str {
+    fn name(&self) -> &str {
         &self.name
     }
 
