@@ -12,7 +12,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 
 use crate::error::Error;
 use crate::executor::{Executor, Progress, Status};
-use crate::openai::OpenAiModel;
+use crate::network::NetworkModel;
 use crate::provider::Provider;
 use crate::scenario::{ModelKind, Scenario};
 use crate::store::{NewRun, Store, TaskRow};
@@ -52,7 +52,7 @@ impl Runner {
             .iter()
             .map(|m| match &m.kind {
                 ModelKind::Simulated(s) => Ok(Arc::new(s.clone()) as Arc<dyn Provider>),
-                ModelKind::OpenAi(h) => {
+                ModelKind::Network(h) => {
                     let key = match &h.api_key_env {
                         None => None,
                         Some(env) => Some(std::env::var(env).map_err(|_| {
@@ -62,7 +62,7 @@ impl Runner {
                             ))
                         })?),
                     };
-                    OpenAiModel::new(h.clone(), key, self.progress.waiting.clone())
+                    NetworkModel::new(h.clone(), key, self.progress.waiting.clone())
                         .map(|p| Arc::new(p) as Arc<dyn Provider>)
                         .map_err(Error::Setup)
                 }

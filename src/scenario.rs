@@ -7,7 +7,7 @@
 use std::path::PathBuf;
 
 use crate::answer::AnswerRule;
-use crate::openai::HttpModel;
+use crate::network::HttpModel;
 use crate::simulated::SimulatedModel;
 use crate::template::Template;
 
@@ -46,14 +46,15 @@ pub struct Model {
 #[derive(Debug)]
 pub enum ModelKind {
     Simulated(SimulatedModel),
-    OpenAi(HttpModel),
+    /// OpenAI-compatible or Anthropic, over HTTP.
+    Network(HttpModel),
 }
 
 impl Model {
     pub fn provider_name(&self) -> &'static str {
-        match self.kind {
+        match &self.kind {
             ModelKind::Simulated(_) => "simulated",
-            ModelKind::OpenAi(_) => "openai",
+            ModelKind::Network(h) => h.api.as_str(),
         }
     }
 }

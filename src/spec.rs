@@ -82,7 +82,7 @@ pub struct ScenarioSchema {
 #[derive(Debug, Clone, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct ModelSpec {
-    /// `simulated` (built in, no network) or `openai` (any OpenAI-compatible server).
+    /// `simulated` (built in, no network), `openai` (any OpenAI-compatible server) or `anthropic`.
     pub provider: Located<String>,
     /// Network: the API root, e.g. `https://api.openai.com/v1` or `http://127.0.0.1:8080/v1`.
     #[serde(default)]

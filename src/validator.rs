@@ -9,8 +9,8 @@ use std::sync::Arc;
 use crate::answer::{AnswerRule, Extractor};
 use crate::diagnostic::{Diagnostic, Diagnostics, SourceFile, Span, did_you_mean};
 use crate::loader::Loaded;
+use crate::network::{Api, HttpModel};
 use crate::node::Located;
-use crate::openai::HttpModel;
 use crate::scenario::{
     Agent, Budget, Model, ModelKind, Scenario, ScenarioSource, Strategy, StrategyKind, Task,
     Verifier, VerifierKind,
@@ -252,24 +252,19 @@ impl<'a> Validator<'a> {
                         });
                     }
                 }
-                "openai" => {
-                    if let Some(m) = self.http_model(name, spec) {
+                p @ ("openai" | "anthropic") => {
+                    let api = if p == "openai" { Api::OpenAi } else { Api::Anthropic };
+                    if let Some(m) = self.http_model(name, spec, api) {
                         models.push(Model {
                             name: name.value.clone(),
-                            kind: ModelKind::OpenAi(m),
+                            kind: ModelKind::Network(m),
                         });
                     }
                 }
-                p @ "anthropic" => self.err(
-                    spec.provider.span,
-                    format!(
-                        "provider `{p}` is not supported yet in this version of crucible; use `simulated`"
-                    ),
-                ),
                 other => self.err(
                     spec.provider.span,
                     format!(
-                        "unknown provider `{other}` (expected one of: simulated, openai){}",
+                        "unknown provider `{other}` (expected one of: simulated, openai, anthropic){}",
                         did_you_mean(other, ["simulated", "openai", "anthropic"])
                     ),
                 ),
@@ -278,7 +273,12 @@ impl<'a> Validator<'a> {
         Some(models)
     }
 
-    fn http_model(&mut self, name: &Located<String>, spec: &ModelSpec) -> Option<HttpModel> {
+    fn http_model(
+        &mut self,
+        name: &Located<String>,
+        spec: &ModelSpec,
+        api: Api,
+    ) -> Option<HttpModel> {
         let simulated_only = [
             ("distribution", spec.distribution.is_some()),
             ("format", spec.format.is_some()),
@@ -423,7 +423,24 @@ impl<'a> Validator<'a> {
         {
             self.err(env.span, "`api_key_env` is the NAME of an environment variable (e.g. OPENAI_API_KEY), not the key itself");
         }
+        if api == Api::Anthropic {
+            if let Some(n) = &spec.n_per_request
+                && n.value != 1
+            {
+                self.err(n.span, "Anthropic's API has no `n`: each request gives one sample; remove `n_per_request`");
+            }
+            if let Some(lp) = &spec.logprobs {
+                self.err(lp.span, "Anthropic's API does not return log-probabilities");
+            }
+            if spec.seed.is_some() {
+                self.err(
+                    spec.provider.span,
+                    "Anthropic's API takes no `seed`; remove it",
+                );
+            }
+        }
         Some(HttpModel {
+            api,
             name: name.value.clone(),
             base_url: base_url?,
             model: model?,

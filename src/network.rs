@@ -1,0 +1,557 @@
+//! Network providers: the OpenAI-compatible chat-completions API (OpenAI,
+//! vLLM, SGLang, llama.cpp, Ollama, LM Studio) and Anthropic's Messages API,
+//! behind one [`NetworkModel`] that differs only in its wire format ([`Api`]).
+//!
+//! Written by hand over reqwest for exact control of the body: `n`, `seed`,
+//! `logprobs` and vendor `extra` fields go in as configured, and the raw
+//! response (unknown fields such as llama.cpp's `timings` included) goes to
+//! the trace. A server that caps `n` (llama.cpp answers 400 "Value must be
+//! between 1 <= value <= 4") is asked again in smaller requests; the cap is
+//! remembered and every request is recorded. Anthropic has no `n`: one
+//! request per sample.
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
+use std::time::Duration;
+
+use async_trait::async_trait;
+use serde_json::{Map, Value, json};
+use tokio::sync::Semaphore;
+
+use crate::http::{self, Endpoint, Failure, RetryPolicy};
+use crate::provider::{CallRequest, CallResponse, Completion, Provider, ProviderError};
+use crate::simulated::estimate_tokens;
+
+/// Which wire format a network model speaks.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Api {
+    /// `POST {base_url}/chat/completions`, `Authorization: Bearer`.
+    OpenAi,
+    /// `POST {base_url}/messages`, `x-api-key`, `anthropic-version: 2023-06-01`.
+    Anthropic,
+}
+
+impl Api {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Api::OpenAi => "openai",
+            Api::Anthropic => "anthropic",
+        }
+    }
+}
+
+/// Anthropic requires `max_tokens`; this is used when the scenario sets none.
+pub const ANTHROPIC_DEFAULT_MAX_TOKENS: u64 = 1024;
+
+/// A network model's settings, validated.
+#[derive(Debug, Clone)]
+pub struct HttpModel {
+    pub api: Api,
+    /// The model's name in the scenario.
+    pub name: String,
+    pub base_url: String,
+    /// The model id the server knows.
+    pub model: String,
+    pub api_key_env: Option<String>,
+    /// Sampling parameters and `extra` fields, merged into every request body.
+    pub params: Map<String, Value>,
+    /// Request seed; request i of a task sends `seed + first sample index`.
+    pub seed: Option<u64>,
+    pub n_per_request: usize,
+    pub timeout: Duration,
+    pub max_retries: u32,
+    /// Most requests in flight to this model.
+    pub concurrency: Option<usize>,
+}
+
+/// The provider for one network model.
+pub struct NetworkModel {
+    config: HttpModel,
+    client: reqwest::Client,
+    url: String,
+    headers: Vec<(&'static str, String)>,
+    /// Largest `n` the server accepted or announced.
+    cap: AtomicUsize,
+    slots: Option<Semaphore>,
+    waiting: Arc<AtomicU64>,
+}
+
+/// Install the TLS crypto provider once per process.
+pub fn install_tls() {
+    let _ = rustls::crypto::ring::default_provider().install_default();
+}
+
+impl NetworkModel {
+    /// `api_key` comes from the environment variable the scenario names.
+    pub fn new(
+        config: HttpModel,
+        api_key: Option<String>,
+        waiting: Arc<AtomicU64>,
+    ) -> Result<Self, String> {
+        install_tls();
+        let client = reqwest::Client::builder()
+            .timeout(config.timeout)
+            .connect_timeout(Duration::from_secs(10))
+            .build()
+            .map_err(|e| {
+                format!(
+                    "model \"{}\": cannot build an HTTP client: {e}",
+                    config.name
+                )
+            })?;
+        let root = config.base_url.trim_end_matches('/');
+        let (url, mut headers) = match config.api {
+            Api::OpenAi => (format!("{root}/chat/completions"), Vec::new()),
+            Api::Anthropic => (
+                format!("{root}/messages"),
+                vec![("anthropic-version", "2023-06-01".to_owned())],
+            ),
+        };
+        if let Some(k) = api_key {
+            headers.push(match config.api {
+                Api::OpenAi => ("authorization", format!("Bearer {k}")),
+                Api::Anthropic => ("x-api-key", k),
+            });
+        }
+        let n_cap = match config.api {
+            Api::OpenAi => config.n_per_request.max(1),
+            Api::Anthropic => 1,
+        };
+        Ok(NetworkModel {
+            cap: AtomicUsize::new(n_cap),
+            slots: config.concurrency.map(Semaphore::new),
+            client,
+            url,
+            headers,
+            config,
+            waiting,
+        })
+    }
+
+    /// The JSON body for `n` samples starting at `first`.
+    pub fn body(&self, system: &str, prompt: &str, first: usize, n: usize) -> Value {
+        match self.config.api {
+            Api::OpenAi => self.openai_body(system, prompt, first, n),
+            Api::Anthropic => self.anthropic_body(system, prompt),
+        }
+    }
+
+    /// Messages API: `system` is a top-level field, `max_tokens` is required,
+    /// `stop` is `stop_sequences`; there is no `n` and no `seed`.
+    fn anthropic_body(&self, system: &str, prompt: &str) -> Value {
+        let mut body = Map::new();
+        body.insert("model".into(), json!(self.config.model));
+        body.insert("max_tokens".into(), json!(ANTHROPIC_DEFAULT_MAX_TOKENS));
+        if !system.is_empty() {
+            body.insert("system".into(), json!(system));
+        }
+        body.insert(
+            "messages".into(),
+            json!([{"role": "user", "content": prompt}]),
+        );
+        for (k, v) in &self.config.params {
+            match k.as_str() {
+                "stop" => {
+                    let list = match v {
+                        Value::String(s) => json!([s]),
+                        other => other.clone(),
+                    };
+                    body.insert("stop_sequences".into(), list);
+                }
+                "logprobs" | "top_logprobs" => {}
+                _ => {
+                    body.insert(k.clone(), v.clone());
+                }
+            }
+        }
+        Value::Object(body)
+    }
+
+    fn openai_body(&self, system: &str, prompt: &str, first: usize, n: usize) -> Value {
+        let mut messages = Vec::new();
+        if !system.is_empty() {
+            messages.push(json!({"role": "system", "content": system}));
+        }
+        messages.push(json!({"role": "user", "content": prompt}));
+        let mut body = Map::new();
+        body.insert("model".into(), json!(self.config.model));
+        body.insert("messages".into(), Value::Array(messages));
+        if n != 1 {
+            body.insert("n".into(), json!(n));
+        }
+        if let Some(seed) = self.config.seed {
+            body.insert("seed".into(), json!(seed.wrapping_add(first as u64)));
+        }
+        for (k, v) in &self.config.params {
+            body.insert(k.clone(), v.clone());
+        }
+        Value::Object(body)
+    }
+}
+
+/// The texts of a chat-completions response and its usage, if reported.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Parsed {
+    pub texts: Vec<String>,
+    /// (prompt tokens, completion tokens)
+    pub usage: Option<(u64, u64)>,
+}
+
+/// Read a Messages API response: the text blocks of `content`, and `usage`.
+pub fn parse_anthropic(text: &str) -> Result<Parsed, String> {
+    let v: Value = serde_json::from_str(text).map_err(|e| e.to_string())?;
+    let content = v
+        .get("content")
+        .and_then(Value::as_array)
+        .ok_or("no `content` array")?;
+    let text: String = content
+        .iter()
+        .filter(|b| b.get("type").and_then(Value::as_str) == Some("text"))
+        .filter_map(|b| b.get("text").and_then(Value::as_str))
+        .collect();
+    let usage = v.get("usage").and_then(|u| {
+        Some((
+            u.get("input_tokens")?.as_u64()?,
+            u.get("output_tokens")?.as_u64()?,
+        ))
+    });
+    Ok(Parsed {
+        texts: vec![text],
+        usage,
+    })
+}
+
+/// Read a chat-completions response body.
+pub fn parse_response(text: &str) -> Result<Parsed, String> {
+    let v: Value = serde_json::from_str(text).map_err(|e| e.to_string())?;
+    let choices = v
+        .get("choices")
+        .and_then(Value::as_array)
+        .ok_or("no `choices` array")?;
+    let mut texts = Vec::with_capacity(choices.len());
+    for c in choices {
+        let content = c.pointer("/message/content").or_else(|| c.get("text"));
+        texts.push(
+            content
+                .and_then(Value::as_str)
+                .unwrap_or_default()
+                .to_owned(),
+        );
+    }
+    let usage = v.get("usage").and_then(|u| {
+        Some((
+            u.get("prompt_tokens")?.as_u64()?,
+            u.get("completion_tokens")?.as_u64()?,
+        ))
+    });
+    Ok(Parsed { texts, usage })
+}
+
+#[async_trait]
+impl Provider for NetworkModel {
+    fn name(&self) -> &str {
+        &self.config.name
+    }
+
+    fn kind(&self) -> &'static str {
+        self.config.api.as_str()
+    }
+
+    fn max_n_per_request(&self) -> usize {
+        match self.config.api {
+            Api::OpenAi => self.config.n_per_request,
+            Api::Anthropic => 1,
+        }
+    }
+
+    async fn complete(&self, req: CallRequest<'_>) -> Result<CallResponse, ProviderError> {
+        let ep = Endpoint {
+            client: &self.client,
+            url: &self.url,
+            headers: &self.headers,
+            model: &self.config.model,
+            key_env: self.config.api_key_env.as_deref(),
+            policy: RetryPolicy {
+                max_retries: self.config.max_retries,
+                base: Duration::from_millis(250),
+                cap: Duration::from_secs(20),
+            },
+            waiting: &self.waiting,
+        };
+        let mut completions = Vec::with_capacity(req.n);
+        let mut attempts = Vec::new();
+        let mut bodies = Vec::new();
+        let mut raws = Vec::new();
+        let (mut input_tokens, mut latency) = (0u64, 0.0f64);
+        let mut done = 0;
+        while done < req.n {
+            let n = (req.n - done).min(self.cap.load(Ordering::Relaxed).max(1));
+            let body = self
+                .body(req.system, req.prompt, req.first_sample + done, n)
+                .to_string();
+            let _slot = match &self.slots {
+                Some(s) => Some(s.acquire().await.expect("semaphore open")),
+                None => None,
+            };
+            let parse = match self.config.api {
+                Api::OpenAi => parse_response,
+                Api::Anthropic => parse_anthropic,
+            };
+            let (result, tried) = http::post(&ep, &body, n, parse).await;
+            latency += tried.iter().map(|a| a.latency_ms).sum::<f64>();
+            attempts.extend(tried);
+            match result {
+                Ok((Parsed { texts, usage }, raw)) => {
+                    let count = texts.len().min(n);
+                    let (prompt_tokens, completion_tokens) = usage.unwrap_or_else(|| {
+                        let out: u64 = texts.iter().map(|t| estimate_tokens(t)).sum();
+                        (
+                            estimate_tokens(req.system) + estimate_tokens(req.prompt),
+                            out,
+                        )
+                    });
+                    input_tokens += prompt_tokens;
+                    // Usage covers all choices; split output tokens by text length.
+                    let chars: usize = texts.iter().map(String::len).sum::<usize>().max(1);
+                    for t in texts.into_iter().take(count) {
+                        let share = (completion_tokens as f64 * t.len() as f64 / chars as f64)
+                            .round() as u64;
+                        completions.push(Completion {
+                            output_tokens: share,
+                            text: t,
+                        });
+                    }
+                    if count < n {
+                        return Err(self.error(
+                            format!("asked for {n} choices, got {count}"),
+                            latency,
+                            attempts,
+                            false,
+                        ));
+                    }
+                    done += n;
+                    bodies.push(body);
+                    raws.push(raw);
+                }
+                Err(Failure::NTooLarge { max, message }) if max < n => {
+                    tracing::info!(model = %self.config.name, max, "server caps n; splitting requests: {message}");
+                    self.cap.store(max, Ordering::Relaxed);
+                }
+                Err(Failure::NTooLarge { message, .. }) | Err(Failure::Request(message)) => {
+                    return Err(self.error(message, latency, attempts, false));
+                }
+                Err(Failure::GaveUp(message)) => {
+                    return Err(self.error(message, latency, attempts, false));
+                }
+                Err(Failure::Fatal(message)) => {
+                    return Err(self.error(message, latency, attempts, true));
+                }
+            }
+        }
+        let join = |parts: Vec<String>| match parts.len() {
+            1 => parts.into_iter().next().unwrap_or_default(),
+            _ => format!("[{}]", parts.join(",")),
+        };
+        Ok(CallResponse {
+            completions,
+            input_tokens,
+            latency_ms: latency,
+            raw: Some(join(raws)),
+            request: Some(join(bodies)),
+            attempts,
+        })
+    }
+}
+
+impl NetworkModel {
+    fn error(
+        &self,
+        message: String,
+        latency_ms: f64,
+        attempts: Vec<crate::provider::Attempt>,
+        fatal: bool,
+    ) -> ProviderError {
+        ProviderError {
+            model: self.config.name.clone(),
+            message,
+            latency_ms,
+            attempts,
+            fatal,
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    //! Anthropic has no local server: these tests check the request and
+    //! response shapes of its Messages API documentation, and the retry and
+    //! error mapping against a small loopback stand-in that answers in those
+    //! shapes (the OpenAI-compatible path is tested against a real llama.cpp
+    //! server and `crucible sim-server` in tests/cli.rs).
+    use super::*;
+    use crate::scenario::Task;
+    use axum::http::{HeaderMap, StatusCode};
+    use std::sync::Mutex;
+
+    fn config(api: Api, base_url: &str) -> HttpModel {
+        let mut params = Map::new();
+        params.insert("temperature".into(), json!(0.5));
+        params.insert("stop".into(), json!("\n\nHuman:"));
+        HttpModel {
+            api,
+            name: "claude".into(),
+            base_url: base_url.into(),
+            model: "claude-sonnet-4-5".into(),
+            api_key_env: Some("ANTHROPIC_API_KEY".into()),
+            params,
+            seed: None,
+            n_per_request: usize::MAX,
+            timeout: Duration::from_secs(5),
+            max_retries: 4,
+            concurrency: None,
+        }
+    }
+
+    fn task() -> Task {
+        Task {
+            index: 0,
+            id: "t".into(),
+            inputs: Default::default(),
+            expected: None,
+            distribution: None,
+        }
+    }
+
+    #[test]
+    fn anthropic_request_has_the_messages_api_shape() {
+        let m = NetworkModel::new(
+            config(Api::Anthropic, "https://api.anthropic.com/v1"),
+            None,
+            Default::default(),
+        )
+        .unwrap();
+        let body = m.body("Be brief.", "What is 2+2?", 3, 1);
+        assert_eq!(
+            body,
+            json!({
+                "model": "claude-sonnet-4-5",
+                "max_tokens": 1024,
+                "system": "Be brief.",
+                "messages": [{"role": "user", "content": "What is 2+2?"}],
+                "temperature": 0.5,
+                "stop_sequences": ["\n\nHuman:"],
+            })
+        );
+        assert_eq!(m.url, "https://api.anthropic.com/v1/messages");
+        assert_eq!(m.max_n_per_request(), 1);
+    }
+
+    #[test]
+    fn anthropic_response_text_and_usage_are_read() {
+        let doc = r#"{"id":"msg_013Zva2CMHLNnXjNJJKqJ2EF","type":"message","role":"assistant",
+            "content":[{"type":"text","text":"Hi! My name is Claude."}],
+            "model":"claude-sonnet-4-5","stop_reason":"end_turn","stop_sequence":null,
+            "usage":{"input_tokens":2095,"output_tokens":503}}"#;
+        let p = parse_anthropic(doc).unwrap();
+        assert_eq!(p.texts, vec!["Hi! My name is Claude.".to_owned()]);
+        assert_eq!(p.usage, Some((2095, 503)));
+        assert!(parse_anthropic(r#"{"type":"error"}"#).is_err());
+    }
+
+    #[test]
+    fn openai_request_numbers_seeds_by_sample() {
+        let mut c = config(Api::OpenAi, "http://127.0.0.1:1/v1");
+        c.seed = Some(100);
+        let m = NetworkModel::new(c, None, Default::default()).unwrap();
+        let body = m.body("", "hi", 8, 4);
+        assert_eq!(body["seed"], 108);
+        assert_eq!(body["n"], 4);
+        assert_eq!(body["stop"], "\n\nHuman:");
+        assert_eq!(body["messages"], json!([{"role": "user", "content": "hi"}]));
+    }
+
+    /// Answers 429 (retry-after: 0), then 529 overloaded, then a message.
+    async fn stand_in(seen: Arc<Mutex<Vec<HeaderMap>>>, statuses: Vec<u16>) -> String {
+        let calls = Arc::new(AtomicUsize::new(0));
+        let app = axum::Router::new().route(
+            "/v1/messages",
+            axum::routing::post(move |headers: HeaderMap| {
+                let seen = seen.clone();
+                let calls = calls.clone();
+                let statuses = statuses.clone();
+                async move {
+                    seen.lock().unwrap().push(headers);
+                    let i = calls.fetch_add(1, Ordering::SeqCst);
+                    let status = StatusCode::from_u16(statuses.get(i).copied().unwrap_or(200)).unwrap();
+                    let body = match status.as_u16() {
+                        200 => json!({"id": "msg_1", "type": "message", "role": "assistant",
+                            "content": [{"type": "text", "text": "4"}], "model": "claude-sonnet-4-5",
+                            "stop_reason": "end_turn", "usage": {"input_tokens": 12, "output_tokens": 1}}),
+                        429 => json!({"type": "error", "error": {"type": "rate_limit_error", "message": "slow down"}}),
+                        529 => json!({"type": "error", "error": {"type": "overloaded_error", "message": "Overloaded"}}),
+                        _ => json!({"type": "error", "error": {"type": "authentication_error", "message": "invalid x-api-key"}}),
+                    };
+                    (status, [("retry-after", "0")], body.to_string())
+                }
+            }),
+        );
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = listener.local_addr().unwrap();
+        tokio::spawn(async move { axum::serve(listener, app).await });
+        format!("http://{addr}/v1")
+    }
+
+    fn request(task: &Task) -> CallRequest<'_> {
+        CallRequest {
+            agent: "a",
+            task,
+            system: "Be brief.",
+            prompt: "What is 2+2?",
+            first_sample: 0,
+            n: 1,
+        }
+    }
+
+    #[tokio::test]
+    async fn anthropic_429_and_529_are_retried_and_traced() {
+        let seen = Arc::new(Mutex::new(Vec::new()));
+        let url = stand_in(seen.clone(), vec![429, 529]).await;
+        let m = NetworkModel::new(
+            config(Api::Anthropic, &url),
+            Some("sk-ant-test".into()),
+            Default::default(),
+        )
+        .unwrap();
+        let t = task();
+        let r = m.complete(request(&t)).await.unwrap();
+        assert_eq!(r.completions[0].text, "4");
+        assert_eq!(r.input_tokens, 12);
+        let statuses: Vec<_> = r.attempts.iter().map(|a| a.status).collect();
+        assert_eq!(statuses, vec![Some(429), Some(529), Some(200)]);
+        let headers = seen.lock().unwrap();
+        assert_eq!(headers[0]["x-api-key"], "sk-ant-test");
+        assert_eq!(headers[0]["anthropic-version"], "2023-06-01");
+        assert!(headers[0].get("authorization").is_none());
+    }
+
+    #[tokio::test]
+    async fn anthropic_401_is_fatal_and_names_the_variable() {
+        let url = stand_in(Default::default(), vec![401]).await;
+        let m = NetworkModel::new(
+            config(Api::Anthropic, &url),
+            Some("sk-ant-bad".into()),
+            Default::default(),
+        )
+        .unwrap();
+        let t = task();
+        let e = m.complete(request(&t)).await.unwrap_err();
+        assert!(e.fatal);
+        assert_eq!(e.attempts.len(), 1);
+        assert!(
+            e.message.contains("401 Unauthorized") && e.message.contains("ANTHROPIC_API_KEY"),
+            "{}",
+            e.message
+        );
+        assert!(!e.to_string().contains("sk-ant-bad"));
+    }
+}
