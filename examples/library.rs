@@ -16,6 +16,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         db: db.into(),
         concurrency: 8,
         handle_ctrl_c: false,
+        cache: false,
     });
     let summary = runner.run(scenario.as_ref(), |s, run_id| {
         eprintln!(

@@ -14,7 +14,7 @@ use futures_util::StreamExt;
 use tokio::sync::{Semaphore, mpsc};
 
 use crate::estimator::Binomials;
-use crate::provider::{CallRequest, Provider};
+use crate::provider::{CallRequest, Provider, call_key};
 use crate::scenario::{Scenario, Task};
 use crate::store::{Blob, CallRecord, Record, SampleRecord, TaskResultRecord};
 use crate::strategy::{self, PoolSample, TaskOutcome};
@@ -240,6 +240,7 @@ async fn draw_pool(
     let provider = sh.providers[agent.model].clone();
     let verifiers = sc.verifiers_of(agent_idx);
     let per_request = provider.max_n_per_request().clamp(1, size.max(1));
+    let fingerprint = provider.fingerprint();
     let batches: Vec<(usize, usize)> = (0..size)
         .step_by(per_request)
         .map(|first| (first, per_request.min(size - first)))
@@ -294,6 +295,7 @@ async fn draw_pool(
             n,
             verifiers: &verifiers,
             prompt: &prompt_blob,
+            key: call_key(&fingerprint, &agent.system, &prompt, first, n),
         };
         let fatal = match &response {
             Err(e) if e.fatal => Some(e.to_string()),
@@ -341,6 +343,7 @@ struct CallMeta<'a> {
     n: usize,
     verifiers: &'a [usize],
     prompt: &'a Blob,
+    key: String,
 }
 
 /// Turn one provider response into a trace record and pool entries. A failed
@@ -432,6 +435,7 @@ fn trace_call(
             serde_json::json!({"model": sc.models[agent.model].name, "n": call.n}).to_string()
         }),
         attempts,
+        cache_key: call.key.clone(),
         response: raw,
         error,
         latency_ms: latency,

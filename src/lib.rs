@@ -18,6 +18,7 @@ pub mod loader;
 pub mod network;
 pub mod node;
 pub mod provider;
+pub mod replay;
 pub mod runner;
 pub mod scenario;
 pub mod seed;

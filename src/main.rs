@@ -46,6 +46,23 @@ enum Command {
         /// Print one JSON object instead of the table.
         #[arg(long)]
         json: bool,
+        /// Reuse recorded responses (same model settings, messages and sample
+        /// numbers) from any run in the database instead of calling the model.
+        #[arg(long)]
+        cache: bool,
+    },
+    /// Re-execute a stored run from its recorded responses; print its summary.
+    Replay {
+        /// Run id (see `crucible runs`).
+        run: i64,
+        #[command(flatten)]
+        db: DbArg,
+        /// A response that was not recorded is an error, never a live call.
+        #[arg(long)]
+        strict: bool,
+        /// Print one JSON object instead of the table.
+        #[arg(long)]
+        json: bool,
     },
     /// Check a scenario and report every problem found.
     Validate {
@@ -186,7 +203,14 @@ fn dispatch(command: Command) -> anyhow::Result<ExitCode> {
             db,
             concurrency,
             json,
-        } => run(file, db.db, concurrency as usize, json),
+            cache,
+        } => run(Source::File(file), db.db, concurrency as usize, json, cache),
+        Command::Replay {
+            run: id,
+            db,
+            strict,
+            json,
+        } => run(Source::Replay { run: id, strict }, db.db, 16, json, false),
         Command::Validate { file } => {
             let s = Runner::validate(&file)?;
             println!(
@@ -351,16 +375,29 @@ fn open_existing(path: &std::path::Path) -> anyhow::Result<Store> {
         .context("opening the trace database")
 }
 
-fn run(file: PathBuf, db: PathBuf, concurrency: usize, json: bool) -> anyhow::Result<ExitCode> {
+/// What `run` executes: a scenario file, or a stored run from its recordings.
+enum Source {
+    File(PathBuf),
+    Replay { run: i64, strict: bool },
+}
+
+fn run(
+    source: Source,
+    db: PathBuf,
+    concurrency: usize,
+    json: bool,
+    cache: bool,
+) -> anyhow::Result<ExitCode> {
     let runner = Runner::new(RunOptions {
         db: db.clone(),
         concurrency,
         handle_ctrl_c: true,
+        cache,
     });
     let progress = runner.progress.clone();
     let done = Arc::new(std::sync::atomic::AtomicBool::new(false));
     let mut bar_thread = None;
-    let summary = runner.run(&file, |scenario, run_id| {
+    let on_start = |scenario: &crucible::scenario::Scenario, run_id: i64| {
         tracing::info!(run_id, "run started");
         if std::io::stderr().is_terminal() {
             let total = scenario.planned_samples();
@@ -371,7 +408,11 @@ fn run(file: PathBuf, db: PathBuf, concurrency: usize, json: bool) -> anyhow::Re
                 draw_progress(progress, done, total, tasks)
             }));
         }
-    });
+    };
+    let summary = match source {
+        Source::File(file) => runner.run(&file, on_start),
+        Source::Replay { run, strict } => runner.replay(run, strict, on_start),
+    };
     done.store(true, Ordering::Relaxed);
     if let Some(t) = bar_thread {
         let _ = t.join();

@@ -264,6 +264,19 @@ impl Provider for NetworkModel {
         }
     }
 
+    fn fingerprint(&self) -> String {
+        let c = &self.config;
+        // serde_json maps are sorted, so the parameters print canonically.
+        format!(
+            "{} {} {} seed={:?} {}",
+            c.api.as_str(),
+            c.base_url,
+            c.model,
+            c.seed,
+            Value::Object(c.params.clone())
+        )
+    }
+
     async fn complete(&self, req: CallRequest<'_>) -> Result<CallResponse, ProviderError> {
         let ep = Endpoint {
             client: &self.client,

@@ -71,6 +71,20 @@ pub struct ProviderError {
     pub fatal: bool,
 }
 
+/// The cache key of a call: blake3 of the provider's fingerprint, the
+/// messages, and which samples it asks for — so n identical requests for
+/// different samples are n keys and never collapse into one.
+pub fn call_key(fingerprint: &str, system: &str, prompt: &str, first: usize, n: usize) -> String {
+    let mut h = blake3::Hasher::new();
+    for part in [fingerprint, system, prompt] {
+        h.update(&(part.len() as u64).to_le_bytes());
+        h.update(part.as_bytes());
+    }
+    h.update(&(first as u64).to_le_bytes());
+    h.update(&(n as u64).to_le_bytes());
+    h.finalize().to_hex()[..32].to_owned()
+}
+
 #[async_trait]
 pub trait Provider: Send + Sync {
     /// The model's name in the scenario.
@@ -79,5 +93,8 @@ pub trait Provider: Send + Sync {
     fn kind(&self) -> &'static str;
     /// Most samples one request may ask for.
     fn max_n_per_request(&self) -> usize;
+    /// Everything besides the messages that decides a response (model id,
+    /// sampling parameters, seed...), canonical, for cache keys.
+    fn fingerprint(&self) -> String;
     async fn complete(&self, request: CallRequest<'_>) -> Result<CallResponse, ProviderError>;
 }

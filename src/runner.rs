@@ -14,6 +14,7 @@ use crate::error::Error;
 use crate::executor::{Executor, Progress, Status};
 use crate::network::NetworkModel;
 use crate::provider::Provider;
+use crate::replay::Recorded;
 use crate::scenario::{ModelKind, Scenario};
 use crate::store::{NewRun, Store, TaskRow};
 use crate::summary::{RunSummary, summarize};
@@ -27,6 +28,9 @@ pub struct RunOptions {
     pub concurrency: usize,
     /// Stop cleanly on Ctrl-C.
     pub handle_ctrl_c: bool,
+    /// Reuse recorded responses with the same cache key from any run in the
+    /// database; call the model only for the rest.
+    pub cache: bool,
 }
 
 /// Runs scenarios.
@@ -45,8 +49,13 @@ impl Runner {
         }
     }
 
-    /// One provider per model of the scenario.
-    fn providers(&self, scenario: &Scenario) -> Result<Vec<Arc<dyn Provider>>, Error> {
+    /// One provider per model of the scenario. `offline`: no call will go
+    /// out (strict replay), so API keys are not required.
+    fn providers(
+        &self,
+        scenario: &Scenario,
+        offline: bool,
+    ) -> Result<Vec<Arc<dyn Provider>>, Error> {
         scenario
             .models
             .iter()
@@ -55,6 +64,7 @@ impl Runner {
                 ModelKind::Network(h) => {
                     let key = match &h.api_key_env {
                         None => None,
+                        Some(env) if offline => std::env::var(env).ok(),
                         Some(env) => Some(std::env::var(env).map_err(|_| {
                             Error::Setup(format!(
                                 "model \"{}\": environment variable {env} is not set; export it with the API key for {}",
@@ -82,14 +92,106 @@ impl Runner {
         path: &Path,
         on_start: impl FnOnce(&Scenario, i64),
     ) -> Result<RunSummary, Error> {
+        let recorded = if self.options.cache && self.options.db.exists() {
+            Some((
+                Arc::new(Store::open(&self.options.db)?.recorded_responses(None)?),
+                true,
+            ))
+        } else {
+            None
+        };
+        self.execute(path, None, recorded, on_start)
+    }
+
+    /// Re-execute run `run_id`'s stored scenario, answering every call from
+    /// that run's recorded responses. `strict`: a call that was not recorded
+    /// fails the replay, naming the call; otherwise it goes to the model.
+    pub fn replay(
+        &self,
+        run_id: i64,
+        strict: bool,
+        on_start: impl FnOnce(&Scenario, i64),
+    ) -> Result<RunSummary, Error> {
+        let store = Store::open(&self.options.db)?;
+        let (path, text, files) = store.run_source(run_id)?;
+        let responses = Arc::new(store.recorded_responses(Some(run_id))?);
+        drop(store);
+        let dir =
+            std::env::temp_dir().join(format!("crucible-replay-{}-{run_id}", std::process::id()));
+        let io = |source| Error::Io {
+            context: format!("writing run {run_id}'s scenario to {}", dir.display()),
+            source,
+        };
+        // Referenced files may climb out of the scenario's folder (`../agents`):
+        // nest the scenario deep enough that they land inside `dir`.
+        let depth = files
+            .iter()
+            .map(|(p, _)| {
+                Path::new(p)
+                    .components()
+                    .take_while(|c| matches!(c, std::path::Component::ParentDir))
+                    .count()
+            })
+            .max()
+            .unwrap_or(0);
+        let mut base = dir.clone();
+        for i in 0..depth {
+            base.push(format!("d{i}"));
+        }
+        let name = Path::new(&path)
+            .file_name()
+            .map_or("scenario.yaml".into(), |n| n.to_owned());
+        let scenario_file = base.join(name);
+        let result = (|| {
+            std::fs::create_dir_all(&base).map_err(io)?;
+            std::fs::write(&scenario_file, &text).map_err(io)?;
+            for (rel, body) in &files {
+                let target = base.join(rel);
+                if let Some(parent) = target.parent() {
+                    std::fs::create_dir_all(parent).map_err(io)?;
+                }
+                std::fs::write(&target, body).map_err(io)?;
+            }
+            self.execute(
+                &scenario_file,
+                Some(&path),
+                Some((responses, !strict)),
+                on_start,
+            )
+        })();
+        let _ = std::fs::remove_dir_all(&dir);
+        result
+    }
+
+    /// One run: `recorded` responses (and whether misses may go live) stand in
+    /// front of the models; `shown_path` is the scenario path to record.
+    fn execute(
+        &self,
+        path: &Path,
+        shown_path: Option<&str>,
+        recorded: Option<(
+            Arc<std::collections::HashMap<String, crate::provider::CallResponse>>,
+            bool,
+        )>,
+        on_start: impl FnOnce(&Scenario, i64),
+    ) -> Result<RunSummary, Error> {
         let scenario = Arc::new(Self::validate(path)?);
         // Providers first: a missing API key fails before anything is written.
-        let providers = self.providers(&scenario)?;
+        let mut providers =
+            self.providers(&scenario, recorded.as_ref().is_some_and(|(_, live)| !live))?;
+        if let Some((responses, live)) = recorded {
+            providers = providers
+                .into_iter()
+                .map(|p| Arc::new(Recorded::new(p, responses.clone(), live)) as Arc<dyn Provider>)
+                .collect();
+        }
         let mut store = Store::open(&self.options.db)?;
+        let scenario_path =
+            shown_path.map_or_else(|| scenario.source.path.display().to_string(), str::to_owned);
         let run_id = store.create_run(
             &NewRun {
                 name: &scenario.name,
-                scenario_path: &scenario.source.path.display().to_string(),
+                scenario_path: &scenario_path,
                 scenario_text: &scenario.source.text,
                 scenario_hash: &scenario.source.hash,
                 files: &scenario.source.files,

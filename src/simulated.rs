@@ -249,6 +249,13 @@ impl Provider for SimulatedModel {
         self.n_per_request
     }
 
+    fn fingerprint(&self) -> String {
+        format!(
+            "simulated {} seed={} {:?} {:?} failure={}",
+            self.name, self.seed, self.distribution, self.style, self.failure_rate
+        )
+    }
+
     async fn complete(&self, req: CallRequest<'_>) -> Result<CallResponse, ProviderError> {
         let dist = self.distribution_for(req.task);
         let mut completions = Vec::with_capacity(req.n);

@@ -44,7 +44,11 @@ pub enum StoreError {
 type Result<T> = std::result::Result<T, StoreError>;
 
 /// Migrations, in order; entry i brings the schema from version i to i+1.
-const MIGRATIONS: &[&str] = &[include_str!("schema/v1.sql"), include_str!("schema/v2.sql")];
+const MIGRATIONS: &[&str] = &[
+    include_str!("schema/v1.sql"),
+    include_str!("schema/v2.sql"),
+    include_str!("schema/v3.sql"),
+];
 
 pub const SCHEMA_VERSION: i64 = MIGRATIONS.len() as i64;
 
@@ -426,6 +430,89 @@ impl Store {
             .map_err(self.err())
     }
 
+    /// The scenario a run was made from: its path, text and referenced files.
+    pub fn run_source(&self, run_id: i64) -> Result<(String, String, Vec<(String, String)>)> {
+        let (path, text) = self
+            .conn
+            .query_row(
+                "SELECT scenario_path, scenario_text FROM runs WHERE id = ?1",
+                [run_id],
+                |r| Ok((r.get::<_, String>(0)?, r.get::<_, String>(1)?)),
+            )
+            .optional()
+            .map_err(self.err())?
+            .ok_or(StoreError::NoSuchRun {
+                path: self.path.clone(),
+                run: run_id,
+            })?;
+        let mut st = self
+            .conn
+            .prepare("SELECT path, text FROM run_files WHERE run_id = ?1 ORDER BY path")
+            .map_err(self.err())?;
+        let files = st
+            .query_map([run_id], |r| Ok((r.get(0)?, r.get(1)?)))
+            .and_then(|rows| rows.collect())
+            .map_err(self.err())?;
+        Ok((path, text, files))
+    }
+
+    /// Successful recorded calls by cache key, as provider responses: of one
+    /// run, or of every run when `run_id` is `None`.
+    pub fn recorded_responses(
+        &self,
+        run_id: Option<i64>,
+    ) -> Result<std::collections::HashMap<String, crate::provider::CallResponse>> {
+        let mut st = self
+            .conn
+            .prepare(
+                "SELECT c.id, c.cache_key, c.input_tokens, c.latency_ms, c.request, rb.text,
+                    s.text, s.output_tokens
+                 FROM calls c
+                 JOIN samples s ON s.call_id = c.id
+                 LEFT JOIN blobs rb ON rb.hash = c.response_hash
+                 WHERE c.status = 'ok' AND c.cache_key IS NOT NULL AND (?1 IS NULL OR c.run_id = ?1)
+                 ORDER BY c.id, s.sample_index",
+            )
+            .map_err(self.err())?;
+        let mut rows = st.query([run_id]).map_err(self.err())?;
+        let mut out: std::collections::HashMap<String, crate::provider::CallResponse> =
+            std::collections::HashMap::new();
+        // The call being read, and whether it is the first with its key.
+        let mut current: Option<(i64, String, bool)> = None;
+        while let Some(r) = rows.next().map_err(self.err())? {
+            let call_id: i64 = r.get(0).map_err(self.err())?;
+            if current.as_ref().is_none_or(|c| c.0 != call_id) {
+                let key: String = r.get(1).map_err(self.err())?;
+                let first = !out.contains_key(&key);
+                if first {
+                    let head = || -> rusqlite::Result<crate::provider::CallResponse> {
+                        Ok(crate::provider::CallResponse {
+                            completions: Vec::new(),
+                            input_tokens: r.get::<_, i64>(2)? as u64,
+                            latency_ms: r.get(3)?,
+                            request: Some(r.get(4)?),
+                            raw: r.get(5)?,
+                            attempts: Vec::new(),
+                        })
+                    };
+                    out.insert(key.clone(), head().map_err(self.err())?);
+                }
+                current = Some((call_id, key, first));
+            }
+            let Some((_, key, true)) = &current else {
+                continue;
+            };
+            let completion = crate::provider::Completion {
+                text: r.get(6).map_err(self.err())?,
+                output_tokens: r.get::<_, i64>(7).map_err(self.err())? as u64,
+            };
+            if let Some(resp) = out.get_mut(key) {
+                resp.completions.push(completion);
+            }
+        }
+        Ok(out)
+    }
+
     /// Start the writer thread for `run_id`.
     pub fn writer(&self, run_id: i64) -> Result<StoreWriter> {
         let conn = open_conn(&self.path)?;
@@ -527,6 +614,8 @@ pub struct CallRecord {
     pub request: String,
     /// HTTP exchanges behind the call, retries included.
     pub attempts: Vec<crate::provider::Attempt>,
+    /// See [`crate::provider::call_key`].
+    pub cache_key: String,
     pub response: Option<String>,
     pub error: Option<String>,
     pub latency_ms: f64,
@@ -646,8 +735,8 @@ impl<'c> BatchWriter<'c> {
             call: tx.prepare_cached(
                 "INSERT INTO calls (run_id, task_index, agent, model, provider, first_sample, n,
                     system_hash, prompt_hash, request, response_hash, status, error, latency_ms,
-                    input_tokens, output_tokens)
-                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16)",
+                    input_tokens, output_tokens, cache_key)
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16, ?17)",
             )?,
             sample: tx.prepare_cached(
                 "INSERT INTO samples (run_id, task_index, agent, model, sample_index, call_id, text,
@@ -711,6 +800,7 @@ impl<'c> BatchWriter<'c> {
                     c.latency_ms,
                     c.input_tokens as i64,
                     c.output_tokens as i64,
+                    c.cache_key,
                 ])?;
                 stats.calls += 1;
                 for (i, a) in c.attempts.iter().enumerate() {

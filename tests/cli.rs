@@ -1333,3 +1333,134 @@ fn llama_cpp_end_to_end_with_split_requests() {
     // With an oracle, best-of-8 is at least as good as one sample.
     assert!(acc("best_of_n", 8) >= acc("best_of_n", 1));
 }
+
+fn results_without_ids(json: &str) -> serde_json::Value {
+    let v: serde_json::Value = serde_json::from_str(json).unwrap();
+    v["results"].clone()
+}
+
+#[test]
+fn strict_replay_needs_no_model_and_reproduces_the_summary() {
+    let s = Scratch::new();
+    let sim = small_sim_scenario();
+    let server_file = s.write("server.yaml", &sim);
+    let server = SimServer::start(&server_file, &["--fail-503", "0.2"]);
+    let client = http_client_scenario(
+        &sim,
+        &server.url,
+        "    n_per_request: 4\n    max_retries: 20",
+    );
+    let db = s.path("r.db");
+    let recorded = Crucible::new(&["run"])
+        .arg(s.write("client.yaml", &client))
+        .db(&db)
+        .arg("--json")
+        .ok();
+    drop(server); // nothing answers at that address any more
+    let replayed = Crucible::new(&["replay", "1", "--strict", "--json"])
+        .db(&db)
+        .ok();
+    assert_eq!(
+        results_without_ids(&replayed),
+        results_without_ids(&recorded)
+    );
+    let v: serde_json::Value = serde_json::from_str(&replayed).unwrap();
+    assert_eq!(v["run_id"], 2);
+    assert_eq!(v["samples"], 30 * 8);
+    // The replay made no HTTP request, and its samples are the recorded ones.
+    assert_eq!(
+        query_i64(&db, "SELECT count(*) FROM attempt_view WHERE run_id = 2"),
+        0
+    );
+    assert_eq!(
+        query_i64(
+            &db,
+            "SELECT count(*) FROM samples a JOIN samples b ON a.task_index = b.task_index
+               AND a.sample_index = b.sample_index AND a.text = b.text
+             WHERE a.run_id = 1 AND b.run_id = 2"
+        ),
+        30 * 8
+    );
+    // The table form prints the same rows as the recorded run's.
+    let shown = Crucible::new(&["show", "1"]).db(&db).ok();
+    let table = Crucible::new(&["replay", "1", "--strict"]).db(&db).ok();
+    assert_eq!(
+        shown.lines().skip(1).collect::<Vec<_>>(),
+        table.lines().skip(1).collect::<Vec<_>>()
+    );
+}
+
+#[test]
+fn strict_replay_names_a_missing_call_instead_of_calling_the_model() {
+    let s = Scratch::new();
+    let sim = small_sim_scenario();
+    let server_file = s.write("server.yaml", &sim);
+    let server = SimServer::start(&server_file, &[]);
+    let client = http_client_scenario(&sim, &server.url, "    n_per_request: 4");
+    let db = s.path("m.db");
+    Crucible::new(&["run"])
+        .arg(s.write("client.yaml", &client))
+        .db(&db)
+        .ok();
+    // Forget one recorded response.
+    rusqlite::Connection::open(&db)
+        .unwrap()
+        .execute(
+            "UPDATE calls SET cache_key = NULL WHERE id = (SELECT max(id) FROM calls)",
+            [],
+        )
+        .unwrap();
+    let out = Crucible::new(&["replay", "1", "--strict"]).db(&db).output();
+    assert_eq!(out.status.code(), Some(1));
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        stderr.contains("strict replay: no recorded response for agent \"solver\", task \"task-"),
+        "{stderr}"
+    );
+    assert_eq!(
+        query_i64(&db, "SELECT count(*) FROM attempt_view WHERE run_id = 2"),
+        0,
+        "no live call"
+    );
+    // Without --strict the missing call goes to the model, which still answers.
+    Crucible::new(&["replay", "1"]).db(&db).ok();
+    assert_eq!(
+        query_i64(&db, "SELECT count(*) FROM attempt_view WHERE run_id = 3"),
+        1
+    );
+}
+
+#[test]
+fn run_with_cache_reuses_recorded_responses() {
+    let s = Scratch::new();
+    let sim = small_sim_scenario();
+    let server_file = s.write("server.yaml", &sim);
+    let server = SimServer::start(&server_file, &[]);
+    let client = s.write(
+        "client.yaml",
+        &http_client_scenario(
+            &sim,
+            &server.url,
+            "    n_per_request: 4\n    max_retries: 0\n    timeout: 2",
+        ),
+    );
+    let db = s.path("c.db");
+    let first = Crucible::new(&["run"])
+        .arg(&client)
+        .db(&db)
+        .arg("--cache")
+        .arg("--json")
+        .ok();
+    drop(server);
+    let second = Crucible::new(&["run"])
+        .arg(&client)
+        .db(&db)
+        .arg("--cache")
+        .arg("--json")
+        .ok();
+    assert_eq!(results_without_ids(&first), results_without_ids(&second));
+    assert_eq!(
+        query_i64(&db, "SELECT count(*) FROM attempt_view WHERE run_id = 2"),
+        0
+    );
+}
