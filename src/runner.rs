@@ -113,7 +113,7 @@ impl Runner {
         on_start: impl FnOnce(&Scenario, i64),
     ) -> Result<RunSummary, Error> {
         let store = Store::open(&self.options.db)?;
-        let (path, text, files) = store.run_source(run_id)?;
+        let crate::store::RunSource { path, text, files } = store.run_source(run_id)?;
         let responses = Arc::new(store.recorded_responses(Some(run_id))?);
         drop(store);
         let dir =

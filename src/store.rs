@@ -100,6 +100,14 @@ pub struct TaskRow<'a> {
     pub expected: Option<&'a str>,
 }
 
+/// A stored run's scenario: its path, its text, and the files it refers to
+/// (path relative to the scenario, text).
+pub struct RunSource {
+    pub path: String,
+    pub text: String,
+    pub files: Vec<(String, String)>,
+}
+
 /// One row of `crucible runs`.
 #[derive(Debug, Clone, serde::Serialize)]
 pub struct RunListing {
@@ -430,8 +438,8 @@ impl Store {
             .map_err(self.err())
     }
 
-    /// The scenario a run was made from: its path, text and referenced files.
-    pub fn run_source(&self, run_id: i64) -> Result<(String, String, Vec<(String, String)>)> {
+    /// The scenario a run was made from.
+    pub fn run_source(&self, run_id: i64) -> Result<RunSource> {
         let (path, text) = self
             .conn
             .query_row(
@@ -453,7 +461,7 @@ impl Store {
             .query_map([run_id], |r| Ok((r.get(0)?, r.get(1)?)))
             .and_then(|rows| rows.collect())
             .map_err(self.err())?;
-        Ok((path, text, files))
+        Ok(RunSource { path, text, files })
     }
 
     /// Successful recorded calls by cache key, as provider responses: of one
