@@ -59,6 +59,9 @@ pub struct Execution {
 }
 
 pub struct Executor {
+    /// Resuming: outcomes of tasks already finished, and calls already stored
+    /// (by cache key), which are neither requested nor written again.
+    prior: Option<Prior>,
     scenario: Arc<Scenario>,
     providers: Vec<Arc<dyn Provider>>,
     concurrency: usize,
@@ -86,7 +89,17 @@ struct Shared {
     verifier_names: Vec<Arc<str>>,
     agent_names: Vec<Arc<str>>,
     model_names: Vec<Arc<str>>,
+    stored: Arc<StoredCalls>,
 }
+
+/// Per-task outcomes of the tasks that finished (`None` where a task did not).
+pub type Finished = Vec<Option<Vec<TaskOutcome>>>;
+
+/// What a resumed run already has: finished tasks and stored calls.
+type Prior = (Finished, Arc<StoredCalls>);
+
+/// Calls already in the trace, by cache key.
+pub type StoredCalls = std::collections::HashMap<String, crate::provider::CallResponse>;
 
 impl Executor {
     pub fn new(
@@ -97,6 +110,7 @@ impl Executor {
         cancel: Arc<AtomicBool>,
     ) -> Self {
         Executor {
+            prior: None,
             scenario,
             providers,
             concurrency: concurrency.max(1),
@@ -105,8 +119,19 @@ impl Executor {
         }
     }
 
+    /// Continue a run: skip finished tasks, reuse stored calls.
+    pub fn resuming(
+        mut self,
+        finished: Vec<Option<Vec<TaskOutcome>>>,
+        stored: Arc<StoredCalls>,
+    ) -> Self {
+        self.prior = Some((finished, stored));
+        self
+    }
+
     /// Run every task, sending records to `records`.
     pub async fn run(self, records: mpsc::Sender<Record>) -> Execution {
+        let (finished, stored) = self.prior.unwrap_or_default();
         let sc = &self.scenario;
         let max_n = sc.pool_sizes().into_iter().max().unwrap_or(0);
         let shared = Arc::new(Shared {
@@ -126,9 +151,16 @@ impl Executor {
             model_names: sc.models.iter().map(|m| m.name.as_str().into()).collect(),
             scenario: self.scenario.clone(),
             providers: self.providers,
+            stored,
         });
         let n_tasks = sc.tasks.len();
         let mut outcomes: Vec<Option<Vec<TaskOutcome>>> = vec![None; n_tasks];
+        for (slot, done) in outcomes.iter_mut().zip(finished) {
+            if done.is_some() {
+                self.progress.tasks.fetch_add(1, Ordering::Relaxed);
+            }
+            *slot = done;
+        }
         let mut failure: Option<String> = None;
         let mut stopped = None;
         // Tasks in flight: enough to keep `concurrency` calls busy, bounded so
@@ -138,6 +170,10 @@ impl Executor {
         let mut next = 0;
         loop {
             while set.len() < window && next < n_tasks && stopped.is_none() {
+                if outcomes[next].is_some() {
+                    next += 1;
+                    continue;
+                }
                 let shared = shared.clone();
                 let idx = next;
                 set.spawn(async move { (idx, run_task(&shared, idx).await) });
@@ -250,7 +286,11 @@ async fn draw_pool(
         .map(|(first, n)| {
             let provider = provider.clone();
             let prompt = prompt.as_str();
+            let key = call_key(&fingerprint, &agent.system, prompt, first, n);
             async move {
+                if let Some(r) = sh.stored.get(&key) {
+                    return Ok((first, n, Ok(r.clone()), true));
+                }
                 let _permit = sh.calls.acquire().await.expect("semaphore open");
                 if sh.cancel.load(Ordering::Relaxed) {
                     return Err(Stop::Cancelled);
@@ -272,7 +312,7 @@ async fn draw_pool(
                     first_sample: first,
                     n,
                 };
-                Ok((first, n, provider.complete(req).await))
+                Ok((first, n, provider.complete(req).await, false))
             }
         })
         .buffer_unordered(sh.concurrency);
@@ -281,7 +321,7 @@ async fn draw_pool(
     let mut pool: Vec<Option<PoolSample>> = vec![None; size];
     let mut stop = None;
     while let Some(result) = calls.next().await {
-        let (first, n, response) = match result {
+        let (first, n, response, already_stored) = match result {
             Ok(r) => r,
             Err(s) => {
                 stop.get_or_insert(s);
@@ -306,11 +346,12 @@ async fn draw_pool(
             record.input_tokens + record.output_tokens,
             Ordering::Relaxed,
         );
-        if sh
-            .records
-            .send(Record::Call(Box::new(record)))
-            .await
-            .is_err()
+        if !already_stored
+            && sh
+                .records
+                .send(Record::Call(Box::new(record)))
+                .await
+                .is_err()
         {
             return Err(Stop::Failed(
                 "the trace store stopped accepting records".into(),

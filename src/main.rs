@@ -50,6 +50,22 @@ enum Command {
         /// numbers) from any run in the database instead of calling the model.
         #[arg(long)]
         cache: bool,
+        /// Continue this interrupted run of FILE (the file must not have changed).
+        #[arg(long, value_name = "RUN")]
+        resume: Option<i64>,
+    },
+    /// Continue an interrupted, failed or budget-stopped run from its stored scenario.
+    Resume {
+        /// Run id (see `crucible runs`).
+        run: i64,
+        #[command(flatten)]
+        db: DbArg,
+        /// Most model calls in flight at once.
+        #[arg(long, default_value_t = 16, value_parser = clap::value_parser!(u32).range(1..))]
+        concurrency: u32,
+        /// Print one JSON object instead of the table.
+        #[arg(long)]
+        json: bool,
     },
     /// Re-execute a stored run from its recorded responses; print its summary.
     Replay {
@@ -204,7 +220,32 @@ fn dispatch(command: Command) -> anyhow::Result<ExitCode> {
             concurrency,
             json,
             cache,
-        } => run(Source::File(file), db.db, concurrency as usize, json, cache),
+            resume,
+        } => {
+            let source = match resume {
+                Some(run) => Source::Resume {
+                    run,
+                    file: Some(file),
+                },
+                None => Source::File(file),
+            };
+            run(source, db.db, concurrency as usize, json, cache)
+        }
+        Command::Resume {
+            run: id,
+            db,
+            concurrency,
+            json,
+        } => run(
+            Source::Resume {
+                run: id,
+                file: None,
+            },
+            db.db,
+            concurrency as usize,
+            json,
+            false,
+        ),
         Command::Replay {
             run: id,
             db,
@@ -379,6 +420,7 @@ fn open_existing(path: &std::path::Path) -> anyhow::Result<Store> {
 enum Source {
     File(PathBuf),
     Replay { run: i64, strict: bool },
+    Resume { run: i64, file: Option<PathBuf> },
 }
 
 fn run(
@@ -412,6 +454,7 @@ fn run(
     let summary = match source {
         Source::File(file) => runner.run(&file, on_start),
         Source::Replay { run, strict } => runner.replay(run, strict, on_start),
+        Source::Resume { run, file } => runner.resume(run, file.as_deref(), on_start),
     };
     done.store(true, Ordering::Relaxed);
     if let Some(t) = bar_thread {

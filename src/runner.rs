@@ -11,12 +11,13 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 
 use crate::error::Error;
+use crate::executor::StoredCalls;
 use crate::executor::{Executor, Progress, Status};
 use crate::network::NetworkModel;
 use crate::provider::Provider;
 use crate::replay::Recorded;
 use crate::scenario::{ModelKind, Scenario};
-use crate::store::{NewRun, Store, TaskRow};
+use crate::store::{NewRun, RunSource, Store, TaskRow};
 use crate::summary::{RunSummary, summarize};
 use crate::validator::load_scenario;
 
@@ -47,6 +48,33 @@ impl Runner {
             progress: Arc::new(Progress::default()),
             cancel: Arc::new(AtomicBool::new(false)),
         }
+    }
+
+    /// Record a new run and its tasks.
+    fn create_run(
+        &self,
+        store: &mut Store,
+        scenario: &Scenario,
+        scenario_path: &str,
+    ) -> Result<i64, Error> {
+        Ok(store.create_run(
+            &NewRun {
+                name: &scenario.name,
+                scenario_path,
+                scenario_text: &scenario.source.text,
+                scenario_hash: &scenario.source.hash,
+                files: &scenario.source.files,
+                seed: scenario.seed,
+                concurrency: self.options.concurrency,
+                planned_samples: scenario.planned_samples(),
+            },
+            scenario.tasks.iter().map(|t| TaskRow {
+                index: t.index,
+                id: &t.id,
+                inputs: serde_json::Value::Object(t.inputs.clone()).to_string(),
+                expected: t.expected.as_deref(),
+            }),
+        )?)
     }
 
     /// One provider per model of the scenario. `offline`: no call will go
@@ -100,7 +128,7 @@ impl Runner {
         } else {
             None
         };
-        self.execute(path, None, recorded, on_start)
+        self.execute(path, None, recorded, None, on_start)
     }
 
     /// Re-execute run `run_id`'s stored scenario, answering every call from
@@ -113,66 +141,67 @@ impl Runner {
         on_start: impl FnOnce(&Scenario, i64),
     ) -> Result<RunSummary, Error> {
         let store = Store::open(&self.options.db)?;
-        let crate::store::RunSource { path, text, files } = store.run_source(run_id)?;
+        let source = store.run_source(run_id)?;
         let responses = Arc::new(store.recorded_responses(Some(run_id))?);
         drop(store);
-        let dir =
-            std::env::temp_dir().join(format!("crucible-replay-{}-{run_id}", std::process::id()));
-        let io = |source| Error::Io {
-            context: format!("writing run {run_id}'s scenario to {}", dir.display()),
-            source,
-        };
-        // Referenced files may climb out of the scenario's folder (`../agents`):
-        // nest the scenario deep enough that they land inside `dir`.
-        let depth = files
-            .iter()
-            .map(|(p, _)| {
-                Path::new(p)
-                    .components()
-                    .take_while(|c| matches!(c, std::path::Component::ParentDir))
-                    .count()
-            })
-            .max()
-            .unwrap_or(0);
-        let mut base = dir.clone();
-        for i in 0..depth {
-            base.push(format!("d{i}"));
-        }
-        let name = Path::new(&path)
-            .file_name()
-            .map_or("scenario.yaml".into(), |n| n.to_owned());
-        let scenario_file = base.join(name);
-        let result = (|| {
-            std::fs::create_dir_all(&base).map_err(io)?;
-            std::fs::write(&scenario_file, &text).map_err(io)?;
-            for (rel, body) in &files {
-                let target = base.join(rel);
-                if let Some(parent) = target.parent() {
-                    std::fs::create_dir_all(parent).map_err(io)?;
-                }
-                std::fs::write(&target, body).map_err(io)?;
-            }
+        with_stored_scenario(&source, run_id, |file| {
             self.execute(
-                &scenario_file,
-                Some(&path),
+                file,
+                Some(&source.path),
                 Some((responses, !strict)),
+                None,
                 on_start,
             )
-        })();
-        let _ = std::fs::remove_dir_all(&dir);
-        result
+        })
+    }
+
+    /// Continue run `run_id` where it stopped: finished tasks are kept,
+    /// recorded calls are neither requested nor stored again, and the rest is
+    /// drawn. With `file`, that scenario must be the one the run was made
+    /// from (same hash); without, the stored scenario is used.
+    pub fn resume(
+        &self,
+        run_id: i64,
+        file: Option<&Path>,
+        on_start: impl FnOnce(&Scenario, i64),
+    ) -> Result<RunSummary, Error> {
+        let store = Store::open(&self.options.db)?;
+        let source = store.run_source(run_id)?;
+        drop(store);
+        if source.status == "completed" {
+            return Err(Error::Setup(format!(
+                "run {run_id} is already completed; nothing to resume"
+            )));
+        }
+        match file {
+            Some(file) => {
+                let scenario = Self::validate(file)?;
+                if scenario.source.hash != source.hash {
+                    return Err(Error::Setup(format!(
+                        "{} has changed since run {run_id} was made from it (scenario hash {} vs {}); \
+                         resume without a file to use the stored scenario, or start a new run",
+                        file.display(),
+                        &scenario.source.hash[..12],
+                        &source.hash[..12]
+                    )));
+                }
+                self.execute(file, Some(&source.path), None, Some(run_id), on_start)
+            }
+            None => with_stored_scenario(&source, run_id, |file| {
+                self.execute(file, Some(&source.path), None, Some(run_id), on_start)
+            }),
+        }
     }
 
     /// One run: `recorded` responses (and whether misses may go live) stand in
-    /// front of the models; `shown_path` is the scenario path to record.
+    /// front of the models; `shown_path` is the scenario path to record;
+    /// `existing` is a run to continue instead of a new one.
     fn execute(
         &self,
         path: &Path,
         shown_path: Option<&str>,
-        recorded: Option<(
-            Arc<std::collections::HashMap<String, crate::provider::CallResponse>>,
-            bool,
-        )>,
+        recorded: Option<(Arc<StoredCalls>, bool)>,
+        existing: Option<i64>,
         on_start: impl FnOnce(&Scenario, i64),
     ) -> Result<RunSummary, Error> {
         let scenario = Arc::new(Self::validate(path)?);
@@ -188,33 +217,30 @@ impl Runner {
         let mut store = Store::open(&self.options.db)?;
         let scenario_path =
             shown_path.map_or_else(|| scenario.source.path.display().to_string(), str::to_owned);
-        let run_id = store.create_run(
-            &NewRun {
-                name: &scenario.name,
-                scenario_path: &scenario_path,
-                scenario_text: &scenario.source.text,
-                scenario_hash: &scenario.source.hash,
-                files: &scenario.source.files,
-                seed: scenario.seed,
-                concurrency: self.options.concurrency,
-                planned_samples: scenario.planned_samples(),
-            },
-            scenario.tasks.iter().map(|t| TaskRow {
-                index: t.index,
-                id: &t.id,
-                inputs: serde_json::Value::Object(t.inputs.clone()).to_string(),
-                expected: t.expected.as_deref(),
-            }),
-        )?;
+        let (run_id, prior) = match existing {
+            Some(run_id) => {
+                let finished = store.finished_tasks(run_id, &scenario)?;
+                let stored = Arc::new(store.recorded_responses(Some(run_id))?);
+                store.reopen_run(run_id)?;
+                (run_id, Some((finished, stored)))
+            }
+            None => (
+                self.create_run(&mut store, &scenario, &scenario_path)?,
+                None,
+            ),
+        };
         on_start(&scenario, run_id);
         let writer = store.writer(run_id)?;
-        let executor = Executor::new(
+        let mut executor = Executor::new(
             scenario.clone(),
             providers,
             self.options.concurrency,
             self.progress.clone(),
             self.cancel.clone(),
         );
+        if let Some((finished, stored)) = prior {
+            executor = executor.resuming(finished, stored);
+        }
         let runtime = tokio::runtime::Builder::new_multi_thread()
             .enable_all()
             .thread_name("crucible-worker")
@@ -248,4 +274,53 @@ impl Runner {
         stats?;
         store.run_summary(run_id).map_err(Error::from)
     }
+}
+
+/// Write a stored run's scenario and the files it refers to into a temporary
+/// folder, call `f` with the scenario's path there, and clean up.
+fn with_stored_scenario<T>(
+    source: &RunSource,
+    run_id: i64,
+    f: impl FnOnce(&Path) -> Result<T, Error>,
+) -> Result<T, Error> {
+    let dir = std::env::temp_dir().join(format!("crucible-run-{}-{run_id}", std::process::id()));
+    let io = |e| Error::Io {
+        context: format!("writing run {run_id}'s scenario to {}", dir.display()),
+        source: e,
+    };
+    // Referenced files may climb out of the scenario's folder (`../agents`):
+    // nest the scenario deep enough that they land inside `dir`.
+    let depth = source
+        .files
+        .iter()
+        .map(|(p, _)| {
+            Path::new(p)
+                .components()
+                .take_while(|c| matches!(c, std::path::Component::ParentDir))
+                .count()
+        })
+        .max()
+        .unwrap_or(0);
+    let mut base = dir.clone();
+    for i in 0..depth {
+        base.push(format!("d{i}"));
+    }
+    let name = Path::new(&source.path)
+        .file_name()
+        .map_or("scenario.yaml".into(), |n| n.to_owned());
+    let scenario_file = base.join(name);
+    let result = (|| {
+        std::fs::create_dir_all(&base).map_err(io)?;
+        std::fs::write(&scenario_file, &source.text).map_err(io)?;
+        for (rel, body) in &source.files {
+            let target = base.join(rel);
+            if let Some(parent) = target.parent() {
+                std::fs::create_dir_all(parent).map_err(io)?;
+            }
+            std::fs::write(&target, body).map_err(io)?;
+        }
+        f(&scenario_file)
+    })();
+    let _ = std::fs::remove_dir_all(&dir);
+    result
 }

@@ -106,6 +106,8 @@ pub struct RunSource {
     pub path: String,
     pub text: String,
     pub files: Vec<(String, String)>,
+    pub hash: String,
+    pub status: String,
 }
 
 /// One row of `crucible runs`.
@@ -440,12 +442,12 @@ impl Store {
 
     /// The scenario a run was made from.
     pub fn run_source(&self, run_id: i64) -> Result<RunSource> {
-        let (path, text) = self
+        let (path, text, hash, status) = self
             .conn
             .query_row(
-                "SELECT scenario_path, scenario_text FROM runs WHERE id = ?1",
+                "SELECT scenario_path, scenario_text, scenario_hash, status FROM runs WHERE id = ?1",
                 [run_id],
-                |r| Ok((r.get::<_, String>(0)?, r.get::<_, String>(1)?)),
+                |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?)),
             )
             .optional()
             .map_err(self.err())?
@@ -461,7 +463,13 @@ impl Store {
             .query_map([run_id], |r| Ok((r.get(0)?, r.get(1)?)))
             .and_then(|rows| rows.collect())
             .map_err(self.err())?;
-        Ok(RunSource { path, text, files })
+        Ok(RunSource {
+            path,
+            text,
+            files,
+            hash,
+            status,
+        })
     }
 
     /// Successful recorded calls by cache key, as provider responses: of one
@@ -519,6 +527,86 @@ impl Store {
             }
         }
         Ok(out)
+    }
+
+    /// Strategy outcomes of the tasks of `run_id` that finished, in the order
+    /// the executor produces them (strategies, then their `n`); `None` for a
+    /// task that did not finish.
+    pub fn finished_tasks(
+        &self,
+        run_id: i64,
+        scenario: &crate::scenario::Scenario,
+    ) -> Result<Vec<Option<Vec<crate::strategy::TaskOutcome>>>> {
+        let slots: Vec<(usize, usize)> = scenario
+            .strategies
+            .iter()
+            .enumerate()
+            .flat_map(|(si, s)| s.ns.iter().map(move |&n| (si, n)))
+            .collect();
+        let mut found: Vec<Vec<Option<crate::strategy::TaskOutcome>>> =
+            vec![vec![None; slots.len()]; scenario.tasks.len()];
+        let mut st = self
+            .conn
+            .prepare(
+                "SELECT strategy, n, task_index, accuracy, abstain, tokens, selected, selected_correct
+                 FROM task_results WHERE run_id = ?1",
+            )
+            .map_err(self.err())?;
+        let mut rows = st.query([run_id]).map_err(self.err())?;
+        while let Some(r) = rows.next().map_err(self.err())? {
+            let read = || -> rusqlite::Result<_> {
+                Ok((
+                    r.get::<_, String>(0)?,
+                    r.get::<_, i64>(1)? as usize,
+                    r.get::<_, i64>(2)? as usize,
+                    r.get::<_, Option<f64>>(3)?.unwrap_or(f64::NAN),
+                    r.get::<_, f64>(4)?,
+                    r.get::<_, f64>(5)?,
+                    r.get::<_, Option<String>>(6)?,
+                    r.get::<_, bool>(7)?,
+                ))
+            };
+            let (name, n, task, accuracy, abstain, tokens, selected, selected_correct) =
+                read().map_err(self.err())?;
+            let Some(si) = scenario.strategies.iter().position(|s| s.name == name) else {
+                continue;
+            };
+            let Some(slot) = slots.iter().position(|&(i, m)| i == si && m == n) else {
+                continue;
+            };
+            if let Some(row) = found.get_mut(task) {
+                row[slot] = Some(crate::strategy::TaskOutcome {
+                    strategy: si,
+                    n,
+                    accuracy,
+                    abstain,
+                    tokens,
+                    selected,
+                    selected_correct,
+                });
+            }
+        }
+        Ok(found
+            .into_iter()
+            .map(|row| row.into_iter().collect::<Option<Vec<_>>>())
+            .collect())
+    }
+
+    /// Mark a run as running again, for `resume`.
+    pub fn reopen_run(&self, run_id: i64) -> Result<()> {
+        self.conn
+            .execute(
+                "UPDATE runs SET status = 'running', finished_at = NULL, error = NULL WHERE id = ?1",
+                [run_id],
+            )
+            .map_err(self.err())?;
+        self.conn
+            .execute(
+                "INSERT INTO events (run_id, at, kind, detail) VALUES (?1, ?2, 'run_resumed', NULL)",
+                params![run_id, now()],
+            )
+            .map_err(self.err())?;
+        Ok(())
     }
 
     /// Start the writer thread for `run_id`.

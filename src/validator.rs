@@ -708,8 +708,20 @@ impl<'a> Validator<'a> {
         if rule.extract(&abstained).is_some() {
             self.err(format_span, "`answer.extract` finds an answer in the simulated abstention text; make the rule stricter");
         }
+        let n_per_request = match &spec.n_per_request {
+            Some(n) if n.value < 1 => {
+                self.err(
+                    n.span,
+                    format!("`n_per_request` must be at least 1, found {}", n.value),
+                );
+                usize::MAX
+            }
+            Some(n) => n.value as usize,
+            None => usize::MAX,
+        };
         Some(SimulatedModel {
             failure_rate,
+            n_per_request,
             ..model
         })
     }
