@@ -770,6 +770,37 @@ fn system_prompts_are_stored_once() {
     );
 }
 
+/// Start `crucible run FILE --db DB` and return once it has stored samples.
+fn spawn_run_until_samples(
+    file: &Path,
+    db: &Path,
+    stdio: std::process::Stdio,
+) -> std::process::Child {
+    let child = Command::new(env!("CARGO_BIN_EXE_crucible"))
+        .arg("run")
+        .arg(file)
+        .arg("--db")
+        .arg(db)
+        .stdout(stdio)
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let start = std::time::Instant::now();
+    while start.elapsed() < std::time::Duration::from_secs(60) {
+        std::thread::sleep(std::time::Duration::from_millis(50));
+        // Opening a missing file would create it: wait for the run to.
+        if !db.exists() {
+            continue;
+        }
+        let stored = rusqlite::Connection::open(db)
+            .and_then(|c| c.query_row("SELECT count(*) FROM samples", [], |r| r.get::<_, i64>(0)));
+        if stored.is_ok_and(|n| n > 0) {
+            break;
+        }
+    }
+    child
+}
+
 #[cfg(unix)]
 #[test]
 fn ctrl_c_commits_finished_samples_and_marks_the_run_interrupted() {
@@ -779,29 +810,7 @@ fn ctrl_c_commits_finished_samples_and_marks_the_run_interrupted() {
         .replace("count: 200", "count: 100000");
     let file = s.write("big.yaml", &text);
     let db = s.path("i.db");
-    let child = Command::new(env!("CARGO_BIN_EXE_crucible"))
-        .args(["run"])
-        .arg(&file)
-        .arg("--db")
-        .arg(&db)
-        .stdout(std::process::Stdio::piped())
-        .stderr(std::process::Stdio::piped())
-        .spawn()
-        .unwrap();
-    // Wait until samples are being written, then interrupt.
-    let start = std::time::Instant::now();
-    while start.elapsed() < std::time::Duration::from_secs(60) {
-        std::thread::sleep(std::time::Duration::from_millis(100));
-        if db.exists()
-            && rusqlite::Connection::open(&db)
-                .and_then(|c| {
-                    c.query_row("SELECT count(*) FROM samples", [], |r| r.get::<_, i64>(0))
-                })
-                .is_ok_and(|n| n > 0)
-        {
-            break;
-        }
-    }
+    let child = spawn_run_until_samples(&file, &db, std::process::Stdio::piped());
     let status = Command::new("kill")
         .args(["-INT", &child.id().to_string()])
         .status()
@@ -1485,24 +1494,7 @@ fn resume_after_kill_9_matches_an_uninterrupted_run() {
         .ok();
 
     let db = s.path("killed.db");
-    let mut child = Command::new(env!("CARGO_BIN_EXE_crucible"))
-        .arg("run")
-        .arg(&file)
-        .arg("--db")
-        .arg(&db)
-        .stdout(std::process::Stdio::null())
-        .stderr(std::process::Stdio::null())
-        .spawn()
-        .unwrap();
-    let start = std::time::Instant::now();
-    while start.elapsed() < std::time::Duration::from_secs(60) {
-        std::thread::sleep(std::time::Duration::from_millis(50));
-        let n = rusqlite::Connection::open(&db)
-            .and_then(|c| c.query_row("SELECT count(*) FROM samples", [], |r| r.get::<_, i64>(0)));
-        if n.is_ok_and(|n| n > 0) {
-            break;
-        }
-    }
+    let mut child = spawn_run_until_samples(&file, &db, std::process::Stdio::null());
     child.kill().unwrap(); // SIGKILL: no chance to clean up
     child.wait().unwrap();
     let before = query_i64(&db, "SELECT count(*) FROM samples");
