@@ -32,6 +32,19 @@ struct DbArg {
     db: PathBuf,
 }
 
+/// Options of every command that executes a run.
+#[derive(clap::Args, Clone)]
+struct RunArgs {
+    #[command(flatten)]
+    db: DbArg,
+    /// Most model calls in flight at once.
+    #[arg(long, default_value_t = 16, value_parser = clap::value_parser!(u32).range(1..))]
+    concurrency: u32,
+    /// Print one JSON object instead of the table.
+    #[arg(long)]
+    json: bool,
+}
+
 #[derive(Subcommand)]
 enum Command {
     /// Validate and run a scenario; print a summary table.
@@ -39,13 +52,7 @@ enum Command {
         /// Scenario file (YAML).
         file: PathBuf,
         #[command(flatten)]
-        db: DbArg,
-        /// Most model calls in flight at once.
-        #[arg(long, default_value_t = 16, value_parser = clap::value_parser!(u32).range(1..))]
-        concurrency: u32,
-        /// Print one JSON object instead of the table.
-        #[arg(long)]
-        json: bool,
+        run: RunArgs,
         /// Reuse recorded responses (same model settings, messages and sample
         /// numbers) from any run in the database instead of calling the model.
         #[arg(long)]
@@ -57,28 +64,21 @@ enum Command {
     /// Continue an interrupted, failed or budget-stopped run from its stored scenario.
     Resume {
         /// Run id (see `crucible runs`).
-        run: i64,
+        #[arg(value_name = "RUN")]
+        id: i64,
         #[command(flatten)]
-        db: DbArg,
-        /// Most model calls in flight at once.
-        #[arg(long, default_value_t = 16, value_parser = clap::value_parser!(u32).range(1..))]
-        concurrency: u32,
-        /// Print one JSON object instead of the table.
-        #[arg(long)]
-        json: bool,
+        run: RunArgs,
     },
     /// Re-execute a stored run from its recorded responses; print its summary.
     Replay {
         /// Run id (see `crucible runs`).
-        run: i64,
+        #[arg(value_name = "RUN")]
+        id: i64,
         #[command(flatten)]
-        db: DbArg,
+        run: RunArgs,
         /// A response that was not recorded is an error, never a live call.
         #[arg(long)]
         strict: bool,
-        /// Print one JSON object instead of the table.
-        #[arg(long)]
-        json: bool,
     },
     /// Check a scenario and report every problem found.
     Validate {
@@ -216,9 +216,7 @@ fn dispatch(command: Command) -> anyhow::Result<ExitCode> {
     match command {
         Command::Run {
             file,
-            db,
-            concurrency,
-            json,
+            run: args,
             cache,
             resume,
         } => {
@@ -229,29 +227,21 @@ fn dispatch(command: Command) -> anyhow::Result<ExitCode> {
                 },
                 None => Source::File(file),
             };
-            run(source, db.db, concurrency as usize, json, cache)
+            run(source, args, cache)
         }
-        Command::Resume {
-            run: id,
-            db,
-            concurrency,
-            json,
-        } => run(
+        Command::Resume { id, run: args } => run(
             Source::Resume {
                 run: id,
                 file: None,
             },
-            db.db,
-            concurrency as usize,
-            json,
+            args,
             false,
         ),
         Command::Replay {
-            run: id,
-            db,
+            id,
+            run: args,
             strict,
-            json,
-        } => run(Source::Replay { run: id, strict }, db.db, 16, json, false),
+        } => run(Source::Replay { run: id, strict }, args, false),
         Command::Validate { file } => {
             let s = Runner::validate(&file)?;
             println!(
@@ -423,16 +413,15 @@ enum Source {
     Resume { run: i64, file: Option<PathBuf> },
 }
 
-fn run(
-    source: Source,
-    db: PathBuf,
-    concurrency: usize,
-    json: bool,
-    cache: bool,
-) -> anyhow::Result<ExitCode> {
+fn run(source: Source, args: RunArgs, cache: bool) -> anyhow::Result<ExitCode> {
+    let RunArgs {
+        db: DbArg { db },
+        concurrency,
+        json,
+    } = args;
     let runner = Runner::new(RunOptions {
         db: db.clone(),
-        concurrency,
+        concurrency: concurrency as usize,
         handle_ctrl_c: true,
         cache,
     });

@@ -173,6 +173,13 @@ impl Store {
         &self.path
     }
 
+    fn no_such_run(&self, run: i64) -> StoreError {
+        StoreError::NoSuchRun {
+            path: self.path.clone(),
+            run,
+        }
+    }
+
     fn err(&self) -> impl Fn(rusqlite::Error) -> StoreError + '_ {
         sqlite_err(&self.path)
     }
@@ -336,10 +343,7 @@ impl Store {
             )
             .optional()
             .map_err(self.err())?
-            .ok_or(StoreError::NoSuchRun {
-                path: self.path.clone(),
-                run: run_id,
-            })?;
+            .ok_or_else(|| self.no_such_run(run_id))?;
         let mut st = self
             .conn
             .prepare(
@@ -451,10 +455,7 @@ impl Store {
             )
             .optional()
             .map_err(self.err())?
-            .ok_or(StoreError::NoSuchRun {
-                path: self.path.clone(),
-                run: run_id,
-            })?;
+            .ok_or_else(|| self.no_such_run(run_id))?;
         let mut st = self
             .conn
             .prepare("SELECT path, text FROM run_files WHERE run_id = ?1 ORDER BY path")

@@ -51,6 +51,26 @@ impl<'a> Validator<'a> {
         }
     }
 
+    /// An optional whole number that must be at least `min`; reported and
+    /// dropped when it is not.
+    fn at_least(&mut self, x: &Option<Located<i64>>, what: &str, min: i64) -> Option<i64> {
+        let x = x.as_ref()?;
+        if x.value < min {
+            self.err(
+                x.span,
+                format!("`{what}` must be at least {min}, found {}", x.value),
+            );
+            return None;
+        }
+        Some(x.value)
+    }
+
+    /// Samples per request: a whole pool unless the model says otherwise.
+    fn n_per_request(&mut self, spec: &ModelSpec) -> usize {
+        self.at_least(&spec.n_per_request, "n_per_request", 1)
+            .map_or(usize::MAX, |n| n as usize)
+    }
+
     fn err(&mut self, span: Span, msg: impl Into<String>) {
         let d = self.source.error(span, msg);
         self.diags.push(d);
@@ -392,18 +412,6 @@ impl<'a> Validator<'a> {
                 _ => self.err(extra.span, "`extra` must be a mapping of JSON fields"),
             }
         }
-        let positive =
-            |v: &mut Self, x: &Option<Located<i64>>, what: &str, min: i64| -> Option<i64> {
-                let x = x.as_ref()?;
-                if x.value < min {
-                    v.err(
-                        x.span,
-                        format!("`{what}` must be at least {min}, found {}", x.value),
-                    );
-                    return None;
-                }
-                Some(x.value)
-            };
         let timeout = match &spec.timeout {
             Some(t) if !(t.value > 0.0 && t.value.is_finite()) => {
                 self.err(
@@ -447,12 +455,14 @@ impl<'a> Validator<'a> {
             api_key_env: spec.api_key_env.as_ref().map(|e| e.value.clone()),
             params,
             seed: spec.seed,
-            n_per_request: positive(self, &spec.n_per_request, "n_per_request", 1)
-                .map_or(usize::MAX, |n| n as usize),
+            n_per_request: self.n_per_request(spec),
             timeout: std::time::Duration::from_secs_f64(timeout),
-            max_retries: positive(self, &spec.max_retries, "max_retries", 0)
+            max_retries: self
+                .at_least(&spec.max_retries, "max_retries", 0)
                 .map_or(5, |n| n as u32),
-            concurrency: positive(self, &spec.concurrency, "concurrency", 1).map(|n| n as usize),
+            concurrency: self
+                .at_least(&spec.concurrency, "concurrency", 1)
+                .map(|n| n as usize),
         })
     }
 
@@ -708,17 +718,7 @@ impl<'a> Validator<'a> {
         if rule.extract(&abstained).is_some() {
             self.err(format_span, "`answer.extract` finds an answer in the simulated abstention text; make the rule stricter");
         }
-        let n_per_request = match &spec.n_per_request {
-            Some(n) if n.value < 1 => {
-                self.err(
-                    n.span,
-                    format!("`n_per_request` must be at least 1, found {}", n.value),
-                );
-                usize::MAX
-            }
-            Some(n) => n.value as usize,
-            None => usize::MAX,
-        };
+        let n_per_request = self.n_per_request(spec);
         Some(SimulatedModel {
             failure_rate,
             n_per_request,
@@ -988,23 +988,16 @@ impl<'a> Validator<'a> {
 
     fn budget(&mut self) -> Budget {
         let b = &self.loaded.budget;
-        let positive = |v: &mut Self, x: &Option<Located<i64>>, what: &str| -> Option<u64> {
-            let x = x.as_ref()?;
-            if x.value < 1 {
-                v.err(
-                    x.span,
-                    format!("`{what}` must be at least 1, found {}", x.value),
-                );
-                return None;
-            }
-            Some(x.value as u64)
-        };
         if let Some(c) = &b.max_cost_usd {
             self.err(c.span, "`max_cost_usd` needs model prices, which simulated models do not have; use `max_requests` or `max_tokens`");
         }
         Budget {
-            max_requests: positive(self, &b.max_requests, "max_requests"),
-            max_tokens: positive(self, &b.max_tokens, "max_tokens"),
+            max_requests: self
+                .at_least(&b.max_requests, "max_requests", 1)
+                .map(|n| n as u64),
+            max_tokens: self
+                .at_least(&b.max_tokens, "max_tokens", 1)
+                .map(|n| n as u64),
         }
     }
 }
