@@ -17,6 +17,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         concurrency: 8,
         handle_ctrl_c: false,
         cache: false,
+        budget: Default::default(),
     });
     let summary = runner.run(scenario.as_ref(), |s, run_id| {
         eprintln!(

@@ -13,6 +13,7 @@ use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use futures_util::StreamExt;
 use tokio::sync::{Semaphore, mpsc};
 
+use crate::budget::{Ledger, Spend};
 use crate::estimator::Binomials;
 use crate::provider::{CallRequest, Provider, call_key};
 use crate::scenario::{Scenario, Task};
@@ -62,6 +63,8 @@ pub struct Executor {
     /// Resuming: outcomes of tasks already finished, and calls already stored
     /// (by cache key), which are neither requested nor written again.
     prior: Option<Prior>,
+    /// What the run spent before this execution (when resuming).
+    spent: Spend,
     scenario: Arc<Scenario>,
     providers: Vec<Arc<dyn Provider>>,
     concurrency: usize,
@@ -72,7 +75,8 @@ pub struct Executor {
 /// Why a task stopped early.
 enum Stop {
     Cancelled,
-    Budget,
+    /// Which cap the next call would have exceeded.
+    Budget(String),
     Failed(String),
 }
 
@@ -85,6 +89,7 @@ struct Shared {
     progress: Arc<Progress>,
     cancel: Arc<AtomicBool>,
     records: mpsc::Sender<Record>,
+    ledger: Ledger,
     system_blobs: Vec<Blob>,
     verifier_names: Vec<Arc<str>>,
     agent_names: Vec<Arc<str>>,
@@ -111,6 +116,7 @@ impl Executor {
     ) -> Self {
         Executor {
             prior: None,
+            spent: Spend::default(),
             scenario,
             providers,
             concurrency: concurrency.max(1),
@@ -120,12 +126,15 @@ impl Executor {
     }
 
     /// Continue a run: skip finished tasks, reuse stored calls.
+    /// `spent` counts against the budget.
     pub fn resuming(
         mut self,
         finished: Vec<Option<Vec<TaskOutcome>>>,
         stored: Arc<StoredCalls>,
+        spent: Spend,
     ) -> Self {
         self.prior = Some((finished, stored));
+        self.spent = spent;
         self
     }
 
@@ -141,6 +150,7 @@ impl Executor {
             progress: self.progress.clone(),
             cancel: self.cancel.clone(),
             records,
+            ledger: Ledger::new(sc.budget.clone(), self.spent),
             system_blobs: sc.agents.iter().map(|a| Blob::new(&a.system)).collect(),
             verifier_names: sc
                 .verifiers
@@ -190,7 +200,10 @@ impl Executor {
                 Ok((_, Err(stop))) => {
                     let kind = match stop {
                         Stop::Cancelled => Status::Interrupted,
-                        Stop::Budget => Status::BudgetExhausted,
+                        Stop::Budget(why) => {
+                            failure.get_or_insert(why);
+                            Status::BudgetExhausted
+                        }
                         Stop::Failed(e) => {
                             failure.get_or_insert(e);
                             Status::Failed
@@ -277,6 +290,7 @@ async fn draw_pool(
     let verifiers = sc.verifiers_of(agent_idx);
     let per_request = provider.max_n_per_request().clamp(1, size.max(1));
     let fingerprint = provider.fingerprint();
+    let price = sc.models[agent.model].price;
     let batches: Vec<(usize, usize)> = (0..size)
         .step_by(per_request)
         .map(|first| (first, per_request.min(size - first)))
@@ -295,15 +309,6 @@ async fn draw_pool(
                 if sh.cancel.load(Ordering::Relaxed) {
                     return Err(Stop::Cancelled);
                 }
-                let requests = sh.progress.requests.fetch_add(1, Ordering::Relaxed);
-                if sc.budget.max_requests.is_some_and(|max| requests >= max)
-                    || sc
-                        .budget
-                        .max_tokens
-                        .is_some_and(|max| sh.progress.tokens.load(Ordering::Relaxed) >= max)
-                {
-                    return Err(Stop::Budget);
-                }
                 let req = CallRequest {
                     agent: &agent.name,
                     task,
@@ -312,7 +317,27 @@ async fn draw_pool(
                     first_sample: first,
                     n,
                 };
-                Ok((first, n, provider.complete(req).await, false))
+                let bound = provider.usage_bound(&req);
+                let reservation = sh
+                    .ledger
+                    .reserve(Spend::call(
+                        price,
+                        bound.input_tokens,
+                        bound.output_tokens.unwrap_or(0),
+                    ))
+                    .await
+                    .map_err(Stop::Budget)?;
+                sh.progress.requests.fetch_add(1, Ordering::Relaxed);
+                let response = provider.complete(req).await;
+                reservation.settle(match &response {
+                    Ok(r) => Spend::call(
+                        price,
+                        r.input_tokens,
+                        r.completions.iter().map(|c| c.output_tokens).sum(),
+                    ),
+                    Err(_) => Spend::call(price, 0, 0),
+                });
+                Ok((first, n, response, false))
             }
         })
         .buffer_unordered(sh.concurrency);
@@ -482,6 +507,9 @@ fn trace_call(
         latency_ms: latency,
         input_tokens,
         output_tokens: output_total,
+        cost_usd: sc.models[agent.model]
+            .price
+            .map(|p| p.cost(input_tokens, output_total)),
         samples,
     };
     (record, pool)

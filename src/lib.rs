@@ -7,6 +7,7 @@
 //! bootstrap intervals). See ARCHITECTURE.md for the map and the invariants.
 
 pub mod answer;
+pub mod budget;
 pub mod dataset;
 pub mod diagnostic;
 pub mod error;
@@ -18,6 +19,7 @@ pub mod loader;
 pub mod network;
 pub mod node;
 pub mod provider;
+pub mod rate_limit;
 pub mod replay;
 pub mod runner;
 pub mod scenario;

@@ -11,6 +11,7 @@ use anyhow::Context;
 use clap::{Parser, Subcommand, ValueEnum};
 use crucible::executor::Progress;
 use crucible::export::{self, Format};
+use crucible::scenario::Budget;
 use crucible::store::Store;
 use crucible::{Error, RunOptions, Runner};
 
@@ -45,6 +46,39 @@ struct RunArgs {
     json: bool,
 }
 
+/// Caps that replace the scenario's `budget:` for this invocation.
+#[derive(clap::Args, Default)]
+struct BudgetArgs {
+    /// Stop before making more than N model calls in all (this run's earlier sessions included).
+    #[arg(long, value_name = "N", value_parser = clap::value_parser!(u64).range(1..))]
+    max_requests: Option<u64>,
+    /// Stop before spending more than N tokens (input + output) in all.
+    #[arg(long, value_name = "N", value_parser = clap::value_parser!(u64).range(1..))]
+    max_tokens: Option<u64>,
+    /// Stop before spending more than USD in all (models need a `price`).
+    #[arg(long, value_name = "USD", value_parser = positive_dollars)]
+    max_cost_usd: Option<f64>,
+}
+
+impl From<BudgetArgs> for Budget {
+    fn from(a: BudgetArgs) -> Budget {
+        Budget {
+            max_requests: a.max_requests,
+            max_tokens: a.max_tokens,
+            max_cost_usd: a.max_cost_usd,
+        }
+    }
+}
+
+fn positive_dollars(s: &str) -> Result<f64, String> {
+    match s.parse::<f64>() {
+        Ok(v) if v > 0.0 && v.is_finite() => Ok(v),
+        _ => Err(format!(
+            "expected a positive number of dollars, found `{s}`"
+        )),
+    }
+}
+
 #[derive(Subcommand)]
 enum Command {
     /// Validate and run a scenario; print a summary table.
@@ -53,6 +87,8 @@ enum Command {
         file: PathBuf,
         #[command(flatten)]
         run: RunArgs,
+        #[command(flatten)]
+        budget: BudgetArgs,
         /// Reuse recorded responses (same model settings, messages and sample
         /// numbers) from any run in the database instead of calling the model.
         #[arg(long)]
@@ -68,6 +104,8 @@ enum Command {
         id: i64,
         #[command(flatten)]
         run: RunArgs,
+        #[command(flatten)]
+        budget: BudgetArgs,
     },
     /// Re-execute a stored run from its recorded responses; print its summary.
     Replay {
@@ -217,6 +255,7 @@ fn dispatch(command: Command) -> anyhow::Result<ExitCode> {
         Command::Run {
             file,
             run: args,
+            budget,
             cache,
             resume,
         } => {
@@ -227,21 +266,31 @@ fn dispatch(command: Command) -> anyhow::Result<ExitCode> {
                 },
                 None => Source::File(file),
             };
-            run(source, args, cache)
+            run(source, args, budget.into(), cache)
         }
-        Command::Resume { id, run: args } => run(
+        Command::Resume {
+            id,
+            run: args,
+            budget,
+        } => run(
             Source::Resume {
                 run: id,
                 file: None,
             },
             args,
+            budget.into(),
             false,
         ),
         Command::Replay {
             id,
             run: args,
             strict,
-        } => run(Source::Replay { run: id, strict }, args, false),
+        } => run(
+            Source::Replay { run: id, strict },
+            args,
+            Budget::default(),
+            false,
+        ),
         Command::Validate { file } => {
             let s = Runner::validate(&file)?;
             println!(
@@ -413,7 +462,7 @@ enum Source {
     Resume { run: i64, file: Option<PathBuf> },
 }
 
-fn run(source: Source, args: RunArgs, cache: bool) -> anyhow::Result<ExitCode> {
+fn run(source: Source, args: RunArgs, budget: Budget, cache: bool) -> anyhow::Result<ExitCode> {
     let RunArgs {
         db: DbArg { db },
         concurrency,
@@ -424,6 +473,7 @@ fn run(source: Source, args: RunArgs, cache: bool) -> anyhow::Result<ExitCode> {
         concurrency: concurrency as usize,
         handle_ctrl_c: true,
         cache,
+        budget,
     });
     let progress = runner.progress.clone();
     let done = Arc::new(std::sync::atomic::AtomicBool::new(false));
@@ -466,8 +516,10 @@ fn run(source: Source, args: RunArgs, cache: bool) -> anyhow::Result<ExitCode> {
         }
         "budget_exhausted" => {
             eprintln!(
-                "run {} stopped at its budget; finished tasks are saved and summarized",
-                summary.run_id
+                "run {id} stopped at its budget ({}); finished tasks are saved and summarized. \
+                 To go on, raise the budget: crucible resume {id} --max-requests/--max-tokens/--max-cost-usd ...",
+                summary.error.as_deref().unwrap_or("a cap was reached"),
+                id = summary.run_id
             );
             ExitCode::from(1)
         }

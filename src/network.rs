@@ -8,7 +8,9 @@
 //! the trace. A server that caps `n` (llama.cpp answers 400 "Value must be
 //! between 1 <= value <= 4") is asked again in smaller requests; the cap is
 //! remembered and every request is recorded. Anthropic has no `n`: one
-//! request per sample.
+//! request per sample. `rpm` and `tpm` limits are token buckets
+//! ([`RateLimit`]) taken before each request; `tpm` debits the request's
+//! bound and is settled with the usage the server reports.
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
@@ -19,7 +21,10 @@ use serde_json::{Map, Value, json};
 use tokio::sync::Semaphore;
 
 use crate::http::{self, Endpoint, Failure, RetryPolicy};
-use crate::provider::{CallRequest, CallResponse, Completion, Provider, ProviderError};
+use crate::provider::{
+    CallRequest, CallResponse, Completion, Provider, ProviderError, UsageBound, input_token_bound,
+};
+use crate::rate_limit::RateLimit;
 use crate::simulated::estimate_tokens;
 
 /// Which wire format a network model speaks.
@@ -62,6 +67,24 @@ pub struct HttpModel {
     pub max_retries: u32,
     /// Most requests in flight to this model.
     pub concurrency: Option<usize>,
+    /// Most requests per minute.
+    pub rpm: Option<u64>,
+    /// Most tokens (input + output) per minute.
+    pub tpm: Option<u64>,
+}
+
+impl HttpModel {
+    /// Most output tokens per completion, when the request caps them.
+    pub fn max_tokens(&self) -> Option<u64> {
+        let set = ["max_tokens", "max_completion_tokens"]
+            .iter()
+            .filter_map(|k| self.params.get(*k).and_then(Value::as_u64))
+            .min();
+        match self.api {
+            Api::Anthropic => set.or(Some(ANTHROPIC_DEFAULT_MAX_TOKENS)),
+            Api::OpenAi => set,
+        }
+    }
 }
 
 /// The provider for one network model.
@@ -73,6 +96,8 @@ pub struct NetworkModel {
     /// Largest `n` the server accepted or announced.
     cap: AtomicUsize,
     slots: Option<Semaphore>,
+    rpm: Option<RateLimit>,
+    tpm: Option<RateLimit>,
     waiting: Arc<AtomicU64>,
 }
 
@@ -120,12 +145,30 @@ impl NetworkModel {
         Ok(NetworkModel {
             cap: AtomicUsize::new(n_cap),
             slots: config.concurrency.map(Semaphore::new),
+            rpm: config.rpm.map(RateLimit::per_minute),
+            tpm: config.tpm.map(RateLimit::per_minute),
             client,
             url,
             headers,
             config,
             waiting,
         })
+    }
+
+    /// Wait for the rate limits to admit one request that may use `tokens`
+    /// tokens; returns how long it waited.
+    async fn admit(&self, tokens: u64) -> Duration {
+        let wait = [(&self.rpm, 1.0), (&self.tpm, tokens as f64)]
+            .into_iter()
+            .filter_map(|(limit, units)| limit.as_ref().map(|l| l.take(units)))
+            .max()
+            .unwrap_or_default();
+        if !wait.is_zero() {
+            self.waiting.fetch_add(1, Ordering::Relaxed);
+            tokio::time::sleep(wait).await;
+            self.waiting.fetch_sub(1, Ordering::Relaxed);
+        }
+        wait
     }
 
     /// The JSON body for `n` samples starting at `first`.
@@ -264,6 +307,14 @@ impl Provider for NetworkModel {
         }
     }
 
+    fn usage_bound(&self, req: &CallRequest<'_>) -> UsageBound {
+        let requests = req.n.div_ceil(self.cap.load(Ordering::Relaxed).max(1)) as u64;
+        UsageBound {
+            input_tokens: input_token_bound(req.system, req.prompt, requests),
+            output_tokens: self.config.max_tokens().map(|m| m * req.n as u64),
+        }
+    }
+
     fn fingerprint(&self) -> String {
         let c = &self.config;
         // serde_json maps are sorted, so the parameters print canonically.
@@ -310,19 +361,31 @@ impl Provider for NetworkModel {
                 Api::OpenAi => parse_response,
                 Api::Anthropic => parse_anthropic,
             };
-            let (result, tried) = http::post(&ep, &body, n, parse).await;
+            let reserved = input_token_bound(req.system, req.prompt, 1)
+                + self.config.max_tokens().unwrap_or(0) * n as u64;
+            let waited = self.admit(reserved).await;
+            let (result, mut tried) = http::post(&ep, &body, n, parse).await;
+            if let Some(first) = tried.first_mut() {
+                first.wait_ms += waited.as_secs_f64() * 1000.0;
+            }
             latency += tried.iter().map(|a| a.latency_ms).sum::<f64>();
             attempts.extend(tried);
+            let usage = result.as_ref().ok().map(|(Parsed { texts, usage }, _)| {
+                usage.unwrap_or_else(|| {
+                    (
+                        estimate_tokens(req.system) + estimate_tokens(req.prompt),
+                        texts.iter().map(|t| estimate_tokens(t)).sum(),
+                    )
+                })
+            });
+            if let Some(tpm) = &self.tpm {
+                let used = usage.map_or(0, |(i, o)| i + o);
+                tpm.adjust(reserved as f64 - used as f64);
+            }
             match result {
-                Ok((Parsed { texts, usage }, raw)) => {
+                Ok((Parsed { texts, .. }, raw)) => {
                     let count = texts.len().min(n);
-                    let (prompt_tokens, completion_tokens) = usage.unwrap_or_else(|| {
-                        let out: u64 = texts.iter().map(|t| estimate_tokens(t)).sum();
-                        (
-                            estimate_tokens(req.system) + estimate_tokens(req.prompt),
-                            out,
-                        )
-                    });
+                    let (prompt_tokens, completion_tokens) = usage.unwrap_or_default();
                     input_tokens += prompt_tokens;
                     // Usage covers all choices; split output tokens by text length.
                     let chars: usize = texts.iter().map(String::len).sum::<usize>().max(1);
@@ -422,6 +485,8 @@ mod tests {
             timeout: Duration::from_secs(5),
             max_retries: 4,
             concurrency: None,
+            rpm: None,
+            tpm: None,
         }
     }
 

@@ -85,6 +85,25 @@ pub fn call_key(fingerprint: &str, system: &str, prompt: &str, first: usize, n: 
     h.finalize().to_hex()[..32].to_owned()
 }
 
+/// The most tokens a call can use, known before it is sent: what budgets and
+/// rate limits reserve.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct UsageBound {
+    pub input_tokens: u64,
+    /// `None` when the model does not cap its output (no `max_tokens`).
+    pub output_tokens: Option<u64>,
+}
+
+/// Tokens a chat template may add to a request's text (role markers, a
+/// default system prompt). An allowance, not a measurement.
+pub const TEMPLATE_ALLOWANCE: u64 = 64;
+
+/// Input tokens of `requests` requests with these messages, at most: with
+/// byte-level BPE tokenizers a token covers at least one byte of text.
+pub fn input_token_bound(system: &str, prompt: &str, requests: u64) -> u64 {
+    (system.len() as u64 + prompt.len() as u64 + TEMPLATE_ALLOWANCE) * requests
+}
+
 #[async_trait]
 pub trait Provider: Send + Sync {
     /// The model's name in the scenario.
@@ -96,5 +115,7 @@ pub trait Provider: Send + Sync {
     /// Everything besides the messages that decides a response (model id,
     /// sampling parameters, seed...), canonical, for cache keys.
     fn fingerprint(&self) -> String;
+    /// The most tokens `request` can use.
+    fn usage_bound(&self, request: &CallRequest<'_>) -> UsageBound;
     async fn complete(&self, request: CallRequest<'_>) -> Result<CallResponse, ProviderError>;
 }

@@ -11,7 +11,7 @@ use std::sync::Arc;
 
 use async_trait::async_trait;
 
-use crate::provider::{CallRequest, CallResponse, Provider, ProviderError, call_key};
+use crate::provider::{CallRequest, CallResponse, Provider, ProviderError, UsageBound, call_key};
 
 /// A provider that answers from recorded responses.
 pub struct Recorded {
@@ -52,6 +52,10 @@ impl Provider for Recorded {
 
     fn fingerprint(&self) -> String {
         self.inner.fingerprint()
+    }
+
+    fn usage_bound(&self, request: &CallRequest<'_>) -> UsageBound {
+        self.inner.usage_bound(request)
     }
 
     async fn complete(&self, req: CallRequest<'_>) -> Result<CallResponse, ProviderError> {

@@ -16,8 +16,8 @@ use crate::executor::{Executor, Progress, Status};
 use crate::network::NetworkModel;
 use crate::provider::Provider;
 use crate::replay::Recorded;
-use crate::scenario::{ModelKind, Scenario};
-use crate::store::{NewRun, RunSource, Store, TaskRow};
+use crate::scenario::{Budget, ModelKind, Scenario, hash_without_budget};
+use crate::store::{NewRun, Resumed, RunSource, Store, TaskRow};
 use crate::summary::{RunSummary, summarize};
 use crate::validator::load_scenario;
 
@@ -32,6 +32,8 @@ pub struct RunOptions {
     /// Reuse recorded responses with the same cache key from any run in the
     /// database; call the model only for the rest.
     pub cache: bool,
+    /// Caps that replace the scenario's (`--max-requests` and the like).
+    pub budget: Budget,
 }
 
 /// Runs scenarios.
@@ -75,6 +77,25 @@ impl Runner {
                 expected: t.expected.as_deref(),
             }),
         )?)
+    }
+
+    /// Replace the scenario's caps with those given on the command line, and
+    /// check that its models can be held to them.
+    fn override_budget(&self, scenario: &mut Scenario) -> Result<(), Error> {
+        let (b, o) = (&mut scenario.budget, &self.options.budget);
+        b.max_requests = o.max_requests.or(b.max_requests);
+        b.max_tokens = o.max_tokens.or(b.max_tokens);
+        b.max_cost_usd = o.max_cost_usd.or(b.max_cost_usd);
+        let problems = crate::budget::unenforceable(scenario);
+        if problems.is_empty() {
+            return Ok(());
+        }
+        let lines: Vec<String> = problems.into_iter().map(|(_, m)| m).collect();
+        Err(Error::Setup(format!(
+            "{}: {}",
+            scenario.source.path.display(),
+            lines.join("; ")
+        )))
     }
 
     /// One provider per model of the scenario. `offline`: no call will go
@@ -176,10 +197,16 @@ impl Runner {
         match file {
             Some(file) => {
                 let scenario = Self::validate(file)?;
-                if scenario.source.hash != source.hash {
+                let meaning =
+                    |text: &str, files: &[(String, String)]| hash_without_budget(text, files);
+                if scenario.source.hash != source.hash
+                    && meaning(&scenario.source.text, &scenario.source.files)
+                        .is_none_or(|h| Some(h) != meaning(&source.text, &source.files))
+                {
                     return Err(Error::Setup(format!(
                         "{} has changed since run {run_id} was made from it (scenario hash {} vs {}); \
-                         resume without a file to use the stored scenario, or start a new run",
+                         only `budget` may change when resuming. Resume without a file to use the \
+                         stored scenario, or start a new run",
                         file.display(),
                         &scenario.source.hash[..12],
                         &source.hash[..12]
@@ -204,7 +231,9 @@ impl Runner {
         existing: Option<i64>,
         on_start: impl FnOnce(&Scenario, i64),
     ) -> Result<RunSummary, Error> {
-        let scenario = Arc::new(Self::validate(path)?);
+        let mut scenario = Self::validate(path)?;
+        self.override_budget(&mut scenario)?;
+        let scenario = Arc::new(scenario);
         // Providers first: a missing API key fails before anything is written.
         let mut providers =
             self.providers(&scenario, recorded.as_ref().is_some_and(|(_, live)| !live))?;
@@ -221,8 +250,16 @@ impl Runner {
             Some(run_id) => {
                 let finished = store.finished_tasks(run_id, &scenario)?;
                 let stored = Arc::new(store.recorded_responses(Some(run_id))?);
-                store.reopen_run(run_id)?;
-                (run_id, Some((finished, stored)))
+                let spent = store.spent(run_id)?;
+                store.reopen_run(
+                    run_id,
+                    &Resumed {
+                        scenario_text: &scenario.source.text,
+                        scenario_hash: &scenario.source.hash,
+                        detail: serde_json::json!({ "budget": scenario.budget, "spent": spent }),
+                    },
+                )?;
+                (run_id, Some((finished, stored, spent)))
             }
             None => (
                 self.create_run(&mut store, &scenario, &scenario_path)?,
@@ -238,8 +275,8 @@ impl Runner {
             self.progress.clone(),
             self.cancel.clone(),
         );
-        if let Some((finished, stored)) = prior {
-            executor = executor.resuming(finished, stored);
+        if let Some((finished, stored, spent)) = prior {
+            executor = executor.resuming(finished, stored, spent);
         }
         let runtime = tokio::runtime::Builder::new_multi_thread()
             .enable_all()

@@ -26,6 +26,30 @@ pub struct Scenario {
     pub budget: Budget,
 }
 
+/// blake3 of a scenario's text and the files it refers to.
+pub fn source_hash(text: &str, files: &[(String, String)]) -> String {
+    let mut hasher = blake3::Hasher::new();
+    hasher.update(text.as_bytes());
+    for (path, body) in files {
+        hasher.update(&(path.len() as u64).to_le_bytes());
+        hasher.update(path.as_bytes());
+        hasher.update(&(body.len() as u64).to_le_bytes());
+        hasher.update(body.as_bytes());
+    }
+    hasher.finalize().to_hex().to_string()
+}
+
+/// The hash of what a scenario means apart from its `budget`: its YAML
+/// document as canonical JSON without the `budget` key, and its files. Two
+/// scenarios with the same one draw the same samples, so a run may be resumed
+/// from either (with a higher budget, say). `None` if the text does not parse.
+pub fn hash_without_budget(text: &str, files: &[(String, String)]) -> Option<String> {
+    let root = crate::node::Node::parse(&crate::diagnostic::SourceFile::new("", text)).ok()?;
+    let mut json = root.to_json();
+    json.as_object_mut()?.remove("budget");
+    Some(source_hash(&json.to_string(), files))
+}
+
 /// The text a run was made from, stored with the run.
 #[derive(Debug, Clone)]
 pub struct ScenarioSource {
@@ -41,6 +65,20 @@ pub struct ScenarioSource {
 pub struct Model {
     pub name: String,
     pub kind: ModelKind,
+    pub price: Option<Price>,
+}
+
+/// USD per million tokens.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct Price {
+    pub input: f64,
+    pub output: f64,
+}
+
+impl Price {
+    pub fn cost(&self, input_tokens: u64, output_tokens: u64) -> f64 {
+        (self.input * input_tokens as f64 + self.output * output_tokens as f64) / 1e6
+    }
 }
 
 #[derive(Debug)]
@@ -51,6 +89,14 @@ pub enum ModelKind {
 }
 
 impl Model {
+    /// Whether a request's output tokens are capped (simulated texts always are).
+    pub fn output_bounded(&self) -> bool {
+        match &self.kind {
+            ModelKind::Simulated(_) => true,
+            ModelKind::Network(h) => h.max_tokens().is_some(),
+        }
+    }
+
     pub fn provider_name(&self) -> &'static str {
         match &self.kind {
             ModelKind::Simulated(_) => "simulated",
@@ -125,10 +171,11 @@ pub struct Strategy {
     pub verifier: Option<usize>,
 }
 
-#[derive(Debug, Clone, Default)]
+#[derive(Debug, Clone, Default, serde::Serialize)]
 pub struct Budget {
     pub max_requests: Option<u64>,
     pub max_tokens: Option<u64>,
+    pub max_cost_usd: Option<f64>,
 }
 
 impl Scenario {

@@ -11,7 +11,7 @@ use rand::RngExt;
 use rand::rngs::ChaCha8Rng;
 use rand::seq::SliceRandom;
 
-use crate::provider::{CallRequest, CallResponse, Completion, Provider, ProviderError};
+use crate::provider::{CallRequest, CallResponse, Completion, Provider, ProviderError, UsageBound};
 use crate::scenario::Task;
 use crate::seed::{self, Part};
 use crate::spec::Spread;
@@ -198,7 +198,11 @@ impl SimulatedModel {
 
 /// Rough token count: four characters a token, at least one.
 pub fn estimate_tokens(text: &str) -> u64 {
-    (text.len() as u64).div_ceil(4).max(1)
+    tokens_of_len(text.len())
+}
+
+fn tokens_of_len(bytes: usize) -> u64 {
+    (bytes as u64).div_ceil(4).max(1)
 }
 
 fn with_abstention(mut d: Vec<(String, f64)>) -> Vec<(Option<String>, f64)> {
@@ -254,6 +258,30 @@ impl Provider for SimulatedModel {
             "simulated {} seed={} {:?} {:?} failure={}",
             self.name, self.seed, self.distribution, self.style, self.failure_rate
         )
+    }
+
+    fn usage_bound(&self, req: &CallRequest<'_>) -> UsageBound {
+        // The longest text `write` can produce: three reasoning lines, then
+        // the longest answer line or the abstention.
+        let mut lines: Vec<usize> = REASONING.iter().map(|l| l.len() + 1).collect();
+        lines.sort_unstable_by(|a, b| b.cmp(a));
+        let reasoning: usize = if self.style.reasoning {
+            lines.iter().take(3).sum()
+        } else {
+            0
+        };
+        let answer = self
+            .distribution_for(req.task)
+            .iter()
+            .filter_map(|(a, _)| a.as_ref())
+            .map(|a| self.style.format.replace("{answer}", a).len())
+            .max()
+            .unwrap_or(0)
+            .max(ABSTAIN_TEXT.len());
+        UsageBound {
+            input_tokens: estimate_tokens(req.system) + estimate_tokens(req.prompt),
+            output_tokens: Some(tokens_of_len(reasoning + answer) * req.n as u64),
+        }
     }
 
     async fn complete(&self, req: CallRequest<'_>) -> Result<CallResponse, ProviderError> {
@@ -374,5 +402,42 @@ mod tests {
             let se = (p * (1.0 - p) / n as f64).sqrt();
             assert!((f - p).abs() < 5.0 * se, "freq {f} vs p {p}");
         }
+    }
+
+    #[test]
+    fn usage_bound_covers_every_sample() {
+        let m = model(Distribution::Gap {
+            p_correct: 0.3,
+            delta: 0.05,
+            wrong: 8,
+            spread: Spread::Uniform,
+            abstain: 0.1,
+        });
+        let t = task("12345");
+        let req = CallRequest {
+            agent: "a",
+            task: &t,
+            system: "sys",
+            prompt: "What is 12340 + 5?",
+            first_sample: 0,
+            n: 1,
+        };
+        let bound = m
+            .usage_bound(&req)
+            .output_tokens
+            .expect("simulated output is bounded");
+        let d = m.distribution_for(&t);
+        let longest = (0..5000)
+            .map(|k| m.sample("a", &t, k, &d).0.output_tokens)
+            .max()
+            .unwrap();
+        assert!(
+            longest <= bound,
+            "sample of {longest} tokens over the bound {bound}"
+        );
+        assert!(
+            bound <= longest + 2,
+            "bound {bound} is loose against {longest}"
+        );
     }
 }

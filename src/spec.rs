@@ -139,6 +139,25 @@ pub struct ModelSpec {
     /// How many samples one request asks for (default: a whole pool in one request).
     #[serde(default)]
     pub n_per_request: Option<Located<i64>>,
+    /// Network: most requests per minute to this model (a token bucket).
+    #[serde(default)]
+    pub rpm: Option<Located<i64>>,
+    /// Network: most tokens (input + output) per minute to this model (a token bucket).
+    #[serde(default)]
+    pub tpm: Option<Located<i64>>,
+    /// USD per million tokens, for costs and `budget.max_cost_usd`.
+    #[serde(default)]
+    pub price: Option<PriceSpec>,
+}
+
+/// What a model costs, in USD per million tokens.
+#[derive(Debug, Clone, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct PriceSpec {
+    /// USD per million input (prompt) tokens.
+    pub input: Located<f64>,
+    /// USD per million output (completion) tokens.
+    pub output: Located<f64>,
 }
 
 /// A simulated answer distribution: either a `gap` family or explicit answers.
@@ -385,7 +404,9 @@ impl<'de> Deserialize<'de> for NValues {
     }
 }
 
-/// Caps on a run. A run that reaches a cap stops and is marked `budget_exhausted`.
+/// Caps on a run. A request is sent only when its worst case fits under every
+/// cap; a run that reaches a cap stops, is marked `budget_exhausted`, and can
+/// be resumed with a higher budget.
 #[derive(Debug, Clone, Default, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct BudgetSpec {
@@ -395,7 +416,7 @@ pub struct BudgetSpec {
     /// Most tokens (input + output) the run may spend.
     #[serde(default)]
     pub max_tokens: Option<Located<i64>>,
-    /// Most money the run may spend (needs model prices; a later release).
+    /// Most money (USD) the run may spend; every model an agent uses needs a `price`.
     #[serde(default)]
     pub max_cost_usd: Option<Located<f64>>,
 }

@@ -17,6 +17,7 @@ use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 use rusqlite::{Connection, OptionalExtension, params};
 use tokio::sync::mpsc::{Receiver, Sender, channel};
 
+use crate::budget::Spend;
 use crate::summary::{ResultRow, RunSummary};
 
 #[derive(Debug, thiserror::Error)]
@@ -48,6 +49,7 @@ const MIGRATIONS: &[&str] = &[
     include_str!("schema/v1.sql"),
     include_str!("schema/v2.sql"),
     include_str!("schema/v3.sql"),
+    include_str!("schema/v4.sql"),
 ];
 
 pub const SCHEMA_VERSION: i64 = MIGRATIONS.len() as i64;
@@ -98,6 +100,14 @@ pub struct TaskRow<'a> {
     pub id: &'a str,
     pub inputs: String,
     pub expected: Option<&'a str>,
+}
+
+/// How a run is resumed: the scenario it continues with (which differs from
+/// the stored one at most in its `budget`) and what to record of it.
+pub struct Resumed<'a> {
+    pub scenario_text: &'a str,
+    pub scenario_hash: &'a str,
+    pub detail: serde_json::Value,
 }
 
 /// A stored run's scenario: its path, its text, and the files it refers to
@@ -377,6 +387,7 @@ impl Store {
             scenario_path: head.2,
             samples: head.3 as u64,
             error: head.4,
+            spent: self.spent(run_id)?,
             results,
         })
     }
@@ -441,6 +452,25 @@ impl Store {
             .map_err(self.err())?;
         st.query_map([run_id], |r| r.get(0))
             .and_then(|rows| rows.collect())
+            .map_err(self.err())
+    }
+
+    /// What `run_id` has spent: calls, tokens and (priced) dollars.
+    pub fn spent(&self, run_id: i64) -> Result<Spend> {
+        self.conn
+            .query_row(
+                "SELECT COUNT(*), COALESCE(SUM(input_tokens + output_tokens), 0),
+                        COALESCE(SUM(cost_usd), 0.0)
+                 FROM calls WHERE run_id = ?1",
+                [run_id],
+                |r| {
+                    Ok(Spend {
+                        requests: r.get::<_, i64>(0)? as u64,
+                        tokens: r.get::<_, i64>(1)? as u64,
+                        cost_usd: r.get(2)?,
+                    })
+                },
+            )
             .map_err(self.err())
     }
 
@@ -594,17 +624,19 @@ impl Store {
     }
 
     /// Mark a run as running again, for `resume`.
-    pub fn reopen_run(&self, run_id: i64) -> Result<()> {
+    pub fn reopen_run(&self, run_id: i64, resumed: &Resumed<'_>) -> Result<()> {
         self.conn
             .execute(
-                "UPDATE runs SET status = 'running', finished_at = NULL, error = NULL WHERE id = ?1",
-                [run_id],
+                "UPDATE runs SET status = 'running', finished_at = NULL, error = NULL,
+                    scenario_text = ?2, scenario_hash = ?3
+                 WHERE id = ?1",
+                params![run_id, resumed.scenario_text, resumed.scenario_hash],
             )
             .map_err(self.err())?;
         self.conn
             .execute(
-                "INSERT INTO events (run_id, at, kind, detail) VALUES (?1, ?2, 'run_resumed', NULL)",
-                params![run_id, now()],
+                "INSERT INTO events (run_id, at, kind, detail) VALUES (?1, ?2, 'run_resumed', ?3)",
+                params![run_id, now(), resumed.detail.to_string()],
             )
             .map_err(self.err())?;
         Ok(())
@@ -718,6 +750,8 @@ pub struct CallRecord {
     pub latency_ms: f64,
     pub input_tokens: u64,
     pub output_tokens: u64,
+    /// At the model's price; `None` when it has none.
+    pub cost_usd: Option<f64>,
     pub samples: Vec<SampleRecord>,
 }
 
@@ -832,8 +866,8 @@ impl<'c> BatchWriter<'c> {
             call: tx.prepare_cached(
                 "INSERT INTO calls (run_id, task_index, agent, model, provider, first_sample, n,
                     system_hash, prompt_hash, request, response_hash, status, error, latency_ms,
-                    input_tokens, output_tokens, cache_key)
-                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16, ?17)",
+                    input_tokens, output_tokens, cache_key, cost_usd)
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16, ?17, ?18)",
             )?,
             sample: tx.prepare_cached(
                 "INSERT INTO samples (run_id, task_index, agent, model, sample_index, call_id, text,
@@ -898,6 +932,7 @@ impl<'c> BatchWriter<'c> {
                     c.input_tokens as i64,
                     c.output_tokens as i64,
                     c.cache_key,
+                    c.cost_usd,
                 ])?;
                 stats.calls += 1;
                 for (i, a) in c.attempts.iter().enumerate() {

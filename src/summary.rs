@@ -6,6 +6,7 @@ use comfy_table::{Cell, CellAlignment, Table, presets};
 use rand::RngExt;
 use serde::Serialize;
 
+use crate::budget::Spend;
 use crate::seed::{self, Part};
 
 /// One summary row.
@@ -47,8 +48,10 @@ pub struct RunSummary {
     pub status: String,
     pub scenario_path: String,
     pub samples: u64,
-    /// Why the run failed, when it did.
+    /// Why the run failed or stopped at its budget, when it did.
     pub error: Option<String>,
+    /// Calls, tokens and dollars the run spent, over all its sessions.
+    pub spent: Spend,
     pub results: Vec<ResultRow>,
 }
 
@@ -123,9 +126,19 @@ impl RunSummary {
                 Cell::new(format!("{:.0}", r.mean_tokens)).set_alignment(CellAlignment::Right),
             ]);
         }
+        let cost = if self.spent.cost_usd > 0.0 {
+            format!(" · ${:.4}", self.spent.cost_usd)
+        } else {
+            String::new()
+        };
         format!(
-            "run {} · {} · {} · {} samples\n{t}",
-            self.run_id, self.name, self.status, self.samples
+            "run {} · {} · {} · {} samples · {} requests · {} tokens{cost}\n{t}",
+            self.run_id,
+            self.name,
+            self.status,
+            self.samples,
+            self.spent.requests,
+            self.spent.tokens
         )
     }
 
@@ -137,6 +150,7 @@ impl RunSummary {
             "status": self.status,
             "samples": self.samples,
             "error": self.error,
+            "spent": self.spent,
             "db": db.display().to_string(),
             "results": self.results.iter().map(|r| serde_json::json!({
                 "strategy": r.strategy,

@@ -7,12 +7,13 @@ use std::collections::{BTreeSet, HashMap};
 use std::sync::Arc;
 
 use crate::answer::{AnswerRule, Extractor};
+use crate::budget::Cap;
 use crate::diagnostic::{Diagnostic, Diagnostics, SourceFile, Span, did_you_mean};
 use crate::loader::Loaded;
 use crate::network::{Api, HttpModel};
 use crate::node::Located;
 use crate::scenario::{
-    Agent, Budget, Model, ModelKind, Scenario, ScenarioSource, Strategy, StrategyKind, Task,
+    Agent, Budget, Model, ModelKind, Price, Scenario, ScenarioSource, Strategy, StrategyKind, Task,
     Verifier, VerifierKind,
 };
 use crate::simulated::{AnswerStyle, Distribution, SimulatedModel, spread_shares};
@@ -103,15 +104,7 @@ impl<'a> Validator<'a> {
         if !self.diags.is_empty() {
             return None;
         }
-        let mut hasher = blake3::Hasher::new();
-        hasher.update(self.source.text.as_bytes());
-        for (path, text) in &l.files {
-            hasher.update(&(path.len() as u64).to_le_bytes());
-            hasher.update(path.as_bytes());
-            hasher.update(&(text.len() as u64).to_le_bytes());
-            hasher.update(text.as_bytes());
-        }
-        Some(Scenario {
+        let scenario = Scenario {
             name,
             description: l.description.clone().unwrap_or_default(),
             seed,
@@ -119,7 +112,7 @@ impl<'a> Validator<'a> {
                 path: self.source.path.clone(),
                 text: self.source.text.clone(),
                 files: l.files.clone(),
-                hash: hasher.finalize().to_hex().to_string(),
+                hash: crate::scenario::source_hash(&self.source.text, &l.files),
             },
             models: models?,
             agents: agents.into_iter().map(|(a, _)| a).collect(),
@@ -128,7 +121,18 @@ impl<'a> Validator<'a> {
             verifiers,
             strategies,
             budget,
-        })
+        };
+        for (cap, message) in crate::budget::unenforceable(&scenario) {
+            let b = &l.budget;
+            let span = match cap {
+                Cap::Tokens => b.max_tokens.as_ref().map(|c| c.span),
+                Cap::Cost => b.max_cost_usd.as_ref().map(|c| c.span),
+            };
+            if let Some(span) = span {
+                self.err(span, message);
+            }
+        }
+        self.diags.is_empty().then_some(scenario)
     }
 
     fn answer_rule(&mut self) -> Option<AnswerRule> {
@@ -265,19 +269,23 @@ impl<'a> Validator<'a> {
         for (name, spec) in &self.loaded.models {
             match spec.provider.as_str() {
                 "simulated" => {
+                    let price = self.price(spec);
                     if let Some(m) = self.simulated(name, spec, seed, answer, tasks) {
                         models.push(Model {
                             name: name.value.clone(),
                             kind: ModelKind::Simulated(m),
+                            price,
                         });
                     }
                 }
                 p @ ("openai" | "anthropic") => {
                     let api = if p == "openai" { Api::OpenAi } else { Api::Anthropic };
+                    let price = self.price(spec);
                     if let Some(m) = self.http_model(name, spec, api) {
                         models.push(Model {
                             name: name.value.clone(),
                             kind: ModelKind::Network(m),
+                            price,
                         });
                     }
                 }
@@ -463,6 +471,29 @@ impl<'a> Validator<'a> {
             concurrency: self
                 .at_least(&spec.concurrency, "concurrency", 1)
                 .map(|n| n as usize),
+            rpm: self.at_least(&spec.rpm, "rpm", 1).map(|n| n as u64),
+            tpm: self.at_least(&spec.tpm, "tpm", 1).map(|n| n as u64),
+        })
+    }
+
+    fn price(&mut self, spec: &ModelSpec) -> Option<Price> {
+        let p = spec.price.as_ref()?;
+        let mut ok = true;
+        for (what, x) in [("input", &p.input), ("output", &p.output)] {
+            if !(x.value >= 0.0 && x.value.is_finite()) {
+                self.err(
+                    x.span,
+                    format!(
+                        "`price.{what}` is USD per million tokens and must be 0 or more, found {}",
+                        x.value
+                    ),
+                );
+                ok = false;
+            }
+        }
+        ok.then_some(Price {
+            input: p.input.value,
+            output: p.output.value,
         })
     }
 
@@ -488,6 +519,8 @@ impl<'a> Validator<'a> {
             ("timeout", spec.timeout.is_some()),
             ("max_retries", spec.max_retries.is_some()),
             ("concurrency", spec.concurrency.is_some()),
+            ("rpm", spec.rpm.is_some()),
+            ("tpm", spec.tpm.is_some()),
         ];
         for (key, present) in network_only {
             if present {
@@ -986,11 +1019,24 @@ impl<'a> Validator<'a> {
         out
     }
 
+    /// The run's caps (whether the models can be held to them is checked
+    /// once the scenario is built).
     fn budget(&mut self) -> Budget {
         let b = &self.loaded.budget;
-        if let Some(c) = &b.max_cost_usd {
-            self.err(c.span, "`max_cost_usd` needs model prices, which simulated models do not have; use `max_requests` or `max_tokens`");
-        }
+        let max_cost_usd = match &b.max_cost_usd {
+            Some(c) if !(c.value > 0.0 && c.value.is_finite()) => {
+                self.err(
+                    c.span,
+                    format!(
+                        "`max_cost_usd` must be a positive number of dollars, found {}",
+                        c.value
+                    ),
+                );
+                None
+            }
+            Some(c) => Some(c.value),
+            None => None,
+        };
         Budget {
             max_requests: self
                 .at_least(&b.max_requests, "max_requests", 1)
@@ -998,6 +1044,7 @@ impl<'a> Validator<'a> {
             max_tokens: self
                 .at_least(&b.max_tokens, "max_tokens", 1)
                 .map(|n| n as u64),
+            max_cost_usd,
         }
     }
 }

@@ -79,7 +79,7 @@ impl Scratch {
     }
 }
 
-fn query_i64(db: &Path, sql: &str) -> i64 {
+fn query<T: rusqlite::types::FromSql>(db: &Path, sql: &str) -> T {
     let conn = rusqlite::Connection::open(db).unwrap();
     conn.query_row(sql, [], |r| r.get(0)).unwrap()
 }
@@ -386,6 +386,56 @@ const CASES: &[Case] = &[
         at: "s.yaml:6:13",
         message: "does not read back",
     },
+    Case {
+        name: "token budget over a model with no max_tokens",
+        edit: (
+            "models:\n  sim:\n    provider: simulated\n    distribution: {p_correct: 0.6, delta: 0.3, wrong_answers: 2}",
+            "budget:\n  max_tokens: 1000\nmodels:\n  sim:\n    provider: openai\n    base_url: http://127.0.0.1:9/v1\n    model: m",
+        ),
+        files: &[],
+        at: "s.yaml:4:15",
+        message: "needs `max_tokens` on model `sim`",
+    },
+    Case {
+        name: "cost budget over a model with no price",
+        edit: (
+            "models:\n  sim:",
+            "budget:\n  max_cost_usd: 0.5\nmodels:\n  sim:",
+        ),
+        files: &[],
+        at: "s.yaml:4:17",
+        message: "needs a `price` on model `sim`",
+    },
+    Case {
+        name: "negative price",
+        edit: (
+            "    provider: simulated\n",
+            "    provider: simulated\n    price: {input: -1, output: 2}\n",
+        ),
+        files: &[],
+        at: "s.yaml:6:20",
+        message: "must be 0 or more",
+    },
+    Case {
+        name: "misspelled price field",
+        edit: (
+            "    provider: simulated\n",
+            "    provider: simulated\n    price: {input: 1, outptu: 2}\n",
+        ),
+        files: &[],
+        at: "s.yaml:6:23",
+        message: "outptu",
+    },
+    Case {
+        name: "rate limit on a simulated model",
+        edit: (
+            "    provider: simulated\n",
+            "    provider: simulated\n    rpm: 60\n",
+        ),
+        files: &[],
+        at: "s.yaml:5:15",
+        message: "`rpm` applies only to network models",
+    },
 ];
 
 #[test]
@@ -645,7 +695,7 @@ fn export_writes_one_record_per_sample() {
         .arg(root().join("scenarios/noisy-verifier.yaml"))
         .db(&db)
         .ok();
-    let samples = query_i64(&db, "SELECT count(*) FROM samples");
+    let samples = query::<i64>(&db, "SELECT count(*) FROM samples");
     let jsonl = Crucible::new(&["export", "1", "--format", "jsonl"])
         .db(&db)
         .ok();
@@ -708,8 +758,8 @@ fn budget_stops_the_run_at_its_cap_without_exceeding_it() {
     let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
     assert_eq!(v["status"], "budget_exhausted");
     // One request draws one task's whole pool of 2 samples; the second task never starts.
-    assert_eq!(query_i64(&db, "SELECT count(*) FROM calls"), 1);
-    assert_eq!(query_i64(&db, "SELECT count(*) FROM samples"), 2);
+    assert_eq!(query::<i64>(&db, "SELECT count(*) FROM calls"), 1);
+    assert_eq!(query::<i64>(&db, "SELECT count(*) FROM samples"), 2);
     assert_eq!(v["results"][0]["tasks"], 1);
     assert!(String::from_utf8_lossy(&out.stderr).contains("budget"));
 }
@@ -742,15 +792,15 @@ fn system_prompts_are_stored_once() {
         .db(&db)
         .ok();
     // The simulated server takes a whole pool of 64 samples in one request.
-    let calls = query_i64(&db, "SELECT count(*) FROM calls");
+    let calls = query::<i64>(&db, "SELECT count(*) FROM calls");
     assert_eq!(calls, 200);
-    assert_eq!(query_i64(&db, "SELECT sum(n) FROM calls"), 200 * 64);
+    assert_eq!(query::<i64>(&db, "SELECT sum(n) FROM calls"), 200 * 64);
     assert_eq!(
-        query_i64(&db, "SELECT count(DISTINCT system_hash) FROM calls"),
+        query::<i64>(&db, "SELECT count(DISTINCT system_hash) FROM calls"),
         1
     );
     assert_eq!(
-        query_i64(
+        query::<i64>(
             &db,
             "SELECT count(*) FROM blobs WHERE text LIKE 'You are a careful%'"
         ),
@@ -758,14 +808,14 @@ fn system_prompts_are_stored_once() {
     );
     // Every call's messages resolve through the view.
     assert_eq!(
-        query_i64(
+        query::<i64>(
             &db,
             "SELECT count(*) FROM call_view WHERE system IS NOT NULL AND prompt LIKE 'Solve%'"
         ),
         calls
     );
     assert_eq!(
-        query_i64(&db, "PRAGMA user_version"),
+        query::<i64>(&db, "PRAGMA user_version"),
         crucible::store::SCHEMA_VERSION
     );
 }
@@ -828,18 +878,18 @@ fn ctrl_c_commits_finished_samples_and_marks_the_run_interrupted() {
         .query_row("SELECT status FROM runs", [], |r| r.get(0))
         .unwrap();
     assert_eq!(run_status, "interrupted");
-    let samples = query_i64(&db, "SELECT count(*) FROM samples");
+    let samples = query::<i64>(&db, "SELECT count(*) FROM samples");
     assert!(samples > 0 && samples < 100_000 * 64, "{samples}");
     // Every sample's call is there too, and every finished task has all 64 samples.
     assert_eq!(
-        query_i64(
+        query::<i64>(
             &db,
             "SELECT count(*) FROM samples s LEFT JOIN calls c ON c.id = s.call_id WHERE c.id IS NULL"
         ),
         0
     );
     assert_eq!(
-        query_i64(
+        query::<i64>(
             &db,
             "SELECT count(*) FROM (SELECT DISTINCT task_index FROM task_results) t JOIN (SELECT task_index, count(*) AS k FROM samples GROUP BY task_index) s USING (task_index) WHERE s.k <> 64"
         ),
@@ -1097,23 +1147,23 @@ fn http_faults_lose_and_duplicate_no_sample() {
             "{name}: samples differ from the in-process model"
         );
         assert_eq!(
-            query_i64(&db, "SELECT count(*) FROM calls"),
+            query::<i64>(&db, "SELECT count(*) FROM calls"),
             30 * 4,
             "{name}"
         );
         assert_eq!(
-            query_i64(&db, "SELECT count(*) FROM calls WHERE status <> 'ok'"),
+            query::<i64>(&db, "SELECT count(*) FROM calls WHERE status <> 'ok'"),
             0,
             "{name}"
         );
-        let failed = query_i64(
+        let failed = query::<i64>(
             &db,
             &format!("SELECT count(*) FROM attempts WHERE {failed_attempt}"),
         );
         assert!(failed >= 10, "{name}: only {failed} failed attempts traced");
         // Every call ends in exactly one successful attempt; the failures before it are all there.
         assert_eq!(
-            query_i64(
+            query::<i64>(
                 &db,
                 "SELECT count(*) FROM attempts WHERE status = 200 AND error IS NULL"
             ),
@@ -1121,7 +1171,7 @@ fn http_faults_lose_and_duplicate_no_sample() {
             "{name}"
         );
         assert!(
-            query_i64(
+            query::<i64>(
                 &db,
                 "SELECT count(*) FROM attempts a JOIN attempts b ON a.call_id = b.call_id AND b.attempt = a.attempt + 1 WHERE a.error IS NULL"
             ) == 0,
@@ -1147,26 +1197,118 @@ fn a_server_capping_n_gets_split_requests() {
     assert_eq!(sample_content(&db), sample_content(&local_db));
     // The first request asks for 8 and is refused; every later one asks for at most 3.
     assert!(
-        query_i64(
+        query::<i64>(
             &db,
             "SELECT count(*) FROM attempts WHERE status = 400 AND n = 8"
         ) >= 1
     );
     assert_eq!(
-        query_i64(
+        query::<i64>(
             &db,
             "SELECT count(*) FROM attempts WHERE status = 200 AND n > 3"
         ),
         0
     );
     assert_eq!(
-        query_i64(&db, "SELECT sum(n) FROM attempts WHERE status = 200"),
+        query::<i64>(&db, "SELECT sum(n) FROM attempts WHERE status = 200"),
         30 * 8
     );
     // Each call records the bodies of the requests it was split into.
     assert_eq!(
-        query_i64(&db, "SELECT count(*) FROM calls WHERE request LIKE '[%'"),
+        query::<i64>(&db, "SELECT count(*) FROM calls WHERE request LIKE '[%'"),
         30
+    );
+}
+
+#[test]
+fn budgets_stop_below_their_caps_and_resume_with_higher_ones() {
+    let s = Scratch::new();
+    let sim = small_sim_scenario();
+    let server = SimServer::start(&s.write("server.yaml", &sim), &[]);
+    let client = http_client_scenario(
+        &sim,
+        &server.url,
+        "    n_per_request: 4\n    max_tokens: 60\n    price: {input: 3, output: 15}",
+    );
+    let file = s.write("client.yaml", &client);
+    let whole = s.path("whole.db");
+    let expected = Crucible::new(&["run"])
+        .arg(&file)
+        .db(&whole)
+        .arg("--json")
+        .ok();
+    let total: f64 = query(&whole, "SELECT sum(cost_usd) FROM calls");
+    let v: serde_json::Value = serde_json::from_str(&expected).unwrap();
+    assert!((v["spent"]["cost_usd"].as_f64().unwrap() - total).abs() < 1e-9);
+    assert_eq!(v["spent"]["requests"], 60);
+
+    // A third of the money: the run stops before spending more.
+    let db = s.path("b.db");
+    let cap = total / 3.0;
+    let out = Crucible::new(&["run"])
+        .arg(&file)
+        .db(&db)
+        .arg("--json")
+        .arg("--max-cost-usd")
+        .arg(cap.to_string())
+        .output();
+    assert_eq!(out.status.code(), Some(1));
+    let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(v["status"], "budget_exhausted");
+    assert!(v["error"].as_str().unwrap().contains("max_cost_usd"), "{v}");
+    let spent: f64 = query(&db, "SELECT sum(cost_usd) FROM calls");
+    assert!(spent <= cap && spent > cap / 2.0, "spent {spent} of {cap}");
+    assert!(String::from_utf8_lossy(&out.stderr).contains("crucible resume 1"));
+
+    // Resumed with a token cap that the spending so far nearly fills.
+    let tokens = query::<i64>(&db, "SELECT sum(input_tokens + output_tokens) FROM calls");
+    let token_cap = tokens + 2000;
+    let out = Crucible::new(&["resume", "1", "--json", "--max-tokens"])
+        .arg(token_cap.to_string())
+        .db(&db)
+        .output();
+    assert_eq!(out.status.code(), Some(1));
+    let after = query::<i64>(&db, "SELECT sum(input_tokens + output_tokens) FROM calls");
+    assert!(
+        after > tokens && after <= token_cap,
+        "{tokens} -> {after} of {token_cap}"
+    );
+
+    // Raising the budget in the file is the one change a resume accepts.
+    let raised = s.write(
+        "raised.yaml",
+        &client.replace("strategies:", "budget:\n  max_cost_usd: 1000\nstrategies:"),
+    );
+    let resumed = Crucible::new(&["run"])
+        .arg(&raised)
+        .db(&db)
+        .arg("--resume")
+        .arg("1")
+        .arg("--json")
+        .ok();
+    let v: serde_json::Value = serde_json::from_str(&resumed).unwrap();
+    assert_eq!(v["status"], "completed");
+    assert_eq!(
+        results_without_ids(&resumed),
+        results_without_ids(&expected)
+    );
+    assert_eq!(sample_content(&db), sample_content(&whole));
+    assert_eq!(query::<i64>(&db, "SELECT count(*) FROM calls"), 60);
+    let spent: f64 = query(&db, "SELECT sum(cost_usd) FROM calls");
+    assert!((v["spent"]["cost_usd"].as_f64().unwrap() - spent).abs() < 1e-9);
+    assert!(
+        (spent - total).abs() < 1e-9,
+        "resumed run cost {spent}, whole run {total}"
+    );
+    // The run now carries the raised budget, and each resume is on record.
+    let text: String = query(&db, "SELECT scenario_text FROM runs WHERE id = 1");
+    assert!(text.contains("max_cost_usd: 1000"));
+    assert_eq!(
+        query::<i64>(
+            &db,
+            "SELECT count(*) FROM events WHERE kind = 'run_resumed'"
+        ),
+        2
     );
 }
 
@@ -1252,7 +1394,7 @@ fn api_keys_never_reach_the_database_or_any_output() {
             );
         }
     }
-    let runs: i64 = query_i64(
+    let runs: i64 = query::<i64>(
         &db,
         "SELECT count(*) FROM runs WHERE status = 'failed' AND error LIKE '%CRUCIBLE_TEST_KEY%'",
     );
@@ -1301,32 +1443,32 @@ fn llama_cpp_end_to_end_with_split_requests() {
     assert_eq!(v["samples"], 20 * 8);
     // Real responses: llama.cpp's own fields (`timings`) are kept in the stored body.
     assert_eq!(
-        query_i64(
+        query::<i64>(
             &db,
             "SELECT count(*) FROM call_view WHERE response LIKE '%\"timings\"%'"
         ),
         20
     );
-    assert!(query_i64(&db, "SELECT count(*) FROM samples WHERE length(text) > 0") >= 150);
+    assert!(query::<i64>(&db, "SELECT count(*) FROM samples WHERE length(text) > 0") >= 150);
     // Real token usage, from the server's `usage`.
-    assert!(query_i64(&db, "SELECT min(input_tokens) FROM calls") > 10);
-    assert!(query_i64(&db, "SELECT sum(output_tokens) FROM calls") > 20 * 8);
+    assert!(query::<i64>(&db, "SELECT min(input_tokens) FROM calls") > 10);
+    assert!(query::<i64>(&db, "SELECT sum(output_tokens) FROM calls") > 20 * 8);
     // The server caps n at its 4 slots: a pool of 8 was refused once, then split.
     assert!(
-        query_i64(
+        query::<i64>(
             &db,
             "SELECT count(*) FROM attempts WHERE status = 400 AND n = 8"
         ) >= 1
     );
     assert_eq!(
-        query_i64(
+        query::<i64>(
             &db,
             "SELECT count(*) FROM attempts WHERE status = 200 AND n > 4"
         ),
         0
     );
     assert_eq!(
-        query_i64(&db, "SELECT sum(n) FROM attempts WHERE status = 200"),
+        query::<i64>(&db, "SELECT sum(n) FROM attempts WHERE status = 200"),
         20 * 8
     );
     let acc = |strategy: &str, n: u64| {
@@ -1378,11 +1520,11 @@ fn strict_replay_needs_no_model_and_reproduces_the_summary() {
     assert_eq!(v["samples"], 30 * 8);
     // The replay made no HTTP request, and its samples are the recorded ones.
     assert_eq!(
-        query_i64(&db, "SELECT count(*) FROM attempt_view WHERE run_id = 2"),
+        query::<i64>(&db, "SELECT count(*) FROM attempt_view WHERE run_id = 2"),
         0
     );
     assert_eq!(
-        query_i64(
+        query::<i64>(
             &db,
             "SELECT count(*) FROM samples a JOIN samples b ON a.task_index = b.task_index
                AND a.sample_index = b.sample_index AND a.text = b.text
@@ -1427,14 +1569,14 @@ fn strict_replay_names_a_missing_call_instead_of_calling_the_model() {
         "{stderr}"
     );
     assert_eq!(
-        query_i64(&db, "SELECT count(*) FROM attempt_view WHERE run_id = 2"),
+        query::<i64>(&db, "SELECT count(*) FROM attempt_view WHERE run_id = 2"),
         0,
         "no live call"
     );
     // Without --strict the missing call goes to the model, which still answers.
     Crucible::new(&["replay", "1"]).db(&db).ok();
     assert_eq!(
-        query_i64(&db, "SELECT count(*) FROM attempt_view WHERE run_id = 3"),
+        query::<i64>(&db, "SELECT count(*) FROM attempt_view WHERE run_id = 3"),
         1
     );
 }
@@ -1469,7 +1611,7 @@ fn run_with_cache_reuses_recorded_responses() {
         .ok();
     assert_eq!(results_without_ids(&first), results_without_ids(&second));
     assert_eq!(
-        query_i64(&db, "SELECT count(*) FROM attempt_view WHERE run_id = 2"),
+        query::<i64>(&db, "SELECT count(*) FROM attempt_view WHERE run_id = 2"),
         0
     );
 }
@@ -1497,7 +1639,7 @@ fn resume_after_kill_9_matches_an_uninterrupted_run() {
     let mut child = spawn_run_until_samples(&file, &db, std::process::Stdio::null());
     child.kill().unwrap(); // SIGKILL: no chance to clean up
     child.wait().unwrap();
-    let before = query_i64(&db, "SELECT count(*) FROM samples");
+    let before = query::<i64>(&db, "SELECT count(*) FROM samples");
     assert!(
         before > 0 && before < 3000 * 64,
         "killed too late or too early: {before}"
@@ -1534,15 +1676,15 @@ fn resume_after_kill_9_matches_an_uninterrupted_run() {
     assert_eq!(v["status"], "completed");
     assert_eq!(v["run_id"], 1);
     // Nothing lost, nothing duplicated, nothing drawn twice.
-    assert_eq!(query_i64(&db, "SELECT count(*) FROM samples"), 3000 * 64);
+    assert_eq!(query::<i64>(&db, "SELECT count(*) FROM samples"), 3000 * 64);
     assert_eq!(
-        query_i64(
+        query::<i64>(
             &db,
             "SELECT count(DISTINCT task_index || '/' || sample_index) FROM samples"
         ),
         3000 * 64
     );
-    assert_eq!(query_i64(&db, "SELECT count(*) FROM calls"), 3000 * 8);
+    assert_eq!(query::<i64>(&db, "SELECT count(*) FROM calls"), 3000 * 8);
     assert_eq!(sample_content(&db), sample_content(&whole));
     // A completed run has nothing to resume.
     let again = Crucible::new(&["resume", "1"]).db(&db).output();
