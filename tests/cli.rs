@@ -1312,6 +1312,56 @@ fn budgets_stop_below_their_caps_and_resume_with_higher_ones() {
     );
 }
 
+/// Rate limits are about time, so this test measures it, but only as a lower
+/// bound: a slow machine makes the run longer, never shorter.
+#[test]
+fn rpm_and_tpm_limits_hold_the_request_rate_down() {
+    let s = Scratch::new();
+    let sim = small_sim_scenario();
+    let server_file = s.write("server.yaml", &sim);
+    let local = s.path("local.db");
+    Crucible::new(&["run"]).arg(&server_file).db(&local).ok();
+    let server = SimServer::start(&server_file, &[]);
+    // 60 requests at 1200 a minute: 20 at once, then one every 50 ms.
+    let db = s.path("rpm.db");
+    let client = http_client_scenario(&sim, &server.url, "    n_per_request: 4\n    rpm: 1200");
+    let started = std::time::Instant::now();
+    Crucible::new(&["run"])
+        .arg(s.write("rpm.yaml", &client))
+        .db(&db)
+        .ok();
+    let elapsed = started.elapsed().as_secs_f64();
+    assert!(
+        elapsed >= 40.0 / 20.0 * 0.95,
+        "60 requests in {elapsed:.2} s"
+    );
+    assert_eq!(sample_content(&db), sample_content(&local));
+    // The waits are in the trace, apart from latency.
+    let waited: f64 = query(&db, "SELECT sum(wait_ms) FROM attempts");
+    assert!(waited > 1000.0, "waited {waited} ms in all");
+
+    // At 120000 tokens a minute (2000 a second, 2000 at once), the run takes
+    // at least as long as its tokens beyond the first second's worth allow.
+    let db = s.path("tpm.db");
+    let client = http_client_scenario(
+        &sim,
+        &server.url,
+        "    n_per_request: 4\n    max_tokens: 60\n    tpm: 120000",
+    );
+    let started = std::time::Instant::now();
+    Crucible::new(&["run"])
+        .arg(s.write("tpm.yaml", &client))
+        .db(&db)
+        .ok();
+    let elapsed = started.elapsed().as_secs_f64();
+    let tokens = query::<i64>(&db, "SELECT sum(input_tokens + output_tokens) FROM calls") as f64;
+    let largest = query::<i64>(&db, "SELECT max(input_tokens + output_tokens) FROM calls") as f64;
+    let floor = (tokens - 2000.0 - largest) / 2000.0;
+    assert!(floor > 1.0, "the limit must bind: {tokens} tokens");
+    assert!(elapsed >= floor, "{tokens} tokens in {elapsed:.2} s");
+    assert_eq!(sample_content(&db), sample_content(&local));
+}
+
 #[test]
 fn api_keys_never_reach_the_database_or_any_output() {
     let key = "sk-crucible-test-7f3a9c2e5b1d";
