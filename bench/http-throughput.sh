@@ -22,9 +22,13 @@ import json, sqlite3, sys
 d = sys.argv[1]
 t = dict(kv.split("=") for kv in open(f"{d}/time").read().split("\n")[-2].split())
 con = sqlite3.connect(f"{d}/bench.db")
-requests = con.execute("SELECT count(*) FROM attempts").fetchone()[0]
+requests, latency = con.execute("SELECT count(*), avg(latency_ms) FROM attempts").fetchone()
 wall, cpu = float(t["wall_s"]), float(t["user_s"]) + float(t["sys_s"])
+# The ideal again, at the latency each request really had (the server's timer
+# rounds its 50 ms sleeps up): what is left over is crucible's own.
+served = requests * latency / 1000 / 64
 print(f"requests={requests} wall={wall:.2f}s ideal=5.00s ratio={wall/5.0:.3f} "
+      f"mean_latency={latency:.2f}ms ideal_at_that_latency={served:.2f}s ratio_to_it={wall/served:.3f} "
       f"cpu={cpu:.2f}s cpu_per_request={1000*cpu/requests:.3f}ms peak_rss={int(t['max_rss_kb'])/1024:.0f}MB "
       f"status={json.load(open(f'{d}/result.json'))['status']}")
 PY
