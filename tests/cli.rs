@@ -1363,6 +1363,51 @@ fn rpm_and_tpm_limits_hold_the_request_rate_down() {
 }
 
 #[test]
+fn resume_over_http_after_kill_9_at_a_random_point() {
+    let s = Scratch::new();
+    let sim = small_sim_scenario();
+    let server_file = s.write("server.yaml", &sim);
+    let local = s.path("local.db");
+    Crucible::new(&["run"]).arg(&server_file).db(&local).ok();
+    let server = SimServer::start(&server_file, &["--latency-ms", "100"]);
+    // 240 requests, 4 at a time, 100 ms each: about 6 s.
+    let client = http_client_scenario(
+        &sim,
+        &server.url,
+        "    n_per_request: 1\n    concurrency: 4",
+    );
+    let file = s.write("client.yaml", &client);
+    let db = s.path("killed.db");
+    let mut child = spawn_run_until_samples(&file, &db, std::process::Stdio::null());
+    let nanos = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .subsec_nanos();
+    let delay = std::time::Duration::from_millis(u64::from(nanos % 3000));
+    std::thread::sleep(delay);
+    child.kill().unwrap();
+    child.wait().unwrap();
+    let before = query::<i64>(&db, "SELECT count(*) FROM samples");
+    assert!(
+        before > 0 && before < 240,
+        "killed after {delay:?}, too late: {before}"
+    );
+
+    let resumed = Crucible::new(&["resume", "1", "--json"]).db(&db).ok();
+    let v: serde_json::Value = serde_json::from_str(&resumed).unwrap();
+    assert_eq!(v["status"], "completed");
+    assert_eq!(sample_content(&db), sample_content(&local));
+    assert_eq!(query::<i64>(&db, "SELECT count(*) FROM calls"), 240);
+    assert_eq!(
+        query::<i64>(
+            &db,
+            "SELECT count(DISTINCT task_index || '/' || sample_index) FROM samples"
+        ),
+        240
+    );
+}
+
+#[test]
 fn api_keys_never_reach_the_database_or_any_output() {
     let key = "sk-crucible-test-7f3a9c2e5b1d";
     let s = Scratch::new();
