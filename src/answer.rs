@@ -78,17 +78,115 @@ impl AnswerRule {
         let mut s = raw.to_owned();
         for step in &self.steps {
             s = match step {
-                NormalizeStep::Trim => s
-                    .trim()
-                    .trim_end_matches(['.', ',', ';', ':', '!'])
-                    .trim()
-                    .to_owned(),
-                NormalizeStep::Casefold => s.to_lowercase(),
-                NormalizeStep::Numeric => canonical_number(&s).unwrap_or(s),
+                NormalizeStep::Set => self.collection(&s, true),
+                NormalizeStep::List => self.collection(&s, false),
+                scalar => scalar_step(*scalar, s),
             };
         }
         s
     }
+
+    /// `s` as a collection whose elements get every scalar step of the rule;
+    /// a set is sorted and without repeats.
+    fn collection(&self, s: &str, set: bool) -> String {
+        let t = s.trim();
+        let inner = [('{', '}'), ('[', ']'), ('(', ')')]
+            .iter()
+            .find(|(open, close)| t.starts_with(*open) && t.ends_with(*close) && t.len() >= 2)
+            .map_or(t, |_| &t[1..t.len() - 1]);
+        let mut items: Vec<String> = inner
+            .split([',', ';'])
+            .map(|item| {
+                self.steps
+                    .iter()
+                    .filter(|st| !matches!(st, NormalizeStep::Set | NormalizeStep::List))
+                    .fold(item.trim().to_owned(), |acc, st| scalar_step(*st, acc))
+            })
+            .filter(|item| !item.is_empty())
+            .collect();
+        if set {
+            items.sort();
+            items.dedup();
+            format!("{{{}}}", items.join(", "))
+        } else {
+            format!("[{}]", items.join(", "))
+        }
+    }
+}
+
+fn scalar_step(step: NormalizeStep, s: String) -> String {
+    match step {
+        NormalizeStep::Trim => s
+            .trim()
+            .trim_end_matches(['.', ',', ';', ':', '!'])
+            .trim()
+            .to_owned(),
+        NormalizeStep::Casefold => s.to_lowercase(),
+        NormalizeStep::Numeric => canonical_number(&s).unwrap_or(s),
+        NormalizeStep::Fraction => canonical_fraction(&s).unwrap_or(s),
+        NormalizeStep::Digits(d) => round_digits(&s, d).unwrap_or(s),
+        NormalizeStep::Set | NormalizeStep::List => s,
+    }
+}
+
+/// `p/q`, `\frac{p}{q}` or `\dfrac{p}{q}` with integers p and q (q ≠ 0).
+fn parse_fraction(s: &str) -> Option<(i128, i128)> {
+    let t = s.trim();
+    let (neg, t) = match t.strip_prefix('-') {
+        Some(rest) => (true, rest.trim_start()),
+        None => (false, t),
+    };
+    let (p, q) = if let Some(rest) = t
+        .strip_prefix("\\frac")
+        .or_else(|| t.strip_prefix("\\dfrac"))
+    {
+        let rest = rest.strip_prefix('{')?;
+        let (p, rest) = rest.split_once('}')?;
+        let q = rest.strip_prefix('{')?.strip_suffix('}')?;
+        (p, q)
+    } else {
+        t.split_once('/')?
+    };
+    let p: i128 = p.trim().parse().ok()?;
+    let q: i128 = q.trim().parse().ok()?;
+    if q == 0 {
+        return None;
+    }
+    let sign = if (p < 0) ^ (q < 0) ^ neg { -1 } else { 1 };
+    Some((sign * p.abs(), q.abs()))
+}
+
+/// A fraction in lowest terms: as a decimal when it has a finite one
+/// (`3/4` → `0.75`, `6/3` → `2`), else `p/q` (`2/6` → `1/3`).
+pub fn canonical_fraction(s: &str) -> Option<String> {
+    let (p, q) = parse_fraction(s)?;
+    let g = gcd(p.unsigned_abs(), q.unsigned_abs()).max(1) as i128;
+    let (p, q) = (p / g, q / g);
+    let mut rest = q;
+    for f in [2, 5] {
+        while rest % f == 0 {
+            rest /= f;
+        }
+    }
+    if rest == 1 {
+        canonical_number(&(p as f64 / q as f64).to_string())
+    } else {
+        Some(format!("{p}/{q}"))
+    }
+}
+
+fn gcd(a: u128, b: u128) -> u128 {
+    if b == 0 { a } else { gcd(b, a % b) }
+}
+
+/// A number or fraction rounded to `digits` significant digits, canonical.
+fn round_digits(s: &str, digits: u8) -> Option<String> {
+    let v = match parse_fraction(s) {
+        Some((p, q)) => p as f64 / q as f64,
+        None => canonical_number(s)?.parse().ok()?,
+    };
+    let rounded = format!("{:.*e}", usize::from(digits.max(1)) - 1, v);
+    canonical_number(&rounded)
 }
 
 /// `+12`, `12.0`, `1,200`, `$12` → canonical decimal text; `None` if not a number.
@@ -198,6 +296,73 @@ mod tests {
             "3 cats",
             Some("3"),
         );
+    }
+
+    #[track_caller]
+    fn same(steps: &[NormalizeStep], forms: &[&str]) {
+        let rule = AnswerRule {
+            extractor: Extractor::Whole,
+            steps: steps.to_vec(),
+        };
+        let first = rule.normalize(forms[0]);
+        for f in &forms[1..] {
+            assert_eq!(rule.normalize(f), first, "{f:?} vs {:?}", forms[0]);
+        }
+    }
+
+    #[test]
+    fn equivalent_forms_normalize_alike() {
+        use NormalizeStep::*;
+        same(
+            &[Trim, Numeric, Fraction],
+            &[
+                "0.75",
+                "3/4",
+                "6/8",
+                "\\frac{3}{4}",
+                " \\dfrac{6}{8} ",
+                "0.750",
+            ],
+        );
+        same(
+            &[Trim, Numeric, Fraction],
+            &["-1/3", "2/-6", "-\\frac{1}{3}"],
+        );
+        same(&[Trim, Numeric, Fraction], &["2", "6/3", "2.0"]);
+        same(
+            &[Trim, Numeric, Digits(4)],
+            &["3.14159", "3.1416", "3.14158"],
+        );
+        same(
+            &[Trim, Fraction, Digits(6)],
+            &["1/3", "0.333333", "0.3333334"],
+        );
+        same(
+            &[Trim, Casefold, Numeric, Set],
+            &["{1, 2, 3}", "[3,2,1]", "(2, 1, 3, 1)", "3; 2.0; 1"],
+        );
+        same(
+            &[Trim, Casefold, Numeric, List],
+            &["[1, 2]", "(1,2)", "1, 2.0"],
+        );
+        same(&[Trim, Casefold, Set], &["{Paris, Rome}", "rome, paris"]);
+    }
+
+    #[test]
+    fn inequivalent_forms_stay_apart() {
+        use NormalizeStep::*;
+        let rule = |steps: &[NormalizeStep]| AnswerRule {
+            extractor: Extractor::Whole,
+            steps: steps.to_vec(),
+        };
+        let r = rule(&[Trim, Numeric, Fraction]);
+        assert_ne!(r.normalize("1/3"), r.normalize("0.333"));
+        assert_eq!(r.normalize("1/0"), "1/0", "not a fraction: left as written");
+        let r = rule(&[Trim, Numeric, List]);
+        assert_ne!(r.normalize("[1, 2]"), r.normalize("[2, 1]"));
+        let r = rule(&[Trim, Numeric, Digits(3)]);
+        assert_ne!(r.normalize("3.14"), r.normalize("3.15"));
+        assert_eq!(r.normalize("pi"), "pi");
     }
 
     #[test]

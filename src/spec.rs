@@ -270,9 +270,9 @@ pub struct AnswerSpec {
     /// How to find the final answer in a text (default `last_number`).
     #[serde(default)]
     pub extract: Option<Located<ExtractSpec>>,
-    /// Which normalizations to apply (default all: trim, casefold, numeric).
+    /// Which normalizations to apply, in order (default: trim, casefold, numeric).
     #[serde(default)]
-    pub normalize: Option<Vec<NormalizeStep>>,
+    pub normalize: Option<Vec<Located<NormalizeStep>>>,
     /// For `choice`: the option letters (default `ABCDE`).
     #[serde(default)]
     pub choices: Option<Located<String>>,
@@ -302,6 +302,15 @@ pub enum NormalizeStep {
     Casefold,
     /// `12`, `12.0` and `+12` are one number; `1,200` is `1200`.
     Numeric,
+    /// `3/4`, `6/8`, `\frac{3}{4}` and `0.75` are one number; `2/6` is `1/3`.
+    Fraction,
+    /// Round numbers (and fractions) to this many significant digits, so that
+    /// answers within that precision are one answer.
+    Digits(u8),
+    /// A comma-separated collection, brackets optional, order and repeats ignored: `{2, 1}` is `{1, 2}`.
+    Set,
+    /// A comma-separated sequence, brackets optional: `(1,2)` is `[1, 2]`.
+    List,
 }
 
 /// A verifier scores candidate samples.

@@ -17,7 +17,9 @@ use crate::scenario::{
     Verifier, VerifierKind,
 };
 use crate::simulated::{AnswerStyle, Distribution, SimulatedModel, spread_shares};
-use crate::spec::{ExtractSpec, ModelSpec, Spread, StrategyKindSpec, VerifierKindSpec};
+use crate::spec::{
+    ExtractSpec, ModelSpec, NormalizeStep, Spread, StrategyKindSpec, VerifierKindSpec,
+};
 use crate::template::Template;
 
 /// Largest `n` a strategy may ask for (exact estimators use f64 binomials).
@@ -163,13 +165,23 @@ impl<'a> Validator<'a> {
                 }
             },
         };
-        Some(AnswerRule {
-            extractor,
-            steps: spec
-                .normalize
-                .clone()
-                .unwrap_or_else(|| AnswerRule::ALL_STEPS.to_vec()),
-        })
+        let steps = match &spec.normalize {
+            None => AnswerRule::ALL_STEPS.to_vec(),
+            Some(steps) => {
+                for step in steps {
+                    if let NormalizeStep::Digits(d) = step.value
+                        && !(1..=15).contains(&d)
+                    {
+                        self.err(
+                            step.span,
+                            format!("`digits` must be between 1 and 15, found {d}"),
+                        );
+                    }
+                }
+                steps.iter().map(|s| s.value).collect()
+            }
+        };
+        Some(AnswerRule { extractor, steps })
     }
 
     fn tasks(&mut self, answer: Option<&AnswerRule>) -> Vec<Task> {

@@ -436,6 +436,16 @@ const CASES: &[Case] = &[
         at: "s.yaml:5:15",
         message: "`rpm` applies only to network models",
     },
+    Case {
+        name: "significant digits out of range",
+        edit: (
+            "verifiers:",
+            "answer:\n  normalize: [trim, fraction, {digits: 0}, set]\nverifiers:",
+        ),
+        files: &[],
+        at: "s.yaml:16:31",
+        message: "`digits` must be between 1 and 15, found 0",
+    },
 ];
 
 #[test]
@@ -1067,6 +1077,17 @@ fn small_sim_scenario() -> String {
         .replace("n: [1, 2, 4, 8, 16, 32, 64]", "n: [1, 2, 4, 8]")
 }
 
+/// The small simulated scenario run in-process into `local.db` (what HTTP
+/// runs must reproduce), and a sim-server for it started with `server_args`.
+fn served_with_reference(s: &Scratch, server_args: &[&str]) -> (String, PathBuf, SimServer) {
+    let sim = small_sim_scenario();
+    let server_file = s.write("server.yaml", &sim);
+    let local = s.path("local.db");
+    Crucible::new(&["run"]).arg(&server_file).db(&local).ok();
+    let server = SimServer::start(&server_file, server_args);
+    (sim, local, server)
+}
+
 /// The same scenario with its model served over HTTP at `url`.
 fn http_client_scenario(sim: &str, url: &str, model_lines: &str) -> String {
     let start = sim.find("    provider: simulated").unwrap();
@@ -1183,11 +1204,7 @@ fn http_faults_lose_and_duplicate_no_sample() {
 #[test]
 fn a_server_capping_n_gets_split_requests() {
     let s = Scratch::new();
-    let sim = small_sim_scenario();
-    let server_file = s.write("server.yaml", &sim);
-    let local_db = s.path("local.db");
-    Crucible::new(&["run"]).arg(&server_file).db(&local_db).ok();
-    let server = SimServer::start(&server_file, &["--max-n", "3"]);
+    let (sim, local_db, server) = served_with_reference(&s, &["--max-n", "3"]);
     let db = s.path("http.db");
     let client = http_client_scenario(&sim, &server.url, "    max_retries: 2");
     Crucible::new(&["run"])
@@ -1317,11 +1334,7 @@ fn budgets_stop_below_their_caps_and_resume_with_higher_ones() {
 #[test]
 fn rpm_and_tpm_limits_hold_the_request_rate_down() {
     let s = Scratch::new();
-    let sim = small_sim_scenario();
-    let server_file = s.write("server.yaml", &sim);
-    let local = s.path("local.db");
-    Crucible::new(&["run"]).arg(&server_file).db(&local).ok();
-    let server = SimServer::start(&server_file, &[]);
+    let (sim, local, server) = served_with_reference(&s, &[]);
     // 60 requests at 1200 a minute: 20 at once, then one every 50 ms.
     let db = s.path("rpm.db");
     let client = http_client_scenario(&sim, &server.url, "    n_per_request: 4\n    rpm: 1200");
@@ -1365,11 +1378,7 @@ fn rpm_and_tpm_limits_hold_the_request_rate_down() {
 #[test]
 fn resume_over_http_after_kill_9_at_a_random_point() {
     let s = Scratch::new();
-    let sim = small_sim_scenario();
-    let server_file = s.write("server.yaml", &sim);
-    let local = s.path("local.db");
-    Crucible::new(&["run"]).arg(&server_file).db(&local).ok();
-    let server = SimServer::start(&server_file, &["--latency-ms", "100"]);
+    let (sim, local, server) = served_with_reference(&s, &["--latency-ms", "100"]);
     // 240 requests, 4 at a time, 100 ms each: about 6 s.
     let client = http_client_scenario(
         &sim,
