@@ -17,6 +17,8 @@ pub enum Extractor {
     Choice(String),
     Whole,
     Regex(Regex),
+    /// A field of the last JSON object in the text, by path.
+    Json(Vec<String>),
 }
 
 /// Extraction plus normalization: the scenario's `answer:` section.
@@ -57,6 +59,7 @@ impl AnswerRule {
             Extractor::Boxed => last_boxed(text)?,
             Extractor::Choice(letters) => last_choice(text, letters)?,
             Extractor::Whole => text.to_owned(),
+            Extractor::Json(path) => last_json_field(text, path)?,
             Extractor::Regex(re) => {
                 let caps = re.captures_iter(text).last()?;
                 caps.name("answer")
@@ -210,6 +213,24 @@ pub fn canonical_number(s: &str) -> Option<String> {
     Some(format!("{v}"))
 }
 
+/// `path` in the last JSON object in `text` that has it (objects may sit in
+/// prose or a code fence). Strings as written, other values as compact JSON;
+/// `null` is no answer.
+fn last_json_field(text: &str, path: &[String]) -> Option<String> {
+    text.match_indices('{').rev().find_map(|(i, _)| {
+        let value: serde_json::Value = serde_json::Deserializer::from_str(&text[i..])
+            .into_iter()
+            .next()?
+            .ok()?;
+        let field = path.iter().try_fold(&value, |v, k| v.get(k))?;
+        match field {
+            serde_json::Value::Null => None,
+            serde_json::Value::String(s) => Some(s.clone()),
+            other => Some(other.to_string()),
+        }
+    })
+}
+
 fn last_boxed(text: &str) -> Option<String> {
     let start = text.rfind("\\boxed{")? + "\\boxed{".len();
     let mut depth = 1usize;
@@ -296,6 +317,17 @@ mod tests {
             "3 cats",
             Some("3"),
         );
+        let json = |path: &str| Extractor::Json(path.split('.').map(str::to_owned).collect());
+        check(json("answer"), r#"Sure: {"answer": " 12.0 "}"#, Some("12"));
+        check(
+            json("result.value"),
+            "```json\n{\"result\": {\"value\": 7}}\n```\nthen {\"result\": {\"value\": 9, \"note\": \"x\"}} {\"other\": 1}",
+            Some("9"),
+        );
+        check(json("answer"), r#"{"answer": [3, 1]}"#, Some("[3,1]"));
+        check(json("answer"), r#"{"answer": null}"#, None);
+        check(json("answer"), r#"{"answer": 5"#, None);
+        check(json("answer"), "no json here", None);
     }
 
     #[track_caller]

@@ -291,6 +291,8 @@ pub enum ExtractSpec {
     Whole,
     /// A regular expression; the answer is capture group `answer` or 1 (last match wins).
     Regex(String),
+    /// A field of the last JSON object in the text, by dotted path (`answer`, `result.value`).
+    Json(String),
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, JsonSchema)]

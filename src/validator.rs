@@ -154,6 +154,18 @@ impl<'a> Validator<'a> {
             Some(ExtractSpec::Boxed) => Extractor::Boxed,
             Some(ExtractSpec::Choice) => Extractor::Choice(choices),
             Some(ExtractSpec::Whole) => Extractor::Whole,
+            Some(ExtractSpec::Json(path)) => {
+                let keys: Vec<String> = path.split('.').map(str::to_owned).collect();
+                if keys.iter().any(String::is_empty) {
+                    let span = spec.extract.as_ref().map(|e| e.span).unwrap_or_default();
+                    self.err(
+                        span,
+                        format!("`json` takes a dotted field path such as `answer` or `result.value`, found `{path}`"),
+                    );
+                    return None;
+                }
+                Extractor::Json(keys)
+            }
             Some(ExtractSpec::Regex(pattern)) => match regex::Regex::new(pattern) {
                 Ok(re) => Extractor::Regex(re),
                 Err(e) => {
@@ -695,16 +707,25 @@ impl<'a> Validator<'a> {
         };
         let rule = answer?;
         let (default_format, reasoning) = match &rule.extractor {
-            Extractor::LastNumber => ("So the answer is {answer}.", true),
-            Extractor::Boxed => ("The final answer is \\boxed{{answer}}.", true),
-            Extractor::Choice(_) => ("Answer: ({answer})", true),
-            Extractor::Whole => ("{answer}", false),
-            Extractor::Regex(_) => ("Answer: {answer}", true),
+            Extractor::LastNumber => ("So the answer is {answer}.".to_owned(), true),
+            Extractor::Boxed => ("The final answer is \\boxed{{answer}}.".to_owned(), true),
+            Extractor::Choice(_) => ("Answer: ({answer})".to_owned(), true),
+            Extractor::Whole => ("{answer}".to_owned(), false),
+            Extractor::Regex(_) => ("Answer: {answer}".to_owned(), true),
+            // {"result": {"value": "{answer}"}} for `result.value`.
+            Extractor::Json(keys) => (
+                keys.iter()
+                    .rev()
+                    .fold("\"{answer}\"".to_owned(), |inner, k| {
+                        format!("{{\"{k}\": {inner}}}")
+                    }),
+                true,
+            ),
         };
         let format = spec
             .format
             .as_ref()
-            .map_or(default_format.to_owned(), |f| f.value.clone());
+            .map_or(default_format, |f| f.value.clone());
         let format_span = spec.format.as_ref().map_or(name.span, |f| f.span);
         if !format.contains("{answer}") {
             self.err(format_span, "`format` must contain `{answer}`");

@@ -126,6 +126,39 @@ fn base_scenario_is_valid_and_runs() {
     assert_eq!(v["samples"], 4);
 }
 
+#[test]
+fn json_answers_are_read_from_their_field() {
+    let s = Scratch::new();
+    let text = BASE.replace(
+        "verifiers:",
+        "answer:\n  extract: {json: result.value}\nverifiers:",
+    );
+    let db = s.path("j.db");
+    let out = Crucible::new(&["run"])
+        .arg(s.write("s.yaml", &text))
+        .db(&db)
+        .arg("--json")
+        .ok();
+    let v: serde_json::Value = serde_json::from_str(&out).unwrap();
+    assert_eq!(v["status"], "completed");
+    // The simulated model writes its answer where the rule reads it.
+    assert_eq!(
+        query::<i64>(
+            &db,
+            r#"SELECT count(*) FROM samples WHERE text LIKE '%{"result": {"value": "%'
+                 AND normalized IS NOT NULL"#
+        ),
+        4
+    );
+    assert_eq!(
+        query::<i64>(&db, "SELECT count(*) FROM samples WHERE correct = 1"),
+        query::<i64>(
+            &db,
+            "SELECT count(*) FROM samples WHERE normalized IN ('2', '4') AND normalized = (SELECT expected FROM tasks t WHERE t.task_index = samples.task_index)"
+        )
+    );
+}
+
 /// One malformed scenario: `BASE` with `from` replaced by `to` (or a whole
 /// text), plus extra files; the diagnostic expected at `file:line:col`.
 struct Case {
