@@ -128,6 +128,12 @@ impl Ledger {
         }
     }
 
+    /// Whether a token or cost cap is set, so that calls must reserve their
+    /// token bound (a request cap needs none).
+    pub fn counts_tokens(&self) -> bool {
+        self.caps.max_tokens.is_some() || self.caps.max_cost_usd.is_some()
+    }
+
     pub fn spent(&self) -> Spend {
         self.state.lock().expect("ledger lock").spent
     }

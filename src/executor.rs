@@ -15,7 +15,7 @@ use tokio::sync::{Semaphore, mpsc};
 
 use crate::budget::{Ledger, Spend};
 use crate::estimator::Binomials;
-use crate::provider::{CallRequest, Provider, call_key};
+use crate::provider::{CallRequest, Provider, UsageBound, call_key};
 use crate::scenario::{Scenario, Task};
 use crate::store::{Blob, CallRecord, Record, SampleRecord, TaskResultRecord};
 use crate::strategy::{self, PoolSample, TaskOutcome};
@@ -63,8 +63,6 @@ pub struct Executor {
     /// Resuming: outcomes of tasks already finished, and calls already stored
     /// (by cache key), which are neither requested nor written again.
     prior: Option<Prior>,
-    /// What the run spent before this execution (when resuming).
-    spent: Spend,
     scenario: Arc<Scenario>,
     providers: Vec<Arc<dyn Provider>>,
     concurrency: usize,
@@ -100,8 +98,9 @@ struct Shared {
 /// Per-task outcomes of the tasks that finished (`None` where a task did not).
 pub type Finished = Vec<Option<Vec<TaskOutcome>>>;
 
-/// What a resumed run already has: finished tasks and stored calls.
-type Prior = (Finished, Arc<StoredCalls>);
+/// What a resumed run already has: finished tasks, stored calls, and what it
+/// spent (which counts against the budget).
+type Prior = (Finished, Arc<StoredCalls>, Spend);
 
 /// Calls already in the trace, by cache key.
 pub type StoredCalls = std::collections::HashMap<String, crate::provider::CallResponse>;
@@ -116,7 +115,6 @@ impl Executor {
     ) -> Self {
         Executor {
             prior: None,
-            spent: Spend::default(),
             scenario,
             providers,
             concurrency: concurrency.max(1),
@@ -133,14 +131,13 @@ impl Executor {
         stored: Arc<StoredCalls>,
         spent: Spend,
     ) -> Self {
-        self.prior = Some((finished, stored));
-        self.spent = spent;
+        self.prior = Some((finished, stored, spent));
         self
     }
 
     /// Run every task, sending records to `records`.
     pub async fn run(self, records: mpsc::Sender<Record>) -> Execution {
-        let (finished, stored) = self.prior.unwrap_or_default();
+        let (finished, stored, spent) = self.prior.unwrap_or_default();
         let sc = &self.scenario;
         let max_n = sc.pool_sizes().into_iter().max().unwrap_or(0);
         let shared = Arc::new(Shared {
@@ -150,7 +147,7 @@ impl Executor {
             progress: self.progress.clone(),
             cancel: self.cancel.clone(),
             records,
-            ledger: Ledger::new(sc.budget.clone(), self.spent),
+            ledger: Ledger::new(sc.budget.clone(), spent),
             system_blobs: sc.agents.iter().map(|a| Blob::new(&a.system)).collect(),
             verifier_names: sc
                 .verifiers
@@ -303,7 +300,7 @@ async fn draw_pool(
             let key = call_key(&fingerprint, &agent.system, prompt, first, n);
             async move {
                 if let Some(r) = sh.stored.get(&key) {
-                    return Ok((first, n, Ok(r.clone()), true));
+                    return Ok((first, n, key, Ok(r.clone()), None));
                 }
                 let _permit = sh.calls.acquire().await.expect("semaphore open");
                 if sh.cancel.load(Ordering::Relaxed) {
@@ -317,7 +314,12 @@ async fn draw_pool(
                     first_sample: first,
                     n,
                 };
-                let bound = provider.usage_bound(&req);
+                // Only token and cost caps need the bound; requests always count.
+                let bound = if sh.ledger.counts_tokens() {
+                    provider.usage_bound(&req)
+                } else {
+                    UsageBound::default()
+                };
                 let reservation = sh
                     .ledger
                     .reserve(Spend::call(
@@ -329,15 +331,7 @@ async fn draw_pool(
                     .map_err(Stop::Budget)?;
                 sh.progress.requests.fetch_add(1, Ordering::Relaxed);
                 let response = provider.complete(req).await;
-                reservation.settle(match &response {
-                    Ok(r) => Spend::call(
-                        price,
-                        r.input_tokens,
-                        r.completions.iter().map(|c| c.output_tokens).sum(),
-                    ),
-                    Err(_) => Spend::call(price, 0, 0),
-                });
-                Ok((first, n, response, false))
+                Ok((first, n, key, response, Some(reservation)))
             }
         })
         .buffer_unordered(sh.concurrency);
@@ -346,7 +340,8 @@ async fn draw_pool(
     let mut pool: Vec<Option<PoolSample>> = vec![None; size];
     let mut stop = None;
     while let Some(result) = calls.next().await {
-        let (first, n, response, already_stored) = match result {
+        // No reservation: the call was already in the trace.
+        let (first, n, key, response, reservation) = match result {
             Ok(r) => r,
             Err(s) => {
                 stop.get_or_insert(s);
@@ -360,17 +355,23 @@ async fn draw_pool(
             n,
             verifiers: &verifiers,
             prompt: &prompt_blob,
-            key: call_key(&fingerprint, &agent.system, &prompt, first, n),
+            key,
         };
         let fatal = match &response {
             Err(e) if e.fatal => Some(e.to_string()),
             _ => None,
         };
         let (record, samples) = trace_call(sh, &call, response);
-        sh.progress.tokens.fetch_add(
-            record.input_tokens + record.output_tokens,
-            Ordering::Relaxed,
-        );
+        let used = Spend {
+            requests: 1,
+            tokens: record.input_tokens + record.output_tokens,
+            cost_usd: record.cost_usd.unwrap_or(0.0),
+        };
+        sh.progress.tokens.fetch_add(used.tokens, Ordering::Relaxed);
+        let already_stored = reservation.is_none();
+        if let Some(r) = reservation {
+            r.settle(used);
+        }
         if !already_stored
             && sh
                 .records

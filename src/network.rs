@@ -25,7 +25,7 @@ use crate::provider::{
     CallRequest, CallResponse, Completion, Provider, ProviderError, UsageBound, input_token_bound,
 };
 use crate::rate_limit::RateLimit;
-use crate::simulated::estimate_tokens;
+use crate::simulated::{estimate_input_tokens, estimate_tokens};
 
 /// Which wire format a network model speaks.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -361,8 +361,8 @@ impl Provider for NetworkModel {
                 Api::OpenAi => parse_response,
                 Api::Anthropic => parse_anthropic,
             };
-            let reserved = input_token_bound(req.system, req.prompt, 1)
-                + self.config.max_tokens().unwrap_or(0) * n as u64;
+            let bound = self.usage_bound(&CallRequest { n, ..req });
+            let reserved = bound.input_tokens + bound.output_tokens.unwrap_or(0);
             let waited = self.admit(reserved).await;
             let (result, mut tried) = http::post(&ep, &body, n, parse).await;
             if let Some(first) = tried.first_mut() {
@@ -373,7 +373,7 @@ impl Provider for NetworkModel {
             let usage = result.as_ref().ok().map(|(Parsed { texts, usage }, _)| {
                 usage.unwrap_or_else(|| {
                     (
-                        estimate_tokens(req.system) + estimate_tokens(req.prompt),
+                        estimate_input_tokens(req.system, req.prompt),
                         texts.iter().map(|t| estimate_tokens(t)).sum(),
                     )
                 })
@@ -590,16 +590,20 @@ mod tests {
         }
     }
 
+    fn anthropic(url: &str, key: &str) -> NetworkModel {
+        NetworkModel::new(
+            config(Api::Anthropic, url),
+            Some(key.into()),
+            Default::default(),
+        )
+        .unwrap()
+    }
+
     #[tokio::test]
     async fn anthropic_429_and_529_are_retried_and_traced() {
         let seen = Arc::new(Mutex::new(Vec::new()));
         let url = stand_in(seen.clone(), vec![429, 529]).await;
-        let m = NetworkModel::new(
-            config(Api::Anthropic, &url),
-            Some("sk-ant-test".into()),
-            Default::default(),
-        )
-        .unwrap();
+        let m = anthropic(&url, "sk-ant-test");
         let t = task();
         let r = m.complete(request(&t)).await.unwrap();
         assert_eq!(r.completions[0].text, "4");
@@ -615,12 +619,7 @@ mod tests {
     #[tokio::test]
     async fn anthropic_401_is_fatal_and_names_the_variable() {
         let url = stand_in(Default::default(), vec![401]).await;
-        let m = NetworkModel::new(
-            config(Api::Anthropic, &url),
-            Some("sk-ant-bad".into()),
-            Default::default(),
-        )
-        .unwrap();
+        let m = anthropic(&url, "sk-ant-bad");
         let t = task();
         let e = m.complete(request(&t)).await.unwrap_err();
         assert!(e.fatal);

@@ -87,7 +87,7 @@ pub fn call_key(fingerprint: &str, system: &str, prompt: &str, first: usize, n: 
 
 /// The most tokens a call can use, known before it is sent: what budgets and
 /// rate limits reserve.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub struct UsageBound {
     pub input_tokens: u64,
     /// `None` when the model does not cap its output (no `max_tokens`).

@@ -36,12 +36,10 @@ impl RateLimit {
 
     /// Credit back (or, negative, debit more) once the true amount is known.
     pub fn adjust(&self, units: f64) {
+        let now = Instant::now();
         let mut state = self.state.lock().expect("rate limit lock");
-        let level = self.refilled(&state, Instant::now());
-        *state = (
-            (level + units).min(self.capacity),
-            Instant::now().max(state.1),
-        );
+        let level = self.refilled(&state, now);
+        *state = ((level + units).min(self.capacity), now.max(state.1));
     }
 
     fn take_at(&self, units: f64, now: Instant) -> Duration {

@@ -201,6 +201,11 @@ pub fn estimate_tokens(text: &str) -> u64 {
     tokens_of_len(text.len())
 }
 
+/// Rough input tokens of a request: its system prompt and user prompt.
+pub fn estimate_input_tokens(system: &str, prompt: &str) -> u64 {
+    estimate_tokens(system) + estimate_tokens(prompt)
+}
+
 fn tokens_of_len(bytes: usize) -> u64 {
     (bytes as u64).div_ceil(4).max(1)
 }
@@ -279,7 +284,7 @@ impl Provider for SimulatedModel {
             .unwrap_or(0)
             .max(ABSTAIN_TEXT.len());
         UsageBound {
-            input_tokens: estimate_tokens(req.system) + estimate_tokens(req.prompt),
+            input_tokens: estimate_input_tokens(req.system, req.prompt),
             output_tokens: Some(tokens_of_len(reasoning + answer) * req.n as u64),
         }
     }
@@ -302,7 +307,7 @@ impl Provider for SimulatedModel {
             }
             completions.push(c);
         }
-        let input_tokens = estimate_tokens(req.system) + estimate_tokens(req.prompt);
+        let input_tokens = estimate_input_tokens(req.system, req.prompt);
         Ok(CallResponse {
             completions,
             input_tokens,

@@ -154,7 +154,9 @@ fn json_answers_are_read_from_their_field() {
         query::<i64>(&db, "SELECT count(*) FROM samples WHERE correct = 1"),
         query::<i64>(
             &db,
-            "SELECT count(*) FROM samples WHERE normalized IN ('2', '4') AND normalized = (SELECT expected FROM tasks t WHERE t.task_index = samples.task_index)"
+            "SELECT count(*) FROM samples s JOIN tasks t
+               ON t.run_id = s.run_id AND t.task_index = s.task_index
+             WHERE s.normalized = t.expected"
         )
     );
 }
@@ -1113,12 +1115,20 @@ fn small_sim_scenario() -> String {
 /// The small simulated scenario run in-process into `local.db` (what HTTP
 /// runs must reproduce), and a sim-server for it started with `server_args`.
 fn served_with_reference(s: &Scratch, server_args: &[&str]) -> (String, PathBuf, SimServer) {
-    let sim = small_sim_scenario();
-    let server_file = s.write("server.yaml", &sim);
     let local = s.path("local.db");
-    Crucible::new(&["run"]).arg(&server_file).db(&local).ok();
-    let server = SimServer::start(&server_file, server_args);
+    Crucible::new(&["run"])
+        .arg(s.write("server.yaml", &small_sim_scenario()))
+        .db(&local)
+        .ok();
+    let (sim, server) = served(s, server_args);
     (sim, local, server)
+}
+
+/// The small simulated scenario, and a sim-server for it started with `server_args`.
+fn served(s: &Scratch, server_args: &[&str]) -> (String, SimServer) {
+    let sim = small_sim_scenario();
+    let server = SimServer::start(&s.write("server.yaml", &sim), server_args);
+    (sim, server)
 }
 
 /// The same scenario with its model served over HTTP at `url`.
@@ -1273,8 +1283,7 @@ fn a_server_capping_n_gets_split_requests() {
 #[test]
 fn budgets_stop_below_their_caps_and_resume_with_higher_ones() {
     let s = Scratch::new();
-    let sim = small_sim_scenario();
-    let server = SimServer::start(&s.write("server.yaml", &sim), &[]);
+    let (sim, server) = served(&s, &[]);
     let client = http_client_scenario(
         &sim,
         &server.url,
@@ -1630,9 +1639,7 @@ fn results_without_ids(json: &str) -> serde_json::Value {
 #[test]
 fn strict_replay_needs_no_model_and_reproduces_the_summary() {
     let s = Scratch::new();
-    let sim = small_sim_scenario();
-    let server_file = s.write("server.yaml", &sim);
-    let server = SimServer::start(&server_file, &["--fail-503", "0.2"]);
+    let (sim, server) = served(&s, &["--fail-503", "0.2"]);
     let client = http_client_scenario(
         &sim,
         &server.url,
@@ -1681,9 +1688,7 @@ fn strict_replay_needs_no_model_and_reproduces_the_summary() {
 #[test]
 fn strict_replay_names_a_missing_call_instead_of_calling_the_model() {
     let s = Scratch::new();
-    let sim = small_sim_scenario();
-    let server_file = s.write("server.yaml", &sim);
-    let server = SimServer::start(&server_file, &[]);
+    let (sim, server) = served(&s, &[]);
     let client = http_client_scenario(&sim, &server.url, "    n_per_request: 4");
     let db = s.path("m.db");
     Crucible::new(&["run"])
@@ -1721,9 +1726,7 @@ fn strict_replay_names_a_missing_call_instead_of_calling_the_model() {
 #[test]
 fn run_with_cache_reuses_recorded_responses() {
     let s = Scratch::new();
-    let sim = small_sim_scenario();
-    let server_file = s.write("server.yaml", &sim);
-    let server = SimServer::start(&server_file, &[]);
+    let (sim, server) = served(&s, &[]);
     let client = s.write(
         "client.yaml",
         &http_client_scenario(
