@@ -33,98 +33,147 @@ impl Binomials {
         self.rows[n][k]
     }
 
+    /// C(n, k) for k = 0..=n.
+    pub fn row(&self, n: usize) -> &[f64] {
+        &self.rows[n]
+    }
+
     pub fn max(&self) -> usize {
         self.rows.len() - 1
     }
 }
 
-/// Probability that plurality voting over a random size-`k` subset of the pool
-/// picks the correct answer.
+/// Probability that plurality voting over a random size-`k` subset of the
+/// pool picks the correct answer, for every `k` from 0 to the pool's size.
 ///
 /// `counts[i]` is how many samples gave answer class `i`; `correct` is the
 /// class of the expected answer (if any sample gave it); `abstain` counts
 /// samples with no answer, which never vote.
-pub fn majority(
+///
+/// Conditioning on `v`, the correct class's votes in the subset, the other
+/// classes split into rivals (at least `v` samples in the pool, so they can
+/// tie or win) and free classes (fewer than `v`, so they never matter). The
+/// ways to pick the rivals' votes, each below `v` or tied at `v` with the
+/// tie weight 1/(1 + ties), form a polynomial in the subset size; summing
+/// those over the `v` that share one set of free classes and multiplying once
+/// by the free classes' binomial gives every `k` at once.
+pub fn majority_curve(
     b: &Binomials,
     counts: &[usize],
     correct: Option<usize>,
     abstain: usize,
-    k: usize,
-) -> f64 {
-    let Some(c) = correct else { return 0.0 };
+) -> Vec<f64> {
     let n: usize = counts.iter().sum::<usize>() + abstain;
-    if k == 0 || k > n {
-        return 0.0;
-    }
+    let mut ways = vec![0.0; n + 1];
+    let Some(c) = correct else { return ways };
     let c0 = counts[c];
-    let mut total = 0.0;
+    let others: Vec<usize> = counts
+        .iter()
+        .enumerate()
+        .filter(|&(i, &ci)| i != c && ci > 0)
+        .map(|(_, &ci)| ci)
+        .collect();
+    // Σ over v in the current group of C(c0, v) z^v × rivals' polynomial.
+    let mut group = vec![0.0; n + 1];
+    let mut group_free = None;
     let mut dp: Vec<f64> = Vec::new();
     let mut next: Vec<f64> = Vec::new();
-    for v in 1..=c0.min(k) {
-        // Classes that can reach v votes compete; the rest (and abstentions)
-        // can fill the subset freely without affecting who wins.
-        let rivals: Vec<usize> = counts
-            .iter()
-            .enumerate()
-            .filter(|&(i, &ci)| i != c && ci >= v)
-            .map(|(_, &ci)| ci)
-            .collect();
-        let free: usize = abstain
-            + counts
-                .iter()
-                .enumerate()
-                .filter(|&(i, &ci)| i != c && ci < v)
-                .map(|(_, &ci)| ci)
-                .sum::<usize>();
-        let room = k - v; // subset slots besides the correct answer's v votes
-        let max_ties = rivals.len().min(room / v);
-        let width = max_ties + 1;
-        // dp[s * width + t]: ways to pick s rival samples with t rivals tied at v.
+    for v in 1..=c0 {
+        let free = abstain + others.iter().filter(|&&ci| ci < v).sum::<usize>();
+        if group_free != Some(free) {
+            if let Some(f) = group_free {
+                spread_free(b, &mut group, f, &mut ways);
+            }
+            group_free = Some(free);
+        }
+        let rivals: Vec<usize> = others.iter().copied().filter(|&ci| ci >= v).collect();
+        // dp[u * width + t]: ways for the rivals so far to give u votes below
+        // v in all, with t of them tied at v.
+        let width = rivals.len() + 1;
+        let below = v - 1;
         dp.clear();
-        dp.resize((room + 1) * width, 0.0);
+        dp.resize((rivals.len() * below + 1) * width, 0.0);
         dp[0] = 1.0;
-        for &ci in &rivals {
+        for (j, &ci) in rivals.iter().enumerate() {
             next.clear();
             next.resize(dp.len(), 0.0);
-            for s in 0..=room {
-                for t in 0..width {
-                    let w = dp[s * width + t];
+            for u in 0..=j * below {
+                for t in 0..=j {
+                    let w = dp[u * width + t];
                     if w == 0.0 {
                         continue;
                     }
-                    for x in 0..=v.min(room - s) {
-                        let tied = usize::from(x == v);
-                        if t + tied >= width {
-                            continue;
-                        }
-                        next[(s + x) * width + t + tied] += w * b.get(ci, x);
+                    for x in 0..=below {
+                        next[(u + x) * width + t] += w * b.get(ci, x);
                     }
+                    next[u * width + t + 1] += w * b.get(ci, v);
                 }
             }
             std::mem::swap(&mut dp, &mut next);
         }
-        let mut ways = 0.0;
-        for s in 0..=room {
-            let fill = b.get(free, room - s);
-            if fill == 0.0 {
-                continue;
-            }
+        let pick_correct = b.get(c0, v);
+        for u in 0..=rivals.len() * below {
             for t in 0..width {
-                ways += dp[s * width + t] * fill / (1 + t) as f64;
+                let w = dp[u * width + t];
+                if w != 0.0 {
+                    group[v + u + t * v] += pick_correct * w / (1 + t) as f64;
+                }
             }
         }
-        total += b.get(c0, v) * ways;
     }
-    total / b.get(n, k)
+    if let Some(f) = group_free {
+        spread_free(b, &mut group, f, &mut ways);
+    }
+    for (k, w) in ways.iter_mut().enumerate().skip(1) {
+        *w /= b.get(n, k);
+    }
+    ways[0] = 0.0;
+    ways
+}
+
+/// Multiply `group` by (1 + z)^free into `ways`, and clear `group`.
+fn spread_free(b: &Binomials, group: &mut [f64], free: usize, ways: &mut [f64]) {
+    let row = b.row(free);
+    for i in 0..group.len() {
+        let g = std::mem::take(&mut group[i]);
+        if g == 0.0 {
+            continue;
+        }
+        let end = (i + row.len()).min(ways.len());
+        for (w, r) in ways[i..end].iter_mut().zip(row) {
+            *w += g * r;
+        }
+    }
 }
 
 /// Probability that a random size-`k` subset of an `n`-sample pool holding
-/// `abstain` abstentions has no answer at all (so majority voting abstains).
-pub fn majority_abstains(b: &Binomials, n: usize, abstain: usize, k: usize) -> f64 {
-    if k == 0 || k > n {
-        return 0.0;
-    }
-    b.get(abstain, k) / b.get(n, k)
+/// `abstain` abstentions has no answer at all, for every `k` from 0 to `n`
+/// (the probability that a voting rule abstains).
+pub fn abstain_curve(b: &Binomials, n: usize, abstain: usize) -> Vec<f64> {
+    (0..=n)
+        .map(|k| {
+            if k == 0 {
+                0.0
+            } else {
+                b.get(abstain, k) / b.get(n, k)
+            }
+        })
+        .collect()
+}
+
+/// pass@k: the probability that a random size-`k` subset of an `n`-sample
+/// pool with `correct` correct samples holds at least one, for every `k` from
+/// 0 to `n` (the unbiased estimator 1 − C(n−c, k) / C(n, k)).
+pub fn pass_at_k_curve(b: &Binomials, n: usize, correct: usize) -> Vec<f64> {
+    (0..=n)
+        .map(|k| {
+            if k == 0 {
+                0.0
+            } else {
+                1.0 - b.get(n - correct, k) / b.get(n, k)
+            }
+        })
+        .collect()
 }
 
 /// One candidate for best-of-n: its verifier score and what picking it yields.
@@ -136,16 +185,13 @@ pub struct Scored {
 }
 
 /// Expected (correct, abstained) of picking the highest-scored sample of a
-/// random size-`k` subset, ties broken uniformly at random.
-pub fn best_of_n(b: &Binomials, pool: &[Scored], k: usize) -> (f64, f64) {
+/// random size-`k` subset, ties broken uniformly at random, for every `k`
+/// from 0 to the pool's size.
+pub fn best_of_n_curve(b: &Binomials, pool: &[Scored]) -> (Vec<f64>, Vec<f64>) {
     let n = pool.len();
-    if k == 0 || k > n {
-        return (0.0, 0.0);
-    }
     let mut sorted: Vec<Scored> = pool.to_vec();
     sorted.sort_by(|x, y| y.score.total_cmp(&x.score));
-    let denom = b.get(n, k);
-    let (mut correct, mut abstained) = (0.0, 0.0);
+    let (mut correct, mut abstained) = (vec![0.0; n + 1], vec![0.0; n + 1]);
     let mut higher = 0;
     let mut i = 0;
     while i < n {
@@ -157,14 +203,191 @@ pub fn best_of_n(b: &Binomials, pool: &[Scored], k: usize) -> (f64, f64) {
             j += 1;
         }
         let m = j - i;
-        // Subsets whose best score is this group's: none higher, at least one of the group.
-        let p = (b.get(n - higher, k) - b.get(n - higher - m, k)) / denom;
-        correct += p * cc as f64 / m as f64;
-        abstained += p * ca as f64 / m as f64;
+        // Subsets whose best score is this group's: none higher, at least one
+        // of the group: C(n − higher, k) − C(n − higher − m, k) of them.
+        let (with, without) = (b.row(n - higher), b.row(n - higher - m));
+        let (fc, fa) = (cc as f64 / m as f64, ca as f64 / m as f64);
+        for k in 1..with.len() {
+            let ways = with[k] - without.get(k).copied().unwrap_or(0.0);
+            correct[k] += ways * fc;
+            abstained[k] += ways * fa;
+        }
         higher += m;
         i = j;
     }
+    for k in 1..=n {
+        let all = b.get(n, k);
+        correct[k] /= all;
+        abstained[k] /= all;
+    }
     (correct, abstained)
+}
+
+/// One candidate for weighted majority: its answer class (`None` for an
+/// abstention) and its verifier score.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct Weighted {
+    pub class: Option<usize>,
+    pub score: f64,
+}
+
+/// Weighted majority at every `k`: an estimate and how it was made.
+#[derive(Debug, Clone, PartialEq)]
+pub struct WeightedCurve {
+    /// Probability of picking the correct class at each `k` (0..=n).
+    pub accuracy: Vec<f64>,
+    /// Monte Carlo variance of each `accuracy` entry; zeros when exact.
+    pub variance: Vec<f64>,
+    pub exact: bool,
+}
+
+/// Pools at most this large are enumerated subset by subset (2^n subsets).
+pub const WEIGHTED_EXACT_MAX: usize = 12;
+
+/// The probability that summing verifier scores per answer class over a
+/// random size-`k` subset puts the correct class on top (ties credited
+/// 1/(number tied)), for every `k` from 0 to the pool's size.
+///
+/// No closed form exists for sums of real scores, so pools of up to
+/// [`WEIGHTED_EXACT_MAX`] samples are enumerated exactly and larger ones are
+/// estimated from `permutations` seeded random orders of the pool: the first
+/// `k` of a uniform random order is a uniform random size-`k` subset, so one
+/// walk through an order serves every `k`.
+pub fn weighted_majority_curve(
+    pool: &[Weighted],
+    correct: Option<usize>,
+    classes: usize,
+    permutations: usize,
+    rng: &mut impl rand::RngExt,
+) -> WeightedCurve {
+    let n = pool.len();
+    let Some(correct) = correct else {
+        return WeightedCurve {
+            accuracy: vec![0.0; n + 1],
+            variance: vec![0.0; n + 1],
+            exact: true,
+        };
+    };
+    let mut tally = Tally::new(classes, correct);
+    if n <= WEIGHTED_EXACT_MAX {
+        let mut sum = vec![0.0; n + 1];
+        let mut subsets = vec![0.0; n + 1];
+        for mask in 1u32..(1 << n) {
+            tally.clear();
+            for (i, s) in pool.iter().enumerate() {
+                if mask & (1 << i) != 0 {
+                    tally.add(s);
+                }
+            }
+            let k = mask.count_ones() as usize;
+            sum[k] += tally.credit();
+            subsets[k] += 1.0;
+        }
+        let accuracy = (0..=n)
+            .map(|k| if k == 0 { 0.0 } else { sum[k] / subsets[k] })
+            .collect();
+        return WeightedCurve {
+            accuracy,
+            variance: vec![0.0; n + 1],
+            exact: true,
+        };
+    }
+    let (mut sum, mut squares) = (vec![0.0; n + 1], vec![0.0; n + 1]);
+    let mut order: Vec<usize> = (0..n).collect();
+    for _ in 0..permutations {
+        for i in (1..n).rev() {
+            order.swap(i, rng.random_range(0..=i));
+        }
+        tally.clear();
+        for (k, &i) in order.iter().enumerate() {
+            tally.add(&pool[i]);
+            let credit = tally.credit();
+            sum[k + 1] += credit;
+            squares[k + 1] += credit * credit;
+        }
+    }
+    let runs = permutations.max(1) as f64;
+    let accuracy: Vec<f64> = sum.iter().map(|s| s / runs).collect();
+    let variance = accuracy
+        .iter()
+        .zip(&squares)
+        .map(|(m, sq)| (sq / runs - m * m).max(0.0) / runs)
+        .collect();
+    WeightedCurve {
+        accuracy,
+        variance,
+        exact: false,
+    }
+}
+
+/// Per-class score sums of a growing subset, with the leaders kept up to date.
+struct Tally {
+    sums: Vec<f64>,
+    present: Vec<bool>,
+    /// Classes present so far (for recounting the leaders after a negative score).
+    seen: Vec<usize>,
+    correct: usize,
+    max: f64,
+    leaders: usize,
+}
+
+impl Tally {
+    fn new(classes: usize, correct: usize) -> Tally {
+        Tally {
+            sums: vec![0.0; classes],
+            present: vec![false; classes],
+            seen: Vec::with_capacity(classes),
+            correct,
+            max: f64::NEG_INFINITY,
+            leaders: 0,
+        }
+    }
+
+    fn clear(&mut self) {
+        for &c in &self.seen {
+            self.sums[c] = 0.0;
+            self.present[c] = false;
+        }
+        self.seen.clear();
+        self.max = f64::NEG_INFINITY;
+        self.leaders = 0;
+    }
+
+    fn add(&mut self, s: &Weighted) {
+        let Some(c) = s.class else { return };
+        let was_leader = self.present[c] && self.sums[c] == self.max;
+        if !self.present[c] {
+            self.present[c] = true;
+            self.seen.push(c);
+        }
+        self.sums[c] += s.score;
+        let sum = self.sums[c];
+        if s.score < 0.0 && was_leader {
+            // A leader fell: recount over the classes present.
+            self.max = self
+                .seen
+                .iter()
+                .map(|&c| self.sums[c])
+                .fold(f64::NEG_INFINITY, f64::max);
+            let max = self.max;
+            self.leaders = self.seen.iter().filter(|&&c| self.sums[c] == max).count();
+        } else if sum > self.max {
+            self.max = sum;
+            self.leaders = 1;
+        } else if sum == self.max && !was_leader {
+            self.leaders += 1;
+        }
+    }
+
+    /// 1/(number tied) if the correct class leads, else 0 (also when no class
+    /// is present: the subset abstains).
+    fn credit(&self) -> f64 {
+        if self.present[self.correct] && self.sums[self.correct] == self.max {
+            1.0 / self.leaders as f64
+        } else {
+            0.0
+        }
+    }
 }
 
 #[cfg(test)]
@@ -183,15 +406,15 @@ mod tests {
     fn single_sample_majority_is_the_correct_share() {
         let b = Binomials::new(10);
         // 4 correct, 3 + 2 wrong, 1 abstention: at k = 1 accuracy is 4/10.
-        let p = majority(&b, &[4, 3, 2], Some(0), 1, 1);
+        let p = majority_curve(&b, &[4, 3, 2], Some(0), 1)[1];
         assert!((p - 0.4).abs() < 1e-12);
     }
 
     #[test]
     fn full_pool_majority_is_the_plurality() {
         let b = Binomials::new(10);
-        assert_eq!(majority(&b, &[4, 3, 2], Some(0), 1, 10), 1.0);
-        assert_eq!(majority(&b, &[3, 4, 2], Some(0), 1, 10), 0.0);
-        assert_eq!(majority(&b, &[3, 3], Some(0), 0, 6), 0.5);
+        assert_eq!(majority_curve(&b, &[4, 3, 2], Some(0), 1)[10], 1.0);
+        assert_eq!(majority_curve(&b, &[3, 4, 2], Some(0), 1)[10], 0.0);
+        assert_eq!(majority_curve(&b, &[3, 3], Some(0), 0)[6], 0.5);
     }
 }

@@ -150,6 +150,7 @@ pub enum VerifierKind {
 pub enum StrategyKind {
     SelfConsistency,
     BestOfN,
+    WeightedMajority,
 }
 
 impl StrategyKind {
@@ -157,6 +158,7 @@ impl StrategyKind {
         match self {
             StrategyKind::SelfConsistency => "self_consistency",
             StrategyKind::BestOfN => "best_of_n",
+            StrategyKind::WeightedMajority => "weighted_majority",
         }
     }
 }

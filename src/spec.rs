@@ -358,7 +358,7 @@ pub struct StrategySpec {
     pub agent: Located<String>,
     /// Sample counts to evaluate: one number or a list.
     pub n: Located<NValues>,
-    /// For `best_of_n`: the verifier that scores candidates.
+    /// For `best_of_n` and `weighted_majority`: the verifier that scores candidates.
     #[serde(default)]
     pub verifier: Option<Located<String>>,
 }
@@ -370,6 +370,8 @@ pub enum StrategyKindSpec {
     SelfConsistency,
     /// The sample with the highest verifier score.
     BestOfN,
+    /// The answer whose samples' verifier scores sum highest.
+    WeightedMajority,
 }
 
 /// One `n` or a list of them, each with its position.

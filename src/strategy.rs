@@ -7,7 +7,7 @@
 
 use rand::RngExt;
 
-use crate::estimator::{self, Binomials, Scored};
+use crate::estimator::{self, Binomials, Scored, Weighted};
 use crate::scenario::{Strategy, StrategyKind, Task};
 use crate::seed::{self, Part};
 
@@ -53,56 +53,41 @@ pub fn evaluate(
         pool.iter().map(|s| s.tokens as f64).sum::<f64>() / pool.len() as f64
     };
     let has_expected = task.expected.is_some();
+    let rng = |what: &str, n: usize| {
+        seed::rng(
+            seed,
+            &[
+                Part::Str(what),
+                Part::Str(&strategy.name),
+                Part::Str(&task.id),
+                Part::Int(n as u64),
+            ],
+        )
+    };
+    let (accuracy, abstain) = curves(b, strategy, pool, &mut rng("estimate", 0));
     strategy
         .ns
         .iter()
         .map(|&n| {
-            let (accuracy, abstain) = match strategy.kind {
-                StrategyKind::SelfConsistency => {
-                    let (counts, correct, abstain) = answer_counts(pool);
-                    (
-                        estimator::majority(b, &counts, correct, abstain, n),
-                        estimator::majority_abstains(b, pool.len(), abstain, n),
-                    )
-                }
-                StrategyKind::BestOfN => {
-                    let v = strategy
-                        .verifier
-                        .expect("validated: best_of_n has a verifier");
-                    let scored: Vec<Scored> = pool
-                        .iter()
-                        .map(|s| Scored {
-                            score: s.scores[v],
-                            correct: s.correct,
-                            abstained: s.answer.is_none(),
-                        })
-                        .collect();
-                    estimator::best_of_n(b, &scored, n)
-                }
-            };
             let prefix = &pool[..n.min(pool.len())];
-            let mut rng = seed::rng(
-                seed,
-                &[
-                    Part::Str("tie"),
-                    Part::Str(&strategy.name),
-                    Part::Str(&task.id),
-                    Part::Int(n as u64),
-                ],
-            );
-            let picked = match strategy.kind {
-                StrategyKind::SelfConsistency => plurality(prefix, &mut rng),
-                StrategyKind::BestOfN => highest(prefix, strategy.verifier.unwrap_or(0), &mut rng),
+            let mut tie = rng("tie", n);
+            let picked = match (strategy.kind, strategy.verifier) {
+                (StrategyKind::SelfConsistency, _) => plurality(prefix, |_| 1.0, &mut tie),
+                (StrategyKind::WeightedMajority, Some(v)) => {
+                    plurality(prefix, |s| s.scores[v], &mut tie)
+                }
+                (_, v) => highest(prefix, v.unwrap_or(0), &mut tie),
             };
             let (selected, selected_correct) = match picked {
                 Some(i) => (prefix[i].answer.clone(), prefix[i].correct),
                 None => (None, false),
             };
+            let at = n.min(pool.len());
             TaskOutcome {
                 strategy: si,
                 n,
-                accuracy: if has_expected { accuracy } else { f64::NAN },
-                abstain,
+                accuracy: if has_expected { accuracy[at] } else { f64::NAN },
+                abstain: abstain[at],
                 tokens: mean_tokens * n as f64,
                 selected,
                 selected_correct,
@@ -111,36 +96,107 @@ pub fn evaluate(
         .collect()
 }
 
-/// Counts per distinct answer (first-seen order), the correct class, abstentions.
-fn answer_counts(pool: &[PoolSample]) -> (Vec<usize>, Option<usize>, usize) {
-    let mut classes: Vec<(&str, usize, bool)> = Vec::new();
-    let mut abstain = 0;
-    for s in pool {
-        match &s.answer {
-            None => abstain += 1,
-            Some(a) => match classes.iter_mut().find(|(c, _, _)| c == a) {
-                Some(entry) => entry.1 += 1,
-                None => classes.push((a, 1, s.correct)),
-            },
+/// Expected accuracy and abstention of `strategy` at every `k` up to the pool's size.
+fn curves(
+    b: &Binomials,
+    strategy: &Strategy,
+    pool: &[PoolSample],
+    rng: &mut impl rand::RngExt,
+) -> (Vec<f64>, Vec<f64>) {
+    let (classes, class_of, correct) = answer_classes(pool);
+    let abstained = pool.iter().filter(|s| s.answer.is_none()).count();
+    match (strategy.kind, strategy.verifier) {
+        (StrategyKind::SelfConsistency, _) => {
+            let mut counts = vec![0; classes];
+            for c in class_of.iter().flatten() {
+                counts[*c] += 1;
+            }
+            (
+                estimator::majority_curve(b, &counts, correct, abstained),
+                estimator::abstain_curve(b, pool.len(), abstained),
+            )
+        }
+        (StrategyKind::WeightedMajority, Some(v)) => {
+            let weighted: Vec<Weighted> = pool
+                .iter()
+                .zip(&class_of)
+                .map(|(s, &class)| Weighted {
+                    class,
+                    score: s.scores[v],
+                })
+                .collect();
+            let curve = estimator::weighted_majority_curve(
+                &weighted,
+                correct,
+                classes,
+                WEIGHTED_PERMUTATIONS,
+                rng,
+            );
+            (
+                curve.accuracy,
+                estimator::abstain_curve(b, pool.len(), abstained),
+            )
+        }
+        (_, v) => {
+            let v = v.expect("validated: verifier strategies have a verifier");
+            let scored: Vec<Scored> = pool
+                .iter()
+                .map(|s| Scored {
+                    score: s.scores[v],
+                    correct: s.correct,
+                    abstained: s.answer.is_none(),
+                })
+                .collect();
+            estimator::best_of_n_curve(b, &scored)
         }
     }
-    let correct = classes.iter().position(|c| c.2);
-    (classes.iter().map(|c| c.1).collect(), correct, abstain)
 }
 
-/// Index of a sample carrying the most frequent answer; ties by seeded draw.
-fn plurality(prefix: &[PoolSample], rng: &mut impl RngExt) -> Option<usize> {
-    let mut counts: Vec<(&str, usize, usize)> = Vec::new(); // answer, count, first index
+/// Random orders of the pool behind a weighted-majority estimate (when the
+/// pool is too large to enumerate); the estimate's standard error is at most
+/// 0.5/√this per task.
+pub const WEIGHTED_PERMUTATIONS: usize = 1000;
+
+/// Answer classes of a pool: how many, each sample's class (`None` for an
+/// abstention, classes numbered in first-seen order), and the correct class.
+pub fn answer_classes(pool: &[PoolSample]) -> (usize, Vec<Option<usize>>, Option<usize>) {
+    let mut seen: Vec<&str> = Vec::new();
+    let mut correct = None;
+    let class_of = pool
+        .iter()
+        .map(|s| {
+            let a = s.answer.as_deref()?;
+            let c = seen.iter().position(|x| *x == a).unwrap_or_else(|| {
+                seen.push(a);
+                seen.len() - 1
+            });
+            if s.correct {
+                correct = Some(c);
+            }
+            Some(c)
+        })
+        .collect();
+    (seen.len(), class_of, correct)
+}
+
+/// Index of a sample carrying the answer with the most weight (each sample
+/// adding `weight` to its answer); ties by seeded draw.
+fn plurality(
+    prefix: &[PoolSample],
+    weight: impl Fn(&PoolSample) -> f64,
+    rng: &mut impl RngExt,
+) -> Option<usize> {
+    let mut totals: Vec<(&str, f64, usize)> = Vec::new(); // answer, weight, first index
     for (i, s) in prefix.iter().enumerate() {
         if let Some(a) = &s.answer {
-            match counts.iter_mut().find(|(c, _, _)| c == a) {
-                Some(e) => e.1 += 1,
-                None => counts.push((a, 1, i)),
+            match totals.iter_mut().find(|(c, _, _)| c == a) {
+                Some(e) => e.1 += weight(s),
+                None => totals.push((a, weight(s), i)),
             }
         }
     }
-    let best = counts.iter().map(|c| c.1).max()?;
-    let tied: Vec<usize> = counts.iter().filter(|c| c.1 == best).map(|c| c.2).collect();
+    let best = totals.iter().map(|c| c.1).max_by(f64::total_cmp)?;
+    let tied: Vec<usize> = totals.iter().filter(|c| c.1 == best).map(|c| c.2).collect();
     Some(tied[rng.random_range(0..tied.len())])
 }
 

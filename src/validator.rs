@@ -972,6 +972,7 @@ impl<'a> Validator<'a> {
             let kind = match s.kind.value {
                 StrategyKindSpec::SelfConsistency => StrategyKind::SelfConsistency,
                 StrategyKindSpec::BestOfN => StrategyKind::BestOfN,
+                StrategyKindSpec::WeightedMajority => StrategyKind::WeightedMajority,
             };
             let name = s
                 .name
@@ -1014,8 +1015,11 @@ impl<'a> Validator<'a> {
             ns.sort_unstable();
             ns.dedup();
             let verifier = match (kind, &s.verifier) {
-                (StrategyKind::BestOfN, None) => {
-                    self.err(s.kind.span, "`best_of_n` needs a `verifier`");
+                (StrategyKind::BestOfN | StrategyKind::WeightedMajority, None) => {
+                    self.err(
+                        s.kind.span,
+                        format!("`{}` needs a `verifier`", kind.as_str()),
+                    );
                     None
                 }
                 (StrategyKind::SelfConsistency, Some(v)) => {

@@ -4,7 +4,7 @@
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 
-use crucible::estimator::{self, Binomials, Scored};
+use crucible::estimator::{self, Binomials, Scored, Weighted};
 use proptest::prelude::*;
 
 /// Builds and runs one `crucible` invocation.
@@ -970,99 +970,203 @@ fn every_shipped_scenario_validates() {
     }
 }
 
-/// Brute force: plurality over every size-k subset, ties shared.
-fn brute_majority(items: &[Option<usize>], correct: usize, k: usize) -> f64 {
-    let n = items.len();
+/// One sample of a small pool for brute-force checks: its answer class
+/// (`None` for an abstention; class 0 is the correct one) and a verifier score.
+#[derive(Debug, Clone, Copy)]
+struct Candidate {
+    class: Option<usize>,
+    score: f64,
+}
+
+/// Brute force: the mean of `credit` over every size-`k` subset of `pool`.
+fn brute(pool: &[Candidate], k: usize, credit: impl Fn(&[Candidate]) -> f64) -> f64 {
     let (mut total, mut subsets) = (0.0, 0u64);
-    for mask in 0u32..(1 << n) {
+    let mut chosen = Vec::new();
+    for mask in 0u32..(1 << pool.len()) {
         if mask.count_ones() as usize != k {
             continue;
         }
         subsets += 1;
-        let mut counts = std::collections::HashMap::new();
-        for (i, a) in items.iter().enumerate() {
-            if mask & (1 << i) != 0
-                && let Some(a) = a
-            {
-                *counts.entry(*a).or_insert(0) += 1;
-            }
-        }
-        if let Some(&best) = counts.values().max() {
-            let tied: Vec<_> = counts
-                .iter()
-                .filter(|(_, c)| **c == best)
-                .map(|(a, _)| *a)
-                .collect();
-            if tied.contains(&correct) {
-                total += 1.0 / tied.len() as f64;
-            }
-        }
+        chosen.clear();
+        chosen.extend(
+            (0..pool.len())
+                .filter(|i| mask & (1 << i) != 0)
+                .map(|i| pool[i]),
+        );
+        total += credit(&chosen);
     }
     total / subsets as f64
 }
 
-fn brute_best_of_n(pool: &[Scored], k: usize) -> (f64, f64) {
-    let n = pool.len();
-    let (mut c, mut a, mut subsets) = (0.0, 0.0, 0u64);
-    for mask in 0u32..(1 << n) {
-        if mask.count_ones() as usize != k {
-            continue;
+/// Share of the win for class 0 when each candidate adds `weight` to its
+/// class and the heaviest class wins, ties shared.
+fn class_zero_wins(chosen: &[Candidate], weight: impl Fn(&Candidate) -> f64) -> f64 {
+    let mut totals: std::collections::BTreeMap<usize, f64> = Default::default();
+    for c in chosen {
+        if let Some(class) = c.class {
+            *totals.entry(class).or_insert(0.0) += weight(c);
         }
-        subsets += 1;
-        let chosen: Vec<&Scored> = (0..n)
-            .filter(|i| mask & (1 << i) != 0)
-            .map(|i| &pool[i])
-            .collect();
-        let best = chosen
-            .iter()
-            .map(|s| s.score)
-            .fold(f64::NEG_INFINITY, f64::max);
-        let tied: Vec<&&Scored> = chosen.iter().filter(|s| s.score == best).collect();
-        c += tied.iter().filter(|s| s.correct).count() as f64 / tied.len() as f64;
-        a += tied.iter().filter(|s| s.abstained).count() as f64 / tied.len() as f64;
     }
-    (c / subsets as f64, a / subsets as f64)
+    let Some(best) = totals.values().copied().reduce(f64::max) else {
+        return 0.0;
+    };
+    let tied = totals.values().filter(|&&t| t == best).count();
+    if totals.get(&0) == Some(&best) {
+        1.0 / tied as f64
+    } else {
+        0.0
+    }
+}
+
+/// Every estimator's curve against brute-force enumeration of `pool`;
+/// weighted majority within `sigmas` standard errors when estimated.
+fn check_estimators(pool: &[Candidate], sigmas: f64) -> Result<(), TestCaseError> {
+    let n = pool.len();
+    let b = Binomials::new(n);
+    let classes = pool
+        .iter()
+        .filter_map(|c| c.class)
+        .max()
+        .map_or(0, |m| m + 1);
+    let mut counts = vec![0; classes];
+    for c in pool.iter().filter_map(|c| c.class) {
+        counts[c] += 1;
+    }
+    let abstained = pool.iter().filter(|c| c.class.is_none()).count();
+    let correct = (classes > 0 && counts[0] > 0).then_some(0);
+    let right = pool.iter().filter(|c| c.class == Some(0)).count();
+    let majority = estimator::majority_curve(&b, &counts, correct, abstained);
+    let abstain = estimator::abstain_curve(&b, n, abstained);
+    let pass = estimator::pass_at_k_curve(&b, n, right);
+    let scored: Vec<Scored> = pool
+        .iter()
+        .map(|c| Scored {
+            score: c.score,
+            correct: c.class == Some(0),
+            abstained: c.class.is_none(),
+        })
+        .collect();
+    let (best, best_abstain) = estimator::best_of_n_curve(&b, &scored);
+    let weighted_pool: Vec<Weighted> = pool
+        .iter()
+        .map(|c| Weighted {
+            class: c.class,
+            score: c.score,
+        })
+        .collect();
+    let mut rng = crucible::seed::rng(7, &[]);
+    let weighted =
+        estimator::weighted_majority_curve(&weighted_pool, correct, classes, 4000, &mut rng);
+    // Without a correct answer in the pool there is nothing to estimate.
+    prop_assert_eq!(
+        weighted.exact,
+        correct.is_none() || n <= estimator::WEIGHTED_EXACT_MAX
+    );
+    for k in 1..=n {
+        let top = |chosen: &[Candidate]| {
+            chosen
+                .iter()
+                .map(|c| c.score)
+                .fold(f64::NEG_INFINITY, f64::max)
+        };
+        let expected = [
+            (
+                "majority",
+                majority[k],
+                brute(pool, k, |s| class_zero_wins(s, |_| 1.0)),
+            ),
+            (
+                "abstain",
+                abstain[k],
+                brute(pool, k, |s| f64::from(s.iter().all(|c| c.class.is_none()))),
+            ),
+            (
+                "pass@k",
+                pass[k],
+                brute(pool, k, |s| f64::from(s.iter().any(|c| c.class == Some(0)))),
+            ),
+            (
+                "best_of_n",
+                best[k],
+                brute(pool, k, |s| {
+                    let tied: Vec<_> = s.iter().filter(|c| c.score == top(s)).collect();
+                    tied.iter().filter(|c| c.class == Some(0)).count() as f64 / tied.len() as f64
+                }),
+            ),
+            (
+                "best_of_n abstain",
+                best_abstain[k],
+                brute(pool, k, |s| {
+                    let tied: Vec<_> = s.iter().filter(|c| c.score == top(s)).collect();
+                    tied.iter().filter(|c| c.class.is_none()).count() as f64 / tied.len() as f64
+                }),
+            ),
+        ];
+        for (rule, got, want) in expected {
+            prop_assert!(
+                (got - want).abs() < 1e-9,
+                "{} at k={}: estimator {} brute force {}",
+                rule,
+                k,
+                got,
+                want
+            );
+        }
+        let want = brute(pool, k, |s| class_zero_wins(s, |c| c.score));
+        let allowed = 1e-9 + sigmas * weighted.variance[k].sqrt();
+        prop_assert!(
+            (weighted.accuracy[k] - want).abs() <= allowed,
+            "weighted majority at k={}: estimate {} brute force {} (allowed {})",
+            k,
+            weighted.accuracy[k],
+            want,
+            allowed
+        );
+    }
+    Ok(())
+}
+
+/// Small pools: classes 0–3 or abstention, scores in halves (ties happen).
+fn candidates(
+    sizes: std::ops::Range<usize>,
+    min_score: i8,
+) -> impl Strategy<Value = Vec<Candidate>> {
+    prop::collection::vec(
+        (prop::option::weighted(0.85, 0usize..4), min_score..5i8),
+        sizes,
+    )
+    .prop_map(|v| {
+        v.into_iter()
+            .map(|(class, s)| Candidate {
+                class,
+                score: f64::from(s) / 2.0,
+            })
+            .collect()
+    })
 }
 
 proptest! {
     #![proptest_config(ProptestConfig::with_cases(300))]
 
     #[test]
-    fn exact_majority_equals_brute_force(
-        counts in prop::collection::vec(0usize..5, 1..5),
-        abstain in 0usize..3,
-        k_frac in 0.0f64..1.0,
-    ) {
-        let n: usize = counts.iter().sum::<usize>() + abstain;
-        prop_assume!((1..=13).contains(&n));
-        let k = 1 + ((n - 1) as f64 * k_frac) as usize;
-        let mut items = Vec::new();
-        for (class, &c) in counts.iter().enumerate() {
-            items.extend(std::iter::repeat_n(Some(class), c));
-        }
-        items.extend(std::iter::repeat_n(None, abstain));
-        let b = Binomials::new(n);
-        let correct = if counts[0] > 0 { Some(0) } else { None };
-        let exact = estimator::majority(&b, &counts, correct, abstain, k);
-        let brute = if correct.is_some() { brute_majority(&items, 0, k) } else { 0.0 };
-        prop_assert!((exact - brute).abs() < 1e-9, "exact {} brute {}", exact, brute);
+    fn exact_estimators_equal_brute_force(pool in candidates(1..13, 0)) {
+        check_estimators(&pool, 0.0)?;
     }
 
     #[test]
-    fn exact_best_of_n_equals_brute_force(
-        pool in prop::collection::vec((0u8..4, any::<bool>(), any::<bool>()), 1..13),
-        k_frac in 0.0f64..1.0,
-    ) {
-        let pool: Vec<Scored> = pool
-            .into_iter()
-            .map(|(s, correct, abstained)| Scored { score: f64::from(s) / 2.0, correct: correct && !abstained, abstained })
-            .collect();
-        let n = pool.len();
-        let k = 1 + ((n - 1) as f64 * k_frac) as usize;
-        let b = Binomials::new(n);
-        let (c, a) = estimator::best_of_n(&b, &pool, k);
-        let (bc, ba) = brute_best_of_n(&pool, k);
-        prop_assert!((c - bc).abs() < 1e-9 && (a - ba).abs() < 1e-9, "exact ({}, {}) brute ({}, {})", c, a, bc, ba);
+    fn exact_estimators_equal_brute_force_with_negative_scores(pool in candidates(1..13, -4)) {
+        check_estimators(&pool, 0.0)?;
+    }
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig::with_cases(12))]
+
+    /// Beyond the exact size, weighted majority is a seeded Monte Carlo
+    /// estimate; it must land within its own stated standard error (5σ).
+    #[test]
+    fn weighted_majority_estimate_is_within_its_standard_error(pool in candidates(13..16, -2)) {
+        check_estimators(&pool, 5.0)?;
     }
 }
 
