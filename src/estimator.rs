@@ -353,6 +353,7 @@ impl Tally {
         self.leaders = 0;
     }
 
+    #[inline]
     fn add(&mut self, s: &Weighted) {
         let Some(c) = s.class else { return };
         let was_leader = self.present[c] && self.sums[c] == self.max;
@@ -381,6 +382,7 @@ impl Tally {
 
     /// 1/(number tied) if the correct class leads, else 0 (also when no class
     /// is present: the subset abstains).
+    #[inline]
     fn credit(&self) -> f64 {
         if self.present[self.correct] && self.sums[self.correct] == self.max {
             1.0 / self.leaders as f64

@@ -6,7 +6,9 @@
 //! strategy outcomes, streamed to the [`store`]) → [`summary`] (accuracy with
 //! bootstrap intervals). See ARCHITECTURE.md for the map and the invariants.
 
+pub mod analysis;
 pub mod answer;
+pub mod bootstrap;
 pub mod budget;
 pub mod dataset;
 pub mod diagnostic;

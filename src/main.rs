@@ -70,6 +70,15 @@ impl From<BudgetArgs> for Budget {
     }
 }
 
+fn coverage(s: &str) -> Result<f64, String> {
+    match s.parse::<f64>() {
+        Ok(v) if v > 0.0 && v < 1.0 => Ok(v),
+        _ => Err(format!(
+            "expected a coverage between 0 and 1, such as 0.95; found `{s}`"
+        )),
+    }
+}
+
 fn positive_dollars(s: &str) -> Result<f64, String> {
     match s.parse::<f64>() {
         Ok(v) if v > 0.0 && v.is_finite() => Ok(v),
@@ -190,6 +199,28 @@ enum Command {
         /// Require clients to send this key (`Authorization: Bearer KEY`).
         #[arg(long, env = "CRUCIBLE_SIM_SERVER_KEY", hide_env_values = true)]
         api_key: Option<String>,
+    },
+    /// Scaling curves from a stored run's samples, with no model calls:
+    /// accuracy at every n for majority, pass@k, best-of-n and weighted
+    /// majority, with bootstrap intervals; p̂ and Δ̂ per task.
+    Analyze {
+        /// Run id (see `crucible runs`).
+        run: i64,
+        #[command(flatten)]
+        db: DbArg,
+        /// Print one JSON object (every n, every task) instead of the table.
+        #[arg(long)]
+        json: bool,
+        /// Bootstrap replicates over tasks for the intervals (0: none).
+        #[arg(long, default_value_t = 1000)]
+        bootstrap: usize,
+        /// Coverage of the intervals.
+        #[arg(long, default_value_t = 0.95, value_parser = coverage)]
+        confidence: f64,
+        /// Random orders per pool for weighted-majority estimates (pools
+        /// larger than 12 samples; smaller ones are enumerated exactly).
+        #[arg(long, default_value_t = 200, value_parser = clap::value_parser!(u64).range(1..))]
+        permutations: u64,
     },
     /// Write one record per sample of a run to stdout.
     Export {
@@ -401,6 +432,28 @@ fn dispatch(command: Command) -> anyhow::Result<ExitCode> {
                 println!("{}", summary.json(&db.db));
             } else {
                 println!("{}", summary.table());
+            }
+            Ok(ExitCode::SUCCESS)
+        }
+        Command::Analyze {
+            run,
+            db,
+            json,
+            bootstrap,
+            confidence,
+            permutations,
+        } => {
+            let store = open_existing(&db.db)?;
+            let options = crucible::analysis::AnalyzeOptions {
+                bootstrap,
+                permutations: permutations as usize,
+                confidence,
+            };
+            let analysis = crucible::analysis::analyze(&store, run, &options)?;
+            if json {
+                println!("{}", serde_json::to_string(&analysis)?);
+            } else {
+                print!("{}", analysis.table());
             }
             Ok(ExitCode::SUCCESS)
         }

@@ -474,6 +474,81 @@ impl Store {
             .map_err(self.err())
     }
 
+    /// A run's name, seed and tasks (id and expected answer, by task index).
+    pub fn run_tasks(&self, run_id: i64) -> Result<RunTasks> {
+        let (name, seed) = self
+            .conn
+            .query_row("SELECT name, seed FROM runs WHERE id = ?1", [run_id], |r| {
+                Ok((r.get(0)?, r.get::<_, i64>(1)? as u64))
+            })
+            .optional()
+            .map_err(self.err())?
+            .ok_or_else(|| self.no_such_run(run_id))?;
+        let mut st = self
+            .conn
+            .prepare("SELECT task_id, expected FROM tasks WHERE run_id = ?1 ORDER BY task_index")
+            .map_err(self.err())?;
+        let tasks = st
+            .query_map([run_id], |r| Ok((r.get(0)?, r.get(1)?)))
+            .and_then(|rows| rows.collect())
+            .map_err(self.err())?;
+        Ok(RunTasks { name, seed, tasks })
+    }
+
+    /// Every sample of `run_id` as analysis reads it, in (agent, task,
+    /// sample) order, so that each pool arrives in one piece.
+    pub fn for_each_pool_row(&self, run_id: i64, mut f: impl FnMut(PoolRow<'_>)) -> Result<()> {
+        let mut st = self
+            .conn
+            .prepare(
+                "SELECT id, agent, task_index, normalized, correct, input_tokens + output_tokens
+                 FROM samples WHERE run_id = ?1 ORDER BY agent, task_index, sample_index",
+            )
+            .map_err(self.err())?;
+        let mut rows = st.query([run_id]).map_err(self.err())?;
+        while let Some(r) = rows.next().map_err(self.err())? {
+            let row = (|| -> rusqlite::Result<PoolRow<'_>> {
+                Ok(PoolRow {
+                    sample_id: r.get(0)?,
+                    agent: r.get_ref(1)?.as_str()?,
+                    task_index: r.get::<_, i64>(2)? as usize,
+                    normalized: r.get_ref(3)?.as_str_or_null()?,
+                    correct: r.get::<_, Option<i64>>(4)?.map(|c| c != 0),
+                    tokens: r.get::<_, i64>(5)? as u64,
+                })
+            })()
+            .map_err(self.err())?;
+            f(row);
+        }
+        Ok(())
+    }
+
+    /// Every verifier score of the samples with ids in `ids` (inclusive), in
+    /// sample-id order: `(sample id, verifier, score)`. Scores of other runs'
+    /// samples in that range are passed too; the caller knows its ids.
+    pub fn for_each_score(
+        &self,
+        ids: std::ops::RangeInclusive<i64>,
+        mut f: impl FnMut(i64, &str, f64),
+    ) -> Result<()> {
+        let mut st = self
+            .conn
+            .prepare(
+                "SELECT sample_id, verifier, score FROM scores
+                 WHERE sample_id BETWEEN ?1 AND ?2 ORDER BY sample_id",
+            )
+            .map_err(self.err())?;
+        let mut rows = st.query([ids.start(), ids.end()]).map_err(self.err())?;
+        while let Some(r) = rows.next().map_err(self.err())? {
+            let (id, verifier, score) = (|| -> rusqlite::Result<(i64, &str, f64)> {
+                Ok((r.get(0)?, r.get_ref(1)?.as_str()?, r.get(2)?))
+            })()
+            .map_err(self.err())?;
+            f(id, verifier, score);
+        }
+        Ok(())
+    }
+
     /// The scenario a run was made from.
     pub fn run_source(&self, run_id: i64) -> Result<RunSource> {
         let (path, text, hash, status) = self
@@ -664,6 +739,25 @@ impl Store {
     pub fn connection(&self) -> &Connection {
         &self.conn
     }
+}
+
+/// A run's name, seed, and tasks as (id, expected answer) by task index.
+pub struct RunTasks {
+    pub name: String,
+    pub seed: u64,
+    pub tasks: Vec<(String, Option<String>)>,
+}
+
+/// One stored sample, as analysis reads it.
+pub struct PoolRow<'a> {
+    pub sample_id: i64,
+    pub agent: &'a str,
+    pub task_index: usize,
+    /// The normalized answer; `None` for an abstention.
+    pub normalized: Option<&'a str>,
+    pub correct: Option<bool>,
+    /// Output tokens, plus the request's input tokens on its first sample.
+    pub tokens: u64,
 }
 
 #[derive(Debug, thiserror::Error)]

@@ -3,9 +3,9 @@
 //! JSON object that `run --json` promises scripts.
 
 use comfy_table::{Cell, CellAlignment, Table, presets};
-use rand::RngExt;
 use serde::Serialize;
 
+use crate::bootstrap;
 use crate::budget::Spend;
 use crate::seed::{self, Part};
 
@@ -62,33 +62,25 @@ pub struct Column {
     pub values: Vec<f64>,
 }
 
-/// 95% percentile-bootstrap intervals for the mean of each column, resampling
-/// tasks (the same resamples for every column, so rows are comparable).
-pub fn bootstrap(columns: &[Column], seed: u64) -> Vec<(f64, f64)> {
+/// 95% bootstrap intervals for the mean of each column (equal lengths),
+/// resampling tasks.
+fn intervals(columns: &[Column], seed: u64) -> Vec<(f64, f64)> {
     let tasks = columns.first().map_or(0, |c| c.values.len());
-    if tasks == 0 {
-        return vec![(f64::NAN, f64::NAN); columns.len()];
+    let mut table = vec![0f32; tasks * columns.len()];
+    for (c, col) in columns.iter().enumerate() {
+        for (t, v) in col.values.iter().enumerate() {
+            table[t * columns.len() + c] = *v as f32;
+        }
     }
     let mut rng = seed::rng(seed, &[Part::Str("bootstrap")]);
-    let mut means = vec![Vec::with_capacity(BOOTSTRAP_REPLICATES); columns.len()];
-    let mut picks = vec![0usize; tasks];
-    for _ in 0..BOOTSTRAP_REPLICATES {
-        for p in picks.iter_mut() {
-            *p = rng.random_range(0..tasks);
-        }
-        for (c, col) in columns.iter().enumerate() {
-            let sum: f64 = picks.iter().map(|&i| col.values[i]).sum();
-            means[c].push(sum / tasks as f64);
-        }
-    }
-    means
-        .into_iter()
-        .map(|mut m| {
-            m.sort_by(f64::total_cmp);
-            let at = |q: f64| m[((q * (m.len() - 1) as f64).round()) as usize];
-            (at(0.025), at(0.975))
-        })
-        .collect()
+    bootstrap::intervals(
+        &table,
+        tasks,
+        columns.len(),
+        BOOTSTRAP_REPLICATES,
+        0.95,
+        &mut rng,
+    )
 }
 
 fn pct(v: f64) -> String {
@@ -217,29 +209,11 @@ pub fn summarize(
         }
         offset += s.ns.len();
     }
-    for (row, (lo, hi)) in rows.iter_mut().zip(bootstrap(&columns, scenario.seed)) {
+    for (row, (lo, hi)) in rows.iter_mut().zip(intervals(&columns, scenario.seed)) {
         if row.tasks > 0 {
             row.ci_low = lo;
             row.ci_high = hi;
         }
     }
     rows
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn bootstrap_interval_brackets_the_mean_and_is_seeded() {
-        let values: Vec<f64> = (0..200).map(|i| f64::from(i % 2 == 0)).collect();
-        let cols = [Column { values }];
-        let a = bootstrap(&cols, 1);
-        let b = bootstrap(&cols, 1);
-        assert_eq!(a, b);
-        let (lo, hi) = a[0];
-        assert!(lo < 0.5 && 0.5 < hi, "{lo} {hi}");
-        // Standard error is 0.035: the interval is about ±0.07.
-        assert!(hi - lo > 0.09 && hi - lo < 0.18, "{lo} {hi}");
-    }
 }

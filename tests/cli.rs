@@ -970,6 +970,189 @@ fn every_shipped_scenario_validates() {
     }
 }
 
+/// Exact probability that plurality over `n` fresh samples picks class 0
+/// (ties shared), when class i comes up with probability `probs[i]` and what
+/// is left is abstention: a sum over every way to split `n` among the classes.
+fn analytic_majority(probs: &[f64], n: usize) -> f64 {
+    fn split(
+        probs: &[f64],
+        n: usize,
+        counts: &mut Vec<usize>,
+        weight: f64,
+        ln_fact: &[f64],
+    ) -> f64 {
+        if counts.len() == probs.len() {
+            let rest = n - counts.iter().sum::<usize>();
+            let abstain = 1.0 - probs.iter().sum::<f64>();
+            let best = *counts.iter().max().unwrap();
+            if best == 0 || counts[0] < best {
+                return 0.0;
+            }
+            let tied = counts.iter().filter(|&&c| c == best).count();
+            let p = (ln_fact[n] - ln_fact[rest] + weight).exp() * abstain.powi(rest as i32);
+            return p / tied as f64;
+        }
+        let i = counts.len();
+        let used: usize = counts.iter().sum();
+        (0..=n - used)
+            .map(|c| {
+                counts.push(c);
+                let w = weight + c as f64 * probs[i].ln() - ln_fact[c];
+                let p = split(probs, n, counts, w, ln_fact);
+                counts.pop();
+                p
+            })
+            .sum()
+    }
+    let ln_fact: Vec<f64> = (0..=n)
+        .scan(0.0, |acc, k| {
+            if k > 0 {
+                *acc += (k as f64).ln();
+            }
+            Some(*acc)
+        })
+        .collect();
+    split(probs, n, &mut Vec::new(), 0.0, &ln_fact)
+}
+
+#[test]
+fn analyze_curves_match_the_analytic_ones_on_a_simulated_model() {
+    // p = 0.5, Δ = 0.2: answers come up 0.5 (correct), 0.3, 0.1, 0.1.
+    let scenario = r#"name: analytic
+seed: 5
+models:
+  sim:
+    provider: simulated
+    distribution: {p_correct: 0.5, delta: 0.2, wrong_answers: 3}
+agents:
+  solver:
+    model: sim
+    prompt: "Q: {{ question }}"
+dataset:
+  synthetic: {count: 300}
+verifiers:
+  oracle: {kind: oracle}
+strategies:
+  - kind: self_consistency
+    agent: solver
+    n: [1, 5, 24]
+  - kind: best_of_n
+    agent: solver
+    verifier: oracle
+    n: [1, 5, 24]
+  - kind: weighted_majority
+    agent: solver
+    verifier: oracle
+    n: 24
+"#;
+    let s = Scratch::new();
+    let db = s.path("a.db");
+    let run: serde_json::Value = serde_json::from_str(
+        &Crucible::new(&["run"])
+            .arg(s.write("a.yaml", scenario))
+            .db(&db)
+            .arg("--json")
+            .ok(),
+    )
+    .unwrap();
+    let out = Crucible::new(&["analyze", "1", "--json", "--confidence", "0.999"])
+        .db(&db)
+        .ok();
+    let v: serde_json::Value = serde_json::from_str(&out).unwrap();
+    let curve = |rule: &str, n: usize| -> &serde_json::Value {
+        v["curves"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|c| c["rule"] == rule && c["n"] == n)
+            .unwrap_or_else(|| panic!("no {rule} at n={n}"))
+    };
+    for n in 1..=24 {
+        // With a perfect verifier, best-of-n, weighted majority and pass@k
+        // fail only when every sample is wrong.
+        let any_right = 1.0 - 0.5f64.powi(n as i32);
+        for (rule, theory) in [
+            ("majority", analytic_majority(&[0.5, 0.3, 0.1, 0.1], n)),
+            ("best_of_n", any_right),
+            ("weighted_majority", any_right),
+            ("pass@k", any_right),
+        ] {
+            let c = curve(rule, n);
+            let get = |k: &str| c[k].as_f64().unwrap_or_else(|| panic!("{k} in {c}"));
+            // Within 1% of certainty the mean over tasks hangs on the one or
+            // two tasks whose pools are unluckily poor, and a percentile
+            // bootstrap over 300 tasks cannot see that tail: there the
+            // curves must agree to 1e-3 instead.
+            let (lo, hi) = if theory < 0.99 {
+                (get("ci_low") - 1e-9, get("ci_high") + 1e-9)
+            } else {
+                (get("accuracy") - 1e-3, get("accuracy") + 1e-3)
+            };
+            assert!(
+                lo <= theory && theory <= hi,
+                "{rule} at n={n}: analytic {theory} outside [{lo}, {hi}]: {c}"
+            );
+            assert!(
+                get("ci_low") <= get("accuracy") && get("accuracy") <= get("ci_high"),
+                "{c}"
+            );
+            assert!(get("mean_tokens") > 0.0);
+        }
+    }
+    // The run's own summary used the same exact estimators.
+    for r in run["results"].as_array().unwrap() {
+        let rule = match r["kind"].as_str().unwrap() {
+            "self_consistency" => "majority",
+            "best_of_n" => "best_of_n",
+            _ => continue,
+        };
+        let n = r["n"].as_u64().unwrap() as usize;
+        let a = curve(rule, n)["accuracy"].as_f64().unwrap();
+        assert!(
+            (a - r["accuracy"].as_f64().unwrap()).abs() < 1e-9,
+            "{rule} n={n}"
+        );
+    }
+    // p̂ and Δ̂ of a task are the shares of its stored answers.
+    let task = &v["tasks"][7];
+    let id = task["task_id"].as_str().unwrap();
+    let share = |sql: &str| query::<f64>(&db, &sql.replace("ID", id)) / 24.0;
+    let p = share("SELECT count(*) FROM sample_view WHERE task_id = 'ID' AND correct = 1");
+    let top_wrong = share(
+        "SELECT coalesce(max(c), 0) FROM (SELECT count(*) AS c FROM sample_view
+         WHERE task_id = 'ID' AND correct = 0 AND normalized IS NOT NULL GROUP BY normalized)",
+    );
+    assert!(
+        (task["p_correct"].as_f64().unwrap() - p).abs() < 1e-12,
+        "{task}"
+    );
+    assert!(
+        (task["delta"].as_f64().unwrap() - (p - top_wrong)).abs() < 1e-12,
+        "{task}"
+    );
+    assert_eq!(v["tasks"].as_array().unwrap().len(), 300);
+    assert_eq!(v["agents"][0]["tasks"], 300);
+}
+
+#[test]
+fn analyze_of_an_unknown_run_names_the_database() {
+    let s = Scratch::new();
+    let db = s.path("r.db");
+    Crucible::new(&["run"])
+        .arg(s.write("s.yaml", BASE))
+        .db(&db)
+        .ok();
+    let out = Crucible::new(&["analyze", "7"]).db(&db).output();
+    assert_eq!(out.status.code(), Some(1));
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("no run 7") && err.contains("r.db"), "{err}");
+    let table = Crucible::new(&["analyze", "1"]).db(&db).ok();
+    assert!(
+        table.contains("majority") && table.contains("best_of_n [oracle]"),
+        "{table}"
+    );
+}
+
 /// One sample of a small pool for brute-force checks: its answer class
 /// (`None` for an abstention; class 0 is the correct one) and a verifier score.
 #[derive(Debug, Clone, Copy)]
