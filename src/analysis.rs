@@ -24,8 +24,9 @@ pub struct AnalyzeOptions {
     /// Bootstrap replicates over tasks (0: no intervals).
     pub bootstrap: usize,
     /// Random orders of each pool behind a weighted-majority estimate, for
-    /// pools too large to enumerate.
-    pub permutations: usize,
+    /// pools too large to enumerate; `None`: enough for the curve's Monte
+    /// Carlo standard error to stay under [`TARGET_MC_SE`].
+    pub permutations: Option<usize>,
     /// Coverage of the intervals, e.g. 0.95.
     pub confidence: f64,
 }
@@ -34,7 +35,7 @@ impl Default for AnalyzeOptions {
     fn default() -> Self {
         AnalyzeOptions {
             bootstrap: 1000,
-            permutations: 200,
+            permutations: None,
             confidence: 0.95,
         }
     }
@@ -192,7 +193,9 @@ pub fn analyze(
             seed: run.seed,
             agent,
             task_ids: &run.tasks,
-            permutations: options.permutations,
+            permutations: options
+                .permutations
+                .unwrap_or_else(|| auto_permutations(full.len())),
         };
         let table = context.evaluate(&full);
         let mut rng = seed::rng(run.seed, &[Part::Str("bootstrap"), Part::Str(agent)]);
@@ -240,6 +243,47 @@ struct Pools {
 
 /// Stream `run_id`'s samples and scores into pools.
 fn read_pools(store: &Store, run_id: i64) -> Result<Pools, StoreError> {
+    // Scores come from their own table: read them beside the samples, on a
+    // second connection.
+    let path = store.path().to_path_buf();
+    std::thread::scope(|s| {
+        let scores = s.spawn(move || read_scores(&path, run_id));
+        read_samples_then_merge(store, run_id, scores)
+    })
+}
+
+/// Verifier names, and every score of `run_id` as (sample id, verifier, score).
+type Scores = (Vec<String>, Vec<(i64, u32, f64)>);
+
+fn read_scores(path: &std::path::Path, run_id: i64) -> Result<Scores, StoreError> {
+    let store = Store::open(path)?;
+    let (mut verifiers, mut rows): Scores = Default::default();
+    let Some(ids) = store.sample_id_range(run_id)? else {
+        return Ok((verifiers, rows));
+    };
+    let mut last: Option<u32> = None;
+    store.for_each_score(ids, |id, verifier, score| {
+        let v = match last {
+            Some(v) if verifiers[v as usize] == verifier => v,
+            _ => verifiers
+                .iter()
+                .position(|x| x == verifier)
+                .unwrap_or_else(|| {
+                    verifiers.push(verifier.to_owned());
+                    verifiers.len() - 1
+                }) as u32,
+        };
+        last = Some(v);
+        rows.push((id, v, score));
+    })?;
+    Ok((verifiers, rows))
+}
+
+fn read_samples_then_merge(
+    store: &Store,
+    run_id: i64,
+    scores: std::thread::ScopedJoinHandle<'_, Result<Scores, StoreError>>,
+) -> Result<Pools, StoreError> {
     let mut agents: Vec<String> = Vec::new();
     let mut pools: Vec<Pool> = Vec::new();
     // (sample id, pool, position), in the store's (agent, task, sample) order.
@@ -272,7 +316,7 @@ fn read_pools(store: &Store, run_id: i64) -> Result<Pools, StoreError> {
         pool.samples
             .push((class, row.correct == Some(true), row.tokens));
     })?;
-    let mut verifiers: Vec<String> = Vec::new();
+    let (verifiers, scores) = scores.join().expect("score reader")?;
     if let (Some(lo), Some(hi)) = (ids.iter().map(|i| i.0).min(), ids.iter().map(|i| i.0).max()) {
         // Dense map from sample id to (pool, position): ids of one run are
         // nearly contiguous.
@@ -280,25 +324,14 @@ fn read_pools(store: &Store, run_id: i64) -> Result<Pools, StoreError> {
         for &(id, p, pos) in &ids {
             slot[(id - lo) as usize] = (p, pos);
         }
-        drop(ids);
-        let mut last: Option<usize> = None;
-        store.for_each_score(lo..=hi, |id, verifier, score| {
-            let (p, pos) = slot[(id - lo) as usize];
-            if p == u32::MAX {
-                return;
-            }
-            let v = match last {
-                Some(v) if verifiers[v] == verifier => v,
-                _ => verifiers
-                    .iter()
-                    .position(|x| x == verifier)
-                    .unwrap_or_else(|| {
-                        verifiers.push(verifier.to_owned());
-                        verifiers.len() - 1
-                    }),
+        for (id, v, score) in scores {
+            let Some(&(p, pos)) = usize::try_from(id - lo).ok().and_then(|i| slot.get(i)) else {
+                continue;
             };
-            last = Some(v);
-            let pool = &mut pools[p as usize];
+            if p == u32::MAX {
+                continue;
+            }
+            let (v, pool) = (v as usize, &mut pools[p as usize]);
             if pool.scores.len() <= v {
                 pool.scores.resize(v + 1, Vec::new());
             }
@@ -306,7 +339,7 @@ fn read_pools(store: &Store, run_id: i64) -> Result<Pools, StoreError> {
                 pool.scores[v] = vec![f64::NAN; pool.samples.len()];
             }
             pool.scores[v][pos as usize] = score;
-        })?;
+        }
     }
     Ok(Pools {
         agents,
@@ -346,6 +379,18 @@ fn task_estimate(
         delta: expected.is_some().then_some(p - top_wrong),
         answers,
     }
+}
+
+/// Standard error that automatic permutation counts aim at for a curve's
+/// weighted-majority mean (0.1 percentage points).
+pub const TARGET_MC_SE: f64 = 0.001;
+
+/// Permutations per pool so that the mean over `tasks` pools has a Monte
+/// Carlo standard error of at most [`TARGET_MC_SE`]: each pool's estimate
+/// has variance at most 1/(4P), so the mean's is at most 1/(4PT).
+fn auto_permutations(tasks: usize) -> usize {
+    let needed = 1.0 / (4.0 * tasks.max(1) as f64 * TARGET_MC_SE * TARGET_MC_SE);
+    (needed.ceil() as usize).clamp(20, 5000)
 }
 
 /// An aggregation rule with a curve.

@@ -18,8 +18,34 @@ pub fn intervals(
     if replicates == 0 || rows == 0 {
         return Vec::new();
     }
-    // Each replicate as (row, times drawn) for the rows it draws at all.
-    let draws: Vec<Vec<(u32, f32)>> = (0..replicates)
+    // A column equal on every row has every resample's mean equal to it
+    // (saturated curves: pass@k at large n); only the others are resampled.
+    let varying: Vec<usize> = (0..cols)
+        .filter(|&c| (1..rows).any(|r| table[r * cols + c] != table[c]))
+        .collect();
+    let mut out: Vec<(f64, f64)> = (0..cols)
+        .map(|c| (f64::from(table[c]), f64::from(table[c])))
+        .collect();
+    let draws = draws(rows, replicates, rng);
+    if varying.len() == cols {
+        return resample(table, rows, cols, &draws, confidence);
+    }
+    let compact: Vec<f32> = (0..rows)
+        .flat_map(|r| varying.iter().map(move |&c| table[r * cols + c]))
+        .collect();
+    let found = resample(&compact, rows, varying.len(), &draws, confidence);
+    for (&c, interval) in varying.iter().zip(found) {
+        out[c] = interval;
+    }
+    out
+}
+
+/// Columns summed together by one thread.
+const BLOCK: usize = 32;
+
+/// Each replicate as (row, times drawn) for the rows it draws at all.
+fn draws(rows: usize, replicates: usize, rng: &mut impl RngExt) -> Vec<Vec<(u32, f32)>> {
+    (0..replicates)
         .map(|_| {
             let mut times = vec![0u32; rows];
             for _ in 0..rows {
@@ -32,10 +58,23 @@ pub fn intervals(
                 .map(|(r, &t)| (r as u32, t as f32))
                 .collect()
         })
-        .collect();
+        .collect()
+}
+
+/// Intervals of every column of a row-major `rows × cols` table under `draws`.
+fn resample(
+    table: &[f32],
+    rows: usize,
+    cols: usize,
+    draws: &[Vec<(u32, f32)>],
+    confidence: f64,
+) -> Vec<(f64, f64)> {
+    let replicates = draws.len();
+    if cols == 0 {
+        return Vec::new();
+    }
     // Columns in blocks small enough that a block of the table stays in cache
     // while every replicate sums it; blocks go to threads in turn.
-    const BLOCK: usize = 64;
     let blocks: Vec<usize> = (0..cols).step_by(BLOCK).collect();
     let threads = std::thread::available_parallelism()
         .map_or(1, |n| n.get())
@@ -60,9 +99,7 @@ pub fn intervals(
                             let acc = &mut means[b * width..(b + 1) * width];
                             for &(r, times) in draw {
                                 let at = r as usize * cols + start;
-                                for (a, x) in acc.iter_mut().zip(&table[at..at + width]) {
-                                    *a += times * x;
-                                }
+                                axpy(acc, times, &table[at..at + width]);
                             }
                         }
                         let intervals = (0..width)
@@ -92,6 +129,23 @@ pub fn intervals(
         out[start..start + intervals.len()].copy_from_slice(&intervals);
     }
     out
+}
+
+/// `acc += times × row`; full blocks get a fixed-width loop the compiler
+/// unrolls and vectorizes.
+#[inline]
+fn axpy(acc: &mut [f32], times: f32, row: &[f32]) {
+    if acc.len() == BLOCK && row.len() == BLOCK {
+        let acc: &mut [f32; BLOCK] = acc.try_into().expect("checked length");
+        let row: &[f32; BLOCK] = row.try_into().expect("checked length");
+        for i in 0..BLOCK {
+            acc[i] += times * row[i];
+        }
+    } else {
+        for (a, x) in acc.iter_mut().zip(row) {
+            *a += times * x;
+        }
+    }
 }
 
 #[cfg(test)]

@@ -329,6 +329,8 @@ struct Tally {
     correct: usize,
     max: f64,
     leaders: usize,
+    /// 1/i for i leaders: the credit of a tie, without a division per step.
+    shares: Vec<f64>,
 }
 
 impl Tally {
@@ -340,6 +342,7 @@ impl Tally {
             correct,
             max: f64::NEG_INFINITY,
             leaders: 0,
+            shares: (0..=classes).map(|i| 1.0 / i.max(1) as f64).collect(),
         }
     }
 
@@ -385,7 +388,7 @@ impl Tally {
     #[inline]
     fn credit(&self) -> f64 {
         if self.present[self.correct] && self.sums[self.correct] == self.max {
-            1.0 / self.leaders as f64
+            self.shares[self.leaders]
         } else {
             0.0
         }

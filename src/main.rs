@@ -219,8 +219,9 @@ enum Command {
         confidence: f64,
         /// Random orders per pool for weighted-majority estimates (pools
         /// larger than 12 samples; smaller ones are enumerated exactly).
-        #[arg(long, default_value_t = 200, value_parser = clap::value_parser!(u64).range(1..))]
-        permutations: u64,
+        /// Default: enough for a standard error under 0.001 on each mean.
+        #[arg(long, value_parser = clap::value_parser!(u64).range(1..))]
+        permutations: Option<u64>,
     },
     /// Write one record per sample of a run to stdout.
     Export {
@@ -446,7 +447,7 @@ fn dispatch(command: Command) -> anyhow::Result<ExitCode> {
             let store = open_existing(&db.db)?;
             let options = crucible::analysis::AnalyzeOptions {
                 bootstrap,
-                permutations: permutations as usize,
+                permutations: permutations.map(|p| p as usize),
                 confidence,
             };
             let analysis = crucible::analysis::analyze(&store, run, &options)?;

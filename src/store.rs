@@ -523,6 +523,19 @@ impl Store {
         Ok(())
     }
 
+    /// The smallest and largest sample id of `run_id` (`None`: no samples).
+    pub fn sample_id_range(&self, run_id: i64) -> Result<Option<std::ops::RangeInclusive<i64>>> {
+        let (lo, hi): (Option<i64>, Option<i64>) = self
+            .conn
+            .query_row(
+                "SELECT min(id), max(id) FROM samples WHERE run_id = ?1",
+                [run_id],
+                |r| Ok((r.get(0)?, r.get(1)?)),
+            )
+            .map_err(self.err())?;
+        Ok(lo.zip(hi).map(|(lo, hi)| lo..=hi))
+    }
+
     /// Every verifier score of the samples with ids in `ids` (inclusive), in
     /// sample-id order: `(sample id, verifier, score)`. Scores of other runs'
     /// samples in that range are passed too; the caller knows its ids.
