@@ -307,12 +307,15 @@ pub fn weighted_majority_curve(
         }
     }
     let runs = permutations.max(1) as f64;
-    let accuracy: Vec<f64> = sum.iter().map(|s| s / runs).collect();
-    let variance = accuracy
+    let mut accuracy: Vec<f64> = sum.iter().map(|s| s / runs).collect();
+    let mut variance: Vec<f64> = accuracy
         .iter()
         .zip(&squares)
         .map(|(m, sq)| (sq / runs - m * m).max(0.0) / runs)
         .collect();
+    // One sample wins alone: the exact value is the correct share of the pool.
+    accuracy[1] = pool.iter().filter(|s| s.class == Some(correct)).count() as f64 / n as f64;
+    variance[1] = 0.0;
     WeightedCurve {
         accuracy,
         variance,

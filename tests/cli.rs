@@ -634,6 +634,40 @@ fn quickstart_shows_best_of_n_climbing_faster_than_self_consistency() {
 }
 
 #[test]
+fn weighted_majority_beats_best_of_n_under_a_lenient_verifier() {
+    // The shipped example: an oracle that accepts 20% of wrong answers.
+    let s = Scratch::new();
+    let out = Crucible::new(&["run"])
+        .arg(root().join("scenarios/noisy-verifier.yaml"))
+        .db(&s.path("n.db"))
+        .arg("--json")
+        .ok();
+    let v: serde_json::Value = serde_json::from_str(&out).unwrap();
+    let row = |strategy: &str, n: u64| -> (f64, f64, f64) {
+        let r = v["results"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|r| r["strategy"] == strategy && r["n"] == n)
+            .unwrap();
+        let get = |k: &str| r[k].as_f64().unwrap();
+        (get("accuracy"), get("ci_low"), get("ci_high"))
+    };
+    // One sample: every rule answers with it.
+    let single = row("self_consistency", 1).0;
+    for s in ["best_of_n_lenient", "weighted_lenient", "weighted_noisy"] {
+        assert!((row(s, 1).0 - single).abs() < 1e-12, "{s}");
+    }
+    let (best, _, best_high) = row("best_of_n_lenient", 16);
+    let (weighted, weighted_low, _) = row("weighted_lenient", 16);
+    assert!(
+        weighted_low > best_high,
+        "weighted {weighted} vs best-of-n {best}"
+    );
+    assert!(row("weighted_noisy", 16).0 > row("best_of_n_noisy", 16).0);
+}
+
+#[test]
 fn quickstart_table_snapshot() {
     let s = Scratch::new();
     let db = s.path("q.db");
