@@ -20,6 +20,7 @@ pub mod http;
 pub mod loader;
 pub mod network;
 pub mod node;
+pub mod plot;
 pub mod provider;
 pub mod rate_limit;
 pub mod replay;

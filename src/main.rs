@@ -46,6 +46,38 @@ struct RunArgs {
     json: bool,
 }
 
+/// How `analyze` and `plot` compute curves.
+#[derive(clap::Args)]
+struct AnalysisArgs {
+    /// Bootstrap replicates over tasks for the intervals (0: none).
+    #[arg(long, default_value_t = 1000)]
+    bootstrap: usize,
+    /// Coverage of the intervals.
+    #[arg(long, default_value_t = 0.95, value_parser = coverage)]
+    confidence: f64,
+    /// Random orders per pool for weighted-majority estimates (pools
+    /// larger than 12 samples; smaller ones are enumerated exactly).
+    /// Default: enough for a standard error under 0.001 on each mean.
+    #[arg(long, value_parser = clap::value_parser!(u64).range(1..))]
+    permutations: Option<u64>,
+}
+
+impl AnalysisArgs {
+    fn analyze(
+        &self,
+        db: &std::path::Path,
+        run: i64,
+    ) -> anyhow::Result<crucible::analysis::Analysis> {
+        let store = open_existing(db)?;
+        let options = crucible::analysis::AnalyzeOptions {
+            bootstrap: self.bootstrap,
+            permutations: self.permutations.map(|p| p as usize),
+            confidence: self.confidence,
+        };
+        Ok(crucible::analysis::analyze(&store, run, &options)?)
+    }
+}
+
 /// Caps that replace the scenario's `budget:` for this invocation.
 #[derive(clap::Args, Default)]
 struct BudgetArgs {
@@ -211,17 +243,21 @@ enum Command {
         /// Print one JSON object (every n, every task) instead of the table.
         #[arg(long)]
         json: bool,
-        /// Bootstrap replicates over tasks for the intervals (0: none).
-        #[arg(long, default_value_t = 1000)]
-        bootstrap: usize,
-        /// Coverage of the intervals.
-        #[arg(long, default_value_t = 0.95, value_parser = coverage)]
-        confidence: f64,
-        /// Random orders per pool for weighted-majority estimates (pools
-        /// larger than 12 samples; smaller ones are enumerated exactly).
-        /// Default: enough for a standard error under 0.001 on each mean.
-        #[arg(long, value_parser = clap::value_parser!(u64).range(1..))]
-        permutations: Option<u64>,
+        #[command(flatten)]
+        analysis: AnalysisArgs,
+    },
+    /// Write SVG charts of a run's curves (accuracy vs n and vs tokens, per
+    /// agent, with interval bands) into a directory.
+    Plot {
+        /// Run id (see `crucible runs`).
+        run: i64,
+        #[command(flatten)]
+        db: DbArg,
+        /// Directory for the SVG files (created if missing).
+        #[arg(long, default_value = "plots")]
+        out: PathBuf,
+        #[command(flatten)]
+        analysis: AnalysisArgs,
     },
     /// Write one record per sample of a run to stdout.
     Export {
@@ -440,21 +476,31 @@ fn dispatch(command: Command) -> anyhow::Result<ExitCode> {
             run,
             db,
             json,
-            bootstrap,
-            confidence,
-            permutations,
+            analysis,
         } => {
-            let store = open_existing(&db.db)?;
-            let options = crucible::analysis::AnalyzeOptions {
-                bootstrap,
-                permutations: permutations.map(|p| p as usize),
-                confidence,
-            };
-            let analysis = crucible::analysis::analyze(&store, run, &options)?;
+            let analysis = analysis.analyze(&db.db, run)?;
             if json {
                 println!("{}", serde_json::to_string(&analysis)?);
             } else {
                 print!("{}", analysis.table());
+            }
+            Ok(ExitCode::SUCCESS)
+        }
+        Command::Plot {
+            run,
+            db,
+            out,
+            analysis,
+        } => {
+            let analysis = analysis.analyze(&db.db, run)?;
+            let written = crucible::plot::write_plots(&analysis, &out)?;
+            anyhow::ensure!(
+                !written.is_empty(),
+                "run {run} in {} has no task with a full pool and an expected answer; nothing to plot",
+                db.db.display()
+            );
+            for path in written {
+                println!("{}", path.display());
             }
             Ok(ExitCode::SUCCESS)
         }

@@ -667,6 +667,112 @@ fn weighted_majority_beats_best_of_n_under_a_lenient_verifier() {
     assert!(row("weighted_noisy", 16).0 > row("best_of_n_noisy", 16).0);
 }
 
+/// The data lines of a chart: (stroke colour, points) of every polyline in a
+/// series colour with more than two points (axes and legend marks have two).
+fn chart_lines(svg: &str) -> Vec<(String, Vec<(f64, f64)>)> {
+    let doc = roxmltree::Document::parse(svg).expect("well-formed SVG");
+    doc.descendants()
+        .filter(|n| n.has_tag_name("polyline"))
+        .filter_map(|n| {
+            let points: Vec<(f64, f64)> = n
+                .attribute("points")?
+                .split_whitespace()
+                .map(|p| {
+                    let (x, y) = p.split_once(',').unwrap();
+                    (x.parse().unwrap(), y.parse().unwrap())
+                })
+                .collect();
+            (points.len() > 2).then(|| (n.attribute("stroke").unwrap().to_owned(), points))
+        })
+        .collect()
+}
+
+#[test]
+fn plot_writes_svg_charts_whose_lines_follow_the_curves() {
+    let s = Scratch::new();
+    let db = s.path("p.db");
+    Crucible::new(&["run"])
+        .arg(root().join("scenarios/noisy-verifier.yaml"))
+        .db(&db)
+        .ok();
+    let out = s.path("charts");
+    let listed = Crucible::new(&["plot", "1", "--out"])
+        .arg(&out)
+        .db(&db)
+        .ok();
+    let analysis: serde_json::Value =
+        serde_json::from_str(&Crucible::new(&["analyze", "1", "--json"]).db(&db).ok()).unwrap();
+    let rules = 6; // majority, pass@k, best-of-n and weighted majority × 2 verifiers
+    for name in ["solver-accuracy-vs-n.svg", "solver-accuracy-vs-tokens.svg"] {
+        let path = out.join(name);
+        assert!(listed.contains(path.to_str().unwrap()), "{listed}");
+        let svg = std::fs::read_to_string(&path).unwrap();
+        let doc = roxmltree::Document::parse(&svg).expect("well-formed SVG");
+        let root_el = doc.root_element();
+        assert_eq!(root_el.tag_name().name(), "svg");
+        let (width, height): (f64, f64) = (
+            root_el.attribute("width").unwrap().parse().unwrap(),
+            root_el.attribute("height").unwrap().parse().unwrap(),
+        );
+        let texts: Vec<String> = doc
+            .descendants()
+            .filter(|n| n.has_tag_name("text"))
+            .filter_map(|n| n.text().map(|t| t.trim().to_owned()))
+            .collect();
+        for label in [
+            "accuracy",
+            "majority",
+            "pass@k",
+            "best_of_n [lenient]",
+            "weighted_majority [noisy]",
+        ] {
+            assert!(
+                texts.iter().any(|t| t == label),
+                "{name}: no text {label:?} in {texts:?}"
+            );
+        }
+        // One interval band and one line per rule, every point on the canvas.
+        let bands = doc
+            .descendants()
+            .filter(|n| n.has_tag_name("polygon"))
+            .count();
+        assert_eq!(bands, rules, "{name}");
+        let lines = chart_lines(&svg);
+        assert_eq!(lines.len(), rules, "{name}");
+        for (_, points) in &lines {
+            assert_eq!(points.len(), 16, "{name}: one point per n");
+            assert!(
+                points
+                    .iter()
+                    .all(|&(x, y)| (0.0..=width).contains(&x) && (0.0..=height).contains(&y))
+            );
+            assert!(
+                points.windows(2).all(|w| w[0].0 < w[1].0),
+                "{name}: x increases with n"
+            );
+        }
+        // Lines are drawn in the order of the analysis, and their heights at
+        // n = 16 rank as the accuracies do (SVG y grows downwards).
+        let at_16: Vec<f64> = analysis["curves"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .filter(|c| c["n"] == 16)
+            .map(|c| c["accuracy"].as_f64().unwrap())
+            .collect();
+        for i in 0..rules {
+            for j in 0..rules {
+                if at_16[i] > at_16[j] + 0.02 {
+                    assert!(
+                        lines[i].1[15].1 < lines[j].1[15].1,
+                        "{name}: line {i} vs {j}"
+                    );
+                }
+            }
+        }
+    }
+}
+
 #[test]
 fn quickstart_table_snapshot() {
     let s = Scratch::new();
