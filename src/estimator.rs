@@ -398,9 +398,132 @@ impl Tally {
     }
 }
 
+/// A strategy's expected outcome on one task: accuracy, the probability of
+/// no answer, and the samples it draws.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct Sequential {
+    pub accuracy: f64,
+    pub abstain: f64,
+    pub samples: f64,
+}
+
+/// Adaptive consistency on a pool: samples are drawn one at a time, in a
+/// uniformly random order of the pool, until `decisive(leader votes,
+/// runner-up votes)` holds or `cap` are drawn; the answer is the plurality of
+/// those drawn (ties shared). Averaged over `permutations` seeded orders (a
+/// random order of an i.i.d. pool is distributed like fresh draws).
+///
+/// `classes[i]` is sample i's answer class (`None`: abstention).
+pub fn adaptive_consistency(
+    classes: &[Option<usize>],
+    correct: Option<usize>,
+    n_classes: usize,
+    cap: usize,
+    decisive: impl Fn(usize, usize) -> bool,
+    permutations: usize,
+    rng: &mut impl rand::RngExt,
+) -> Sequential {
+    let cap = cap.min(classes.len());
+    let mut order: Vec<usize> = (0..classes.len()).collect();
+    let mut counts = vec![0usize; n_classes];
+    let (mut correct_sum, mut abstain_sum, mut drawn_sum) = (0.0, 0.0, 0.0);
+    for _ in 0..permutations.max(1) {
+        counts.iter_mut().for_each(|c| *c = 0);
+        let mut drawn = 0;
+        for (t, i) in shuffled_prefix(&mut order, cap, rng).iter().enumerate() {
+            drawn = t + 1;
+            if let Some(c) = classes[*i] {
+                counts[c] += 1;
+                let (v1, v2) = top_two(&counts);
+                if decisive(v1, v2) {
+                    break;
+                }
+            }
+        }
+        drawn_sum += drawn as f64;
+        let best = counts.iter().copied().max().unwrap_or(0);
+        if best == 0 {
+            abstain_sum += 1.0;
+        } else if let Some(c) = correct
+            && counts[c] == best
+        {
+            correct_sum += 1.0 / counts.iter().filter(|&&x| x == best).count() as f64;
+        }
+    }
+    let runs = permutations.max(1) as f64;
+    Sequential {
+        accuracy: correct_sum / runs,
+        abstain: abstain_sum / runs,
+        samples: drawn_sum / runs,
+    }
+}
+
+/// Shuffle the first `k` places of `order` uniformly (a partial Fisher–Yates)
+/// and return them.
+fn shuffled_prefix<'a>(
+    order: &'a mut [usize],
+    k: usize,
+    rng: &mut impl rand::RngExt,
+) -> &'a [usize] {
+    let n = order.len();
+    for i in 0..k.min(n) {
+        order.swap(i, rng.random_range(i..n));
+    }
+    &order[..k.min(n)]
+}
+
+/// The largest and second-largest of `counts` (0 where missing).
+pub fn top_two(counts: &[usize]) -> (usize, usize) {
+    counts.iter().fold((0, 0), |(a, b), &c| {
+        if c > a {
+            (c, a)
+        } else if c > b {
+            (a, c)
+        } else {
+            (a, b)
+        }
+    })
+}
+
+/// Posterior probability that the leading answer (`v1` votes) is more likely
+/// than the runner-up (`v2`), with a uniform prior on their split: for
+/// X ~ Beta(v1 + 1, v2 + 1), P(X > 1/2) = P(Binomial(v1 + v2 + 1, 1/2) ≤ v1).
+pub fn leader_probability(v1: usize, v2: usize) -> f64 {
+    let m = v1 + v2 + 1;
+    // Sum the binomial's pmf in log space: m can run to thousands.
+    let ln_half = -(m as f64) * std::f64::consts::LN_2;
+    let mut ln_c = 0.0; // ln C(m, 0)
+    let mut total = 0.0;
+    for j in 0..=v1 {
+        if j > 0 {
+            ln_c += ((m - j + 1) as f64).ln() - (j as f64).ln();
+        }
+        total += (ln_c + ln_half).exp();
+    }
+    total.min(1.0)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn leader_probability_matches_the_beta_distribution() {
+        // Beta(1, 1) is uniform: P(X > 1/2) = 1/2.
+        assert!((leader_probability(0, 0) - 0.5).abs() < 1e-12);
+        // Beta(2, 1) has density 2x: P(X > 1/2) = 3/4.
+        assert!((leader_probability(1, 0) - 0.75).abs() < 1e-12);
+        // Beta(4, 2): P(X > 1/2) = 1 − I_{1/2}(4, 2) = 13/16.
+        assert!((leader_probability(3, 1) - 13.0 / 16.0).abs() < 1e-12);
+        assert!(leader_probability(600, 500) > 0.99 && leader_probability(500, 500) < 0.51);
+    }
+
+    #[test]
+    fn top_two_ignores_order() {
+        assert_eq!(top_two(&[3, 7, 5]), (7, 5));
+        assert_eq!(top_two(&[4, 4]), (4, 4));
+        assert_eq!(top_two(&[2]), (2, 0));
+    }
 
     #[test]
     fn binomials_match_known_values() {

@@ -252,6 +252,7 @@ async fn run_task(sh: &Shared, idx: usize) -> Result<Vec<TaskOutcome>, Stop> {
                 accuracy: o.accuracy,
                 abstain: o.abstain,
                 tokens: o.tokens,
+                samples: o.samples,
                 selected: o.selected.clone(),
                 selected_correct: o.selected_correct,
             });

@@ -151,6 +151,7 @@ pub enum StrategyKind {
     SelfConsistency,
     BestOfN,
     WeightedMajority,
+    AdaptiveConsistency,
 }
 
 impl StrategyKind {
@@ -159,6 +160,7 @@ impl StrategyKind {
             StrategyKind::SelfConsistency => "self_consistency",
             StrategyKind::BestOfN => "best_of_n",
             StrategyKind::WeightedMajority => "weighted_majority",
+            StrategyKind::AdaptiveConsistency => "adaptive_consistency",
         }
     }
 }
@@ -171,6 +173,17 @@ pub struct Strategy {
     /// Ascending, distinct, positive.
     pub ns: Vec<usize>,
     pub verifier: Option<usize>,
+    /// For adaptive consistency.
+    pub stop: Option<StopRule>,
+}
+
+/// When adaptive consistency stops drawing samples.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub enum StopRule {
+    /// P(leader's share > runner-up's | votes) under a uniform prior reaches this.
+    Beta(f64),
+    /// The leader has this many more votes than the runner-up.
+    Margin(usize),
 }
 
 #[derive(Debug, Clone, Default, serde::Serialize)]

@@ -361,6 +361,21 @@ pub struct StrategySpec {
     /// For `best_of_n` and `weighted_majority`: the verifier that scores candidates.
     #[serde(default)]
     pub verifier: Option<Located<String>>,
+    /// For `adaptive_consistency`: when to stop sampling (default `{beta: 0.95}`);
+    /// `n` is then the most samples it may draw.
+    #[serde(default)]
+    pub stop: Option<Located<StopSpec>>,
+}
+
+/// When adaptive consistency stops drawing samples.
+#[derive(Debug, Clone, Copy, PartialEq, Deserialize, JsonSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum StopSpec {
+    /// Stop once the posterior probability that the leading answer is more
+    /// likely than the runner-up (a Beta over their votes) reaches this.
+    Beta(f64),
+    /// Stop once the leading answer has this many more votes than the runner-up.
+    Margin(i64),
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, JsonSchema)]
@@ -372,6 +387,9 @@ pub enum StrategyKindSpec {
     BestOfN,
     /// The answer whose samples' verifier scores sum highest.
     WeightedMajority,
+    /// Plurality vote over samples drawn one at a time until the leader is
+    /// decisively ahead (`stop`) or `n` are drawn.
+    AdaptiveConsistency,
 }
 
 /// One `n` or a list of them, each with its position.

@@ -50,6 +50,7 @@ const MIGRATIONS: &[&str] = &[
     include_str!("schema/v2.sql"),
     include_str!("schema/v3.sql"),
     include_str!("schema/v4.sql"),
+    include_str!("schema/v5.sql"),
 ];
 
 pub const SCHEMA_VERSION: i64 = MIGRATIONS.len() as i64;
@@ -269,8 +270,8 @@ impl Store {
             let mut ins = tx
                 .prepare(
                     "INSERT INTO results (run_id, strategy, kind, agent, verifier, n, accuracy,
-                        ci_low, ci_high, tasks, abstain_rate, mean_tokens)
-                     VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12)",
+                        ci_low, ci_high, tasks, abstain_rate, mean_tokens, mean_samples)
+                     VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13)",
                 )
                 .map_err(err)?;
             for r in results {
@@ -286,7 +287,8 @@ impl Store {
                     r.ci_high,
                     r.tasks as i64,
                     r.abstain_rate,
-                    r.mean_tokens
+                    r.mean_tokens,
+                    r.mean_samples
                 ])
                 .map_err(err)?;
             }
@@ -358,7 +360,7 @@ impl Store {
             .conn
             .prepare(
                 "SELECT strategy, kind, agent, verifier, n, accuracy, ci_low, ci_high, tasks,
-                    abstain_rate, mean_tokens
+                    abstain_rate, mean_tokens, coalesce(mean_samples, n)
                  FROM results WHERE run_id = ?1 ORDER BY rowid",
             )
             .map_err(self.err())?;
@@ -376,6 +378,7 @@ impl Store {
                     tasks: r.get::<_, i64>(8)? as usize,
                     abstain_rate: r.get(9)?,
                     mean_tokens: r.get(10)?,
+                    mean_samples: r.get(11)?,
                 })
             })
             .and_then(|rows| rows.collect::<std::result::Result<Vec<_>, _>>())
@@ -667,7 +670,8 @@ impl Store {
         let mut st = self
             .conn
             .prepare(
-                "SELECT strategy, n, task_index, accuracy, abstain, tokens, selected, selected_correct
+                "SELECT strategy, n, task_index, accuracy, abstain, tokens, selected, selected_correct,
+                    coalesce(samples, n)
                  FROM task_results WHERE run_id = ?1",
             )
             .map_err(self.err())?;
@@ -683,9 +687,10 @@ impl Store {
                     r.get::<_, f64>(5)?,
                     r.get::<_, Option<String>>(6)?,
                     r.get::<_, bool>(7)?,
+                    r.get::<_, f64>(8)?,
                 ))
             };
-            let (name, n, task, accuracy, abstain, tokens, selected, selected_correct) =
+            let (name, n, task, accuracy, abstain, tokens, selected, selected_correct, samples) =
                 read().map_err(self.err())?;
             let Some(si) = scenario.strategies.iter().position(|s| s.name == name) else {
                 continue;
@@ -700,6 +705,7 @@ impl Store {
                     accuracy,
                     abstain,
                     tokens,
+                    samples,
                     selected,
                     selected_correct,
                 });
@@ -872,6 +878,7 @@ pub struct TaskResultRecord {
     pub accuracy: f64,
     pub abstain: f64,
     pub tokens: f64,
+    pub samples: f64,
     pub selected: Option<String>,
     pub selected_correct: bool,
 }
@@ -990,8 +997,8 @@ impl<'c> BatchWriter<'c> {
             )?,
             result: tx.prepare_cached(
                 "INSERT INTO task_results (run_id, strategy, kind, n, task_index, accuracy, abstain,
-                    tokens, selected, selected_correct)
-                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10)",
+                    tokens, selected, selected_correct, samples)
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11)",
             )?,
         })
     }
@@ -1092,6 +1099,7 @@ impl<'c> BatchWriter<'c> {
                         r.tokens,
                         r.selected,
                         r.selected_correct,
+                        r.samples,
                     ])?;
                 }
             }

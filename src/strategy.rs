@@ -7,8 +7,8 @@
 
 use rand::RngExt;
 
-use crate::estimator::{self, Binomials, Scored, Weighted};
-use crate::scenario::{Strategy, StrategyKind, Task};
+use crate::estimator::{self, Binomials, Scored, Sequential, Weighted};
+use crate::scenario::{StopRule, Strategy, StrategyKind, Task};
 use crate::seed::{self, Part};
 
 /// What a strategy needs to know about one sample.
@@ -31,8 +31,10 @@ pub struct TaskOutcome {
     pub accuracy: f64,
     /// Probability the strategy answers nothing.
     pub abstain: f64,
-    /// Expected tokens spent on `n` samples.
+    /// Expected tokens spent.
     pub tokens: f64,
+    /// Expected samples drawn: `n`, or fewer for adaptive consistency.
+    pub samples: f64,
     /// The answer chosen from the first `n` samples.
     pub selected: Option<String>,
     pub selected_correct: bool,
@@ -64,15 +66,56 @@ pub fn evaluate(
             ],
         )
     };
-    let (accuracy, abstain) = curves(b, strategy, pool, &mut rng("estimate", 0));
+    let expected: Vec<Sequential> = match strategy.stop {
+        Some(stop) => {
+            let (classes, class_of, correct) = answer_classes(pool);
+            let mut rng = rng("estimate", 0);
+            strategy
+                .ns
+                .iter()
+                .map(|&n| {
+                    estimator::adaptive_consistency(
+                        &class_of,
+                        correct,
+                        classes,
+                        n,
+                        |v1, v2| stop.satisfied(v1, v2),
+                        ESTIMATE_PERMUTATIONS,
+                        &mut rng,
+                    )
+                })
+                .collect()
+        }
+        None => {
+            let (accuracy, abstain) = curves(b, strategy, pool, &mut rng("estimate", 0));
+            strategy
+                .ns
+                .iter()
+                .map(|&n| {
+                    let at = n.min(pool.len());
+                    Sequential {
+                        accuracy: accuracy[at],
+                        abstain: abstain[at],
+                        samples: n as f64,
+                    }
+                })
+                .collect()
+        }
+    };
     strategy
         .ns
         .iter()
-        .map(|&n| {
-            let prefix = &pool[..n.min(pool.len())];
+        .zip(expected)
+        .map(|(&n, expected)| {
+            let mut prefix = &pool[..n.min(pool.len())];
+            if let Some(stop) = strategy.stop {
+                prefix = &prefix[..stopping_point(prefix, stop)];
+            }
             let mut tie = rng("tie", n);
             let picked = match (strategy.kind, strategy.verifier) {
-                (StrategyKind::SelfConsistency, _) => plurality(prefix, |_| 1.0, &mut tie),
+                (StrategyKind::SelfConsistency | StrategyKind::AdaptiveConsistency, _) => {
+                    plurality(prefix, |_| 1.0, &mut tie)
+                }
                 (StrategyKind::WeightedMajority, Some(v)) => {
                     plurality(prefix, |s| s.scores[v], &mut tie)
                 }
@@ -82,19 +125,59 @@ pub fn evaluate(
                 Some(i) => (prefix[i].answer.clone(), prefix[i].correct),
                 None => (None, false),
             };
-            let at = n.min(pool.len());
             TaskOutcome {
                 strategy: si,
                 n,
-                accuracy: if has_expected { accuracy[at] } else { f64::NAN },
-                abstain: abstain[at],
-                tokens: mean_tokens * n as f64,
+                accuracy: if has_expected {
+                    expected.accuracy
+                } else {
+                    f64::NAN
+                },
+                abstain: expected.abstain,
+                tokens: mean_tokens * expected.samples,
+                samples: expected.samples,
                 selected,
                 selected_correct,
             }
         })
         .collect()
 }
+
+/// How many samples of `prefix`, taken in order, adaptive consistency draws
+/// before `stop` holds (all of them if it never does).
+fn stopping_point(prefix: &[PoolSample], stop: StopRule) -> usize {
+    let mut votes: Vec<(&str, usize)> = Vec::new();
+    for (i, s) in prefix.iter().enumerate() {
+        if let Some(a) = &s.answer {
+            match votes.iter_mut().find(|(c, _)| c == a) {
+                Some(e) => e.1 += 1,
+                None => votes.push((a, 1)),
+            }
+            let counts: Vec<usize> = votes.iter().map(|v| v.1).collect();
+            let (v1, v2) = estimator::top_two(&counts);
+            if stop.satisfied(v1, v2) {
+                return i + 1;
+            }
+        }
+    }
+    prefix.len()
+}
+
+impl StopRule {
+    /// Whether votes `v1` for the leading answer and `v2` for the runner-up
+    /// are decisive.
+    pub fn satisfied(self, v1: usize, v2: usize) -> bool {
+        match self {
+            StopRule::Beta(p) => estimator::leader_probability(v1, v2) >= p,
+            StopRule::Margin(m) => v1 >= v2 + m,
+        }
+    }
+}
+
+/// Random orders of the pool behind Monte Carlo estimates (weighted majority
+/// beyond enumerable pools, adaptive consistency); a per-task standard error
+/// of at most 0.5/√this.
+pub const ESTIMATE_PERMUTATIONS: usize = 1000;
 
 /// Expected accuracy and abstention of `strategy` at every `k` up to the pool's size.
 fn curves(
@@ -129,7 +212,7 @@ fn curves(
                 &weighted,
                 correct,
                 classes,
-                WEIGHTED_PERMUTATIONS,
+                ESTIMATE_PERMUTATIONS,
                 rng,
             );
             (
@@ -151,11 +234,6 @@ fn curves(
         }
     }
 }
-
-/// Random orders of the pool behind a weighted-majority estimate (when the
-/// pool is too large to enumerate); the estimate's standard error is at most
-/// 0.5/√this per task.
-pub const WEIGHTED_PERMUTATIONS: usize = 1000;
 
 /// Answer classes of a pool: how many, each sample's class (`None` for an
 /// abstention, classes numbered in first-seen order), and the correct class.

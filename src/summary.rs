@@ -30,6 +30,8 @@ pub struct ResultRow {
     pub abstain_rate: f64,
     /// Expected tokens per task at this n.
     pub mean_tokens: f64,
+    /// Expected samples drawn per task: `n`, or fewer for adaptive consistency.
+    pub mean_samples: f64,
 }
 
 fn nan_as_null<S: serde::Serializer>(v: &f64, s: S) -> Result<S::Ok, S::Error> {
@@ -96,16 +98,16 @@ impl RunSummary {
     pub fn table(&self) -> String {
         let mut t = Table::new();
         t.load_style(presets::UTF8_FULL_CONDENSED);
-        t.set_header([
-            "strategy",
-            "n",
-            "accuracy",
-            "95% CI",
-            "abstain",
-            "tokens/task",
-        ]);
+        // Samples drawn get a column only when a strategy stops early.
+        let early = self.results.iter().any(|r| r.mean_samples != r.n as f64);
+        let mut header = vec!["strategy", "n", "accuracy", "95% CI", "abstain"];
+        if early {
+            header.push("samples/task");
+        }
+        header.push("tokens/task");
+        t.set_header(header);
         for r in &self.results {
-            t.add_row([
+            let mut row = vec![
                 Cell::new(&r.strategy),
                 Cell::new(r.n).set_alignment(CellAlignment::Right),
                 Cell::new(pct(r.accuracy)).set_alignment(CellAlignment::Right),
@@ -115,8 +117,16 @@ impl RunSummary {
                     "-".into()
                 }),
                 Cell::new(pct(r.abstain_rate)).set_alignment(CellAlignment::Right),
+            ];
+            if early {
+                row.push(
+                    Cell::new(format!("{:.1}", r.mean_samples)).set_alignment(CellAlignment::Right),
+                );
+            }
+            row.push(
                 Cell::new(format!("{:.0}", r.mean_tokens)).set_alignment(CellAlignment::Right),
-            ]);
+            );
+            t.add_row(row);
         }
         let cost = if self.spent.cost_usd > 0.0 {
             format!(" · ${:.4}", self.spent.cost_usd)
@@ -156,6 +166,7 @@ impl RunSummary {
                 "tasks": r.tasks,
                 "abstain_rate": r.abstain_rate,
                 "mean_tokens": r.mean_tokens,
+                "mean_samples": r.mean_samples,
             })).collect::<Vec<_>>(),
         })
     }
@@ -175,13 +186,15 @@ pub fn summarize(
     let mut offset = 0;
     for s in &scenario.strategies {
         for (j, &n) in s.ns.iter().enumerate() {
-            let (mut acc, mut abstain, mut tokens, mut done) = (Vec::new(), 0.0, 0.0, 0usize);
+            let (mut acc, mut abstain, mut tokens, mut samples, mut done) =
+                (Vec::new(), 0.0, 0.0, 0.0, 0usize);
             for (task, o) in scenario.tasks.iter().zip(outcomes) {
                 let Some(o) = o else { continue };
                 let o = &o[offset + j];
                 done += 1;
                 abstain += o.abstain;
                 tokens += o.tokens;
+                samples += o.samples;
                 if task.expected.is_some() {
                     acc.push(o.accuracy);
                 }
@@ -204,6 +217,7 @@ pub fn summarize(
                 tasks: acc.len(),
                 abstain_rate: mean(abstain),
                 mean_tokens: mean(tokens),
+                mean_samples: mean(samples),
             });
             columns.push(Column { values: acc });
         }

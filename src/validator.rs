@@ -13,12 +13,12 @@ use crate::loader::Loaded;
 use crate::network::{Api, HttpModel};
 use crate::node::Located;
 use crate::scenario::{
-    Agent, Budget, Model, ModelKind, Price, Scenario, ScenarioSource, Strategy, StrategyKind, Task,
-    Verifier, VerifierKind,
+    Agent, Budget, Model, ModelKind, Price, Scenario, ScenarioSource, StopRule, Strategy,
+    StrategyKind, Task, Verifier, VerifierKind,
 };
 use crate::simulated::{AnswerStyle, Distribution, SimulatedModel, spread_shares};
 use crate::spec::{
-    ExtractSpec, ModelSpec, NormalizeStep, Spread, StrategyKindSpec, VerifierKindSpec,
+    ExtractSpec, ModelSpec, NormalizeStep, Spread, StopSpec, StrategyKindSpec, VerifierKindSpec,
 };
 use crate::template::Template;
 
@@ -973,6 +973,7 @@ impl<'a> Validator<'a> {
                 StrategyKindSpec::SelfConsistency => StrategyKind::SelfConsistency,
                 StrategyKindSpec::BestOfN => StrategyKind::BestOfN,
                 StrategyKindSpec::WeightedMajority => StrategyKind::WeightedMajority,
+                StrategyKindSpec::AdaptiveConsistency => StrategyKind::AdaptiveConsistency,
             };
             let name = s
                 .name
@@ -1022,8 +1023,8 @@ impl<'a> Validator<'a> {
                     );
                     None
                 }
-                (StrategyKind::SelfConsistency, Some(v)) => {
-                    self.err(v.span, "`self_consistency` takes no `verifier`");
+                (StrategyKind::SelfConsistency | StrategyKind::AdaptiveConsistency, Some(v)) => {
+                    self.err(v.span, format!("`{}` takes no `verifier`", kind.as_str()));
                     None
                 }
                 (_, Some(v)) => {
@@ -1043,6 +1044,7 @@ impl<'a> Validator<'a> {
                 }
                 (_, None) => None,
             };
+            let stop = self.stop_rule(kind, s.stop.as_ref());
             if let Some(agent) = agent {
                 out.push(Strategy {
                     name,
@@ -1050,10 +1052,50 @@ impl<'a> Validator<'a> {
                     agent,
                     ns,
                     verifier,
+                    stop,
                 });
             }
         }
         out
+    }
+
+    /// An adaptive strategy's stop rule (default: Beta at 0.95); other kinds take none.
+    fn stop_rule(
+        &mut self,
+        kind: StrategyKind,
+        stop: Option<&Located<StopSpec>>,
+    ) -> Option<StopRule> {
+        if kind != StrategyKind::AdaptiveConsistency {
+            if let Some(s) = stop {
+                self.err(
+                    s.span,
+                    format!(
+                        "`stop` belongs to `adaptive_consistency`, not `{}`",
+                        kind.as_str()
+                    ),
+                );
+            }
+            return None;
+        }
+        match stop.map(|s| (s.value, s.span)) {
+            None => Some(StopRule::Beta(0.95)),
+            Some((StopSpec::Beta(p), _)) if p > 0.5 && p < 1.0 => Some(StopRule::Beta(p)),
+            Some((StopSpec::Beta(p), span)) => {
+                self.err(
+                    span,
+                    format!("`beta` must be a probability between 0.5 and 1 (exclusive), such as 0.95; found {p}"),
+                );
+                None
+            }
+            Some((StopSpec::Margin(m), _)) if m >= 1 => Some(StopRule::Margin(m as usize)),
+            Some((StopSpec::Margin(m), span)) => {
+                self.err(
+                    span,
+                    format!("`margin` must be a whole number of votes ≥ 1, found {m}"),
+                );
+                None
+            }
+        }
     }
 
     /// The run's caps (whether the models can be held to them is checked

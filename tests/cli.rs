@@ -481,6 +481,23 @@ const CASES: &[Case] = &[
         at: "s.yaml:16:31",
         message: "`digits` must be between 1 and 15, found 0",
     },
+    Case {
+        name: "stop rule on a strategy that does not stop early",
+        edit: ("    n: [1, 2]", "    n: [1, 2]\n    stop: {margin: 2}"),
+        files: &[],
+        at: "s.yaml:21:11",
+        message: "`stop` belongs to `adaptive_consistency`, not `self_consistency`",
+    },
+    Case {
+        name: "beta stop rule out of range",
+        edit: (
+            "  - kind: self_consistency\n    agent: solver\n    n: [1, 2]",
+            "  - kind: adaptive_consistency\n    agent: solver\n    n: [1, 2]\n    stop: {beta: 1.5}",
+        ),
+        files: &[],
+        at: "s.yaml:21:11",
+        message: "`beta` must be a probability between 0.5 and 1",
+    },
 ];
 
 #[test]
@@ -1272,6 +1289,117 @@ strategies:
     );
     assert_eq!(v["tasks"].as_array().unwrap().len(), 300);
     assert_eq!(v["agents"][0]["tasks"], 300);
+}
+
+/// Adaptive consistency with a margin rule on two answers is a random walk
+/// on the vote difference, absorbed at ±`margin`, cut off at `cap` (then the
+/// plurality wins, a tie is shared): exact accuracy and expected samples.
+fn analytic_margin_race(p: f64, margin: i64, cap: usize) -> (f64, f64) {
+    let mut alive: std::collections::BTreeMap<i64, f64> = [(0, 1.0)].into();
+    let (mut accuracy, mut samples) = (0.0, 0.0);
+    for t in 1..=cap {
+        let mut next = std::collections::BTreeMap::new();
+        for (d, w) in alive {
+            for (step, q) in [(1, p), (-1, 1.0 - p)] {
+                let (d, w) = (d + step, w * q);
+                if d.abs() >= margin {
+                    samples += w * t as f64;
+                    accuracy += if d > 0 { w } else { 0.0 };
+                } else {
+                    *next.entry(d).or_insert(0.0) += w;
+                }
+            }
+        }
+        alive = next;
+    }
+    for (d, w) in alive {
+        samples += w * cap as f64;
+        accuracy += w * if d > 0 {
+            1.0
+        } else if d == 0 {
+            0.5
+        } else {
+            0.0
+        };
+    }
+    (accuracy, samples)
+}
+
+#[test]
+fn adaptive_consistency_matches_the_random_walk_it_is() {
+    // Two answers, 0.6 and 0.4; stop at a lead of 4 votes or after 40 samples.
+    let scenario = r#"name: race
+seed: 9
+models:
+  sim:
+    provider: simulated
+    distribution: {p_correct: 0.6, delta: 0.2, wrong_answers: 1}
+agents:
+  solver:
+    model: sim
+    prompt: "Q: {{ question }}"
+dataset:
+  synthetic: {count: 400}
+strategies:
+  - kind: adaptive_consistency
+    agent: solver
+    stop: {margin: 4}
+    n: 40
+  - kind: adaptive_consistency
+    name: never_stops
+    agent: solver
+    stop: {margin: 1000}
+    n: [7, 40]
+  - kind: self_consistency
+    agent: solver
+    n: [7, 40]
+"#;
+    let s = Scratch::new();
+    let db = s.path("r.db");
+    let out = Crucible::new(&["run"])
+        .arg(s.write("r.yaml", scenario))
+        .db(&db)
+        .arg("--json")
+        .ok();
+    let v: serde_json::Value = serde_json::from_str(&out).unwrap();
+    let row = |strategy: &str, n: u64| {
+        v["results"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|r| r["strategy"] == strategy && r["n"] == n)
+            .unwrap()
+            .clone()
+    };
+    let get = |r: &serde_json::Value, k: &str| r[k].as_f64().unwrap();
+    let (accuracy, samples) = analytic_margin_race(0.6, 4, 40);
+    let race = row("adaptive_consistency", 40);
+    assert!(
+        get(&race, "ci_low") <= accuracy && accuracy <= get(&race, "ci_high"),
+        "analytic {accuracy} outside {race}"
+    );
+    // Samples spent: the pools' own p̂ varies around 0.6, so allow 5%.
+    assert!(
+        (get(&race, "mean_samples") / samples - 1.0).abs() < 0.05,
+        "analytic {samples}: {race}"
+    );
+    assert!(get(&race, "mean_samples") < 20.0);
+    // A rule that never holds draws every sample and is plain majority voting
+    // (up to the Monte Carlo error of 1000 orders per task, over 400 tasks).
+    for n in [7u64, 40] {
+        let (never, sc) = (row("never_stops", n), row("self_consistency", n));
+        assert_eq!(get(&never, "mean_samples"), n as f64);
+        assert!(
+            (get(&never, "accuracy") - get(&sc, "accuracy")).abs() < 0.005,
+            "{never} {sc}"
+        );
+    }
+    // Every task records what it stopped at and chose.
+    let stopped: f64 = query(
+        &db,
+        "SELECT avg(samples) FROM task_results WHERE strategy = 'adaptive_consistency'",
+    );
+    assert!((stopped - get(&race, "mean_samples")).abs() < 1e-9);
 }
 
 #[test]
