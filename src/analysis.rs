@@ -17,6 +17,7 @@ use crate::bootstrap;
 use crate::estimator::{self, Binomials, Scored, Weighted};
 use crate::seed::{self, Part};
 use crate::store::{Store, StoreError};
+use crate::strategy::UNSCORED;
 
 /// How `analyze` computes its intervals and estimates.
 #[derive(Debug, Clone)]
@@ -274,7 +275,7 @@ fn read_scores(path: &std::path::Path, run_id: i64) -> Result<Scores, StoreError
                 }) as u32,
         };
         last = Some(v);
-        rows.push((id, v, score));
+        rows.push((id, v, score.unwrap_or(UNSCORED)));
     })?;
     Ok((verifiers, rows))
 }

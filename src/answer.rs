@@ -133,7 +133,7 @@ fn scalar_step(step: NormalizeStep, s: String) -> String {
 }
 
 /// `p/q`, `\frac{p}{q}` or `\dfrac{p}{q}` with integers p and q (q ≠ 0).
-fn parse_fraction(s: &str) -> Option<(i128, i128)> {
+pub fn parse_fraction(s: &str) -> Option<(i128, i128)> {
     let t = s.trim();
     let (neg, t) = match t.strip_prefix('-') {
         Some(rest) => (true, rest.trim_start()),

@@ -231,6 +231,16 @@ pub struct Weighted {
     pub score: f64,
 }
 
+impl Weighted {
+    /// A candidate with no score (a verifier that failed) casts no vote.
+    pub fn new(class: Option<usize>, score: f64) -> Weighted {
+        Weighted {
+            class: class.filter(|_| score.is_finite()),
+            score,
+        }
+    }
+}
+
 /// Weighted majority at every `k`: an estimate and how it was made.
 #[derive(Debug, Clone, PartialEq)]
 pub struct WeightedCurve {

@@ -17,8 +17,9 @@ use crate::budget::{Ledger, Spend};
 use crate::estimator::Binomials;
 use crate::provider::{CallRequest, Provider, UsageBound, call_key};
 use crate::scenario::{Scenario, Task};
-use crate::store::{Blob, CallRecord, Record, SampleRecord, TaskResultRecord};
-use crate::strategy::{self, PoolSample, TaskOutcome};
+use crate::store::{Blob, CallRecord, Record, SampleRecord, ScoreRecord, TaskResultRecord};
+use crate::strategy::{self, PoolSample, TaskOutcome, UNSCORED};
+use crate::verifier::{Candidate, Score};
 
 /// Live counters for a progress display.
 #[derive(Debug, Default)]
@@ -83,6 +84,8 @@ struct Shared {
     providers: Vec<Arc<dyn Provider>>,
     binomials: Binomials,
     calls: Semaphore,
+    /// Verifier commands running at once: one per CPU.
+    commands: Semaphore,
     concurrency: usize,
     progress: Arc<Progress>,
     cancel: Arc<AtomicBool>,
@@ -143,6 +146,7 @@ impl Executor {
         let shared = Arc::new(Shared {
             binomials: Binomials::new(max_n),
             calls: Semaphore::new(self.concurrency),
+            commands: Semaphore::new(std::thread::available_parallelism().map_or(1, |n| n.get())),
             concurrency: self.concurrency,
             progress: self.progress.clone(),
             cancel: self.cancel.clone(),
@@ -362,7 +366,14 @@ async fn draw_pool(
             Err(e) if e.fatal => Some(e.to_string()),
             _ => None,
         };
-        let (record, samples) = trace_call(sh, &call, response);
+        let (mut record, mut samples) = trace_call(sh, &call, response);
+        if call
+            .verifiers
+            .iter()
+            .any(|&v| sc.verifiers[v].runs_command())
+        {
+            score_by_commands(sh, &call, &mut record, &mut samples).await;
+        }
         let used = Spend {
             requests: 1,
             tokens: record.input_tokens + record.output_tokens,
@@ -401,6 +412,49 @@ async fn draw_pool(
         .into_iter()
         .map(|s| s.expect("every call answered"))
         .collect())
+}
+
+/// Fill in the scores of the command verifiers of `call` on every sample of
+/// `record`, running at most one command per CPU at a time.
+async fn score_by_commands(
+    sh: &Shared,
+    call: &CallMeta<'_>,
+    record: &mut CallRecord,
+    pool: &mut [PoolSample],
+) {
+    let sc = &*sh.scenario;
+    let jobs: Vec<(usize, usize, usize)> = (0..record.samples.len())
+        .flat_map(|i| {
+            call.verifiers
+                .iter()
+                .enumerate()
+                .filter(|&(_, &v)| sc.verifiers[v].runs_command())
+                .map(move |(slot, &v)| (i, slot, v))
+        })
+        .collect();
+    let record_ref = &*record;
+    let scored = futures_util::future::join_all(jobs.iter().map(|&(i, _, v)| async move {
+        let _permit = sh.commands.acquire().await.expect("semaphore open");
+        let s = &record_ref.samples[i];
+        let candidate = Candidate {
+            agent: &sc.agents[call.agent_idx].name,
+            task: call.task,
+            index: s.sample_index,
+            text: &s.text,
+            extracted: s.extracted.as_deref(),
+            answer: s.normalized.as_deref(),
+            correct: s.correct,
+        };
+        sc.verifiers[v].score_by_command(&candidate).await
+    }))
+    .await;
+    for ((i, slot, v), s) in jobs.into_iter().zip(scored) {
+        pool[i].scores[v] = s.value.unwrap_or(UNSCORED);
+        let stored = &mut record.samples[i].scores[slot];
+        stored.value = s.value;
+        stored.accepted = s.accepted;
+        stored.detail = s.detail;
+    }
 }
 
 /// What a call was for.
@@ -465,11 +519,31 @@ fn trace_call(
         };
         let mut scores = vec![f64::NAN; sc.verifiers.len()];
         let mut stored_scores = Vec::with_capacity(call.verifiers.len());
+        let candidate = Candidate {
+            agent: &agent.name,
+            task,
+            index: k,
+            text: &text,
+            extracted: answer.as_ref().map(|a| a.raw.as_str()),
+            answer: answer.as_ref().map(|a| a.normalized.as_str()),
+            correct,
+        };
         for &v in call.verifiers {
-            let judged = answer.as_ref().and(correct);
-            let s = sc.verifiers[v].score(sc.seed, &agent.name, &task.id, k, judged);
-            scores[v] = s.value;
-            stored_scores.push((sh.verifier_names[v].clone(), s.value, s.accepted));
+            // Command verifiers leave a blank, filled by `score_by_commands`.
+            let s = sc.verifiers[v]
+                .score_now(sc.seed, &candidate)
+                .unwrap_or(Score {
+                    value: None,
+                    accepted: None,
+                    detail: None,
+                });
+            scores[v] = s.value.unwrap_or(UNSCORED);
+            stored_scores.push(ScoreRecord {
+                verifier: sh.verifier_names[v].clone(),
+                value: s.value,
+                accepted: s.accepted,
+                detail: s.detail,
+            });
         }
         // A request's input tokens count once, against its first sample.
         let sample_input = if i == 0 { input_tokens } else { 0 };

@@ -94,7 +94,11 @@ fn csv_record(r: &ExportRow, verifiers: &[String]) -> Vec<String> {
         opt(&r.error),
         r.text.clone(),
     ];
-    rec.extend(verifiers.iter().map(|v| opt(&r.scores.get(v))));
+    rec.extend(
+        verifiers
+            .iter()
+            .map(|v| opt(&r.scores.get(v).copied().flatten())),
+    );
     rec
 }
 

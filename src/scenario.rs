@@ -133,7 +133,7 @@ pub struct Verifier {
     pub kind: VerifierKind,
 }
 
-#[derive(Debug, Clone, Copy)]
+#[derive(Debug, Clone)]
 pub enum VerifierKind {
     Oracle {
         false_positive_rate: f64,
@@ -143,6 +143,25 @@ pub enum VerifierKind {
         correct_mean: f64,
         wrong_mean: f64,
         sd: f64,
+    },
+    Programmatic(Check),
+}
+
+/// A programmatic verifier's check.
+#[derive(Debug, Clone)]
+pub enum Check {
+    Exact,
+    Numeric {
+        absolute: f64,
+        relative: f64,
+    },
+    Regex(regex::Regex),
+    Command {
+        /// Program and arguments.
+        argv: Vec<String>,
+        /// Where it runs: the scenario's directory.
+        dir: std::path::PathBuf,
+        timeout: std::time::Duration,
     },
 }
 

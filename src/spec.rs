@@ -335,6 +335,40 @@ pub struct VerifierSpec {
     /// `noisy`: standard deviation of the score (default 0.5).
     #[serde(default)]
     pub sd: Option<Located<f64>>,
+    /// `programmatic`: what to check (`exact`, `numeric`, `regex` or `command`).
+    #[serde(default)]
+    pub check: Option<Located<CheckSpec>>,
+    /// `programmatic`, `check: regex`: the pattern a sample's text must contain.
+    #[serde(default)]
+    pub pattern: Option<Located<String>>,
+    /// `programmatic`, `check: numeric`: largest accepted absolute difference (default 1e-9).
+    #[serde(default)]
+    pub tolerance: Option<Located<f64>>,
+    /// `programmatic`, `check: numeric`: largest accepted difference relative to the expected value (default 0).
+    #[serde(default)]
+    pub relative_tolerance: Option<Located<f64>>,
+    /// `programmatic`, `check: command`: program and arguments; gets the candidate as
+    /// JSON on stdin and prints a score.
+    #[serde(default)]
+    pub command: Option<Located<Vec<String>>>,
+    /// `programmatic`, `check: command`: seconds before the command is killed (default 60).
+    #[serde(default)]
+    pub timeout: Option<Located<f64>>,
+}
+
+/// What a `programmatic` verifier checks.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, JsonSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum CheckSpec {
+    /// The normalized answer equals the expected one: score 1, else 0.
+    Exact,
+    /// The answer is a number within `tolerance` (absolute) or
+    /// `relative_tolerance` of the expected number: score 1, else 0.
+    Numeric,
+    /// The sample's text matches `pattern`: score 1, else 0.
+    Regex,
+    /// `command` prints the score.
+    Command,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, JsonSchema)]
@@ -344,6 +378,8 @@ pub enum VerifierKindSpec {
     Oracle,
     /// A real-valued score: normal around `correct_mean` or `wrong_mean`.
     Noisy,
+    /// A deterministic check of the answer or text, or an external command.
+    Programmatic,
 }
 
 /// One strategy to evaluate at every `n`.

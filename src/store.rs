@@ -540,12 +540,13 @@ impl Store {
     }
 
     /// Every verifier score of the samples with ids in `ids` (inclusive), in
-    /// sample-id order: `(sample id, verifier, score)`. Scores of other runs'
-    /// samples in that range are passed too; the caller knows its ids.
+    /// sample-id order: `(sample id, verifier, score)`, the score `None` where
+    /// the verifier could not score. Scores of other runs' samples in that
+    /// range are passed too; the caller knows its ids.
     pub fn for_each_score(
         &self,
         ids: std::ops::RangeInclusive<i64>,
-        mut f: impl FnMut(i64, &str, f64),
+        mut f: impl FnMut(i64, &str, Option<f64>),
     ) -> Result<()> {
         let mut st = self
             .conn
@@ -556,7 +557,7 @@ impl Store {
             .map_err(self.err())?;
         let mut rows = st.query([ids.start(), ids.end()]).map_err(self.err())?;
         while let Some(r) = rows.next().map_err(self.err())? {
-            let (id, verifier, score) = (|| -> rusqlite::Result<(i64, &str, f64)> {
+            let (id, verifier, score) = (|| -> rusqlite::Result<(i64, &str, Option<f64>)> {
                 Ok((r.get(0)?, r.get_ref(1)?.as_str()?, r.get(2)?))
             })()
             .map_err(self.err())?;
@@ -808,7 +809,8 @@ pub struct ExportRow {
     pub output_tokens: i64,
     pub latency_ms: f64,
     pub error: Option<String>,
-    pub scores: std::collections::BTreeMap<String, f64>,
+    /// By verifier; `None` where the verifier could not score the sample.
+    pub scores: std::collections::BTreeMap<String, Option<f64>>,
 }
 
 /// One sample to store.
@@ -821,8 +823,17 @@ pub struct SampleRecord {
     pub correct: Option<bool>,
     pub output_tokens: u64,
     pub error: Option<String>,
-    /// (verifier name, score, accepted)
-    pub scores: Vec<(Arc<str>, f64, Option<bool>)>,
+    pub scores: Vec<ScoreRecord>,
+}
+
+/// One verifier's judgement of a sample, as stored in `scores`.
+#[derive(Debug, Clone)]
+pub struct ScoreRecord {
+    pub verifier: Arc<str>,
+    /// `None`: the verifier could not score the sample.
+    pub value: Option<f64>,
+    pub accepted: Option<bool>,
+    pub detail: Option<String>,
 }
 
 /// A text stored once under its content hash.
@@ -989,7 +1000,8 @@ impl<'c> BatchWriter<'c> {
                  VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15)",
             )?,
             score: tx.prepare_cached(
-                "INSERT INTO scores (sample_id, verifier, score, accepted) VALUES (?1, ?2, ?3, ?4)",
+                "INSERT INTO scores (sample_id, verifier, score, accepted, detail)
+                 VALUES (?1, ?2, ?3, ?4, ?5)",
             )?,
             attempt: tx.prepare_cached(
                 "INSERT INTO attempts (call_id, attempt, n, status, error, latency_ms, wait_ms)
@@ -1080,9 +1092,14 @@ impl<'c> BatchWriter<'c> {
                         s.error,
                     ])?;
                     stats.samples += 1;
-                    for (verifier, score, accepted) in &s.scores {
-                        self.score
-                            .execute(params![sample_id, &**verifier, score, accepted])?;
+                    for sc in &s.scores {
+                        self.score.execute(params![
+                            sample_id,
+                            &*sc.verifier,
+                            sc.value,
+                            sc.accepted,
+                            sc.detail
+                        ])?;
                     }
                 }
             }

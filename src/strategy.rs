@@ -174,6 +174,10 @@ impl StopRule {
     }
 }
 
+/// A score the verifier could not give, as the rules see it: below every
+/// real score in best-of-n, and no vote in weighted majority.
+pub const UNSCORED: f64 = f64::NEG_INFINITY;
+
 /// Random orders of the pool behind Monte Carlo estimates (weighted majority
 /// beyond enumerable pools, adaptive consistency); a per-task standard error
 /// of at most 0.5/√this.
@@ -203,10 +207,7 @@ fn curves(
             let weighted: Vec<Weighted> = pool
                 .iter()
                 .zip(&class_of)
-                .map(|(s, &class)| Weighted {
-                    class,
-                    score: s.scores[v],
-                })
+                .map(|(s, &class)| Weighted::new(class, s.scores[v]))
                 .collect();
             let curve = estimator::weighted_majority_curve(
                 &weighted,
@@ -266,7 +267,9 @@ fn plurality(
 ) -> Option<usize> {
     let mut totals: Vec<(&str, f64, usize)> = Vec::new(); // answer, weight, first index
     for (i, s) in prefix.iter().enumerate() {
-        if let Some(a) = &s.answer {
+        if let Some(a) = &s.answer
+            && weight(s).is_finite()
+        {
             match totals.iter_mut().find(|(c, _, _)| c == a) {
                 Some(e) => e.1 += weight(s),
                 None => totals.push((a, weight(s), i)),

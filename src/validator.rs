@@ -13,12 +13,13 @@ use crate::loader::Loaded;
 use crate::network::{Api, HttpModel};
 use crate::node::Located;
 use crate::scenario::{
-    Agent, Budget, Model, ModelKind, Price, Scenario, ScenarioSource, StopRule, Strategy,
+    Agent, Budget, Check, Model, ModelKind, Price, Scenario, ScenarioSource, StopRule, Strategy,
     StrategyKind, Task, Verifier, VerifierKind,
 };
 use crate::simulated::{AnswerStyle, Distribution, SimulatedModel, spread_shares};
 use crate::spec::{
-    ExtractSpec, ModelSpec, NormalizeStep, Spread, StopSpec, StrategyKindSpec, VerifierKindSpec,
+    CheckSpec, ExtractSpec, ModelSpec, NormalizeStep, Spread, StopSpec, StrategyKindSpec,
+    VerifierKindSpec, VerifierSpec,
 };
 use crate::template::Template;
 
@@ -950,6 +951,9 @@ impl<'a> Validator<'a> {
                         sd,
                     }
                 }
+                VerifierKindSpec::Programmatic => {
+                    VerifierKind::Programmatic(self.check(&name.value, spec, tasks))
+                }
             };
             out.push(Verifier {
                 name: name.value.clone(),
@@ -1057,6 +1061,109 @@ impl<'a> Validator<'a> {
             }
         }
         out
+    }
+
+    /// A programmatic verifier's check, with the fields it needs.
+    fn check(&mut self, name: &str, spec: &VerifierSpec, tasks: &[Task]) -> Check {
+        let Some(check) = &spec.check else {
+            self.err(
+                spec.kind.span,
+                format!("the programmatic verifier `{name}` needs a `check`: exact, numeric, regex or command"),
+            );
+            return Check::Exact;
+        };
+        let needs_expected = matches!(check.value, CheckSpec::Exact | CheckSpec::Numeric);
+        if needs_expected && let Some(t) = tasks.iter().find(|t| t.expected.is_none()) {
+            self.err(
+                check.span,
+                format!(
+                    "the `{}` check of verifier `{name}` compares with the expected answer; task `{}` has none",
+                    if check.value == CheckSpec::Exact { "exact" } else { "numeric" },
+                    t.id
+                ),
+            );
+        }
+        let tolerance = |v: &mut Self, x: &Option<Located<f64>>, what: &str, default: f64| match x {
+            Some(t) if !(t.value >= 0.0 && t.value.is_finite()) => {
+                v.err(
+                    t.span,
+                    format!("`{what}` must be a number ≥ 0, found {}", t.value),
+                );
+                default
+            }
+            Some(t) => t.value,
+            None => default,
+        };
+        match check.value {
+            CheckSpec::Exact => Check::Exact,
+            CheckSpec::Numeric => Check::Numeric {
+                absolute: tolerance(self, &spec.tolerance, "tolerance", 1e-9),
+                relative: tolerance(self, &spec.relative_tolerance, "relative_tolerance", 0.0),
+            },
+            CheckSpec::Regex => match &spec.pattern {
+                None => {
+                    self.err(check.span, "`check: regex` needs a `pattern`");
+                    Check::Exact
+                }
+                Some(p) => match regex::Regex::new(&p.value) {
+                    Ok(re) => Check::Regex(re),
+                    Err(e) => {
+                        self.err(p.span, format!("invalid regular expression: {e}"));
+                        Check::Exact
+                    }
+                },
+            },
+            CheckSpec::Command => {
+                let argv = match &spec.command {
+                    Some(c) if !c.value.is_empty() && !c.value[0].is_empty() => c.value.clone(),
+                    Some(c) => {
+                        self.err(
+                            c.span,
+                            "`command` must name a program, e.g. [python3, check.py]",
+                        );
+                        Vec::new()
+                    }
+                    None => {
+                        self.err(
+                            check.span,
+                            "`check: command` needs a `command`, e.g. [python3, check.py]",
+                        );
+                        Vec::new()
+                    }
+                };
+                let timeout = match &spec.timeout {
+                    Some(t) if !(t.value > 0.0 && t.value.is_finite()) => {
+                        self.err(
+                            t.span,
+                            format!(
+                                "`timeout` must be a positive number of seconds, found {}",
+                                t.value
+                            ),
+                        );
+                        60.0
+                    }
+                    Some(t) => t.value,
+                    None => 60.0,
+                };
+                // Commands run in the scenario's directory, like the paths it names.
+                let dir = match self.source.path.parent() {
+                    Some(d) if !d.as_os_str().is_empty() => d.to_path_buf(),
+                    _ => std::path::PathBuf::from("."),
+                };
+                let mut argv = argv;
+                if let Some(program) = argv.first_mut()
+                    && program.contains('/')
+                    && std::path::Path::new(program.as_str()).is_relative()
+                {
+                    *program = dir.join(program.as_str()).to_string_lossy().into_owned();
+                }
+                Check::Command {
+                    argv,
+                    dir,
+                    timeout: std::time::Duration::from_secs_f64(timeout),
+                }
+            }
+        }
     }
 
     /// An adaptive strategy's stop rule (default: Beta at 0.95); other kinds take none.

@@ -498,6 +498,33 @@ const CASES: &[Case] = &[
         at: "s.yaml:21:11",
         message: "`beta` must be a probability between 0.5 and 1",
     },
+    Case {
+        name: "programmatic verifier without a check",
+        edit: ("oracle: {kind: oracle}", "oracle: {kind: programmatic}"),
+        files: &[],
+        at: "s.yaml:16:18",
+        message: "needs a `check`: exact, numeric, regex or command",
+    },
+    Case {
+        name: "invalid verifier pattern",
+        edit: (
+            "oracle: {kind: oracle}",
+            "oracle: {kind: programmatic, check: regex, pattern: \"a(\"}",
+        ),
+        files: &[],
+        at: "s.yaml:16:55",
+        message: "invalid regular expression",
+    },
+    Case {
+        name: "command check without a command",
+        edit: (
+            "oracle: {kind: oracle}",
+            "oracle: {kind: programmatic, check: command}",
+        ),
+        files: &[],
+        at: "s.yaml:16:39",
+        message: "`check: command` needs a `command`",
+    },
 ];
 
 #[test]
@@ -1400,6 +1427,119 @@ strategies:
         "SELECT avg(samples) FROM task_results WHERE strategy = 'adaptive_consistency'",
     );
     assert!((stopped - get(&race, "mean_samples")).abs() < 1e-9);
+}
+
+#[test]
+fn programmatic_verifiers_score_every_sample_and_record_failures() {
+    let s = Scratch::new();
+    // Scores 1 for the expected answer, 0 otherwise; fails on sample 3 and
+    // prints no number on sample 5.
+    s.write(
+        "check.py",
+        r#"import json, sys
+c = json.load(sys.stdin)
+if c["sample_index"] == 3:
+    sys.exit("boom")
+if c["sample_index"] == 5:
+    print("maybe")
+else:
+    print(1.0 if c["answer"] == c["expected"] else 0.0)
+"#,
+    );
+    let scenario = r#"name: programmatic
+seed: 4
+models:
+  sim:
+    provider: simulated
+    distribution: {p_correct: 0.4, delta: 0.1, wrong_answers: 4, abstain: 0.1}
+agents:
+  solver:
+    model: sim
+    prompt: "Q: {{ question }}"
+dataset:
+  synthetic: {count: 12}
+verifiers:
+  exact: {kind: programmatic, check: exact}
+  near: {kind: programmatic, check: numeric, tolerance: 1.5}
+  formatted: {kind: programmatic, check: regex, pattern: "answer is -?[0-9]+"}
+  script: {kind: programmatic, check: command, command: [python3, check.py], timeout: 20}
+strategies:
+  - {kind: best_of_n, name: bon_exact, agent: solver, verifier: exact, n: 8}
+  - {kind: best_of_n, name: bon_near, agent: solver, verifier: near, n: 8}
+  - {kind: best_of_n, name: bon_formatted, agent: solver, verifier: formatted, n: 8}
+  - {kind: weighted_majority, name: wm_script, agent: solver, verifier: script, n: 8}
+"#;
+    let db = s.path("p.db");
+    Crucible::new(&["run"])
+        .arg(s.write("p.yaml", scenario))
+        .db(&db)
+        .ok();
+    let count = |sql: &str| query::<i64>(&db, sql);
+    assert_eq!(count("SELECT count(*) FROM scores"), 4 * 12 * 8);
+    // exact is the answer's correctness; abstentions score 0.
+    assert_eq!(
+        count(
+            "SELECT count(*) FROM score_view WHERE verifier = 'exact' AND score IS NOT coalesce(correct, 0)"
+        ),
+        0
+    );
+    // numeric accepts answers within 1.5 of the expected number.
+    assert_eq!(
+        count(
+            "SELECT count(*) FROM score_view s JOIN tasks t ON t.run_id = s.run_id AND t.task_index = s.task_index
+             WHERE verifier = 'near'
+               AND score IS NOT (CASE WHEN s.normalized IS NOT NULL
+                   AND abs(CAST(s.normalized AS REAL) - CAST(t.expected AS REAL)) <= 1.5 THEN 1.0 ELSE 0.0 END)"
+        ),
+        0
+    );
+    assert!(
+        count(
+            "SELECT count(*) FROM score_view WHERE verifier = 'near' AND score = 1 AND correct = 0"
+        ) > 0
+    );
+    // regex looks at the text.
+    assert_eq!(
+        count(
+            "SELECT count(*) FROM scores sc JOIN samples s ON s.id = sc.sample_id
+             WHERE verifier = 'formatted' AND score IS NOT (CASE WHEN s.text LIKE '%answer is %' THEN 1.0 ELSE 0.0 END)"
+        ),
+        0
+    );
+    // The command scored every other sample like `exact`, and its failures
+    // are recorded as no score with the reason, never as 0.
+    assert_eq!(
+        count("SELECT count(*) FROM score_view a JOIN score_view b USING (run_id, task_index, sample_index)
+               WHERE a.verifier = 'script' AND b.verifier = 'exact' AND a.sample_index NOT IN (3, 5)
+                 AND a.score IS NOT b.score"),
+        0
+    );
+    assert_eq!(
+        count("SELECT count(*) FROM score_view WHERE verifier = 'script' AND score IS NULL"),
+        24
+    );
+    assert_eq!(
+        count(
+            "SELECT count(*) FROM score_view WHERE verifier = 'script' AND sample_index = 3 AND detail LIKE '%exited with%boom%'"
+        ),
+        12
+    );
+    assert_eq!(
+        count(
+            "SELECT count(*) FROM score_view WHERE verifier = 'script' AND sample_index = 5 AND detail LIKE '%printed no number%maybe%'"
+        ),
+        12
+    );
+    // An unscored sample casts no vote: analysis still has the verifier's curves.
+    let a: serde_json::Value =
+        serde_json::from_str(&Crucible::new(&["analyze", "1", "--json"]).db(&db).ok()).unwrap();
+    assert!(
+        a["agents"][0]["verifiers"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|v| v == "script")
+    );
 }
 
 #[test]

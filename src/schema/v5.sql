@@ -3,3 +3,24 @@
 
 ALTER TABLE task_results ADD COLUMN samples REAL;
 ALTER TABLE results ADD COLUMN mean_samples REAL;
+
+-- A verifier may fail to score a sample (a command that crashed, a verdict
+-- that could not be read): `score` is then NULL and `detail` says why.
+-- SQLite cannot drop NOT NULL in place, so the table is rebuilt.
+DROP VIEW score_view;
+CREATE TABLE scores_v5 (
+    sample_id INTEGER NOT NULL REFERENCES samples(id),
+    verifier  TEXT    NOT NULL,
+    score     REAL,
+    accepted  INTEGER,
+    detail    TEXT,
+    PRIMARY KEY (sample_id, verifier)
+) WITHOUT ROWID;
+INSERT INTO scores_v5 (sample_id, verifier, score, accepted)
+    SELECT sample_id, verifier, score, accepted FROM scores;
+DROP TABLE scores;
+ALTER TABLE scores_v5 RENAME TO scores;
+CREATE VIEW score_view AS
+SELECT v.run_id, v.task_id, v.task_index, v.agent, v.sample_index, v.normalized, v.correct,
+       sc.verifier, sc.score, sc.accepted, sc.detail
+FROM scores sc JOIN sample_view v ON v.sample_id = sc.sample_id;
