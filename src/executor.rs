@@ -15,7 +15,7 @@ use tokio::sync::{Semaphore, mpsc};
 
 use crate::budget::{Ledger, Spend};
 use crate::estimator::Binomials;
-use crate::provider::{CallRequest, Provider, UsageBound, call_key};
+use crate::provider::{CallRequest, Provider, Turn, UsageBound, call_key};
 use crate::scenario::{Scenario, Task};
 use crate::store::{Blob, CallRecord, Record, SampleRecord, ScoreRecord, TaskResultRecord};
 use crate::strategy::{self, PoolSample, TaskOutcome, UNSCORED};
@@ -247,7 +247,12 @@ async fn run_task(sh: &Shared, idx: usize) -> Result<Vec<TaskOutcome>, Stop> {
     let mut outcomes = Vec::new();
     let mut rows = Vec::new();
     for (si, s) in sc.strategies.iter().enumerate() {
-        for o in strategy::evaluate(&sh.binomials, sc.seed, si, s, task, &pools[s.agent]) {
+        let evaluated = if s.correction.is_some() {
+            correct_iteratively(sh, task, si).await?
+        } else {
+            strategy::evaluate(&sh.binomials, sc.seed, si, s, task, &pools[s.agent])
+        };
+        for o in evaluated {
             rows.push(TaskResultRecord {
                 strategy: s.name.as_str().into(),
                 kind: s.kind.as_str(),
@@ -279,87 +284,266 @@ async fn draw_pool(
     agent_idx: usize,
     size: usize,
 ) -> Result<Vec<PoolSample>, Stop> {
-    let sc = &*sh.scenario;
-    let agent = &sc.agents[agent_idx];
-    let prompt = agent.prompt.render(&task.inputs).map_err(|e| {
-        Stop::Failed(format!(
-            "agent \"{}\": prompt template failed on task \"{}\": {e}",
-            agent.name, task.id
-        ))
-    })?;
-    let prompt_blob = Blob::new(&prompt);
-    let provider = sh.providers[agent.model].clone();
-    let verifiers = sc.verifiers_of(agent_idx);
+    let conversation = Conversation::new(sh, task, agent_idx)?;
+    let provider = &sh.providers[sh.scenario.agents[agent_idx].model];
     let per_request = provider.max_n_per_request().clamp(1, size.max(1));
-    let fingerprint = provider.fingerprint();
-    let price = sc.models[agent.model].price;
     let batches: Vec<(usize, usize)> = (0..size)
         .step_by(per_request)
         .map(|first| (first, per_request.min(size - first)))
         .collect();
-
     let calls = futures_util::stream::iter(batches)
         .map(|(first, n)| {
-            let provider = provider.clone();
-            let prompt = prompt.as_str();
-            let key = call_key(&fingerprint, &agent.system, prompt, first, n);
-            async move {
-                if let Some(r) = sh.stored.get(&key) {
-                    return Ok((first, n, key, Ok(r.clone()), None));
-                }
-                let _permit = sh.calls.acquire().await.expect("semaphore open");
-                if sh.cancel.load(Ordering::Relaxed) {
-                    return Err(Stop::Cancelled);
-                }
-                let req = CallRequest {
-                    agent: &agent.name,
-                    task,
-                    system: &agent.system,
-                    prompt,
-                    first_sample: first,
-                    n,
-                };
-                // Only token and cost caps need the bound; requests always count.
-                let bound = if sh.ledger.counts_tokens() {
-                    provider.usage_bound(&req)
-                } else {
-                    UsageBound::default()
-                };
-                let reservation = sh
-                    .ledger
-                    .reserve(Spend::call(
-                        price,
-                        bound.input_tokens,
-                        bound.output_tokens.unwrap_or(0),
-                    ))
-                    .await
-                    .map_err(Stop::Budget)?;
-                sh.progress.requests.fetch_add(1, Ordering::Relaxed);
-                let response = provider.complete(req).await;
-                Ok((first, n, key, response, Some(reservation)))
-            }
+            let conversation = &conversation;
+            async move { (first, n, conversation.send(sh, &[], first, n).await) }
         })
         .buffer_unordered(sh.concurrency);
     futures_util::pin_mut!(calls);
 
     let mut pool: Vec<Option<PoolSample>> = vec![None; size];
     let mut stop = None;
-    while let Some(result) = calls.next().await {
-        // No reservation: the call was already in the trace.
-        let (first, n, key, response, reservation) = match result {
-            Ok(r) => r,
+    while let Some((first, n, sent)) = calls.next().await {
+        let recorded = match sent {
+            Ok(sent) => conversation.record(sh, (&[], None), first, n, sent).await,
+            Err(s) => Err(s),
+        };
+        match recorded {
+            Ok((samples, _)) => {
+                for (k, sample) in samples.into_iter().enumerate() {
+                    pool[first + k] = Some(sample);
+                }
+            }
             Err(s) => {
                 stop.get_or_insert(s);
-                continue;
             }
-        };
-        let call = CallMeta {
+        }
+    }
+    if let Some(s) = stop {
+        return Err(s);
+    }
+    Ok(pool
+        .into_iter()
+        .map(|s| s.expect("every call answered"))
+        .collect())
+}
+
+/// Self-correction of strategy `si` on `task`: one sample per round; after a
+/// rejected answer the model gets its reply back with the verifier's
+/// feedback and answers again, until the verifier accepts or the largest `n`
+/// of rounds is spent. Every round is a traced call.
+async fn correct_iteratively(
+    sh: &Shared,
+    task: &Task,
+    si: usize,
+) -> Result<Vec<TaskOutcome>, Stop> {
+    let sc = &*sh.scenario;
+    let strategy = &sc.strategies[si];
+    let correction = strategy
+        .correction
+        .as_ref()
+        .expect("self-correction strategy");
+    let v = strategy
+        .verifier
+        .expect("validated: self_correction has a verifier");
+    let slot = sc
+        .verifiers_of(strategy.agent)
+        .iter()
+        .position(|&x| x == v)
+        .expect("the strategy's verifier scores its agent");
+    let conversation = Conversation::new(sh, task, strategy.agent)?;
+    let first_round = sc.first_round(si);
+    let mut history: Vec<Turn> = Vec::new();
+    let mut rounds: Vec<PoolSample> = Vec::new();
+    for round in 0..strategy.most_rounds() {
+        let k = first_round + round;
+        let sent = conversation.send(sh, &history, k, 1).await?;
+        let round = Some((Arc::<str>::from(strategy.name.as_str()), first_round));
+        let (mut samples, records) = conversation
+            .record(sh, (&history, round), k, 1, sent)
+            .await?;
+        let (sample, record) = (samples.remove(0), &records[0]);
+        let verdict = &record.scores[slot];
+        let accepted = verdict
+            .accepted
+            .unwrap_or_else(|| verdict.value.is_some_and(|s| s >= correction.accept));
+        rounds.push(sample);
+        if accepted {
+            break;
+        }
+        let mut context = task.inputs.clone();
+        context.insert(
+            "answer".into(),
+            record
+                .normalized
+                .clone()
+                .unwrap_or_else(|| "(no final answer)".into())
+                .into(),
+        );
+        context.insert(
+            "score".into(),
+            verdict
+                .value
+                .map_or(serde_json::Value::from("none"), serde_json::Value::from),
+        );
+        context.insert(
+            "detail".into(),
+            verdict.detail.clone().unwrap_or_default().into(),
+        );
+        let feedback = correction.feedback.render(&context).map_err(|e| {
+            Stop::Failed(format!(
+                "strategy \"{}\": feedback template failed on task \"{}\": {e}",
+                strategy.name, task.id
+            ))
+        })?;
+        history.push(Turn {
+            reply: record.text.clone(),
+            feedback,
+        });
+    }
+    let has_expected = task.expected.is_some();
+    Ok(strategy
+        .ns
+        .iter()
+        .map(|&n| {
+            // Rounds stop at the first accepted answer; the last one taken counts.
+            let taken = &rounds[..n.min(rounds.len())];
+            let last = taken.last().expect("at least one round");
+            TaskOutcome {
+                strategy: si,
+                n,
+                accuracy: if has_expected {
+                    f64::from(u8::from(last.correct))
+                } else {
+                    f64::NAN
+                },
+                abstain: f64::from(u8::from(last.answer.is_none())),
+                tokens: taken.iter().map(|s| s.tokens as f64).sum(),
+                samples: taken.len() as f64,
+                selected: last.answer.clone(),
+                selected_correct: last.correct,
+            }
+        })
+        .collect())
+}
+
+/// One agent talking about one task: what every call of it shares.
+struct Conversation<'a> {
+    task: &'a Task,
+    agent_idx: usize,
+    prompt: String,
+    prompt_blob: Blob,
+    provider: Arc<dyn Provider>,
+    fingerprint: String,
+    verifiers: Vec<usize>,
+}
+
+/// A call that went out (or was found in the trace: no reservation).
+type Sent<'l> = (
+    String,
+    Result<crate::provider::CallResponse, crate::provider::ProviderError>,
+    Option<crate::budget::Reservation<'l>>,
+);
+
+impl<'a> Conversation<'a> {
+    fn new(sh: &Shared, task: &'a Task, agent_idx: usize) -> Result<Self, Stop> {
+        let sc = &*sh.scenario;
+        let agent = &sc.agents[agent_idx];
+        let prompt = agent.prompt.render(&task.inputs).map_err(|e| {
+            Stop::Failed(format!(
+                "agent \"{}\": prompt template failed on task \"{}\": {e}",
+                agent.name, task.id
+            ))
+        })?;
+        let provider = sh.providers[agent.model].clone();
+        Ok(Conversation {
             task,
             agent_idx,
+            prompt_blob: Blob::new(&prompt),
+            prompt,
+            fingerprint: provider.fingerprint(),
+            provider,
+            verifiers: sc.verifiers_of(agent_idx),
+        })
+    }
+
+    fn request<'r>(
+        &'r self,
+        sh: &'r Shared,
+        history: &'r [Turn],
+        first: usize,
+        n: usize,
+    ) -> CallRequest<'r> {
+        let agent = &sh.scenario.agents[self.agent_idx];
+        CallRequest {
+            agent: &agent.name,
+            task: self.task,
+            system: &agent.system,
+            prompt: &self.prompt,
+            history,
+            first_sample: first,
+            n,
+        }
+    }
+
+    /// Ask for samples `first..first + n` after `history`, unless the trace
+    /// already has them; within the concurrency limit and the budget.
+    async fn send<'s>(
+        &self,
+        sh: &'s Shared,
+        history: &[Turn],
+        first: usize,
+        n: usize,
+    ) -> Result<Sent<'s>, Stop> {
+        let req = self.request(sh, history, first, n);
+        let key = call_key(&self.fingerprint, &req);
+        if let Some(r) = sh.stored.get(&key) {
+            return Ok((key, Ok(r.clone()), None));
+        }
+        let _permit = sh.calls.acquire().await.expect("semaphore open");
+        if sh.cancel.load(Ordering::Relaxed) {
+            return Err(Stop::Cancelled);
+        }
+        // Only token and cost caps need the bound; requests always count.
+        let bound = if sh.ledger.counts_tokens() {
+            self.provider.usage_bound(&req)
+        } else {
+            UsageBound::default()
+        };
+        let price = sh.scenario.models[sh.scenario.agents[self.agent_idx].model].price;
+        let reservation = sh
+            .ledger
+            .reserve(Spend::call(
+                price,
+                bound.input_tokens,
+                bound.output_tokens.unwrap_or(0),
+            ))
+            .await
+            .map_err(Stop::Budget)?;
+        sh.progress.requests.fetch_add(1, Ordering::Relaxed);
+        let response = self.provider.complete(req).await;
+        Ok((key, response, Some(reservation)))
+    }
+
+    /// Trace a call that came back: extract and score its samples, settle its
+    /// reservation, and send it to the store (unless it was already there).
+    /// Returns the samples as strategies see them and as stored.
+    async fn record(
+        &self,
+        sh: &Shared,
+        (history, round): (&[Turn], Option<(Arc<str>, usize)>),
+        first: usize,
+        n: usize,
+        (key, response, reservation): Sent<'_>,
+    ) -> Result<(Vec<PoolSample>, Vec<SampleRecord>), Stop> {
+        let sc = &*sh.scenario;
+        let call = CallMeta {
+            task: self.task,
+            agent_idx: self.agent_idx,
             first,
             n,
-            verifiers: &verifiers,
-            prompt: &prompt_blob,
+            history,
+            round,
+            verifiers: &self.verifiers,
+            prompt: &self.prompt_blob,
             key,
         };
         let fatal = match &response {
@@ -380,6 +564,12 @@ async fn draw_pool(
             cost_usd: record.cost_usd.unwrap_or(0.0),
         };
         sh.progress.tokens.fetch_add(used.tokens, Ordering::Relaxed);
+        // Self-correction reads its round back; pools need only their samples.
+        let stored = if history.is_empty() && sc.strategies.iter().all(|s| s.correction.is_none()) {
+            Vec::new()
+        } else {
+            record.samples.clone()
+        };
         let already_stored = reservation.is_none();
         if let Some(r) = reservation {
             r.settle(used);
@@ -397,21 +587,11 @@ async fn draw_pool(
         }
         sh.progress.samples.fetch_add(n as u64, Ordering::Relaxed);
         if let Some(message) = fatal {
-            stop.get_or_insert(Stop::Failed(message));
             sh.cancel.store(true, Ordering::Relaxed);
-            continue;
+            return Err(Stop::Failed(message));
         }
-        for (k, sample) in samples.into_iter().enumerate() {
-            pool[first + k] = Some(sample);
-        }
+        Ok((samples, stored))
     }
-    if let Some(s) = stop {
-        return Err(s);
-    }
-    Ok(pool
-        .into_iter()
-        .map(|s| s.expect("every call answered"))
-        .collect())
 }
 
 /// Fill in the scores of the command verifiers of `call` on every sample of
@@ -463,6 +643,10 @@ struct CallMeta<'a> {
     agent_idx: usize,
     first: usize,
     n: usize,
+    /// Earlier rounds, for self-correction.
+    history: &'a [Turn],
+    /// For a self-correction round: the strategy, and its first round's sample index.
+    round: Option<(Arc<str>, usize)>,
     verifiers: &'a [usize],
     prompt: &'a Blob,
     key: String,
@@ -562,6 +746,10 @@ fn trace_call(
             output_tokens,
             error: error.clone(),
             scores: stored_scores,
+            round: call
+                .round
+                .as_ref()
+                .map(|(strategy, first)| (strategy.clone(), k - first)),
         });
     }
     let record = CallRecord {
@@ -574,7 +762,15 @@ fn trace_call(
         system: sh.system_blobs[call.agent_idx].clone(),
         prompt: call.prompt.clone(),
         request: request.unwrap_or_else(|| {
-            serde_json::json!({"model": sc.models[agent.model].name, "n": call.n}).to_string()
+            let mut r = serde_json::json!({"model": sc.models[agent.model].name, "n": call.n});
+            if !call.history.is_empty() {
+                r["history"] = call
+                    .history
+                    .iter()
+                    .map(|t| serde_json::json!({"reply": t.reply, "feedback": t.feedback}))
+                    .collect();
+            }
+            r.to_string()
         }),
         attempts,
         cache_key: call.key.clone(),

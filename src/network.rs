@@ -22,7 +22,8 @@ use tokio::sync::Semaphore;
 
 use crate::http::{self, Endpoint, Failure, RetryPolicy};
 use crate::provider::{
-    CallRequest, CallResponse, Completion, Provider, ProviderError, UsageBound, input_token_bound,
+    CallRequest, CallResponse, Completion, Provider, ProviderError, Turn, UsageBound,
+    input_token_bound,
 };
 use crate::rate_limit::RateLimit;
 use crate::simulated::{estimate_input_tokens, estimate_tokens};
@@ -172,16 +173,23 @@ impl NetworkModel {
     }
 
     /// The JSON body for `n` samples starting at `first`.
-    pub fn body(&self, system: &str, prompt: &str, first: usize, n: usize) -> Value {
+    pub fn body(
+        &self,
+        system: &str,
+        prompt: &str,
+        history: &[Turn],
+        first: usize,
+        n: usize,
+    ) -> Value {
         match self.config.api {
-            Api::OpenAi => self.openai_body(system, prompt, first, n),
-            Api::Anthropic => self.anthropic_body(system, prompt),
+            Api::OpenAi => self.openai_body(system, prompt, history, first, n),
+            Api::Anthropic => self.anthropic_body(system, prompt, history),
         }
     }
 
     /// Messages API: `system` is a top-level field, `max_tokens` is required,
     /// `stop` is `stop_sequences`; there is no `n` and no `seed`.
-    fn anthropic_body(&self, system: &str, prompt: &str) -> Value {
+    fn anthropic_body(&self, system: &str, prompt: &str, history: &[Turn]) -> Value {
         let mut body = Map::new();
         body.insert("model".into(), json!(self.config.model));
         body.insert("max_tokens".into(), json!(ANTHROPIC_DEFAULT_MAX_TOKENS));
@@ -190,7 +198,7 @@ impl NetworkModel {
         }
         body.insert(
             "messages".into(),
-            json!([{"role": "user", "content": prompt}]),
+            Value::Array(conversation(prompt, history)),
         );
         for (k, v) in &self.config.params {
             match k.as_str() {
@@ -210,12 +218,19 @@ impl NetworkModel {
         Value::Object(body)
     }
 
-    fn openai_body(&self, system: &str, prompt: &str, first: usize, n: usize) -> Value {
+    fn openai_body(
+        &self,
+        system: &str,
+        prompt: &str,
+        history: &[Turn],
+        first: usize,
+        n: usize,
+    ) -> Value {
         let mut messages = Vec::new();
         if !system.is_empty() {
             messages.push(json!({"role": "system", "content": system}));
         }
-        messages.push(json!({"role": "user", "content": prompt}));
+        messages.extend(conversation(prompt, history));
         let mut body = Map::new();
         body.insert("model".into(), json!(self.config.model));
         body.insert("messages".into(), Value::Array(messages));
@@ -230,6 +245,16 @@ impl NetworkModel {
         }
         Value::Object(body)
     }
+}
+
+/// The user prompt, then each earlier reply and the feedback on it.
+fn conversation(prompt: &str, history: &[Turn]) -> Vec<Value> {
+    let mut messages = vec![json!({"role": "user", "content": prompt})];
+    for t in history {
+        messages.push(json!({"role": "assistant", "content": t.reply}));
+        messages.push(json!({"role": "user", "content": t.feedback}));
+    }
+    messages
 }
 
 /// The texts of a chat-completions response and its usage, if reported.
@@ -310,7 +335,7 @@ impl Provider for NetworkModel {
     fn usage_bound(&self, req: &CallRequest<'_>) -> UsageBound {
         let requests = req.n.div_ceil(self.cap.load(Ordering::Relaxed).max(1)) as u64;
         UsageBound {
-            input_tokens: input_token_bound(req.system, req.prompt, requests),
+            input_tokens: input_token_bound(req, requests),
             output_tokens: self.config.max_tokens().map(|m| m * req.n as u64),
         }
     }
@@ -351,7 +376,13 @@ impl Provider for NetworkModel {
         while done < req.n {
             let n = (req.n - done).min(self.cap.load(Ordering::Relaxed).max(1));
             let body = self
-                .body(req.system, req.prompt, req.first_sample + done, n)
+                .body(
+                    req.system,
+                    req.prompt,
+                    req.history,
+                    req.first_sample + done,
+                    n,
+                )
                 .to_string();
             let _slot = match &self.slots {
                 Some(s) => Some(s.acquire().await.expect("semaphore open")),
@@ -373,7 +404,7 @@ impl Provider for NetworkModel {
             let usage = result.as_ref().ok().map(|(Parsed { texts, usage }, _)| {
                 usage.unwrap_or_else(|| {
                     (
-                        estimate_input_tokens(req.system, req.prompt),
+                        estimate_input_tokens(&req),
                         texts.iter().map(|t| estimate_tokens(t)).sum(),
                     )
                 })
@@ -508,7 +539,7 @@ mod tests {
             Default::default(),
         )
         .unwrap();
-        let body = m.body("Be brief.", "What is 2+2?", 3, 1);
+        let body = m.body("Be brief.", "What is 2+2?", &[], 3, 1);
         assert_eq!(
             body,
             json!({
@@ -522,6 +553,29 @@ mod tests {
         );
         assert_eq!(m.url, "https://api.anthropic.com/v1/messages");
         assert_eq!(m.max_n_per_request(), 1);
+    }
+
+    #[test]
+    fn a_conversation_sends_each_reply_and_its_feedback_in_order() {
+        let m = NetworkModel::new(
+            config(Api::OpenAi, "http://127.0.0.1:8080/v1"),
+            None,
+            Default::default(),
+        )
+        .unwrap();
+        let history = [Turn {
+            reply: "It is 5.".into(),
+            feedback: "That was checked and rejected. Try again.".into(),
+        }];
+        let body = m.body("", "What is 2+2?", &history, 0, 1);
+        assert_eq!(
+            body["messages"],
+            json!([
+                {"role": "user", "content": "What is 2+2?"},
+                {"role": "assistant", "content": "It is 5."},
+                {"role": "user", "content": "That was checked and rejected. Try again."},
+            ])
+        );
     }
 
     #[test]
@@ -541,7 +595,7 @@ mod tests {
         let mut c = config(Api::OpenAi, "http://127.0.0.1:1/v1");
         c.seed = Some(100);
         let m = NetworkModel::new(c, None, Default::default()).unwrap();
-        let body = m.body("", "hi", 8, 4);
+        let body = m.body("", "hi", &[], 8, 4);
         assert_eq!(body["seed"], 108);
         assert_eq!(body["n"], 4);
         assert_eq!(body["stop"], "\n\nHuman:");
@@ -585,6 +639,7 @@ mod tests {
             task,
             system: "Be brief.",
             prompt: "What is 2+2?",
+            history: &[],
             first_sample: 0,
             n: 1,
         }

@@ -16,8 +16,31 @@ pub struct CallRequest<'a> {
     pub task: &'a Task,
     pub system: &'a str,
     pub prompt: &'a str,
+    /// Earlier rounds of the conversation, after `prompt` (self-correction).
+    pub history: &'a [Turn],
     pub first_sample: usize,
     pub n: usize,
+}
+
+/// One round of a conversation after the first prompt: the model's reply and
+/// the user's answer to it (a verifier's feedback).
+#[derive(Debug, Clone, PartialEq)]
+pub struct Turn {
+    pub reply: String,
+    pub feedback: String,
+}
+
+impl CallRequest<'_> {
+    /// Bytes of every message the request sends.
+    pub fn text_len(&self) -> usize {
+        self.system.len()
+            + self.prompt.len()
+            + self
+                .history
+                .iter()
+                .map(|t| t.reply.len() + t.feedback.len())
+                .sum::<usize>()
+    }
 }
 
 /// One generated text.
@@ -74,14 +97,18 @@ pub struct ProviderError {
 /// The cache key of a call: blake3 of the provider's fingerprint, the
 /// messages, and which samples it asks for — so n identical requests for
 /// different samples are n keys and never collapse into one.
-pub fn call_key(fingerprint: &str, system: &str, prompt: &str, first: usize, n: usize) -> String {
+pub fn call_key(fingerprint: &str, req: &CallRequest<'_>) -> String {
     let mut h = blake3::Hasher::new();
-    for part in [fingerprint, system, prompt] {
+    let turns = req.history.iter().flat_map(|t| [&*t.reply, &*t.feedback]);
+    for part in [fingerprint, req.system, req.prompt]
+        .into_iter()
+        .chain(turns)
+    {
         h.update(&(part.len() as u64).to_le_bytes());
         h.update(part.as_bytes());
     }
-    h.update(&(first as u64).to_le_bytes());
-    h.update(&(n as u64).to_le_bytes());
+    h.update(&(req.first_sample as u64).to_le_bytes());
+    h.update(&(req.n as u64).to_le_bytes());
     h.finalize().to_hex()[..32].to_owned()
 }
 
@@ -98,10 +125,12 @@ pub struct UsageBound {
 /// default system prompt). An allowance, not a measurement.
 pub const TEMPLATE_ALLOWANCE: u64 = 64;
 
-/// Input tokens of `requests` requests with these messages, at most: with
-/// byte-level BPE tokenizers a token covers at least one byte of text.
-pub fn input_token_bound(system: &str, prompt: &str, requests: u64) -> u64 {
-    (system.len() as u64 + prompt.len() as u64 + TEMPLATE_ALLOWANCE) * requests
+/// Input tokens of `requests` requests with `req`'s messages, at most: with
+/// byte-level BPE tokenizers a token covers at least one byte of text, and
+/// each message may get a template's worth of role markers.
+pub fn input_token_bound(req: &CallRequest<'_>, requests: u64) -> u64 {
+    let messages = 2 + 2 * req.history.len() as u64;
+    (req.text_len() as u64 + TEMPLATE_ALLOWANCE * messages.div_ceil(2)) * requests
 }
 
 #[async_trait]

@@ -59,13 +59,7 @@ impl Provider for Recorded {
     }
 
     async fn complete(&self, req: CallRequest<'_>) -> Result<CallResponse, ProviderError> {
-        let key = call_key(
-            &self.inner.fingerprint(),
-            req.system,
-            req.prompt,
-            req.first_sample,
-            req.n,
-        );
+        let key = call_key(&self.inner.fingerprint(), &req);
         if let Some(r) = self.responses.get(&key) {
             return Ok(CallResponse {
                 attempts: Vec::new(),

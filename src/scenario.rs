@@ -171,6 +171,7 @@ pub enum StrategyKind {
     BestOfN,
     WeightedMajority,
     AdaptiveConsistency,
+    SelfCorrection,
 }
 
 impl StrategyKind {
@@ -180,6 +181,7 @@ impl StrategyKind {
             StrategyKind::BestOfN => "best_of_n",
             StrategyKind::WeightedMajority => "weighted_majority",
             StrategyKind::AdaptiveConsistency => "adaptive_consistency",
+            StrategyKind::SelfCorrection => "self_correction",
         }
     }
 }
@@ -194,7 +196,22 @@ pub struct Strategy {
     pub verifier: Option<usize>,
     /// For adaptive consistency.
     pub stop: Option<StopRule>,
+    /// For self-correction.
+    pub correction: Option<Correction>,
 }
+
+/// How self-correction talks back to the model.
+#[derive(Debug, Clone)]
+pub struct Correction {
+    /// The message after a rejected answer.
+    pub feedback: Template,
+    /// Score at or above which an answer counts as accepted, for verifiers
+    /// that only score.
+    pub accept: f64,
+}
+
+/// The feedback sent when a scenario sets none.
+pub const DEFAULT_FEEDBACK: &str = "Your answer {{ answer }} was checked and not accepted (score {{ score }}). Check your work step by step and give your final answer again.";
 
 /// When adaptive consistency stops drawing samples.
 #[derive(Debug, Clone, Copy, PartialEq)]
@@ -213,14 +230,28 @@ pub struct Budget {
 }
 
 impl Scenario {
-    /// For each agent, how many samples per task its strategies need (0 = unused).
+    /// For each agent, how many samples per task its strategies need (0 =
+    /// unused). Self-correction draws its own rounds, after the pool.
     pub fn pool_sizes(&self) -> Vec<usize> {
         let mut sizes = vec![0; self.agents.len()];
-        for s in &self.strategies {
+        for s in self.strategies.iter().filter(|s| s.correction.is_none()) {
             let max = s.ns.last().copied().unwrap_or(0);
             sizes[s.agent] = sizes[s.agent].max(max);
         }
         sizes
+    }
+
+    /// The sample index of strategy `si`'s first self-correction round: its
+    /// rounds are numbered after its agent's pool and the rounds of the
+    /// self-correction strategies before it, so no two samples share one.
+    pub fn first_round(&self, si: usize) -> usize {
+        let agent = self.strategies[si].agent;
+        self.pool_sizes()[agent]
+            + self.strategies[..si]
+                .iter()
+                .filter(|s| s.agent == agent && s.correction.is_some())
+                .map(Strategy::most_rounds)
+                .sum::<usize>()
     }
 
     /// For each agent, the verifiers that score its samples.
@@ -236,8 +267,21 @@ impl Scenario {
         v
     }
 
-    /// Samples one run draws in total.
+    /// Samples one run draws in total, at most (self-correction may stop early).
     pub fn planned_samples(&self) -> u64 {
-        self.pool_sizes().iter().sum::<usize>() as u64 * self.tasks.len() as u64
+        let rounds: usize = self
+            .strategies
+            .iter()
+            .filter(|s| s.correction.is_some())
+            .map(Strategy::most_rounds)
+            .sum();
+        (self.pool_sizes().iter().sum::<usize>() + rounds) as u64 * self.tasks.len() as u64
+    }
+}
+
+impl Strategy {
+    /// The largest `n`: rounds, for self-correction.
+    pub fn most_rounds(&self) -> usize {
+        self.ns.last().copied().unwrap_or(0)
     }
 }

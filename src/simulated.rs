@@ -202,8 +202,14 @@ pub fn estimate_tokens(text: &str) -> u64 {
 }
 
 /// Rough input tokens of a request: its system prompt and user prompt.
-pub fn estimate_input_tokens(system: &str, prompt: &str) -> u64 {
-    estimate_tokens(system) + estimate_tokens(prompt)
+pub fn estimate_input_tokens(req: &CallRequest<'_>) -> u64 {
+    estimate_tokens(req.system)
+        + estimate_tokens(req.prompt)
+        + req
+            .history
+            .iter()
+            .map(|t| estimate_tokens(&t.reply) + estimate_tokens(&t.feedback))
+            .sum::<u64>()
 }
 
 fn tokens_of_len(bytes: usize) -> u64 {
@@ -284,7 +290,7 @@ impl Provider for SimulatedModel {
             .unwrap_or(0)
             .max(ABSTAIN_TEXT.len());
         UsageBound {
-            input_tokens: estimate_input_tokens(req.system, req.prompt),
+            input_tokens: estimate_input_tokens(req),
             output_tokens: Some(tokens_of_len(reasoning + answer) * req.n as u64),
         }
     }
@@ -307,7 +313,7 @@ impl Provider for SimulatedModel {
             }
             completions.push(c);
         }
-        let input_tokens = estimate_input_tokens(req.system, req.prompt);
+        let input_tokens = estimate_input_tokens(&req);
         Ok(CallResponse {
             completions,
             input_tokens,
@@ -424,6 +430,7 @@ mod tests {
             task: &t,
             system: "sys",
             prompt: "What is 12340 + 5?",
+            history: &[],
             first_sample: 0,
             n: 1,
         };

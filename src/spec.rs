@@ -401,6 +401,14 @@ pub struct StrategySpec {
     /// `n` is then the most samples it may draw.
     #[serde(default)]
     pub stop: Option<Located<StopSpec>>,
+    /// For `self_correction`: the message sent after a rejected answer, a
+    /// template over `answer`, `score`, `detail` and the task's fields.
+    #[serde(default)]
+    pub feedback: Option<Located<String>>,
+    /// For `self_correction`: the lowest score that counts as accepted when
+    /// the verifier does not accept or reject by itself (default 0.5).
+    #[serde(default)]
+    pub accept: Option<Located<f64>>,
 }
 
 /// When adaptive consistency stops drawing samples.
@@ -426,6 +434,9 @@ pub enum StrategyKindSpec {
     /// Plurality vote over samples drawn one at a time until the leader is
     /// decisively ahead (`stop`) or `n` are drawn.
     AdaptiveConsistency,
+    /// Generate, verify, feed the verdict back, revise: up to `n` rounds,
+    /// stopping when the verifier accepts.
+    SelfCorrection,
 }
 
 /// One `n` or a list of them, each with its position.

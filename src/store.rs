@@ -498,14 +498,16 @@ impl Store {
         Ok(RunTasks { name, seed, tasks })
     }
 
-    /// Every sample of `run_id` as analysis reads it, in (agent, task,
-    /// sample) order, so that each pool arrives in one piece.
+    /// Every pool sample of `run_id` (self-correction rounds are not pool
+    /// samples) as analysis reads it, in (agent, task, sample) order, so that
+    /// each pool arrives in one piece.
     pub fn for_each_pool_row(&self, run_id: i64, mut f: impl FnMut(PoolRow<'_>)) -> Result<()> {
         let mut st = self
             .conn
             .prepare(
                 "SELECT id, agent, task_index, normalized, correct, input_tokens + output_tokens
-                 FROM samples WHERE run_id = ?1 ORDER BY agent, task_index, sample_index",
+                 FROM samples WHERE run_id = ?1 AND round IS NULL
+                 ORDER BY agent, task_index, sample_index",
             )
             .map_err(self.err())?;
         let mut rows = st.query([run_id]).map_err(self.err())?;
@@ -824,6 +826,8 @@ pub struct SampleRecord {
     pub output_tokens: u64,
     pub error: Option<String>,
     pub scores: Vec<ScoreRecord>,
+    /// For a self-correction round: the strategy and the round (0-based).
+    pub round: Option<(Arc<str>, usize)>,
 }
 
 /// One verifier's judgement of a sample, as stored in `scores`.
@@ -996,8 +1000,9 @@ impl<'c> BatchWriter<'c> {
             )?,
             sample: tx.prepare_cached(
                 "INSERT INTO samples (run_id, task_index, agent, model, sample_index, call_id, text,
-                    answer, normalized, correct, abstained, input_tokens, output_tokens, latency_ms, error)
-                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15)",
+                    answer, normalized, correct, abstained, input_tokens, output_tokens, latency_ms, error,
+                    strategy, round)
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16, ?17)",
             )?,
             score: tx.prepare_cached(
                 "INSERT INTO scores (sample_id, verifier, score, accepted, detail)
@@ -1090,6 +1095,8 @@ impl<'c> BatchWriter<'c> {
                         s.output_tokens as i64,
                         c.latency_ms,
                         s.error,
+                        s.round.as_ref().map(|r| &*r.0),
+                        s.round.as_ref().map(|r| r.1 as i64),
                     ])?;
                     stats.samples += 1;
                     for sc in &s.scores {

@@ -13,13 +13,13 @@ use crate::loader::Loaded;
 use crate::network::{Api, HttpModel};
 use crate::node::Located;
 use crate::scenario::{
-    Agent, Budget, Check, Model, ModelKind, Price, Scenario, ScenarioSource, StopRule, Strategy,
-    StrategyKind, Task, Verifier, VerifierKind,
+    Agent, Budget, Check, Correction, DEFAULT_FEEDBACK, Model, ModelKind, Price, Scenario,
+    ScenarioSource, StopRule, Strategy, StrategyKind, Task, Verifier, VerifierKind,
 };
 use crate::simulated::{AnswerStyle, Distribution, SimulatedModel, spread_shares};
 use crate::spec::{
     CheckSpec, ExtractSpec, ModelSpec, NormalizeStep, Spread, StopSpec, StrategyKindSpec,
-    VerifierKindSpec, VerifierSpec,
+    StrategySpec, VerifierKindSpec, VerifierSpec,
 };
 use crate::template::Template;
 
@@ -978,6 +978,7 @@ impl<'a> Validator<'a> {
                 StrategyKindSpec::BestOfN => StrategyKind::BestOfN,
                 StrategyKindSpec::WeightedMajority => StrategyKind::WeightedMajority,
                 StrategyKindSpec::AdaptiveConsistency => StrategyKind::AdaptiveConsistency,
+                StrategyKindSpec::SelfCorrection => StrategyKind::SelfCorrection,
             };
             let name = s
                 .name
@@ -1020,7 +1021,12 @@ impl<'a> Validator<'a> {
             ns.sort_unstable();
             ns.dedup();
             let verifier = match (kind, &s.verifier) {
-                (StrategyKind::BestOfN | StrategyKind::WeightedMajority, None) => {
+                (
+                    StrategyKind::BestOfN
+                    | StrategyKind::WeightedMajority
+                    | StrategyKind::SelfCorrection,
+                    None,
+                ) => {
                     self.err(
                         s.kind.span,
                         format!("`{}` needs a `verifier`", kind.as_str()),
@@ -1049,6 +1055,7 @@ impl<'a> Validator<'a> {
                 (_, None) => None,
             };
             let stop = self.stop_rule(kind, s.stop.as_ref());
+            let correction = self.correction(kind, s);
             if let Some(agent) = agent {
                 out.push(Strategy {
                     name,
@@ -1057,6 +1064,7 @@ impl<'a> Validator<'a> {
                     ns,
                     verifier,
                     stop,
+                    correction,
                 });
             }
         }
@@ -1164,6 +1172,71 @@ impl<'a> Validator<'a> {
                 }
             }
         }
+    }
+
+    /// Self-correction's feedback and acceptance; other kinds take neither.
+    fn correction(&mut self, kind: StrategyKind, s: &StrategySpec) -> Option<Correction> {
+        if kind != StrategyKind::SelfCorrection {
+            for (key, span) in [
+                ("feedback", s.feedback.as_ref().map(|f| f.span)),
+                ("accept", s.accept.as_ref().map(|a| a.span)),
+            ] {
+                if let Some(span) = span {
+                    self.err(
+                        span,
+                        format!(
+                            "`{key}` belongs to `self_correction`, not `{}`",
+                            kind.as_str()
+                        ),
+                    );
+                }
+            }
+            return None;
+        }
+        let source = s
+            .feedback
+            .as_ref()
+            .map_or(DEFAULT_FEEDBACK, |f| f.value.as_str());
+        let span = s.feedback.as_ref().map_or(s.kind.span, |f| f.span);
+        let feedback = match Template::compile(source) {
+            Ok(t) => t,
+            Err(e) => {
+                self.err(
+                    span,
+                    format!("template syntax error in `feedback`: {}", e.message),
+                );
+                return None;
+            }
+        };
+        // What a rejected round offers the template, besides the task's fields.
+        const ROUND_FIELDS: [&str; 3] = ["answer", "score", "detail"];
+        let fields: BTreeSet<&str> = self
+            .loaded
+            .items
+            .iter()
+            .flat_map(|i| i.fields.keys().map(String::as_str))
+            .chain(ROUND_FIELDS)
+            .collect();
+        for var in feedback.variables() {
+            if !fields.contains(var.as_str()) {
+                self.err(
+                    span,
+                    format!(
+                        "`feedback` uses `{var}`, which is neither a round's `answer`, `score` or `detail` nor a dataset field{}",
+                        did_you_mean(&var, fields.iter().copied())
+                    ),
+                );
+            }
+        }
+        let accept = match &s.accept {
+            Some(a) if !a.value.is_finite() => {
+                self.err(a.span, "`accept` must be a number");
+                0.5
+            }
+            Some(a) => a.value,
+            None => 0.5,
+        };
+        Some(Correction { feedback, accept })
     }
 
     /// An adaptive strategy's stop rule (default: Beta at 0.95); other kinds take none.

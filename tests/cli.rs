@@ -525,6 +525,16 @@ const CASES: &[Case] = &[
         at: "s.yaml:16:39",
         message: "`check: command` needs a `command`",
     },
+    Case {
+        name: "self-correction feedback naming an unknown field",
+        edit: (
+            "  - kind: best_of_n\n    agent: solver\n    verifier: oracle\n    n: 2",
+            "  - kind: self_correction\n    agent: solver\n    verifier: oracle\n    n: 2\n    feedback: \"{{ answr }} is wrong\"",
+        ),
+        files: &[],
+        at: "s.yaml:25:15",
+        message: "`feedback` uses `answr`, which is neither",
+    },
 ];
 
 #[test]
@@ -1543,6 +1553,122 @@ strategies:
 }
 
 #[test]
+fn self_correction_succeeds_as_one_minus_one_minus_p_to_the_r() {
+    // Right with probability 0.3 per attempt, a perfect verifier: after R
+    // rounds the answer is right with probability 1 − 0.7^R.
+    let scenario = r#"name: correction
+seed: 13
+models:
+  sim:
+    provider: simulated
+    distribution: {p_correct: 0.3, delta: 0.05, wrong_answers: 4}
+agents:
+  solver:
+    model: sim
+    prompt: "Q: {{ question }}"
+dataset:
+  synthetic: {count: 400}
+verifiers:
+  oracle: {kind: oracle}
+strategies:
+  - kind: self_consistency
+    agent: solver
+    n: 4
+  - kind: self_correction
+    agent: solver
+    verifier: oracle
+    n: [1, 2, 4, 8]
+    feedback: "{{ answer }} is wrong (score {{ score }}). Try again: {{ question }}"
+"#;
+    let s = Scratch::new();
+    let db = s.path("c.db");
+    let out = Crucible::new(&["run"])
+        .arg(s.write("c.yaml", scenario))
+        .db(&db)
+        .arg("--json")
+        .ok();
+    let v: serde_json::Value = serde_json::from_str(&out).unwrap();
+    let tasks = 400.0;
+    for r in v["results"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|r| r["kind"] == "self_correction")
+    {
+        let rounds = r["n"].as_i64().unwrap() as i32;
+        let theory = 1.0 - 0.7f64.powi(rounds);
+        let sigma = (theory * (1.0 - theory) / tasks).sqrt();
+        let observed = r["accuracy"].as_f64().unwrap();
+        assert!(
+            (observed - theory).abs() <= 3.5 * sigma,
+            "R={rounds}: observed {observed}, theory {theory}"
+        );
+        // Expected rounds spent: 1 + 0.7 + … + 0.7^(R−1).
+        let spent: f64 = (0..rounds).map(|i| 0.7f64.powi(i)).sum();
+        let mean = r["mean_samples"].as_f64().unwrap();
+        assert!(
+            (mean - spent).abs() < 0.1 * spent,
+            "R={rounds}: {mean} rounds, theory {spent}"
+        );
+    }
+    // Every round is in the trace, numbered after the pool of 4, each with
+    // the conversation so far; a task stops at its first accepted answer.
+    let count = |sql: &str| query::<i64>(&db, sql);
+    let rounds = count("SELECT count(*) FROM samples WHERE strategy = 'self_correction'");
+    let mean_8 = v["results"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|r| r["kind"] == "self_correction" && r["n"] == 8)
+        .unwrap()["mean_samples"]
+        .as_f64()
+        .unwrap();
+    assert_eq!(rounds as f64, (mean_8 * tasks).round());
+    assert_eq!(
+        count(
+            "SELECT count(*) FROM samples WHERE strategy = 'self_correction' AND sample_index != 4 + round"
+        ),
+        0
+    );
+    assert_eq!(
+        count("SELECT count(*) FROM samples WHERE round IS NULL"),
+        400 * 4
+    );
+    assert_eq!(
+        count(
+            "SELECT count(*) FROM samples s JOIN calls c ON c.id = s.call_id
+               WHERE s.round > 0 AND json_array_length(c.request, '$.history') != s.round"
+        ),
+        0
+    );
+    assert!(count("SELECT count(*) FROM samples s JOIN calls c ON c.id = s.call_id
+                   WHERE s.round = 1 AND json_extract(c.request, '$.history[0].feedback') LIKE '% is wrong (score 0.0). Try again: Synthetic question #%'") > 0);
+    // Accepted rounds end their task; rejected ones are followed by another
+    // unless the rounds ran out.
+    assert_eq!(
+        count("SELECT count(*) FROM samples a JOIN samples b ON b.run_id = a.run_id
+                 AND b.task_index = a.task_index AND b.strategy = a.strategy AND b.round = a.round + 1
+               WHERE a.strategy = 'self_correction' AND a.correct = 1"),
+        0
+    );
+    assert_eq!(
+        count("SELECT count(*) FROM samples a WHERE a.strategy = 'self_correction' AND a.correct = 0 AND a.round < 7
+                 AND NOT EXISTS (SELECT 1 FROM samples b WHERE b.run_id = a.run_id AND b.task_index = a.task_index
+                                 AND b.strategy = a.strategy AND b.round = a.round + 1)"),
+        0
+    );
+    // Analysis sees only the pool.
+    let a: serde_json::Value = serde_json::from_str(
+        &Crucible::new(&["analyze", "1", "--json", "--bootstrap", "0"])
+            .db(&db)
+            .ok(),
+    )
+    .unwrap();
+    assert_eq!(a["agents"][0]["pool_size"], 4);
+    assert_eq!(a["agents"][0]["tasks"], 400);
+}
+
+#[test]
 fn analyze_of_an_unknown_run_names_the_database() {
     let s = Scratch::new();
     let db = s.path("r.db");
@@ -2295,49 +2421,89 @@ fn llama_cpp_end_to_end_with_split_requests() {
         .ok();
     let v: serde_json::Value = serde_json::from_str(&out).unwrap();
     assert_eq!(v["status"], "completed");
-    assert_eq!(v["samples"], 20 * 8);
+    let count = |sql: &str| query::<i64>(&db, sql);
+    let rounds = count("SELECT count(*) FROM samples WHERE strategy = 'self_correction'");
+    assert_eq!(
+        count("SELECT count(*) FROM samples WHERE round IS NULL"),
+        20 * 8
+    );
+    assert_eq!(v["samples"], 20 * 8 + rounds);
     // Real responses: llama.cpp's own fields (`timings`) are kept in the stored body.
     assert_eq!(
-        query::<i64>(
-            &db,
-            "SELECT count(*) FROM call_view WHERE response LIKE '%\"timings\"%'"
-        ),
-        20
+        count("SELECT count(*) FROM call_view WHERE response LIKE '%\"timings\"%'"),
+        count("SELECT count(*) FROM calls")
     );
-    assert!(query::<i64>(&db, "SELECT count(*) FROM samples WHERE length(text) > 0") >= 150);
+    assert!(count("SELECT count(*) FROM samples WHERE length(text) > 0") >= 150);
     // Real token usage, from the server's `usage`.
-    assert!(query::<i64>(&db, "SELECT min(input_tokens) FROM calls") > 10);
-    assert!(query::<i64>(&db, "SELECT sum(output_tokens) FROM calls") > 20 * 8);
+    assert!(count("SELECT min(input_tokens) FROM calls") > 10);
+    assert!(count("SELECT sum(output_tokens) FROM calls") > 20 * 8);
     // The server caps n at its 4 slots: a pool of 8 was refused once, then split.
-    assert!(
-        query::<i64>(
-            &db,
-            "SELECT count(*) FROM attempts WHERE status = 400 AND n = 8"
-        ) >= 1
+    assert!(count("SELECT count(*) FROM attempts WHERE status = 400 AND n = 8") >= 1);
+    assert_eq!(
+        count("SELECT count(*) FROM attempts WHERE status = 200 AND n > 4"),
+        0
     );
     assert_eq!(
-        query::<i64>(
-            &db,
-            "SELECT count(*) FROM attempts WHERE status = 200 AND n > 4"
+        count("SELECT sum(n) FROM attempts WHERE status = 200"),
+        20 * 8 + rounds
+    );
+    // Self-correction: one call per round, each sending the whole conversation
+    // (system, question, then every rejected reply and its feedback) to the
+    // real server; a task stops at its first accepted answer.
+    assert!(rounds >= 20, "every task has a first round");
+    assert_eq!(
+        count(
+            "SELECT count(*) FROM samples s JOIN calls c ON c.id = s.call_id
+             WHERE s.strategy = 'self_correction'
+               AND json_array_length(c.request, '$.messages') != 2 + 2 * s.round"
         ),
         0
     );
     assert_eq!(
-        query::<i64>(&db, "SELECT sum(n) FROM attempts WHERE status = 200"),
-        20 * 8
+        count(
+            "SELECT count(*) FROM samples s JOIN calls c ON c.id = s.call_id
+             JOIN samples prev ON prev.run_id = s.run_id AND prev.task_index = s.task_index
+               AND prev.strategy = s.strategy AND prev.round = s.round - 1
+             WHERE s.round > 0
+               AND json_extract(c.request, '$.messages[' || (2 * s.round) || '].content') != prev.text"
+        ),
+        0
     );
-    let acc = |strategy: &str, n: u64| {
+    assert_eq!(
+        count(
+            "SELECT count(*) FROM score_view sv JOIN samples s ON s.run_id = sv.run_id
+               AND s.task_index = sv.task_index AND s.sample_index = sv.sample_index
+             WHERE s.strategy = 'self_correction' AND sv.score = 1
+               AND EXISTS (SELECT 1 FROM samples nxt WHERE nxt.run_id = s.run_id
+                           AND nxt.task_index = s.task_index AND nxt.strategy = s.strategy
+                           AND nxt.round = s.round + 1)"
+        ),
+        0
+    );
+    let row = |strategy: &str, n: u64| {
         v["results"]
             .as_array()
             .unwrap()
             .iter()
             .find(|r| r["strategy"] == strategy && r["n"] == n)
-            .unwrap()["accuracy"]
+            .unwrap_or_else(|| panic!("no {strategy} at n={n}"))
+            .clone()
+    };
+    let acc = |strategy: &str, n: u64| row(strategy, n)["accuracy"].as_f64().unwrap();
+    // With an exact check, best-of-8 is at least as good as one sample, and
+    // so is weighted majority (it votes only with accepted samples).
+    assert!(acc("best_of_n", 8) >= acc("best_of_n", 1));
+    assert!(acc("weighted_majority", 8) >= acc("weighted_majority", 1) - 1e-9);
+    assert!((acc("weighted_majority", 8) - acc("best_of_n", 8)).abs() < 1e-9);
+    // More rounds never lose an accepted answer.
+    assert!(acc("self_correction", 4) >= acc("self_correction", 1));
+    assert!(row("self_correction", 4)["mean_samples"].as_f64().unwrap() <= 4.0);
+    assert!(
+        row("adaptive_consistency", 8)["mean_samples"]
             .as_f64()
             .unwrap()
-    };
-    // With an oracle, best-of-8 is at least as good as one sample.
-    assert!(acc("best_of_n", 8) >= acc("best_of_n", 1));
+            <= 8.0
+    );
 }
 
 fn results_without_ids(json: &str) -> serde_json::Value {

@@ -4,6 +4,11 @@
 ALTER TABLE task_results ADD COLUMN samples REAL;
 ALTER TABLE results ADD COLUMN mean_samples REAL;
 
+-- Self-correction rounds are samples too, numbered after their agent's pool;
+-- these say whose round a sample is (NULL for pool samples).
+ALTER TABLE samples ADD COLUMN strategy TEXT;
+ALTER TABLE samples ADD COLUMN round INTEGER;
+
 -- A verifier may fail to score a sample (a command that crashed, a verdict
 -- that could not be read): `score` is then NULL and `detail` says why.
 -- SQLite cannot drop NOT NULL in place, so the table is rebuilt.
