@@ -531,14 +531,14 @@ mod tests {
         }
     }
 
+    /// A model that is never called: for request bodies.
+    fn offline(api: Api, url: &str) -> NetworkModel {
+        NetworkModel::new(config(api, url), None, Default::default()).unwrap()
+    }
+
     #[test]
     fn anthropic_request_has_the_messages_api_shape() {
-        let m = NetworkModel::new(
-            config(Api::Anthropic, "https://api.anthropic.com/v1"),
-            None,
-            Default::default(),
-        )
-        .unwrap();
+        let m = offline(Api::Anthropic, "https://api.anthropic.com/v1");
         let body = m.body("Be brief.", "What is 2+2?", &[], 3, 1);
         assert_eq!(
             body,
@@ -557,12 +557,7 @@ mod tests {
 
     #[test]
     fn a_conversation_sends_each_reply_and_its_feedback_in_order() {
-        let m = NetworkModel::new(
-            config(Api::OpenAi, "http://127.0.0.1:8080/v1"),
-            None,
-            Default::default(),
-        )
-        .unwrap();
+        let m = offline(Api::OpenAi, "http://127.0.0.1:8080/v1");
         let history = [Turn {
             reply: "It is 5.".into(),
             feedback: "That was checked and rejected. Try again.".into(),

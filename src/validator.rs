@@ -445,20 +445,7 @@ impl<'a> Validator<'a> {
                 _ => self.err(extra.span, "`extra` must be a mapping of JSON fields"),
             }
         }
-        let timeout = match &spec.timeout {
-            Some(t) if !(t.value > 0.0 && t.value.is_finite()) => {
-                self.err(
-                    t.span,
-                    format!(
-                        "`timeout` must be a positive number of seconds, found {}",
-                        t.value
-                    ),
-                );
-                120.0
-            }
-            Some(t) => t.value,
-            None => 120.0,
-        };
+        let timeout = self.seconds(&spec.timeout, 120.0);
         if let Some(env) = &spec.api_key_env
             && (env.is_empty() || env.contains(char::is_whitespace) || env.starts_with("sk-"))
         {
@@ -1071,6 +1058,24 @@ impl<'a> Validator<'a> {
         out
     }
 
+    /// A `timeout` in seconds: positive, `default` when absent.
+    fn seconds(&mut self, x: &Option<Located<f64>>, default: f64) -> f64 {
+        match x {
+            Some(t) if !(t.value > 0.0 && t.value.is_finite()) => {
+                self.err(
+                    t.span,
+                    format!(
+                        "`timeout` must be a positive number of seconds, found {}",
+                        t.value
+                    ),
+                );
+                default
+            }
+            Some(t) => t.value,
+            None => default,
+        }
+    }
+
     /// A programmatic verifier's check, with the fields it needs.
     fn check(&mut self, name: &str, spec: &VerifierSpec, tasks: &[Task]) -> Check {
         let Some(check) = &spec.check else {
@@ -1139,20 +1144,7 @@ impl<'a> Validator<'a> {
                         Vec::new()
                     }
                 };
-                let timeout = match &spec.timeout {
-                    Some(t) if !(t.value > 0.0 && t.value.is_finite()) => {
-                        self.err(
-                            t.span,
-                            format!(
-                                "`timeout` must be a positive number of seconds, found {}",
-                                t.value
-                            ),
-                        );
-                        60.0
-                    }
-                    Some(t) => t.value,
-                    None => 60.0,
-                };
+                let timeout = self.seconds(&spec.timeout, 60.0);
                 // Commands run in the scenario's directory, like the paths it names.
                 let dir = match self.source.path.parent() {
                     Some(d) if !d.as_os_str().is_empty() => d.to_path_buf(),

@@ -49,6 +49,23 @@ impl Crucible {
     }
 }
 
+/// The summary row of `strategy` at `n` in a `run --json` object.
+fn result<'v>(run: &'v serde_json::Value, strategy: &str, n: u64) -> &'v serde_json::Value {
+    run["results"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|r| r["strategy"] == strategy && r["n"] == n)
+        .unwrap_or_else(|| panic!("no {strategy} at n={n}"))
+}
+
+/// A number field of a JSON object.
+fn num(v: &serde_json::Value, key: &str) -> f64 {
+    v[key]
+        .as_f64()
+        .unwrap_or_else(|| panic!("no number {key} in {v}"))
+}
+
 fn root() -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR"))
 }
@@ -651,16 +668,7 @@ fn quickstart_shows_best_of_n_climbing_faster_than_self_consistency() {
     let v: serde_json::Value = serde_json::from_str(&out).unwrap();
     assert_eq!(v["status"], "completed");
     assert_eq!(v["samples"], 200 * 64);
-    let acc = |strategy: &str, n: u64| -> f64 {
-        v["results"]
-            .as_array()
-            .unwrap()
-            .iter()
-            .find(|r| r["strategy"] == strategy && r["n"] == n)
-            .unwrap()["accuracy"]
-            .as_f64()
-            .unwrap()
-    };
+    let acc = |strategy: &str, n: u64| num(result(&v, strategy, n), "accuracy");
     // At n = 1 both are one sample: accuracy ≈ p_correct = 0.4.
     assert!((acc("self_consistency", 1) - 0.4).abs() < 0.03);
     assert_eq!(acc("self_consistency", 1), acc("best_of_n", 1));
@@ -698,14 +706,8 @@ fn weighted_majority_beats_best_of_n_under_a_lenient_verifier() {
         .ok();
     let v: serde_json::Value = serde_json::from_str(&out).unwrap();
     let row = |strategy: &str, n: u64| -> (f64, f64, f64) {
-        let r = v["results"]
-            .as_array()
-            .unwrap()
-            .iter()
-            .find(|r| r["strategy"] == strategy && r["n"] == n)
-            .unwrap();
-        let get = |k: &str| r[k].as_f64().unwrap();
-        (get("accuracy"), get("ci_low"), get("ci_high"))
+        let r = result(&v, strategy, n);
+        (num(r, "accuracy"), num(r, "ci_low"), num(r, "ci_high"))
     };
     // One sample: every rule answers with it.
     let single = row("self_consistency", 1).0;
@@ -1399,35 +1401,27 @@ strategies:
         .arg("--json")
         .ok();
     let v: serde_json::Value = serde_json::from_str(&out).unwrap();
-    let row = |strategy: &str, n: u64| {
-        v["results"]
-            .as_array()
-            .unwrap()
-            .iter()
-            .find(|r| r["strategy"] == strategy && r["n"] == n)
-            .unwrap()
-            .clone()
-    };
-    let get = |r: &serde_json::Value, k: &str| r[k].as_f64().unwrap();
+    let row = |strategy: &str, n: u64| result(&v, strategy, n);
+    let get = num;
     let (accuracy, samples) = analytic_margin_race(0.6, 4, 40);
     let race = row("adaptive_consistency", 40);
     assert!(
-        get(&race, "ci_low") <= accuracy && accuracy <= get(&race, "ci_high"),
+        get(race, "ci_low") <= accuracy && accuracy <= get(race, "ci_high"),
         "analytic {accuracy} outside {race}"
     );
     // Samples spent: the pools' own p̂ varies around 0.6, so allow 5%.
     assert!(
-        (get(&race, "mean_samples") / samples - 1.0).abs() < 0.05,
+        (get(race, "mean_samples") / samples - 1.0).abs() < 0.05,
         "analytic {samples}: {race}"
     );
-    assert!(get(&race, "mean_samples") < 20.0);
+    assert!(get(race, "mean_samples") < 20.0);
     // A rule that never holds draws every sample and is plain majority voting
     // (up to the Monte Carlo error of 1000 orders per task, over 400 tasks).
     for n in [7u64, 40] {
         let (never, sc) = (row("never_stops", n), row("self_consistency", n));
-        assert_eq!(get(&never, "mean_samples"), n as f64);
+        assert_eq!(get(never, "mean_samples"), n as f64);
         assert!(
-            (get(&never, "accuracy") - get(&sc, "accuracy")).abs() < 0.005,
+            (get(never, "accuracy") - get(sc, "accuracy")).abs() < 0.005,
             "{never} {sc}"
         );
     }
@@ -1436,7 +1430,7 @@ strategies:
         &db,
         "SELECT avg(samples) FROM task_results WHERE strategy = 'adaptive_consistency'",
     );
-    assert!((stopped - get(&race, "mean_samples")).abs() < 1e-9);
+    assert!((stopped - get(race, "mean_samples")).abs() < 1e-9);
 }
 
 #[test]
@@ -2480,16 +2474,8 @@ fn llama_cpp_end_to_end_with_split_requests() {
         ),
         0
     );
-    let row = |strategy: &str, n: u64| {
-        v["results"]
-            .as_array()
-            .unwrap()
-            .iter()
-            .find(|r| r["strategy"] == strategy && r["n"] == n)
-            .unwrap_or_else(|| panic!("no {strategy} at n={n}"))
-            .clone()
-    };
-    let acc = |strategy: &str, n: u64| row(strategy, n)["accuracy"].as_f64().unwrap();
+    let row = |strategy: &str, n: u64| result(&v, strategy, n);
+    let acc = |strategy: &str, n: u64| num(row(strategy, n), "accuracy");
     // With an exact check, best-of-8 is at least as good as one sample, and
     // so is weighted majority (it votes only with accepted samples).
     assert!(acc("best_of_n", 8) >= acc("best_of_n", 1));
