@@ -252,15 +252,33 @@ fn last_boxed(text: &str) -> Option<String> {
 /// The last option letter standing alone: `(B)`, `B)`, `B.`, `Answer: B`.
 fn last_choice(text: &str, letters: &str) -> Option<String> {
     let chars: Vec<char> = text.chars().collect();
-    let is_word = |c: Option<&char>| c.is_some_and(|c| c.is_alphanumeric());
+    let at = |i: Option<usize>| i.and_then(|i| chars.get(i)).copied();
+    let is_word = |c: Option<char>| c.is_some_and(char::is_alphanumeric);
+    // An upper-case letter standing alone is an option; a lower-case one only
+    // when marked as one — `(b)`, `b)`, `b.` closing a sentence, or right
+    // after "answer" / "answer is" — since a lone "a" is usually the article.
+    let marked = |i: usize| {
+        let (before, after) = (at(i.checked_sub(1)), at(Some(i + 1)));
+        let prefix = chars[..i].iter().collect::<String>().to_lowercase();
+        let prefix = prefix.trim_end_matches(|c: char| c.is_whitespace() || c == ':' || c == '*');
+        before == Some('(')
+            || after == Some(')')
+            || (after == Some('.') && !is_word(at(Some(i + 2))))
+            || prefix.ends_with("answer")
+            || prefix.ends_with("answer is")
+    };
     (0..chars.len())
         .rev()
         .find(|&i| {
-            letters.contains(chars[i])
-                && !is_word(i.checked_sub(1).and_then(|j| chars.get(j)))
-                && !is_word(chars.get(i + 1))
+            let c = chars[i];
+            let standalone = !is_word(at(i.checked_sub(1))) && !is_word(at(Some(i + 1)));
+            standalone
+                && (letters.contains(c)
+                    || (c.is_ascii_lowercase()
+                        && letters.contains(c.to_ascii_uppercase())
+                        && marked(i)))
         })
-        .map(|i| chars[i].to_string())
+        .map(|i| chars[i].to_ascii_uppercase().to_string())
 }
 
 #[cfg(test)]
@@ -305,6 +323,16 @@ mod tests {
         );
         check(Extractor::Choice("ABCD".into()), "A Bad Choice", Some("a"));
         check(Extractor::Choice("ABCD".into()), "Because", None);
+        // Lower-case options count only where marked as options.
+        let choice = || Extractor::Choice("ABCD".into());
+        check(choice(), "so it must be (b)", Some("b"));
+        check(choice(), "I'd say c) here", Some("c"));
+        check(choice(), "Final: d.", Some("d"));
+        check(choice(), "Answer: c", Some("c"));
+        check(choice(), "the answer is d", Some("d"));
+        check(choice(), "B is a guess, not a fact", Some("b"));
+        check(choice(), "it is a cat", None);
+        check(choice(), "e) is not an option", None);
         check(Extractor::Whole, "  Paris. ", Some("paris"));
         check(Extractor::Whole, "   ", None);
         check(

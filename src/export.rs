@@ -27,6 +27,8 @@ const CSV_COLUMNS: &[&str] = &[
     "output_tokens",
     "latency_ms",
     "error",
+    "strategy",
+    "round",
     "text",
 ];
 
@@ -92,6 +94,8 @@ fn csv_record(r: &ExportRow, verifiers: &[String]) -> Vec<String> {
         r.output_tokens.to_string(),
         r.latency_ms.to_string(),
         opt(&r.error),
+        opt(&r.strategy),
+        opt(&r.round),
         r.text.clone(),
     ];
     rec.extend(

@@ -408,7 +408,8 @@ impl Store {
                 "SELECT v.run_id, v.task_id, v.task_index, v.agent, v.model, v.sample_index,
                     v.answer, v.normalized, v.expected, v.correct, v.abstained, v.text,
                     v.input_tokens, v.output_tokens, v.latency_ms, v.error,
-                    (SELECT json_group_object(verifier, score) FROM scores WHERE sample_id = v.sample_id)
+                    (SELECT json_group_object(verifier, score) FROM scores WHERE sample_id = v.sample_id),
+                    v.strategy, v.round
                  FROM sample_view v WHERE v.run_id = ?1
                  ORDER BY v.agent, v.task_index, v.sample_index",
             )
@@ -437,6 +438,8 @@ impl Store {
                     scores: scores
                         .and_then(|s| serde_json::from_str(&s).ok())
                         .unwrap_or_default(),
+                    strategy: r.get(17)?,
+                    round: r.get(18)?,
                 })
             };
             f(get().map_err(self.err())?)?;
@@ -813,6 +816,9 @@ pub struct ExportRow {
     pub error: Option<String>,
     /// By verifier; `None` where the verifier could not score the sample.
     pub scores: std::collections::BTreeMap<String, Option<f64>>,
+    /// For a self-correction round: its strategy and round.
+    pub strategy: Option<String>,
+    pub round: Option<i64>,
 }
 
 /// One sample to store.

@@ -1534,6 +1534,18 @@ strategies:
         ),
         12
     );
+    // Exported records say "no score" as null, never 0.
+    let exported: Vec<serde_json::Value> = Crucible::new(&["export", "1"])
+        .db(&db)
+        .ok()
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
+    for r in &exported {
+        let unscored = matches!(r["sample_index"].as_i64(), Some(3 | 5));
+        assert_eq!(r["scores"]["script"].is_null(), unscored, "{r}");
+        assert!(r["scores"]["exact"].is_number());
+    }
     // An unscored sample casts no vote: analysis still has the verifier's curves.
     let a: serde_json::Value =
         serde_json::from_str(&Crucible::new(&["analyze", "1", "--json"]).db(&db).ok()).unwrap();
@@ -1650,6 +1662,23 @@ strategies:
                  AND NOT EXISTS (SELECT 1 FROM samples b WHERE b.run_id = a.run_id AND b.task_index = a.task_index
                                  AND b.strategy = a.strategy AND b.round = a.round + 1)"),
         0
+    );
+    // Export marks the rounds.
+    let exported: Vec<serde_json::Value> = Crucible::new(&["export", "1"])
+        .db(&db)
+        .ok()
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
+    let marked: Vec<&serde_json::Value> = exported
+        .iter()
+        .filter(|r| r["strategy"] == "self_correction")
+        .collect();
+    assert_eq!(marked.len() as i64, rounds);
+    assert!(
+        marked
+            .iter()
+            .all(|r| r["round"].as_i64().unwrap() + 4 == r["sample_index"].as_i64().unwrap())
     );
     // Analysis sees only the pool.
     let a: serde_json::Value = serde_json::from_str(

@@ -13,6 +13,7 @@ ALTER TABLE samples ADD COLUMN round INTEGER;
 -- that could not be read): `score` is then NULL and `detail` says why.
 -- SQLite cannot drop NOT NULL in place, so the table is rebuilt.
 DROP VIEW score_view;
+DROP VIEW sample_view;
 CREATE TABLE scores_v5 (
     sample_id INTEGER NOT NULL REFERENCES samples(id),
     verifier  TEXT    NOT NULL,
@@ -25,6 +26,14 @@ INSERT INTO scores_v5 (sample_id, verifier, score, accepted)
     SELECT sample_id, verifier, score, accepted FROM scores;
 DROP TABLE scores;
 ALTER TABLE scores_v5 RENAME TO scores;
+CREATE VIEW sample_view AS
+SELECT s.id AS sample_id, s.run_id, r.name AS run_name, r.seed, r.status AS run_status,
+       t.task_id, s.task_index, t.expected, s.agent, s.model, s.sample_index,
+       s.answer, s.normalized, s.correct, s.abstained, s.input_tokens, s.output_tokens,
+       s.latency_ms, s.error, s.text, s.call_id, s.strategy, s.round
+FROM samples s
+JOIN runs r ON r.id = s.run_id
+JOIN tasks t ON t.run_id = s.run_id AND t.task_index = s.task_index;
 CREATE VIEW score_view AS
 SELECT v.run_id, v.task_id, v.task_index, v.agent, v.sample_index, v.normalized, v.correct,
        sc.verifier, sc.score, sc.accepted, sc.detail
