@@ -13,8 +13,12 @@ use crate::spec::NormalizeStep;
 pub enum Extractor {
     LastNumber,
     Boxed,
-    /// The option letters, e.g. `ABCDE`.
-    Choice(String),
+    /// The option letters, e.g. `ABCDE`, and the task field whose text lists
+    /// the options (`(A) Mars (B) Jupiter`), if answers may name one by its text.
+    Choice {
+        letters: String,
+        options_field: Option<String>,
+    },
     Whole,
     Regex(Regex),
     /// A field of the last JSON object in the text, by path.
@@ -52,12 +56,46 @@ impl AnswerRule {
         NormalizeStep::Numeric,
     ];
 
+    /// The final answer in `text` written for `task`: like [`AnswerRule::extract`],
+    /// but a choice may also be named by its option's text, read from the
+    /// task's options field (the later of the two mentions wins).
+    pub fn extract_for(&self, text: &str, task: &crate::scenario::Task) -> Option<Answer> {
+        let Extractor::Choice {
+            letters,
+            options_field: Some(field),
+        } = &self.extractor
+        else {
+            return self.extract(text);
+        };
+        let listed = task
+            .inputs
+            .get(field)
+            .and_then(|v| v.as_str())
+            .unwrap_or("");
+        let by_letter = last_choice(text, letters);
+        let by_text = last_option_named(text, &options(listed, letters));
+        let raw = match (by_letter, by_text) {
+            (Some((at, l)), Some((named, n))) => {
+                if named > at {
+                    n
+                } else {
+                    l
+                }
+            }
+            (Some((_, l)), None) => l,
+            (None, Some((_, n))) => n,
+            (None, None) => return None,
+        };
+        let normalized = self.normalize(&raw);
+        (!normalized.is_empty()).then_some(Answer { raw, normalized })
+    }
+
     /// The final answer in `text`, or `None` for an abstention.
     pub fn extract(&self, text: &str) -> Option<Answer> {
         let raw = match &self.extractor {
             Extractor::LastNumber => number_regex().find_iter(text).last()?.as_str().to_owned(),
             Extractor::Boxed => last_boxed(text)?,
-            Extractor::Choice(letters) => last_choice(text, letters)?,
+            Extractor::Choice { letters, .. } => last_choice(text, letters)?.1,
             Extractor::Whole => text.to_owned(),
             Extractor::Json(path) => last_json_field(text, path)?,
             Extractor::Regex(re) => {
@@ -250,7 +288,8 @@ fn last_boxed(text: &str) -> Option<String> {
 }
 
 /// The last option letter standing alone: `(B)`, `B)`, `B.`, `Answer: B`.
-fn last_choice(text: &str, letters: &str) -> Option<String> {
+/// The last option letter in `text`: its byte offset and the upper-case letter.
+fn last_choice(text: &str, letters: &str) -> Option<(usize, String)> {
     let chars: Vec<char> = text.chars().collect();
     let at = |i: Option<usize>| i.and_then(|i| chars.get(i)).copied();
     let is_word = |c: Option<char>| c.is_some_and(char::is_alphanumeric);
@@ -278,7 +317,62 @@ fn last_choice(text: &str, letters: &str) -> Option<String> {
                         && letters.contains(c.to_ascii_uppercase())
                         && marked(i)))
         })
-        .map(|i| chars[i].to_ascii_uppercase().to_string())
+        .map(|i| {
+            let offset = chars[..i].iter().map(|c| c.len_utf8()).sum();
+            (offset, chars[i].to_ascii_uppercase().to_string())
+        })
+}
+
+/// The options a question lists, as (letter, text): each `(X)` marker, or an
+/// `X)`, `X.` or `X:` opening a line, for letters `X` of `letters`; the text
+/// runs to the next marker.
+pub fn options(listed: &str, letters: &str) -> Vec<(String, String)> {
+    let chars: Vec<(usize, char)> = listed.char_indices().collect();
+    let mut markers: Vec<(usize, usize, char)> = Vec::new(); // start, end, letter
+    for (k, &(i, c)) in chars.iter().enumerate() {
+        if !letters.contains(c) {
+            continue;
+        }
+        let before = k.checked_sub(1).map(|j| chars[j].1);
+        let after = chars.get(k + 1).map(|x| x.1);
+        let line_start = listed[..i].trim_end_matches([' ', '\t']).ends_with('\n')
+            || listed[..i].trim().is_empty();
+        if before == Some('(') && after == Some(')') {
+            markers.push((i - 1, i + 2, c));
+        } else if line_start && matches!(after, Some(')' | '.' | ':')) {
+            markers.push((i, i + 2, c));
+        }
+    }
+    markers
+        .iter()
+        .enumerate()
+        .filter_map(|(m, &(_, end, letter))| {
+            let stop = markers.get(m + 1).map_or(listed.len(), |next| next.0);
+            let text = listed[end..stop].trim().trim_end_matches([',', ';']).trim();
+            (!text.is_empty()).then(|| (letter.to_string(), text.to_owned()))
+        })
+        .collect()
+}
+
+/// The option whose text `text` mentions last (case-insensitively, as whole
+/// words): its byte offset and letter.
+fn last_option_named(text: &str, options: &[(String, String)]) -> Option<(usize, String)> {
+    let lower = text.to_lowercase();
+    let is_word = |c: Option<char>| c.is_some_and(char::is_alphanumeric);
+    options
+        .iter()
+        .filter_map(|(letter, option)| {
+            let option = option.to_lowercase();
+            lower
+                .match_indices(&option)
+                .filter(|(at, m)| {
+                    !is_word(lower[..*at].chars().next_back())
+                        && !is_word(lower[at + m.len()..].chars().next())
+                })
+                .last()
+                .map(|(at, _)| (at, letter.clone()))
+        })
+        .max_by_key(|(at, _)| *at)
 }
 
 #[cfg(test)]
@@ -296,6 +390,60 @@ mod tests {
     fn check(extractor: Extractor, text: &str, expected: Option<&str>) {
         let got = rule(extractor).extract(text).map(|a| a.normalized);
         assert_eq!(got.as_deref(), expected, "text: {text:?}");
+    }
+
+    fn choice() -> Extractor {
+        Extractor::Choice {
+            letters: "ABCD".into(),
+            options_field: None,
+        }
+    }
+
+    #[test]
+    fn options_are_read_inline_or_one_per_line() {
+        let inline = options(
+            "Which planet is largest? (A) Mars (B) Jupiter (C) Venus, (D) Earth",
+            "ABCD",
+        );
+        let text = |o: &[(String, String)]| {
+            o.iter()
+                .map(|(l, t)| format!("{l}={t}"))
+                .collect::<Vec<_>>()
+        };
+        assert_eq!(text(&inline), ["A=Mars", "B=Jupiter", "C=Venus", "D=Earth"]);
+        let lines = options("Pick one:\nA) Oxygen\nB. Carbon dioxide\nC: Helium", "ABCD");
+        assert_eq!(text(&lines), ["A=Oxygen", "B=Carbon dioxide", "C=Helium"]);
+        assert!(options("No options here, just A question.", "ABCD").is_empty());
+    }
+
+    #[test]
+    fn a_choice_may_be_named_by_its_text() {
+        let rule = AnswerRule {
+            extractor: Extractor::Choice {
+                letters: "ABCD".into(),
+                options_field: Some("question".into()),
+            },
+            steps: AnswerRule::ALL_STEPS.to_vec(),
+        };
+        let mut inputs = serde_json::Map::new();
+        inputs.insert(
+            "question".into(),
+            "Which gas? (A) Oxygen (B) Nitrogen (C) Carbon dioxide (D) Helium".into(),
+        );
+        let task = crate::scenario::Task {
+            index: 0,
+            id: "q".into(),
+            inputs,
+            expected: Some("c".into()),
+            distribution: None,
+        };
+        let got = |t: &str| rule.extract_for(t, &task).map(|a| a.normalized);
+        assert_eq!(got("A plant absorbs carbon dioxide."), Some("c".into()));
+        assert_eq!(got("Not oxygen: the answer is (C)."), Some("c".into()));
+        assert_eq!(got("Carbon dioxide? No, I pick (A)"), Some("a".into()));
+        assert_eq!(got("Plants make OXYGEN"), Some("a".into()));
+        // "Heliums" is not the option "Helium"; nothing else matches.
+        assert_eq!(got("heliums and neons"), None);
     }
 
     #[test]
@@ -316,15 +464,10 @@ mod tests {
             Some("12"),
         );
         check(Extractor::Boxed, "\\boxed{unclosed", None);
-        check(
-            Extractor::Choice("ABCD".into()),
-            "I pick (C). Answer: B",
-            Some("b"),
-        );
-        check(Extractor::Choice("ABCD".into()), "A Bad Choice", Some("a"));
-        check(Extractor::Choice("ABCD".into()), "Because", None);
+        check(choice(), "I pick (C). Answer: B", Some("b"));
+        check(choice(), "A Bad Choice", Some("a"));
+        check(choice(), "Because", None);
         // Lower-case options count only where marked as options.
-        let choice = || Extractor::Choice("ABCD".into());
         check(choice(), "so it must be (b)", Some("b"));
         check(choice(), "I'd say c) here", Some("c"));
         check(choice(), "Final: d.", Some("d"));

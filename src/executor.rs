@@ -692,7 +692,7 @@ fn trace_call(
         let k = call.first + i;
         output_total += output_tokens;
         let answer = if error.is_none() {
-            sc.answer.extract(&text)
+            sc.answer.extract_for(&text, task)
         } else {
             None
         };

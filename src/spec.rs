@@ -276,6 +276,10 @@ pub struct AnswerSpec {
     /// For `choice`: the option letters (default `ABCDE`).
     #[serde(default)]
     pub choices: Option<Located<String>>,
+    /// For `choice`: the task field that lists the options (`(A) Mars (B)
+    /// Jupiter`), so that an answer naming an option's text counts as its letter.
+    #[serde(default)]
+    pub options: Option<Located<String>>,
 }
 
 #[derive(Debug, Clone, Deserialize, JsonSchema)]

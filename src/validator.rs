@@ -138,6 +138,27 @@ impl<'a> Validator<'a> {
         self.diags.is_empty().then_some(scenario)
     }
 
+    /// The task field listing a choice question's options: present in every
+    /// item, listing at least two options of `letters`.
+    fn options_field(&mut self, letters: &str) -> Option<String> {
+        let field = self.loaded.answer.options.clone()?;
+        for item in &self.loaded.items {
+            let problem = match item.fields.get(&field.value).and_then(|v| v.as_str()) {
+                None => format!(
+                    "`answer.options` names `{}`, which this item has no text in",
+                    field.value
+                ),
+                Some(text) if crate::answer::options(text, letters).len() < 2 => format!(
+                    "`{}` of this item lists fewer than two options such as `(A) …` or a line `A) …` (`answer.options`)",
+                    field.value
+                ),
+                Some(_) => continue,
+            };
+            self.diags.push(item.error(problem));
+        }
+        Some(field.value)
+    }
+
     fn answer_rule(&mut self) -> Option<AnswerRule> {
         let spec = &self.loaded.answer;
         let choices = spec
@@ -153,7 +174,10 @@ impl<'a> Validator<'a> {
         let extractor = match spec.extract.as_ref().map(|e| &e.value) {
             None | Some(ExtractSpec::LastNumber) => Extractor::LastNumber,
             Some(ExtractSpec::Boxed) => Extractor::Boxed,
-            Some(ExtractSpec::Choice) => Extractor::Choice(choices),
+            Some(ExtractSpec::Choice) => Extractor::Choice {
+                options_field: self.options_field(&choices),
+                letters: choices,
+            },
             Some(ExtractSpec::Whole) => Extractor::Whole,
             Some(ExtractSpec::Json(path)) => {
                 let keys: Vec<String> = path.split('.').map(str::to_owned).collect();
@@ -565,7 +589,7 @@ impl<'a> Validator<'a> {
         };
         let abstain = prob(self, &d.abstain, "abstain").unwrap_or(0.0);
         let choices = match answer.map(|a| &a.extractor) {
-            Some(Extractor::Choice(letters)) => Some(letters.clone()),
+            Some(Extractor::Choice { letters, .. }) => Some(letters.clone()),
             _ => None,
         };
         let distribution = if let Some(answers) = &d.answers {
@@ -697,7 +721,7 @@ impl<'a> Validator<'a> {
         let (default_format, reasoning) = match &rule.extractor {
             Extractor::LastNumber => ("So the answer is {answer}.".to_owned(), true),
             Extractor::Boxed => ("The final answer is \\boxed{{answer}}.".to_owned(), true),
-            Extractor::Choice(_) => ("Answer: ({answer})".to_owned(), true),
+            Extractor::Choice { .. } => ("Answer: ({answer})".to_owned(), true),
             Extractor::Whole => ("{answer}".to_owned(), false),
             Extractor::Regex(_) => ("Answer: {answer}".to_owned(), true),
             // {"result": {"value": "{answer}"}} for `result.value`.

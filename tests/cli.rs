@@ -552,6 +552,16 @@ const CASES: &[Case] = &[
         at: "s.yaml:25:15",
         message: "`feedback` uses `answr`, which is neither",
     },
+    Case {
+        name: "choice options field without options",
+        edit: (
+            "verifiers:",
+            "answer:\n  extract: choice\n  options: question\nverifiers:",
+        ),
+        files: &[],
+        at: "s.yaml:14:7",
+        message: "`question` of this item lists fewer than two options",
+    },
 ];
 
 #[test]
