@@ -1016,16 +1016,27 @@ fn budget_stops_the_run_at_its_cap_without_exceeding_it() {
 }
 
 #[test]
-fn show_of_an_unknown_run_fails_with_exit_1() {
+fn reading_an_unknown_run_fails_with_exit_1() {
     let s = Scratch::new();
     let db = s.path("r.db");
     Crucible::new(&["run"])
         .arg(s.write("s.yaml", BASE))
         .db(&db)
         .ok();
-    let out = Crucible::new(&["show", "99"]).db(&db).output();
-    assert_eq!(out.status.code(), Some(1));
-    assert!(String::from_utf8_lossy(&out.stderr).contains("no run 99"));
+    for command in ["show", "analyze", "plot"] {
+        let out = Crucible::new(&[command, "99"]).db(&db).output();
+        assert_eq!(out.status.code(), Some(1), "{command}");
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert!(
+            err.contains("no run 99") && err.contains("r.db"),
+            "{command}: {err}"
+        );
+    }
+    let table = Crucible::new(&["analyze", "1"]).db(&db).ok();
+    assert!(
+        table.contains("majority") && table.contains("best_of_n [oracle]"),
+        "{table}"
+    );
     let missing = Crucible::new(&["runs"]).db(&s.path("none.db")).output();
     assert_eq!(missing.status.code(), Some(1));
     assert!(
@@ -1176,6 +1187,33 @@ fn every_shipped_scenario_validates() {
     }
 }
 
+/// Run `scenario`, written into `s`, with `--json`: the database and the summary.
+fn run_json(s: &Scratch, scenario: &str) -> (PathBuf, serde_json::Value) {
+    let db = s.path("run.db");
+    let out = Crucible::new(&["run"])
+        .arg(s.write("scenario.yaml", scenario))
+        .db(&db)
+        .arg("--json")
+        .ok();
+    (db, serde_json::from_str(&out).unwrap())
+}
+
+/// A scenario: one simulated model `sim` with `distribution` behind agent
+/// `solver`, `count` synthetic tasks, then `rest` (verifiers, strategies).
+fn simulated_scenario(
+    name: &str,
+    seed: u64,
+    distribution: &str,
+    count: usize,
+    rest: &str,
+) -> String {
+    format!(
+        "name: {name}\nseed: {seed}\nmodels:\n  sim:\n    provider: simulated\n    distribution: {distribution}\n\
+         agents:\n  solver:\n    model: sim\n    prompt: \"Q: {{{{ question }}}}\"\n\
+         dataset:\n  synthetic: {{count: {count}}}\n{rest}"
+    )
+}
+
 /// Exact probability that plurality over `n` fresh samples picks class 0
 /// (ties shared), when class i comes up with probability `probs[i]` and what
 /// is left is abstention: a sum over every way to split `n` among the classes.
@@ -1224,19 +1262,12 @@ fn analytic_majority(probs: &[f64], n: usize) -> f64 {
 #[test]
 fn analyze_curves_match_the_analytic_ones_on_a_simulated_model() {
     // p = 0.5, Δ = 0.2: answers come up 0.5 (correct), 0.3, 0.1, 0.1.
-    let scenario = r#"name: analytic
-seed: 5
-models:
-  sim:
-    provider: simulated
-    distribution: {p_correct: 0.5, delta: 0.2, wrong_answers: 3}
-agents:
-  solver:
-    model: sim
-    prompt: "Q: {{ question }}"
-dataset:
-  synthetic: {count: 300}
-verifiers:
+    let scenario = simulated_scenario(
+        "analytic",
+        5,
+        "{p_correct: 0.5, delta: 0.2, wrong_answers: 3}",
+        300,
+        r#"verifiers:
   oracle: {kind: oracle}
 strategies:
   - kind: self_consistency
@@ -1250,17 +1281,10 @@ strategies:
     agent: solver
     verifier: oracle
     n: 24
-"#;
+"#,
+    );
     let s = Scratch::new();
-    let db = s.path("a.db");
-    let run: serde_json::Value = serde_json::from_str(
-        &Crucible::new(&["run"])
-            .arg(s.write("a.yaml", scenario))
-            .db(&db)
-            .arg("--json")
-            .ok(),
-    )
-    .unwrap();
+    let (db, run) = run_json(&s, &scenario);
     let out = Crucible::new(&["analyze", "1", "--json", "--confidence", "0.999"])
         .db(&db)
         .ok();
@@ -1377,19 +1401,12 @@ fn analytic_margin_race(p: f64, margin: i64, cap: usize) -> (f64, f64) {
 #[test]
 fn adaptive_consistency_matches_the_random_walk_it_is() {
     // Two answers, 0.6 and 0.4; stop at a lead of 4 votes or after 40 samples.
-    let scenario = r#"name: race
-seed: 9
-models:
-  sim:
-    provider: simulated
-    distribution: {p_correct: 0.6, delta: 0.2, wrong_answers: 1}
-agents:
-  solver:
-    model: sim
-    prompt: "Q: {{ question }}"
-dataset:
-  synthetic: {count: 400}
-strategies:
+    let scenario = simulated_scenario(
+        "race",
+        9,
+        "{p_correct: 0.6, delta: 0.2, wrong_answers: 1}",
+        400,
+        r#"strategies:
   - kind: adaptive_consistency
     agent: solver
     stop: {margin: 4}
@@ -1402,15 +1419,10 @@ strategies:
   - kind: self_consistency
     agent: solver
     n: [7, 40]
-"#;
+"#,
+    );
     let s = Scratch::new();
-    let db = s.path("r.db");
-    let out = Crucible::new(&["run"])
-        .arg(s.write("r.yaml", scenario))
-        .db(&db)
-        .arg("--json")
-        .ok();
-    let v: serde_json::Value = serde_json::from_str(&out).unwrap();
+    let (db, v) = run_json(&s, &scenario);
     let row = |strategy: &str, n: u64| result(&v, strategy, n);
     let get = num;
     let (accuracy, samples) = analytic_margin_race(0.6, 4, 40);
@@ -1460,19 +1472,12 @@ else:
     print(1.0 if c["answer"] == c["expected"] else 0.0)
 "#,
     );
-    let scenario = r#"name: programmatic
-seed: 4
-models:
-  sim:
-    provider: simulated
-    distribution: {p_correct: 0.4, delta: 0.1, wrong_answers: 4, abstain: 0.1}
-agents:
-  solver:
-    model: sim
-    prompt: "Q: {{ question }}"
-dataset:
-  synthetic: {count: 12}
-verifiers:
+    let scenario = simulated_scenario(
+        "programmatic",
+        4,
+        "{p_correct: 0.4, delta: 0.1, wrong_answers: 4, abstain: 0.1}",
+        12,
+        r#"verifiers:
   exact: {kind: programmatic, check: exact}
   near: {kind: programmatic, check: numeric, tolerance: 1.5}
   formatted: {kind: programmatic, check: regex, pattern: "answer is -?[0-9]+"}
@@ -1482,10 +1487,11 @@ strategies:
   - {kind: best_of_n, name: bon_near, agent: solver, verifier: near, n: 8}
   - {kind: best_of_n, name: bon_formatted, agent: solver, verifier: formatted, n: 8}
   - {kind: weighted_majority, name: wm_script, agent: solver, verifier: script, n: 8}
-"#;
+"#,
+    );
     let db = s.path("p.db");
     Crucible::new(&["run"])
-        .arg(s.write("p.yaml", scenario))
+        .arg(s.write("p.yaml", &scenario))
         .db(&db)
         .ok();
     let count = |sql: &str| query::<i64>(&db, sql);
@@ -1572,19 +1578,12 @@ strategies:
 fn self_correction_succeeds_as_one_minus_one_minus_p_to_the_r() {
     // Right with probability 0.3 per attempt, a perfect verifier: after R
     // rounds the answer is right with probability 1 − 0.7^R.
-    let scenario = r#"name: correction
-seed: 13
-models:
-  sim:
-    provider: simulated
-    distribution: {p_correct: 0.3, delta: 0.05, wrong_answers: 4}
-agents:
-  solver:
-    model: sim
-    prompt: "Q: {{ question }}"
-dataset:
-  synthetic: {count: 400}
-verifiers:
+    let scenario = simulated_scenario(
+        "correction",
+        13,
+        "{p_correct: 0.3, delta: 0.05, wrong_answers: 4}",
+        400,
+        r#"verifiers:
   oracle: {kind: oracle}
 strategies:
   - kind: self_consistency
@@ -1595,15 +1594,10 @@ strategies:
     verifier: oracle
     n: [1, 2, 4, 8]
     feedback: "{{ answer }} is wrong (score {{ score }}). Try again: {{ question }}"
-"#;
+"#,
+    );
     let s = Scratch::new();
-    let db = s.path("c.db");
-    let out = Crucible::new(&["run"])
-        .arg(s.write("c.yaml", scenario))
-        .db(&db)
-        .arg("--json")
-        .ok();
-    let v: serde_json::Value = serde_json::from_str(&out).unwrap();
+    let (db, v) = run_json(&s, &scenario);
     let tasks = 400.0;
     for r in v["results"]
         .as_array()
@@ -1699,25 +1693,6 @@ strategies:
     .unwrap();
     assert_eq!(a["agents"][0]["pool_size"], 4);
     assert_eq!(a["agents"][0]["tasks"], 400);
-}
-
-#[test]
-fn analyze_of_an_unknown_run_names_the_database() {
-    let s = Scratch::new();
-    let db = s.path("r.db");
-    Crucible::new(&["run"])
-        .arg(s.write("s.yaml", BASE))
-        .db(&db)
-        .ok();
-    let out = Crucible::new(&["analyze", "7"]).db(&db).output();
-    assert_eq!(out.status.code(), Some(1));
-    let err = String::from_utf8_lossy(&out.stderr);
-    assert!(err.contains("no run 7") && err.contains("r.db"), "{err}");
-    let table = Crucible::new(&["analyze", "1"]).db(&db).ok();
-    assert!(
-        table.contains("majority") && table.contains("best_of_n [oracle]"),
-        "{table}"
-    );
 }
 
 /// One sample of a small pool for brute-force checks: its answer class
