@@ -37,10 +37,6 @@ impl Binomials {
     pub fn row(&self, n: usize) -> &[f64] {
         &self.rows[n]
     }
-
-    pub fn max(&self) -> usize {
-        self.rows.len() - 1
-    }
 }
 
 /// Probability that plurality voting over a random size-`k` subset of the

@@ -564,11 +564,11 @@ impl<'a> Conversation<'a> {
             cost_usd: record.cost_usd.unwrap_or(0.0),
         };
         sh.progress.tokens.fetch_add(used.tokens, Ordering::Relaxed);
-        // Self-correction reads its round back; pools need only their samples.
-        let stored = if history.is_empty() && sc.strategies.iter().all(|s| s.correction.is_none()) {
-            Vec::new()
-        } else {
+        // A self-correction round is read back; pool calls need only their samples.
+        let stored = if call.round.is_some() {
             record.samples.clone()
+        } else {
+            Vec::new()
         };
         let already_stored = reservation.is_none();
         if let Some(r) = reservation {

@@ -35,6 +35,13 @@ impl Crucible {
         self.cmd.output().expect("run crucible")
     }
 
+    /// Run with `--json`, require exit status 0, and parse what it prints.
+    #[track_caller]
+    fn json(self) -> serde_json::Value {
+        let out = self.arg("--json").ok();
+        serde_json::from_str(&out).unwrap_or_else(|e| panic!("not JSON ({e}): {out}"))
+    }
+
     /// Run and require exit status 0; returns stdout.
     #[track_caller]
     fn ok(self) -> String {
@@ -133,12 +140,7 @@ fn base_scenario_is_valid_and_runs() {
     let file = s.write("s.yaml", BASE);
     Crucible::new(&["validate"]).arg(&file).ok();
     let db = s.path("t.db");
-    let out = Crucible::new(&["run"])
-        .arg(&file)
-        .db(&db)
-        .arg("--json")
-        .ok();
-    let v: serde_json::Value = serde_json::from_str(&out).unwrap();
+    let v = Crucible::new(&["run"]).arg(&file).db(&db).json();
     assert_eq!(v["status"], "completed");
     assert_eq!(v["samples"], 4);
 }
@@ -151,12 +153,10 @@ fn json_answers_are_read_from_their_field() {
         "answer:\n  extract: {json: result.value}\nverifiers:",
     );
     let db = s.path("j.db");
-    let out = Crucible::new(&["run"])
+    let v = Crucible::new(&["run"])
         .arg(s.write("s.yaml", &text))
         .db(&db)
-        .arg("--json")
-        .ok();
-    let v: serde_json::Value = serde_json::from_str(&out).unwrap();
+        .json();
     assert_eq!(v["status"], "completed");
     // The simulated model writes its answer where the rule reads it.
     assert_eq!(
@@ -670,12 +670,10 @@ fn diagnostics_show_the_source_line_with_a_caret() {
 fn quickstart_shows_best_of_n_climbing_faster_than_self_consistency() {
     let s = Scratch::new();
     let db = s.path("q.db");
-    let out = Crucible::new(&["run"])
+    let v = Crucible::new(&["run"])
         .arg(root().join("scenarios/quickstart.yaml"))
         .db(&db)
-        .arg("--json")
-        .ok();
-    let v: serde_json::Value = serde_json::from_str(&out).unwrap();
+        .json();
     assert_eq!(v["status"], "completed");
     assert_eq!(v["samples"], 200 * 64);
     let acc = |strategy: &str, n: u64| num(result(&v, strategy, n), "accuracy");
@@ -709,12 +707,10 @@ fn quickstart_shows_best_of_n_climbing_faster_than_self_consistency() {
 fn weighted_majority_beats_best_of_n_under_a_lenient_verifier() {
     // The shipped example: an oracle that accepts 20% of wrong answers.
     let s = Scratch::new();
-    let out = Crucible::new(&["run"])
+    let v = Crucible::new(&["run"])
         .arg(root().join("scenarios/noisy-verifier.yaml"))
         .db(&s.path("n.db"))
-        .arg("--json")
-        .ok();
-    let v: serde_json::Value = serde_json::from_str(&out).unwrap();
+        .json();
     let row = |strategy: &str, n: u64| -> (f64, f64, f64) {
         let r = result(&v, strategy, n);
         (num(r, "accuracy"), num(r, "ci_low"), num(r, "ci_high"))
@@ -1190,12 +1186,11 @@ fn every_shipped_scenario_validates() {
 /// Run `scenario`, written into `s`, with `--json`: the database and the summary.
 fn run_json(s: &Scratch, scenario: &str) -> (PathBuf, serde_json::Value) {
     let db = s.path("run.db");
-    let out = Crucible::new(&["run"])
+    let summary = Crucible::new(&["run"])
         .arg(s.write("scenario.yaml", scenario))
         .db(&db)
-        .arg("--json")
-        .ok();
-    (db, serde_json::from_str(&out).unwrap())
+        .json();
+    (db, summary)
 }
 
 /// A scenario: one simulated model `sim` with `distribution` behind agent
@@ -2041,12 +2036,10 @@ fn http_faults_lose_and_duplicate_no_sample() {
             "    n_per_request: 2\n    max_retries: 30\n    timeout: 0.5",
         );
         let db = s.path(&format!("{name}.db"));
-        let out = Crucible::new(&["run"])
+        let v = Crucible::new(&["run"])
             .arg(s.write(&format!("{name}.yaml"), &client))
             .db(&db)
-            .arg("--json")
-            .ok();
-        let v: serde_json::Value = serde_json::from_str(&out).unwrap();
+            .json();
         assert_eq!(v["status"], "completed", "{name}");
         assert_eq!(
             sample_content(&db),
@@ -2181,19 +2174,14 @@ fn budgets_stop_below_their_caps_and_resume_with_higher_ones() {
         "raised.yaml",
         &client.replace("strategies:", "budget:\n  max_cost_usd: 1000\nstrategies:"),
     );
-    let resumed = Crucible::new(&["run"])
+    let v = Crucible::new(&["run"])
         .arg(&raised)
         .db(&db)
         .arg("--resume")
         .arg("1")
-        .arg("--json")
-        .ok();
-    let v: serde_json::Value = serde_json::from_str(&resumed).unwrap();
+        .json();
     assert_eq!(v["status"], "completed");
-    assert_eq!(
-        results_without_ids(&resumed),
-        results_without_ids(&expected)
-    );
+    assert_eq!(v["results"], results_without_ids(&expected));
     assert_eq!(sample_content(&db), sample_content(&whole));
     assert_eq!(query::<i64>(&db, "SELECT count(*) FROM calls"), 60);
     let spent: f64 = query(&db, "SELECT sum(cost_usd) FROM calls");
@@ -2421,13 +2409,11 @@ fn llama_cpp_end_to_end_with_split_requests() {
         .unwrap()
         .replace("http://127.0.0.1:8080/v1", &format!("{url}/v1"));
     let db = s.path("llama.db");
-    let out = Crucible::new(&["run"])
+    let v = Crucible::new(&["run"])
         .arg(s.write("llama.yaml", &text))
         .db(&db)
         .args_concurrency(4)
-        .arg("--json")
-        .ok();
-    let v: serde_json::Value = serde_json::from_str(&out).unwrap();
+        .json();
     assert_eq!(v["status"], "completed");
     let count = |sql: &str| query::<i64>(&db, sql);
     let rounds = count("SELECT count(*) FROM samples WHERE strategy = 'self_correction'");
@@ -2676,18 +2662,13 @@ fn resume_after_kill_9_matches_an_uninterrupted_run() {
     assert_eq!(out.status.code(), Some(1));
     assert!(String::from_utf8_lossy(&out.stderr).contains("has changed since run 1"));
 
-    let resumed = Crucible::new(&["run"])
+    let v = Crucible::new(&["run"])
         .arg(&file)
         .db(&db)
         .arg("--resume")
         .arg("1")
-        .arg("--json")
-        .ok();
-    assert_eq!(
-        results_without_ids(&resumed),
-        results_without_ids(&expected)
-    );
-    let v: serde_json::Value = serde_json::from_str(&resumed).unwrap();
+        .json();
+    assert_eq!(v["results"], results_without_ids(&expected));
     assert_eq!(v["status"], "completed");
     assert_eq!(v["run_id"], 1);
     // Nothing lost, nothing duplicated, nothing drawn twice.
