@@ -13,11 +13,16 @@ use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use futures_util::StreamExt;
 use tokio::sync::{Semaphore, mpsc};
 
+use crate::budget::Reservation;
 use crate::budget::{Ledger, Spend};
 use crate::estimator::Binomials;
-use crate::provider::{CallRequest, Provider, Turn, UsageBound, call_key};
-use crate::scenario::{Scenario, Task};
-use crate::store::{Blob, CallRecord, Record, SampleRecord, ScoreRecord, TaskResultRecord};
+use crate::provider::{
+    CallRequest, CallResponse, Provider, ProviderError, Turn, UsageBound, call_key,
+};
+use crate::scenario::{Scenario, Task, Verifier};
+use crate::store::{
+    Blob, CallRecord, LateScore, Record, SampleRecord, ScoreRecord, TaskResultRecord,
+};
 use crate::strategy::{self, PoolSample, TaskOutcome, UNSCORED};
 use crate::verifier::{Candidate, Score};
 
@@ -95,6 +100,8 @@ struct Shared {
     verifier_names: Vec<Arc<str>>,
     agent_names: Vec<Arc<str>>,
     model_names: Vec<Arc<str>>,
+    /// Each model's [`Provider::fingerprint`], for cache keys.
+    fingerprints: Vec<String>,
     stored: Arc<StoredCalls>,
 }
 
@@ -160,6 +167,7 @@ impl Executor {
                 .collect(),
             agent_names: sc.agents.iter().map(|a| a.name.as_str().into()).collect(),
             model_names: sc.models.iter().map(|m| m.name.as_str().into()).collect(),
+            fingerprints: self.providers.iter().map(|p| p.fingerprint()).collect(),
             scenario: self.scenario.clone(),
             providers: self.providers,
             stored,
@@ -431,17 +439,67 @@ struct Conversation<'a> {
     agent_idx: usize,
     prompt: String,
     prompt_blob: Blob,
-    provider: Arc<dyn Provider>,
-    fingerprint: String,
     verifiers: Vec<usize>,
 }
 
 /// A call that went out (or was found in the trace: no reservation).
 type Sent<'l> = (
     String,
-    Result<crate::provider::CallResponse, crate::provider::ProviderError>,
+    Result<CallResponse, ProviderError>,
     Option<crate::budget::Reservation<'l>>,
 );
+
+/// Send `req` to model `model`, unless the trace already has the call;
+/// within the concurrency limit and the budget.
+async fn send<'s>(sh: &'s Shared, model: usize, req: CallRequest<'_>) -> Result<Sent<'s>, Stop> {
+    let key = call_key(&sh.fingerprints[model], &req);
+    if let Some(r) = sh.stored.get(&key) {
+        return Ok((key, Ok(r.clone()), None));
+    }
+    let _permit = sh.calls.acquire().await.expect("semaphore open");
+    if sh.cancel.load(Ordering::Relaxed) {
+        return Err(Stop::Cancelled);
+    }
+    let provider = &sh.providers[model];
+    // Only token and cost caps need the bound; requests always count.
+    let bound = if sh.ledger.counts_tokens() {
+        provider.usage_bound(&req)
+    } else {
+        UsageBound::default()
+    };
+    let reservation = sh
+        .ledger
+        .reserve(Spend::call(
+            sh.scenario.models[model].price,
+            bound.input_tokens,
+            bound.output_tokens.unwrap_or(0),
+        ))
+        .await
+        .map_err(Stop::Budget)?;
+    sh.progress.requests.fetch_add(1, Ordering::Relaxed);
+    let response = provider.complete(req).await;
+    Ok((key, response, Some(reservation)))
+}
+
+/// Settle a call's reservation with what `record` used. Returns whether the
+/// call is new to the trace (a call found there reserved nothing).
+fn settle(sh: &Shared, record: &CallRecord, reservation: Option<Reservation<'_>>) -> bool {
+    let used = Spend {
+        requests: 1,
+        tokens: record.input_tokens + record.output_tokens,
+        cost_usd: record.cost_usd.unwrap_or(0.0),
+    };
+    sh.progress.tokens.fetch_add(used.tokens, Ordering::Relaxed);
+    reservation.map(|r| r.settle(used)).is_some()
+}
+
+/// Hand `record` to the store's writer.
+async fn write(sh: &Shared, record: Record) -> Result<(), Stop> {
+    sh.records
+        .send(record)
+        .await
+        .map_err(|_| Stop::Failed("the trace store stopped accepting records".into()))
+}
 
 impl<'a> Conversation<'a> {
     fn new(sh: &Shared, task: &'a Task, agent_idx: usize) -> Result<Self, Stop> {
@@ -453,35 +511,13 @@ impl<'a> Conversation<'a> {
                 agent.name, task.id
             ))
         })?;
-        let provider = sh.providers[agent.model].clone();
         Ok(Conversation {
             task,
             agent_idx,
             prompt_blob: Blob::new(&prompt),
             prompt,
-            fingerprint: provider.fingerprint(),
-            provider,
             verifiers: sc.verifiers_of(agent_idx),
         })
-    }
-
-    fn request<'r>(
-        &'r self,
-        sh: &'r Shared,
-        history: &'r [Turn],
-        first: usize,
-        n: usize,
-    ) -> CallRequest<'r> {
-        let agent = &sh.scenario.agents[self.agent_idx];
-        CallRequest {
-            agent: &agent.name,
-            task: self.task,
-            system: &agent.system,
-            prompt: &self.prompt,
-            history,
-            first_sample: first,
-            n,
-        }
     }
 
     /// Ask for samples `first..first + n` after `history`, unless the trace
@@ -493,39 +529,23 @@ impl<'a> Conversation<'a> {
         first: usize,
         n: usize,
     ) -> Result<Sent<'s>, Stop> {
-        let req = self.request(sh, history, first, n);
-        let key = call_key(&self.fingerprint, &req);
-        if let Some(r) = sh.stored.get(&key) {
-            return Ok((key, Ok(r.clone()), None));
-        }
-        let _permit = sh.calls.acquire().await.expect("semaphore open");
-        if sh.cancel.load(Ordering::Relaxed) {
-            return Err(Stop::Cancelled);
-        }
-        // Only token and cost caps need the bound; requests always count.
-        let bound = if sh.ledger.counts_tokens() {
-            self.provider.usage_bound(&req)
-        } else {
-            UsageBound::default()
+        let agent = &sh.scenario.agents[self.agent_idx];
+        let req = CallRequest {
+            agent: &agent.name,
+            task: self.task,
+            system: &agent.system,
+            prompt: &self.prompt,
+            history,
+            first_sample: first,
+            n,
         };
-        let price = sh.scenario.models[sh.scenario.agents[self.agent_idx].model].price;
-        let reservation = sh
-            .ledger
-            .reserve(Spend::call(
-                price,
-                bound.input_tokens,
-                bound.output_tokens.unwrap_or(0),
-            ))
-            .await
-            .map_err(Stop::Budget)?;
-        sh.progress.requests.fetch_add(1, Ordering::Relaxed);
-        let response = self.provider.complete(req).await;
-        Ok((key, response, Some(reservation)))
+        send(sh, agent.model, req).await
     }
 
-    /// Trace a call that came back: extract and score its samples, settle its
-    /// reservation, and send it to the store (unless it was already there).
-    /// Returns the samples as strategies see them and as stored.
+    /// Trace a call that came back: extract and score its samples (calling
+    /// the judges of `llm` verifiers), settle its reservation, and send it to
+    /// the store (unless it was already there). Returns the samples as
+    /// strategies see them and as stored.
     async fn record(
         &self,
         sh: &Shared,
@@ -551,47 +571,206 @@ impl<'a> Conversation<'a> {
             _ => None,
         };
         let (mut record, mut samples) = trace_call(sh, &call, response);
-        if call
-            .verifiers
-            .iter()
-            .any(|&v| sc.verifiers[v].runs_command())
-        {
+        // Settled before judging: the judges' calls may wait on the budget
+        // until every reservation is settled.
+        let new = settle(sh, &record, reservation);
+        let runs = |pick: fn(&crate::scenario::Verifier) -> bool| {
+            call.verifiers.iter().any(|&v| pick(&sc.verifiers[v]))
+        };
+        if runs(|v| v.runs_command()) {
             score_by_commands(sh, &call, &mut record, &mut samples).await;
         }
-        let used = Spend {
-            requests: 1,
-            tokens: record.input_tokens + record.output_tokens,
-            cost_usd: record.cost_usd.unwrap_or(0.0),
+        let (judgements, stopped) = if runs(|v| v.judge().is_some()) {
+            judge(sh, &call, &mut record, &mut samples).await
+        } else {
+            (Vec::new(), None)
         };
-        sh.progress.tokens.fetch_add(used.tokens, Ordering::Relaxed);
         // A self-correction round is read back; pool calls need only their samples.
         let stored = if call.round.is_some() {
             record.samples.clone()
         } else {
             Vec::new()
         };
-        let already_stored = reservation.is_none();
-        if let Some(r) = reservation {
-            r.settle(used);
+        // Judges' scores follow their samples into the trace, as their own records.
+        let judged: Vec<bool> = call
+            .verifiers
+            .iter()
+            .map(|&v| sc.verifiers[v].judge().is_some())
+            .collect();
+        for s in &mut record.samples {
+            let mut slot = judged.iter();
+            s.scores.retain(|_| slot.next() == Some(&false));
         }
-        if !already_stored
-            && sh
-                .records
-                .send(Record::Call(Box::new(record)))
-                .await
-                .is_err()
-        {
-            return Err(Stop::Failed(
-                "the trace store stopped accepting records".into(),
-            ));
+        if new {
+            write(sh, Record::Call(Box::new(record))).await?;
+        }
+        for j in judgements {
+            let judged_anew = j.call.is_some();
+            if let Some(c) = j.call {
+                write(sh, Record::Call(c)).await?;
+            }
+            if new || judged_anew {
+                write(sh, Record::Score(j.score)).await?;
+            }
         }
         sh.progress.samples.fetch_add(n as u64, Ordering::Relaxed);
         if let Some(message) = fatal {
             sh.cancel.store(true, Ordering::Relaxed);
             return Err(Stop::Failed(message));
         }
+        if let Some(stop) = stopped {
+            return Err(stop);
+        }
         Ok((samples, stored))
     }
+}
+
+/// A judge's verdict on one sample: the score, and the judge's call when it
+/// is new to the trace.
+struct Judgement {
+    score: Box<LateScore>,
+    call: Option<Box<CallRecord>>,
+}
+
+/// Have the judge of every `llm` verifier of `call` judge every sample of
+/// `record`, one call per sample and judge, within the concurrency limit;
+/// fill in their scores. Returns the verdicts, and why judging stopped if it
+/// did (verdicts reached before that are returned all the same).
+async fn judge(
+    sh: &Shared,
+    call: &CallMeta<'_>,
+    record: &mut CallRecord,
+    pool: &mut [PoolSample],
+) -> (Vec<Judgement>, Option<Stop>) {
+    let sc = &*sh.scenario;
+    let jobs = call.jobs(sc, record.samples.len(), |v| v.judge().is_some());
+    if let Some(e) = &record.error {
+        // Nothing to judge: the samples are the failed call's abstentions.
+        let why = format!("not judged: the sample's call failed: {e}");
+        let verdicts = jobs
+            .iter()
+            .map(|_| Ok((Score::failed(why.clone()), None, None)))
+            .collect();
+        return collect_verdicts(sh, call, record, pool, jobs, verdicts);
+    }
+    let record_ref = &*record;
+    let verdicts = futures_util::future::join_all(jobs.iter().map(|&(i, _, v)| {
+        judge_one(
+            sh,
+            call.agent_idx,
+            v,
+            call.candidate(sc, &record_ref.samples[i]),
+        )
+    }))
+    .await;
+    collect_verdicts(sh, call, record, pool, jobs, verdicts)
+}
+
+/// A judge's verdict on one sample (see [`judge_one`]).
+type JudgeResult = Result<(Score, Option<Box<CallRecord>>, Option<String>), Stop>;
+
+/// Put each job's verdict on its sample.
+fn collect_verdicts(
+    sh: &Shared,
+    call: &CallMeta<'_>,
+    record: &mut CallRecord,
+    pool: &mut [PoolSample],
+    jobs: Vec<(usize, usize, usize)>,
+    verdicts: Vec<JudgeResult>,
+) -> (Vec<Judgement>, Option<Stop>) {
+    let mut judgements = Vec::with_capacity(jobs.len());
+    let mut stop = None;
+    for (job, verdict) in jobs.into_iter().zip(verdicts) {
+        let (score, judge_call) = match verdict {
+            Ok((score, judge_call, None)) => (score, judge_call),
+            Ok((score, judge_call, Some(fatal))) => {
+                sh.cancel.store(true, Ordering::Relaxed);
+                stop.get_or_insert(Stop::Failed(fatal));
+                (score, judge_call)
+            }
+            Err(s) => {
+                stop.get_or_insert(s);
+                continue;
+            }
+        };
+        let (agent, sample_index) = (record.agent.clone(), record.samples[job.0].sample_index);
+        let stored = set_score(record, pool, job, score).clone();
+        judgements.push(Judgement {
+            score: Box::new(LateScore {
+                task_index: call.task.index,
+                agent,
+                sample_index,
+                score: stored,
+            }),
+            call: judge_call,
+        });
+    }
+    (judgements, stop)
+}
+
+/// One judge's verdict on `candidate` (a sample of agent `agent_idx`), its
+/// call's record when the call is new, and the call's error when it must stop
+/// the run. A failed call scores nothing.
+async fn judge_one(
+    sh: &Shared,
+    agent_idx: usize,
+    v: usize,
+    candidate: Candidate<'_>,
+) -> JudgeResult {
+    let sc = &*sh.scenario;
+    let task = candidate.task;
+    let verifier = &sc.verifiers[v];
+    let judge = verifier.judge().expect("an llm verifier");
+    let prompt = judge.prompt_for(&candidate).map_err(|e| {
+        Stop::Failed(format!(
+            "verifier \"{}\": prompt template failed on task \"{}\": {e}",
+            verifier.name, task.id
+        ))
+    })?;
+    let req = CallRequest {
+        agent: &verifier.name,
+        task,
+        system: &judge.system,
+        prompt: &prompt,
+        history: &[],
+        first_sample: candidate.index,
+        n: 1,
+    };
+    let (key, response, reservation) = send(sh, judge.model, req).await?;
+    let fatal = match &response {
+        Err(e) if e.fatal => Some(e.to_string()),
+        _ => None,
+    };
+    let (replies, exchange) = Exchange::of(response, 1);
+    let reply = replies.into_iter().next().map(|r| r.0);
+    let score = match (&exchange.error, &reply) {
+        (Some(e), _) => Score::failed(format!("the judge's call failed: {e}")),
+        (None, None) => Score::failed("the judge's response held no reply".into()),
+        (None, Some(reply)) => {
+            let tokens = exchange
+                .raw
+                .as_deref()
+                .and_then(crate::network::token_logprobs);
+            judge.score(reply, tokens.as_deref())
+        }
+    };
+    let head = CallHead {
+        task_index: task.index,
+        agent: sh.verifier_names[v].clone(),
+        model: judge.model,
+        first_sample: candidate.index,
+        n: 1,
+        system: Blob::new(&judge.system),
+        prompt: Blob::new(&prompt),
+        key,
+        history: &[],
+    };
+    let record = CallRecord {
+        judged: Some((sh.agent_names[agent_idx].clone(), reply.unwrap_or_default())),
+        ..exchange.into_record(sh, head, Vec::new())
+    };
+    let new = settle(sh, &record, reservation);
+    Ok((score, new.then(|| Box::new(record)), fatal))
 }
 
 /// Fill in the scores of the command verifiers of `call` on every sample of
@@ -603,38 +782,33 @@ async fn score_by_commands(
     pool: &mut [PoolSample],
 ) {
     let sc = &*sh.scenario;
-    let jobs: Vec<(usize, usize, usize)> = (0..record.samples.len())
-        .flat_map(|i| {
-            call.verifiers
-                .iter()
-                .enumerate()
-                .filter(|&(_, &v)| sc.verifiers[v].runs_command())
-                .map(move |(slot, &v)| (i, slot, v))
-        })
-        .collect();
+    let jobs = call.jobs(sc, record.samples.len(), Verifier::runs_command);
     let record_ref = &*record;
     let scored = futures_util::future::join_all(jobs.iter().map(|&(i, _, v)| async move {
         let _permit = sh.commands.acquire().await.expect("semaphore open");
-        let s = &record_ref.samples[i];
-        let candidate = Candidate {
-            agent: &sc.agents[call.agent_idx].name,
-            task: call.task,
-            index: s.sample_index,
-            text: &s.text,
-            extracted: s.extracted.as_deref(),
-            answer: s.normalized.as_deref(),
-            correct: s.correct,
-        };
+        let candidate = call.candidate(sc, &record_ref.samples[i]);
         sc.verifiers[v].score_by_command(&candidate).await
     }))
     .await;
-    for ((i, slot, v), s) in jobs.into_iter().zip(scored) {
-        pool[i].scores[v] = s.value.unwrap_or(UNSCORED);
-        let stored = &mut record.samples[i].scores[slot];
-        stored.value = s.value;
-        stored.accepted = s.accepted;
-        stored.detail = s.detail;
+    for (job, s) in jobs.into_iter().zip(scored) {
+        set_score(record, pool, job, s);
     }
+}
+
+/// Give sample `i` of `record` verifier `v`'s score (at `slot` among the
+/// call's verifiers), in the trace and in the pool.
+fn set_score<'r>(
+    record: &'r mut CallRecord,
+    pool: &mut [PoolSample],
+    (i, slot, v): (usize, usize, usize),
+    score: Score,
+) -> &'r ScoreRecord {
+    pool[i].scores[v] = score.value.unwrap_or(UNSCORED);
+    let stored = &mut record.samples[i].scores[slot];
+    stored.value = score.value;
+    stored.accepted = score.accepted;
+    stored.detail = score.detail;
+    stored
 }
 
 /// What a call was for.
@@ -652,45 +826,57 @@ struct CallMeta<'a> {
     key: String,
 }
 
+impl CallMeta<'_> {
+    /// (sample, slot, verifier) for each of `samples` samples and each of the
+    /// call's verifiers that `pick` selects (slot: its place among them).
+    fn jobs(
+        &self,
+        sc: &Scenario,
+        samples: usize,
+        pick: fn(&Verifier) -> bool,
+    ) -> Vec<(usize, usize, usize)> {
+        (0..samples)
+            .flat_map(|i| {
+                self.verifiers
+                    .iter()
+                    .enumerate()
+                    .filter(|&(_, &v)| pick(&sc.verifiers[v]))
+                    .map(move |(slot, &v)| (i, slot, v))
+            })
+            .collect()
+    }
+
+    /// What a verifier sees of sample `s` of this call.
+    fn candidate<'r>(&'r self, sc: &'r Scenario, s: &'r SampleRecord) -> Candidate<'r> {
+        Candidate {
+            agent: &sc.agents[self.agent_idx].name,
+            task: self.task,
+            prompt: &self.prompt.text,
+            index: s.sample_index,
+            text: &s.text,
+            extracted: s.extracted.as_deref(),
+            answer: s.normalized.as_deref(),
+            correct: s.correct,
+        }
+    }
+}
+
 /// Turn one provider response into a trace record and pool entries. A failed
 /// call yields `n` abstentions carrying the error.
 fn trace_call(
     sh: &Shared,
     call: &CallMeta<'_>,
-    response: Result<crate::provider::CallResponse, crate::provider::ProviderError>,
+    response: Result<CallResponse, ProviderError>,
 ) -> (CallRecord, Vec<PoolSample>) {
     let sc = &*sh.scenario;
     let agent = &sc.agents[call.agent_idx];
     let task = call.task;
-    let (texts, input_tokens, latency, raw, request, attempts, error) = match response {
-        Ok(r) => (
-            r.completions
-                .into_iter()
-                .map(|c| (c.text, c.output_tokens))
-                .collect(),
-            r.input_tokens,
-            r.latency_ms,
-            r.raw,
-            r.request,
-            r.attempts,
-            None,
-        ),
-        Err(e) => (
-            vec![(String::new(), 0); call.n],
-            0,
-            e.latency_ms,
-            None,
-            None,
-            e.attempts.clone(),
-            Some(e.to_string()),
-        ),
-    };
+    let (texts, exchange) = Exchange::of(response, call.n);
+    let error = &exchange.error;
     let mut pool = Vec::with_capacity(call.n);
     let mut samples = Vec::with_capacity(call.n);
-    let mut output_total = 0;
     for (i, (text, output_tokens)) in texts.into_iter().enumerate() {
         let k = call.first + i;
-        output_total += output_tokens;
         let answer = if error.is_none() {
             sc.answer.extract_for(&text, task)
         } else {
@@ -706,6 +892,7 @@ fn trace_call(
         let candidate = Candidate {
             agent: &agent.name,
             task,
+            prompt: &call.prompt.text,
             index: k,
             text: &text,
             extracted: answer.as_ref().map(|a| a.raw.as_str()),
@@ -713,7 +900,7 @@ fn trace_call(
             correct,
         };
         for &v in call.verifiers {
-            // Command verifiers leave a blank, filled by `score_by_commands`.
+            // Commands and judges leave a blank, filled in by `score_by_commands` and `judge`.
             let s = sc.verifiers[v]
                 .score_now(sc.seed, &candidate)
                 .unwrap_or(Score {
@@ -730,7 +917,7 @@ fn trace_call(
             });
         }
         // A request's input tokens count once, against its first sample.
-        let sample_input = if i == 0 { input_tokens } else { 0 };
+        let sample_input = if i == 0 { exchange.input_tokens } else { 0 };
         pool.push(PoolSample {
             answer: answer.as_ref().map(|a| a.normalized.clone()),
             correct: correct.unwrap_or(false),
@@ -752,37 +939,126 @@ fn trace_call(
                 .map(|(strategy, first)| (strategy.clone(), k - first)),
         });
     }
-    let record = CallRecord {
+    let head = CallHead {
         task_index: task.index,
         agent: sh.agent_names[call.agent_idx].clone(),
-        model: sh.model_names[agent.model].clone(),
-        provider: sc.models[agent.model].provider_name(),
+        model: agent.model,
         first_sample: call.first,
         n: call.n,
         system: sh.system_blobs[call.agent_idx].clone(),
         prompt: call.prompt.clone(),
-        request: request.unwrap_or_else(|| {
-            let mut r = serde_json::json!({"model": sc.models[agent.model].name, "n": call.n});
-            if !call.history.is_empty() {
-                r["history"] = call
-                    .history
-                    .iter()
-                    .map(|t| serde_json::json!({"reply": t.reply, "feedback": t.feedback}))
-                    .collect();
-            }
-            r.to_string()
-        }),
-        attempts,
-        cache_key: call.key.clone(),
-        response: raw,
-        error,
-        latency_ms: latency,
-        input_tokens,
-        output_tokens: output_total,
-        cost_usd: sc.models[agent.model]
-            .price
-            .map(|p| p.cost(input_tokens, output_total)),
-        samples,
+        key: call.key.clone(),
+        history: call.history,
     };
-    (record, pool)
+    (exchange.into_record(sh, head, samples), pool)
+}
+
+/// Who made a call, and what it asked.
+struct CallHead<'a> {
+    task_index: usize,
+    /// The agent, or the verifier whose judge it is.
+    agent: Arc<str>,
+    model: usize,
+    first_sample: usize,
+    n: usize,
+    system: Blob,
+    prompt: Blob,
+    key: String,
+    history: &'a [Turn],
+}
+
+/// What came back from a call, besides its texts.
+struct Exchange {
+    input_tokens: u64,
+    output_tokens: u64,
+    latency_ms: f64,
+    raw: Option<String>,
+    request: Option<String>,
+    attempts: Vec<crate::provider::Attempt>,
+    error: Option<String>,
+}
+
+impl Exchange {
+    /// Split a response into its texts (with their output tokens) and the
+    /// rest; a failed call yields `n` empty texts.
+    fn of(
+        response: Result<CallResponse, ProviderError>,
+        n: usize,
+    ) -> (Vec<(String, u64)>, Exchange) {
+        let (texts, mut exchange) = match response {
+            Ok(r) => (
+                r.completions
+                    .into_iter()
+                    .map(|c| (c.text, c.output_tokens))
+                    .collect::<Vec<_>>(),
+                Exchange {
+                    input_tokens: r.input_tokens,
+                    output_tokens: 0,
+                    latency_ms: r.latency_ms,
+                    raw: r.raw,
+                    request: r.request,
+                    attempts: r.attempts,
+                    error: None,
+                },
+            ),
+            Err(e) => (
+                vec![(String::new(), 0); n],
+                Exchange {
+                    input_tokens: 0,
+                    output_tokens: 0,
+                    latency_ms: e.latency_ms,
+                    raw: None,
+                    request: None,
+                    attempts: e.attempts.clone(),
+                    error: Some(e.to_string()),
+                },
+            ),
+        };
+        exchange.output_tokens = texts.iter().map(|t| t.1).sum();
+        (texts, exchange)
+    }
+
+    /// The call's trace record, holding `samples`.
+    fn into_record(
+        self,
+        sh: &Shared,
+        head: CallHead<'_>,
+        samples: Vec<SampleRecord>,
+    ) -> CallRecord {
+        let model = &sh.scenario.models[head.model];
+        CallRecord {
+            task_index: head.task_index,
+            agent: head.agent,
+            model: sh.model_names[head.model].clone(),
+            provider: model.provider_name(),
+            first_sample: head.first_sample,
+            n: head.n,
+            system: head.system,
+            prompt: head.prompt,
+            // The simulated provider sends nothing; its parameters stand in.
+            request: self.request.unwrap_or_else(|| {
+                let mut r = serde_json::json!({"model": model.name, "n": head.n});
+                if !head.history.is_empty() {
+                    r["history"] = head
+                        .history
+                        .iter()
+                        .map(|t| serde_json::json!({"reply": t.reply, "feedback": t.feedback}))
+                        .collect();
+                }
+                r.to_string()
+            }),
+            attempts: self.attempts,
+            cache_key: head.key,
+            response: self.raw,
+            error: self.error,
+            latency_ms: self.latency_ms,
+            input_tokens: self.input_tokens,
+            output_tokens: self.output_tokens,
+            cost_usd: model
+                .price
+                .map(|p| p.cost(self.input_tokens, self.output_tokens)),
+            samples,
+            judged: None,
+        }
+    }
 }

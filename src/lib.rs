@@ -35,6 +35,7 @@ pub mod strategy;
 pub mod summary;
 pub mod template;
 pub mod validator;
+pub mod verdict;
 pub mod verifier;
 
 pub use error::Error;

@@ -27,6 +27,7 @@ use crate::provider::{
 };
 use crate::rate_limit::RateLimit;
 use crate::simulated::{estimate_input_tokens, estimate_tokens};
+use crate::verdict::TokenChoice;
 
 /// Which wire format a network model speaks.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -313,6 +314,36 @@ pub fn parse_response(text: &str) -> Result<Parsed, String> {
         ))
     });
     Ok(Parsed { texts, usage })
+}
+
+/// The first choice's tokens and their top alternatives, from a
+/// chat-completions response that carries log-probabilities
+/// (`choices[0].logprobs.content[].top_logprobs`); `None` without them, and
+/// for Messages API responses, which have none.
+pub fn token_logprobs(body: &str) -> Option<Vec<TokenChoice>> {
+    let v: Value = serde_json::from_str(body).ok()?;
+    let content = v.pointer("/choices/0/logprobs/content")?.as_array()?;
+    content
+        .iter()
+        .map(|t| {
+            let pair = |x: &Value| -> Option<(String, f64)> {
+                Some((
+                    x.get("token")?.as_str()?.to_owned(),
+                    x.get("logprob")?.as_f64()?,
+                ))
+            };
+            let (token, logprob) = pair(t)?;
+            let mut top: Vec<(String, f64)> = t
+                .get("top_logprobs")
+                .and_then(Value::as_array)
+                .map(|a| a.iter().filter_map(pair).collect())
+                .unwrap_or_default();
+            if !top.iter().any(|(t, _)| *t == token) {
+                top.push((token.clone(), logprob));
+            }
+            Some(TokenChoice { token, top })
+        })
+        .collect()
 }
 
 #[async_trait]

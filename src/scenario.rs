@@ -145,7 +145,38 @@ pub enum VerifierKind {
         sd: f64,
     },
     Programmatic(Check),
+    Llm(Judge),
 }
+
+/// An `llm` verifier: a model asked about each candidate.
+#[derive(Debug, Clone)]
+pub struct Judge {
+    /// Index into the scenario's models (a network model).
+    pub model: usize,
+    pub system: String,
+    /// Over the task's fields and the candidate's `prompt`, `text`,
+    /// `extracted`, `answer` and `expected`.
+    pub prompt: Template,
+    pub scale: Scale,
+}
+
+/// What a judge answers.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Scale {
+    /// yes (1, accepted) or no (0).
+    YesNo,
+    /// 0 to 10, stored divided by 10.
+    Score,
+}
+
+/// What a judge's prompt may use of the candidate, besides the task's fields:
+/// the prompt the agent was given, its reply, and its answer as written,
+/// normalized and expected.
+pub const CANDIDATE_FIELDS: [&str; 5] = ["prompt", "text", "extracted", "answer", "expected"];
+
+/// The judge prompts used when a scenario sets none.
+pub const DEFAULT_JUDGE_YES_NO: &str = "Question:\n{{ prompt }}\n\nResponse:\n{{ text }}\n\nIs the final answer of the response correct? Reply with \"Verdict: yes\" or \"Verdict: no\".";
+pub const DEFAULT_JUDGE_SCORE: &str = "Question:\n{{ prompt }}\n\nResponse:\n{{ text }}\n\nHow likely is the final answer of the response to be correct, from 0 (certainly wrong) to 10 (certainly right)? Reply with \"Score: N\".";
 
 /// A programmatic verifier's check.
 #[derive(Debug, Clone)]

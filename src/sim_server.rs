@@ -9,6 +9,9 @@
 //! request's `seed` (0 when absent): sample k is the same text the in-process
 //! simulated model draws for sample k. Faults are drawn per request from a
 //! seeded counter and never change which samples a successful response holds.
+//! With `logprobs`, the answer's token carries the distribution's other
+//! answers at their probabilities, so judges that weigh verdicts by
+//! log-probabilities can be tested against known numbers.
 
 use std::collections::HashMap;
 use std::sync::Arc;
@@ -248,11 +251,19 @@ async fn chat(State(server): State<Arc<SimServer>>, headers: HeaderMap, body: By
     let mut latency: f64 = 0.0;
     let mut choices = Vec::with_capacity(n);
     let mut completion_tokens = 0;
+    let top_logprobs = match (req.get("logprobs"), req.get("top_logprobs")) {
+        (Some(Value::Bool(true)), top) => Some(top.and_then(Value::as_u64).unwrap_or(0) as usize),
+        _ => None,
+    };
     for (i, k) in (first..first + n).enumerate() {
         let (c, ms, _) = model.sample(agent, task, k, &dist);
         latency = latency.max(ms);
         completion_tokens += c.output_tokens;
-        choices.push(json!({"index": i, "message": {"role": "assistant", "content": c.text}, "finish_reason": "stop"}));
+        let mut choice = json!({"index": i, "message": {"role": "assistant", "content": c.text}, "finish_reason": "stop"});
+        if let Some(top) = top_logprobs {
+            choice["logprobs"] = json!({"content": logprobs(model, &c.text, &dist, top)});
+        }
+        choices.push(choice);
     }
     let delay = match f.latency_ms {
         Some((mean, sd)) => {
@@ -288,6 +299,58 @@ async fn chat(State(server): State<Arc<SimServer>>, headers: HeaderMap, body: By
         _ => text,
     };
     ([("content-type", "application/json")], text).into_response()
+}
+
+/// Log-probabilities of a simulated text, as chat completions report them:
+/// the text is three tokens — before the answer, the answer, after it — and
+/// only the answer is uncertain, its alternatives being the other answers
+/// of the distribution at their probabilities (`top` of them, most likely
+/// first). An abstention is one certain token.
+fn logprobs(
+    model: &SimulatedModel,
+    text: &str,
+    dist: &[(Option<String>, f64)],
+    top: usize,
+) -> Vec<Value> {
+    let certain = |t: &str| json!({"token": t, "logprob": 0.0, "top_logprobs": [{"token": t, "logprob": 0.0}]});
+    let (before, after) = model
+        .style
+        .format
+        .split_once("{answer}")
+        .unwrap_or((&model.style.format, ""));
+    let answer_span = text
+        .strip_suffix(after)
+        .and_then(|t| t.rfind(before).map(|at| (at + before.len(), t.len())));
+    let mut answers: Vec<(String, f64)> = dist
+        .iter()
+        .filter_map(|(a, p)| Some((model.shown(a.as_deref()?), *p)))
+        .filter(|(_, p)| *p > 0.0)
+        .collect();
+    answers.sort_by(|a, b| b.1.total_cmp(&a.1));
+    let Some((start, end)) =
+        answer_span.filter(|&(s, e)| answers.iter().any(|(a, _)| *a == text[s..e]))
+    else {
+        return vec![certain(text)];
+    };
+    let chosen = &text[start..end];
+    let p = answers
+        .iter()
+        .find(|(a, _)| a == chosen)
+        .map_or(0.0, |a| a.1);
+    let alternatives: Vec<Value> = answers
+        .iter()
+        .take(top.max(1))
+        .map(|(a, p)| json!({"token": a, "logprob": p.ln()}))
+        .collect();
+    let mut tokens = Vec::new();
+    if start > 0 {
+        tokens.push(certain(&text[..start]));
+    }
+    tokens.push(json!({"token": chosen, "logprob": p.ln(), "top_logprobs": alternatives}));
+    if end < text.len() {
+        tokens.push(certain(&text[end..]));
+    }
+    tokens
 }
 
 /// Serve until the listener fails or the process is stopped.

@@ -134,6 +134,14 @@ impl SimulatedModel {
             .collect()
     }
 
+    /// How the answer `a` (normalized) is written.
+    pub fn shown(&self, a: &str) -> String {
+        match &self.style.choices {
+            Some(_) => a.to_uppercase(),
+            None => a.to_owned(),
+        }
+    }
+
     /// The text of one sample.
     pub fn write(&self, answer: Option<&str>, rng: &mut ChaCha8Rng) -> String {
         let mut text = String::new();
@@ -146,13 +154,7 @@ impl SimulatedModel {
             }
         }
         match answer {
-            Some(a) => {
-                let shown = match &self.style.choices {
-                    Some(_) => a.to_uppercase(),
-                    None => a.to_owned(),
-                };
-                text.push_str(&self.style.format.replace("{answer}", &shown));
-            }
+            Some(a) => text.push_str(&self.style.format.replace("{answer}", &self.shown(a))),
             // Whole-text extraction reads any text as an answer: abstain with none.
             None if self.style.reasoning => text.push_str(ABSTAIN_TEXT),
             None => {}

@@ -358,6 +358,29 @@ pub struct VerifierSpec {
     /// `programmatic`, `check: command`: seconds before the command is killed (default 60).
     #[serde(default)]
     pub timeout: Option<Located<f64>>,
+    /// `llm`: the judge's model (a network model).
+    #[serde(default)]
+    pub model: Option<Located<String>>,
+    /// `llm`: the judge's system prompt.
+    #[serde(default)]
+    pub system: Option<Located<String>>,
+    /// `llm`: the judge's prompt, a template over the task's fields and the
+    /// candidate's `prompt`, `text`, `extracted`, `answer` and `expected`.
+    #[serde(default)]
+    pub prompt: Option<Located<String>>,
+    /// `llm`: what the judge answers: `yes_no` (default) or a 0–10 `score`.
+    #[serde(default)]
+    pub scale: Option<Located<ScaleSpec>>,
+}
+
+/// What an `llm` verifier's judge answers.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, JsonSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum ScaleSpec {
+    /// "yes" (score 1, accepted) or "no" (score 0).
+    YesNo,
+    /// A score from 0 to 10, stored divided by 10.
+    Score,
 }
 
 /// What a `programmatic` verifier checks.
@@ -384,6 +407,8 @@ pub enum VerifierKindSpec {
     Noisy,
     /// A deterministic check of the answer or text, or an external command.
     Programmatic,
+    /// A model that judges each candidate: yes/no or a 0–10 score.
+    Llm,
 }
 
 /// One strategy to evaluate at every `n`.

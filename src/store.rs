@@ -51,6 +51,7 @@ const MIGRATIONS: &[&str] = &[
     include_str!("schema/v3.sql"),
     include_str!("schema/v4.sql"),
     include_str!("schema/v5.sql"),
+    include_str!("schema/v6.sql"),
 ];
 
 pub const SCHEMA_VERSION: i64 = MIGRATIONS.len() as i64;
@@ -606,52 +607,60 @@ impl Store {
         &self,
         run_id: Option<i64>,
     ) -> Result<std::collections::HashMap<String, crate::provider::CallResponse>> {
-        let mut st = self
-            .conn
-            .prepare(
-                "SELECT c.id, c.cache_key, c.input_tokens, c.latency_ms, c.request, rb.text,
-                    s.text, s.output_tokens
-                 FROM calls c
-                 JOIN samples s ON s.call_id = c.id
-                 LEFT JOIN blobs rb ON rb.hash = c.response_hash
-                 WHERE c.status = 'ok' AND c.cache_key IS NOT NULL AND (?1 IS NULL OR c.run_id = ?1)
-                 ORDER BY c.id, s.sample_index",
-            )
-            .map_err(self.err())?;
-        let mut rows = st.query([run_id]).map_err(self.err())?;
+        // A call's completions are its samples, or a judge's reply.
+        const COMPLETIONS: [&str; 2] = [
+            "SELECT c.id, c.cache_key, c.input_tokens, c.latency_ms, c.request, rb.text,
+                s.text, s.output_tokens
+             FROM calls c
+             JOIN samples s ON s.call_id = c.id
+             LEFT JOIN blobs rb ON rb.hash = c.response_hash
+             WHERE c.status = 'ok' AND c.cache_key IS NOT NULL AND (?1 IS NULL OR c.run_id = ?1)
+             ORDER BY c.id, s.sample_index",
+            "SELECT c.id, c.cache_key, c.input_tokens, c.latency_ms, c.request, rb.text,
+                r.text, c.output_tokens
+             FROM calls c
+             JOIN replies r ON r.call_id = c.id
+             LEFT JOIN blobs rb ON rb.hash = c.response_hash
+             WHERE c.status = 'ok' AND c.cache_key IS NOT NULL AND (?1 IS NULL OR c.run_id = ?1)
+             ORDER BY c.id",
+        ];
         let mut out: std::collections::HashMap<String, crate::provider::CallResponse> =
             std::collections::HashMap::new();
-        // The call being read, and whether it is the first with its key.
-        let mut current: Option<(i64, String, bool)> = None;
-        while let Some(r) = rows.next().map_err(self.err())? {
-            let call_id: i64 = r.get(0).map_err(self.err())?;
-            if current.as_ref().is_none_or(|c| c.0 != call_id) {
-                let key: String = r.get(1).map_err(self.err())?;
-                let first = !out.contains_key(&key);
-                if first {
-                    let head = || -> rusqlite::Result<crate::provider::CallResponse> {
-                        Ok(crate::provider::CallResponse {
-                            completions: Vec::new(),
-                            input_tokens: r.get::<_, i64>(2)? as u64,
-                            latency_ms: r.get(3)?,
-                            request: Some(r.get(4)?),
-                            raw: r.get(5)?,
-                            attempts: Vec::new(),
-                        })
-                    };
-                    out.insert(key.clone(), head().map_err(self.err())?);
+        for sql in COMPLETIONS {
+            let mut st = self.conn.prepare(sql).map_err(self.err())?;
+            let mut rows = st.query([run_id]).map_err(self.err())?;
+            // The call being read, and whether it is the first with its key.
+            let mut current: Option<(i64, String, bool)> = None;
+            while let Some(r) = rows.next().map_err(self.err())? {
+                let call_id: i64 = r.get(0).map_err(self.err())?;
+                if current.as_ref().is_none_or(|c| c.0 != call_id) {
+                    let key: String = r.get(1).map_err(self.err())?;
+                    let first = !out.contains_key(&key);
+                    if first {
+                        let head = || -> rusqlite::Result<crate::provider::CallResponse> {
+                            Ok(crate::provider::CallResponse {
+                                completions: Vec::new(),
+                                input_tokens: r.get::<_, i64>(2)? as u64,
+                                latency_ms: r.get(3)?,
+                                request: Some(r.get(4)?),
+                                raw: r.get(5)?,
+                                attempts: Vec::new(),
+                            })
+                        };
+                        out.insert(key.clone(), head().map_err(self.err())?);
+                    }
+                    current = Some((call_id, key, first));
                 }
-                current = Some((call_id, key, first));
-            }
-            let Some((_, key, true)) = &current else {
-                continue;
-            };
-            let completion = crate::provider::Completion {
-                text: r.get(6).map_err(self.err())?,
-                output_tokens: r.get::<_, i64>(7).map_err(self.err())? as u64,
-            };
-            if let Some(resp) = out.get_mut(key) {
-                resp.completions.push(completion);
+                let Some((_, key, true)) = &current else {
+                    continue;
+                };
+                let completion = crate::provider::Completion {
+                    text: r.get(6).map_err(self.err())?,
+                    output_tokens: r.get::<_, i64>(7).map_err(self.err())? as u64,
+                };
+                if let Some(resp) = out.get_mut(key) {
+                    resp.completions.push(completion);
+                }
             }
         }
         Ok(out)
@@ -887,6 +896,19 @@ pub struct CallRecord {
     /// At the model's price; `None` when it has none.
     pub cost_usd: Option<f64>,
     pub samples: Vec<SampleRecord>,
+    /// For a verifier's call: the agent whose sample it judged (the sample
+    /// is `first_sample`), and the reply.
+    pub judged: Option<(Arc<str>, String)>,
+}
+
+/// A verifier's score of a sample stored before (an `llm` verifier's, which
+/// comes after the sample's own call).
+#[derive(Debug, Clone)]
+pub struct LateScore {
+    pub task_index: usize,
+    pub agent: Arc<str>,
+    pub sample_index: usize,
+    pub score: ScoreRecord,
 }
 
 /// A strategy's outcome on one task, as stored in `task_results`.
@@ -907,6 +929,7 @@ pub struct TaskResultRecord {
 /// What the executor sends the writer.
 pub enum Record {
     Call(Box<CallRecord>),
+    Score(Box<LateScore>),
     TaskResults(Vec<TaskResultRecord>),
 }
 
@@ -989,6 +1012,8 @@ struct BatchWriter<'c> {
     call: rusqlite::CachedStatement<'c>,
     sample: rusqlite::CachedStatement<'c>,
     score: rusqlite::CachedStatement<'c>,
+    late_score: rusqlite::CachedStatement<'c>,
+    reply: rusqlite::CachedStatement<'c>,
     attempt: rusqlite::CachedStatement<'c>,
     result: rusqlite::CachedStatement<'c>,
 }
@@ -1001,8 +1026,9 @@ impl<'c> BatchWriter<'c> {
             call: tx.prepare_cached(
                 "INSERT INTO calls (run_id, task_index, agent, model, provider, first_sample, n,
                     system_hash, prompt_hash, request, response_hash, status, error, latency_ms,
-                    input_tokens, output_tokens, cache_key, cost_usd)
-                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16, ?17, ?18)",
+                    input_tokens, output_tokens, cache_key, cost_usd, role, subject)
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16, ?17, ?18,
+                    ?19, ?20)",
             )?,
             sample: tx.prepare_cached(
                 "INSERT INTO samples (run_id, task_index, agent, model, sample_index, call_id, text,
@@ -1014,6 +1040,13 @@ impl<'c> BatchWriter<'c> {
                 "INSERT INTO scores (sample_id, verifier, score, accepted, detail)
                  VALUES (?1, ?2, ?3, ?4, ?5)",
             )?,
+            // A judge's score may replace an earlier failed one (a resumed run judges again).
+            late_score: tx.prepare_cached(
+                "INSERT OR REPLACE INTO scores (sample_id, verifier, score, accepted, detail)
+                 SELECT id, ?5, ?6, ?7, ?8 FROM samples
+                 WHERE run_id = ?1 AND agent = ?2 AND task_index = ?3 AND sample_index = ?4",
+            )?,
+            reply: tx.prepare_cached("INSERT INTO replies (call_id, text) VALUES (?1, ?2)")?,
             attempt: tx.prepare_cached(
                 "INSERT INTO attempts (call_id, attempt, n, status, error, latency_ms, wait_ms)
                  VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
@@ -1070,8 +1103,17 @@ impl<'c> BatchWriter<'c> {
                     c.output_tokens as i64,
                     c.cache_key,
                     c.cost_usd,
+                    if c.judged.is_some() {
+                        "verifier"
+                    } else {
+                        "generator"
+                    },
+                    c.judged.as_ref().map(|j| &*j.0),
                 ])?;
                 stats.calls += 1;
+                if let Some((_, reply)) = &c.judged {
+                    self.reply.execute(params![call_id, reply])?;
+                }
                 for (i, a) in c.attempts.iter().enumerate() {
                     self.attempt.execute(params![
                         call_id,
@@ -1115,6 +1157,18 @@ impl<'c> BatchWriter<'c> {
                         ])?;
                     }
                 }
+            }
+            Record::Score(s) => {
+                self.late_score.execute(params![
+                    self.run_id,
+                    &*s.agent,
+                    s.task_index as i64,
+                    s.sample_index as i64,
+                    &*s.score.verifier,
+                    s.score.value,
+                    s.score.accepted,
+                    s.score.detail
+                ])?;
             }
             Record::TaskResults(rows) => {
                 for r in rows {

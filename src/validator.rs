@@ -13,13 +13,14 @@ use crate::loader::Loaded;
 use crate::network::{Api, HttpModel};
 use crate::node::Located;
 use crate::scenario::{
-    Agent, Budget, Check, Correction, DEFAULT_FEEDBACK, Model, ModelKind, Price, Scenario,
-    ScenarioSource, StopRule, Strategy, StrategyKind, Task, Verifier, VerifierKind,
+    Agent, Budget, CANDIDATE_FIELDS, Check, Correction, DEFAULT_FEEDBACK, DEFAULT_JUDGE_SCORE,
+    DEFAULT_JUDGE_YES_NO, Judge, Model, ModelKind, Price, Scale, Scenario, ScenarioSource,
+    StopRule, Strategy, StrategyKind, Task, Verifier, VerifierKind,
 };
 use crate::simulated::{AnswerStyle, Distribution, SimulatedModel, spread_shares};
 use crate::spec::{
-    CheckSpec, ExtractSpec, ModelSpec, NormalizeStep, Spread, StopSpec, StrategyKindSpec,
-    StrategySpec, VerifierKindSpec, VerifierSpec,
+    CheckSpec, ExtractSpec, ModelSpec, NormalizeStep, ScaleSpec, Spread, StopSpec,
+    StrategyKindSpec, StrategySpec, VerifierKindSpec, VerifierSpec,
 };
 use crate::template::Template;
 
@@ -965,6 +966,10 @@ impl<'a> Validator<'a> {
                 VerifierKindSpec::Programmatic => {
                     VerifierKind::Programmatic(self.check(&name.value, spec, tasks))
                 }
+                VerifierKindSpec::Llm => match self.judge(&name.value, spec) {
+                    Some(judge) => VerifierKind::Llm(judge),
+                    None => continue,
+                },
             };
             out.push(Verifier {
                 name: name.value.clone(),
@@ -1188,6 +1193,99 @@ impl<'a> Validator<'a> {
                 }
             }
         }
+    }
+
+    /// An `llm` verifier's model, prompts and scale.
+    fn judge(&mut self, name: &str, spec: &VerifierSpec) -> Option<Judge> {
+        let models = &self.loaded.models;
+        let model = match &spec.model {
+            None => {
+                self.err(
+                    spec.kind.span,
+                    format!("the llm verifier `{name}` needs a `model` to judge with"),
+                );
+                None
+            }
+            Some(m) => match models.iter().position(|(n, _)| n.value == m.value) {
+                None => {
+                    let names: Vec<&str> = models.iter().map(|(n, _)| n.as_str()).collect();
+                    self.err(
+                        m.span,
+                        format!(
+                            "verifier `{name}` uses undefined model `{}` (defined: {}){}",
+                            m.value,
+                            list(&names),
+                            did_you_mean(&m.value, names.iter().copied())
+                        ),
+                    );
+                    None
+                }
+                Some(i) if models[i].1.provider.as_str() == "simulated" => {
+                    self.err(
+                        m.span,
+                        format!(
+                            "verifier `{name}` judges with the simulated model `{}`, which writes answers, not verdicts; use a network model (provider openai or anthropic), or an `oracle`/`noisy` verifier to simulate a judge",
+                            m.value
+                        ),
+                    );
+                    None
+                }
+                Some(i) => Some(i),
+            },
+        };
+        let scale = match spec.scale.as_ref().map(|s| s.value) {
+            None | Some(ScaleSpec::YesNo) => Scale::YesNo,
+            Some(ScaleSpec::Score) => Scale::Score,
+        };
+        let (source, span) = match &spec.prompt {
+            Some(p) => (p.value.as_str(), p.span),
+            None if scale == Scale::YesNo => (DEFAULT_JUDGE_YES_NO, spec.kind.span),
+            None => (DEFAULT_JUDGE_SCORE, spec.kind.span),
+        };
+        let prompt = match Template::compile(source) {
+            Ok(t) => t,
+            Err(e) => {
+                let span = template_span(&self.source, span, e.line);
+                self.err(
+                    span,
+                    format!(
+                        "template syntax error in prompt of verifier `{name}`: {}",
+                        e.message
+                    ),
+                );
+                return None;
+            }
+        };
+        let fields: BTreeSet<&str> = self
+            .loaded
+            .items
+            .iter()
+            .flat_map(|i| i.fields.keys().map(String::as_str))
+            .filter(|k| *k != DISTRIBUTION_FIELD)
+            .chain(CANDIDATE_FIELDS)
+            .collect();
+        for var in prompt.variables() {
+            if !fields.contains(var.as_str()) {
+                self.err(
+                    span,
+                    format!(
+                        "prompt of verifier `{name}` uses `{var}`, which is neither a candidate's {} nor a dataset field{}",
+                        CANDIDATE_FIELDS.map(|f| format!("`{f}`")).join(", "),
+                        did_you_mean(&var, fields.iter().copied())
+                    ),
+                );
+            }
+        }
+        Some(Judge {
+            model: model?,
+            system: spec
+                .system
+                .as_ref()
+                .map(|s| s.value.clone())
+                .unwrap_or_default(),
+            prompt,
+            scale,
+        })
     }
 
     /// Self-correction's feedback and acceptance; other kinds take neither.

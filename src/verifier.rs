@@ -3,8 +3,10 @@
 //! Simulated verifiers draw from seeded generators, so a verifier's noise is
 //! reproducible per sample; programmatic ones check the answer or text, or
 //! run an external command that reads the candidate as JSON on stdin and
-//! prints a score. A verifier that cannot score a candidate says why; that is
-//! recorded as no score, never as 0.
+//! prints a score. `llm` verifiers are judged by a model: this module writes
+//! the judge's prompt and scores its reply ([`crate::verdict`]); the executor
+//! makes the call, through the provider layer like any other. A verifier that
+//! cannot score a candidate says why; that is recorded as no score, never as 0.
 
 use std::process::Stdio;
 
@@ -12,8 +14,9 @@ use rand::RngExt;
 use tokio::io::AsyncWriteExt;
 
 use crate::answer::parse_fraction;
-use crate::scenario::{Check, Task, Verifier, VerifierKind};
+use crate::scenario::{Check, Judge, Task, Verifier, VerifierKind};
 use crate::seed::{self, Part};
+use crate::verdict::{self, TokenChoice};
 
 /// A verifier's judgement of one sample.
 #[derive(Debug, Clone, PartialEq)]
@@ -35,7 +38,7 @@ impl Score {
         }
     }
 
-    fn failed(why: String) -> Score {
+    pub fn failed(why: String) -> Score {
         Score {
             value: None,
             accepted: None,
@@ -48,6 +51,8 @@ impl Score {
 pub struct Candidate<'a> {
     pub agent: &'a str,
     pub task: &'a Task,
+    /// The user prompt the agent was given.
+    pub prompt: &'a str,
     pub index: usize,
     pub text: &'a str,
     /// The answer as written, and normalized; `None` for an abstention.
@@ -63,8 +68,16 @@ impl Verifier {
         matches!(self.kind, VerifierKind::Programmatic(Check::Command { .. }))
     }
 
+    /// The judge, for an `llm` verifier.
+    pub fn judge(&self) -> Option<&Judge> {
+        match &self.kind {
+            VerifierKind::Llm(j) => Some(j),
+            _ => None,
+        }
+    }
+
     /// Score `c` without waiting on anything; `None` for a command verifier
-    /// (see [`Verifier::score_by_command`]).
+    /// (see [`Verifier::score_by_command`]) and a judge ([`Judge::score`]).
     pub fn score_now(&self, seed: u64, c: &Candidate<'_>) -> Option<Score> {
         // Simulated verifiers judge an abstention as wrong.
         let judged = c.answer.and(c.correct);
@@ -120,7 +133,9 @@ impl Verifier {
                 }
             }
             VerifierKind::Programmatic(Check::Regex(re)) => Score::verdict(re.is_match(c.text)),
-            VerifierKind::Programmatic(Check::Command { .. }) => return None,
+            VerifierKind::Programmatic(Check::Command { .. }) | VerifierKind::Llm(_) => {
+                return None;
+            }
         };
         Some(score)
     }
@@ -137,6 +152,7 @@ impl Verifier {
             "inputs": c.task.inputs,
             "expected": c.task.expected,
             "agent": c.agent,
+            "prompt": c.prompt,
             "sample_index": c.index,
             "text": c.text,
             "extracted": c.extracted,
@@ -189,6 +205,38 @@ impl Verifier {
             _ => Score::failed(format!(
                 "`{program}` printed no number (first word {first:?}); it must print the score first"
             )),
+        }
+    }
+}
+
+impl Judge {
+    /// The judge's prompt about `c`.
+    pub fn prompt_for(&self, c: &Candidate<'_>) -> Result<String, String> {
+        let mut context = c.task.inputs.clone();
+        for (field, value) in [
+            ("prompt", Some(c.prompt)),
+            ("text", Some(c.text)),
+            ("extracted", c.extracted),
+            ("answer", c.answer),
+            ("expected", c.task.expected.as_deref()),
+        ] {
+            context.insert(field.into(), value.into());
+        }
+        self.prompt.render(&context)
+    }
+
+    /// The score of the judge's `reply` (with its tokens, when the server
+    /// sent log-probabilities). The reply is the detail, so that
+    /// self-correction can send the judge's critique back; a reply with no
+    /// readable verdict scores nothing and says why.
+    pub fn score(&self, reply: &str, tokens: Option<&[TokenChoice]>) -> Score {
+        match verdict::read(self.scale, reply, tokens) {
+            Ok(v) => Score {
+                value: Some(v.value),
+                accepted: v.accepted,
+                detail: Some(reply.to_owned()),
+            },
+            Err(why) => Score::failed(format!("{why}; the judge wrote: {reply}")),
         }
     }
 }

@@ -874,13 +874,21 @@ fn sample_rows(db: &Path) -> Vec<Vec<String>> {
     .collect()
 }
 
+/// The rows `sql` selects, each as its values joined by `|` (NULL as nothing).
 fn table_rows(db: &Path, sql: &str) -> Vec<String> {
+    use rusqlite::types::Value;
     let conn = rusqlite::Connection::open(db).unwrap();
     let mut st = conn.prepare(sql).unwrap();
     let n = st.column_count();
     st.query_map([], |r| {
         Ok((0..n)
-            .map(|i| format!("{:?}", r.get::<_, rusqlite::types::Value>(i).unwrap()))
+            .map(|i| match r.get::<_, Value>(i).unwrap() {
+                Value::Null => String::new(),
+                Value::Integer(v) => v.to_string(),
+                Value::Real(v) => format!("{v:?}"),
+                Value::Text(v) => v,
+                Value::Blob(v) => format!("{v:?}"),
+            })
             .collect::<Vec<_>>()
             .join("|"))
     })
@@ -2685,4 +2693,200 @@ fn resume_after_kill_9_matches_an_uninterrupted_run() {
     // A completed run has nothing to resume.
     let again = Crucible::new(&["resume", "1"]).db(&db).output();
     assert_eq!(again.status.code(), Some(1));
+}
+
+/// A sim-server whose model answers any judge prompt "Verdict: yes" (p 0.5),
+/// "Verdict: no" (0.3) or "Verdict: perhaps" (0.2, which no judge can read).
+const JUDGE_SERVER: &str = r#"name: judge-server
+models:
+  judge:
+    provider: simulated
+    distribution: {answers: {"yes": 0.5, "no": 0.3, "perhaps": 0.2}}
+    format: "Verdict: {answer}"
+agents:
+  judge: {model: judge, prompt: "{{ q }}"}
+answer:
+  extract: {regex: 'Verdict: (\w+)'}
+  normalize: [trim, casefold]
+dataset:
+  items: [{q: x}]
+strategies: [{kind: self_consistency, agent: judge, n: 1}]
+"#;
+
+/// 40 tasks, pools of 4, judged by two `llm` verifiers on the judge server at
+/// `url`: one whose model returns log-probabilities, one plain.
+fn judged_scenario(url: &str) -> String {
+    format!(
+        r#"name: judged
+seed: 7
+models:
+  sim: {{provider: simulated, distribution: {{p_correct: 0.6, delta: 0.3}}}}
+  judge_lp: {{provider: openai, base_url: "{url}", model: judge, seed: 0, logprobs: 3}}
+  judge_plain: {{provider: openai, base_url: "{url}", model: judge, seed: 0}}
+agents:
+  solver: {{model: sim, prompt: "Q: {{{{ question }}}}"}}
+dataset:
+  synthetic: {{count: 40}}
+verifiers:
+  weighed: {{kind: llm, model: judge_lp}}
+  plain:
+    kind: llm
+    model: judge_plain
+    system: You are a strict grader.
+    prompt: "Q: {{{{ question }}}} A: {{{{ answer }}}} Expected: {{{{ expected }}}}\n{{{{ text }}}}"
+strategies:
+  - {{kind: best_of_n, agent: solver, n: [1, 4], verifier: weighed}}
+  - {{kind: weighted_majority, agent: solver, n: [4], verifier: plain}}
+"#
+    )
+}
+
+/// Every sample's scores, as (task, sample, verifier, score, accepted, detail).
+fn score_content(db: &Path) -> Vec<String> {
+    table_rows(
+        db,
+        "SELECT s.task_index, s.sample_index, sc.verifier, sc.score, sc.accepted, sc.detail
+         FROM scores sc JOIN samples s ON s.id = sc.sample_id
+         ORDER BY s.task_index, s.sample_index, sc.verifier",
+    )
+}
+
+#[test]
+fn llm_judges_are_traced_weighted_by_logprobs_and_never_read_garbage_as_zero() {
+    let s = Scratch::new();
+    let server = SimServer::start(&s.write("judge-server.yaml", JUDGE_SERVER), &[]);
+    let file = s.write("judged.yaml", &judged_scenario(&server.url));
+    let db = s.path("whole.db");
+    let recorded = Crucible::new(&["run"])
+        .arg(&file)
+        .db(&db)
+        .arg("--json")
+        .ok();
+
+    // One call per sample and judge, traced as the verifier's, about that sample.
+    assert_eq!(
+        table_rows(
+            &db,
+            "SELECT role, agent, subject, n, count(*) FROM calls GROUP BY role, agent ORDER BY role, agent"
+        ),
+        vec![
+            "generator|solver||4|40",
+            "verifier|plain|solver|1|160",
+            "verifier|weighed|solver|1|160"
+        ]
+    );
+    assert_eq!(
+        query::<i64>(
+            &db,
+            "SELECT count(*) FROM calls c JOIN samples s ON s.task_index = c.task_index
+               AND s.sample_index = c.first_sample AND s.agent = c.subject
+             JOIN replies r ON r.call_id = c.id
+             WHERE c.role = 'verifier'"
+        ),
+        320
+    );
+    // The plain judge's prompt is its template over the candidate.
+    let (prompt, system): (String, String) = {
+        let conn = rusqlite::Connection::open(&db).unwrap();
+        conn.query_row(
+            "SELECT p.text, sy.text FROM calls c JOIN blobs p ON p.hash = c.prompt_hash
+               JOIN blobs sy ON sy.hash = c.system_hash
+             WHERE c.agent = 'plain' AND c.task_index = 0 AND c.first_sample = 2",
+            [],
+            |r| Ok((r.get(0)?, r.get(1)?)),
+        )
+        .unwrap()
+    };
+    let (answer, expected, sample_text): (Option<String>, String, String) = {
+        let conn = rusqlite::Connection::open(&db).unwrap();
+        conn.query_row(
+            "SELECT s.normalized, t.expected, s.text FROM samples s
+               JOIN tasks t ON t.run_id = s.run_id AND t.task_index = s.task_index
+             WHERE s.task_index = 0 AND s.sample_index = 2",
+            [],
+            |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)),
+        )
+        .unwrap()
+    };
+    assert_eq!(
+        prompt,
+        format!(
+            "Q: Synthetic question #1 A: {} Expected: {expected}\n{sample_text}",
+            answer.unwrap_or_else(|| "none".into())
+        )
+    );
+    assert_eq!(system, "You are a strict grader.");
+
+    // Each verdict as the judge wrote it (after some reasoning): "perhaps" is unscored with the
+    // reason, never 0; yes/no are 1/0 from the plain judge, and P(yes) /
+    // (P(yes) + P(no)) = 0.625 from the judge with log-probabilities.
+    let verdicts = table_rows(
+        &db,
+        "SELECT sc.verifier, substr(r.text, instr(r.text, 'Verdict:')), sc.score, sc.accepted,
+                sc.detail = r.text,
+                sc.detail LIKE 'no yes/no verdict in the reply; the judge wrote: %', count(*)
+         FROM calls c JOIN replies r ON r.call_id = c.id
+         JOIN samples s ON s.task_index = c.task_index AND s.sample_index = c.first_sample
+         JOIN scores sc ON sc.sample_id = s.id AND sc.verifier = c.agent
+         GROUP BY 1, 2, 3, 4, 5, 6 ORDER BY 1, 2",
+    );
+    let counts: Vec<(String, i64)> = verdicts
+        .iter()
+        .map(|row| {
+            let (key, count) = row.rsplit_once('|').unwrap();
+            (key.to_owned(), count.parse().unwrap())
+        })
+        .collect();
+    let keys: Vec<&str> = counts.iter().map(|(k, _)| k.as_str()).collect();
+    assert_eq!(
+        keys,
+        vec![
+            "plain|Verdict: no|0.0|0|1|0",
+            "plain|Verdict: perhaps|||0|1",
+            "plain|Verdict: yes|1.0|1|1|0",
+            "weighed|Verdict: no|0.625|0|1|0",
+            "weighed|Verdict: perhaps|||0|1",
+            "weighed|Verdict: yes|0.625|1|1|0",
+        ],
+        "{verdicts:?}"
+    );
+    // The verdicts' shares are the judge's distribution (5 standard errors).
+    for (verifier, rows) in [("plain", &counts[..3]), ("weighed", &counts[3..])] {
+        for ((_, count), p) in rows.iter().zip([0.3, 0.2, 0.5]) {
+            let share = *count as f64 / 160.0;
+            let se = (p * (1.0 - p) / 160.0_f64).sqrt();
+            assert!(
+                (share - p).abs() < 5.0 * se,
+                "{verifier}: share {share} for p {p}"
+            );
+        }
+    }
+    // Tokens of the judges' calls count in the run's spending.
+    let v: serde_json::Value = serde_json::from_str(&recorded).unwrap();
+    assert_eq!(v["spent"]["requests"], 40 + 320);
+
+    // Stopped by the budget in the middle of judging, then resumed: the same
+    // scores, and no call made twice.
+    let stopped = s.path("stopped.db");
+    let out = Crucible::new(&["run", "--max-requests", "150"])
+        .arg(&file)
+        .db(&stopped)
+        .output();
+    assert_eq!(out.status.code(), Some(1));
+    assert_eq!(query::<i64>(&stopped, "SELECT count(*) FROM calls"), 150);
+    Crucible::new(&["resume", "1", "--max-requests", "1000"])
+        .db(&stopped)
+        .ok();
+    assert_eq!(score_content(&stopped), score_content(&db));
+    assert_eq!(query::<i64>(&stopped, "SELECT count(*) FROM calls"), 360);
+
+    // A strict replay needs no judge: every verdict is in the trace.
+    drop(server);
+    let replayed = Crucible::new(&["replay", "1", "--strict", "--json"])
+        .db(&db)
+        .ok();
+    assert_eq!(
+        results_without_ids(&replayed),
+        results_without_ids(&recorded)
+    );
 }
