@@ -966,10 +966,7 @@ impl<'a> Validator<'a> {
                 VerifierKindSpec::Programmatic => {
                     VerifierKind::Programmatic(self.check(&name.value, spec, tasks))
                 }
-                VerifierKindSpec::Llm => match self.judge(&name.value, spec) {
-                    Some(judge) => VerifierKind::Llm(judge),
-                    None => continue,
-                },
+                VerifierKindSpec::Llm => VerifierKind::Llm(self.judge(&name.value, spec)),
             };
             out.push(Verifier {
                 name: name.value.clone(),
@@ -1195,8 +1192,9 @@ impl<'a> Validator<'a> {
         }
     }
 
-    /// An `llm` verifier's model, prompts and scale.
-    fn judge(&mut self, name: &str, spec: &VerifierSpec) -> Option<Judge> {
+    /// An `llm` verifier's model, prompts and scale (with placeholders where
+    /// they are invalid, so that strategies naming it are not reported too).
+    fn judge(&mut self, name: &str, spec: &VerifierSpec) -> Judge {
         let models = &self.loaded.models;
         let model = match &spec.model {
             None => {
@@ -1242,20 +1240,17 @@ impl<'a> Validator<'a> {
             None if scale == Scale::YesNo => (DEFAULT_JUDGE_YES_NO, spec.kind.span),
             None => (DEFAULT_JUDGE_SCORE, spec.kind.span),
         };
-        let prompt = match Template::compile(source) {
-            Ok(t) => t,
-            Err(e) => {
-                let span = template_span(&self.source, span, e.line);
-                self.err(
-                    span,
-                    format!(
-                        "template syntax error in prompt of verifier `{name}`: {}",
-                        e.message
-                    ),
-                );
-                return None;
-            }
-        };
+        let prompt = Template::compile(source).unwrap_or_else(|e| {
+            let at = template_span(&self.source, span, e.line);
+            self.err(
+                at,
+                format!(
+                    "template syntax error in prompt of verifier `{name}`: {}",
+                    e.message
+                ),
+            );
+            Template::compile("").expect("the empty template compiles")
+        });
         let fields: BTreeSet<&str> = self
             .loaded
             .items
@@ -1269,15 +1264,15 @@ impl<'a> Validator<'a> {
                 self.err(
                     span,
                     format!(
-                        "prompt of verifier `{name}` uses `{var}`, which is neither a candidate's {} nor a dataset field{}",
+                        "prompt of verifier `{name}` uses `{var}`, which is neither a candidate field ({}) nor a dataset field{}",
                         CANDIDATE_FIELDS.map(|f| format!("`{f}`")).join(", "),
                         did_you_mean(&var, fields.iter().copied())
                     ),
                 );
             }
         }
-        Some(Judge {
-            model: model?,
+        Judge {
+            model: model.unwrap_or(0),
             system: spec
                 .system
                 .as_ref()
@@ -1285,7 +1280,7 @@ impl<'a> Validator<'a> {
                 .unwrap_or_default(),
             prompt,
             scale,
-        })
+        }
     }
 
     /// Self-correction's feedback and acceptance; other kinds take neither.

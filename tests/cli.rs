@@ -562,6 +562,33 @@ const CASES: &[Case] = &[
         at: "s.yaml:14:7",
         message: "`question` of this item lists fewer than two options",
     },
+    Case {
+        name: "llm verifier without a model",
+        edit: ("oracle: {kind: oracle}", "oracle: {kind: llm}"),
+        files: &[],
+        at: "s.yaml:16:18",
+        message: "the llm verifier `oracle` needs a `model`",
+    },
+    Case {
+        name: "llm verifier on a simulated model",
+        edit: (
+            "oracle: {kind: oracle}",
+            "oracle: {kind: llm, model: sim, prompt: \"{{ anser }}\"}",
+        ),
+        files: &[],
+        at: "s.yaml:16:30",
+        message: "judges with the simulated model `sim`",
+    },
+    Case {
+        name: "judge prompt with an unknown variable",
+        edit: (
+            "oracle: {kind: oracle}",
+            "oracle: {kind: llm, model: sim, prompt: \"{{ anser }}\"}",
+        ),
+        files: &[],
+        at: "s.yaml:16:43",
+        message: "uses `anser`, which is neither a candidate field (`prompt`, `text`, `extracted`, `answer`, `expected`) nor a dataset field; did you mean `answer`?",
+    },
 ];
 
 #[test]

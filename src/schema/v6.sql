@@ -13,3 +13,18 @@ CREATE TABLE replies (
     call_id INTEGER PRIMARY KEY REFERENCES calls(id),
     text    TEXT NOT NULL
 );
+
+-- Calls with their texts, now with role, subject, cost and cache key, and a
+-- judge's reply.
+DROP VIEW call_view;
+CREATE VIEW call_view AS
+SELECT c.id AS call_id, c.run_id, t.task_id, c.task_index, c.role, c.agent, c.subject, c.model,
+       c.provider, c.first_sample, c.n, c.status, c.error, c.latency_ms, c.input_tokens,
+       c.output_tokens, c.cost_usd, c.cache_key, sb.text AS system, pb.text AS prompt,
+       c.request, rb.text AS response, rp.text AS reply
+FROM calls c
+JOIN tasks t ON t.run_id = c.run_id AND t.task_index = c.task_index
+JOIN blobs sb ON sb.hash = c.system_hash
+JOIN blobs pb ON pb.hash = c.prompt_hash
+LEFT JOIN blobs rb ON rb.hash = c.response_hash
+LEFT JOIN replies rp ON rp.call_id = c.id;
