@@ -352,12 +352,11 @@ async fn correct_iteratively(
     let v = strategy
         .verifier
         .expect("validated: self_correction has a verifier");
-    let slot = sc
-        .verifiers_of(strategy.agent)
-        .iter()
-        .position(|&x| x == v)
-        .expect("the strategy's verifier scores its agent");
-    let conversation = Conversation::new(sh, task, strategy.agent)?;
+    // Rounds are not pool samples: only the strategy's own verifier scores them.
+    let conversation = Conversation {
+        verifiers: vec![v],
+        ..Conversation::new(sh, task, strategy.agent)?
+    };
     let first_round = sc.first_round(si);
     let mut history: Vec<Turn> = Vec::new();
     let mut rounds: Vec<PoolSample> = Vec::new();
@@ -369,7 +368,7 @@ async fn correct_iteratively(
             .record(sh, (&history, round), k, 1, sent)
             .await?;
         let (sample, record) = (samples.remove(0), &records[0]);
-        let verdict = &record.scores[slot];
+        let verdict = &record.scores[0];
         let accepted = verdict
             .accepted
             .unwrap_or_else(|| verdict.value.is_some_and(|s| s >= correction.accept));

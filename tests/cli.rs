@@ -2473,7 +2473,10 @@ fn llama_cpp_end_to_end_with_split_requests() {
         0
     );
     assert_eq!(
-        count("SELECT sum(n) FROM attempts WHERE status = 200"),
+        count(
+            "SELECT sum(a.n) FROM attempts a JOIN calls c ON c.id = a.call_id
+             WHERE a.status = 200 AND c.role = 'generator'"
+        ),
         20 * 8 + rounds
     );
     // Self-correction: one call per round, each sending the whole conversation
@@ -2506,6 +2509,44 @@ fn llama_cpp_end_to_end_with_split_requests() {
                AND EXISTS (SELECT 1 FROM samples nxt WHERE nxt.run_id = s.run_id
                            AND nxt.task_index = s.task_index AND nxt.strategy = s.strategy
                            AND nxt.round = s.round + 1)"
+        ),
+        0
+    );
+    // The same model judges every pool sample once, with log-probabilities:
+    // a score is P(yes) at the verdict's token, or NULL with the reply quoted.
+    let pool = 20 * 8;
+    assert_eq!(
+        count("SELECT count(*) FROM calls WHERE role = 'verifier' AND agent = 'judge'"),
+        pool
+    );
+    assert_eq!(
+        count(
+            "SELECT count(*) FROM call_view WHERE role = 'verifier' AND status = 'ok'
+               AND response LIKE '%\"top_logprobs\"%' AND reply IS NOT NULL"
+        ),
+        pool
+    );
+    assert_eq!(
+        count(
+            "SELECT count(*) FROM score_view WHERE verifier = 'judge'
+               AND ((score BETWEEN 0 AND 1 AND detail IS NOT NULL)
+                    OR (score IS NULL AND detail LIKE '%the judge wrote:%'))"
+        ),
+        pool
+    );
+    // How many verdicts a 135M judge writes readably is the model's business
+    // (about half, measured); that the readable ones are weighted is ours.
+    assert!(
+        count("SELECT count(*) FROM scores WHERE verifier = 'judge' AND score > 0 AND score < 1")
+            > 0,
+        "no verdict was weighted by log-probabilities"
+    );
+    // Only the self-correction's own verifier scores its rounds.
+    assert_eq!(
+        count(
+            "SELECT count(*) FROM score_view sv JOIN samples s ON s.run_id = sv.run_id
+               AND s.task_index = sv.task_index AND s.sample_index = sv.sample_index
+             WHERE s.strategy = 'self_correction' AND sv.verifier <> 'exact'"
         ),
         0
     );
