@@ -62,7 +62,12 @@ pub enum Cap {
 /// cap needs every such model priced.
 pub fn unenforceable(scenario: &Scenario) -> Vec<(Cap, String)> {
     let b = &scenario.budget;
-    let mut used: Vec<usize> = scenario.agents.iter().map(|a| a.model).collect();
+    let mut used: Vec<usize> = scenario
+        .agents
+        .iter()
+        .map(|a| a.model)
+        .chain(scenario.verifiers.iter().filter_map(|v| v.model()))
+        .collect();
     used.sort_unstable();
     used.dedup();
     let mut out = Vec::new();

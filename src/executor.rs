@@ -579,7 +579,7 @@ impl<'a> Conversation<'a> {
         if runs(|v| v.runs_command()) {
             score_by_commands(sh, &call, &mut record, &mut samples).await;
         }
-        let (judgements, stopped) = if runs(|v| v.judge().is_some()) {
+        let (judgements, stopped) = if runs(|v| v.model().is_some()) {
             judge(sh, &call, &mut record, &mut samples).await
         } else {
             (Vec::new(), None)
@@ -594,7 +594,7 @@ impl<'a> Conversation<'a> {
         let judged: Vec<bool> = call
             .verifiers
             .iter()
-            .map(|&v| sc.verifiers[v].judge().is_some())
+            .map(|&v| sc.verifiers[v].model().is_some())
             .collect();
         for s in &mut record.samples {
             let mut slot = judged.iter();
@@ -642,13 +642,13 @@ async fn judge(
     pool: &mut [PoolSample],
 ) -> (Vec<Judgement>, Option<Stop>) {
     let sc = &*sh.scenario;
-    let jobs = call.jobs(sc, record.samples.len(), |v| v.judge().is_some());
+    let jobs = call.jobs(sc, record.samples.len(), |v| v.model().is_some());
     if let Some(e) = &record.error {
         // Nothing to judge: the samples are the failed call's abstentions.
         let why = format!("not judged: the sample's call failed: {e}");
         let verdicts = jobs
             .iter()
-            .map(|_| Ok((Score::failed(why.clone()), None, None)))
+            .map(|_| Ok((Score::failed(why.clone()), Vec::new(), None, None)))
             .collect();
         return collect_verdicts(sh, call, record, pool, jobs, verdicts);
     }
@@ -666,7 +666,10 @@ async fn judge(
 }
 
 /// A judge's verdict on one sample (see [`judge_one`]).
-type JudgeResult = Result<(Score, Option<Box<CallRecord>>, Option<String>), Stop>;
+type JudgeResult = Result<(Score, StepScores, Option<Box<CallRecord>>, Option<String>), Stop>;
+
+/// A process reward model's steps and their scores.
+type StepScores = Vec<(String, f64)>;
 
 /// Put each job's verdict on its sample.
 fn collect_verdicts(
@@ -680,12 +683,12 @@ fn collect_verdicts(
     let mut judgements = Vec::with_capacity(jobs.len());
     let mut stop = None;
     for (job, verdict) in jobs.into_iter().zip(verdicts) {
-        let (score, judge_call) = match verdict {
-            Ok((score, judge_call, None)) => (score, judge_call),
-            Ok((score, judge_call, Some(fatal))) => {
+        let (score, steps, judge_call) = match verdict {
+            Ok((score, steps, judge_call, None)) => (score, steps, judge_call),
+            Ok((score, steps, judge_call, Some(fatal))) => {
                 sh.cancel.store(true, Ordering::Relaxed);
                 stop.get_or_insert(Stop::Failed(fatal));
-                (score, judge_call)
+                (score, steps, judge_call)
             }
             Err(s) => {
                 stop.get_or_insert(s);
@@ -700,6 +703,7 @@ fn collect_verdicts(
                 agent,
                 sample_index,
                 score: stored,
+                steps,
             }),
             call: judge_call,
         });
@@ -719,8 +723,8 @@ async fn judge_one(
     let sc = &*sh.scenario;
     let task = candidate.task;
     let verifier = &sc.verifiers[v];
-    let judge = verifier.judge().expect("an llm verifier");
-    let prompt = judge.prompt_for(&candidate).map_err(|e| {
+    let model = verifier.model().expect("a verifier that calls a model");
+    let (system, prompt) = verifier.request(&candidate).map_err(|e| {
         Stop::Failed(format!(
             "verifier \"{}\": prompt template failed on task \"{}\": {e}",
             verifier.name, task.id
@@ -729,37 +733,37 @@ async fn judge_one(
     let req = CallRequest {
         agent: &verifier.name,
         task,
-        system: &judge.system,
+        system: &system,
         prompt: &prompt,
         history: &[],
         first_sample: candidate.index,
         n: 1,
     };
-    let (key, response, reservation) = send(sh, judge.model, req).await?;
+    let (key, response, reservation) = send(sh, model, req).await?;
     let fatal = match &response {
         Err(e) if e.fatal => Some(e.to_string()),
         _ => None,
     };
     let (replies, exchange) = Exchange::of(response, 1);
     let reply = replies.into_iter().next().map(|r| r.0);
-    let score = match (&exchange.error, &reply) {
-        (Some(e), _) => Score::failed(format!("the judge's call failed: {e}")),
-        (None, None) => Score::failed("the judge's response held no reply".into()),
-        (None, Some(reply)) => {
-            let tokens = exchange
-                .raw
-                .as_deref()
-                .and_then(crate::network::token_logprobs);
-            judge.score(reply, tokens.as_deref())
-        }
+    let (score, steps) = match (&exchange.error, &reply) {
+        (Some(e), _) => (
+            Score::failed(format!("the verifier's call failed: {e}")),
+            Vec::new(),
+        ),
+        (None, None) => (
+            Score::failed("the verifier's call returned no reply".into()),
+            Vec::new(),
+        ),
+        (None, Some(reply)) => verifier.read(candidate.text, reply, exchange.raw.as_deref()),
     };
     let head = CallHead {
         task_index: task.index,
         agent: sh.verifier_names[v].clone(),
-        model: judge.model,
+        model,
         first_sample: candidate.index,
         n: 1,
-        system: Blob::new(&judge.system),
+        system: Blob::new(&system),
         prompt: Blob::new(&prompt),
         key,
         history: &[],
@@ -769,7 +773,7 @@ async fn judge_one(
         ..exchange.into_record(sh, head, Vec::new())
     };
     let new = settle(sh, &record, reservation);
-    Ok((score, new.then(|| Box::new(record)), fatal))
+    Ok((score, steps, new.then(|| Box::new(record)), fatal))
 }
 
 /// Fill in the scores of the command verifiers of `call` on every sample of

@@ -36,6 +36,8 @@ pub enum Api {
     OpenAi,
     /// `POST {base_url}/messages`, `x-api-key`, `anthropic-version: 2023-06-01`.
     Anthropic,
+    /// `POST {base_url}` with a reward request (see [`parse_reward`]).
+    RewardModel,
 }
 
 impl Api {
@@ -43,6 +45,7 @@ impl Api {
         match self {
             Api::OpenAi => "openai",
             Api::Anthropic => "anthropic",
+            Api::RewardModel => "reward_model",
         }
     }
 }
@@ -85,6 +88,8 @@ impl HttpModel {
         match self.api {
             Api::Anthropic => set.or(Some(ANTHROPIC_DEFAULT_MAX_TOKENS)),
             Api::OpenAi => set,
+            // A reward model writes no text.
+            Api::RewardModel => Some(0),
         }
     }
 }
@@ -133,16 +138,17 @@ impl NetworkModel {
                 format!("{root}/messages"),
                 vec![("anthropic-version", "2023-06-01".to_owned())],
             ),
+            Api::RewardModel => (root.to_owned(), Vec::new()),
         };
         if let Some(k) = api_key {
             headers.push(match config.api {
-                Api::OpenAi => ("authorization", format!("Bearer {k}")),
+                Api::OpenAi | Api::RewardModel => ("authorization", format!("Bearer {k}")),
                 Api::Anthropic => ("x-api-key", k),
             });
         }
         let n_cap = match config.api {
             Api::OpenAi => config.n_per_request.max(1),
-            Api::Anthropic => 1,
+            Api::Anthropic | Api::RewardModel => 1,
         };
         Ok(NetworkModel {
             cap: AtomicUsize::new(n_cap),
@@ -185,7 +191,19 @@ impl NetworkModel {
         match self.config.api {
             Api::OpenAi => self.openai_body(system, prompt, history, first, n),
             Api::Anthropic => self.anthropic_body(system, prompt, history),
+            Api::RewardModel => self.reward_body(prompt),
         }
+    }
+
+    /// A reward request: the verifier's request document (`prompt`, a JSON
+    /// object) with the model id added.
+    fn reward_body(&self, document: &str) -> Value {
+        let mut body = match serde_json::from_str(document) {
+            Ok(Value::Object(m)) => m,
+            _ => Map::from_iter([("input".to_owned(), json!(document))]),
+        };
+        body.insert("model".into(), json!(self.config.model));
+        Value::Object(body)
     }
 
     /// Messages API: `system` is a top-level field, `max_tokens` is required,
@@ -290,6 +308,21 @@ pub fn parse_anthropic(text: &str) -> Result<Parsed, String> {
     })
 }
 
+/// Read a reward model's response: the whole body is the one "text" (the
+/// verifier reads its `score` or `step_scores`); usage only as reported, and
+/// no output tokens.
+pub fn parse_reward(text: &str) -> Result<Parsed, String> {
+    let v: Value = serde_json::from_str(text).map_err(|e| e.to_string())?;
+    if !v.is_object() {
+        return Err("the response is not a JSON object".into());
+    }
+    let input = v.pointer("/usage/prompt_tokens").and_then(Value::as_u64);
+    Ok(Parsed {
+        texts: vec![text.to_owned()],
+        usage: Some((input.unwrap_or(0), 0)),
+    })
+}
+
 /// Read a chat-completions response body.
 pub fn parse_response(text: &str) -> Result<Parsed, String> {
     let v: Value = serde_json::from_str(text).map_err(|e| e.to_string())?;
@@ -359,7 +392,7 @@ impl Provider for NetworkModel {
     fn max_n_per_request(&self) -> usize {
         match self.config.api {
             Api::OpenAi => self.config.n_per_request,
-            Api::Anthropic => 1,
+            Api::Anthropic | Api::RewardModel => 1,
         }
     }
 
@@ -422,6 +455,7 @@ impl Provider for NetworkModel {
             let parse = match self.config.api {
                 Api::OpenAi => parse_response,
                 Api::Anthropic => parse_anthropic,
+                Api::RewardModel => parse_reward,
             };
             let bound = self.usage_bound(&CallRequest { n, ..req });
             let reserved = bound.input_tokens + bound.output_tokens.unwrap_or(0);

@@ -146,6 +146,33 @@ pub enum VerifierKind {
     },
     Programmatic(Check),
     Llm(Judge),
+    RewardModel(RewardModel),
+}
+
+/// A `reward_model` verifier.
+#[derive(Debug, Clone)]
+pub struct RewardModel {
+    /// Index into the scenario's models (provider `reward_model`).
+    pub model: usize,
+    /// For a process reward model: how to split and how to aggregate.
+    pub process: Option<(Steps, Aggregate)>,
+}
+
+/// How a solution splits into steps.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Steps {
+    Lines,
+    Paragraphs,
+    Markers,
+}
+
+/// How step scores make a solution's score.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Aggregate {
+    Min,
+    Last,
+    Mean,
+    Product,
 }
 
 /// An `llm` verifier: a model asked about each candidate.

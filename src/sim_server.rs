@@ -2,7 +2,8 @@
 //! OpenAI-compatible API (`POST /v1/chat/completions` with `n`, `GET
 //! /v1/models`), with fault injection, so that any client — crucible's own
 //! `openai` provider included — can be pointed at models whose answer
-//! distributions are known.
+//! distributions are known; and a stand-in reward model (`POST /v1/reward`)
+//! whose scores are known too.
 //!
 //! Determinism: a request's user prompt is matched to the scenario task (and
 //! agent) it was rendered from, and its samples are numbered from the
@@ -95,6 +96,7 @@ impl SimServer {
     pub fn router(self: Arc<Self>) -> Router {
         Router::new()
             .route("/v1/chat/completions", post(chat))
+            .route("/v1/reward", post(reward))
             .route("/v1/models", get(models))
             .with_state(self)
     }
@@ -351,6 +353,48 @@ fn logprobs(
         tokens.push(certain(&text[end..]));
     }
     tokens
+}
+
+/// A stand-in reward model (`POST /v1/reward`, crucible's reward protocol):
+/// the request's `prompt` names the task; `{"score": s}` of the `response`,
+/// or with `steps`, `{"step_scores": [...]}`, each by [`stand_in_reward`].
+async fn reward(State(server): State<Arc<SimServer>>, body: Bytes) -> Response {
+    let req: Value = match serde_json::from_slice(&body) {
+        Ok(v) => v,
+        Err(e) => return error(StatusCode::BAD_REQUEST, &format!("invalid JSON body: {e}")),
+    };
+    let text = |key: &str| req.get(key).and_then(Value::as_str).unwrap_or_default();
+    let expected = server
+        .prompts
+        .get(text("prompt"))
+        .and_then(|(_, idx)| server.scenario.tasks[*idx].expected.as_deref());
+    let mut out = match req.get("steps").and_then(Value::as_array) {
+        Some(steps) => {
+            let scores: Vec<f64> = steps
+                .iter()
+                .map(|s| stand_in_reward(s.as_str().unwrap_or_default(), expected))
+                .collect();
+            json!({"step_scores": scores})
+        }
+        None => json!({"score": stand_in_reward(text("response"), expected)}),
+    };
+    out["usage"] = json!({"prompt_tokens": estimate_tokens(text("prompt")) + estimate_tokens(text("response"))});
+    ([("content-type", "application/json")], out.to_string()).into_response()
+}
+
+/// The stand-in reward model's score of a piece of text: 0.9 when it states
+/// the task's expected answer as a word of its own, else 0.2 + 0.1 × (its
+/// number of words mod 4) — known numbers, not a model of anything.
+pub fn stand_in_reward(text: &str, expected: Option<&str>) -> f64 {
+    let words: Vec<&str> = text
+        .split_whitespace()
+        .map(|w| w.trim_matches(|c: char| !c.is_alphanumeric()))
+        .collect();
+    if expected.is_some_and(|e| words.contains(&e)) {
+        0.9
+    } else {
+        0.2 + 0.1 * (words.len() % 4) as f64
+    }
 }
 
 /// Serve until the listener fails or the process is stopped.

@@ -358,7 +358,8 @@ pub struct VerifierSpec {
     /// `programmatic`, `check: command`: seconds before the command is killed (default 60).
     #[serde(default)]
     pub timeout: Option<Located<f64>>,
-    /// `llm`: the judge's model (a network model).
+    /// `llm`: the judge's model (a network model); `reward_model`: the
+    /// reward model (provider `reward_model`).
     #[serde(default)]
     pub model: Option<Located<String>>,
     /// `llm`: the judge's system prompt.
@@ -371,6 +372,40 @@ pub struct VerifierSpec {
     /// `llm`: what the judge answers: `yes_no` (default) or a 0–10 `score`.
     #[serde(default)]
     pub scale: Option<Located<ScaleSpec>>,
+    /// `reward_model`: score each step of the solution (process reward)
+    /// instead of the whole (default false).
+    #[serde(default)]
+    pub process: Option<Located<bool>>,
+    /// `reward_model`, `process: true`: how the solution splits into steps
+    /// (default `paragraphs`).
+    #[serde(default)]
+    pub steps: Option<Located<StepsSpec>>,
+    /// `reward_model`, `process: true`: how step scores make the solution's
+    /// score (default `min`).
+    #[serde(default)]
+    pub aggregate: Option<Located<AggregateSpec>>,
+}
+
+/// How a solution splits into steps for a process reward model.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, JsonSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum StepsSpec {
+    /// Each non-blank line is a step.
+    Lines,
+    /// Blocks separated by blank lines.
+    Paragraphs,
+    /// A step starts at each "Step k:" (or "Step k."); text before the first is a step too.
+    Markers,
+}
+
+/// How step scores make a solution's score.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, JsonSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum AggregateSpec {
+    Min,
+    Last,
+    Mean,
+    Product,
 }
 
 /// What an `llm` verifier's judge answers.
@@ -409,6 +444,8 @@ pub enum VerifierKindSpec {
     Programmatic,
     /// A model that judges each candidate: yes/no or a 0–10 score.
     Llm,
+    /// An HTTP reward model: a score per candidate, or per step.
+    RewardModel,
 }
 
 /// One strategy to evaluate at every `n`.

@@ -909,6 +909,8 @@ pub struct LateScore {
     pub agent: Arc<str>,
     pub sample_index: usize,
     pub score: ScoreRecord,
+    /// A process reward model's steps and their scores, in order.
+    pub steps: Vec<(String, f64)>,
 }
 
 /// A strategy's outcome on one task, as stored in `task_results`.
@@ -1013,6 +1015,7 @@ struct BatchWriter<'c> {
     sample: rusqlite::CachedStatement<'c>,
     score: rusqlite::CachedStatement<'c>,
     late_score: rusqlite::CachedStatement<'c>,
+    step_score: rusqlite::CachedStatement<'c>,
     reply: rusqlite::CachedStatement<'c>,
     attempt: rusqlite::CachedStatement<'c>,
     result: rusqlite::CachedStatement<'c>,
@@ -1043,6 +1046,11 @@ impl<'c> BatchWriter<'c> {
             // A judge's score may replace an earlier failed one (a resumed run judges again).
             late_score: tx.prepare_cached(
                 "INSERT OR REPLACE INTO scores (sample_id, verifier, score, accepted, detail)
+                 SELECT id, ?5, ?6, ?7, ?8 FROM samples
+                 WHERE run_id = ?1 AND agent = ?2 AND task_index = ?3 AND sample_index = ?4",
+            )?,
+            step_score: tx.prepare_cached(
+                "INSERT OR REPLACE INTO step_scores (sample_id, verifier, step, text, score)
                  SELECT id, ?5, ?6, ?7, ?8 FROM samples
                  WHERE run_id = ?1 AND agent = ?2 AND task_index = ?3 AND sample_index = ?4",
             )?,
@@ -1169,6 +1177,18 @@ impl<'c> BatchWriter<'c> {
                     s.score.accepted,
                     s.score.detail
                 ])?;
+                for (step, (text, score)) in s.steps.iter().enumerate() {
+                    self.step_score.execute(params![
+                        self.run_id,
+                        &*s.agent,
+                        s.task_index as i64,
+                        s.sample_index as i64,
+                        &*s.score.verifier,
+                        step as i64,
+                        text,
+                        score
+                    ])?;
+                }
             }
             Record::TaskResults(rows) => {
                 for r in rows {

@@ -13,14 +13,15 @@ use crate::loader::Loaded;
 use crate::network::{Api, HttpModel};
 use crate::node::Located;
 use crate::scenario::{
-    Agent, Budget, CANDIDATE_FIELDS, Check, Correction, DEFAULT_FEEDBACK, DEFAULT_JUDGE_SCORE,
-    DEFAULT_JUDGE_YES_NO, Judge, Model, ModelKind, Price, Scale, Scenario, ScenarioSource,
-    StopRule, Strategy, StrategyKind, Task, Verifier, VerifierKind,
+    Agent, Aggregate, Budget, CANDIDATE_FIELDS, Check, Correction, DEFAULT_FEEDBACK,
+    DEFAULT_JUDGE_SCORE, DEFAULT_JUDGE_YES_NO, Judge, Model, ModelKind, Price, RewardModel, Scale,
+    Scenario, ScenarioSource, Steps, StopRule, Strategy, StrategyKind, Task, Verifier,
+    VerifierKind,
 };
 use crate::simulated::{AnswerStyle, Distribution, SimulatedModel, spread_shares};
 use crate::spec::{
-    CheckSpec, ExtractSpec, ModelSpec, NormalizeStep, ScaleSpec, Spread, StopSpec,
-    StrategyKindSpec, StrategySpec, VerifierKindSpec, VerifierSpec,
+    AggregateSpec, CheckSpec, ExtractSpec, ModelSpec, NormalizeStep, ScaleSpec, Spread, StepsSpec,
+    StopSpec, StrategyKindSpec, StrategySpec, VerifierKindSpec, VerifierSpec,
 };
 use crate::template::Template;
 
@@ -328,8 +329,12 @@ impl<'a> Validator<'a> {
                         });
                     }
                 }
-                p @ ("openai" | "anthropic") => {
-                    let api = if p == "openai" { Api::OpenAi } else { Api::Anthropic };
+                p @ ("openai" | "anthropic" | "reward_model") => {
+                    let api = match p {
+                        "openai" => Api::OpenAi,
+                        "anthropic" => Api::Anthropic,
+                        _ => Api::RewardModel,
+                    };
                     let price = self.price(spec);
                     if let Some(m) = self.http_model(name, spec, api) {
                         models.push(Model {
@@ -342,8 +347,8 @@ impl<'a> Validator<'a> {
                 other => self.err(
                     spec.provider.span,
                     format!(
-                        "unknown provider `{other}` (expected one of: simulated, openai, anthropic){}",
-                        did_you_mean(other, ["simulated", "openai", "anthropic"])
+                        "unknown provider `{other}` (expected one of: simulated, openai, anthropic, reward_model){}",
+                        did_you_mean(other, ["simulated", "openai", "anthropic", "reward_model"])
                     ),
                 ),
             }
@@ -489,6 +494,23 @@ impl<'a> Validator<'a> {
                 self.err(
                     spec.provider.span,
                     "Anthropic's API takes no `seed`; remove it",
+                );
+            }
+        }
+        if api == Api::RewardModel {
+            let sampling = [
+                ("temperature", spec.temperature.is_some()),
+                ("top_p", spec.top_p.is_some()),
+                ("max_tokens", spec.max_tokens.is_some()),
+                ("stop", spec.stop.is_some()),
+                ("logprobs", spec.logprobs.is_some()),
+                ("seed", spec.seed.is_some()),
+                ("n_per_request", spec.n_per_request.is_some()),
+            ];
+            for (key, _) in sampling.into_iter().filter(|(_, present)| *present) {
+                self.err(
+                    spec.provider.span,
+                    format!("a reward model writes no text, so `{key}` does not apply to `{}`; remove it", name.value),
                 );
             }
         }
@@ -842,6 +864,17 @@ impl<'a> Validator<'a> {
                             ),
                         ));
                     }
+                    if let Some(i) = idx
+                        && self.loaded.models[i].1.provider.as_str() == "reward_model"
+                    {
+                        self.diags.push(src.error(
+                            m.span,
+                            format!(
+                                "agent `{}` uses model `{}`, a reward model, which scores text and writes none; give the agent a chat model",
+                                name.value, m.value
+                            ),
+                        ));
+                    }
                     idx
                 }
             };
@@ -967,6 +1000,9 @@ impl<'a> Validator<'a> {
                     VerifierKind::Programmatic(self.check(&name.value, spec, tasks))
                 }
                 VerifierKindSpec::Llm => VerifierKind::Llm(self.judge(&name.value, spec)),
+                VerifierKindSpec::RewardModel => {
+                    VerifierKind::RewardModel(self.reward_model(&name.value, spec))
+                }
             };
             out.push(Verifier {
                 name: name.value.clone(),
@@ -1195,42 +1231,11 @@ impl<'a> Validator<'a> {
     /// An `llm` verifier's model, prompts and scale (with placeholders where
     /// they are invalid, so that strategies naming it are not reported too).
     fn judge(&mut self, name: &str, spec: &VerifierSpec) -> Judge {
-        let models = &self.loaded.models;
-        let model = match &spec.model {
-            None => {
-                self.err(
-                    spec.kind.span,
-                    format!("the llm verifier `{name}` needs a `model` to judge with"),
-                );
-                None
-            }
-            Some(m) => match models.iter().position(|(n, _)| n.value == m.value) {
-                None => {
-                    let names: Vec<&str> = models.iter().map(|(n, _)| n.as_str()).collect();
-                    self.err(
-                        m.span,
-                        format!(
-                            "verifier `{name}` uses undefined model `{}` (defined: {}){}",
-                            m.value,
-                            list(&names),
-                            did_you_mean(&m.value, names.iter().copied())
-                        ),
-                    );
-                    None
-                }
-                Some(i) if models[i].1.provider.as_str() == "simulated" => {
-                    self.err(
-                        m.span,
-                        format!(
-                            "verifier `{name}` judges with the simulated model `{}`, which writes answers, not verdicts; use a network model (provider openai or anthropic), or an `oracle`/`noisy` verifier to simulate a judge",
-                            m.value
-                        ),
-                    );
-                    None
-                }
-                Some(i) => Some(i),
-            },
-        };
+        let model = self.verifier_model(name, spec, "llm", |provider| match provider {
+            "simulated" => Some("a simulated model writes answers, not verdicts; use a network model (provider openai or anthropic), or an `oracle`/`noisy` verifier to simulate a judge"),
+            "reward_model" => Some("a reward model gives scores, not verdicts; use `kind: reward_model` for it"),
+            _ => None,
+        });
         let scale = match spec.scale.as_ref().map(|s| s.value) {
             None | Some(ScaleSpec::YesNo) => Scale::YesNo,
             Some(ScaleSpec::Score) => Scale::Score,
@@ -1280,6 +1285,86 @@ impl<'a> Validator<'a> {
                 .unwrap_or_default(),
             prompt,
             scale,
+        }
+    }
+
+    /// The model a verifier of `kind` calls: its `model`, which must exist
+    /// and be one that `unfit` (given its provider) does not object to.
+    fn verifier_model(
+        &mut self,
+        name: &str,
+        spec: &VerifierSpec,
+        kind: &str,
+        unfit: fn(&str) -> Option<&'static str>,
+    ) -> Option<usize> {
+        let models = &self.loaded.models;
+        let Some(m) = &spec.model else {
+            self.err(
+                spec.kind.span,
+                format!("the {kind} verifier `{name}` needs a `model` to call"),
+            );
+            return None;
+        };
+        let Some(i) = models.iter().position(|(n, _)| n.value == m.value) else {
+            let names: Vec<&str> = models.iter().map(|(n, _)| n.as_str()).collect();
+            self.err(
+                m.span,
+                format!(
+                    "verifier `{name}` uses undefined model `{}` (defined: {}){}",
+                    m.value,
+                    list(&names),
+                    did_you_mean(&m.value, names.iter().copied())
+                ),
+            );
+            return None;
+        };
+        if let Some(why) = unfit(models[i].1.provider.as_str()) {
+            self.err(
+                m.span,
+                format!("verifier `{name}` cannot call model `{}`: {why}", m.value),
+            );
+            return None;
+        }
+        Some(i)
+    }
+
+    /// A `reward_model` verifier: its model, and for process rewards how to
+    /// split and aggregate.
+    fn reward_model(&mut self, name: &str, spec: &VerifierSpec) -> RewardModel {
+        let model = self.verifier_model(name, spec, "reward_model", |provider| {
+            (provider != "reward_model")
+                .then_some("a reward_model verifier needs a model with `provider: reward_model`")
+        });
+        let process = spec.process.as_ref().is_some_and(|p| p.value);
+        if !process {
+            for (key, span) in [
+                ("steps", spec.steps.as_ref().map(|s| s.span)),
+                ("aggregate", spec.aggregate.as_ref().map(|a| a.span)),
+            ] {
+                if let Some(span) = span {
+                    self.err(
+                        span,
+                        format!(
+                            "`{key}` applies to process rewards; add `process: true` or remove it"
+                        ),
+                    );
+                }
+            }
+        }
+        let steps = match spec.steps.as_ref().map(|s| s.value) {
+            None | Some(StepsSpec::Paragraphs) => Steps::Paragraphs,
+            Some(StepsSpec::Lines) => Steps::Lines,
+            Some(StepsSpec::Markers) => Steps::Markers,
+        };
+        let aggregate = match spec.aggregate.as_ref().map(|a| a.value) {
+            None | Some(AggregateSpec::Min) => Aggregate::Min,
+            Some(AggregateSpec::Last) => Aggregate::Last,
+            Some(AggregateSpec::Mean) => Aggregate::Mean,
+            Some(AggregateSpec::Product) => Aggregate::Product,
+        };
+        RewardModel {
+            model: model.unwrap_or(0),
+            process: process.then_some((steps, aggregate)),
         }
     }
 

@@ -14,7 +14,7 @@ use rand::RngExt;
 use tokio::io::AsyncWriteExt;
 
 use crate::answer::parse_fraction;
-use crate::scenario::{Check, Judge, Task, Verifier, VerifierKind};
+use crate::scenario::{Aggregate, Check, Judge, RewardModel, Steps, Task, Verifier, VerifierKind};
 use crate::seed::{self, Part};
 use crate::verdict::{self, TokenChoice};
 
@@ -68,16 +68,56 @@ impl Verifier {
         matches!(self.kind, VerifierKind::Programmatic(Check::Command { .. }))
     }
 
-    /// The judge, for an `llm` verifier.
-    pub fn judge(&self) -> Option<&Judge> {
+    /// The model the verifier calls about each candidate: an `llm` judge's
+    /// or a reward model.
+    pub fn model(&self) -> Option<usize> {
         match &self.kind {
-            VerifierKind::Llm(j) => Some(j),
+            VerifierKind::Llm(j) => Some(j.model),
+            VerifierKind::RewardModel(r) => Some(r.model),
             _ => None,
         }
     }
 
+    /// What to ask the verifier's model about `c`: the system prompt and the
+    /// prompt (for a reward model, its JSON request document).
+    pub fn request(&self, c: &Candidate<'_>) -> Result<(String, String), String> {
+        match &self.kind {
+            VerifierKind::Llm(j) => Ok((j.system.clone(), j.prompt_for(c)?)),
+            VerifierKind::RewardModel(r) => Ok((String::new(), r.request(c).to_string())),
+            _ => Err(format!("verifier `{}` calls no model", self.name)),
+        }
+    }
+
+    /// The score of the model's `reply` about a candidate whose text is
+    /// `text` (`raw`: the whole response body), with the step scores of a
+    /// process reward model.
+    pub fn read(&self, text: &str, reply: &str, raw: Option<&str>) -> (Score, Vec<(String, f64)>) {
+        match &self.kind {
+            VerifierKind::Llm(j) => {
+                let tokens = raw.and_then(crate::network::token_logprobs);
+                (j.score(reply, tokens.as_deref()), Vec::new())
+            }
+            VerifierKind::RewardModel(r) => match r.read(text, reply) {
+                Ok((value, steps)) => (
+                    Score {
+                        value: Some(value),
+                        accepted: None,
+                        detail: None,
+                    },
+                    steps,
+                ),
+                Err(why) => (Score::failed(why), Vec::new()),
+            },
+            _ => (
+                Score::failed(format!("verifier `{}` calls no model", self.name)),
+                Vec::new(),
+            ),
+        }
+    }
+
     /// Score `c` without waiting on anything; `None` for a command verifier
-    /// (see [`Verifier::score_by_command`]) and a judge ([`Judge::score`]).
+    /// (see [`Verifier::score_by_command`]) and one that calls a model
+    /// ([`Verifier::request`], [`Verifier::read`]).
     pub fn score_now(&self, seed: u64, c: &Candidate<'_>) -> Option<Score> {
         // Simulated verifiers judge an abstention as wrong.
         let judged = c.answer.and(c.correct);
@@ -133,9 +173,9 @@ impl Verifier {
                 }
             }
             VerifierKind::Programmatic(Check::Regex(re)) => Score::verdict(re.is_match(c.text)),
-            VerifierKind::Programmatic(Check::Command { .. }) | VerifierKind::Llm(_) => {
-                return None;
-            }
+            VerifierKind::Programmatic(Check::Command { .. })
+            | VerifierKind::Llm(_)
+            | VerifierKind::RewardModel(_) => return None,
         };
         Some(score)
     }
@@ -241,6 +281,96 @@ impl Judge {
     }
 }
 
+impl RewardModel {
+    /// The request about `c`: the task, the prompt, the response, and for a
+    /// process reward model its steps.
+    fn request(&self, c: &Candidate<'_>) -> serde_json::Value {
+        let mut body = serde_json::json!({
+            "task_id": c.task.id,
+            "prompt": c.prompt,
+            "response": c.text,
+        });
+        if let Some((steps, _)) = self.process {
+            body["steps"] = split_steps(c.text, steps).into();
+        }
+        body
+    }
+
+    /// The solution's score from the model's reply (`{"score": s}`, or for
+    /// a process reward model `{"step_scores": [...]}`, one per step of
+    /// `text`), with each step and its score.
+    fn read(&self, text: &str, reply: &str) -> Result<(f64, Vec<(String, f64)>), String> {
+        let v: serde_json::Value = serde_json::from_str(reply)
+            .map_err(|e| format!("the reward model's reply is not JSON ({e}): {reply}"))?;
+        let number = |x: &serde_json::Value| x.as_f64().filter(|f| f.is_finite());
+        let Some((split, aggregate)) = self.process else {
+            return v
+                .get("score")
+                .and_then(number)
+                .map(|s| (s, Vec::new()))
+                .ok_or_else(|| {
+                    format!("the reward model's reply has no numeric `score`: {reply}")
+                });
+        };
+        let steps = split_steps(text, split);
+        let scores: Vec<f64> = v
+            .get("step_scores")
+            .and_then(serde_json::Value::as_array)
+            .and_then(|a| a.iter().map(number).collect())
+            .ok_or_else(|| {
+                format!("the reward model's reply has no numeric `step_scores` list: {reply}")
+            })?;
+        if scores.len() != steps.len() {
+            return Err(format!(
+                "the reward model scored {} steps of a solution with {}: {reply}",
+                scores.len(),
+                steps.len()
+            ));
+        }
+        let value = aggregate_steps(aggregate, &scores)
+            .ok_or("the solution has no steps to score (it is empty)")?;
+        Ok((
+            value,
+            steps.into_iter().map(str::to_owned).zip(scores).collect(),
+        ))
+    }
+}
+
+/// The steps of a solution, trimmed, none empty.
+pub fn split_steps(text: &str, steps: Steps) -> Vec<&str> {
+    static PARAGRAPH_BREAK: std::sync::LazyLock<regex::Regex> =
+        std::sync::LazyLock::new(|| regex::Regex::new(r"\n[ \t]*\n").expect("valid regex"));
+    static STEP_MARKER: std::sync::LazyLock<regex::Regex> = std::sync::LazyLock::new(|| {
+        regex::Regex::new(r"(?mi)^[ \t#*]*step\s*\d+\s*[:.)]").expect("valid regex")
+    });
+    let pieces: Vec<&str> = match steps {
+        Steps::Lines => text.lines().collect(),
+        Steps::Paragraphs => PARAGRAPH_BREAK.split(text).collect(),
+        Steps::Markers => {
+            let mut starts: Vec<usize> = STEP_MARKER.find_iter(text).map(|m| m.start()).collect();
+            starts.insert(0, 0);
+            starts.push(text.len());
+            starts.windows(2).map(|w| &text[w[0]..w[1]]).collect()
+        }
+    };
+    pieces
+        .into_iter()
+        .map(str::trim)
+        .filter(|p| !p.is_empty())
+        .collect()
+}
+
+/// A solution's score from its step scores; `None` without steps.
+pub fn aggregate_steps(aggregate: Aggregate, scores: &[f64]) -> Option<f64> {
+    let last = *scores.last()?;
+    Some(match aggregate {
+        Aggregate::Min => scores.iter().copied().fold(f64::INFINITY, f64::min),
+        Aggregate::Last => last,
+        Aggregate::Mean => scores.iter().sum::<f64>() / scores.len() as f64,
+        Aggregate::Product => scores.iter().product(),
+    })
+}
+
 /// A number written as a decimal or a fraction (`3/4`, `\frac{3}{4}`).
 fn parse_number(s: &str) -> Option<f64> {
     let s = s.trim();
@@ -257,4 +387,107 @@ fn last_line(text: &str) -> &str {
         .find(|l| !l.trim().is_empty())
         .unwrap_or("")
         .trim()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn check(steps: Steps, text: &str, expected: &[&str]) {
+        assert_eq!(split_steps(text, steps), expected, "{steps:?} of {text:?}");
+    }
+
+    #[test]
+    fn solutions_split_into_steps() {
+        let text = "Let x = 3.\n\nStep 1: add 2.\nSo 5.\n  \nStep 2. double it\n**Step 3:** 10";
+        check(
+            Steps::Lines,
+            text,
+            &[
+                "Let x = 3.",
+                "Step 1: add 2.",
+                "So 5.",
+                "Step 2. double it",
+                "**Step 3:** 10",
+            ],
+        );
+        check(
+            Steps::Paragraphs,
+            text,
+            &[
+                "Let x = 3.",
+                "Step 1: add 2.\nSo 5.",
+                "Step 2. double it\n**Step 3:** 10",
+            ],
+        );
+        check(
+            Steps::Markers,
+            text,
+            &[
+                "Let x = 3.",
+                "Step 1: add 2.\nSo 5.",
+                "Step 2. double it",
+                "**Step 3:** 10",
+            ],
+        );
+        // "step" inside a sentence, or without a number, starts nothing.
+        check(
+            Steps::Markers,
+            "One step at a time.\nStep two: no number",
+            &["One step at a time.\nStep two: no number"],
+        );
+        check(Steps::Lines, " \n\n", &[]);
+    }
+
+    #[test]
+    fn step_scores_aggregate() {
+        let scores = [0.5, 0.8, 0.25];
+        let got: Vec<Option<f64>> = [
+            Aggregate::Min,
+            Aggregate::Last,
+            Aggregate::Mean,
+            Aggregate::Product,
+        ]
+        .into_iter()
+        .map(|a| aggregate_steps(a, &scores))
+        .collect();
+        assert_eq!(got, [Some(0.25), Some(0.25), Some(1.55 / 3.0), Some(0.1)]);
+        assert_eq!(aggregate_steps(Aggregate::Mean, &[]), None);
+    }
+
+    #[test]
+    fn reward_replies_are_read_or_refused() {
+        let process = RewardModel {
+            model: 0,
+            process: Some((Steps::Lines, Aggregate::Min)),
+        };
+        let text = "a\nb";
+        assert_eq!(
+            process.read(text, r#"{"step_scores": [0.7, 0.4]}"#),
+            Ok((0.4, vec![("a".to_owned(), 0.7), ("b".to_owned(), 0.4)]))
+        );
+        for (reply, why) in [
+            (
+                r#"{"step_scores": [0.7]}"#,
+                "scored 1 steps of a solution with 2",
+            ),
+            (r#"{"score": 0.7}"#, "no numeric `step_scores`"),
+            (r#"{"step_scores": [0.7, "x"]}"#, "no numeric `step_scores`"),
+            ("oops", "not JSON"),
+        ] {
+            let e = process.read(text, reply).unwrap_err();
+            assert!(e.contains(why), "{reply}: {e}");
+        }
+        let outcome = RewardModel {
+            model: 0,
+            process: None,
+        };
+        assert_eq!(outcome.read(text, r#"{"score": -1.5}"#), Ok((-1.5, vec![])));
+        assert!(
+            outcome
+                .read(text, r#"{"score": null}"#)
+                .unwrap_err()
+                .contains("no numeric `score`")
+        );
+    }
 }

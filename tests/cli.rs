@@ -567,7 +567,7 @@ const CASES: &[Case] = &[
         edit: ("oracle: {kind: oracle}", "oracle: {kind: llm}"),
         files: &[],
         at: "s.yaml:16:18",
-        message: "the llm verifier `oracle` needs a `model`",
+        message: "the llm verifier `oracle` needs a `model` to call",
     },
     Case {
         name: "llm verifier on a simulated model",
@@ -577,7 +577,7 @@ const CASES: &[Case] = &[
         ),
         files: &[],
         at: "s.yaml:16:30",
-        message: "judges with the simulated model `sim`",
+        message: "cannot call model `sim`: a simulated model writes answers, not verdicts",
     },
     Case {
         name: "judge prompt with an unknown variable",
@@ -588,6 +588,36 @@ const CASES: &[Case] = &[
         files: &[],
         at: "s.yaml:16:43",
         message: "uses `anser`, which is neither a candidate field (`prompt`, `text`, `extracted`, `answer`, `expected`) nor a dataset field; did you mean `answer`?",
+    },
+    Case {
+        name: "reward model verifier on a simulated model",
+        edit: (
+            "oracle: {kind: oracle}",
+            "oracle: {kind: reward_model, model: sim, aggregate: mean}",
+        ),
+        files: &[],
+        at: "s.yaml:16:39",
+        message: "needs a model with `provider: reward_model`",
+    },
+    Case {
+        name: "step aggregation without process rewards",
+        edit: (
+            "oracle: {kind: oracle}",
+            "oracle: {kind: reward_model, model: sim, aggregate: mean}",
+        ),
+        files: &[],
+        at: "s.yaml:16:55",
+        message: "`aggregate` applies to process rewards; add `process: true`",
+    },
+    Case {
+        name: "agent on a reward model",
+        edit: (
+            "agents:\n  solver:\n    model: sim",
+            "  prm: {provider: reward_model, base_url: \"http://127.0.0.1:9/reward\", model: m}\nagents:\n  solver:\n    model: prm",
+        ),
+        files: &[],
+        at: "s.yaml:10:12",
+        message: "uses model `prm`, a reward model, which scores text and writes none",
     },
 ];
 
@@ -2956,5 +2986,172 @@ fn llm_judges_are_traced_weighted_by_logprobs_and_never_read_garbage_as_zero() {
     assert_eq!(
         results_without_ids(&replayed),
         results_without_ids(&recorded)
+    );
+}
+
+/// 20 tasks with pools of 4, scored by the sim-server's stand-in reward
+/// model at `url`: as a whole, and step by step (lines) under each
+/// aggregation. `None`: the same scenario without the reward model, for the
+/// server itself (its prompts name the tasks).
+fn rewarded_scenario(url: Option<&str>) -> String {
+    let common = "name: rewarded\nseed: 3\nmodels:\n  sim: {provider: simulated, distribution: {p_correct: 0.5, delta: 0.2}}\n";
+    let rest = "agents:\n  solver: {model: sim, prompt: \"Q: {{ question }}\"}\ndataset:\n  synthetic: {count: 20}\n";
+    let Some(url) = url else {
+        return format!(
+            "{common}{rest}strategies: [{{kind: self_consistency, agent: solver, n: 4}}]\n"
+        );
+    };
+    let mut text = format!(
+        "{common}  prm: {{provider: reward_model, base_url: \"{url}/reward\", model: stand-in}}\n{rest}\
+         verifiers:\n  orm: {{kind: reward_model, model: prm}}\n"
+    );
+    for aggregate in ["min", "last", "mean", "product"] {
+        text += &format!(
+            "  prm_{aggregate}: {{kind: reward_model, model: prm, process: true, steps: lines, aggregate: {aggregate}}}\n"
+        );
+    }
+    text += "strategies:\n  - {kind: weighted_majority, agent: solver, n: [1, 4], verifier: orm}\n";
+    for aggregate in ["min", "last", "mean", "product"] {
+        text += &format!(
+            "  - {{kind: best_of_n, name: best_{aggregate}, agent: solver, n: [1, 4], verifier: prm_{aggregate}}}\n"
+        );
+    }
+    text
+}
+
+#[test]
+fn reward_models_score_solutions_and_every_step() {
+    use crucible::sim_server::stand_in_reward;
+    let s = Scratch::new();
+    let server = SimServer::start(&s.write("server.yaml", &rewarded_scenario(None)), &[]);
+    let db = s.path("r.db");
+    let recorded = Crucible::new(&["run"])
+        .arg(s.write("rewarded.yaml", &rewarded_scenario(Some(&server.url))))
+        .db(&db)
+        .arg("--json")
+        .ok();
+    assert_eq!(
+        table_rows(
+            &db,
+            "SELECT role, provider, count(*) FROM calls GROUP BY 1, 2 ORDER BY 1"
+        ),
+        vec!["generator|simulated|20", "verifier|reward_model|400"]
+    );
+    // A process request carries the steps it wants scored.
+    let (request, text): (String, String) = {
+        let conn = rusqlite::Connection::open(&db).unwrap();
+        conn.query_row(
+            "SELECT c.request, s.text FROM calls c JOIN samples s ON s.task_index = c.task_index
+               AND s.sample_index = c.first_sample
+             WHERE c.agent = 'prm_min' AND c.task_index = 3 AND c.first_sample = 1",
+            [],
+            |r| Ok((r.get(0)?, r.get(1)?)),
+        )
+        .unwrap()
+    };
+    let request: serde_json::Value = serde_json::from_str(&request).unwrap();
+    let lines: Vec<&str> = text
+        .lines()
+        .map(str::trim)
+        .filter(|l| !l.is_empty())
+        .collect();
+    assert_eq!(request["steps"], serde_json::json!(lines));
+    assert_eq!(request["model"], "stand-in");
+    assert_eq!(request["prompt"], "Q: Synthetic question #4");
+
+    // Every step and every solution score, recomputed from the texts.
+    let conn = rusqlite::Connection::open(&db).unwrap();
+    let mut st = conn
+        .prepare(
+            "SELECT s.id, s.text, t.expected FROM samples s
+             JOIN tasks t ON t.run_id = s.run_id AND t.task_index = s.task_index",
+        )
+        .unwrap();
+    let samples: Vec<(i64, String, String)> = st
+        .query_map([], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)))
+        .unwrap()
+        .map(Result::unwrap)
+        .collect();
+    assert_eq!(samples.len(), 80);
+    let score = |id: i64, verifier: &str| -> f64 {
+        conn.query_row(
+            "SELECT score FROM scores WHERE sample_id = ?1 AND verifier = ?2",
+            rusqlite::params![id, verifier],
+            |r| r.get(0),
+        )
+        .unwrap()
+    };
+    let mut correct_and_wrong = [false; 2];
+    for (id, text, expected) in &samples {
+        assert_eq!(score(*id, "orm"), stand_in_reward(text, Some(expected)));
+        let lines: Vec<&str> = text
+            .lines()
+            .map(str::trim)
+            .filter(|l| !l.is_empty())
+            .collect();
+        let expected_steps: Vec<f64> = lines
+            .iter()
+            .map(|l| stand_in_reward(l, Some(expected)))
+            .collect();
+        correct_and_wrong[usize::from(expected_steps.contains(&0.9))] = true;
+        for (aggregate, of) in [
+            (
+                "min",
+                expected_steps.iter().copied().fold(f64::INFINITY, f64::min),
+            ),
+            ("last", *expected_steps.last().unwrap()),
+            (
+                "mean",
+                expected_steps.iter().sum::<f64>() / expected_steps.len() as f64,
+            ),
+            ("product", expected_steps.iter().product()),
+        ] {
+            let verifier = format!("prm_{aggregate}");
+            let mut st = conn
+                .prepare(
+                    "SELECT text, score FROM step_scores WHERE sample_id = ?1 AND verifier = ?2
+                     ORDER BY step",
+                )
+                .unwrap();
+            let steps: Vec<(String, f64)> = st
+                .query_map(rusqlite::params![id, verifier], |r| {
+                    Ok((r.get(0)?, r.get(1)?))
+                })
+                .unwrap()
+                .map(Result::unwrap)
+                .collect();
+            let want: Vec<(String, f64)> = lines
+                .iter()
+                .map(|l| (*l).to_owned())
+                .zip(expected_steps.iter().copied())
+                .collect();
+            assert_eq!(steps, want, "sample {id}, {verifier}");
+            assert!(
+                (score(*id, &verifier) - of).abs() < 1e-12,
+                "sample {id}: {verifier} {} != {of}",
+                score(*id, &verifier)
+            );
+        }
+    }
+    assert_eq!(correct_and_wrong, [true, true], "both kinds of samples");
+
+    // A strict replay needs no reward model.
+    drop(server);
+    let replayed = Crucible::new(&["replay", "1", "--strict", "--json"])
+        .db(&db)
+        .ok();
+    assert_eq!(
+        results_without_ids(&replayed),
+        results_without_ids(&recorded)
+    );
+    assert_eq!(
+        query::<i64>(
+            &db,
+            "SELECT count(*) FROM step_scores sc JOIN samples s ON s.id = sc.sample_id WHERE s.run_id = 2"
+        ),
+        query::<i64>(
+            &db,
+            "SELECT count(*) FROM step_scores sc JOIN samples s ON s.id = sc.sample_id WHERE s.run_id = 1"
+        ),
     );
 }

@@ -28,3 +28,14 @@ JOIN blobs sb ON sb.hash = c.system_hash
 JOIN blobs pb ON pb.hash = c.prompt_hash
 LEFT JOIN blobs rb ON rb.hash = c.response_hash
 LEFT JOIN replies rp ON rp.call_id = c.id;
+
+-- A process reward model's score of each step of a sample, in order (the
+-- sample's score in `scores` aggregates them).
+CREATE TABLE step_scores (
+    sample_id INTEGER NOT NULL REFERENCES samples(id),
+    verifier  TEXT    NOT NULL,
+    step      INTEGER NOT NULL,
+    text      TEXT    NOT NULL,
+    score     REAL    NOT NULL,
+    PRIMARY KEY (sample_id, verifier, step)
+) WITHOUT ROWID;
