@@ -79,8 +79,11 @@ pub struct CurvePoint {
     pub accuracy: f64,
     pub ci_low: Option<f64>,
     pub ci_high: Option<f64>,
-    /// Expected generator tokens spent on `n` samples of a task.
+    /// Expected tokens spent on `n` samples of a task: the generator's, and
+    /// for a rule with a verifier that calls a model, the verifier's.
     pub mean_tokens: f64,
+    /// The verifier's part of `mean_tokens`.
+    pub mean_verifier_tokens: f64,
     /// Probability the rule answers nothing (`None` for pass@k).
     pub abstain: Option<f64>,
     /// Whether `accuracy` is an exact expectation (else a Monte Carlo estimate).
@@ -143,6 +146,7 @@ pub fn analyze(
     options: &AnalyzeOptions,
 ) -> Result<Analysis, StoreError> {
     let run = store.run_tasks(run_id)?;
+    let verifier_tokens = store.verifier_tokens_per_sample(run_id)?;
     let Pools {
         agents,
         verifiers,
@@ -211,6 +215,12 @@ pub fn analyze(
         let tasks = full.len() as f64;
         let tokens_per_sample = table.tokens / tasks;
         for (r, rule) in rules.iter().enumerate() {
+            let verifier_per_sample = rule.verifier().map_or(0.0, |v| {
+                verifier_tokens
+                    .iter()
+                    .find(|(a, name, _)| a == agent && *name == verifiers[v])
+                    .map_or(0.0, |t| t.2)
+            });
             for n in 1..=size {
                 let col = r * size + n - 1;
                 let (ci_low, ci_high) = intervals.get(col).copied().unzip();
@@ -222,7 +232,8 @@ pub fn analyze(
                     accuracy: table.sums[col] / tasks,
                     ci_low,
                     ci_high,
-                    mean_tokens: tokens_per_sample * n as f64,
+                    mean_tokens: (tokens_per_sample + verifier_per_sample) * n as f64,
+                    mean_verifier_tokens: verifier_per_sample * n as f64,
                     abstain: (!matches!(rule, Rule::PassAtK)).then(|| table.abstain[col] / tasks),
                     exact: table.variance.is_empty() || !matches!(rule, Rule::Weighted(_)),
                     mc_se: matches!(rule, Rule::Weighted(_))

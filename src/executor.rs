@@ -269,6 +269,7 @@ async fn run_task(sh: &Shared, idx: usize) -> Result<Vec<TaskOutcome>, Stop> {
                 accuracy: o.accuracy,
                 abstain: o.abstain,
                 tokens: o.tokens,
+                verifier_tokens: o.verifier_tokens,
                 samples: o.samples,
                 selected: o.selected.clone(),
                 selected_correct: o.selected_correct,
@@ -423,7 +424,11 @@ async fn correct_iteratively(
                     f64::NAN
                 },
                 abstain: f64::from(u8::from(last.answer.is_none())),
-                tokens: taken.iter().map(|s| s.tokens as f64).sum(),
+                tokens: taken
+                    .iter()
+                    .map(|s| (s.tokens + s.verifier_tokens[v]) as f64)
+                    .sum(),
+                verifier_tokens: taken.iter().map(|s| s.verifier_tokens[v] as f64).sum(),
                 samples: taken.len() as f64,
                 selected: last.answer.clone(),
                 selected_correct: last.correct,
@@ -624,16 +629,16 @@ impl<'a> Conversation<'a> {
     }
 }
 
-/// A judge's verdict on one sample: the score, and the judge's call when it
-/// is new to the trace.
+/// A verifier's verdict on one sample as it goes to the trace: the score,
+/// and the call when it is new to the trace.
 struct Judgement {
     score: Box<LateScore>,
     call: Option<Box<CallRecord>>,
 }
 
-/// Have the judge of every `llm` verifier of `call` judge every sample of
-/// `record`, one call per sample and judge, within the concurrency limit;
-/// fill in their scores. Returns the verdicts, and why judging stopped if it
+/// Have every verifier of `call` that calls a model (an `llm` judge, a
+/// reward model) judge every sample of `record`, one call per sample and
+/// verifier, within the concurrency limit; fill in their scores and tokens. Returns the verdicts, and why judging stopped if it
 /// did (verdicts reached before that are returned all the same).
 async fn judge(
     sh: &Shared,
@@ -648,7 +653,7 @@ async fn judge(
         let why = format!("not judged: the sample's call failed: {e}");
         let verdicts = jobs
             .iter()
-            .map(|_| Ok((Score::failed(why.clone()), Vec::new(), None, None)))
+            .map(|_| Ok(Verdict::failed(why.clone())))
             .collect();
         return collect_verdicts(sh, call, record, pool, jobs, verdicts);
     }
@@ -665,11 +670,30 @@ async fn judge(
     collect_verdicts(sh, call, record, pool, jobs, verdicts)
 }
 
-/// A judge's verdict on one sample (see [`judge_one`]).
-type JudgeResult = Result<(Score, StepScores, Option<Box<CallRecord>>, Option<String>), Stop>;
+/// What a verifier's model said about one sample (see [`judge_one`]).
+struct Verdict {
+    score: Score,
+    /// A process reward model's steps and their scores.
+    steps: Vec<(String, f64)>,
+    /// Tokens the call used.
+    tokens: u64,
+    /// The call's record, when it is new to the trace.
+    call: Option<Box<CallRecord>>,
+    /// The call's error, when it must stop the run.
+    fatal: Option<String>,
+}
 
-/// A process reward model's steps and their scores.
-type StepScores = Vec<(String, f64)>;
+impl Verdict {
+    fn failed(why: String) -> Verdict {
+        Verdict {
+            score: Score::failed(why),
+            steps: Vec::new(),
+            tokens: 0,
+            call: None,
+            fatal: None,
+        }
+    }
+}
 
 /// Put each job's verdict on its sample.
 fn collect_verdicts(
@@ -678,48 +702,48 @@ fn collect_verdicts(
     record: &mut CallRecord,
     pool: &mut [PoolSample],
     jobs: Vec<(usize, usize, usize)>,
-    verdicts: Vec<JudgeResult>,
+    verdicts: Vec<Result<Verdict, Stop>>,
 ) -> (Vec<Judgement>, Option<Stop>) {
     let mut judgements = Vec::with_capacity(jobs.len());
     let mut stop = None;
     for (job, verdict) in jobs.into_iter().zip(verdicts) {
-        let (score, steps, judge_call) = match verdict {
-            Ok((score, steps, judge_call, None)) => (score, steps, judge_call),
-            Ok((score, steps, judge_call, Some(fatal))) => {
-                sh.cancel.store(true, Ordering::Relaxed);
-                stop.get_or_insert(Stop::Failed(fatal));
-                (score, steps, judge_call)
-            }
+        let mut verdict = match verdict {
+            Ok(v) => v,
             Err(s) => {
                 stop.get_or_insert(s);
                 continue;
             }
         };
-        let (agent, sample_index) = (record.agent.clone(), record.samples[job.0].sample_index);
-        let stored = set_score(record, pool, job, score).clone();
+        if let Some(fatal) = verdict.fatal.take() {
+            sh.cancel.store(true, Ordering::Relaxed);
+            stop.get_or_insert(Stop::Failed(fatal));
+        }
+        let (i, _, v) = job;
+        pool[i].verifier_tokens[v] = verdict.tokens;
+        let (agent, sample_index) = (record.agent.clone(), record.samples[i].sample_index);
+        let stored = set_score(record, pool, job, verdict.score).clone();
         judgements.push(Judgement {
             score: Box::new(LateScore {
                 task_index: call.task.index,
                 agent,
                 sample_index,
                 score: stored,
-                steps,
+                steps: verdict.steps,
             }),
-            call: judge_call,
+            call: verdict.call,
         });
     }
     (judgements, stop)
 }
 
-/// One judge's verdict on `candidate` (a sample of agent `agent_idx`), its
-/// call's record when the call is new, and the call's error when it must stop
-/// the run. A failed call scores nothing.
+/// Verifier `v`'s verdict on `candidate` (a sample of agent `agent_idx`),
+/// from one call to its model. A failed call scores nothing.
 async fn judge_one(
     sh: &Shared,
     agent_idx: usize,
     v: usize,
     candidate: Candidate<'_>,
-) -> JudgeResult {
+) -> Result<Verdict, Stop> {
     let sc = &*sh.scenario;
     let task = candidate.task;
     let verifier = &sc.verifiers[v];
@@ -773,7 +797,13 @@ async fn judge_one(
         ..exchange.into_record(sh, head, Vec::new())
     };
     let new = settle(sh, &record, reservation);
-    Ok((score, steps, new.then(|| Box::new(record)), fatal))
+    Ok(Verdict {
+        score,
+        steps,
+        tokens: record.input_tokens + record.output_tokens,
+        call: new.then(|| Box::new(record)),
+        fatal,
+    })
 }
 
 /// Fill in the scores of the command verifiers of `call` on every sample of
@@ -926,6 +956,7 @@ fn trace_call(
             correct: correct.unwrap_or(false),
             tokens: sample_input + output_tokens,
             scores,
+            verifier_tokens: vec![0; sc.verifiers.len()],
         });
         samples.push(SampleRecord {
             sample_index: k,

@@ -271,8 +271,9 @@ impl Store {
             let mut ins = tx
                 .prepare(
                     "INSERT INTO results (run_id, strategy, kind, agent, verifier, n, accuracy,
-                        ci_low, ci_high, tasks, abstain_rate, mean_tokens, mean_samples)
-                     VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13)",
+                        ci_low, ci_high, tasks, abstain_rate, mean_tokens, mean_samples,
+                        mean_verifier_tokens)
+                     VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14)",
                 )
                 .map_err(err)?;
             for r in results {
@@ -289,7 +290,8 @@ impl Store {
                     r.tasks as i64,
                     r.abstain_rate,
                     r.mean_tokens,
-                    r.mean_samples
+                    r.mean_samples,
+                    r.mean_verifier_tokens
                 ])
                 .map_err(err)?;
             }
@@ -361,7 +363,8 @@ impl Store {
             .conn
             .prepare(
                 "SELECT strategy, kind, agent, verifier, n, accuracy, ci_low, ci_high, tasks,
-                    abstain_rate, mean_tokens, coalesce(mean_samples, n)
+                    abstain_rate, mean_tokens, coalesce(mean_samples, n),
+                    coalesce(mean_verifier_tokens, 0)
                  FROM results WHERE run_id = ?1 ORDER BY rowid",
             )
             .map_err(self.err())?;
@@ -380,6 +383,7 @@ impl Store {
                     abstain_rate: r.get(9)?,
                     mean_tokens: r.get(10)?,
                     mean_samples: r.get(11)?,
+                    mean_verifier_tokens: r.get(12)?,
                 })
             })
             .and_then(|rows| rows.collect::<std::result::Result<Vec<_>, _>>())
@@ -392,8 +396,23 @@ impl Store {
             samples: head.3 as u64,
             error: head.4,
             spent: self.spent(run_id)?,
+            verifier_tokens: self.verifier_tokens(run_id)?,
             results,
         })
+    }
+
+    /// Tokens the calls of verifiers' models (judges, reward models) of
+    /// `run_id` used; part of what the run spent.
+    pub fn verifier_tokens(&self, run_id: i64) -> Result<u64> {
+        self.conn
+            .query_row(
+                "SELECT COALESCE(SUM(input_tokens + output_tokens), 0) FROM calls
+                 WHERE run_id = ?1 AND role = 'verifier'",
+                [run_id],
+                |r| r.get::<_, i64>(0),
+            )
+            .map(|t| t as u64)
+            .map_err(self.err())
     }
 
     /// Every sample of a run, in (agent, task, sample) order, with its verifier scores.
@@ -530,6 +549,24 @@ impl Store {
             f(row);
         }
         Ok(())
+    }
+
+    /// Mean tokens each verifier's model spent per pool sample it judged,
+    /// by (judged agent, verifier): what a verifier adds to a sample's cost.
+    pub fn verifier_tokens_per_sample(&self, run_id: i64) -> Result<Vec<(String, String, f64)>> {
+        let mut st = self
+            .conn
+            .prepare(
+                "SELECT c.subject, c.agent, avg(c.input_tokens + c.output_tokens)
+                 FROM calls c JOIN samples s ON s.run_id = c.run_id AND s.agent = c.subject
+                   AND s.task_index = c.task_index AND s.sample_index = c.first_sample
+                 WHERE c.run_id = ?1 AND c.role = 'verifier' AND s.round IS NULL
+                 GROUP BY c.subject, c.agent",
+            )
+            .map_err(self.err())?;
+        st.query_map([run_id], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)))
+            .and_then(|rows| rows.collect())
+            .map_err(self.err())
     }
 
     /// The smallest and largest sample id of `run_id` (`None`: no samples).
@@ -686,7 +723,7 @@ impl Store {
             .conn
             .prepare(
                 "SELECT strategy, n, task_index, accuracy, abstain, tokens, selected, selected_correct,
-                    coalesce(samples, n)
+                    coalesce(samples, n), coalesce(verifier_tokens, 0)
                  FROM task_results WHERE run_id = ?1",
             )
             .map_err(self.err())?;
@@ -703,10 +740,21 @@ impl Store {
                     r.get::<_, Option<String>>(6)?,
                     r.get::<_, bool>(7)?,
                     r.get::<_, f64>(8)?,
+                    r.get::<_, f64>(9)?,
                 ))
             };
-            let (name, n, task, accuracy, abstain, tokens, selected, selected_correct, samples) =
-                read().map_err(self.err())?;
+            let (
+                name,
+                n,
+                task,
+                accuracy,
+                abstain,
+                tokens,
+                selected,
+                selected_correct,
+                samples,
+                verifier_tokens,
+            ) = read().map_err(self.err())?;
             let Some(si) = scenario.strategies.iter().position(|s| s.name == name) else {
                 continue;
             };
@@ -720,6 +768,7 @@ impl Store {
                     accuracy,
                     abstain,
                     tokens,
+                    verifier_tokens,
                     samples,
                     selected,
                     selected_correct,
@@ -923,6 +972,7 @@ pub struct TaskResultRecord {
     pub accuracy: f64,
     pub abstain: f64,
     pub tokens: f64,
+    pub verifier_tokens: f64,
     pub samples: f64,
     pub selected: Option<String>,
     pub selected_correct: bool,
@@ -1061,8 +1111,8 @@ impl<'c> BatchWriter<'c> {
             )?,
             result: tx.prepare_cached(
                 "INSERT INTO task_results (run_id, strategy, kind, n, task_index, accuracy, abstain,
-                    tokens, selected, selected_correct, samples)
-                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11)",
+                    tokens, selected, selected_correct, samples, verifier_tokens)
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12)",
             )?,
         })
     }
@@ -1204,6 +1254,7 @@ impl<'c> BatchWriter<'c> {
                         r.selected,
                         r.selected_correct,
                         r.samples,
+                        r.verifier_tokens,
                     ])?;
                 }
             }

@@ -17,9 +17,32 @@ pub struct PoolSample {
     /// Normalized answer; `None` for an abstention.
     pub answer: Option<String>,
     pub correct: bool,
+    /// The generator's tokens for this sample.
     pub tokens: u64,
     /// One score per verifier of the scenario (NaN where not scored).
     pub scores: Vec<f64>,
+    /// Tokens each verifier's model spent on this sample, per verifier of
+    /// the scenario (0 for verifiers that call no model).
+    pub verifier_tokens: Vec<u64>,
+}
+
+impl PoolSample {
+    /// Mean generator tokens of `pool`, and mean tokens verifier `v` spent
+    /// on its samples (0 without a verifier).
+    pub fn mean_tokens(pool: &[PoolSample], v: Option<usize>) -> (f64, f64) {
+        if pool.is_empty() {
+            return (0.0, 0.0);
+        }
+        let size = pool.len() as f64;
+        let generator = pool.iter().map(|s| s.tokens as f64).sum::<f64>() / size;
+        let verifier = v.map_or(0.0, |v| {
+            pool.iter()
+                .map(|s| s.verifier_tokens[v] as f64)
+                .sum::<f64>()
+                / size
+        });
+        (generator, verifier)
+    }
 }
 
 /// A strategy's result on one task at one `n`.
@@ -31,8 +54,10 @@ pub struct TaskOutcome {
     pub accuracy: f64,
     /// Probability the strategy answers nothing.
     pub abstain: f64,
-    /// Expected tokens spent.
+    /// Expected tokens spent, the generator's and the verifier's.
     pub tokens: f64,
+    /// The verifier's part of `tokens`.
+    pub verifier_tokens: f64,
     /// Expected samples drawn: `n`, or fewer for adaptive consistency.
     pub samples: f64,
     /// The answer chosen from the first `n` samples.
@@ -49,11 +74,7 @@ pub fn evaluate(
     task: &Task,
     pool: &[PoolSample],
 ) -> Vec<TaskOutcome> {
-    let mean_tokens = if pool.is_empty() {
-        0.0
-    } else {
-        pool.iter().map(|s| s.tokens as f64).sum::<f64>() / pool.len() as f64
-    };
+    let (generator_tokens, verifier_tokens) = PoolSample::mean_tokens(pool, strategy.verifier);
     let has_expected = task.expected.is_some();
     let rng = |what: &str, n: usize| {
         seed::rng(
@@ -134,7 +155,8 @@ pub fn evaluate(
                     f64::NAN
                 },
                 abstain: expected.abstain,
-                tokens: mean_tokens * expected.samples,
+                tokens: (generator_tokens + verifier_tokens) * expected.samples,
+                verifier_tokens: verifier_tokens * expected.samples,
                 samples: expected.samples,
                 selected,
                 selected_correct,

@@ -28,8 +28,10 @@ pub struct ResultRow {
     pub tasks: usize,
     /// Expected share of tasks where the strategy gives no answer.
     pub abstain_rate: f64,
-    /// Expected tokens per task at this n.
+    /// Expected tokens per task at this n: the generator's and the verifier's.
     pub mean_tokens: f64,
+    /// The verifier's part of `mean_tokens` (its model's calls).
+    pub mean_verifier_tokens: f64,
     /// Expected samples drawn per task: `n`, or fewer for adaptive consistency.
     pub mean_samples: f64,
 }
@@ -54,6 +56,8 @@ pub struct RunSummary {
     pub error: Option<String>,
     /// Calls, tokens and dollars the run spent, over all its sessions.
     pub spent: Spend,
+    /// The part of `spent.tokens` that verifiers' models used.
+    pub verifier_tokens: u64,
     pub results: Vec<ResultRow>,
 }
 
@@ -105,6 +109,11 @@ impl RunSummary {
             header.push("samples/task");
         }
         header.push("tokens/task");
+        // Verifier tokens get a column only when a verifier calls a model.
+        let judged = self.results.iter().any(|r| r.mean_verifier_tokens > 0.0);
+        if judged {
+            header.push("of which verifier");
+        }
         t.set_header(header);
         for r in &self.results {
             let mut row = vec![
@@ -126,6 +135,12 @@ impl RunSummary {
             row.push(
                 Cell::new(format!("{:.0}", r.mean_tokens)).set_alignment(CellAlignment::Right),
             );
+            if judged {
+                row.push(
+                    Cell::new(format!("{:.0}", r.mean_verifier_tokens))
+                        .set_alignment(CellAlignment::Right),
+                );
+            }
             t.add_row(row);
         }
         let cost = if self.spent.cost_usd > 0.0 {
@@ -133,8 +148,13 @@ impl RunSummary {
         } else {
             String::new()
         };
+        let verifiers = if self.verifier_tokens > 0 {
+            format!(" ({} by verifiers)", self.verifier_tokens)
+        } else {
+            String::new()
+        };
         format!(
-            "run {} · {} · {} · {} samples · {} requests · {} tokens{cost}\n{t}",
+            "run {} · {} · {} · {} samples · {} requests · {} tokens{verifiers}{cost}\n{t}",
             self.run_id,
             self.name,
             self.status,
@@ -153,6 +173,7 @@ impl RunSummary {
             "samples": self.samples,
             "error": self.error,
             "spent": self.spent,
+            "verifier_tokens": self.verifier_tokens,
             "db": db.display().to_string(),
             "results": self.results.iter().map(|r| serde_json::json!({
                 "strategy": r.strategy,
@@ -166,6 +187,7 @@ impl RunSummary {
                 "tasks": r.tasks,
                 "abstain_rate": r.abstain_rate,
                 "mean_tokens": r.mean_tokens,
+                "mean_verifier_tokens": r.mean_verifier_tokens,
                 "mean_samples": r.mean_samples,
             })).collect::<Vec<_>>(),
         })
@@ -186,14 +208,15 @@ pub fn summarize(
     let mut offset = 0;
     for s in &scenario.strategies {
         for (j, &n) in s.ns.iter().enumerate() {
-            let (mut acc, mut abstain, mut tokens, mut samples, mut done) =
-                (Vec::new(), 0.0, 0.0, 0.0, 0usize);
+            let (mut acc, mut abstain, mut tokens, mut verifier_tokens, mut samples, mut done) =
+                (Vec::new(), 0.0, 0.0, 0.0, 0.0, 0usize);
             for (task, o) in scenario.tasks.iter().zip(outcomes) {
                 let Some(o) = o else { continue };
                 let o = &o[offset + j];
                 done += 1;
                 abstain += o.abstain;
                 tokens += o.tokens;
+                verifier_tokens += o.verifier_tokens;
                 samples += o.samples;
                 if task.expected.is_some() {
                     acc.push(o.accuracy);
@@ -217,6 +240,7 @@ pub fn summarize(
                 tasks: acc.len(),
                 abstain_rate: mean(abstain),
                 mean_tokens: mean(tokens),
+                mean_verifier_tokens: mean(verifier_tokens),
                 mean_samples: mean(samples),
             });
             columns.push(Column { values: acc });

@@ -2962,6 +2962,65 @@ fn llm_judges_are_traced_weighted_by_logprobs_and_never_read_garbage_as_zero() {
     // Tokens of the judges' calls count in the run's spending.
     let v: serde_json::Value = serde_json::from_str(&recorded).unwrap();
     assert_eq!(v["spent"]["requests"], 40 + 320);
+    assert_eq!(
+        v["verifier_tokens"].as_i64().unwrap(),
+        query::<i64>(
+            &db,
+            "SELECT sum(input_tokens + output_tokens) FROM calls WHERE role = 'verifier'"
+        )
+    );
+    // Equal compute: a strategy's tokens are its samples' and its verifier's
+    // calls on them, in the run's summary and in the offline curves alike.
+    let per_sample = |sql: &str| query::<f64>(&db, sql);
+    let generator =
+        per_sample("SELECT avg(input_tokens + output_tokens) FROM samples WHERE round IS NULL");
+    let analysis: serde_json::Value = serde_json::from_str(
+        &Crucible::new(&["analyze", "1", "--json", "--bootstrap", "10"])
+            .db(&db)
+            .ok(),
+    )
+    .unwrap();
+    for (strategy, verifier, rule, n) in [
+        ("best_of_n", "weighed", "best_of_n", 4),
+        ("best_of_n", "weighed", "best_of_n", 1),
+        ("weighted_majority", "plain", "weighted_majority", 4),
+    ] {
+        let judge = per_sample(&format!(
+            "SELECT avg(input_tokens + output_tokens) FROM calls WHERE agent = '{verifier}'"
+        ));
+        assert!(judge > 0.0);
+        let row = result(&v, strategy, n);
+        let close = |a: f64, b: f64| (a - b).abs() < 1e-6 * b.max(1.0);
+        assert!(
+            close(num(row, "mean_verifier_tokens"), judge * n as f64),
+            "{strategy}: {row}"
+        );
+        assert!(
+            close(num(row, "mean_tokens"), (generator + judge) * n as f64),
+            "{strategy}: {row}"
+        );
+        let curve = analysis["curves"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|c| c["rule"] == rule && c["verifier"] == verifier && c["n"] == n)
+            .unwrap();
+        assert!(
+            close(num(curve, "mean_verifier_tokens"), judge * n as f64),
+            "{curve}"
+        );
+        assert!(
+            close(num(curve, "mean_tokens"), num(row, "mean_tokens")),
+            "{curve}"
+        );
+    }
+    let majority = analysis["curves"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|c| c["rule"] == "majority" && c["n"] == 4)
+        .unwrap();
+    assert_eq!(num(majority, "mean_verifier_tokens"), 0.0);
 
     // Stopped by the budget in the middle of judging, then resumed: the same
     // scores, and no call made twice.

@@ -39,3 +39,8 @@ CREATE TABLE step_scores (
     score     REAL    NOT NULL,
     PRIMARY KEY (sample_id, verifier, step)
 ) WITHOUT ROWID;
+
+-- Tokens a strategy's verifier spent (its model's calls), part of `tokens`
+-- and `mean_tokens`. NULL in older rows: no verifier called a model.
+ALTER TABLE task_results ADD COLUMN verifier_tokens REAL;
+ALTER TABLE results ADD COLUMN mean_verifier_tokens REAL;
