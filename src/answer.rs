@@ -4,8 +4,11 @@
 //! A text with no extractable answer is an *abstention*: `extract` returns
 //! `None`, and strategies count it but never let it win a vote.
 
+use std::sync::Arc;
+
 use regex::Regex;
 
+use crate::canonicalizer::Canonicalizer;
 use crate::spec::NormalizeStep;
 
 /// How a final answer is found in a text.
@@ -29,7 +32,16 @@ pub enum Extractor {
 #[derive(Debug, Clone)]
 pub struct AnswerRule {
     pub extractor: Extractor,
-    pub steps: Vec<NormalizeStep>,
+    pub steps: Vec<Step>,
+}
+
+/// One normalization step.
+#[derive(Debug, Clone)]
+pub enum Step {
+    /// A built-in step (never `NormalizeStep::Command`).
+    Builtin(NormalizeStep),
+    /// An external command's canonical form of the whole answer.
+    Command(Arc<Canonicalizer>),
 }
 
 /// An extracted answer in both forms.
@@ -50,11 +62,16 @@ fn number_regex() -> &'static Regex {
 }
 
 impl AnswerRule {
-    pub const ALL_STEPS: [NormalizeStep; 3] = [
-        NormalizeStep::Trim,
-        NormalizeStep::Casefold,
-        NormalizeStep::Numeric,
-    ];
+    /// The steps used when a scenario names none.
+    pub fn default_steps() -> Vec<Step> {
+        [
+            NormalizeStep::Trim,
+            NormalizeStep::Casefold,
+            NormalizeStep::Numeric,
+        ]
+        .map(Step::Builtin)
+        .to_vec()
+    }
 
     /// The final answer in `text` written for `task`: like [`AnswerRule::extract`],
     /// but a choice may also be named by its option's text, read from the
@@ -114,14 +131,40 @@ impl AnswerRule {
         Some(Answer { raw, normalized })
     }
 
-    /// Apply the configured normalization steps.
+    /// Apply the configured normalization steps. A command step that fails
+    /// leaves the answer as the steps before it made it, and says so on
+    /// stderr (expected answers are normalized at validation, where a
+    /// failure is an error: see [`AnswerRule::try_normalize`]).
     pub fn normalize(&self, raw: &str) -> String {
+        self.steps_on(raw, |e, before| {
+            tracing::warn!("{e}; the answer stays {before:?}");
+            before
+        })
+    }
+
+    /// Apply the configured normalization steps; `Err` when a command fails.
+    pub fn try_normalize(&self, raw: &str) -> Result<String, String> {
+        let mut failure = None;
+        let s = self.steps_on(raw, |e, before| {
+            failure.get_or_insert(e);
+            before
+        });
+        failure.map_or(Ok(s), Err)
+    }
+
+    /// Apply the steps, handing a failed command's error and the answer
+    /// before it to `failed`, which says how to go on.
+    fn steps_on(&self, raw: &str, mut failed: impl FnMut(String, String) -> String) -> String {
         let mut s = raw.to_owned();
         for step in &self.steps {
             s = match step {
-                NormalizeStep::Set => self.collection(&s, true),
-                NormalizeStep::List => self.collection(&s, false),
-                scalar => scalar_step(*scalar, s),
+                Step::Builtin(NormalizeStep::Set) => self.collection(&s, true),
+                Step::Builtin(NormalizeStep::List) => self.collection(&s, false),
+                Step::Builtin(scalar) => scalar_step(scalar, s),
+                Step::Command(c) => match c.canonical(&s) {
+                    Ok(canonical) => canonical,
+                    Err(e) => failed(e, s),
+                },
             };
         }
         s
@@ -138,10 +181,15 @@ impl AnswerRule {
         let mut items: Vec<String> = inner
             .split([',', ';'])
             .map(|item| {
+                // Elements get the built-in scalar steps; commands see the whole answer.
                 self.steps
                     .iter()
-                    .filter(|st| !matches!(st, NormalizeStep::Set | NormalizeStep::List))
-                    .fold(item.trim().to_owned(), |acc, st| scalar_step(*st, acc))
+                    .filter_map(|st| match st {
+                        Step::Builtin(NormalizeStep::Set | NormalizeStep::List)
+                        | Step::Command(_) => None,
+                        Step::Builtin(b) => Some(b),
+                    })
+                    .fold(item.trim().to_owned(), |acc, st| scalar_step(st, acc))
             })
             .filter(|item| !item.is_empty())
             .collect();
@@ -155,7 +203,7 @@ impl AnswerRule {
     }
 }
 
-fn scalar_step(step: NormalizeStep, s: String) -> String {
+fn scalar_step(step: &NormalizeStep, s: String) -> String {
     match step {
         NormalizeStep::Trim => s
             .trim()
@@ -165,8 +213,8 @@ fn scalar_step(step: NormalizeStep, s: String) -> String {
         NormalizeStep::Casefold => s.to_lowercase(),
         NormalizeStep::Numeric => canonical_number(&s).unwrap_or(s),
         NormalizeStep::Fraction => canonical_fraction(&s).unwrap_or(s),
-        NormalizeStep::Digits(d) => round_digits(&s, d).unwrap_or(s),
-        NormalizeStep::Set | NormalizeStep::List => s,
+        NormalizeStep::Digits(d) => round_digits(&s, *d).unwrap_or(s),
+        NormalizeStep::Set | NormalizeStep::List | NormalizeStep::Command(_) => s,
     }
 }
 
@@ -382,7 +430,7 @@ mod tests {
     fn rule(extractor: Extractor) -> AnswerRule {
         AnswerRule {
             extractor,
-            steps: AnswerRule::ALL_STEPS.to_vec(),
+            steps: AnswerRule::default_steps(),
         }
     }
 
@@ -423,7 +471,7 @@ mod tests {
                 letters: "ABCD".into(),
                 options_field: Some("question".into()),
             },
-            steps: AnswerRule::ALL_STEPS.to_vec(),
+            steps: AnswerRule::default_steps(),
         };
         let mut inputs = serde_json::Map::new();
         inputs.insert(
@@ -505,7 +553,7 @@ mod tests {
     fn same(steps: &[NormalizeStep], forms: &[&str]) {
         let rule = AnswerRule {
             extractor: Extractor::Whole,
-            steps: steps.to_vec(),
+            steps: steps.iter().cloned().map(Step::Builtin).collect(),
         };
         let first = rule.normalize(forms[0]);
         for f in &forms[1..] {
@@ -556,7 +604,7 @@ mod tests {
         use NormalizeStep::*;
         let rule = |steps: &[NormalizeStep]| AnswerRule {
             extractor: Extractor::Whole,
-            steps: steps.to_vec(),
+            steps: steps.iter().cloned().map(Step::Builtin).collect(),
         };
         let r = rule(&[Trim, Numeric, Fraction]);
         assert_ne!(r.normalize("1/3"), r.normalize("0.333"));

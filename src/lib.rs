@@ -10,6 +10,7 @@ pub mod analysis;
 pub mod answer;
 pub mod bootstrap;
 pub mod budget;
+pub mod canonicalizer;
 pub mod dataset;
 pub mod diagnostic;
 pub mod error;

@@ -396,7 +396,7 @@ mod tests {
         let d = m.distribution_for(&t);
         let rule = crate::answer::AnswerRule {
             extractor: crate::answer::Extractor::LastNumber,
-            steps: crate::answer::AnswerRule::ALL_STEPS.to_vec(),
+            steps: crate::answer::AnswerRule::default_steps(),
         };
         let n = 20_000;
         let mut counts = [0usize; 3];

@@ -299,7 +299,7 @@ pub enum ExtractSpec {
     Json(String),
 }
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, JsonSchema)]
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize, JsonSchema)]
 #[serde(rename_all = "snake_case")]
 pub enum NormalizeStep {
     /// Strip surrounding white space and trailing punctuation.
@@ -317,6 +317,9 @@ pub enum NormalizeStep {
     Set,
     /// A comma-separated sequence, brackets optional: `(1,2)` is `[1, 2]`.
     List,
+    /// An external command (program and arguments) that reads one answer per
+    /// line (a JSON string) and prints its canonical form.
+    Command(Vec<String>),
 }
 
 /// A verifier scores candidate samples.

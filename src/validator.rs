@@ -6,8 +6,9 @@
 use std::collections::{BTreeSet, HashMap};
 use std::sync::Arc;
 
-use crate::answer::{AnswerRule, Extractor};
+use crate::answer::{AnswerRule, Extractor, Step};
 use crate::budget::Cap;
+use crate::canonicalizer::Canonicalizer;
 use crate::diagnostic::{Diagnostic, Diagnostics, SourceFile, Span, did_you_mean};
 use crate::loader::Loaded;
 use crate::network::{Api, HttpModel};
@@ -205,19 +206,29 @@ impl<'a> Validator<'a> {
             },
         };
         let steps = match &spec.normalize {
-            None => AnswerRule::ALL_STEPS.to_vec(),
+            None => AnswerRule::default_steps(),
             Some(steps) => {
+                let mut out = Vec::with_capacity(steps.len());
                 for step in steps {
-                    if let NormalizeStep::Digits(d) = step.value
-                        && !(1..=15).contains(&d)
-                    {
-                        self.err(
+                    match &step.value {
+                        NormalizeStep::Digits(d) if !(1..=15).contains(d) => self.err(
                             step.span,
                             format!("`digits` must be between 1 and 15, found {d}"),
-                        );
+                        ),
+                        NormalizeStep::Command(argv) if argv.first().is_none_or(String::is_empty) => {
+                            self.err(
+                                step.span,
+                                "`command` must name a program, e.g. {command: [python3, canon.py]}",
+                            )
+                        }
+                        NormalizeStep::Command(argv) => {
+                            let (argv, dir) = self.in_scenario_dir(argv.clone());
+                            out.push(Step::Command(Arc::new(Canonicalizer::new(argv, dir))));
+                        }
+                        builtin => out.push(Step::Builtin(builtin.clone())),
                     }
                 }
-                steps.iter().map(|s| s.value).collect()
+                out
             }
         };
         Some(AnswerRule { extractor, steps })
@@ -263,7 +274,15 @@ impl<'a> Validator<'a> {
             let expected = match item.fields.get(expected_field) {
                 None | Some(serde_json::Value::Null) => None,
                 Some(v) => match scalar(v) {
-                    Some(s) => answer.map(|a| a.normalize(&s)),
+                    Some(s) => answer.and_then(|a| match a.try_normalize(&s) {
+                        Ok(n) => Some(n),
+                        Err(e) => {
+                            self.diags.push(item.error(format!(
+                                "the expected answer {s:?} cannot be normalized: {e}"
+                            )));
+                            None
+                        }
+                    }),
                     None => {
                         self.diags.push(
                             item.error(format!("`{expected_field}` must be a string or number")),
@@ -1207,18 +1226,7 @@ impl<'a> Validator<'a> {
                     }
                 };
                 let timeout = self.seconds(&spec.timeout, 60.0);
-                // Commands run in the scenario's directory, like the paths it names.
-                let dir = match self.source.path.parent() {
-                    Some(d) if !d.as_os_str().is_empty() => d.to_path_buf(),
-                    _ => std::path::PathBuf::from("."),
-                };
-                let mut argv = argv;
-                if let Some(program) = argv.first_mut()
-                    && program.contains('/')
-                    && std::path::Path::new(program.as_str()).is_relative()
-                {
-                    *program = dir.join(program.as_str()).to_string_lossy().into_owned();
-                }
+                let (argv, dir) = self.in_scenario_dir(argv);
                 Check::Command {
                     argv,
                     dir,
@@ -1366,6 +1374,22 @@ impl<'a> Validator<'a> {
             model: model.unwrap_or(0),
             process: process.then_some((steps, aggregate)),
         }
+    }
+
+    /// A command to run in the scenario's directory, like the paths it names:
+    /// its program resolved there when it is a relative path, and the directory.
+    fn in_scenario_dir(&self, mut argv: Vec<String>) -> (Vec<String>, std::path::PathBuf) {
+        let dir = match self.source.path.parent() {
+            Some(d) if !d.as_os_str().is_empty() => d.to_path_buf(),
+            _ => std::path::PathBuf::from("."),
+        };
+        if let Some(program) = argv.first_mut()
+            && program.contains('/')
+            && std::path::Path::new(program.as_str()).is_relative()
+        {
+            *program = dir.join(program.as_str()).to_string_lossy().into_owned();
+        }
+        (argv, dir)
     }
 
     /// Self-correction's feedback and acceptance; other kinds take neither.

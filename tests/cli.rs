@@ -619,6 +619,16 @@ const CASES: &[Case] = &[
         at: "s.yaml:10:12",
         message: "uses model `prm`, a reward model, which scores text and writes none",
     },
+    Case {
+        name: "answer command that fails",
+        edit: (
+            "verifiers:",
+            "answer:\n  normalize: [trim, {command: [\"false\"]}]\nverifiers:",
+        ),
+        files: &[],
+        at: "s.yaml:13:7",
+        message: "the expected answer \"2\" cannot be normalized: answer command `false`: ",
+    },
 ];
 
 #[test]
@@ -3213,4 +3223,76 @@ fn reward_models_score_solutions_and_every_step() {
             "SELECT count(*) FROM step_scores sc JOIN samples s ON s.id = sc.sample_id WHERE s.run_id = 1"
         ),
     );
+}
+
+#[test]
+fn an_answer_command_canonicalizes_each_answer_once() {
+    let s = Scratch::new();
+    s.write(
+        "canon.py",
+        r#"import json, sys
+words = {"four": "4", "iv": "4", "five": "5"}
+with open("canon.log", "a") as log:
+    log.write("start\n")
+    log.flush()
+    for line in sys.stdin:
+        a = json.loads(line)
+        log.write(a + "\n")
+        log.flush()
+        print(json.dumps(words.get(a, a)), flush=True)
+"#,
+    );
+    let file = s.write(
+        "canon.yaml",
+        r#"name: canon
+seed: 2
+models:
+  sim: {provider: simulated, distribution: {answers: {"4": 0.6, "5": 0.3}}, format: "Answer: {answer}"}
+agents:
+  solver: {model: sim, prompt: "Q: {{ question }}"}
+answer:
+  extract: {regex: 'Answer: (\w+)'}
+  normalize: [trim, casefold, {command: [python3, canon.py]}]
+dataset:
+  items:
+    - {id: a, question: "2+2 in words", answer: four}
+    - {id: b, question: "4 in Roman numerals", answer: IV}
+    - {id: c, question: "2+3 in words", answer: Five}
+strategies: [{kind: self_consistency, agent: solver, n: [1, 32]}]
+"#,
+    );
+    let db = s.path("c.db");
+    Crucible::new(&["run"]).arg(&file).db(&db).ok();
+    // Expected answers in words are canonical numbers, so samples match them.
+    assert_eq!(
+        table_rows(&db, "SELECT expected FROM tasks ORDER BY task_index"),
+        vec!["4", "4", "5"]
+    );
+    assert_eq!(
+        query::<i64>(
+            &db,
+            "SELECT count(*) FROM samples s JOIN tasks t ON t.task_index = s.task_index
+             WHERE s.correct = 1 AND s.normalized = t.expected"
+        ),
+        query::<i64>(&db, "SELECT count(*) FROM samples WHERE correct = 1")
+    );
+    assert!(
+        query::<i64>(
+            &db,
+            "SELECT count(*) FROM samples WHERE correct = 1 AND task_index = 2"
+        ) > 0
+    );
+    // One process for the whole run, asked about each distinct answer once
+    // (after the steps before it: "Five" arrives case-folded).
+    let log = std::fs::read_to_string(s.path("canon.log")).unwrap();
+    let lines: Vec<&str> = log.lines().collect();
+    assert_eq!(lines.iter().filter(|l| **l == "start").count(), 1, "{log}");
+    let mut asked: Vec<&str> = lines.iter().copied().filter(|l| *l != "start").collect();
+    let total = asked.len();
+    asked.sort_unstable();
+    asked.dedup();
+    assert_eq!(asked.len(), total, "asked twice: {log}");
+    for a in ["four", "iv", "five", "4", "5"] {
+        assert!(asked.contains(&a), "{a} not asked: {log}");
+    }
 }
