@@ -1264,26 +1264,18 @@ impl<'a> Validator<'a> {
             );
             Template::compile("").expect("the empty template compiles")
         });
-        let fields: BTreeSet<&str> = self
-            .loaded
-            .items
-            .iter()
-            .flat_map(|i| i.fields.keys().map(String::as_str))
-            .filter(|k| *k != DISTRIBUTION_FIELD)
-            .chain(CANDIDATE_FIELDS)
-            .collect();
-        for var in prompt.variables() {
-            if !fields.contains(var.as_str()) {
-                self.err(
-                    span,
-                    format!(
-                        "prompt of verifier `{name}` uses `{var}`, which is neither a candidate field ({}) nor a dataset field{}",
-                        CANDIDATE_FIELDS.map(|f| format!("`{f}`")).join(", "),
-                        did_you_mean(&var, fields.iter().copied())
-                    ),
-                );
-            }
-        }
+        self.template_fields(
+            &prompt,
+            span,
+            &format!("prompt of verifier `{name}`"),
+            (
+                &CANDIDATE_FIELDS,
+                &format!(
+                    "a candidate field ({})",
+                    CANDIDATE_FIELDS.map(|f| format!("`{f}`")).join(", ")
+                ),
+            ),
+        );
         Judge {
             model: model.unwrap_or(0),
             system: spec
@@ -1345,19 +1337,15 @@ impl<'a> Validator<'a> {
         });
         let process = spec.process.as_ref().is_some_and(|p| p.value);
         if !process {
-            for (key, span) in [
-                ("steps", spec.steps.as_ref().map(|s| s.span)),
-                ("aggregate", spec.aggregate.as_ref().map(|a| a.span)),
-            ] {
-                if let Some(span) = span {
-                    self.err(
-                        span,
-                        format!(
-                            "`{key}` applies to process rewards; add `process: true` or remove it"
-                        ),
-                    );
-                }
-            }
+            self.misplaced(
+                [
+                    ("steps", spec.steps.as_ref().map(|s| s.span)),
+                    ("aggregate", spec.aggregate.as_ref().map(|a| a.span)),
+                ],
+                |key| {
+                    format!("`{key}` applies to process rewards; add `process: true` or remove it")
+                },
+            );
         }
         let steps = match spec.steps.as_ref().map(|s| s.value) {
             None | Some(StepsSpec::Paragraphs) => Steps::Paragraphs,
@@ -1373,6 +1361,37 @@ impl<'a> Validator<'a> {
         RewardModel {
             model: model.unwrap_or(0),
             process: process.then_some((steps, aggregate)),
+        }
+    }
+
+    /// Report, at `span`, every variable of `template` (written in `owner`)
+    /// that is neither a dataset field nor one of the `extra` fields (as
+    /// described).
+    fn template_fields(
+        &mut self,
+        template: &Template,
+        span: Span,
+        owner: &str,
+        (extra, described): (&[&str], &str),
+    ) {
+        let fields: BTreeSet<&str> = self
+            .loaded
+            .items
+            .iter()
+            .flat_map(|i| i.fields.keys().map(String::as_str))
+            .filter(|k| *k != DISTRIBUTION_FIELD)
+            .chain(extra.iter().copied())
+            .collect();
+        for var in template.variables() {
+            if !fields.contains(var.as_str()) {
+                self.err(
+                    span,
+                    format!(
+                        "{owner} uses `{var}`, which is neither {described} nor a dataset field{}",
+                        did_you_mean(&var, fields.iter().copied())
+                    ),
+                );
+            }
         }
     }
 
@@ -1392,23 +1411,35 @@ impl<'a> Validator<'a> {
         (argv, dir)
     }
 
+    /// Report each key of `keys` that is present (at its span) as out of
+    /// place, saying `why`.
+    fn misplaced<const N: usize>(
+        &mut self,
+        keys: [(&str, Option<Span>); N],
+        why: impl Fn(&str) -> String,
+    ) {
+        for (key, span) in keys {
+            if let Some(span) = span {
+                self.err(span, why(key));
+            }
+        }
+    }
+
     /// Self-correction's feedback and acceptance; other kinds take neither.
     fn correction(&mut self, kind: StrategyKind, s: &StrategySpec) -> Option<Correction> {
         if kind != StrategyKind::SelfCorrection {
-            for (key, span) in [
-                ("feedback", s.feedback.as_ref().map(|f| f.span)),
-                ("accept", s.accept.as_ref().map(|a| a.span)),
-            ] {
-                if let Some(span) = span {
-                    self.err(
-                        span,
-                        format!(
-                            "`{key}` belongs to `self_correction`, not `{}`",
-                            kind.as_str()
-                        ),
-                    );
-                }
-            }
+            self.misplaced(
+                [
+                    ("feedback", s.feedback.as_ref().map(|f| f.span)),
+                    ("accept", s.accept.as_ref().map(|a| a.span)),
+                ],
+                |key| {
+                    format!(
+                        "`{key}` belongs to `self_correction`, not `{}`",
+                        kind.as_str()
+                    )
+                },
+            );
             return None;
         }
         let source = s
@@ -1428,24 +1459,12 @@ impl<'a> Validator<'a> {
         };
         // What a rejected round offers the template, besides the task's fields.
         const ROUND_FIELDS: [&str; 3] = ["answer", "score", "detail"];
-        let fields: BTreeSet<&str> = self
-            .loaded
-            .items
-            .iter()
-            .flat_map(|i| i.fields.keys().map(String::as_str))
-            .chain(ROUND_FIELDS)
-            .collect();
-        for var in feedback.variables() {
-            if !fields.contains(var.as_str()) {
-                self.err(
-                    span,
-                    format!(
-                        "`feedback` uses `{var}`, which is neither a round's `answer`, `score` or `detail` nor a dataset field{}",
-                        did_you_mean(&var, fields.iter().copied())
-                    ),
-                );
-            }
-        }
+        self.template_fields(
+            &feedback,
+            span,
+            "`feedback`",
+            (&ROUND_FIELDS, "a round's `answer`, `score` or `detail`"),
+        );
         let accept = match &s.accept {
             Some(a) if !a.value.is_finite() => {
                 self.err(a.span, "`accept` must be a number");

@@ -2613,6 +2613,19 @@ fn results_without_ids(json: &str) -> serde_json::Value {
     v["results"].clone()
 }
 
+/// `crucible replay 1 --strict` on `db`, which must reproduce the results of
+/// the recorded run's `run --json` output; the replay's own output.
+fn replay_strictly(db: &Path, recorded: &str) -> serde_json::Value {
+    let replayed = Crucible::new(&["replay", "1", "--strict", "--json"])
+        .db(db)
+        .ok();
+    assert_eq!(
+        results_without_ids(&replayed),
+        results_without_ids(recorded)
+    );
+    serde_json::from_str(&replayed).unwrap()
+}
+
 #[test]
 fn strict_replay_needs_no_model_and_reproduces_the_summary() {
     let s = Scratch::new();
@@ -2629,14 +2642,7 @@ fn strict_replay_needs_no_model_and_reproduces_the_summary() {
         .arg("--json")
         .ok();
     drop(server); // nothing answers at that address any more
-    let replayed = Crucible::new(&["replay", "1", "--strict", "--json"])
-        .db(&db)
-        .ok();
-    assert_eq!(
-        results_without_ids(&replayed),
-        results_without_ids(&recorded)
-    );
-    let v: serde_json::Value = serde_json::from_str(&replayed).unwrap();
+    let v = replay_strictly(&db, &recorded);
     assert_eq!(v["run_id"], 2);
     assert_eq!(v["samples"], 30 * 8);
     // The replay made no HTTP request, and its samples are the recorded ones.
@@ -3049,13 +3055,7 @@ fn llm_judges_are_traced_weighted_by_logprobs_and_never_read_garbage_as_zero() {
 
     // A strict replay needs no judge: every verdict is in the trace.
     drop(server);
-    let replayed = Crucible::new(&["replay", "1", "--strict", "--json"])
-        .db(&db)
-        .ok();
-    assert_eq!(
-        results_without_ids(&replayed),
-        results_without_ids(&recorded)
-    );
+    replay_strictly(&db, &recorded);
 }
 
 /// 20 tasks with pools of 4, scored by the sim-server's stand-in reward
@@ -3206,13 +3206,7 @@ fn reward_models_score_solutions_and_every_step() {
 
     // A strict replay needs no reward model.
     drop(server);
-    let replayed = Crucible::new(&["replay", "1", "--strict", "--json"])
-        .db(&db)
-        .ok();
-    assert_eq!(
-        results_without_ids(&replayed),
-        results_without_ids(&recorded)
-    );
+    replay_strictly(&db, &recorded);
     assert_eq!(
         query::<i64>(
             &db,
