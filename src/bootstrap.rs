@@ -43,22 +43,18 @@ pub fn intervals(
 /// Columns summed together by one thread.
 const BLOCK: usize = 32;
 
-/// Replicates whose draws are held at once: memory stays flat in the number
-/// of replicates (all draws of 1000 replicates over 10,000 tasks take 50 MB).
-const CHUNK: usize = 32;
-
-/// One replicate: (row, times drawn) for the rows it draws at all.
-fn draw(rows: usize, rng: &mut impl RngExt) -> Vec<(u32, f32)> {
-    let mut times = vec![0u32; rows];
-    for _ in 0..rows {
-        times[rng.random_range(0..rows)] += 1;
+/// How often each row is drawn in each of `replicates` resamples, replicate
+/// by replicate (`replicates × rows`, 2 bytes each: 20 MB for 1000
+/// replicates over 10,000 tasks).
+fn draw(rows: usize, replicates: usize, rng: &mut impl RngExt) -> Vec<u16> {
+    let mut times = vec![0u16; replicates * rows];
+    for replicate in times.chunks_mut(rows) {
+        for _ in 0..rows {
+            let t = &mut replicate[rng.random_range(0..rows)];
+            *t = t.saturating_add(1);
+        }
     }
     times
-        .iter()
-        .enumerate()
-        .filter(|(_, t)| **t > 0)
-        .map(|(r, &t)| (r as u32, t as f32))
-        .collect()
 }
 
 /// Intervals of every column of a row-major `rows × cols` table over
@@ -74,6 +70,7 @@ fn resample(
     if cols == 0 {
         return Vec::new();
     }
+    let times = draw(rows, replicates, rng);
     // Replicate sums by column block: block k holds replicates × BLOCK sums,
     // so each thread writes its own blocks.
     let blocks = cols.div_ceil(BLOCK);
@@ -81,34 +78,37 @@ fn resample(
     let threads = std::thread::available_parallelism()
         .map_or(1, |n| n.get())
         .min(blocks);
-    for first in (0..replicates).step_by(CHUNK) {
-        let draws: Vec<Vec<(u32, f32)>> = (first..replicates.min(first + CHUNK))
-            .map(|_| draw(rows, rng))
-            .collect();
-        let mut mine: Vec<Vec<(usize, &mut [f32])>> = (0..threads).map(|_| Vec::new()).collect();
-        for (k, block) in sums.chunks_mut(replicates * BLOCK).enumerate() {
-            mine[k % threads].push((k, block));
-        }
-        std::thread::scope(|s| {
-            for blocks in mine {
-                let draws = &draws;
-                s.spawn(move || {
-                    for (k, block) in blocks {
-                        let start = k * BLOCK;
-                        let width = BLOCK.min(cols - start);
-                        for (i, draw) in draws.iter().enumerate() {
-                            let at = (first + i) * BLOCK;
-                            let acc = &mut block[at..at + width];
-                            for &(r, times) in draw {
-                                let row = r as usize * cols + start;
-                                axpy(acc, times, &table[row..row + width]);
+    let mut mine: Vec<Vec<(usize, &mut [f32])>> = (0..threads).map(|_| Vec::new()).collect();
+    for (k, block) in sums.chunks_mut(replicates * BLOCK).enumerate() {
+        mine[k % threads].push((k, block));
+    }
+    std::thread::scope(|s| {
+        for blocks in mine {
+            let times = &times;
+            s.spawn(move || {
+                let mut columns = Vec::with_capacity(rows * BLOCK);
+                for (k, block) in blocks {
+                    // The block's columns, contiguous: every replicate reads
+                    // them all, so they should stay in cache (in the table,
+                    // rows a row-width apart map to few cache sets).
+                    let start = k * BLOCK;
+                    let width = BLOCK.min(cols - start);
+                    columns.clear();
+                    for r in 0..rows {
+                        columns.extend_from_slice(&table[r * cols + start..r * cols + start + width]);
+                    }
+                    for (b, drawn) in times.chunks(rows).enumerate() {
+                        let acc = &mut block[b * BLOCK..b * BLOCK + width];
+                        for (r, &t) in drawn.iter().enumerate() {
+                            if t > 0 {
+                                axpy(acc, f32::from(t), &columns[r * width..(r + 1) * width]);
                             }
                         }
                     }
-                });
-            }
-        });
-    }
+                }
+            });
+        }
+    });
     let tail = (1.0 - confidence) / 2.0;
     (0..cols)
         .map(|c| {
