@@ -43,9 +43,12 @@ pub fn intervals(
 /// Columns summed together by one thread.
 const BLOCK: usize = 32;
 
+/// Replicates drawn at once: their draw counts (2 bytes a row each) are held
+/// together, so memory grows with the chunk, not with every replicate.
+const CHUNK: usize = 128;
+
 /// How often each row is drawn in each of `replicates` resamples, replicate
-/// by replicate (`replicates × rows`, 2 bytes each: 20 MB for 1000
-/// replicates over 10,000 tasks).
+/// by replicate (`replicates × rows`).
 fn draw(rows: usize, replicates: usize, rng: &mut impl RngExt) -> Vec<u16> {
     let mut times = vec![0u16; replicates * rows];
     for replicate in times.chunks_mut(rows) {
@@ -70,7 +73,6 @@ fn resample(
     if cols == 0 {
         return Vec::new();
     }
-    let times = draw(rows, replicates, rng);
     // Replicate sums by column block: block k holds replicates × BLOCK sums,
     // so each thread writes its own blocks.
     let blocks = cols.div_ceil(BLOCK);
@@ -78,37 +80,43 @@ fn resample(
     let threads = std::thread::available_parallelism()
         .map_or(1, |n| n.get())
         .min(blocks);
-    let mut mine: Vec<Vec<(usize, &mut [f32])>> = (0..threads).map(|_| Vec::new()).collect();
-    for (k, block) in sums.chunks_mut(replicates * BLOCK).enumerate() {
-        mine[k % threads].push((k, block));
-    }
-    std::thread::scope(|s| {
-        for blocks in mine {
-            let times = &times;
-            s.spawn(move || {
-                let mut columns = Vec::with_capacity(rows * BLOCK);
-                for (k, block) in blocks {
-                    // The block's columns, contiguous: every replicate reads
-                    // them all, so they should stay in cache (in the table,
-                    // rows a row-width apart map to few cache sets).
-                    let start = k * BLOCK;
-                    let width = BLOCK.min(cols - start);
-                    columns.clear();
-                    for r in 0..rows {
-                        columns.extend_from_slice(&table[r * cols + start..r * cols + start + width]);
-                    }
-                    for (b, drawn) in times.chunks(rows).enumerate() {
-                        let acc = &mut block[b * BLOCK..b * BLOCK + width];
-                        for (r, &t) in drawn.iter().enumerate() {
-                            if t > 0 {
-                                axpy(acc, f32::from(t), &columns[r * width..(r + 1) * width]);
+    for first in (0..replicates).step_by(CHUNK) {
+        let times = draw(rows, CHUNK.min(replicates - first), rng);
+        let mut mine: Vec<Vec<(usize, &mut [f32])>> = (0..threads).map(|_| Vec::new()).collect();
+        for (k, block) in sums.chunks_mut(replicates * BLOCK).enumerate() {
+            mine[k % threads].push((k, block));
+        }
+        std::thread::scope(|s| {
+            for blocks in mine {
+                let times = &times;
+                s.spawn(move || {
+                    let mut columns = Vec::with_capacity(rows * BLOCK);
+                    for (k, block) in blocks {
+                        // The block's columns, contiguous: every replicate
+                        // reads them all, so they should stay in cache (in
+                        // the table, rows a row-width apart map to few cache
+                        // sets).
+                        let start = k * BLOCK;
+                        let width = BLOCK.min(cols - start);
+                        columns.clear();
+                        for r in 0..rows {
+                            let row = r * cols + start;
+                            columns.extend_from_slice(&table[row..row + width]);
+                        }
+                        for (i, drawn) in times.chunks(rows).enumerate() {
+                            let at = (first + i) * BLOCK;
+                            let acc = &mut block[at..at + width];
+                            for (r, &t) in drawn.iter().enumerate() {
+                                if t > 0 {
+                                    axpy(acc, f32::from(t), &columns[r * width..(r + 1) * width]);
+                                }
                             }
                         }
                     }
-                }
-            });
-        }
-    });
+                });
+            }
+        });
+    }
     let tail = (1.0 - confidence) / 2.0;
     (0..cols)
         .map(|c| {
