@@ -449,6 +449,16 @@ const CASES: &[Case] = &[
         message: "needs `max_tokens` on model `sim`",
     },
     Case {
+        name: "token budget over a judge's model with no max_tokens",
+        edit: (
+            "models:\n  sim:\n    provider: simulated\n    distribution: {p_correct: 0.6, delta: 0.3, wrong_answers: 2}\nagents:\n  solver:\n    model: sim\n    prompt: \"Q: {{ question }}\"\ndataset:\n  items:\n    - {id: a, question: \"1+1\", answer: 2}\n    - {id: b, question: \"2+2\", answer: 4}\nverifiers:\n  oracle: {kind: oracle}",
+            "budget:\n  max_tokens: 1000\nmodels:\n  sim:\n    provider: simulated\n    distribution: {p_correct: 0.6, delta: 0.3, wrong_answers: 2}\n  j: {provider: openai, base_url: \"http://127.0.0.1:9/v1\", model: m}\nagents:\n  solver:\n    model: sim\n    prompt: \"Q: {{ question }}\"\ndataset:\n  items:\n    - {id: a, question: \"1+1\", answer: 2}\n    - {id: b, question: \"2+2\", answer: 4}\nverifiers:\n  oracle: {kind: llm, model: j}",
+        ),
+        files: &[],
+        at: "s.yaml:4:15",
+        message: "needs `max_tokens` on model `j`",
+    },
+    Case {
         name: "cost budget over a model with no price",
         edit: (
             "models:\n  sim:",
