@@ -11,14 +11,20 @@
 use std::collections::HashMap;
 use std::io::{BufRead, BufReader, Write};
 use std::path::PathBuf;
-use std::process::{Child, ChildStdin, ChildStdout, Command, Stdio};
+use std::process::{Child, ChildStdin, Command, Stdio};
 use std::sync::Mutex;
+use std::sync::mpsc::{Receiver, RecvTimeoutError, channel};
+use std::time::Duration;
+
+/// How long the command may take to answer one line.
+pub const ANSWER_TIMEOUT: Duration = Duration::from_secs(60);
 
 /// A canonicalizing command and its running process.
 #[derive(Debug)]
 pub struct Canonicalizer {
     argv: Vec<String>,
     dir: PathBuf,
+    timeout: Duration,
     state: Mutex<State>,
 }
 
@@ -32,7 +38,9 @@ struct State {
 struct Process {
     child: Child,
     stdin: ChildStdin,
-    stdout: BufReader<ChildStdout>,
+    /// Lines the command prints, read on their own thread so that waiting
+    /// for one can time out.
+    lines: Receiver<std::io::Result<String>>,
 }
 
 impl Drop for Process {
@@ -43,11 +51,13 @@ impl Drop for Process {
 }
 
 impl Canonicalizer {
-    /// `argv` runs in `dir` (the scenario's directory) when first needed.
-    pub fn new(argv: Vec<String>, dir: PathBuf) -> Self {
+    /// `argv` runs in `dir` (the scenario's directory) when first needed,
+    /// and may take `timeout` to answer each line.
+    pub fn new(argv: Vec<String>, dir: PathBuf, timeout: Duration) -> Self {
         Canonicalizer {
             argv,
             dir,
+            timeout,
             state: Mutex::new(State::default()),
         }
     }
@@ -78,11 +88,14 @@ impl Canonicalizer {
         writeln!(p.stdin, "{line}")
             .and_then(|()| p.stdin.flush())
             .map_err(|e| format!("cannot write to it: {e}"))?;
-        let mut reply = String::new();
-        match p.stdout.read_line(&mut reply) {
-            Ok(0) => Err("it exited without answering".into()),
-            Err(e) => Err(format!("cannot read its answer: {e}")),
-            Ok(_) => {
+        match p.lines.recv_timeout(self.timeout) {
+            Err(RecvTimeoutError::Disconnected) => Err("it exited without answering".into()),
+            Err(RecvTimeoutError::Timeout) => Err(format!(
+                "it did not answer within {} s",
+                self.timeout.as_secs_f64()
+            )),
+            Ok(Err(e)) => Err(format!("cannot read its answer: {e}")),
+            Ok(Ok(reply)) => {
                 let reply = reply.trim_end_matches(['\n', '\r']);
                 Ok(match serde_json::from_str::<serde_json::Value>(reply) {
                     Ok(serde_json::Value::String(s)) => s,
@@ -103,10 +116,19 @@ impl Canonicalizer {
             .map_err(|e| format!("cannot start it: {e}"))?;
         let stdin = child.stdin.take().expect("piped stdin");
         let stdout = BufReader::new(child.stdout.take().expect("piped stdout"));
+        let (tx, lines) = channel();
+        // Ends when the command closes its output (it exits or is killed).
+        std::thread::spawn(move || {
+            for line in stdout.lines() {
+                if tx.send(line).is_err() {
+                    break;
+                }
+            }
+        });
         Ok(Process {
             child,
             stdin,
-            stdout,
+            lines,
         })
     }
 }
@@ -119,6 +141,7 @@ mod tests {
         Canonicalizer::new(
             vec!["sh".into(), "-c".into(), script.into()],
             std::env::temp_dir(),
+            Duration::from_secs(10),
         )
     }
 
@@ -147,12 +170,31 @@ mod tests {
         );
         // Started afresh.
         assert_eq!(c.canonical("c").unwrap(), "one");
-        let missing = Canonicalizer::new(vec!["/nonexistent/canon".into()], std::env::temp_dir());
+        let missing = Canonicalizer::new(
+            vec!["/nonexistent/canon".into()],
+            std::env::temp_dir(),
+            Duration::from_secs(10),
+        );
         assert!(
             missing
                 .canonical("a")
                 .unwrap_err()
                 .contains("cannot start it")
         );
+    }
+
+    #[test]
+    fn a_command_that_does_not_answer_times_out() {
+        let silent = Canonicalizer::new(
+            vec![
+                "sh".into(),
+                "-c".into(),
+                "while read -r l; do :; done".into(),
+            ],
+            std::env::temp_dir(),
+            Duration::from_millis(200),
+        );
+        let e = silent.canonical("a").unwrap_err();
+        assert!(e.contains("did not answer within 0.2 s"), "{e}");
     }
 }

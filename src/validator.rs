@@ -223,7 +223,11 @@ impl<'a> Validator<'a> {
                         }
                         NormalizeStep::Command(argv) => {
                             let (argv, dir) = self.in_scenario_dir(argv.clone());
-                            out.push(Step::Command(Arc::new(Canonicalizer::new(argv, dir))));
+                            out.push(Step::Command(Arc::new(Canonicalizer::new(
+                                argv,
+                                dir,
+                                crate::canonicalizer::ANSWER_TIMEOUT,
+                            ))));
                         }
                         builtin => out.push(Step::Builtin(builtin.clone())),
                     }
