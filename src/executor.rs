@@ -547,9 +547,9 @@ impl<'a> Conversation<'a> {
     }
 
     /// Trace a call that came back: extract and score its samples (calling
-    /// the judges of `llm` verifiers), settle its reservation, and send it to
-    /// the store (unless it was already there). Returns the samples as
-    /// strategies see them and as stored.
+    /// the models of verifiers that have one), settle its reservation, and
+    /// send it to the store (unless it was already there), then the verdicts.
+    /// Returns the samples as strategies see them and as stored.
     async fn record(
         &self,
         sh: &Shared,
@@ -638,8 +638,9 @@ struct Judgement {
 
 /// Have every verifier of `call` that calls a model (an `llm` judge, a
 /// reward model) judge every sample of `record`, one call per sample and
-/// verifier, within the concurrency limit; fill in their scores and tokens. Returns the verdicts, and why judging stopped if it
-/// did (verdicts reached before that are returned all the same).
+/// verifier, within the concurrency limit; fill in their scores and tokens.
+/// Returns the verdicts, and why judging stopped if it did (verdicts reached
+/// before that are returned all the same).
 async fn judge(
     sh: &Shared,
     call: &CallMeta<'_>,
