@@ -293,7 +293,7 @@ async fn draw_pool(
     agent_idx: usize,
     size: usize,
 ) -> Result<Vec<PoolSample>, Stop> {
-    let conversation = Conversation::new(sh, task, agent_idx)?;
+    let conversation = Conversation::new(sh, task, agent_idx, sh.scenario.verifiers_of(agent_idx))?;
     let provider = &sh.providers[sh.scenario.agents[agent_idx].model];
     let per_request = provider.max_n_per_request().clamp(1, size.max(1));
     let batches: Vec<(usize, usize)> = (0..size)
@@ -354,10 +354,7 @@ async fn correct_iteratively(
         .verifier
         .expect("validated: self_correction has a verifier");
     // Rounds are not pool samples: only the strategy's own verifier scores them.
-    let conversation = Conversation {
-        verifiers: vec![v],
-        ..Conversation::new(sh, task, strategy.agent)?
-    };
+    let conversation = Conversation::new(sh, task, strategy.agent, vec![v])?;
     let first_round = sc.first_round(si);
     let mut history: Vec<Turn> = Vec::new();
     let mut rounds: Vec<PoolSample> = Vec::new();
@@ -506,7 +503,13 @@ async fn write(sh: &Shared, record: Record) -> Result<(), Stop> {
 }
 
 impl<'a> Conversation<'a> {
-    fn new(sh: &Shared, task: &'a Task, agent_idx: usize) -> Result<Self, Stop> {
+    /// Agent `agent_idx` on `task`, its samples scored by `verifiers`.
+    fn new(
+        sh: &Shared,
+        task: &'a Task,
+        agent_idx: usize,
+        verifiers: Vec<usize>,
+    ) -> Result<Self, Stop> {
         let sc = &*sh.scenario;
         let agent = &sc.agents[agent_idx];
         let prompt = agent.prompt.render(&task.inputs).map_err(|e| {
@@ -520,7 +523,7 @@ impl<'a> Conversation<'a> {
             agent_idx,
             prompt_blob: Blob::new(&prompt),
             prompt,
-            verifiers: sc.verifiers_of(agent_idx),
+            verifiers,
         })
     }
 

@@ -746,11 +746,7 @@ fn diagnostics_show_the_source_line_with_a_caret() {
 #[test]
 fn quickstart_shows_best_of_n_climbing_faster_than_self_consistency() {
     let s = Scratch::new();
-    let db = s.path("q.db");
-    let v = Crucible::new(&["run"])
-        .arg(root().join("scenarios/quickstart.yaml"))
-        .db(&db)
-        .json();
+    let (_, v) = run_shipped(&s, "quickstart.yaml");
     assert_eq!(v["status"], "completed");
     assert_eq!(v["samples"], 200 * 64);
     let acc = |strategy: &str, n: u64| num(result(&v, strategy, n), "accuracy");
@@ -784,10 +780,7 @@ fn quickstart_shows_best_of_n_climbing_faster_than_self_consistency() {
 fn weighted_majority_beats_best_of_n_under_a_lenient_verifier() {
     // The shipped example: an oracle that accepts 20% of wrong answers.
     let s = Scratch::new();
-    let v = Crucible::new(&["run"])
-        .arg(root().join("scenarios/noisy-verifier.yaml"))
-        .db(&s.path("n.db"))
-        .json();
+    let (_, v) = run_shipped(&s, "noisy-verifier.yaml");
     let row = |strategy: &str, n: u64| -> (f64, f64, f64) {
         let r = result(&v, strategy, n);
         (num(r, "accuracy"), num(r, "ci_low"), num(r, "ci_high"))
@@ -829,11 +822,7 @@ fn chart_lines(svg: &str) -> Vec<(String, Vec<(f64, f64)>)> {
 #[test]
 fn plot_writes_svg_charts_whose_lines_follow_the_curves() {
     let s = Scratch::new();
-    let db = s.path("p.db");
-    Crucible::new(&["run"])
-        .arg(root().join("scenarios/noisy-verifier.yaml"))
-        .db(&db)
-        .ok();
+    let (db, _) = run_shipped(&s, "noisy-verifier.yaml");
     let out = s.path("charts");
     let listed = Crucible::new(&["plot", "1", "--out"])
         .arg(&out)
@@ -1022,11 +1011,7 @@ impl Crucible {
 #[test]
 fn export_writes_one_record_per_sample() {
     let s = Scratch::new();
-    let db = s.path("e.db");
-    Crucible::new(&["run"])
-        .arg(root().join("scenarios/noisy-verifier.yaml"))
-        .db(&db)
-        .ok();
+    let (db, _) = run_shipped(&s, "noisy-verifier.yaml");
     let samples = query::<i64>(&db, "SELECT count(*) FROM samples");
     let jsonl = Crucible::new(&["export", "1", "--format", "jsonl"])
         .db(&db)
@@ -1129,11 +1114,7 @@ fn reading_an_unknown_run_fails_with_exit_1() {
 #[test]
 fn system_prompts_are_stored_once() {
     let s = Scratch::new();
-    let db = s.path("b.db");
-    Crucible::new(&["run"])
-        .arg(root().join("scenarios/quickstart.yaml"))
-        .db(&db)
-        .ok();
+    let (db, _) = run_shipped(&s, "quickstart.yaml");
     // The simulated server takes a whole pool of 64 samples in one request.
     let calls = query::<i64>(&db, "SELECT count(*) FROM calls");
     assert_eq!(calls, 200);
@@ -1273,6 +1254,16 @@ fn run_json(s: &Scratch, scenario: &str) -> (PathBuf, serde_json::Value) {
     let db = s.path("run.db");
     let summary = Crucible::new(&["run"])
         .arg(s.write("scenario.yaml", scenario))
+        .db(&db)
+        .json();
+    (db, summary)
+}
+
+/// `run --json` of the shipped `scenarios/{name}` into a fresh database.
+fn run_shipped(s: &Scratch, name: &str) -> (PathBuf, serde_json::Value) {
+    let db = s.path("run.db");
+    let summary = Crucible::new(&["run"])
+        .arg(root().join("scenarios").join(name))
         .db(&db)
         .json();
     (db, summary)
