@@ -235,10 +235,8 @@ pub fn analyze(
                     mean_tokens: (tokens_per_sample + verifier_per_sample) * n as f64,
                     mean_verifier_tokens: verifier_per_sample * n as f64,
                     abstain: (!matches!(rule, Rule::PassAtK)).then(|| table.abstain[col] / tasks),
-                    exact: table.variance.is_empty() || !matches!(rule, Rule::Weighted(_)),
-                    mc_se: matches!(rule, Rule::Weighted(_))
-                        .then(|| table.variance.get(col).map(|v| v.sqrt() / tasks))
-                        .flatten(),
+                    exact: !table.estimated[r],
+                    mc_se: table.estimated[r].then(|| table.variance[col].sqrt() / tasks),
                 });
             }
         }
@@ -446,8 +444,10 @@ struct CurveTable {
     accuracy: Vec<f32>,
     sums: Vec<f64>,
     abstain: Vec<f64>,
-    /// Summed Monte Carlo variances (empty when every estimate is exact).
+    /// Summed Monte Carlo variances (0 where every pool's value is exact).
     variance: Vec<f64>,
+    /// Per rule: whether any pool's value is a Monte Carlo estimate.
+    estimated: Vec<bool>,
     /// Mean tokens per sample, summed over tasks.
     tokens: f64,
 }
@@ -485,15 +485,16 @@ impl CurveContext<'_> {
             accuracy,
             sums: vec![0.0; cols],
             abstain: vec![0.0; cols],
-            variance: Vec::new(),
+            variance: vec![0.0; cols],
+            estimated: vec![false; self.rules.len()],
             tokens: 0.0,
         };
         for part in parts {
             add(&mut total.sums, &part.sums);
             add(&mut total.abstain, &part.abstain);
-            if !part.variance.is_empty() {
-                total.variance.resize(cols, 0.0);
-                add(&mut total.variance, &part.variance);
+            add(&mut total.variance, &part.variance);
+            for (all, one) in total.estimated.iter_mut().zip(&part.estimated) {
+                *all |= one;
             }
             total.tokens += part.tokens;
         }
@@ -506,7 +507,8 @@ impl CurveContext<'_> {
             accuracy: Vec::new(),
             sums: vec![0.0; cols],
             abstain: vec![0.0; cols],
-            variance: Vec::new(),
+            variance: vec![0.0; cols],
+            estimated: vec![false; self.rules.len()],
             tokens: 0.0,
         };
         let b = &self.binomials;
@@ -548,7 +550,7 @@ impl CurveContext<'_> {
                             .samples
                             .iter()
                             .zip(&pool.scores[v])
-                            .map(|(s, &score)| Weighted { class: s.0, score })
+                            .map(|(s, &score)| Weighted::new(s.0, score))
                             .collect();
                         let mut rng = seed::rng(
                             self.seed,
@@ -560,6 +562,7 @@ impl CurveContext<'_> {
                             ],
                         );
                         let curve = estimator::weighted_majority_curve(
+                            b,
                             &weighted,
                             correct,
                             pool.answers.len(),
@@ -577,7 +580,7 @@ impl CurveContext<'_> {
                     part.abstain[at + n - 1] += abstain[n];
                 }
                 if let Some(var) = variance {
-                    part.variance.resize(cols, 0.0);
+                    part.estimated[r] = true;
                     add(&mut part.variance[at..at + size], &var[1..]);
                 }
             }

@@ -40,21 +40,21 @@ pub fn intervals(
     out
 }
 
-/// Columns summed together by one thread.
-const BLOCK: usize = 32;
+/// Replicates drawn at once: their draw counts are held together as an f32
+/// matrix (4 bytes a row each), so memory grows with the chunk, not with
+/// every replicate.
+const CHUNK: usize = 256;
 
-/// Replicates drawn at once: their draw counts (2 bytes a row each) are held
-/// together, so memory grows with the chunk, not with every replicate.
-const CHUNK: usize = 128;
+/// Columns below which a table is not split across threads.
+const MIN_COLUMNS_PER_THREAD: usize = 64;
 
 /// How often each row is drawn in each of `replicates` resamples, replicate
-/// by replicate (`replicates × rows`).
-fn draw(rows: usize, replicates: usize, rng: &mut impl RngExt) -> Vec<u16> {
-    let mut times = vec![0u16; replicates * rows];
+/// by replicate (`replicates × rows`), as the weights of a matrix product.
+fn draw(rows: usize, replicates: usize, rng: &mut impl RngExt) -> Vec<f32> {
+    let mut times = vec![0f32; replicates * rows];
     for replicate in times.chunks_mut(rows) {
         for _ in 0..rows {
-            let t = &mut replicate[rng.random_range(0..rows)];
-            *t = t.saturating_add(1);
+            replicate[rng.random_range(0..rows)] += 1.0;
         }
     }
     times
@@ -62,6 +62,11 @@ fn draw(rows: usize, replicates: usize, rng: &mut impl RngExt) -> Vec<u16> {
 
 /// Intervals of every column of a row-major `rows × cols` table over
 /// `replicates` resamples drawn from `rng`.
+///
+/// A chunk of replicates' column sums is one matrix product, draw counts
+/// (replicates × rows) times the table (rows × cols), done by a blocked,
+/// SIMD kernel; threads take column ranges, and a column's sums do not
+/// depend on which range it falls in.
 fn resample(
     table: &[f32],
     rows: usize,
@@ -73,56 +78,42 @@ fn resample(
     if cols == 0 {
         return Vec::new();
     }
-    // Replicate sums by column block: block k holds replicates × BLOCK sums,
-    // so each thread writes its own blocks.
-    let blocks = cols.div_ceil(BLOCK);
-    let mut sums = vec![0f32; blocks * replicates * BLOCK];
     let threads = std::thread::available_parallelism()
         .map_or(1, |n| n.get())
-        .min(blocks);
+        .min(cols.div_ceil(MIN_COLUMNS_PER_THREAD));
+    let span = cols.div_ceil(threads);
+    // Replicate sums, row-major: replicates × cols.
+    let mut sums = vec![0f32; replicates * cols];
     for first in (0..replicates).step_by(CHUNK) {
-        let times = draw(rows, CHUNK.min(replicates - first), rng);
-        let mut mine: Vec<Vec<(usize, &mut [f32])>> = (0..threads).map(|_| Vec::new()).collect();
-        for (k, block) in sums.chunks_mut(replicates * BLOCK).enumerate() {
-            mine[k % threads].push((k, block));
-        }
-        std::thread::scope(|s| {
-            for blocks in mine {
-                let times = &times;
-                s.spawn(move || {
-                    let mut columns = Vec::with_capacity(rows * BLOCK);
-                    for (k, block) in blocks {
-                        // The block's columns, contiguous: every replicate
-                        // reads them all, so they should stay in cache (in
-                        // the table, rows a row-width apart map to few cache
-                        // sets).
-                        let start = k * BLOCK;
-                        let width = BLOCK.min(cols - start);
-                        columns.clear();
-                        for r in 0..rows {
-                            let row = r * cols + start;
-                            columns.extend_from_slice(&table[row..row + width]);
-                        }
-                        for (i, drawn) in times.chunks(rows).enumerate() {
-                            let at = (first + i) * BLOCK;
-                            let acc = &mut block[at..at + width];
-                            for (r, &t) in drawn.iter().enumerate() {
-                                if t > 0 {
-                                    axpy(acc, f32::from(t), &columns[r * width..(r + 1) * width]);
-                                }
-                            }
-                        }
-                    }
-                });
-            }
+        let count = CHUNK.min(replicates - first);
+        let times = draw(rows, count, rng);
+        let parts: Vec<(usize, usize, Vec<f32>)> = std::thread::scope(|s| {
+            let handles: Vec<_> = (0..cols)
+                .step_by(span)
+                .map(|start| {
+                    let (times, width) = (&times, span.min(cols - start));
+                    s.spawn(move || {
+                        let part = weighted_sums(times, count, table, rows, cols, start, width);
+                        (start, width, part)
+                    })
+                })
+                .collect();
+            handles
+                .into_iter()
+                .map(|h| h.join().expect("bootstrap thread"))
+                .collect()
         });
+        for (start, width, part) in parts {
+            for (i, sums_row) in part.chunks(width).enumerate() {
+                let at = (first + i) * cols + start;
+                sums[at..at + width].copy_from_slice(sums_row);
+            }
+        }
     }
     let tail = (1.0 - confidence) / 2.0;
     (0..cols)
         .map(|c| {
-            let (k, j) = (c / BLOCK, c % BLOCK);
-            let block = &sums[k * replicates * BLOCK..(k + 1) * replicates * BLOCK];
-            let mut column: Vec<f32> = (0..replicates).map(|b| block[b * BLOCK + j]).collect();
+            let mut column: Vec<f32> = (0..replicates).map(|b| sums[b * cols + c]).collect();
             column.sort_by(f32::total_cmp);
             let at = |q: f64| {
                 let i = (q * (replicates - 1) as f64).round() as usize;
@@ -133,21 +124,45 @@ fn resample(
         .collect()
 }
 
-/// `acc += times × row`; full blocks get a fixed-width loop the compiler
-/// unrolls and vectorizes.
-#[inline]
-fn axpy(acc: &mut [f32], times: f32, row: &[f32]) {
-    if acc.len() == BLOCK && row.len() == BLOCK {
-        let acc: &mut [f32; BLOCK] = acc.try_into().expect("checked length");
-        let row: &[f32; BLOCK] = row.try_into().expect("checked length");
-        for i in 0..BLOCK {
-            acc[i] += times * row[i];
-        }
-    } else {
-        for (a, x) in acc.iter_mut().zip(row) {
-            *a += times * x;
-        }
+/// `weights (m × k) · table[.., start..start + width]`, where `table` is a
+/// row-major `k × cols` matrix: an `m × width` row-major matrix.
+fn weighted_sums(
+    weights: &[f32],
+    m: usize,
+    table: &[f32],
+    k: usize,
+    cols: usize,
+    start: usize,
+    width: usize,
+) -> Vec<f32> {
+    assert!(weights.len() == m * k && table.len() == k * cols && start + width <= cols);
+    let mut out = vec![0f32; m * width];
+    if m == 0 || k == 0 || width == 0 {
+        return out;
     }
+    // SAFETY: the assertion bounds every element sgemm touches: `weights` is
+    // m × k with strides (k, 1); the table's columns start..start + width,
+    // k rows with strides (cols, 1), end within `table`; `out` is m × width
+    // with strides (width, 1).
+    unsafe {
+        matrixmultiply::sgemm(
+            m,
+            k,
+            width,
+            1.0,
+            weights.as_ptr(),
+            k as isize,
+            1,
+            table.as_ptr().add(start),
+            cols as isize,
+            1,
+            0.0,
+            out.as_mut_ptr(),
+            width as isize,
+            1,
+        );
+    }
+    out
 }
 
 #[cfg(test)]

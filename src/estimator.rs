@@ -200,13 +200,17 @@ pub fn best_of_n_curve(b: &Binomials, pool: &[Scored]) -> (Vec<f64>, Vec<f64>) {
         }
         let m = j - i;
         // Subsets whose best score is this group's: none higher, at least one
-        // of the group: C(n − higher, k) − C(n − higher − m, k) of them.
+        // of the group: C(n − higher, k) − C(n − higher − m, k) of them. A
+        // group of wrong answers adds nothing to either curve.
         let (with, without) = (b.row(n - higher), b.row(n - higher - m));
-        let (fc, fa) = (cc as f64 / m as f64, ca as f64 / m as f64);
-        for k in 1..with.len() {
-            let ways = with[k] - without.get(k).copied().unwrap_or(0.0);
-            correct[k] += ways * fc;
-            abstained[k] += ways * fa;
+        for (count, curve) in [(cc, &mut correct), (ca, &mut abstained)] {
+            if count == 0 {
+                continue;
+            }
+            let share = count as f64 / m as f64;
+            for k in 1..with.len() {
+                curve[k] += (with[k] - without.get(k).copied().unwrap_or(0.0)) * share;
+            }
         }
         higher += m;
         i = j;
@@ -250,16 +254,23 @@ pub struct WeightedCurve {
 /// Pools at most this large are enumerated subset by subset (2^n subsets).
 pub const WEIGHTED_EXACT_MAX: usize = 12;
 
+/// Classes beyond which two-level pools are estimated rather than summed
+/// exactly (the exact sum costs classes² × pool size).
+pub const TWO_LEVEL_MAX_CLASSES: usize = 64;
+
 /// The probability that summing verifier scores per answer class over a
 /// random size-`k` subset puts the correct class on top (ties credited
 /// 1/(number tied)), for every `k` from 0 to the pool's size.
 ///
-/// No closed form exists for sums of real scores, so pools of up to
+/// Two-level scores (every vote 0 or one positive value, as from an oracle
+/// or a pass/fail check) have an exact form ([`two_level_curve`]). No closed
+/// form exists for sums of real scores, so pools of up to
 /// [`WEIGHTED_EXACT_MAX`] samples are enumerated exactly and larger ones are
 /// estimated from `permutations` seeded random orders of the pool: the first
 /// `k` of a uniform random order is a uniform random size-`k` subset, so one
 /// walk through an order serves every `k`.
 pub fn weighted_majority_curve(
+    b: &Binomials,
     pool: &[Weighted],
     correct: Option<usize>,
     classes: usize,
@@ -267,13 +278,17 @@ pub fn weighted_majority_curve(
     rng: &mut impl rand::RngExt,
 ) -> WeightedCurve {
     let n = pool.len();
-    let Some(correct) = correct else {
-        return WeightedCurve {
-            accuracy: vec![0.0; n + 1],
-            variance: vec![0.0; n + 1],
-            exact: true,
-        };
+    let exact = |accuracy| WeightedCurve {
+        accuracy,
+        variance: vec![0.0; n + 1],
+        exact: true,
     };
+    let Some(correct) = correct else {
+        return exact(vec![0.0; n + 1]);
+    };
+    if let Some(accuracy) = two_level_curve(b, pool, correct, classes) {
+        return exact(accuracy);
+    }
     let mut tally = Tally::new(classes, correct);
     if n <= WEIGHTED_EXACT_MAX {
         let mut sum = vec![0.0; n + 1];
@@ -289,14 +304,11 @@ pub fn weighted_majority_curve(
             sum[k] += tally.credit();
             subsets[k] += 1.0;
         }
-        let accuracy = (0..=n)
-            .map(|k| if k == 0 { 0.0 } else { sum[k] / subsets[k] })
-            .collect();
-        return WeightedCurve {
-            accuracy,
-            variance: vec![0.0; n + 1],
-            exact: true,
-        };
+        return exact(
+            (0..=n)
+                .map(|k| if k == 0 { 0.0 } else { sum[k] / subsets[k] })
+                .collect(),
+        );
     }
     let (mut sum, mut squares) = (vec![0.0; n + 1], vec![0.0; n + 1]);
     let mut order: Vec<usize> = (0..n).collect();
@@ -329,28 +341,126 @@ pub fn weighted_majority_curve(
     }
 }
 
-/// Per-class score sums of a growing subset, with the leaders kept up to date.
+/// Weighted majority, exactly, when every vote's score is 0 or one value
+/// h > 0 (`None` otherwise, or with more than [`TWO_LEVEL_MAX_CLASSES`]
+/// classes): a class's sum is h × its accepted votes.
+///
+/// A subset holding an accepted vote is won by plurality among its accepted
+/// votes, which is [`majority_curve`] with every other sample as a
+/// non-voter. A subset with none has every present class tied at 0, so the
+/// correct class gets 1/J when it is among the J present. 1/J is the chance
+/// that the correct class comes first in a uniform random order of the
+/// classes, so that term sums, over the set B of classes ahead of it (|B| = m
+/// with probability 1/C', then uniform among the C(C' − 1, m) sets), the
+/// subsets of rejected votes and non-voters that avoid B and hold the
+/// correct class: C(R − r_B, k) − C(R − r_B − r_c, k), where R counts the
+/// non-accepted samples and r the rejected votes per class. Only r_B
+/// matters, so a DP over (|B|, r_B) counts the sets.
+fn two_level_curve(
+    b: &Binomials,
+    pool: &[Weighted],
+    correct: usize,
+    classes: usize,
+) -> Option<Vec<f64>> {
+    let n = pool.len();
+    let high = pool
+        .iter()
+        .filter(|s| s.class.is_some())
+        .map(|s| s.score)
+        .fold(0.0, f64::max);
+    let votes = || pool.iter().filter_map(|s| s.class.map(|c| (c, s.score)));
+    if votes().any(|(_, score)| score != 0.0 && score != high) {
+        return None;
+    }
+    let (mut accepted, mut rejected) = (vec![0; classes], vec![0; classes]);
+    for (c, score) in votes() {
+        if score == high && high > 0.0 {
+            accepted[c] += 1;
+        } else {
+            rejected[c] += 1;
+        }
+    }
+    let present: Vec<usize> = (0..classes).filter(|&c| rejected[c] > 0).collect();
+    if present.len() > TWO_LEVEL_MAX_CLASSES {
+        return None;
+    }
+    let voted: usize = accepted.iter().sum();
+    let mut ways = majority_curve(b, &accepted, Some(correct), n - voted);
+    let r_c = rejected[correct];
+    if r_c == 0 {
+        return Some(ways);
+    }
+    for (k, w) in ways.iter_mut().enumerate().skip(1) {
+        *w *= b.get(n, k);
+    }
+    // sets[m][s]: sets of m other classes with s rejected votes in all.
+    let rest = n - voted;
+    let others: Vec<usize> = present
+        .iter()
+        .filter(|&&c| c != correct)
+        .map(|&c| rejected[c])
+        .collect();
+    let width = others.iter().sum::<usize>() + 1;
+    let mut sets = vec![0.0; (others.len() + 1) * width];
+    sets[0] = 1.0;
+    for (j, &r) in others.iter().enumerate() {
+        for m in (0..=j).rev() {
+            for s in (0..width - r).rev() {
+                let w = sets[m * width + s];
+                if w != 0.0 {
+                    sets[(m + 1) * width + s + r] += w;
+                }
+            }
+        }
+    }
+    let orders = present.len() as f64;
+    for s in 0..width {
+        let weight: f64 = (0..=others.len())
+            .map(|m| sets[m * width + s] / (orders * b.get(others.len(), m)))
+            .sum();
+        if weight == 0.0 {
+            continue;
+        }
+        let (with, without) = (b.row(rest - s), b.row(rest - s - r_c));
+        for k in 1..with.len() {
+            ways[k] += weight * (with[k] - without.get(k).copied().unwrap_or(0.0));
+        }
+    }
+    for (k, w) in ways.iter_mut().enumerate().skip(1) {
+        *w /= b.get(n, k);
+    }
+    Some(ways)
+}
+
+/// Per-class score sums of a growing subset: the correct class's apart, and
+/// the highest of the others' (the rival), kept up to date so that most
+/// steps of a walk cost one comparison.
 struct Tally {
+    correct: usize,
+    correct_sum: f64,
+    correct_present: bool,
+    /// Sums of the wrong classes (the correct class's slot is unused).
     sums: Vec<f64>,
     present: Vec<bool>,
-    /// Classes present so far (for recounting the leaders after a negative score).
+    /// Wrong classes present so far (for recounting the rival after a
+    /// negative score, and for counting ties).
     seen: Vec<usize>,
-    correct: usize,
-    max: f64,
-    leaders: usize,
-    /// 1/i for i leaders: the credit of a tie, without a division per step.
+    /// The highest sum of a present wrong class (−∞ when none is present).
+    rival: f64,
+    /// 1/i for i tied classes: the credit of a tie, without a division.
     shares: Vec<f64>,
 }
 
 impl Tally {
     fn new(classes: usize, correct: usize) -> Tally {
         Tally {
+            correct,
+            correct_sum: 0.0,
+            correct_present: false,
             sums: vec![0.0; classes],
             present: vec![false; classes],
             seen: Vec::with_capacity(classes),
-            correct,
-            max: f64::NEG_INFINITY,
-            leaders: 0,
+            rival: f64::NEG_INFINITY,
             shares: (0..=classes).map(|i| 1.0 / i.max(1) as f64).collect(),
         }
     }
@@ -361,34 +471,35 @@ impl Tally {
             self.present[c] = false;
         }
         self.seen.clear();
-        self.max = f64::NEG_INFINITY;
-        self.leaders = 0;
+        self.correct_sum = 0.0;
+        self.correct_present = false;
+        self.rival = f64::NEG_INFINITY;
     }
 
     #[inline]
     fn add(&mut self, s: &Weighted) {
         let Some(c) = s.class else { return };
-        let was_leader = self.present[c] && self.sums[c] == self.max;
+        if c == self.correct {
+            self.correct_sum += s.score;
+            self.correct_present = true;
+            return;
+        }
+        let was_rival = self.present[c] && self.sums[c] == self.rival;
         if !self.present[c] {
             self.present[c] = true;
             self.seen.push(c);
         }
         self.sums[c] += s.score;
         let sum = self.sums[c];
-        if s.score < 0.0 && was_leader {
-            // A leader fell: recount over the classes present.
-            self.max = self
+        if sum >= self.rival {
+            self.rival = sum;
+        } else if was_rival {
+            // The rival fell: recount over the wrong classes present.
+            self.rival = self
                 .seen
                 .iter()
                 .map(|&c| self.sums[c])
                 .fold(f64::NEG_INFINITY, f64::max);
-            let max = self.max;
-            self.leaders = self.seen.iter().filter(|&&c| self.sums[c] == max).count();
-        } else if sum > self.max {
-            self.max = sum;
-            self.leaders = 1;
-        } else if sum == self.max && !was_leader {
-            self.leaders += 1;
         }
     }
 
@@ -396,10 +507,17 @@ impl Tally {
     /// is present: the subset abstains).
     #[inline]
     fn credit(&self) -> f64 {
-        if self.present[self.correct] && self.sums[self.correct] == self.max {
-            self.shares[self.leaders]
-        } else {
+        if !self.correct_present || self.correct_sum < self.rival {
             0.0
+        } else if self.correct_sum > self.rival {
+            1.0
+        } else {
+            let tied = self
+                .seen
+                .iter()
+                .filter(|&&c| self.sums[c] == self.rival)
+                .count();
+            self.shares[1 + tied]
         }
     }
 }

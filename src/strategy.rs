@@ -232,6 +232,7 @@ fn curves(
                 .map(|(s, &class)| Weighted::new(class, s.scores[v]))
                 .collect();
             let curve = estimator::weighted_majority_curve(
+                b,
                 &weighted,
                 correct,
                 classes,

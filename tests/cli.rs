@@ -1854,16 +1854,25 @@ fn check_estimators(pool: &[Candidate], sigmas: f64) -> Result<(), TestCaseError
         .collect();
     let mut rng = crucible::seed::rng(7, &[]);
     let weighted = estimator::weighted_majority_curve(
+        &b,
         &weighted_pool,
         correct,
         classes,
         PERMUTATIONS,
         &mut rng,
     );
-    // Without a correct answer in the pool there is nothing to estimate.
+    // Without a correct answer in the pool there is nothing to estimate;
+    // votes scored 0 or one positive value have an exact form.
+    let votes: Vec<f64> = pool
+        .iter()
+        .filter(|c| c.class.is_some())
+        .map(|c| c.score)
+        .collect();
+    let high = votes.iter().copied().fold(0.0, f64::max);
+    let two_level = votes.iter().all(|&s| s == 0.0 || s == high);
     prop_assert_eq!(
         weighted.exact,
-        correct.is_none() || n <= estimator::WEIGHTED_EXACT_MAX
+        correct.is_none() || n <= estimator::WEIGHTED_EXACT_MAX || two_level
     );
     for k in 1..=n {
         let top = |chosen: &[Candidate]| {
@@ -1966,6 +1975,38 @@ proptest! {
     #[test]
     fn exact_estimators_equal_brute_force_with_negative_scores(pool in candidates(1..13, -4)) {
         check_estimators(&pool, 0.0)?;
+    }
+}
+
+/// Pools scored by a pass/fail verifier: every score 0 or `high`, classes
+/// 0–4 or abstention, up to 15 samples (beyond enumeration's 12).
+fn two_level_candidates(high: f64) -> impl Strategy<Value = Vec<Candidate>> {
+    prop::collection::vec(
+        (prop::option::weighted(0.85, 0usize..5), prop::bool::ANY),
+        1..16,
+    )
+    .prop_map(move |v| {
+        v.into_iter()
+            .map(|(class, accepted)| Candidate {
+                class,
+                score: if accepted { high } else { 0.0 },
+            })
+            .collect()
+    })
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig::with_cases(64))]
+
+    /// Weighted majority under 0/1 (or 0/h) scores is summed exactly, at
+    /// every size: it must equal brute force with no Monte Carlo slack.
+    #[test]
+    fn two_level_weighted_majority_equals_brute_force(
+        pool in two_level_candidates(1.0),
+        other in two_level_candidates(2.5),
+    ) {
+        check_estimators(&pool, 0.0)?;
+        check_estimators(&other, 0.0)?;
     }
 }
 
