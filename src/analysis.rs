@@ -151,7 +151,7 @@ pub fn analyze(
         agents,
         verifiers,
         pools,
-    } = read_pools(store, run_id)?;
+    } = read_pools(store, run_id, run.tasks.len())?;
     let mut analysis = Analysis {
         run_id,
         name: run.name.clone(),
@@ -174,9 +174,8 @@ pub fn analyze(
             .filter(|&v| {
                 !full.is_empty()
                     && full.iter().all(|p| {
-                        p.scores
-                            .get(v)
-                            .is_some_and(|s| s.iter().all(|x| !x.is_nan()))
+                        let s = &p.scores[v];
+                        s.len() == p.samples.len() && s.iter().all(|x| !x.is_nan())
                     })
             })
             .collect();
@@ -245,21 +244,91 @@ pub fn analyze(
 }
 
 /// A run's pools in (agent, task) order, with the names their indices refer to.
+#[derive(Default)]
 struct Pools {
     agents: Vec<String>,
     verifiers: Vec<String>,
     pools: Vec<Pool>,
 }
 
-/// Stream `run_id`'s samples and scores into pools.
-fn read_pools(store: &Store, run_id: i64) -> Result<Pools, StoreError> {
-    // Scores come from their own table: read them beside the samples, on a
-    // second connection.
-    let path = store.path().to_path_buf();
-    std::thread::scope(|s| {
-        let scores = s.spawn(move || read_scores(&path, run_id));
-        read_samples_then_merge(store, run_id, scores)
-    })
+impl Pools {
+    /// Verifiers in name order (interned in reading order, which depends on
+    /// the order samples were written), each pool's scores with them.
+    fn in_verifier_order(mut self) -> Pools {
+        let mut order: Vec<usize> = (0..self.verifiers.len()).collect();
+        order.sort_by(|&a, &b| self.verifiers[a].cmp(&self.verifiers[b]));
+        self.verifiers = order.iter().map(|&v| self.verifiers[v].clone()).collect();
+        for pool in &mut self.pools {
+            let mut scores = std::mem::take(&mut pool.scores);
+            scores.resize(order.len(), Vec::new());
+            pool.scores = order
+                .iter()
+                .map(|&v| std::mem::take(&mut scores[v]))
+                .collect();
+        }
+        self
+    }
+
+    fn agent(&mut self, name: &str) -> usize {
+        if self.agents.last().is_none_or(|a| a != name) {
+            self.agents.push(name.to_owned());
+        }
+        self.agents.len() - 1
+    }
+
+    fn verifier(&mut self, name: &str) -> usize {
+        self.verifiers
+            .iter()
+            .position(|x| x == name)
+            .unwrap_or_else(|| {
+                self.verifiers.push(name.to_owned());
+                self.verifiers.len() - 1
+            })
+    }
+}
+
+/// `run_id`'s pools: from the stored pool rows when every one of its `tasks`
+/// has them (a finished run), else from its samples and scores.
+fn read_pools(store: &Store, run_id: i64, tasks: usize) -> Result<Pools, StoreError> {
+    let pools = if tasks > 0 && store.tasks_with_pools(run_id)? == tasks {
+        read_stored_pools(store, run_id)?
+    } else {
+        // Scores come from their own table: read them beside the samples, on
+        // a second connection.
+        let path = store.path().to_path_buf();
+        std::thread::scope(|s| {
+            let scores = s.spawn(move || read_scores(&path, run_id));
+            read_samples_then_merge(store, run_id, scores)
+        })?
+    };
+    Ok(pools.in_verifier_order())
+}
+
+fn read_stored_pools(store: &Store, run_id: i64) -> Result<Pools, StoreError> {
+    let mut read = Pools::default();
+    store.for_each_pool(run_id, |stored| {
+        let agent = read.agent(&stored.agent);
+        let mut scores = Vec::new();
+        for (name, values) in stored.scores {
+            let v = read.verifier(&name);
+            if scores.len() <= v {
+                scores.resize(v + 1, Vec::new());
+            }
+            scores[v] = values;
+        }
+        read.pools.push(Pool {
+            agent,
+            task: stored.task_index,
+            answers: stored.answers,
+            samples: stored
+                .samples
+                .into_iter()
+                .map(|(class, correct, tokens)| (class.map(|c| c as usize), correct, tokens))
+                .collect(),
+            scores,
+        });
+    })?;
+    Ok(read)
 }
 
 /// Verifier names, and every score of `run_id` as (sample id, verifier, score).
@@ -267,26 +336,21 @@ type Scores = (Vec<String>, Vec<(i64, u32, f64)>);
 
 fn read_scores(path: &std::path::Path, run_id: i64) -> Result<Scores, StoreError> {
     let store = Store::open(path)?;
-    let (mut verifiers, mut rows): Scores = Default::default();
+    let mut names = Pools::default();
+    let mut rows = Vec::new();
     let Some(ids) = store.sample_id_range(run_id)? else {
-        return Ok((verifiers, rows));
+        return Ok((names.verifiers, rows));
     };
     let mut last: Option<u32> = None;
     store.for_each_score(ids, |id, verifier, score| {
         let v = match last {
-            Some(v) if verifiers[v as usize] == verifier => v,
-            _ => verifiers
-                .iter()
-                .position(|x| x == verifier)
-                .unwrap_or_else(|| {
-                    verifiers.push(verifier.to_owned());
-                    verifiers.len() - 1
-                }) as u32,
+            Some(v) if names.verifiers[v as usize] == verifier => v,
+            _ => names.verifier(verifier) as u32,
         };
         last = Some(v);
         rows.push((id, v, score.unwrap_or(UNSCORED)));
     })?;
-    Ok((verifiers, rows))
+    Ok((names.verifiers, rows))
 }
 
 fn read_samples_then_merge(
@@ -294,28 +358,26 @@ fn read_samples_then_merge(
     run_id: i64,
     scores: std::thread::ScopedJoinHandle<'_, Result<Scores, StoreError>>,
 ) -> Result<Pools, StoreError> {
-    let mut agents: Vec<String> = Vec::new();
-    let mut pools: Vec<Pool> = Vec::new();
+    let mut read = Pools::default();
     // (sample id, pool, position), in the store's (agent, task, sample) order.
     let mut ids: Vec<(i64, u32, u32)> = Vec::new();
-    store.for_each_pool_row(run_id, |row| {
-        let same = pools
+    store.for_each_pool_sample(run_id, |row| {
+        let same = read
+            .pools
             .last()
-            .is_some_and(|p| p.task == row.task_index && agents[p.agent] == row.agent);
+            .is_some_and(|p| p.task == row.task_index && read.agents[p.agent] == row.agent);
         if !same {
-            if agents.last().is_none_or(|a| a != row.agent) {
-                agents.push(row.agent.to_owned());
-            }
-            pools.push(Pool {
-                agent: agents.len() - 1,
+            let agent = read.agent(row.agent);
+            read.pools.push(Pool {
+                agent,
                 task: row.task_index,
                 answers: Vec::new(),
                 samples: Vec::new(),
                 scores: Vec::new(),
             });
         }
-        let index = (pools.len() - 1) as u32;
-        let pool = pools.last_mut().expect("pushed above");
+        let index = (read.pools.len() - 1) as u32;
+        let pool = read.pools.last_mut().expect("pushed above");
         let class = row.normalized.map(|a| {
             pool.answers.iter().position(|x| x == a).unwrap_or_else(|| {
                 pool.answers.push(a.to_owned());
@@ -327,6 +389,7 @@ fn read_samples_then_merge(
             .push((class, row.correct == Some(true), row.tokens));
     })?;
     let (verifiers, scores) = scores.join().expect("score reader")?;
+    read.verifiers = verifiers;
     if let (Some(lo), Some(hi)) = (ids.iter().map(|i| i.0).min(), ids.iter().map(|i| i.0).max()) {
         // Dense map from sample id to (pool, position): ids of one run are
         // nearly contiguous.
@@ -341,7 +404,7 @@ fn read_samples_then_merge(
             if p == u32::MAX {
                 continue;
             }
-            let (v, pool) = (v as usize, &mut pools[p as usize]);
+            let (v, pool) = (v as usize, &mut read.pools[p as usize]);
             if pool.scores.len() <= v {
                 pool.scores.resize(v + 1, Vec::new());
             }
@@ -351,11 +414,7 @@ fn read_samples_then_merge(
             pool.scores[v][pos as usize] = score;
         }
     }
-    Ok(Pools {
-        agents,
-        verifiers,
-        pools,
-    })
+    Ok(read)
 }
 
 fn task_estimate(

@@ -21,7 +21,8 @@ use crate::provider::{
 };
 use crate::scenario::{Scenario, Task, Verifier};
 use crate::store::{
-    Blob, CallRecord, LateScore, Record, SampleRecord, ScoreRecord, TaskResultRecord,
+    Blob, CallRecord, LateScore, PoolRecord, Record, SampleRecord, ScoreRecord, TaskRecord,
+    TaskResultRecord,
 };
 use crate::strategy::{self, PoolSample, TaskOutcome, UNSCORED};
 use crate::verifier::{Candidate, Score};
@@ -277,12 +278,54 @@ async fn run_task(sh: &Shared, idx: usize) -> Result<Vec<TaskOutcome>, Stop> {
             outcomes.push(o);
         }
     }
-    if sh.records.send(Record::TaskResults(rows)).await.is_err() {
+    let pools = pools
+        .iter()
+        .enumerate()
+        .filter(|(_, pool)| !pool.is_empty())
+        .map(|(a, pool)| pool_record(sh, idx, a, pool))
+        .collect();
+    let task = TaskRecord {
+        results: rows,
+        pools,
+    };
+    if sh.records.send(Record::Task(Box::new(task))).await.is_err() {
         return Err(Stop::Failed(
             "the trace store stopped accepting records".into(),
         ));
     }
     Ok(outcomes)
+}
+
+/// Agent `agent`'s pool of task `task_index` as the store keeps it for
+/// analysis: answers as classes, and the verifiers that scored it.
+fn pool_record(sh: &Shared, task_index: usize, agent: usize, pool: &[PoolSample]) -> PoolRecord {
+    let mut answers: Vec<String> = Vec::new();
+    let samples = pool
+        .iter()
+        .map(|s| {
+            let class = s.answer.as_ref().map(|a| {
+                answers.iter().position(|x| x == a).unwrap_or_else(|| {
+                    answers.push(a.clone());
+                    answers.len() - 1
+                }) as u32
+            });
+            (class, s.correct, s.tokens)
+        })
+        .collect();
+    let scores = (0..sh.scenario.verifiers.len())
+        .filter(|&v| pool.iter().any(|s| !s.scores[v].is_nan()))
+        .map(|v| {
+            let name = sh.verifier_names[v].to_string();
+            (name, pool.iter().map(|s| s.scores[v]).collect())
+        })
+        .collect();
+    PoolRecord {
+        agent: sh.agent_names[agent].clone(),
+        task_index,
+        answers,
+        samples,
+        scores,
+    }
 }
 
 /// Draw `size` samples of `task` from agent `agent_idx`, as many per request

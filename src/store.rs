@@ -52,6 +52,7 @@ const MIGRATIONS: &[&str] = &[
     include_str!("schema/v4.sql"),
     include_str!("schema/v5.sql"),
     include_str!("schema/v6.sql"),
+    include_str!("schema/v7.sql"),
 ];
 
 pub const SCHEMA_VERSION: i64 = MIGRATIONS.len() as i64;
@@ -524,7 +525,11 @@ impl Store {
     /// Every pool sample of `run_id` (self-correction rounds are not pool
     /// samples) as analysis reads it, in (agent, task, sample) order, so that
     /// each pool arrives in one piece.
-    pub fn for_each_pool_row(&self, run_id: i64, mut f: impl FnMut(PoolRow<'_>)) -> Result<()> {
+    pub fn for_each_pool_sample(
+        &self,
+        run_id: i64,
+        mut f: impl FnMut(PoolSampleRow<'_>),
+    ) -> Result<()> {
         let mut st = self
             .conn
             .prepare(
@@ -535,8 +540,8 @@ impl Store {
             .map_err(self.err())?;
         let mut rows = st.query([run_id]).map_err(self.err())?;
         while let Some(r) = rows.next().map_err(self.err())? {
-            let row = (|| -> rusqlite::Result<PoolRow<'_>> {
-                Ok(PoolRow {
+            let row = (|| -> rusqlite::Result<PoolSampleRow<'_>> {
+                Ok(PoolSampleRow {
                     sample_id: r.get(0)?,
                     agent: r.get_ref(1)?.as_str()?,
                     task_index: r.get::<_, i64>(2)? as usize,
@@ -547,6 +552,76 @@ impl Store {
             })()
             .map_err(self.err())?;
             f(row);
+        }
+        Ok(())
+    }
+
+    /// How many of `run_id`'s tasks have a stored pool row (every finished
+    /// task of a run written at schema 7 or later).
+    pub fn tasks_with_pools(&self, run_id: i64) -> Result<usize> {
+        self.conn
+            .query_row(
+                "SELECT count(DISTINCT task_index) FROM pools WHERE run_id = ?1",
+                [run_id],
+                |r| r.get::<_, i64>(0),
+            )
+            .map(|n| n as usize)
+            .map_err(self.err())
+    }
+
+    /// Every stored pool row of `run_id`, in (agent, task) order.
+    pub fn for_each_pool(&self, run_id: i64, mut f: impl FnMut(PoolRecord)) -> Result<()> {
+        let mut st = self
+            .conn
+            .prepare(
+                "SELECT agent, task_index, answers, verifiers, classes, correct, tokens, scores
+                 FROM pools WHERE run_id = ?1 ORDER BY agent, task_index",
+            )
+            .map_err(self.err())?;
+        let mut rows = st.query([run_id]).map_err(self.err())?;
+        while let Some(r) = rows.next().map_err(self.err())? {
+            let pool = (|| -> rusqlite::Result<PoolRecord> {
+                let json = |i: usize| -> rusqlite::Result<Vec<String>> {
+                    serde_json::from_str(r.get_ref(i)?.as_str()?).map_err(|e| {
+                        rusqlite::Error::FromSqlConversionFailure(
+                            i,
+                            rusqlite::types::Type::Text,
+                            e.into(),
+                        )
+                    })
+                };
+                let blob = |i: usize| -> rusqlite::Result<&[u8]> { Ok(r.get_ref(i)?.as_blob()?) };
+                let classes = blob(4)?.chunks_exact(4).map(|b| {
+                    let c = u32::from_le_bytes(b.try_into().expect("4 bytes"));
+                    (c != ABSTAINED).then_some(c)
+                });
+                let correct = blob(5)?.iter().map(|&c| c != 0);
+                let tokens = blob(6)?
+                    .chunks_exact(8)
+                    .map(|b| u64::from_le_bytes(b.try_into().expect("8 bytes")));
+                let samples: Vec<(Option<u32>, bool, u64)> = classes
+                    .zip(correct)
+                    .zip(tokens)
+                    .map(|((class, correct), tokens)| (class, correct, tokens))
+                    .collect();
+                let verifiers = json(3)?;
+                let mut scores = blob(7)?
+                    .chunks_exact(8)
+                    .map(|b| f64::from_le_bytes(b.try_into().expect("8 bytes")));
+                let scores = verifiers
+                    .into_iter()
+                    .map(|v| (v, scores.by_ref().take(samples.len()).collect()))
+                    .collect();
+                Ok(PoolRecord {
+                    agent: r.get_ref(0)?.as_str()?.into(),
+                    task_index: r.get::<_, i64>(1)? as usize,
+                    answers: json(2)?,
+                    samples,
+                    scores,
+                })
+            })()
+            .map_err(self.err())?;
+            f(pool);
         }
         Ok(())
     }
@@ -832,7 +907,7 @@ pub struct RunTasks {
 }
 
 /// One stored sample, as analysis reads it.
-pub struct PoolRow<'a> {
+pub struct PoolSampleRow<'a> {
     pub sample_id: i64,
     pub agent: &'a str,
     pub task_index: usize,
@@ -978,11 +1053,38 @@ pub struct TaskResultRecord {
     pub selected_correct: bool,
 }
 
+/// One agent's pool of one finished task, as `analyze` reads it (the
+/// `pools` table).
+#[derive(Debug, Clone, PartialEq)]
+pub struct PoolRecord {
+    pub agent: Arc<str>,
+    pub task_index: usize,
+    /// The pool's distinct normalized answers, in order of first appearance.
+    pub answers: Vec<String>,
+    /// Per sample, in sample order: index into `answers` (`None`: an
+    /// abstention), correct, and generator tokens.
+    pub samples: Vec<(Option<u32>, bool, u64)>,
+    /// Each verifier that scored the pool, with a score per sample (NaN: not
+    /// scored; −∞: the verifier could not score it).
+    pub scores: Vec<(String, Vec<f64>)>,
+}
+
+/// The `classes` entry of an abstention in a stored pool.
+const ABSTAINED: u32 = u32::MAX;
+
+/// What a finished task leaves: its strategies' outcomes and its pools,
+/// written in one transaction.
+#[derive(Debug, Clone)]
+pub struct TaskRecord {
+    pub results: Vec<TaskResultRecord>,
+    pub pools: Vec<PoolRecord>,
+}
+
 /// What the executor sends the writer.
 pub enum Record {
     Call(Box<CallRecord>),
     Score(Box<LateScore>),
-    TaskResults(Vec<TaskResultRecord>),
+    Task(Box<TaskRecord>),
 }
 
 /// Sends records to the writer thread.
@@ -1069,6 +1171,7 @@ struct BatchWriter<'c> {
     reply: rusqlite::CachedStatement<'c>,
     attempt: rusqlite::CachedStatement<'c>,
     result: rusqlite::CachedStatement<'c>,
+    pool: rusqlite::CachedStatement<'c>,
 }
 
 impl<'c> BatchWriter<'c> {
@@ -1114,6 +1217,11 @@ impl<'c> BatchWriter<'c> {
                     tokens, selected, selected_correct, samples, verifier_tokens)
                  VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12)",
             )?,
+            pool: tx.prepare_cached(
+                "INSERT OR REPLACE INTO pools (run_id, agent, task_index, answers, verifiers,
+                    classes, correct, tokens, scores)
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9)",
+            )?,
         })
     }
 
@@ -1121,6 +1229,35 @@ impl<'c> BatchWriter<'c> {
         if seen.insert(b.hash.clone()) {
             self.blob.execute(params![&*b.hash, &*b.text])?;
         }
+        Ok(())
+    }
+
+    fn write_pool(&mut self, p: &PoolRecord) -> rusqlite::Result<()> {
+        let json = |v: &[String]| serde_json::to_string(v).expect("strings serialize");
+        let verifiers: Vec<String> = p.scores.iter().map(|(v, _)| v.clone()).collect();
+        let classes: Vec<u8> = p
+            .samples
+            .iter()
+            .flat_map(|s| s.0.unwrap_or(ABSTAINED).to_le_bytes())
+            .collect();
+        let correct: Vec<u8> = p.samples.iter().map(|s| u8::from(s.1)).collect();
+        let tokens: Vec<u8> = p.samples.iter().flat_map(|s| s.2.to_le_bytes()).collect();
+        let scores: Vec<u8> = p
+            .scores
+            .iter()
+            .flat_map(|(_, s)| s.iter().flat_map(|x| x.to_le_bytes()))
+            .collect();
+        self.pool.execute(params![
+            self.run_id,
+            &*p.agent,
+            p.task_index as i64,
+            json(&p.answers),
+            json(&verifiers),
+            classes,
+            correct,
+            tokens,
+            scores,
+        ])?;
         Ok(())
     }
 
@@ -1240,8 +1377,11 @@ impl<'c> BatchWriter<'c> {
                     ])?;
                 }
             }
-            Record::TaskResults(rows) => {
-                for r in rows {
+            Record::Task(task) => {
+                for p in &task.pools {
+                    self.write_pool(p)?;
+                }
+                for r in task.results {
                     self.result.execute(params![
                         self.run_id,
                         &*r.strategy,

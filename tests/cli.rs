@@ -1330,6 +1330,86 @@ fn analytic_majority(probs: &[f64], n: usize) -> f64 {
     split(probs, n, &mut Vec::new(), 0.0, &ln_fact)
 }
 
+/// Two agents scored by different verifiers (one real-valued, one
+/// pass/fail, one command that cannot score sample 3), with abstentions.
+const POOLED: &str = r#"name: pooled
+seed: 9
+models:
+  sim: {provider: simulated, distribution: {p_correct: 0.4, delta: 0.1, wrong_answers: 3, abstain: 0.1}}
+agents:
+  solver: {model: sim, prompt: "Q: {{ question }}"}
+  second: {model: sim, prompt: "Again: {{ question }}"}
+dataset:
+  synthetic: {count: 30}
+verifiers:
+  zeta: {kind: noisy, sd: 0.5}
+  lenient: {kind: oracle, false_positive_rate: 0.2}
+  flaky: {kind: programmatic, check: command, command: [sh, -c, 'if grep -q "\"sample_index\":3,"; then exit 1; else echo 0.5; fi']}
+strategies:
+  - {kind: weighted_majority, agent: solver, verifier: zeta, n: 16}
+  - {kind: best_of_n, agent: solver, verifier: flaky, n: 16}
+  - {kind: best_of_n, name: second_bon, agent: second, verifier: lenient, n: 8}
+"#;
+
+#[test]
+fn analyze_reads_stored_pools_exactly_as_samples_and_scores_hold_them() {
+    let s = Scratch::new();
+    let (db, _) = run_json(&s, POOLED);
+    let analyze = |db: &Path| Crucible::new(&["analyze", "1"]).db(db).json();
+    assert_eq!(query::<i64>(&db, "SELECT count(*) FROM pools"), 60);
+    assert_eq!(
+        query::<i64>(&db, "SELECT count(*) FROM scores WHERE score IS NULL"),
+        30
+    );
+    let from_pools = analyze(&db);
+    let rules = |agent: &str| -> Vec<(String, String)> {
+        let mut r: Vec<(String, String)> = from_pools["curves"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .filter(|c| c["agent"] == agent && c["n"] == 1)
+            .map(|c| (c["rule"].to_string(), c["verifier"].to_string()))
+            .collect();
+        r.sort();
+        r
+    };
+    assert_eq!(rules("second").len(), 4, "{:?}", rules("second"));
+    assert_eq!(rules("solver").len(), 6, "{:?}", rules("solver"));
+    rusqlite::Connection::open(&db)
+        .unwrap()
+        .execute("DELETE FROM pools", [])
+        .unwrap();
+    assert_eq!(analyze(&db), from_pools);
+
+    // Stopped part-way: tasks without a pool row are read from the samples;
+    // resumed to the end, every task has its row and the analysis is the
+    // uninterrupted run's.
+    let stopped = s.path("stopped.db");
+    let out = Crucible::new(&["run", "--max-requests", "21"])
+        .arg(s.path("scenario.yaml"))
+        .db(&stopped)
+        .output();
+    assert_eq!(out.status.code(), Some(1));
+    let finished: i64 = query(&stopped, "SELECT count(DISTINCT task_index) FROM pools");
+    assert!((1..30).contains(&finished), "{finished}");
+    let full: i64 = query(
+        &stopped,
+        "SELECT count(*) FROM (SELECT 1 FROM samples WHERE agent = 'solver'
+           GROUP BY task_index HAVING count(*) = 16)",
+    );
+    let partial = analyze(&stopped);
+    let solver = partial["agents"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|a| a["agent"] == "solver")
+        .unwrap();
+    assert_eq!(solver["tasks"], full);
+    Crucible::new(&["resume", "1"]).db(&stopped).ok();
+    assert_eq!(query::<i64>(&stopped, "SELECT count(*) FROM pools"), 60);
+    assert_eq!(analyze(&stopped), from_pools);
+}
+
 #[test]
 fn analyze_curves_match_the_analytic_ones_on_a_simulated_model() {
     // p = 0.5, Δ = 0.2: answers come up 0.5 (correct), 0.3, 0.1, 0.1.
