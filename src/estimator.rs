@@ -83,36 +83,42 @@ pub fn majority_curve(
             group_free = Some(free);
         }
         let rivals: Vec<usize> = others.iter().copied().filter(|&ci| ci >= v).collect();
-        // dp[u * width + t]: ways for the rivals so far to give u votes below
-        // v in all, with t of them tied at v.
-        let width = rivals.len() + 1;
+        // dp[t * len + u]: ways for the rivals so far to give u votes below
+        // v in all, with t of them tied at v. Rows by t keep the inner loop
+        // over a rival's vote counts contiguous.
         let below = v - 1;
+        let len = rivals.len() * below + 1;
         dp.clear();
-        dp.resize((rivals.len() * below + 1) * width, 0.0);
+        dp.resize((rivals.len() + 1) * len, 0.0);
         dp[0] = 1.0;
         for (j, &ci) in rivals.iter().enumerate() {
             next.clear();
             next.resize(dp.len(), 0.0);
-            for u in 0..=j * below {
-                for t in 0..=j {
-                    let w = dp[u * width + t];
+            // A rival has ci ≥ v samples, so C(ci, x) for x ≤ below is its row.
+            let under = &b.row(ci)[..=below];
+            let tie = b.get(ci, v);
+            for t in 0..=j {
+                let (row, rest) = next[t * len..].split_at_mut(len);
+                let tied = &mut rest[..len];
+                for u in 0..=j * below {
+                    let w = dp[t * len + u];
                     if w == 0.0 {
                         continue;
                     }
-                    for x in 0..=below {
-                        next[(u + x) * width + t] += w * b.get(ci, x);
+                    for (n, c) in row[u..=u + below].iter_mut().zip(under) {
+                        *n += w * c;
                     }
-                    next[u * width + t + 1] += w * b.get(ci, v);
+                    tied[u] += w * tie;
                 }
             }
             std::mem::swap(&mut dp, &mut next);
         }
         let pick_correct = b.get(c0, v);
-        for u in 0..=rivals.len() * below {
-            for t in 0..width {
-                let w = dp[u * width + t];
+        for t in 0..=rivals.len() {
+            let share = pick_correct / (1 + t) as f64;
+            for (u, &w) in dp[t * len..(t + 1) * len].iter().enumerate() {
                 if w != 0.0 {
-                    group[v + u + t * v] += pick_correct * w / (1 + t) as f64;
+                    group[v + u + t * v] += share * w;
                 }
             }
         }
@@ -432,14 +438,12 @@ fn two_level_curve(
     Some(ways)
 }
 
-/// Per-class score sums of a growing subset: the correct class's apart, and
-/// the highest of the others' (the rival), kept up to date so that most
-/// steps of a walk cost one comparison.
+/// Per-class score sums of a growing subset, and the highest of the wrong
+/// classes' (the rival), kept up to date so that most steps of a walk cost
+/// one comparison.
 struct Tally {
     correct: usize,
-    correct_sum: f64,
-    correct_present: bool,
-    /// Sums of the wrong classes (the correct class's slot is unused).
+    /// Every class's sum, the correct one's included.
     sums: Vec<f64>,
     present: Vec<bool>,
     /// Wrong classes present so far (for recounting the rival after a
@@ -455,8 +459,6 @@ impl Tally {
     fn new(classes: usize, correct: usize) -> Tally {
         Tally {
             correct,
-            correct_sum: 0.0,
-            correct_present: false,
             sums: vec![0.0; classes],
             present: vec![false; classes],
             seen: Vec::with_capacity(classes),
@@ -466,40 +468,39 @@ impl Tally {
     }
 
     fn clear(&mut self) {
-        for &c in &self.seen {
+        for &c in self.seen.iter().chain([&self.correct]) {
             self.sums[c] = 0.0;
             self.present[c] = false;
         }
         self.seen.clear();
-        self.correct_sum = 0.0;
-        self.correct_present = false;
         self.rival = f64::NEG_INFINITY;
     }
 
     #[inline]
     fn add(&mut self, s: &Weighted) {
         let Some(c) = s.class else { return };
-        if c == self.correct {
-            self.correct_sum += s.score;
-            self.correct_present = true;
-            return;
-        }
-        let was_rival = self.present[c] && self.sums[c] == self.rival;
+        let wrong = c != self.correct;
         if !self.present[c] {
             self.present[c] = true;
-            self.seen.push(c);
+            if wrong {
+                self.seen.push(c);
+            }
         }
-        self.sums[c] += s.score;
-        let sum = self.sums[c];
-        if sum >= self.rival {
-            self.rival = sum;
-        } else if was_rival {
-            // The rival fell: recount over the wrong classes present.
+        let old = self.sums[c];
+        let sum = old + s.score;
+        self.sums[c] = sum;
+        if wrong && sum < old && old == self.rival {
+            // The rival fell (or a class tied with it did): recount over the
+            // wrong classes present.
             self.rival = self
                 .seen
                 .iter()
                 .map(|&c| self.sums[c])
                 .fold(f64::NEG_INFINITY, f64::max);
+        } else {
+            // No branch on the class: the correct class offers −∞.
+            let offer = if wrong { sum } else { f64::NEG_INFINITY };
+            self.rival = self.rival.max(offer);
         }
     }
 
@@ -507,9 +508,10 @@ impl Tally {
     /// is present: the subset abstains).
     #[inline]
     fn credit(&self) -> f64 {
-        if !self.correct_present || self.correct_sum < self.rival {
+        let correct = self.sums[self.correct];
+        if !self.present[self.correct] || correct < self.rival {
             0.0
-        } else if self.correct_sum > self.rival {
+        } else if correct > self.rival {
             1.0
         } else {
             let tied = self
