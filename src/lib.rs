@@ -17,6 +17,7 @@ pub mod error;
 pub mod estimator;
 pub mod executor;
 pub mod export;
+pub mod graph;
 pub mod http;
 pub mod loader;
 pub mod network;

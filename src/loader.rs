@@ -15,8 +15,8 @@ use crate::dataset::{self, RawItem};
 use crate::diagnostic::{Diagnostic, Diagnostics, SourceFile, Span, did_you_mean};
 use crate::node::{Located, Node, from_node};
 use crate::spec::{
-    AgentSpec, AnswerSpec, BudgetSpec, DatasetSpec, ModelSpec, RESERVED_KEYS, StrategySpec,
-    TOP_LEVEL_KEYS, VerifierSpec,
+    AgentSpec, AnswerSpec, BudgetSpec, DatasetSpec, EdgeSpec, ModelSpec, NodeSpec, RESERVED_KEYS,
+    StrategySpec, TOP_LEVEL_KEYS, VerifierSpec,
 };
 
 /// A scenario as written, section by section, with where each part came from.
@@ -38,9 +38,25 @@ pub struct Loaded {
     pub verifiers: Vec<(Located<String>, VerifierSpec)>,
     pub strategies: Vec<Located<StrategySpec>>,
     pub budget: BudgetSpec,
+    pub graph: Option<LoadedGraph>,
     /// Referenced files (path relative to the scenario, text), for the run record.
     pub files: Vec<(String, String)>,
 }
+
+/// The `graph` section, node by node and edge by edge.
+#[derive(Debug)]
+pub struct LoadedGraph {
+    pub span: Span,
+    pub nodes: Vec<(Located<String>, NodeSpec)>,
+    pub edges: Vec<EdgeSpec>,
+    pub max_turns: Option<Located<i64>>,
+    /// Whether every node and edge loaded: checks of the graph's shape
+    /// (reachability, cycles) would be misled by a missing one.
+    pub complete: bool,
+}
+
+/// Keys of the `graph` section.
+const GRAPH_KEYS: &[&str] = &["nodes", "edges", "max_turns"];
 
 /// Reads scenario files.
 pub struct Loader {
@@ -112,6 +128,7 @@ impl Loader {
                 "verifiers" => self.loaded.verifiers = self.named(&source, value),
                 "strategies" => self.strategies(&source, value),
                 "budget" => self.loaded.budget = self.section(&source, value).unwrap_or_default(),
+                "graph" => self.graph(&source, value),
                 k if RESERVED_KEYS.contains(&k) => self.diags.push(source.error(
                     key.span,
                     format!("`{k}` is not supported yet in this version of crucible; remove it"),
@@ -287,6 +304,62 @@ impl Loader {
             }
         }
         self.loaded.dataset = Some((node.span, spec));
+    }
+
+    fn graph(&mut self, source: &SourceFile, node: &Node) {
+        let Some(entries) = node.as_map() else {
+            self.diags.push(source.error(
+                node.span,
+                format!(
+                    "`graph` must be a mapping with `nodes` and `edges`, found {}",
+                    node.kind()
+                ),
+            ));
+            return;
+        };
+        let before = self.diags.len();
+        let mut graph = LoadedGraph {
+            span: node.span,
+            nodes: Vec::new(),
+            edges: Vec::new(),
+            max_turns: None,
+            complete: true,
+        };
+        for required in ["nodes", "edges"] {
+            if node.get(required).is_none() {
+                self.diags
+                    .push(source.error(node.span, format!("`graph` needs `{required}`")));
+            }
+        }
+        for (key, value) in entries {
+            match key.as_str() {
+                Some("nodes") => graph.nodes = self.named(source, value),
+                Some("edges") => match &value.value {
+                    crate::node::Value::Seq(items) => {
+                        graph.edges = items
+                            .iter()
+                            .filter_map(|item| self.section::<EdgeSpec>(source, item))
+                            .collect();
+                    }
+                    _ => self.diags.push(source.error(
+                        value.span,
+                        format!("`edges` must be a list, found {}", value.kind()),
+                    )),
+                },
+                Some("max_turns") => graph.max_turns = self.section(source, value),
+                other => self.diags.push(source.error(
+                    key.span,
+                    format!(
+                        "unknown key `{}` in `graph` (expected one of: {}){}",
+                        other.unwrap_or("?"),
+                        GRAPH_KEYS.join(", "),
+                        did_you_mean(other.unwrap_or(""), GRAPH_KEYS.iter().copied())
+                    ),
+                )),
+            }
+        }
+        graph.complete = self.diags.len() == before;
+        self.loaded.graph = Some(graph);
     }
 
     fn strategies(&mut self, source: &SourceFile, node: &Node) {

@@ -164,6 +164,14 @@ enum Command {
         /// Scenario file (YAML).
         file: PathBuf,
     },
+    /// Print a scenario's agent graph: its edges, or Graphviz DOT.
+    Graph {
+        /// Scenario file (YAML) with a `graph` section.
+        file: PathBuf,
+        /// Print Graphviz DOT (render with `dot -Tsvg`).
+        #[arg(long)]
+        dot: bool,
+    },
     /// Print the JSON Schema of the scenario format.
     Schema,
     /// List the runs in the database.
@@ -370,6 +378,24 @@ fn dispatch(command: Command) -> anyhow::Result<ExitCode> {
                 s.strategies.len(),
                 s.planned_samples()
             );
+            Ok(ExitCode::SUCCESS)
+        }
+        Command::Graph { file, dot } => {
+            let s = Runner::validate(&file)?;
+            let Some(graph) = &s.graph else {
+                return Err(crucible::Error::Setup(format!(
+                    "{}: the scenario has no `graph` section",
+                    file.display()
+                ))
+                .into());
+            };
+            let agents: Vec<&str> = s.agents.iter().map(|a| a.name.as_str()).collect();
+            let verifiers: Vec<&str> = s.verifiers.iter().map(|v| v.name.as_str()).collect();
+            if dot {
+                print!("{}", graph.dot(&s.name, &agents, &verifiers));
+            } else {
+                print!("{}", graph.outline(&agents, &verifiers));
+            }
             Ok(ExitCode::SUCCESS)
         }
         Command::SimServer {

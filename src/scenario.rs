@@ -24,6 +24,7 @@ pub struct Scenario {
     pub verifiers: Vec<Verifier>,
     pub strategies: Vec<Strategy>,
     pub budget: Budget,
+    pub graph: Option<crate::graph::Graph>,
 }
 
 /// blake3 of a scenario's text and the files it refers to.

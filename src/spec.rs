@@ -31,7 +31,7 @@ pub const TOP_LEVEL_KEYS: &[&str] = &[
 ];
 
 /// Keys reserved for later parts of crucible; using one is a clear error.
-pub const RESERVED_KEYS: &[&str] = &["graph", "judges", "sweep"];
+pub const RESERVED_KEYS: &[&str] = &["judges", "sweep"];
 
 /// A crucible scenario: models, agents, a dataset and the strategies to compare.
 ///
@@ -67,9 +67,9 @@ pub struct ScenarioSchema {
     /// Caps on what the run may spend.
     #[serde(default)]
     pub budget: Option<BudgetSpec>,
-    /// Reserved: agent graphs (not supported yet).
+    /// An agent graph: nodes (agents, routers, joins) and the edges between them.
     #[serde(default)]
-    pub graph: Option<serde_json::Value>,
+    pub graph: Option<GraphSpec>,
     /// Reserved: LLM-as-judge failure taxonomies (not supported yet).
     #[serde(default)]
     pub judges: Option<serde_json::Value>,
@@ -592,4 +592,116 @@ mod tests {
         expected.sort();
         assert_eq!(keys, expected);
     }
+}
+
+/// An agent graph: named nodes and the edges between them, from `START` to
+/// `END` (both implicit).
+#[derive(Debug, Clone, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct GraphSpec {
+    /// Nodes by name.
+    pub nodes: BTreeMap<String, NodeSpec>,
+    /// Edges, in order: a node's conditional edges are tried in this order.
+    pub edges: Vec<EdgeSpec>,
+    /// Most node visits in one run of the graph; bounds every cycle.
+    #[serde(default)]
+    pub max_turns: Option<Located<i64>>,
+}
+
+/// A node: exactly one of `agent`, `router` or `join`.
+#[derive(Debug, Clone, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct NodeSpec {
+    /// An agent node: the agent that speaks when the node is entered.
+    #[serde(default)]
+    pub agent: Option<Located<String>>,
+    /// A router node: picks the next node from the last message.
+    #[serde(default)]
+    pub router: Option<Located<RouterSpec>>,
+    /// A join node: combines the branches of a fan-out once all have arrived.
+    #[serde(default)]
+    pub join: Option<Located<JoinSpec>>,
+    /// For `join: verifier`: the verifier whose best-scored branch is kept.
+    #[serde(default)]
+    pub verifier: Option<Located<String>>,
+    /// Most times the node may be entered in one run of the graph.
+    #[serde(default)]
+    pub max_visits: Option<Located<i64>>,
+}
+
+/// How a router picks among its options.
+#[derive(Debug, Clone, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct RouterSpec {
+    /// `contains` (the first option whose text is in the last message),
+    /// `regex` (whose pattern matches it), `json` (whose value the message's
+    /// JSON `field` holds) or `llm` (the option `agent` names).
+    pub by: Located<RouteBySpec>,
+    /// The option names, in the order they are tried; each needs an edge
+    /// with that `option`.
+    pub options: Vec<Located<String>>,
+    /// What each option matches: text, pattern or JSON value (default: the
+    /// option's name); for `llm`, a description shown to the agent.
+    #[serde(default)]
+    pub r#match: BTreeMap<String, Located<String>>,
+    /// For `json`: the field of the last message's JSON object.
+    #[serde(default)]
+    pub field: Option<Located<String>>,
+    /// For `llm`: the agent that names the next option.
+    #[serde(default)]
+    pub agent: Option<Located<String>>,
+    /// The option taken when none matches (default: the run ends, as
+    /// `no_route`).
+    #[serde(default)]
+    pub default: Option<Located<String>>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, JsonSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum RouteBySpec {
+    Contains,
+    Regex,
+    Json,
+    Llm,
+}
+
+/// How a join combines the branches that reach it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, JsonSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum JoinSpec {
+    /// Every branch's last message, in branch order, as one message.
+    Concatenate,
+    /// The plurality answer among the branches' last messages.
+    Vote,
+    /// The branch whose last message `verifier` scores highest.
+    Verifier,
+}
+
+/// An edge between two nodes (`START` and `END` included).
+#[derive(Debug, Clone, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct EdgeSpec {
+    pub from: Located<String>,
+    pub to: Located<String>,
+    /// From a router: the option that takes this edge.
+    #[serde(default)]
+    pub option: Option<Located<String>>,
+    /// A condition on the last message: the edge is taken only when it holds.
+    #[serde(default)]
+    pub when: Option<Located<ConditionSpec>>,
+    /// Most times the edge may be taken in one run of the graph.
+    #[serde(default)]
+    pub max_visits: Option<Located<i64>>,
+}
+
+/// A condition on a message's text: exactly one of `contains` or `regex`.
+#[derive(Debug, Clone, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct ConditionSpec {
+    /// Holds when the text contains this.
+    #[serde(default)]
+    pub contains: Option<Located<String>>,
+    /// Holds when this pattern matches the text.
+    #[serde(default)]
+    pub regex: Option<Located<String>>,
 }

@@ -101,6 +101,7 @@ impl<'a> Validator<'a> {
         let verifiers = self.verifiers(&tasks);
         let strategies = self.strategies(&agents, &verifiers);
         let budget = self.budget();
+        let graph = self.graph(&agents, &verifiers);
         if let Some((span, _)) = &l.dataset
             && tasks.is_empty()
             && self.diags.is_empty()
@@ -127,6 +128,7 @@ impl<'a> Validator<'a> {
             verifiers,
             strategies,
             budget,
+            graph,
         };
         for (cap, message) in crate::budget::unenforceable(&scenario) {
             let b = &l.budget;
@@ -139,6 +141,27 @@ impl<'a> Validator<'a> {
             }
         }
         self.diags.is_empty().then_some(scenario)
+    }
+
+    /// The agent graph, if the scenario has one.
+    fn graph(
+        &mut self,
+        agents: &[(Agent, Span)],
+        verifiers: &[Verifier],
+    ) -> Option<crate::graph::Graph> {
+        let spec = self.loaded.graph.as_ref()?;
+        let agent_names: Vec<&str> = agents.iter().map(|(a, _)| a.name.as_str()).collect();
+        let verifier_names: Vec<&str> = verifiers.iter().map(|v| v.name.as_str()).collect();
+        let declared = &self.loaded.declared_agents;
+        match crate::graph::GraphBuilder::build(spec, &agent_names, declared, &verifier_names) {
+            Ok(graph) => Some(graph),
+            Err(problems) => {
+                for (span, message) in problems {
+                    self.err(span, message);
+                }
+                None
+            }
+        }
     }
 
     /// The task field listing a choice question's options: present in every

@@ -334,7 +334,7 @@ const CASES: &[Case] = &[
     },
     Case {
         name: "reserved key",
-        edit: ("strategies:", "graph: {}\nstrategies:"),
+        edit: ("strategies:", "judges: {}\nstrategies:"),
         files: &[],
         at: "s.yaml:17:1",
         message: "not supported yet",
@@ -643,15 +643,22 @@ const CASES: &[Case] = &[
 
 #[test]
 fn malformed_scenarios_point_at_the_problem_and_write_nothing() {
+    check_cases(BASE, CASES);
+    assert!(CASES.len() >= 20);
+}
+
+/// Run every case (`base` edited) and check its diagnostic; report every
+/// case that fails.
+fn check_cases(base: &str, cases: &[Case]) {
     let mut failures = Vec::new();
-    for case in CASES {
+    for case in cases {
         let s = Scratch::new();
         assert!(
-            BASE.contains(case.edit.0),
+            base.contains(case.edit.0),
             "case {}: edit not found",
             case.name
         );
-        let file = s.write("s.yaml", &BASE.replacen(case.edit.0, case.edit.1, 1));
+        let file = s.write("s.yaml", &base.replacen(case.edit.0, case.edit.1, 1));
         for (name, text) in case.files {
             s.write(name, text);
         }
@@ -689,7 +696,251 @@ fn malformed_scenarios_point_at_the_problem_and_write_nothing() {
         failures.len(),
         failures.join("\n")
     );
-    assert!(CASES.len() >= 20);
+}
+
+/// A valid plan → code ⇄ review graph behind a router; the graph cases edit it.
+const GRAPH_BASE: &str = r#"name: g
+models:
+  sim: {provider: simulated, distribution: {p_correct: 0.6, delta: 0.3}}
+agents:
+  planner: {model: sim, prompt: "Plan {{ question }}"}
+  coder: {model: sim, prompt: "Code {{ question }}"}
+  reviewer: {model: sim, prompt: "Review {{ question }}"}
+dataset:
+  synthetic: {count: 2}
+verifiers:
+  oracle: {kind: oracle}
+strategies:
+  - {kind: self_consistency, agent: planner, n: 1}
+graph:
+  nodes:
+    plan: {agent: planner}
+    code: {agent: coder}
+    review: {agent: reviewer}
+    gate:
+      router: {by: contains, options: [APPROVED, REVISE], default: REVISE}
+  edges:
+    - {from: START, to: plan}
+    - {from: plan, to: code}
+    - {from: code, to: review}
+    - {from: review, to: gate}
+    - {from: gate, option: APPROVED, to: END}
+    - {from: gate, option: REVISE, to: code, max_visits: 3}
+"#;
+
+const GRAPH_CASES: &[Case] = &[
+    Case {
+        name: "edge to an unknown node",
+        edit: ("{from: plan, to: code}", "{from: plan, to: coder}"),
+        files: &[],
+        at: "s.yaml:23:24",
+        message: "unknown node `coder`; did you mean `code`?",
+    },
+    Case {
+        name: "edge from an unknown node",
+        edit: ("{from: code, to: review}", "{from: cod, to: review}"),
+        files: &[],
+        at: "s.yaml:24:14",
+        message: "unknown node `cod`",
+    },
+    Case {
+        name: "node with an unknown agent",
+        edit: ("review: {agent: reviewer}", "review: {agent: reviwer}"),
+        files: &[],
+        at: "s.yaml:18:21",
+        message: "unknown agent `reviwer`; did you mean `reviewer`?",
+    },
+    Case {
+        name: "node of two kinds",
+        edit: (
+            "plan: {agent: planner}",
+            "plan: {agent: planner, join: vote}",
+        ),
+        files: &[],
+        at: "s.yaml:16:34",
+        message: "exactly one of `agent`, `router` or `join`",
+    },
+    Case {
+        name: "unreachable node",
+        edit: ("    gate:\n", "    lonely: {agent: coder}\n    gate:\n"),
+        files: &[],
+        at: "s.yaml:19:5",
+        message: "node `lonely` cannot be reached from `START`",
+    },
+    Case {
+        name: "no path to END",
+        edit: (
+            "  edges:\n    - {from: START, to: plan}",
+            "    stuck: {agent: coder}\n  edges:\n    - {from: START, to: plan}\n    - {from: START, to: stuck}\n    - {from: stuck, to: stuck, max_visits: 2}",
+        ),
+        files: &[],
+        at: "s.yaml:21:5",
+        message: "no path leads from `stuck` to `END`",
+    },
+    Case {
+        name: "cycle without a limit",
+        edit: ("to: code, max_visits: 3}", "to: code}"),
+        files: &[],
+        at: "s.yaml:27:14",
+        message: "the cycle gate → code → review → gate has no limit",
+    },
+    Case {
+        name: "self-loop without a limit",
+        edit: (
+            "{from: plan, to: code}",
+            "{from: plan, to: code}\n    - {from: plan, to: plan, when: {contains: AGAIN}}",
+        ),
+        files: &[],
+        at: "s.yaml:24:14",
+        message: "the cycle plan → plan has no limit",
+    },
+    Case {
+        name: "router option without an edge",
+        edit: (
+            "options: [APPROVED, REVISE]",
+            "options: [APPROVED, REVISE, ABANDON]",
+        ),
+        files: &[],
+        at: "s.yaml:20:58",
+        message: "option `ABANDON` of router `gate` has no edge",
+    },
+    Case {
+        name: "edge naming no router option",
+        edit: ("option: REVISE", "option: REVIS"),
+        files: &[],
+        at: "s.yaml:27:28",
+        message: "router `gate` has no option `REVIS` (options: APPROVED, REVISE); did you mean `REVISE`?",
+    },
+    Case {
+        name: "router edge without an option",
+        edit: (
+            "{from: gate, option: APPROVED, to: END}",
+            "{from: gate, to: END}",
+        ),
+        files: &[],
+        at: "s.yaml:26:14",
+        message: "an edge from router `gate` needs `option`",
+    },
+    Case {
+        name: "option on an edge from an agent",
+        edit: (
+            "{from: plan, to: code}",
+            "{from: plan, to: code, option: APPROVED}",
+        ),
+        files: &[],
+        at: "s.yaml:23:38",
+        message: "`option` is for edges from a router",
+    },
+    Case {
+        name: "router default that is no option",
+        edit: ("default: REVISE", "default: RETRY"),
+        files: &[],
+        at: "s.yaml:20:68",
+        message: "unknown option `RETRY`",
+    },
+    Case {
+        name: "json router without a field",
+        edit: ("by: contains", "by: json"),
+        files: &[],
+        at: "s.yaml:20:20",
+        message: "`by: json` needs `field`",
+    },
+    Case {
+        name: "regex router with a bad pattern",
+        edit: (
+            "by: contains, options: [APPROVED, REVISE]",
+            "by: regex, options: [APPROVED, REVISE], match: {REVISE: \"(\"}",
+        ),
+        files: &[],
+        at: "s.yaml:20:72",
+        message: "invalid regex `(`",
+    },
+    Case {
+        name: "conditional edges without a fallback",
+        edit: (
+            "{from: plan, to: code}",
+            "{from: plan, to: code, when: {contains: GO}}",
+        ),
+        files: &[],
+        at: "s.yaml:16:5",
+        message: "every edge from `plan` has `when`",
+    },
+    Case {
+        name: "condition with two tests",
+        edit: (
+            "{from: plan, to: code}",
+            "{from: plan, to: code, when: {contains: GO, regex: go}}\n    - {from: plan, to: END}",
+        ),
+        files: &[],
+        at: "s.yaml:23:36",
+        message: "`when` needs exactly one of `contains` or `regex`",
+    },
+    Case {
+        name: "join with one incoming edge",
+        edit: (
+            "  edges:",
+            "    merge: {join: vote}\n  edges:\n    - {from: plan, to: merge}\n    - {from: merge, to: END}",
+        ),
+        files: &[],
+        at: "s.yaml:21:5",
+        message: "join `merge` has 1 incoming edge(s)",
+    },
+    Case {
+        name: "join verifier that does not exist",
+        edit: (
+            "    gate:\n",
+            "    merge: {join: verifier, verifier: oracel}\n    gate:\n",
+        ),
+        files: &[],
+        at: "s.yaml:19:39",
+        message: "unknown verifier `oracel`; did you mean `oracle`?",
+    },
+    Case {
+        name: "node named START",
+        edit: (
+            "    plan: {agent: planner}",
+            "    plan: {agent: planner}\n    START: {agent: coder}",
+        ),
+        files: &[],
+        at: "s.yaml:17:5",
+        message: "`START` is implicit in every graph",
+    },
+    Case {
+        name: "edge into START",
+        edit: (
+            "{from: plan, to: code}",
+            "{from: plan, to: START}\n    - {from: plan, to: code}",
+        ),
+        files: &[],
+        at: "s.yaml:23:24",
+        message: "no edge may enter `START`",
+    },
+    Case {
+        name: "zero max_visits",
+        edit: ("max_visits: 3", "max_visits: 0"),
+        files: &[],
+        at: "s.yaml:27:58",
+        message: "`max_visits` must be at least 1",
+    },
+    Case {
+        name: "unknown graph key",
+        edit: ("  edges:", "  max_turn: 5\n  edges:"),
+        files: &[],
+        at: "s.yaml:21:3",
+        message: "unknown key `max_turn` in `graph` (expected one of: nodes, edges, max_turns); did you mean `max_turns`?",
+    },
+    Case {
+        name: "unknown edge key",
+        edit: ("{from: plan, to: code}", "{from: plan, to: code, limit: 2}"),
+        files: &[],
+        at: "s.yaml:23:30",
+        message: "unknown key `limit` (expected one of: from, to, option, when, max_visits)",
+    },
+];
+
+#[test]
+fn malformed_graphs_point_at_the_problem_and_write_nothing() {
+    check_cases(GRAPH_BASE, GRAPH_CASES);
 }
 
 #[test]
