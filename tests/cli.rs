@@ -944,6 +944,65 @@ fn malformed_graphs_point_at_the_problem_and_write_nothing() {
 }
 
 #[test]
+fn graph_validation_reports_every_problem() {
+    let s = Scratch::new();
+    let text = GRAPH_BASE
+        .replace("review: {agent: reviewer}", "review: {agent: reviwer}")
+        .replace("{from: plan, to: code}", "{from: plan, to: cod}")
+        .replace("max_visits: 3", "max_visits: 0");
+    let out = Crucible::new(&["graph"])
+        .arg(s.write("s.yaml", &text))
+        .output();
+    assert_eq!(out.status.code(), Some(2));
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    for wanted in [
+        "s.yaml:18:21: error: unknown agent `reviwer`",
+        "s.yaml:23:24: error: unknown node `cod`",
+        "s.yaml:27:58: error: `max_visits` must be at least 1",
+        "3 error(s)",
+    ] {
+        assert!(stderr.contains(wanted), "{wanted} in:\n{stderr}");
+    }
+}
+
+#[test]
+fn graph_prints_its_edges_and_dot_and_is_not_run_yet() {
+    let s = Scratch::new();
+    // A fan-out from `plan` gathered by a vote, and a conditional edge.
+    let file = s.write(
+        "s.yaml",
+        &GRAPH_BASE
+            .replace("    gate:\n", "    second: {agent: coder}\n    merge: {join: vote, max_visits: 2}\n    gate:\n")
+            .replace(
+                "    - {from: plan, to: code}\n",
+                "    - {from: plan, to: code}\n    - {from: plan, to: second}\n    - {from: second, to: merge}\n    - {from: code, to: merge, when: {regex: \"^DONE\"}}\n    - {from: merge, to: END}\n",
+            ),
+    );
+    let outline = Crucible::new(&["graph"]).arg(&file).ok();
+    for line in [
+        "gate: router by contains",
+        "merge: join vote, max visits 2",
+        "code -> merge  [regex /^DONE/]",
+        "gate -> code  [option REVISE, max visits 3]",
+    ] {
+        assert!(outline.lines().any(|l| l == line), "{line} in:\n{outline}");
+    }
+    let dot = Crucible::new(&["graph", "--dot"]).arg(&file).ok();
+    insta::assert_snapshot!("graph_dot", dot);
+
+    let db = s.path("g.db");
+    let out = Crucible::new(&["run"]).arg(&file).db(&db).output();
+    assert_eq!(out.status.code(), Some(1));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("does not run them yet"));
+    assert!(!db.exists());
+    // A scenario without a graph has nothing to draw.
+    let plain = s.write("plain.yaml", BASE);
+    let out = Crucible::new(&["graph"]).arg(&plain).output();
+    assert_eq!(out.status.code(), Some(1));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("has no `graph` section"));
+}
+
+#[test]
 fn validation_reports_every_problem_not_just_the_first() {
     let s = Scratch::new();
     let text = BASE
