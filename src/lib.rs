@@ -22,6 +22,7 @@ pub mod http;
 pub mod loader;
 pub mod network;
 pub mod node;
+pub mod overrides;
 pub mod plot;
 pub mod provider;
 pub mod rate_limit;

@@ -66,15 +66,19 @@ pub struct Loader {
 }
 
 impl Loader {
-    /// Load `path`; the diagnostics list every problem found.
-    pub fn load(path: &Path) -> (Loaded, Diagnostics) {
+    /// Load `path` with `overrides` (`PATH=VALUE`, as `--set` takes them)
+    /// appended to its text; the diagnostics list every problem found.
+    pub fn load(path: &Path, overrides: &[String]) -> (Loaded, Diagnostics) {
         let mut loader = Loader {
             diags: Diagnostics::default(),
             loaded: Loaded::default(),
             dir: path.parent().map(Path::to_path_buf).unwrap_or_default(),
         };
         match std::fs::read_to_string(path) {
-            Ok(text) => loader.load_text(SourceFile::new(path, text)),
+            Ok(text) => {
+                let text = crate::overrides::with_overrides(&text, overrides);
+                loader.load_text(SourceFile::new(path, text))
+            }
             Err(e) => loader.diags.push(Diagnostic::file(
                 path,
                 format!("cannot read scenario file: {e}"),
@@ -86,13 +90,16 @@ impl Loader {
     fn load_text(&mut self, source: SourceFile) {
         let source = Arc::new(source);
         self.loaded.source = Some(source.clone());
-        let root = match Node::parse(&source) {
+        let mut root = match Node::parse(&source) {
             Ok(n) => n,
             Err((span, msg)) => {
                 self.diags.push(source.error(span, msg));
                 return;
             }
         };
+        for (span, msg) in crate::overrides::apply(&source, &mut root) {
+            self.diags.push(source.error(span, msg));
+        }
         let Some(entries) = root.as_map() else {
             self.diags.push(source.error(
                 root.span,

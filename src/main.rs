@@ -120,12 +120,25 @@ fn positive_dollars(s: &str) -> Result<f64, String> {
     }
 }
 
+/// `--set PATH=VALUE`, repeatable.
+#[derive(clap::Args)]
+struct SetArgs {
+    /// Override one value of the scenario, e.g. `--set
+    /// models.solver.provider=openai` or `--set 'strategies.0.n=[1, 4]'`
+    /// (VALUE is YAML; list items by index). Validated like the file;
+    /// stored with the run.
+    #[arg(long = "set", value_name = "PATH=VALUE", value_parser = crucible::overrides::parse_argument)]
+    set: Vec<String>,
+}
+
 #[derive(Subcommand)]
 enum Command {
     /// Validate and run a scenario; print a summary table.
     Run {
         /// Scenario file (YAML).
         file: PathBuf,
+        #[command(flatten)]
+        set: SetArgs,
         #[command(flatten)]
         run: RunArgs,
         #[command(flatten)]
@@ -163,11 +176,15 @@ enum Command {
     Validate {
         /// Scenario file (YAML).
         file: PathBuf,
+        #[command(flatten)]
+        set: SetArgs,
     },
     /// Print a scenario's agent graph: its edges, or Graphviz DOT.
     Graph {
         /// Scenario file (YAML) with a `graph` section.
         file: PathBuf,
+        #[command(flatten)]
+        set: SetArgs,
         /// Print Graphviz DOT (render with `dot -Tsvg`).
         #[arg(long)]
         dot: bool,
@@ -330,6 +347,7 @@ fn dispatch(command: Command) -> anyhow::Result<ExitCode> {
     match command {
         Command::Run {
             file,
+            set,
             run: args,
             budget,
             cache,
@@ -342,7 +360,7 @@ fn dispatch(command: Command) -> anyhow::Result<ExitCode> {
                 },
                 None => Source::File(file),
             };
-            run(source, args, budget.into(), cache)
+            run(source, args, budget.into(), cache, set.set)
         }
         Command::Resume {
             id,
@@ -356,6 +374,7 @@ fn dispatch(command: Command) -> anyhow::Result<ExitCode> {
             args,
             budget.into(),
             false,
+            Vec::new(),
         ),
         Command::Replay {
             id,
@@ -366,9 +385,10 @@ fn dispatch(command: Command) -> anyhow::Result<ExitCode> {
             args,
             Budget::default(),
             false,
+            Vec::new(),
         ),
-        Command::Validate { file } => {
-            let s = Runner::validate(&file)?;
+        Command::Validate { file, set } => {
+            let s = Runner::validate(&file, &set.set)?;
             println!(
                 "{}: ok ({} models, {} agents, {} tasks, {} strategies, {} samples planned)",
                 file.display(),
@@ -380,8 +400,8 @@ fn dispatch(command: Command) -> anyhow::Result<ExitCode> {
             );
             Ok(ExitCode::SUCCESS)
         }
-        Command::Graph { file, dot } => {
-            let s = Runner::validate(&file)?;
+        Command::Graph { file, set, dot } => {
+            let s = Runner::validate(&file, &set.set)?;
             let Some(graph) = &s.graph else {
                 return Err(crucible::Error::Setup(format!(
                     "{}: the scenario has no `graph` section",
@@ -416,7 +436,7 @@ fn dispatch(command: Command) -> anyhow::Result<ExitCode> {
             fault_seed,
             api_key,
         } => {
-            let scenario = Arc::new(Runner::validate(&file)?);
+            let scenario = Arc::new(Runner::validate(&file, &[])?);
             let faults = crucible::sim_server::Faults {
                 latency_ms,
                 rate_429: fail_429,
@@ -588,7 +608,13 @@ enum Source {
     Resume { run: i64, file: Option<PathBuf> },
 }
 
-fn run(source: Source, args: RunArgs, budget: Budget, cache: bool) -> anyhow::Result<ExitCode> {
+fn run(
+    source: Source,
+    args: RunArgs,
+    budget: Budget,
+    cache: bool,
+    overrides: Vec<String>,
+) -> anyhow::Result<ExitCode> {
     let RunArgs {
         db: DbArg { db },
         concurrency,
@@ -600,6 +626,7 @@ fn run(source: Source, args: RunArgs, budget: Budget, cache: bool) -> anyhow::Re
         handle_ctrl_c: true,
         cache,
         budget,
+        overrides,
     });
     let progress = runner.progress.clone();
     let done = Arc::new(std::sync::atomic::AtomicBool::new(false));

@@ -34,6 +34,9 @@ pub struct RunOptions {
     pub cache: bool,
     /// Caps that replace the scenario's (`--max-requests` and the like).
     pub budget: Budget,
+    /// `PATH=VALUE` overrides of the scenario file's values (`--set`); a
+    /// stored scenario carries its own.
+    pub overrides: Vec<String>,
 }
 
 /// Runs scenarios.
@@ -129,9 +132,9 @@ impl Runner {
             .collect()
     }
 
-    /// Validate `path` without running it.
-    pub fn validate(path: &Path) -> Result<Scenario, Error> {
-        load_scenario(path).map_err(Error::Invalid)
+    /// Validate `path`, with `overrides` applied, without running it.
+    pub fn validate(path: &Path, overrides: &[String]) -> Result<Scenario, Error> {
+        load_scenario(path, overrides).map_err(Error::Invalid)
     }
 
     /// Validate and run the scenario at `path`. `on_start` is called with the
@@ -196,7 +199,7 @@ impl Runner {
         }
         match file {
             Some(file) => {
-                let scenario = Self::validate(file)?;
+                let scenario = Self::validate(file, &self.options.overrides)?;
                 // Only `budget` may differ: compare the scenarios without it.
                 let meaning = hash_without_budget(&scenario.source.text, &scenario.source.files);
                 if meaning.is_none() || meaning != hash_without_budget(&source.text, &source.files)
@@ -229,7 +232,7 @@ impl Runner {
         existing: Option<i64>,
         on_start: impl FnOnce(&Scenario, i64),
     ) -> Result<RunSummary, Error> {
-        let mut scenario = Self::validate(path)?;
+        let mut scenario = Self::validate(path, &self.options.overrides)?;
         if scenario.graph.is_some() {
             return Err(Error::Setup(format!(
                 "{}: this version of crucible validates and draws agent graphs (`crucible graph {} --dot`) but does not run them yet; remove `graph` to run the strategies",

@@ -41,11 +41,16 @@ pub fn source_hash(text: &str, files: &[(String, String)]) -> String {
 }
 
 /// The hash of what a scenario means apart from its `budget`: its YAML
-/// document as canonical JSON without the `budget` key, and its files. Two
-/// scenarios with the same one draw the same samples, so a run may be resumed
-/// from either (with a higher budget, say). `None` if the text does not parse.
+/// document, with its `--set` overrides applied, as canonical JSON without
+/// the `budget` key, and its files. Two scenarios with the same one draw the
+/// same samples, so a run may be resumed from either (with a higher budget,
+/// say). `None` if the text does not parse.
 pub fn hash_without_budget(text: &str, files: &[(String, String)]) -> Option<String> {
-    let root = crate::node::Node::parse(&crate::diagnostic::SourceFile::new("", text)).ok()?;
+    let source = crate::diagnostic::SourceFile::new("", text);
+    let mut root = crate::node::Node::parse(&source).ok()?;
+    if !crate::overrides::apply(&source, &mut root).is_empty() {
+        return None;
+    }
     let mut json = root.to_json();
     json.as_object_mut()?.remove("budget");
     Some(source_hash(&json.to_string(), files))

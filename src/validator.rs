@@ -1628,9 +1628,13 @@ fn check_probabilities(
     Ok(out)
 }
 
-/// Load and validate `path`: the scenario, or every diagnostic.
-pub fn load_scenario(path: &std::path::Path) -> Result<Scenario, Vec<Diagnostic>> {
-    let (loaded, diags) = crate::loader::Loader::load(path);
+/// Load `path` with `overrides` (`PATH=VALUE`) and validate it: the
+/// scenario, or every diagnostic.
+pub fn load_scenario(
+    path: &std::path::Path,
+    overrides: &[String],
+) -> Result<Scenario, Vec<Diagnostic>> {
+    let (loaded, diags) = crate::loader::Loader::load(path, overrides);
     if loaded.source.is_none() {
         return Err(diags.into_sorted());
     }

@@ -31,6 +31,11 @@ impl Crucible {
         self
     }
 
+    fn args(mut self, a: &[&str]) -> Self {
+        self.cmd.args(a);
+        self
+    }
+
     fn output(mut self) -> Output {
         self.cmd.output().expect("run crucible")
     }
@@ -696,6 +701,85 @@ fn check_cases(base: &str, cases: &[Case]) {
         failures.len(),
         failures.join("\n")
     );
+}
+
+#[test]
+fn set_overrides_are_validated_stored_resumed_and_replayed() {
+    let s = Scratch::new();
+    let file = s.write(
+        "s.yaml",
+        &simulated_scenario(
+            "overridden",
+            4,
+            "{p_correct: 0.5, delta: 0.2, wrong_answers: 2}",
+            300,
+            "strategies:\n  - {kind: self_consistency, agent: solver, n: 4}\n",
+        ),
+    );
+    let sets = [
+        "--set",
+        "models.sim.distribution={p_correct: 0.9, delta: 0.8, wrong_answers: 2}",
+        "--set",
+        "strategies.0.n=[1, 8]",
+    ];
+    let db = s.path("o.db");
+    let recorded = Crucible::new(&["run", "--json"])
+        .arg(&file)
+        .args(&sets)
+        .db(&db)
+        .ok();
+    let v: serde_json::Value = serde_json::from_str(&recorded).unwrap();
+    // p = 0.9 (not 0.5) at n = 1, and the list of n replaced.
+    let single = num(result(&v, "self_consistency", 1), "accuracy");
+    assert!((single - 0.9).abs() < 0.05, "{single}");
+    assert!(num(result(&v, "self_consistency", 8), "accuracy") > 0.99);
+    let stored: String = query(&db, "SELECT scenario_text FROM runs WHERE id = 1");
+    assert!(stored.ends_with(
+        "# crucible: --set models.sim.distribution={p_correct: 0.9, delta: 0.8, wrong_answers: 2}\n\
+         # crucible: --set strategies.0.n=[1, 8]\n"
+    ), "{stored}");
+    // The stored scenario carries its overrides: a strict replay needs no model.
+    replay_strictly(&db, &recorded);
+
+    // Stopped and resumed from the stored scenario: the same results; the
+    // file without the overrides is not the scenario the run was made from.
+    let stopped = s.path("stopped.db");
+    let out = Crucible::new(&["run", "--max-requests", "100"])
+        .arg(&file)
+        .args(&sets)
+        .db(&stopped)
+        .output();
+    assert_eq!(out.status.code(), Some(1));
+    let out = Crucible::new(&["run", "--resume", "1"])
+        .arg(&file)
+        .db(&stopped)
+        .output();
+    assert!(
+        String::from_utf8_lossy(&out.stderr).contains("has changed since run 1"),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let resumed = Crucible::new(&["resume", "1", "--json"]).db(&stopped).ok();
+    assert_eq!(
+        results_without_ids(&resumed),
+        results_without_ids(&recorded)
+    );
+
+    // A bad value is reported at its override line; nothing is written.
+    let bad = s.path("bad.db");
+    let out = Crucible::new(&["run"])
+        .arg(&file)
+        .args(&["--set", "models.sim.provider=simulatd"])
+        .db(&bad)
+        .output();
+    assert_eq!(out.status.code(), Some(2));
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        stderr.contains("s.yaml:15:39: error: unknown provider `simulatd`")
+            && stderr.contains("# crucible: --set models.sim.provider=simulatd"),
+        "{stderr}"
+    );
+    assert!(!bad.exists());
 }
 
 /// A valid plan → code ⇄ review graph behind a router; the graph cases edit it.
