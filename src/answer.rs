@@ -302,7 +302,7 @@ pub fn canonical_number(s: &str) -> Option<String> {
 /// `path` in the last JSON object in `text` that has it (objects may sit in
 /// prose or a code fence). Strings as written, other values as compact JSON;
 /// `null` is no answer.
-fn last_json_field(text: &str, path: &[String]) -> Option<String> {
+pub(crate) fn last_json_field(text: &str, path: &[String]) -> Option<String> {
     text.match_indices('{').rev().find_map(|(i, _)| {
         let value: serde_json::Value = serde_json::Deserializer::from_str(&text[i..])
             .into_iter()

@@ -40,6 +40,7 @@ pub mod template;
 pub mod validator;
 pub mod verdict;
 pub mod verifier;
+pub mod walker;
 
 pub use error::Error;
 pub use runner::{RunOptions, Runner};

@@ -3806,3 +3806,237 @@ strategies: [{kind: self_consistency, agent: solver, n: [1, 32]}]
         assert!(asked.contains(&a), "{a} not asked: {log}");
     }
 }
+
+/// Walk `file`'s graph, answering every agent turn with `say(agent name,
+/// messages so far)` and every join with its branches joined; the walker
+/// after the run.
+fn walk_graph(
+    scenario: &crucible::scenario::Scenario,
+    mut say: impl FnMut(&str, usize) -> String,
+) -> (crucible::walker::Walker<'_>, crucible::walker::Termination) {
+    use crucible::walker::{Step, Walker};
+    let graph = scenario.graph.as_ref().expect("a graph");
+    let mut walker = Walker::new(graph);
+    for _ in 0..100_000 {
+        match walker.next() {
+            Step::Speak { agent, .. } | Step::Choose { agent, .. } => {
+                let text = say(&scenario.agents[agent].name, walker.messages().len());
+                walker.deliver(text);
+            }
+            Step::Join { branches, .. } => {
+                let text = branches
+                    .iter()
+                    .map(|&b| walker.messages()[b].text.clone())
+                    .collect::<Vec<_>>()
+                    .join("|");
+                walker.deliver(text);
+            }
+            Step::Done(why) => return (walker, why),
+        }
+    }
+    panic!("the walk did not end");
+}
+
+#[test]
+fn plan_code_review_walks_until_approved_or_its_revisions_run_out() {
+    use crucible::walker::Termination;
+    let s = Scratch::new();
+    let scenario = crucible::validator::load_scenario(&s.write("g.yaml", GRAPH_BASE), &[]).unwrap();
+    // Approved at the second review: plan, code, review, code, review.
+    let mut reviews = 0;
+    let (walker, why) = walk_graph(&scenario, |agent, n| match agent {
+        "reviewer" => {
+            reviews += 1;
+            if reviews == 2 {
+                "APPROVED".into()
+            } else {
+                "REVISE please".into()
+            }
+        }
+        other => format!("{other} #{n}"),
+    });
+    assert_eq!(why, Termination::End);
+    let senders: Vec<&str> = walker
+        .messages()
+        .iter()
+        .map(|m| scenario.agents[m.sender.unwrap()].name.as_str())
+        .collect();
+    assert_eq!(
+        senders,
+        ["planner", "coder", "reviewer", "coder", "reviewer"]
+    );
+    assert_eq!(walker.final_message().unwrap().text, "APPROVED");
+    // Each message answers the one before it; a review reaches the gate and
+    // the node the gate routes it to.
+    let graph = scenario.graph.as_ref().unwrap();
+    let receivers: Vec<Vec<&str>> = walker
+        .messages()
+        .iter()
+        .map(|m| {
+            m.receivers
+                .iter()
+                .map(|&r| graph.graph[r].name.as_str())
+                .collect()
+        })
+        .collect();
+    assert_eq!(
+        receivers,
+        [
+            vec!["code"],
+            vec!["review"],
+            vec!["gate", "code"],
+            vec!["review"],
+            vec!["gate", "END"]
+        ]
+    );
+    for (i, m) in walker.messages().iter().enumerate() {
+        assert_eq!(m.reply_to, i.checked_sub(1));
+    }
+    // Never approved: the REVISE edge allows three rounds, then the run ends.
+    let (walker, why) = walk_graph(&scenario, |agent, _| format!("{agent}: REVISE"));
+    assert_eq!(why, Termination::MaxVisits);
+    assert_eq!(walker.messages().len(), 3 + 3 * 2);
+    assert_eq!(walker.turns(), 3 + 4 + 3 * 2);
+}
+
+/// A random valid graph: a chain START → n0 → … → END of agent nodes, plus
+/// forward edges (plain or conditional), back edges limited by
+/// `max_visits` (or by `max_turns` alone), and node limits.
+#[derive(Debug, Clone)]
+struct RandomGraph {
+    nodes: usize,
+    /// (from, to, kind): 0 plain forward, 1 conditional forward, else a
+    /// back edge limited to kind − 1 visits (or unlimited under max_turns).
+    extra: Vec<(usize, usize, u8)>,
+    node_limits: Vec<Option<u8>>,
+    max_turns: Option<u8>,
+}
+
+impl RandomGraph {
+    fn yaml(&self) -> String {
+        let mut text = String::from(
+            "name: random\nmodels:\n  sim: {provider: simulated, distribution: {p_correct: 0.5, delta: 0.2}}\n\
+             agents:\n  a: {model: sim, prompt: \"{{ question }}\"}\n  b: {model: sim, prompt: \"{{ question }}\"}\n\
+             dataset:\n  synthetic: {count: 1}\nstrategies:\n  - {kind: self_consistency, agent: a, n: 1}\ngraph:\n",
+        );
+        if let Some(m) = self.max_turns {
+            text += &format!("  max_turns: {m}\n");
+        }
+        text += "  nodes:\n";
+        for i in 0..self.nodes {
+            let limit = self.node_limits[i].map_or(String::new(), |m| format!(", max_visits: {m}"));
+            text += &format!(
+                "    n{i}: {{agent: {}{limit}}}\n",
+                if i % 2 == 0 { "a" } else { "b" }
+            );
+        }
+        text += "  edges:\n    - {from: START, to: n0}\n";
+        for i in 0..self.nodes {
+            let next = if i + 1 == self.nodes {
+                "END".to_owned()
+            } else {
+                format!("n{}", i + 1)
+            };
+            text += &format!("    - {{from: n{i}, to: {next}}}\n");
+        }
+        for &(a, b, kind) in &self.extra {
+            let (lo, hi) = (a.min(b) % self.nodes, a.max(b) % self.nodes);
+            text += &match kind {
+                0 if lo < hi => format!("    - {{from: n{lo}, to: n{hi}}}\n"),
+                1 => format!("    - {{from: n{lo}, to: n{hi}, when: {{contains: x}}}}\n"),
+                0 => continue,
+                k if self.max_turns.is_some() && k % 2 == 0 => {
+                    format!("    - {{from: n{hi}, to: n{lo}}}\n")
+                }
+                k => format!("    - {{from: n{hi}, to: n{lo}, max_visits: {}}}\n", k - 1),
+            };
+        }
+        text
+    }
+}
+
+fn random_graphs() -> impl Strategy<Value = RandomGraph> {
+    (1usize..6).prop_flat_map(|nodes| {
+        (
+            prop::collection::vec((0..nodes, 0..nodes, 0u8..5), 0..6),
+            prop::collection::vec(prop::option::of(1u8..4), nodes),
+            prop::option::of(1u8..40),
+        )
+            .prop_map(move |(extra, node_limits, max_turns)| RandomGraph {
+                nodes,
+                extra,
+                node_limits,
+                max_turns,
+            })
+    })
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig::with_cases(64))]
+
+    /// Every run of a valid graph ends, within its turn, node and edge
+    /// limits, whatever the agents say.
+    #[test]
+    fn every_graph_run_ends_within_its_limits(
+        g in random_graphs(),
+        texts in prop::collection::vec(prop::bool::ANY, 64),
+    ) {
+        let s = Scratch::new();
+        let file = s.write("g.yaml", &g.yaml());
+        let scenario = match crucible::validator::load_scenario(&file, &[]) {
+            Ok(s) => s,
+            // A node limit can leave a join-free graph valid but a
+            // conditional self-loop is still a cycle: only valid graphs count.
+            Err(d) => return Err(TestCaseError::reject(format!("{d:?}"))),
+        };
+        let graph = scenario.graph.as_ref().unwrap();
+        let (walker, _) = walk_graph(&scenario, |_, n| {
+            if texts[n % texts.len()] { "x".into() } else { "y".into() }
+        });
+        let limit = graph.max_turns.unwrap_or(crucible::walker::HARD_TURN_LIMIT);
+        prop_assert!(walker.turns() <= limit, "{} turns", walker.turns());
+        for i in graph.graph.node_indices() {
+            if let Some(m) = graph.graph[i].max_visits {
+                prop_assert!(walker.node_visits(i) <= m);
+            }
+        }
+        for e in graph.graph.edge_indices() {
+            if let Some(m) = graph.graph[e].max_visits {
+                prop_assert!(walker.edge_visits(e) <= m);
+            }
+        }
+        for (i, m) in walker.messages().iter().enumerate() {
+            prop_assert!(m.reply_to.is_none_or(|r| r < i));
+        }
+    }
+}
+
+#[test]
+fn a_fan_out_is_joined_once_every_branch_arrives() {
+    use crucible::walker::Termination;
+    let s = Scratch::new();
+    let text = GRAPH_BASE.split("graph:\n").next().unwrap().to_owned()
+        + "graph:\n  nodes:\n    left: {agent: planner}\n    right: {agent: coder}\n    both: {join: concatenate}\n    pick: {join: vote}\n  \
+           edges:\n    - {from: START, to: left}\n    - {from: START, to: right}\n    - {from: left, to: both}\n    - {from: right, to: both}\n    \
+           - {from: both, to: pick}\n    - {from: left, to: pick}\n    - {from: pick, to: END}\n";
+    let scenario = crucible::validator::load_scenario(&s.write("j.yaml", &text), &[]).unwrap();
+    let (walker, why) = walk_graph(&scenario, |agent, _| agent.to_uppercase());
+    assert_eq!(why, Termination::End);
+    let texts: Vec<&str> = walker.messages().iter().map(|m| m.text.as_str()).collect();
+    // Both branches speak; `both` concatenates them; `pick` gets `left`'s
+    // message and `both`'s and is handed them to combine (here joined by |).
+    assert_eq!(
+        texts,
+        [
+            "PLANNER",
+            "CODER",
+            "PLANNER\n\nCODER",
+            "PLANNER|PLANNER\n\nCODER"
+        ]
+    );
+    assert_eq!(
+        walker.final_message().unwrap().text,
+        "PLANNER|PLANNER\n\nCODER"
+    );
+    assert_eq!(walker.messages()[2].sender, None);
+}
