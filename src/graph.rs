@@ -18,7 +18,10 @@ use regex::Regex;
 use crate::diagnostic::{Span, did_you_mean};
 use crate::loader::LoadedGraph;
 use crate::node::Located;
-use crate::spec::{ConditionSpec, EdgeSpec, JoinSpec, NodeSpec, RouteBySpec, RouterSpec};
+use crate::spec::{
+    ChatSpec, ConditionSpec, EdgeSpec, JoinSpec, NodeSpec, RouteBySpec, RouterSpec, SpeakersSpec,
+    UntilSpec,
+};
 
 /// The implicit entry node.
 pub const START: &str = "START";
@@ -51,6 +54,85 @@ pub enum NodeKind {
     Agent(usize),
     Router(Router),
     Join(Join),
+    Chat(Chat),
+}
+
+/// A group chat: participants speak one at a time until `until` holds.
+#[derive(Debug)]
+pub struct Chat {
+    /// Agents (indices), in the order listed.
+    pub participants: Vec<usize>,
+    /// Their names, for reading a manager's choice.
+    pub names: Vec<String>,
+    pub speakers: Speakers,
+    pub until: Until,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub enum Speakers {
+    RoundRobin,
+    Random,
+    /// The agent (index) that names the next speaker.
+    Manager(usize),
+}
+
+/// When a group chat ends.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Until {
+    MaxMessages(usize),
+    Mentions(String),
+    MaxTokens(u64),
+    /// Seconds since the chat began.
+    Timeout(f64),
+    /// The verifier (index) accepts the last message's answer.
+    Verifier(usize),
+    Any(Vec<Until>),
+    All(Vec<Until>),
+}
+
+/// What a chat's `until` is checked against.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct ChatProgress<'a> {
+    pub messages: usize,
+    pub tokens: u64,
+    pub seconds: f64,
+    pub last: &'a str,
+    /// The verifier's verdict on the last message, when one was asked.
+    pub accepted: bool,
+}
+
+impl Until {
+    /// Whether the condition is sure to hold eventually (a count, a budget
+    /// or a clock bounds it).
+    pub fn bounded(&self) -> bool {
+        match self {
+            Until::MaxMessages(_) | Until::MaxTokens(_) | Until::Timeout(_) => true,
+            Until::Mentions(_) | Until::Verifier(_) => false,
+            Until::Any(all) => all.iter().any(Until::bounded),
+            Until::All(all) => !all.is_empty() && all.iter().all(Until::bounded),
+        }
+    }
+
+    /// The verifier whose verdict the condition needs, if any.
+    pub fn verifier(&self) -> Option<usize> {
+        match self {
+            Until::Verifier(v) => Some(*v),
+            Until::Any(all) | Until::All(all) => all.iter().find_map(Until::verifier),
+            _ => None,
+        }
+    }
+
+    pub fn holds(&self, p: &ChatProgress<'_>) -> bool {
+        match self {
+            Until::MaxMessages(n) => p.messages >= *n,
+            Until::Mentions(s) => p.last.contains(s.as_str()),
+            Until::MaxTokens(n) => p.tokens >= *n,
+            Until::Timeout(secs) => p.seconds >= *secs,
+            Until::Verifier(_) => p.accepted,
+            Until::Any(all) => all.iter().any(|u| u.holds(p)),
+            Until::All(all) => all.iter().all(|u| u.holds(p)),
+        }
+    }
 }
 
 /// Picks one outgoing edge by the option the last message selects.
@@ -251,6 +333,7 @@ impl<'a> GraphBuilder<'a> {
             spec.agent.as_ref().map(|a| a.span),
             spec.router.as_ref().map(|r| r.span),
             spec.join.as_ref().map(|j| j.span),
+            spec.chat.as_ref().map(|c| c.span),
         ];
         let given: Vec<Span> = kinds.iter().flatten().copied().collect();
         if given.len() != 1 {
@@ -258,7 +341,7 @@ impl<'a> GraphBuilder<'a> {
             self.problem(
                 at,
                 format!(
-                    "node `{}` must have exactly one of `agent`, `router` or `join`",
+                    "node `{}` must have exactly one of `agent`, `router`, `join` or `chat`",
                     name.value
                 ),
             );
@@ -278,6 +361,8 @@ impl<'a> GraphBuilder<'a> {
             NodeKind::Agent(self.find(agent, "agent", self.agents)?)
         } else if let Some(router) = &spec.router {
             NodeKind::Router(self.router(name, router)?)
+        } else if let Some(chat) = &spec.chat {
+            NodeKind::Chat(self.chat(name, chat)?)
         } else {
             let join = spec.join.as_ref().expect("one kind was given");
             NodeKind::Join(match join.value {
@@ -408,6 +493,106 @@ impl<'a> GraphBuilder<'a> {
             by,
             options,
             default,
+        })
+    }
+
+    fn chat(&mut self, name: &Located<String>, spec: &Located<ChatSpec>) -> Option<Chat> {
+        let before = self.problems.len();
+        if spec.participants.len() < 2 {
+            self.problem(
+                spec.span,
+                format!("chat `{}` needs at least two `participants`", name.value),
+            );
+        }
+        let mut participants = Vec::new();
+        for (i, p) in spec.participants.iter().enumerate() {
+            if spec.participants[..i].iter().any(|q| q.value == p.value) {
+                self.problem(p.span, format!("participant `{}` is listed twice", p.value));
+            } else if let Some(a) = self.find(p, "agent", self.agents) {
+                participants.push(a);
+            }
+        }
+        let speakers = match (spec.speakers.as_deref(), &spec.manager) {
+            (Some(SpeakersSpec::Manager), Some(m)) => {
+                self.find(m, "agent", self.agents).map(Speakers::Manager)
+            }
+            (Some(SpeakersSpec::Manager), None) => {
+                let at = spec.speakers.as_ref().map_or(spec.span, |s| s.span);
+                self.problem(
+                    at,
+                    "`speakers: manager` needs `manager`: the agent that names the next speaker",
+                );
+                None
+            }
+            (_, Some(m)) => {
+                self.problem(m.span, "`manager` applies to `speakers: manager`");
+                None
+            }
+            (Some(SpeakersSpec::Random), None) => Some(Speakers::Random),
+            (Some(SpeakersSpec::RoundRobin) | None, None) => Some(Speakers::RoundRobin),
+        };
+        let until = self.until(&spec.until.value, spec.until.span);
+        if let Some(u) = &until
+            && !u.bounded()
+        {
+            self.problem(
+                spec.until.span,
+                format!(
+                    "chat `{}` might never end: `until` needs `max_messages`, `max_tokens` or `timeout` (e.g. `until: {{any: [{{mentions: TERMINATE}}, {{max_messages: 12}}]}}`)",
+                    name.value
+                ),
+            );
+        }
+        (self.problems.len() == before).then(|| Chat {
+            names: participants
+                .iter()
+                .map(|&a| self.agents[a].to_owned())
+                .collect(),
+            participants,
+            speakers: speakers.expect("checked above"),
+            until: until.expect("checked above"),
+        })
+    }
+
+    fn until(&mut self, spec: &UntilSpec, at: Span) -> Option<Until> {
+        let positive = |b: &mut Self, n: i64, what: &str| {
+            if n < 1 {
+                b.problem(at, format!("`{what}` must be at least 1, found {n}"));
+                None
+            } else {
+                Some(n)
+            }
+        };
+        Some(match spec {
+            UntilSpec::MaxMessages(n) => {
+                Until::MaxMessages(positive(self, *n, "max_messages")? as usize)
+            }
+            UntilSpec::MaxTokens(n) => Until::MaxTokens(positive(self, *n, "max_tokens")? as u64),
+            UntilSpec::Mentions(s) if s.is_empty() => {
+                self.problem(at, "`mentions` needs some text, e.g. TERMINATE");
+                return None;
+            }
+            UntilSpec::Mentions(s) => Until::Mentions(s.clone()),
+            UntilSpec::Timeout(secs) if !(*secs > 0.0 && secs.is_finite()) => {
+                self.problem(
+                    at,
+                    format!("`timeout` must be a positive number of seconds, found {secs}"),
+                );
+                return None;
+            }
+            UntilSpec::Timeout(secs) => Until::Timeout(*secs),
+            UntilSpec::Verifier(v) => {
+                let name = Located::new(at, v.clone());
+                Until::Verifier(self.find(&name, "verifier", self.verifiers)?)
+            }
+            UntilSpec::Any(all) | UntilSpec::All(all) => {
+                let parts: Vec<Option<Until>> = all.iter().map(|u| self.until(u, at)).collect();
+                let parts: Option<Vec<Until>> = parts.into_iter().collect();
+                match spec {
+                    UntilSpec::Any(_) => Until::Any(parts?),
+                    _ => Until::All(parts?),
+                }
+            }
         })
     }
 
@@ -732,6 +917,7 @@ impl Graph {
                 NodeKind::Agent(_) => "box",
                 NodeKind::Router(_) => "diamond",
                 NodeKind::Join(_) => "trapezium",
+                NodeKind::Chat(_) => "octagon",
             };
             let label = [node.name.clone()]
                 .into_iter()
@@ -798,6 +984,19 @@ impl Graph {
             NodeKind::Join(Join::Concatenate) => Some("join concatenate".to_owned()),
             NodeKind::Join(Join::Vote) => Some("join vote".to_owned()),
             NodeKind::Join(Join::Verifier(v)) => Some(format!("join verifier {}", verifiers[*v])),
+            NodeKind::Chat(c) => Some(format!(
+                "chat {} ({})",
+                c.participants
+                    .iter()
+                    .map(|&a| agents[a])
+                    .collect::<Vec<_>>()
+                    .join(", "),
+                match c.speakers {
+                    Speakers::RoundRobin => "round robin".to_owned(),
+                    Speakers::Random => "random".to_owned(),
+                    Speakers::Manager(m) => format!("manager {}", agents[m]),
+                }
+            )),
         };
         kind.into_iter()
             .chain(node.max_visits.map(|m| format!("max visits {m}")))

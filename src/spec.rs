@@ -608,13 +608,16 @@ pub struct GraphSpec {
     pub max_turns: Option<Located<i64>>,
 }
 
-/// A node: exactly one of `agent`, `router` or `join`.
+/// A node: exactly one of `agent`, `router`, `join` or `chat`.
 #[derive(Debug, Clone, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct NodeSpec {
     /// An agent node: the agent that speaks when the node is entered.
     #[serde(default)]
     pub agent: Option<Located<String>>,
+    /// A group chat: participants take turns until `until` holds.
+    #[serde(default)]
+    pub chat: Option<Located<ChatSpec>>,
     /// A router node: picks the next node from the last message.
     #[serde(default)]
     pub router: Option<Located<RouterSpec>>,
@@ -704,4 +707,55 @@ pub struct ConditionSpec {
     /// Holds when this pattern matches the text.
     #[serde(default)]
     pub regex: Option<Located<String>>,
+}
+
+/// A group chat: participants speak one at a time, chosen by `speakers`,
+/// until `until` holds.
+#[derive(Debug, Clone, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct ChatSpec {
+    /// The agents that may speak (at least two).
+    pub participants: Vec<Located<String>>,
+    /// How the next speaker is chosen (default `round_robin`).
+    #[serde(default)]
+    pub speakers: Option<Located<SpeakersSpec>>,
+    /// For `speakers: manager`: the agent that names the next speaker.
+    #[serde(default)]
+    pub manager: Option<Located<String>>,
+    /// When the chat ends; must include `max_messages`, `max_tokens` or
+    /// `timeout` so that it always does.
+    pub until: Located<UntilSpec>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, JsonSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum SpeakersSpec {
+    /// Participants in the order listed, starting with the first.
+    RoundRobin,
+    /// A participant drawn uniformly (seeded), never the last speaker twice
+    /// in a row.
+    Random,
+    /// The participant `manager` names; if its reply names none, the one
+    /// after the last speaker in `participants` order.
+    Manager,
+}
+
+/// When a group chat ends; conditions compose with `any` and `all`.
+#[derive(Debug, Clone, PartialEq, Deserialize, JsonSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum UntilSpec {
+    /// This many messages in the chat.
+    MaxMessages(i64),
+    /// The last message contains this text (e.g. `TERMINATE`).
+    Mentions(String),
+    /// The chat's messages spent this many tokens.
+    MaxTokens(i64),
+    /// Seconds since the chat began.
+    Timeout(f64),
+    /// This verifier accepts the last message's answer.
+    Verifier(String),
+    /// Any of these holds.
+    Any(Vec<UntilSpec>),
+    /// All of these hold.
+    All(Vec<UntilSpec>),
 }

@@ -3,8 +3,9 @@
 //! events of the run, and asks its caller for what only a model can say.
 //!
 //! The walker does no I/O: [`Walker::next`] returns a [`Step`] — an agent
-//! to speak, a router's chooser to name an option, a join to combine its
-//! branches — and the caller answers with [`Walker::deliver`]. So the same
+//! to speak, a router's or chat's chooser to name an option or speaker, a
+//! join to combine its branches, a verifier to judge a chat's last message —
+//! and the caller answers with [`Walker::deliver`] (or [`Walker::accept`]). So the same
 //! walk serves real and simulated models, sync tests and the async executor,
 //! and it is a pure function of the graph and the texts delivered.
 //!
@@ -14,8 +15,10 @@
 //! first conditional edge whose condition holds, else all its edges without
 //! a condition (a fan-out). An edge or node at its `max_visits` is not taken;
 //! a branch with no edge left to take ends there. A join waits for one
-//! arrival per incoming edge. The run ends when no branch is left, or at
-//! `max_turns` node visits.
+//! arrival per incoming edge. A chat node lets its participants speak, one
+//! message a turn, until its `until` holds, then passes its last message on.
+//! The run ends when no branch is left, or at `max_turns` turns (node
+//! visits, plus every chat message after a chat's first).
 
 use std::collections::VecDeque;
 
@@ -23,7 +26,10 @@ use petgraph::Direction;
 use petgraph::graph::{EdgeIndex, NodeIndex};
 use petgraph::visit::EdgeRef;
 
-use crate::graph::{Graph, NodeKind, RouteBy, Router};
+use rand::RngExt;
+
+use crate::graph::{Chat, ChatProgress, Graph, NodeKind, RouteBy, Router, Speakers};
+use crate::seed::{self, Part};
 
 /// Node visits after which a walk stops even without `max_turns` (graphs
 /// are validated so that every cycle is bounded; this guards the rest).
@@ -114,6 +120,13 @@ pub enum Step {
         node: NodeIndex,
         branches: Vec<usize>,
     },
+    /// A chat's `until` names a verifier: say with [`Walker::accept`]
+    /// whether it accepts message `message`.
+    Verify {
+        node: NodeIndex,
+        message: usize,
+        verifier: usize,
+    },
     /// The run is over.
     Done(Termination),
 }
@@ -139,10 +152,29 @@ pub struct Walker<'g> {
     /// How the last branch ended (the run's reason when no branch reached `END`).
     last_end: Option<Termination>,
     done: Option<Termination>,
+    /// The group chat in progress.
+    chat: Option<ChatState>,
+    /// Seconds since the run began, as the caller's clock says.
+    seconds: f64,
+    seed: u64,
+}
+
+/// One visit of a chat node.
+#[derive(Debug, Clone)]
+struct ChatState {
+    node: NodeIndex,
+    /// The chat's last message (or the one that reached it).
+    last: Option<usize>,
+    said: usize,
+    tokens: u64,
+    started: f64,
+    /// Index into the participants of the last speaker.
+    speaker: Option<usize>,
 }
 
 impl<'g> Walker<'g> {
-    pub fn new(graph: &'g Graph) -> Walker<'g> {
+    /// A run of `graph`; `seed` seeds random speaker choices.
+    pub fn new(graph: &'g Graph, seed: u64) -> Walker<'g> {
         let mut w = Walker {
             graph,
             messages: Vec::new(),
@@ -157,6 +189,9 @@ impl<'g> Walker<'g> {
             finished: None,
             last_end: None,
             done: None,
+            chat: None,
+            seconds: 0.0,
+            seed,
         };
         w.pass_on(graph.start, None, "");
         w
@@ -191,6 +226,12 @@ impl<'g> Walker<'g> {
             .map(|i| &self.messages[i])
     }
 
+    /// The caller's clock: seconds since the run began (for chats'
+    /// `timeout`).
+    pub fn set_clock(&mut self, seconds: f64) {
+        self.seconds = seconds;
+    }
+
     /// What the caller must do next. Asking again before delivering returns
     /// the same step.
     pub fn next(&mut self) -> Step {
@@ -199,6 +240,10 @@ impl<'g> Walker<'g> {
         }
         if let Some(t) = self.done {
             return Step::Done(t);
+        }
+        if let Some(step) = self.chat_turn() {
+            self.pending = Some(step.clone());
+            return step;
         }
         while let Some((node, from)) = self.frontier.pop_front() {
             if let Some(step) = self.enter(node, from) {
@@ -223,28 +268,162 @@ impl<'g> Walker<'g> {
     }
 
     /// The caller's answer to the last [`Step`]: a message, a chooser's
-    /// reply or a join's combined text.
-    pub fn deliver(&mut self, text: String) {
+    /// reply or a join's combined text, and the tokens it cost (counted
+    /// against a chat's `max_tokens`).
+    pub fn deliver(&mut self, text: String, tokens: u64) {
         let Some(step) = self.pending.take() else {
             return;
         };
+        if let Some(chat) = &mut self.chat {
+            chat.tokens += tokens;
+        }
         match step {
+            Step::Speak { node, agent } if self.chat.is_some() => {
+                let last = self.chat.as_ref().and_then(|c| c.last);
+                let i = self.push(node, Some(agent), text, last);
+                self.chat_said(i, agent);
+            }
             Step::Speak { node, agent } => {
                 let i = self.push(node, Some(agent), text, self.pending_from);
                 self.after(node, i);
             }
-            Step::Choose { node, .. } => {
-                let NodeKind::Router(router) = &self.graph.graph[node].kind else {
-                    unreachable!("Choose is asked at routers")
-                };
-                let option = chosen(router, &text);
-                self.route(node, self.pending_from, option);
+            Step::Choose { node, .. } => match &self.graph.graph[node].kind {
+                NodeKind::Router(router) => {
+                    let option = chosen(router, &text);
+                    self.route(node, self.pending_from, option);
+                }
+                NodeKind::Chat(chat) => {
+                    // A reply naming no participant: the one after the last
+                    // speaker (so a confused manager cannot stall the chat).
+                    let next = named(&chat.names, &text).unwrap_or_else(|| {
+                        let last = self.chat.as_ref().and_then(|c| c.speaker);
+                        last.map_or(0, |s| (s + 1) % chat.participants.len())
+                    });
+                    self.pending = Some(Step::Speak {
+                        node,
+                        agent: chat.participants[next],
+                    });
+                }
+                _ => unreachable!("Choose is asked at routers and chats"),
+            },
+            Step::Verify { .. } => {
+                // A verdict comes through `accept`.
+                self.pending = Some(step);
             }
             Step::Join { node, branches } => {
                 let i = self.push(node, None, text, branches.last().copied());
                 self.after(node, i);
             }
             Step::Done(_) => {}
+        }
+    }
+
+    /// The verdict on the message of the pending [`Step::Verify`].
+    pub fn accept(&mut self, accepted: bool) {
+        if matches!(self.pending, Some(Step::Verify { .. })) {
+            self.pending = None;
+            self.chat_check(accepted);
+        }
+    }
+
+    fn chat_of(&self, node: NodeIndex) -> &'g Chat {
+        match &self.graph.graph[node].kind {
+            NodeKind::Chat(chat) => chat,
+            _ => unreachable!("a chat state is kept at chat nodes"),
+        }
+    }
+
+    /// The chat's next message: who speaks (or the manager's pick of who).
+    fn chat_turn(&mut self) -> Option<Step> {
+        let state = self.chat.as_ref()?;
+        let (node, said, speaker) = (state.node, state.said, state.speaker);
+        let chat = self.chat_of(node);
+        if said > 0 {
+            // The first message is the node visit's turn; each further one
+            // is a turn of its own.
+            let limit = self
+                .graph
+                .max_turns
+                .unwrap_or(HARD_TURN_LIMIT)
+                .min(HARD_TURN_LIMIT);
+            if self.turns >= limit {
+                self.chat = None;
+                self.finish(Termination::MaxTurns);
+                return None;
+            }
+            self.turns += 1;
+        }
+        let n = chat.participants.len();
+        let next = match chat.speakers {
+            Speakers::RoundRobin => said % n,
+            Speakers::Random => {
+                let mut rng = seed::rng(
+                    self.seed,
+                    &[
+                        Part::Str("chat"),
+                        Part::Str(&self.graph.graph[node].name),
+                        Part::Int(self.node_visits[node.index()] as u64),
+                        Part::Int(said as u64),
+                    ],
+                );
+                // Never the last speaker twice in a row.
+                match speaker {
+                    Some(last) => (last + 1 + rng.random_range(0..n - 1)) % n,
+                    None => rng.random_range(0..n),
+                }
+            }
+            Speakers::Manager(manager) => {
+                return Some(Step::Choose {
+                    node,
+                    agent: manager,
+                });
+            }
+        };
+        Some(Step::Speak {
+            node,
+            agent: chat.participants[next],
+        })
+    }
+
+    /// Message `i` was said in the chat by `agent`: check `until`.
+    fn chat_said(&mut self, i: usize, agent: usize) {
+        let node = self.chat.as_ref().expect("a chat is in progress").node;
+        let chat = self.chat_of(node);
+        let state = self.chat.as_mut().expect("a chat is in progress");
+        state.last = Some(i);
+        state.said += 1;
+        state.speaker = chat.participants.iter().position(|&p| p == agent);
+        self.messages[i].receivers.push(node);
+        match chat.until.verifier() {
+            Some(verifier) => {
+                self.pending = Some(Step::Verify {
+                    node,
+                    message: i,
+                    verifier,
+                })
+            }
+            None => self.chat_check(false),
+        }
+    }
+
+    /// End the chat if its `until` holds (`accepted`: the verifier's verdict
+    /// on the last message), passing its last message on.
+    fn chat_check(&mut self, accepted: bool) {
+        let Some(state) = self.chat.clone() else {
+            return;
+        };
+        let last = state.last.expect("a message was said");
+        let chat = self.chat_of(state.node);
+        let progress = ChatProgress {
+            messages: state.said,
+            tokens: state.tokens,
+            seconds: self.seconds - state.started,
+            last: &self.messages[last].text,
+            accepted,
+        };
+        if chat.until.holds(&progress) {
+            self.chat = None;
+            self.after(state.node, last);
         }
     }
 
@@ -344,6 +523,17 @@ impl<'g> Walker<'g> {
                     }
                     _ => Some(Step::Join { node, branches }),
                 }
+            }
+            NodeKind::Chat(_) => {
+                self.chat = Some(ChatState {
+                    node,
+                    last: from,
+                    said: 0,
+                    tokens: 0,
+                    started: self.seconds,
+                    speaker: None,
+                });
+                self.chat_turn()
             }
             NodeKind::Start | NodeKind::End => None,
         }
@@ -475,18 +665,23 @@ fn chosen(router: &Router, reply: &str) -> Option<usize> {
 }
 
 fn chosen_name(router: &Router, reply: &str) -> Option<usize> {
+    let names: Vec<&str> = router.options.iter().map(|o| o.name.as_str()).collect();
+    named(&names, reply)
+}
+
+/// Which of `names` a reply names: the whole reply (any case), or else the
+/// name it mentions first.
+fn named(names: &[impl AsRef<str>], reply: &str) -> Option<usize> {
     let reply = reply.trim();
-    router
-        .options
+    names
         .iter()
-        .position(|o| o.name.eq_ignore_ascii_case(reply))
+        .position(|n| n.as_ref().eq_ignore_ascii_case(reply))
         .or_else(|| {
             let lower = reply.to_lowercase();
-            router
-                .options
+            names
                 .iter()
                 .enumerate()
-                .filter_map(|(i, o)| lower.find(&o.name.to_lowercase()).map(|at| (at, i)))
+                .filter_map(|(i, n)| lower.find(&n.as_ref().to_lowercase()).map(|at| (at, i)))
                 .min()
                 .map(|(_, i)| i)
         })

@@ -842,7 +842,7 @@ const GRAPH_CASES: &[Case] = &[
         ),
         files: &[],
         at: "s.yaml:16:34",
-        message: "exactly one of `agent`, `router` or `join`",
+        message: "exactly one of `agent`, `router`, `join` or `chat`",
     },
     Case {
         name: "unreachable node",
@@ -1012,6 +1012,56 @@ const GRAPH_CASES: &[Case] = &[
         files: &[],
         at: "s.yaml:21:3",
         message: "unknown key `max_turn` in `graph` (expected one of: nodes, edges, max_turns); did you mean `max_turns`?",
+    },
+    Case {
+        name: "chat with one participant",
+        edit: (
+            "    gate:\n",
+            "    room: {chat: {participants: [coder], until: {max_messages: 3}}}\n    gate:\n",
+        ),
+        files: &[],
+        at: "s.yaml:19:18",
+        message: "chat `room` needs at least two `participants`",
+    },
+    Case {
+        name: "chat with an unknown participant",
+        edit: (
+            "    gate:\n",
+            "    room: {chat: {participants: [coder, revewer], until: {max_messages: 3}}}\n    gate:\n",
+        ),
+        files: &[],
+        at: "s.yaml:19:41",
+        message: "unknown agent `revewer`; did you mean `reviewer`?",
+    },
+    Case {
+        name: "chat that might never end",
+        edit: (
+            "    gate:\n",
+            "    room: {chat: {participants: [coder, reviewer], until: {mentions: DONE}}}\n    gate:\n",
+        ),
+        files: &[],
+        at: "s.yaml:19:59",
+        message: "chat `room` might never end",
+    },
+    Case {
+        name: "chat with a manager but no manager agent",
+        edit: (
+            "    gate:\n",
+            "    room: {chat: {participants: [coder, reviewer], speakers: manager, until: {max_messages: 3}}}\n    gate:\n",
+        ),
+        files: &[],
+        at: "s.yaml:19:62",
+        message: "`speakers: manager` needs `manager`",
+    },
+    Case {
+        name: "chat ending on an unknown verifier",
+        edit: (
+            "    gate:\n",
+            "    room: {chat: {participants: [coder, reviewer], until: {any: [{verifier: oracel}, {max_messages: 3}]}}}\n    gate:\n",
+        ),
+        files: &[],
+        at: "s.yaml:19:59",
+        message: "unknown verifier `oracel`; did you mean `oracle`?",
     },
     Case {
         name: "unknown edge key",
@@ -3807,21 +3857,29 @@ strategies: [{kind: self_consistency, agent: solver, n: [1, 32]}]
     }
 }
 
-/// Walk `file`'s graph, answering every agent turn with `say(agent name,
-/// messages so far)` and every join with its branches joined; the walker
-/// after the run.
+/// Walk `scenario`'s graph, answering every agent turn with `say(agent
+/// name, messages so far)` (a token per byte, a second per message), every
+/// join with its branches joined by `|`, and every verdict with whether the
+/// message says OK; the walker after the run.
 fn walk_graph(
     scenario: &crucible::scenario::Scenario,
     mut say: impl FnMut(&str, usize) -> String,
 ) -> (crucible::walker::Walker<'_>, crucible::walker::Termination) {
     use crucible::walker::{Step, Walker};
     let graph = scenario.graph.as_ref().expect("a graph");
-    let mut walker = Walker::new(graph);
+    let mut walker = Walker::new(graph, scenario.seed);
     for _ in 0..100_000 {
         match walker.next() {
             Step::Speak { agent, .. } | Step::Choose { agent, .. } => {
                 let text = say(&scenario.agents[agent].name, walker.messages().len());
-                walker.deliver(text);
+                // A token per byte; a second per message so far.
+                let tokens = text.len() as u64;
+                walker.set_clock(walker.messages().len() as f64);
+                walker.deliver(text, tokens);
+            }
+            Step::Verify { message, .. } => {
+                let accepted = walker.messages()[message].text.contains("OK");
+                walker.accept(accepted);
             }
             Step::Join { branches, .. } => {
                 let text = branches
@@ -3829,7 +3887,7 @@ fn walk_graph(
                     .map(|&b| walker.messages()[b].text.clone())
                     .collect::<Vec<_>>()
                     .join("|");
-                walker.deliver(text);
+                walker.deliver(text, 0);
             }
             Step::Done(why) => return (walker, why),
         }
@@ -4039,4 +4097,134 @@ fn a_fan_out_is_joined_once_every_branch_arrives() {
         "PLANNER|PLANNER\n\nCODER"
     );
     assert_eq!(walker.messages()[2].sender, None);
+}
+
+/// A chat of the three agents, its `speakers` and `until` filled in by
+/// each test.
+fn chat_scenario(speakers: &str, until: &str) -> String {
+    // With a manager, the reviewer manages the other two.
+    let participants = if speakers.contains("manager") {
+        "[planner, coder]"
+    } else {
+        "[planner, coder, reviewer]"
+    };
+    GRAPH_BASE.split("graph:\n").next().unwrap().to_owned()
+        + &format!(
+            "graph:\n  nodes:\n    room:\n      chat:\n        participants: {participants}\n        {speakers}\n        until: {until}\n  \
+             edges:\n    - {{from: START, to: room}}\n    - {{from: room, to: END}}\n"
+        )
+}
+
+#[test]
+fn group_chats_pick_speakers_and_end_as_their_conditions_say() {
+    use crucible::walker::Termination;
+    let s = Scratch::new();
+    let load = |name: &str, speakers: &str, until: &str| {
+        crucible::validator::load_scenario(&s.write(name, &chat_scenario(speakers, until)), &[])
+            .unwrap()
+    };
+    let senders =
+        |sc: &crucible::scenario::Scenario, w: &crucible::walker::Walker<'_>| -> Vec<String> {
+            w.messages()
+                .iter()
+                .map(|m| sc.agents[m.sender.unwrap()].name.clone())
+                .collect()
+        };
+    // Round robin until a mention, or six messages.
+    let sc = load(
+        "rr.yaml",
+        "speakers: round_robin",
+        "{any: [{mentions: TERMINATE}, {max_messages: 6}]}",
+    );
+    let (w, why) = walk_graph(&sc, |agent, _| agent.into());
+    assert_eq!(why, Termination::End);
+    assert_eq!(
+        senders(&sc, &w),
+        [
+            "planner", "coder", "reviewer", "planner", "coder", "reviewer"
+        ]
+    );
+    assert_eq!(w.turns(), 6);
+    let (w, _) = walk_graph(&sc, |agent, n| {
+        if n == 3 {
+            "TERMINATE".into()
+        } else {
+            agent.into()
+        }
+    });
+    assert_eq!(w.messages().len(), 4);
+    assert_eq!(w.final_message().unwrap().text, "TERMINATE");
+    // Each message answers the one before; the last is passed on to END.
+    assert!(
+        w.messages()
+            .iter()
+            .enumerate()
+            .all(|(i, m)| m.reply_to == i.checked_sub(1))
+    );
+    let graph = sc.graph.as_ref().unwrap();
+    let last: Vec<&str> = w.messages()[3]
+        .receivers
+        .iter()
+        .map(|&r| graph.graph[r].name.as_str())
+        .collect();
+    assert_eq!(last, ["room", "END"]);
+
+    // A manager naming the next speaker; a reply naming nobody falls back
+    // to the participant after the last speaker.
+    let sc = load(
+        "m.yaml",
+        "speakers: manager\n        manager: reviewer",
+        "{max_messages: 5}",
+    );
+    let mut picks = ["coder", "nobody at all", "I pick the CODER", "coder", "hm"].into_iter();
+    let (w, _) = walk_graph(&sc, |agent, _| {
+        if agent == "reviewer" {
+            picks.next().unwrap().into()
+        } else {
+            format!("{agent} speaks")
+        }
+    });
+    assert_eq!(
+        senders(&sc, &w),
+        ["coder", "planner", "coder", "coder", "planner"]
+    );
+
+    // Random speakers: seeded, never the same one twice in a row.
+    let sc = load("r.yaml", "speakers: random", "{max_messages: 40}");
+    let (w, _) = walk_graph(&sc, |agent, _| agent.into());
+    let order = senders(&sc, &w);
+    assert!(order.windows(2).all(|p| p[0] != p[1]), "{order:?}");
+    assert!(
+        ["planner", "coder", "reviewer"]
+            .iter()
+            .all(|a| order.iter().any(|o| o == a))
+    );
+    assert_eq!(
+        walk_graph(&sc, |agent, _| agent.into()).0.messages(),
+        w.messages()
+    );
+
+    // Tokens (a token per byte), the clock (a second a message) and a
+    // verifier's verdict, composed.
+    let sc = load("t.yaml", "speakers: round_robin", "{max_tokens: 30}");
+    let (w, _) = walk_graph(&sc, |_, _| "1234567890".into());
+    assert_eq!(w.messages().len(), 3);
+    let sc = load("c.yaml", "speakers: round_robin", "{timeout: 4.5}");
+    let (w, _) = walk_graph(&sc, |_, _| "tick".into());
+    assert_eq!(w.messages().len(), 6);
+    let sc = load(
+        "v.yaml",
+        "speakers: round_robin",
+        "{any: [{all: [{verifier: oracle}, {max_messages: 2}]}, {max_messages: 9}]}",
+    );
+    let (w, _) = walk_graph(&sc, |_, n| {
+        if n == 0 {
+            "OK".into()
+        } else if n == 4 {
+            "OK again".into()
+        } else {
+            "no".into()
+        }
+    });
+    assert_eq!(w.messages().len(), 5);
 }
