@@ -3957,7 +3957,8 @@ fn plan_code_review_walks_until_approved_or_its_revisions_run_out() {
     assert_eq!(walker.turns(), 3 + 4 + 3 * 2);
 }
 
-/// A random valid graph: a chain START → n0 → … → END of agent nodes, plus
+/// A random valid graph: a chain START → n0 → … → END of agent nodes (every
+/// third a group chat), plus
 /// forward edges (plain or conditional), back edges limited by
 /// `max_visits` (or by `max_turns` alone), and node limits.
 #[derive(Debug, Clone)]
@@ -3983,10 +3984,14 @@ impl RandomGraph {
         text += "  nodes:\n";
         for i in 0..self.nodes {
             let limit = self.node_limits[i].map_or(String::new(), |m| format!(", max_visits: {m}"));
-            text += &format!(
-                "    n{i}: {{agent: {}{limit}}}\n",
-                if i % 2 == 0 { "a" } else { "b" }
-            );
+            let kind = match i % 3 {
+                0 => "agent: a",
+                1 => "agent: b",
+                _ => {
+                    "chat: {participants: [a, b], speakers: random, until: {any: [{mentions: x}, {max_messages: 3}]}}"
+                }
+            };
+            text += &format!("    n{i}: {{{kind}{limit}}}\n");
         }
         text += "  edges:\n    - {from: START, to: n0}\n";
         for i in 0..self.nodes {
