@@ -341,14 +341,8 @@ impl<'g> Walker<'g> {
         if said > 0 {
             // The first message is the node visit's turn; each further one
             // is a turn of its own.
-            let limit = self
-                .graph
-                .max_turns
-                .unwrap_or(HARD_TURN_LIMIT)
-                .min(HARD_TURN_LIMIT);
-            if self.turns >= limit {
+            if self.out_of_turns() {
                 self.chat = None;
-                self.finish(Termination::MaxTurns);
                 return None;
             }
             self.turns += 1;
@@ -427,6 +421,20 @@ impl<'g> Walker<'g> {
         }
     }
 
+    /// Whether the run has used its turns (and so ends, as `max_turns`).
+    fn out_of_turns(&mut self) -> bool {
+        let limit = self
+            .graph
+            .max_turns
+            .unwrap_or(HARD_TURN_LIMIT)
+            .min(HARD_TURN_LIMIT);
+        let out = self.turns >= limit;
+        if out {
+            self.finish(Termination::MaxTurns);
+        }
+        out
+    }
+
     fn finish(&mut self, reason: Termination) {
         if self.done.is_none() {
             self.done = Some(reason);
@@ -464,13 +472,7 @@ impl<'g> Walker<'g> {
             self.finished = from.or(self.finished);
             return None;
         }
-        let limit = self
-            .graph
-            .max_turns
-            .unwrap_or(HARD_TURN_LIMIT)
-            .min(HARD_TURN_LIMIT);
-        if self.turns >= limit {
-            self.finish(Termination::MaxTurns);
+        if self.out_of_turns() {
             return None;
         }
         if g[node]
