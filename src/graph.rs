@@ -20,7 +20,7 @@ use crate::loader::LoadedGraph;
 use crate::node::Located;
 use crate::spec::{
     ChatSpec, ConditionSpec, EdgeSpec, JoinSpec, NodeSpec, RouteBySpec, RouterSpec, SpeakersSpec,
-    UntilSpec,
+    UntilSpec, ViewSpec,
 };
 
 /// The implicit entry node.
@@ -44,6 +44,20 @@ pub struct Node {
     pub kind: NodeKind,
     /// Most times the node may be entered in one run.
     pub max_visits: Option<usize>,
+    /// Which earlier messages its speakers see.
+    pub view: View,
+}
+
+/// Which of a run's earlier messages a speaker sees.
+#[derive(Debug, Clone, Copy, PartialEq, Default)]
+pub enum View {
+    #[default]
+    All,
+    Last(usize),
+    /// Messages passed to the node, and in a chat those naming the speaker.
+    Addressed,
+    /// A running summary by this agent (index).
+    Summary(usize),
 }
 
 #[derive(Debug)]
@@ -268,11 +282,13 @@ impl<'a> GraphBuilder<'a> {
             name: START.into(),
             kind: NodeKind::Start,
             max_visits: None,
+            view: View::All,
         });
         let end = graph.add_node(Node {
             name: END.into(),
             kind: NodeKind::End,
             max_visits: None,
+            view: View::All,
         });
         for node in nodes.into_iter().flatten() {
             graph.add_node(node);
@@ -377,10 +393,31 @@ impl<'a> GraphBuilder<'a> {
                 }
             })
         };
+        let view = match &spec.view {
+            None => View::All,
+            Some(v) if !matches!(kind, NodeKind::Agent(_) | NodeKind::Chat(_)) => {
+                self.problem(v.span, "`view` applies to agent and chat nodes");
+                return None;
+            }
+            Some(v) => match &v.value {
+                ViewSpec::All => View::All,
+                ViewSpec::Addressed => View::Addressed,
+                ViewSpec::Last(k) if *k < 1 => {
+                    self.problem(v.span, format!("`last` must be at least 1, found {k}"));
+                    return None;
+                }
+                ViewSpec::Last(k) => View::Last(*k as usize),
+                ViewSpec::Summary(agent) => {
+                    let agent = Located::new(v.span, agent.clone());
+                    View::Summary(self.find(&agent, "agent", self.agents)?)
+                }
+            },
+        };
         Some(Node {
             name: name.value.clone(),
             kind,
             max_visits,
+            view,
         })
     }
 
@@ -995,7 +1032,14 @@ impl Graph {
                 }
             )),
         };
+        let view = match node.view {
+            View::All => None,
+            View::Last(k) => Some(format!("sees the last {k}")),
+            View::Addressed => Some("sees what is addressed to it".to_owned()),
+            View::Summary(a) => Some(format!("sees a summary by {}", agents[a])),
+        };
         kind.into_iter()
+            .chain(view)
             .chain(node.max_visits.map(|m| format!("max visits {m}")))
             .collect()
     }

@@ -630,6 +630,26 @@ pub struct NodeSpec {
     /// Most times the node may be entered in one run of the graph.
     #[serde(default)]
     pub max_visits: Option<Located<i64>>,
+    /// Agent and chat nodes: which earlier messages a speaker sees (default
+    /// `all`).
+    #[serde(default)]
+    pub view: Option<Located<ViewSpec>>,
+}
+
+/// Which of a run's earlier messages a speaker sees.
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize, JsonSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum ViewSpec {
+    /// Every message so far.
+    All,
+    /// The last this many messages.
+    Last(i64),
+    /// The messages passed to this node, and in a chat those that name the
+    /// speaker.
+    Addressed,
+    /// A running summary of the messages so far, written by this agent
+    /// before each turn.
+    Summary(String),
 }
 
 /// How a router picks among its options.

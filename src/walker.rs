@@ -28,7 +28,7 @@ use petgraph::visit::EdgeRef;
 
 use rand::RngExt;
 
-use crate::graph::{Chat, ChatProgress, Graph, NodeKind, RouteBy, Router, Speakers};
+use crate::graph::{Chat, ChatProgress, Graph, NodeKind, RouteBy, Router, Speakers, View};
 use crate::seed::{self, Part};
 
 /// Node visits after which a walk stops even without `max_turns` (graphs
@@ -48,6 +48,9 @@ pub struct Message {
     pub reply_to: Option<usize>,
     /// The nodes it was passed on to.
     pub receivers: Vec<NodeIndex>,
+    /// A running summary written for `node`'s speakers (`view: {summary:
+    /// AGENT}`); no other view shows it.
+    pub summary: bool,
 }
 
 /// What happened in a run, in order.
@@ -127,6 +130,17 @@ pub enum Step {
         message: usize,
         verifier: usize,
     },
+    /// A `view: {summary: AGENT}` node is about to speak: `agent` writes
+    /// the running summary of `messages` (the new ones since `previous`,
+    /// the last summary); deliver it.
+    Summarize {
+        node: NodeIndex,
+        agent: usize,
+        /// Who speaks once the summary is in.
+        speaker: usize,
+        messages: Vec<usize>,
+        previous: Option<usize>,
+    },
     /// The run is over.
     Done(Termination),
 }
@@ -154,6 +168,9 @@ pub struct Walker<'g> {
     done: Option<Termination>,
     /// The group chat in progress.
     chat: Option<ChatState>,
+    /// Per node: its latest summary message, and how many messages the
+    /// run had when it was asked for.
+    summaries: Vec<Option<(usize, usize)>>,
     /// Seconds since the run began, as the caller's clock says.
     seconds: f64,
     seed: u64,
@@ -190,6 +207,7 @@ impl<'g> Walker<'g> {
             last_end: None,
             done: None,
             chat: None,
+            summaries: vec![None; graph.graph.node_count()],
             seconds: 0.0,
             seed,
         };
@@ -299,13 +317,26 @@ impl<'g> Walker<'g> {
                         let last = self.chat.as_ref().and_then(|c| c.speaker);
                         last.map_or(0, |s| (s + 1) % chat.participants.len())
                     });
-                    self.pending = Some(Step::Speak {
-                        node,
-                        agent: chat.participants[next],
-                    });
+                    self.pending = Some(self.speak(node, chat.participants[next]));
                 }
                 _ => unreachable!("Choose is asked at routers and chats"),
             },
+            Step::Summarize {
+                node,
+                agent,
+                speaker,
+                previous,
+                ..
+            } => {
+                let upto = self.messages.len();
+                let i = self.push(node, Some(agent), text, previous);
+                self.messages[i].summary = true;
+                self.summaries[node.index()] = Some((i, upto));
+                self.pending = Some(Step::Speak {
+                    node,
+                    agent: speaker,
+                });
+            }
             Step::Verify { .. } => {
                 // A verdict comes through `accept`.
                 self.pending = Some(step);
@@ -373,10 +404,69 @@ impl<'g> Walker<'g> {
                 });
             }
         };
-        Some(Step::Speak {
+        Some(self.speak(node, chat.participants[next]))
+    }
+
+    /// `agent` is to speak at `node`: first its running summary, when its
+    /// view is one and there is something new to summarize.
+    fn speak(&self, node: NodeIndex, agent: usize) -> Step {
+        let View::Summary(summarizer) = self.graph.graph[node].view else {
+            return Step::Speak { node, agent };
+        };
+        let (previous, upto) = match self.summaries[node.index()] {
+            Some((m, upto)) => (Some(m), upto),
+            None => (None, 0),
+        };
+        let messages: Vec<usize> = (upto..self.messages.len())
+            .filter(|&m| !self.messages[m].summary)
+            .collect();
+        if messages.is_empty() {
+            return Step::Speak { node, agent };
+        }
+        Step::Summarize {
             node,
-            agent: chat.participants[next],
-        })
+            agent: summarizer,
+            speaker: agent,
+            messages,
+            previous,
+        }
+    }
+
+    /// The messages (indices, in order) that `agent` sees when it speaks at
+    /// `node`, by the node's `view`.
+    pub fn view(&self, node: NodeIndex, agent: usize) -> Vec<usize> {
+        let said = (0..self.messages.len()).filter(|&m| !self.messages[m].summary);
+        match self.graph.graph[node].view {
+            View::All => said.collect(),
+            View::Last(k) => {
+                let all: Vec<usize> = said.collect();
+                all[all.len().saturating_sub(k)..].to_vec()
+            }
+            View::Addressed => {
+                let name = match &self.graph.graph[node].kind {
+                    NodeKind::Chat(chat) => chat
+                        .participants
+                        .iter()
+                        .position(|&p| p == agent)
+                        .map(|i| chat.names[i].to_lowercase()),
+                    _ => None,
+                };
+                said.filter(|&m| {
+                    let msg = &self.messages[m];
+                    let passed = msg.node != node && msg.receivers.contains(&node);
+                    let named = msg.node == node
+                        && name
+                            .as_ref()
+                            .is_some_and(|n| msg.text.to_lowercase().contains(n.as_str()));
+                    passed || named
+                })
+                .collect()
+            }
+            View::Summary(_) => self.summaries[node.index()]
+                .map(|(m, _)| m)
+                .into_iter()
+                .collect(),
+        }
     }
 
     /// Message `i` was said in the chat by `agent`: check `until`.
@@ -456,6 +546,7 @@ impl<'g> Walker<'g> {
             text,
             reply_to,
             receivers: Vec::new(),
+            summary: false,
         });
         self.messages.len() - 1
     }
@@ -490,10 +581,7 @@ impl<'g> Walker<'g> {
         });
         self.pending_from = from;
         match &g[node].kind {
-            NodeKind::Agent(agent) => Some(Step::Speak {
-                node,
-                agent: *agent,
-            }),
+            NodeKind::Agent(agent) => Some(self.speak(node, *agent)),
             NodeKind::Router(router) => match router.by {
                 RouteBy::Llm { agent } => Some(Step::Choose { node, agent }),
                 _ => {

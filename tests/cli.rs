@@ -1064,6 +1064,26 @@ const GRAPH_CASES: &[Case] = &[
         message: "unknown verifier `oracel`; did you mean `oracle`?",
     },
     Case {
+        name: "view on a router",
+        edit: (
+            "router: {by: contains, options: [APPROVED, REVISE], default: REVISE}",
+            "router: {by: contains, options: [APPROVED, REVISE], default: REVISE}\n      view: all",
+        ),
+        files: &[],
+        at: "s.yaml:21:13",
+        message: "`view` applies to agent and chat nodes",
+    },
+    Case {
+        name: "summary by an unknown agent",
+        edit: (
+            "plan: {agent: planner}",
+            "plan: {agent: planner, view: {summary: writer}}",
+        ),
+        files: &[],
+        at: "s.yaml:16:34",
+        message: "unknown agent `writer`",
+    },
+    Case {
         name: "unknown edge key",
         edit: ("{from: plan, to: code}", "{from: plan, to: code, limit: 2}"),
         files: &[],
@@ -3859,8 +3879,9 @@ strategies: [{kind: self_consistency, agent: solver, n: [1, 32]}]
 
 /// Walk `scenario`'s graph, answering every agent turn with `say(agent
 /// name, messages so far)` (a token per byte, a second per message), every
-/// join with its branches joined by `|`, and every verdict with whether the
-/// message says OK; the walker after the run.
+/// join with its branches joined by `|`, every verdict with whether the
+/// message says OK, and every summary with the messages it covers; the
+/// walker after the run.
 fn walk_graph(
     scenario: &crucible::scenario::Scenario,
     mut say: impl FnMut(&str, usize) -> String,
@@ -3880,6 +3901,10 @@ fn walk_graph(
             Step::Verify { message, .. } => {
                 let accepted = walker.messages()[message].text.contains("OK");
                 walker.accept(accepted);
+            }
+            Step::Summarize { messages, .. } => {
+                let text = format!("summary of {messages:?}");
+                walker.deliver(text, 0);
             }
             Step::Join { branches, .. } => {
                 let text = branches
@@ -4232,4 +4257,63 @@ fn group_chats_pick_speakers_and_end_as_their_conditions_say() {
         }
     });
     assert_eq!(w.messages().len(), 5);
+}
+
+#[test]
+fn each_speaker_sees_the_messages_its_view_allows() {
+    use crucible::walker::{Step, Walker};
+    let s = Scratch::new();
+    let text = GRAPH_BASE.split("graph:\n").next().unwrap().to_owned()
+        + "graph:\n  nodes:\n    first: {agent: planner}\n    second: {agent: coder, view: {last: 1}}\n    \
+           third: {agent: reviewer, view: addressed}\n    fourth: {agent: coder, view: {summary: planner}}\n    \
+           room: {chat: {participants: [planner, coder], until: {max_messages: 3}}, view: addressed}\n  \
+           edges:\n    - {from: START, to: first}\n    - {from: first, to: second}\n    - {from: second, to: third}\n    \
+           - {from: third, to: fourth}\n    - {from: fourth, to: room}\n    - {from: room, to: END}\n";
+    let scenario = crucible::validator::load_scenario(&s.write("v.yaml", &text), &[]).unwrap();
+    let graph = scenario.graph.as_ref().unwrap();
+    let mut walker = Walker::new(graph, 0);
+    let mut seen: Vec<(String, Vec<usize>)> = Vec::new();
+    let mut summaries = Vec::new();
+    loop {
+        match walker.next() {
+            Step::Speak { node, agent } => {
+                let name = graph.graph[node].name.clone();
+                seen.push((name.clone(), walker.view(node, agent)));
+                let text = if name == "room" {
+                    "over to Planner".into()
+                } else {
+                    name
+                };
+                walker.deliver(text, 0);
+            }
+            Step::Summarize {
+                agent,
+                messages,
+                previous,
+                ..
+            } => {
+                assert_eq!(scenario.agents[agent].name, "planner");
+                summaries.push((messages, previous));
+                walker.deliver("the story so far".into(), 0);
+            }
+            Step::Done(_) => break,
+            other => panic!("unexpected {other:?}"),
+        }
+    }
+    // Messages: 0 first, 1 second, 2 third, 3 the summary, 4 fourth, 5-7 the chat.
+    assert_eq!(summaries, [(vec![0, 1, 2], None)]);
+    assert!(walker.messages()[3].summary);
+    assert_eq!(
+        seen,
+        [
+            ("first".to_owned(), vec![]),
+            ("second".to_owned(), vec![0]),
+            ("third".to_owned(), vec![1]),
+            ("fourth".to_owned(), vec![3]),
+            // In the chat: what was passed in, then what names the speaker.
+            ("room".to_owned(), vec![4]),
+            ("room".to_owned(), vec![4]),
+            ("room".to_owned(), vec![4, 5, 6]),
+        ]
+    );
 }
