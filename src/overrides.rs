@@ -106,6 +106,11 @@ fn set(root: &mut Node, path: &str, value: Node, at: Span) -> Result<(), String>
             node.value = Value::Map(Vec::new());
         }
         let kind = node.kind();
+        let here = if walked.is_empty() {
+            "the document".to_owned()
+        } else {
+            format!("`{walked}`")
+        };
         let next = match &mut node.value {
             Value::Map(entries) => {
                 let found = entries
@@ -134,7 +139,7 @@ fn set(root: &mut Node, path: &str, value: Node, at: Span) -> Result<(), String>
                     .filter(|&i| i < len)
                     .ok_or_else(|| {
                         format!(
-                            "cannot set `{path}`: `{walked}` is a list of {len}, so `{segment}` must be an index from 0 to {}",
+                            "cannot set `{path}`: {here} is a list of {len}, so `{segment}` must be an index from 0 to {}",
                             len.saturating_sub(1)
                         )
                     })?;
@@ -142,7 +147,7 @@ fn set(root: &mut Node, path: &str, value: Node, at: Span) -> Result<(), String>
             }
             _ => {
                 return Err(format!(
-                    "cannot set `{path}`: `{walked}` is {kind}, not a mapping or a list"
+                    "cannot set `{path}`: {here} is {kind}, not a mapping or a list"
                 ));
             }
         };
@@ -213,6 +218,11 @@ mod tests {
             "3:19 cannot set `d.e`: `d` is an integer, not a mapping or a list",
         );
         check(text, &["d=[1"], "3:21 invalid YAML: unclosed bracket '['");
+        check(
+            "[1, 2]",
+            &["models.x=1"],
+            "2:19 cannot set `models.x`: the document is a list of 2, so `models` must be an index from 0 to 1",
+        );
     }
 
     #[test]
