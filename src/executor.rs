@@ -27,6 +27,8 @@ use crate::store::{
 use crate::strategy::{self, PoolSample, TaskOutcome, UNSCORED};
 use crate::verifier::{Candidate, Score};
 
+mod graph_run;
+
 /// Live counters for a progress display.
 #[derive(Debug, Default)]
 pub struct Progress {
@@ -251,7 +253,11 @@ async fn run_task(sh: &Shared, idx: usize) -> Result<Vec<TaskOutcome>, Stop> {
         if size == 0 {
             continue;
         }
-        pools[agent_idx] = draw_pool(sh, task, agent_idx, size).await?;
+        pools[agent_idx] = if sc.graph_agent == Some(agent_idx) {
+            graph_run::draw_graph_pool(sh, task, agent_idx, size).await?
+        } else {
+            draw_pool(sh, task, agent_idx, size).await?
+        };
     }
     let mut outcomes = Vec::new();
     let mut rows = Vec::new();
@@ -326,6 +332,17 @@ fn pool_record(sh: &Shared, task_index: usize, agent: usize, pool: &[PoolSample]
         samples,
         scores,
     }
+}
+
+/// Agent `agent_idx`'s prompt template rendered for `task`.
+fn render_prompt(sh: &Shared, task: &Task, agent_idx: usize) -> Result<String, Stop> {
+    let agent = &sh.scenario.agents[agent_idx];
+    agent.prompt.render(&task.inputs).map_err(|e| {
+        Stop::Failed(format!(
+            "agent \"{}\": prompt template failed on task \"{}\": {e}",
+            agent.name, task.id
+        ))
+    })
 }
 
 /// Draw `size` samples of `task` from agent `agent_idx`, as many per request
@@ -553,21 +570,26 @@ impl<'a> Conversation<'a> {
         agent_idx: usize,
         verifiers: Vec<usize>,
     ) -> Result<Self, Stop> {
-        let sc = &*sh.scenario;
-        let agent = &sc.agents[agent_idx];
-        let prompt = agent.prompt.render(&task.inputs).map_err(|e| {
-            Stop::Failed(format!(
-                "agent \"{}\": prompt template failed on task \"{}\": {e}",
-                agent.name, task.id
-            ))
-        })?;
-        Ok(Conversation {
+        let prompt = render_prompt(sh, task, agent_idx)?;
+        Ok(Conversation::with_prompt(
+            task, agent_idx, prompt, verifiers,
+        ))
+    }
+
+    /// Agent `agent_idx` on `task` with `prompt` as its user message.
+    fn with_prompt(
+        task: &'a Task,
+        agent_idx: usize,
+        prompt: String,
+        verifiers: Vec<usize>,
+    ) -> Self {
+        Conversation {
             task,
             agent_idx,
             prompt_blob: Blob::new(&prompt),
             prompt,
             verifiers,
-        })
+        }
     }
 
     /// Ask for samples `first..first + n` after `history`, unless the trace
@@ -941,6 +963,16 @@ impl CallMeta<'_> {
     }
 }
 
+/// Whether `answer` is `task`'s expected one: `None` without an expected
+/// answer; an abstention is wrong.
+fn correctness(answer: Option<&crate::answer::Answer>, task: &Task) -> Option<bool> {
+    match (answer, &task.expected) {
+        (Some(a), Some(e)) => Some(a.normalized == *e),
+        (None, Some(_)) => Some(false),
+        (_, None) => None,
+    }
+}
+
 /// Turn one provider response into a trace record and pool entries. A failed
 /// call yields `n` abstentions carrying the error.
 fn trace_call(
@@ -962,11 +994,7 @@ fn trace_call(
         } else {
             None
         };
-        let correct = match (&answer, &task.expected) {
-            (Some(a), Some(e)) => Some(a.normalized == *e),
-            (None, Some(_)) => Some(false),
-            (_, None) => None,
-        };
+        let correct = correctness(answer.as_ref(), task);
         let mut scores = vec![f64::NAN; sc.verifiers.len()];
         let mut stored_scores = Vec::with_capacity(call.verifiers.len());
         let candidate = Candidate {

@@ -233,13 +233,6 @@ impl Runner {
         on_start: impl FnOnce(&Scenario, i64),
     ) -> Result<RunSummary, Error> {
         let mut scenario = Self::validate(path, &self.options.overrides)?;
-        if scenario.graph.is_some() {
-            return Err(Error::Setup(format!(
-                "{}: this version of crucible validates and draws agent graphs (`crucible graph {} --dot`) but does not run them yet; remove `graph` to run the strategies",
-                path.display(),
-                path.display()
-            )));
-        }
         self.override_budget(&mut scenario)?;
         let scenario = Arc::new(scenario);
         // Providers first: a missing API key fails before anything is written.

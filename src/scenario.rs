@@ -25,6 +25,9 @@ pub struct Scenario {
     pub strategies: Vec<Strategy>,
     pub budget: Budget,
     pub graph: Option<crate::graph::Graph>,
+    /// The pseudo-agent (index into `agents`) whose samples are runs of
+    /// `graph`.
+    pub graph_agent: Option<usize>,
 }
 
 /// blake3 of a scenario's text and the files it refers to.
@@ -312,6 +315,18 @@ impl Scenario {
         let agent = self.strategies[si].agent;
         self.pool_sizes()[agent]
             + self.strategies[..si]
+                .iter()
+                .filter(|s| s.agent == agent && s.correction.is_some())
+                .map(Strategy::most_rounds)
+                .sum::<usize>()
+    }
+
+    /// The sample index of `agent`'s first call in a graph run: after its
+    /// pool and every self-correction round it may take.
+    pub fn first_graph_call(&self, agent: usize) -> usize {
+        self.pool_sizes()[agent]
+            + self
+                .strategies
                 .iter()
                 .filter(|s| s.agent == agent && s.correction.is_some())
                 .map(Strategy::most_rounds)

@@ -26,6 +26,10 @@ use crate::spec::{
 };
 use crate::template::Template;
 
+/// The name strategies use for the scenario's graph: `agent: graph` makes
+/// each sample one run of the graph.
+pub const GRAPH_AGENT: &str = "graph";
+
 /// Largest `n` a strategy may ask for (exact estimators use f64 binomials).
 pub const MAX_N: i64 = 1000;
 
@@ -97,7 +101,8 @@ impl<'a> Validator<'a> {
         let answer = self.answer_rule();
         let tasks = self.tasks(answer.as_ref());
         let models = self.models(seed, answer.as_ref(), &tasks);
-        let agents = self.agents();
+        let mut agents = self.agents();
+        let graph_agent = self.graph_agent(&mut agents);
         let verifiers = self.verifiers(&tasks);
         let strategies = self.strategies(&agents, &verifiers);
         let budget = self.budget();
@@ -129,6 +134,7 @@ impl<'a> Validator<'a> {
             strategies,
             budget,
             graph,
+            graph_agent,
         };
         for (cap, message) in crate::budget::unenforceable(&scenario) {
             let b = &l.budget;
@@ -141,6 +147,35 @@ impl<'a> Validator<'a> {
             }
         }
         self.diags.is_empty().then_some(scenario)
+    }
+
+    /// With a `graph`, the pseudo-agent [`GRAPH_AGENT`] whose samples are
+    /// whole graph runs, so that strategies can wrap them; added to `agents`.
+    fn graph_agent(&mut self, agents: &mut Vec<(Agent, Span)>) -> Option<usize> {
+        let graph = self.loaded.graph.as_ref()?;
+        if let Some((_, span)) = agents.iter().find(|(a, _)| a.name == GRAPH_AGENT) {
+            let span = *span;
+            self.err(
+                span,
+                format!(
+                    "`{GRAPH_AGENT}` names the scenario's graph in strategies; rename this agent"
+                ),
+            );
+            return None;
+        }
+        // A graph run calls its agents' models; the pseudo-agent borrows the
+        // first agent's so that budget checks see a model in use.
+        let model = agents.first()?.0.model;
+        agents.push((
+            Agent {
+                name: GRAPH_AGENT.to_owned(),
+                model,
+                system: String::new(),
+                prompt: Template::compile("").expect("an empty template compiles"),
+            },
+            graph.span,
+        ));
+        Some(agents.len() - 1)
     }
 
     /// The agent graph, if the scenario has one.
@@ -1151,6 +1186,24 @@ impl<'a> Validator<'a> {
             };
             let stop = self.stop_rule(kind, s.stop.as_ref());
             let correction = self.correction(kind, s);
+            if s.agent.value == GRAPH_AGENT && agent.is_some() {
+                // A graph run's answer is scored as it ends, in the run.
+                if kind == StrategyKind::SelfCorrection {
+                    self.err(
+                        s.kind.span,
+                        "`self_correction` revises one agent's answers; it cannot wrap the graph",
+                    );
+                }
+                if let Some(v) = verifier
+                    && (verifiers[v].runs_command() || verifiers[v].model().is_some())
+                {
+                    let span = s.verifier.as_ref().map_or(s.kind.span, |v| v.span);
+                    self.err(
+                        span,
+                        "graph runs can be scored by oracle, noisy and exact/numeric/regex verifiers only (not yet by commands, judges or reward models)",
+                    );
+                }
+            }
             if let Some(agent) = agent {
                 out.push(Strategy {
                     name,

@@ -1084,6 +1084,26 @@ const GRAPH_CASES: &[Case] = &[
         message: "unknown agent `writer`",
     },
     Case {
+        name: "self-correction over the graph",
+        edit: (
+            "  - {kind: self_consistency, agent: planner, n: 1}",
+            "  - {kind: self_correction, agent: graph, verifier: oracle, n: 2}",
+        ),
+        files: &[],
+        at: "s.yaml:13:12",
+        message: "`self_correction` revises one agent's answers; it cannot wrap the graph",
+    },
+    Case {
+        name: "an agent named like the graph",
+        edit: (
+            "  coder: {model: sim",
+            "  graph: {model: sim, prompt: x}\n  coder: {model: sim",
+        ),
+        files: &[],
+        at: "s.yaml:6:3",
+        message: "`graph` names the scenario's graph in strategies; rename this agent",
+    },
+    Case {
         name: "unknown edge key",
         edit: ("{from: plan, to: code}", "{from: plan, to: code, limit: 2}"),
         files: &[],
@@ -1120,7 +1140,7 @@ fn graph_validation_reports_every_problem() {
 }
 
 #[test]
-fn graph_prints_its_edges_and_dot_and_is_not_run_yet() {
+fn graph_prints_its_edges_and_dot() {
     let s = Scratch::new();
     // A fan-out from `plan` gathered by a vote, and a conditional edge.
     let file = s.write(
@@ -1144,11 +1164,6 @@ fn graph_prints_its_edges_and_dot_and_is_not_run_yet() {
     let dot = Crucible::new(&["graph", "--dot"]).arg(&file).ok();
     insta::assert_snapshot!("graph_dot", dot);
 
-    let db = s.path("g.db");
-    let out = Crucible::new(&["run"]).arg(&file).db(&db).output();
-    assert_eq!(out.status.code(), Some(1));
-    assert!(String::from_utf8_lossy(&out.stderr).contains("does not run them yet"));
-    assert!(!db.exists());
     // A scenario without a graph has nothing to draw.
     let plain = s.write("plain.yaml", BASE);
     let out = Crucible::new(&["graph"]).arg(&plain).output();
@@ -4315,5 +4330,116 @@ fn each_speaker_sees_the_messages_its_view_allows() {
             ("room".to_owned(), vec![4]),
             ("room".to_owned(), vec![4, 5, 6]),
         ]
+    );
+}
+
+/// A debate: `pro` opens, `con` answers, `judge` decides; strategies wrap
+/// whole runs of it (`agent: graph`), and the judge alone for comparison.
+const DEBATE: &str = r#"name: debate
+seed: 3
+models:
+  sim: {provider: simulated, distribution: {p_correct: 0.5, delta: 0.2, wrong_answers: 3}}
+agents:
+  pro: {model: sim, prompt: "Argue for an answer: {{ question }}"}
+  con: {model: sim, prompt: "Argue against: {{ question }}"}
+  judge: {model: sim, prompt: "Decide: {{ question }}"}
+dataset:
+  synthetic: {count: 60}
+verifiers:
+  oracle: {kind: oracle}
+strategies:
+  - {kind: self_consistency, agent: graph, n: [1, 4]}
+  - {kind: best_of_n, agent: graph, verifier: oracle, n: 4}
+  - {kind: self_consistency, name: judge_alone, agent: judge, n: 4}
+graph:
+  nodes:
+    opening: {agent: pro}
+    rebuttal: {agent: con, view: {last: 1}}
+    verdict: {agent: judge}
+  edges:
+    - {from: START, to: opening}
+    - {from: opening, to: rebuttal}
+    - {from: rebuttal, to: verdict}
+    - {from: verdict, to: END}
+"#;
+
+#[test]
+fn strategies_wrap_whole_graph_runs_traced_turn_by_turn() {
+    let s = Scratch::new();
+    let file = s.write("debate.yaml", DEBATE);
+    let run = |db: &Path, concurrency: &str| {
+        Crucible::new(&["run", "--json", "--concurrency", concurrency])
+            .arg(&file)
+            .db(db)
+            .ok()
+    };
+    let db = s.path("d.db");
+    let recorded = run(&db, "16");
+    let v: serde_json::Value = serde_json::from_str(&recorded).unwrap();
+    let count = |sql: &str| query::<i64>(&db, sql);
+    // Every turn of every run is a traced call: 60 tasks × 4 runs × 3 turns.
+    assert_eq!(
+        count("SELECT count(*) FROM samples WHERE strategy = 'graph'"),
+        720
+    );
+    assert_eq!(
+        count("SELECT count(*) FROM samples WHERE strategy = 'graph' GROUP BY agent LIMIT 1"),
+        240
+    );
+    // The rebuttal sees the opening in its prompt; the verdict sees both.
+    assert_eq!(
+        count(
+            "SELECT count(*) FROM call_view c JOIN samples s ON s.call_id = c.call_id
+             WHERE s.strategy = 'graph' AND c.agent = 'judge'
+               AND c.prompt LIKE '%The conversation so far:%pro: %con: %'"
+        ),
+        240
+    );
+    // A run's answer is its verdict: at n = 1 the graph's accuracy is the
+    // share of correct verdicts.
+    let verdicts: f64 = query(
+        &db,
+        "SELECT avg(correct) FROM samples WHERE strategy = 'graph' AND agent = 'judge'",
+    );
+    let single = num(result(&v, "self_consistency", 1), "accuracy");
+    assert!((single - verdicts).abs() < 1e-9, "{single} {verdicts}");
+    assert!(num(result(&v, "best_of_n", 4), "accuracy") > single);
+    assert_eq!(
+        count("SELECT count(*) FROM pools WHERE agent = 'graph'"),
+        60
+    );
+    let analysis = Crucible::new(&["analyze", "1", "--bootstrap", "0"])
+        .db(&db)
+        .json();
+    let graph_pools = analysis["agents"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|a| a["agent"] == "graph")
+        .unwrap();
+    assert_eq!(graph_pools["pool_size"], 4);
+
+    // The same results at any concurrency, and after a stop and a resume.
+    assert_eq!(
+        results_without_ids(&run(&s.path("one.db"), "1")),
+        results_without_ids(&recorded)
+    );
+    let stopped = s.path("stopped.db");
+    let out = Crucible::new(&["run", "--max-requests", "300"])
+        .arg(&file)
+        .db(&stopped)
+        .output();
+    assert_eq!(out.status.code(), Some(1));
+    let resumed = Crucible::new(&["resume", "1", "--json"]).db(&stopped).ok();
+    assert_eq!(
+        results_without_ids(&resumed),
+        results_without_ids(&recorded)
+    );
+    assert_eq!(
+        query::<i64>(
+            &stopped,
+            "SELECT count(*) FROM samples WHERE strategy = 'graph'"
+        ),
+        720
     );
 }

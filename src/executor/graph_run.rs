@@ -1,0 +1,221 @@
+//! Runs of the scenario's agent graph as samples: each sample of the graph
+//! pseudo-agent is one walk ([`crate::walker::Walker`]), every agent turn a
+//! traced call through the executor's [`Conversation`], and the walk's final
+//! message the sample's text, extracted and scored like any other.
+
+use std::sync::Arc;
+
+use rand::RngExt;
+
+use super::{Conversation, Shared, Stop, correctness, render_prompt};
+use crate::graph::NodeKind;
+use crate::scenario::Task;
+use crate::seed::{self, Part};
+use crate::strategy::{PoolSample, UNSCORED};
+use crate::verifier::Candidate;
+use crate::walker::{HARD_TURN_LIMIT, Step, Walker};
+
+/// What `samples.strategy` says of a graph turn's call.
+const GRAPH_STRATEGY: &str = "graph";
+
+/// Draw `size` runs of the graph on `task` as the pool of the graph
+/// pseudo-agent `graph_agent`, one after another.
+pub(super) async fn draw_graph_pool(
+    sh: &Shared,
+    task: &Task,
+    graph_agent: usize,
+    size: usize,
+) -> Result<Vec<PoolSample>, Stop> {
+    let mut pool = Vec::with_capacity(size);
+    for attempt in 0..size {
+        pool.push(run_once(sh, task, graph_agent, attempt).await?);
+    }
+    Ok(pool)
+}
+
+/// Calls one run may make, at most: every turn an agent's message, a
+/// summary and a chooser's pick.
+fn calls_per_run(sh: &Shared) -> usize {
+    let graph = sh
+        .scenario
+        .graph
+        .as_ref()
+        .expect("a graph pseudo-agent has a graph");
+    3 * graph
+        .max_turns
+        .unwrap_or(HARD_TURN_LIMIT)
+        .min(HARD_TURN_LIMIT)
+}
+
+async fn run_once(
+    sh: &Shared,
+    task: &Task,
+    graph_agent: usize,
+    attempt: usize,
+) -> Result<PoolSample, Stop> {
+    let sc = &*sh.scenario;
+    let graph = sc.graph.as_ref().expect("a graph pseudo-agent has a graph");
+    let name = |agent: usize| sc.agents[agent].name.as_str();
+    let mut rng = seed::rng(
+        sc.seed,
+        &[
+            Part::Str("graph"),
+            Part::Str(&task.id),
+            Part::Int(attempt as u64),
+        ],
+    );
+    let mut walker = Walker::new(graph, rng.random());
+    let started = std::time::Instant::now();
+    let mut tokens = 0;
+    let mut calls = vec![0usize; sc.agents.len()];
+    loop {
+        walker.set_clock(started.elapsed().as_secs_f64());
+        let step = walker.next();
+        let (agent, ask) = match &step {
+            Step::Done(_) => break,
+            Step::Speak { node, agent } => {
+                let seen = walker.view(*node, *agent);
+                (
+                    *agent,
+                    transcript(sc, walker.messages(), &seen, "The conversation so far:"),
+                )
+            }
+            Step::Choose { node, agent } => {
+                let options: Vec<&str> = match &graph.graph[*node].kind {
+                    NodeKind::Router(r) => r.options.iter().map(|o| o.name.as_str()).collect(),
+                    NodeKind::Chat(c) => c.names.iter().map(String::as_str).collect(),
+                    _ => Vec::new(),
+                };
+                let all: Vec<usize> = (0..walker.messages().len()).collect();
+                let mut ask = transcript(sc, walker.messages(), &all, "The conversation so far:");
+                ask.push_str(&format!("\n\nReply with one of: {}.", options.join(", ")));
+                (*agent, ask)
+            }
+            Step::Summarize {
+                agent,
+                messages,
+                previous,
+                ..
+            } => {
+                let mut ask = String::from("\n\nSummarize this conversation.");
+                if let Some(p) = previous {
+                    ask.push_str(&format!(
+                        "\nThe summary so far: {}",
+                        walker.messages()[*p].text
+                    ));
+                }
+                ask.push_str(&transcript(
+                    sc,
+                    walker.messages(),
+                    messages,
+                    "New messages:",
+                ));
+                (*agent, ask)
+            }
+            Step::Join { branches, .. } => {
+                let text = vote(sc, task, walker.messages(), branches);
+                walker.deliver(text, 0);
+                continue;
+            }
+            Step::Verify {
+                message, verifier, ..
+            } => {
+                let text = walker.messages()[*message].text.clone();
+                let score = score(sh, task, name(graph_agent), attempt, &text, *verifier);
+                walker.accept(score >= 0.5);
+                continue;
+            }
+        };
+        let prompt = render_prompt(sh, task, agent)? + &ask;
+        let conversation = Conversation::with_prompt(task, agent, prompt, Vec::new());
+        let first = sc.first_graph_call(agent) + attempt * calls_per_run(sh);
+        let index = first + calls[agent];
+        calls[agent] += 1;
+        let sent = conversation.send(sh, &[], index, 1).await?;
+        let round = Some((Arc::<str>::from(GRAPH_STRATEGY), first));
+        let (samples, records) = conversation
+            .record(sh, (&[], round), index, 1, sent)
+            .await?;
+        tokens += samples[0].tokens;
+        walker.deliver(records[0].text.clone(), samples[0].tokens);
+    }
+    let text = walker
+        .final_message()
+        .map_or(String::new(), |m| m.text.clone());
+    let answer = sc.answer.extract_for(&text, task);
+    let correct = correctness(answer.as_ref(), task);
+    let mut scores = vec![f64::NAN; sc.verifiers.len()];
+    for v in sc.verifiers_of(graph_agent) {
+        scores[v] = score(sh, task, name(graph_agent), attempt, &text, v);
+    }
+    Ok(PoolSample {
+        answer: answer.map(|a| a.normalized),
+        correct: correct.unwrap_or(false),
+        tokens,
+        scores,
+        verifier_tokens: vec![0; sc.verifiers.len()],
+    })
+}
+
+/// `messages` (indices into `all`) as "speaker: text" lines under `heading`;
+/// empty when there are none.
+fn transcript(
+    sc: &crate::scenario::Scenario,
+    all: &[crate::walker::Message],
+    messages: &[usize],
+    heading: &str,
+) -> String {
+    if messages.is_empty() {
+        return String::new();
+    }
+    let mut out = format!("\n\n{heading}");
+    for &m in messages {
+        let m = &all[m];
+        let who = m.sender.map_or("(joined)", |a| sc.agents[a].name.as_str());
+        out.push_str(&format!("\n{who}: {}", m.text));
+    }
+    out
+}
+
+/// A join's pick among its branches: the text of the first branch giving
+/// the most common answer (`vote`); a `concatenate` join never asks.
+fn vote(
+    sc: &crate::scenario::Scenario,
+    task: &Task,
+    all: &[crate::walker::Message],
+    branches: &[usize],
+) -> String {
+    let answers: Vec<Option<String>> = branches
+        .iter()
+        .map(|&b| {
+            sc.answer
+                .extract_for(&all[b].text, task)
+                .map(|a| a.normalized)
+        })
+        .collect();
+    let count = |a: &Option<String>| answers.iter().filter(|x| a.is_some() && *x == a).count();
+    let best = (0..branches.len()).max_by_key(|&i| (count(&answers[i]), std::cmp::Reverse(i)));
+    best.map_or(String::new(), |i| all[branches[i]].text.clone())
+}
+
+/// Verifier `v`'s score of `text` as an answer to `task` (UNSCORED when it
+/// cannot score).
+fn score(sh: &Shared, task: &Task, agent: &str, index: usize, text: &str, v: usize) -> f64 {
+    let sc = &*sh.scenario;
+    let answer = sc.answer.extract_for(text, task);
+    let correct = correctness(answer.as_ref(), task);
+    let candidate = Candidate {
+        agent,
+        task,
+        prompt: "",
+        index,
+        text,
+        extracted: answer.as_ref().map(|a| a.raw.as_str()),
+        answer: answer.as_ref().map(|a| a.normalized.as_str()),
+        correct,
+    };
+    sc.verifiers[v]
+        .score_now(sc.seed, &candidate)
+        .and_then(|s| s.value)
+        .unwrap_or(UNSCORED)
+}
