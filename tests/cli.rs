@@ -4443,3 +4443,31 @@ fn strategies_wrap_whole_graph_runs_traced_turn_by_turn() {
         720
     );
 }
+
+#[test]
+fn shipped_graph_scenarios_run_on_simulated_agents() {
+    // (scenario, tasks, runs per task, calls per run)
+    for (name, tasks, runs, calls) in [
+        // pro, con, pro, con, judge.
+        ("debate.yaml", 100, 8, 5),
+        // plan, then code and review four times: simulated reviewers never
+        // approve, so the three revisions are spent.
+        ("plan-code-review.yaml", 100, 4, 9),
+        // Ten messages, each after the lead's pick.
+        ("groupchat.yaml", 50, 4, 20),
+    ] {
+        let s = Scratch::new();
+        let (db, v) = run_shipped(&s, name);
+        assert_eq!(v["status"], "completed", "{name}");
+        assert_eq!(
+            query::<i64>(&db, "SELECT count(*) FROM samples WHERE strategy = 'graph'"),
+            tasks * runs * calls,
+            "{name}"
+        );
+        assert_eq!(
+            query::<i64>(&db, "SELECT count(*) FROM pools WHERE agent = 'graph'"),
+            tasks,
+            "{name}"
+        );
+    }
+}
