@@ -208,6 +208,9 @@ enum Command {
         /// Print JSON instead of the table.
         #[arg(long)]
         json: bool,
+        /// Print the graph runs of this task (its id) as chat transcripts.
+        #[arg(long, value_name = "TASK")]
+        transcript: Option<String>,
     },
     /// Serve the scenario's simulated models over an OpenAI-compatible API.
     SimServer {
@@ -508,7 +511,29 @@ fn dispatch(command: Command) -> anyhow::Result<ExitCode> {
             }
             Ok(ExitCode::SUCCESS)
         }
-        Command::Show { run, db, json } => {
+        Command::Show {
+            run,
+            db,
+            json,
+            transcript: Some(task),
+        } => {
+            let store = open_existing(&db.db)?;
+            let runs = store.transcript(run, &task)?;
+            if runs.is_empty() {
+                return Err(Error::Setup(format!(
+                    "{}: run {run} has no graph runs of task `{task}` (is it a task id of a scenario with `agent: graph`?)",
+                    db.db.display()
+                ))
+                .into());
+            }
+            if json {
+                println!("{}", serde_json::to_string(&transcript_json(&runs))?);
+            } else {
+                print!("{}", transcript_text(run, &task, &runs));
+            }
+            Ok(ExitCode::SUCCESS)
+        }
+        Command::Show { run, db, json, .. } => {
             let store = open_existing(&db.db)?;
             let summary = store.run_summary(run)?;
             if json {
@@ -711,4 +736,62 @@ fn draw_progress(
         std::thread::sleep(Duration::from_millis(100));
     }
     bar.finish_and_clear();
+}
+
+/// Graph runs as chat transcripts: each message's turn, node, sender and
+/// where it went, then its text indented.
+fn transcript_text(run: i64, task: &str, runs: &[crucible::store::Transcript]) -> String {
+    let mut out = format!("run {run} · task {task} · {} graph run(s)\n", runs.len());
+    for r in runs {
+        out += &format!(
+            "\n── graph run {} · {} · {} turns\n",
+            r.attempt, r.ending, r.turns
+        );
+        for (i, m) in r.messages.iter().enumerate() {
+            let who = match (&m.sender, m.summary) {
+                (Some(s), true) => format!("{s} (summary)"),
+                (Some(s), false) => s.to_string(),
+                (None, _) => "(joined)".into(),
+            };
+            let to = if m.receivers.is_empty() {
+                String::new()
+            } else {
+                format!(" → {}", m.receivers.join(", "))
+            };
+            let answer = if r.final_message == Some(i) {
+                "  ◀ answer"
+            } else {
+                ""
+            };
+            out += &format!("[{i}] turn {} · {} · {who}{to}{answer}\n", m.turn, m.node);
+            for line in m.text.lines() {
+                out += &format!("    {line}\n");
+            }
+        }
+    }
+    out
+}
+
+fn transcript_json(runs: &[crucible::store::Transcript]) -> serde_json::Value {
+    serde_json::Value::Array(
+        runs.iter()
+            .map(|r| {
+                serde_json::json!({
+                    "attempt": r.attempt,
+                    "ending": r.ending,
+                    "turns": r.turns,
+                    "final_message": r.final_message,
+                    "messages": r.messages.iter().map(|m| serde_json::json!({
+                        "turn": m.turn,
+                        "node": m.node,
+                        "sender": m.sender.as_deref(),
+                        "reply_to": m.reply_to,
+                        "receivers": m.receivers,
+                        "summary": m.summary,
+                        "text": m.text,
+                    })).collect::<Vec<_>>(),
+                })
+            })
+            .collect(),
+    )
 }

@@ -53,6 +53,7 @@ const MIGRATIONS: &[&str] = &[
     include_str!("schema/v5.sql"),
     include_str!("schema/v6.sql"),
     include_str!("schema/v7.sql"),
+    include_str!("schema/v8.sql"),
 ];
 
 pub const SCHEMA_VERSION: i64 = MIGRATIONS.len() as i64;
@@ -626,6 +627,57 @@ impl Store {
         Ok(())
     }
 
+    /// The graph runs of `task_id` in run `run_id`, each with its messages in
+    /// order: what `show --transcript` prints.
+    pub fn transcript(&self, run_id: i64, task_id: &str) -> Result<Vec<Transcript>> {
+        let mut st = self
+            .conn
+            .prepare(
+                "SELECT g.attempt, g.ending, g.turns, g.final FROM graph_runs g
+                 JOIN tasks t ON t.run_id = g.run_id AND t.task_index = g.task_index
+                 WHERE g.run_id = ?1 AND t.task_id = ?2 ORDER BY g.attempt",
+            )
+            .map_err(self.err())?;
+        let mut runs: Vec<Transcript> = st
+            .query_map(params![run_id, task_id], |r| {
+                Ok(Transcript {
+                    attempt: r.get::<_, i64>(0)? as usize,
+                    ending: r.get(1)?,
+                    turns: r.get::<_, i64>(2)? as usize,
+                    final_message: r.get::<_, Option<i64>>(3)?.map(|m| m as usize),
+                    messages: Vec::new(),
+                })
+            })
+            .and_then(|rows| rows.collect())
+            .map_err(self.err())?;
+        let mut st = self
+            .conn
+            .prepare(
+                "SELECT m.turn, m.node, m.sender, m.reply_to, m.receivers, m.summary, m.text
+                 FROM messages m JOIN tasks t ON t.run_id = m.run_id AND t.task_index = m.task_index
+                 WHERE m.run_id = ?1 AND t.task_id = ?2 AND m.attempt = ?3 ORDER BY m.position",
+            )
+            .map_err(self.err())?;
+        for run in &mut runs {
+            run.messages = st
+                .query_map(params![run_id, task_id, run.attempt as i64], |r| {
+                    let receivers: String = r.get(4)?;
+                    Ok(MessageRecord {
+                        turn: r.get::<_, i64>(0)? as usize,
+                        node: r.get(1)?,
+                        sender: r.get::<_, Option<String>>(2)?.map(Arc::from),
+                        reply_to: r.get::<_, Option<i64>>(3)?.map(|m| m as usize),
+                        receivers: serde_json::from_str(&receivers).unwrap_or_default(),
+                        summary: r.get(5)?,
+                        text: r.get(6)?,
+                    })
+                })
+                .and_then(|rows| rows.collect())
+                .map_err(self.err())?;
+        }
+        Ok(runs)
+    }
+
     /// Mean tokens each verifier's model spent per pool sample it judged,
     /// by (judged agent, verifier): what a verifier adds to a sample's cost.
     pub fn verifier_tokens_per_sample(&self, run_id: i64) -> Result<Vec<(String, String, f64)>> {
@@ -899,6 +951,16 @@ impl Store {
     }
 }
 
+/// One graph run as stored, with its messages.
+#[derive(Debug, Clone)]
+pub struct Transcript {
+    pub attempt: usize,
+    pub ending: String,
+    pub turns: usize,
+    pub final_message: Option<usize>,
+    pub messages: Vec<MessageRecord>,
+}
+
 /// A run's name, seed, and tasks as (id, expected answer) by task index.
 pub struct RunTasks {
     pub name: String,
@@ -1080,11 +1142,38 @@ pub struct TaskRecord {
     pub pools: Vec<PoolRecord>,
 }
 
+/// One run of the graph on a task, as traced (`graph_runs`, `messages`,
+/// `graph_events`).
+#[derive(Debug, Clone)]
+pub struct GraphRunRecord {
+    pub task_index: usize,
+    pub attempt: usize,
+    pub ending: &'static str,
+    pub turns: usize,
+    /// Position of the run's answer among `messages`.
+    pub final_message: Option<usize>,
+    pub messages: Vec<MessageRecord>,
+    /// (kind, node, detail) in order.
+    pub events: Vec<(&'static str, Option<String>, Option<String>)>,
+}
+
+#[derive(Debug, Clone)]
+pub struct MessageRecord {
+    pub turn: usize,
+    pub node: String,
+    pub sender: Option<Arc<str>>,
+    pub reply_to: Option<usize>,
+    pub receivers: Vec<String>,
+    pub summary: bool,
+    pub text: String,
+}
+
 /// What the executor sends the writer.
 pub enum Record {
     Call(Box<CallRecord>),
     Score(Box<LateScore>),
     Task(Box<TaskRecord>),
+    Graph(Box<GraphRunRecord>),
 }
 
 /// Sends records to the writer thread.
@@ -1172,6 +1261,9 @@ struct BatchWriter<'c> {
     attempt: rusqlite::CachedStatement<'c>,
     result: rusqlite::CachedStatement<'c>,
     pool: rusqlite::CachedStatement<'c>,
+    graph_run: rusqlite::CachedStatement<'c>,
+    message: rusqlite::CachedStatement<'c>,
+    event: rusqlite::CachedStatement<'c>,
 }
 
 impl<'c> BatchWriter<'c> {
@@ -1216,6 +1308,19 @@ impl<'c> BatchWriter<'c> {
                 "INSERT INTO task_results (run_id, strategy, kind, n, task_index, accuracy, abstain,
                     tokens, selected, selected_correct, samples, verifier_tokens)
                  VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12)",
+            )?,
+            graph_run: tx.prepare_cached(
+                "INSERT OR REPLACE INTO graph_runs (run_id, task_index, attempt, ending, turns, final)
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
+            )?,
+            message: tx.prepare_cached(
+                "INSERT OR REPLACE INTO messages (run_id, task_index, attempt, position, turn, node,
+                    sender, reply_to, receivers, summary, text)
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11)",
+            )?,
+            event: tx.prepare_cached(
+                "INSERT OR REPLACE INTO graph_events (run_id, task_index, attempt, position, kind, node, detail)
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
             )?,
             pool: tx.prepare_cached(
                 "INSERT OR REPLACE INTO pools (run_id, agent, task_index, answers, verifiers,
@@ -1374,6 +1479,43 @@ impl<'c> BatchWriter<'c> {
                         step as i64,
                         text,
                         score
+                    ])?;
+                }
+            }
+            Record::Graph(g) => {
+                let (task, attempt) = (g.task_index as i64, g.attempt as i64);
+                self.graph_run.execute(params![
+                    self.run_id,
+                    task,
+                    attempt,
+                    g.ending,
+                    g.turns as i64,
+                    g.final_message.map(|m| m as i64),
+                ])?;
+                for (i, m) in g.messages.iter().enumerate() {
+                    self.message.execute(params![
+                        self.run_id,
+                        task,
+                        attempt,
+                        i as i64,
+                        m.turn as i64,
+                        m.node,
+                        m.sender.as_deref(),
+                        m.reply_to.map(|r| r as i64),
+                        serde_json::to_string(&m.receivers).expect("strings serialize"),
+                        m.summary,
+                        m.text,
+                    ])?;
+                }
+                for (i, (kind, node, detail)) in g.events.iter().enumerate() {
+                    self.event.execute(params![
+                        self.run_id,
+                        task,
+                        attempt,
+                        i as i64,
+                        kind,
+                        node,
+                        detail
                     ])?;
                 }
             }

@@ -239,9 +239,12 @@ impl<'g> Walker<'g> {
     /// The run's answer: the last message to reach `END`, else the last
     /// message of the run.
     pub fn final_message(&self) -> Option<&Message> {
-        self.finished
-            .or(self.messages.len().checked_sub(1))
-            .map(|i| &self.messages[i])
+        self.final_index().map(|i| &self.messages[i])
+    }
+
+    /// The position of [`Walker::final_message`] among the messages.
+    pub fn final_index(&self) -> Option<usize> {
+        self.finished.or(self.messages.len().checked_sub(1))
     }
 
     /// The caller's clock: seconds since the run began (for chats'

@@ -4408,6 +4408,49 @@ fn strategies_wrap_whole_graph_runs_traced_turn_by_turn() {
         count("SELECT count(*) FROM pools WHERE agent = 'graph'"),
         60
     );
+    // Each run's messages and events, and its end.
+    assert_eq!(
+        count("SELECT count(*) FROM graph_runs WHERE ending = 'end' AND turns = 3 AND final = 2"),
+        240
+    );
+    assert_eq!(count("SELECT count(*) FROM messages"), 720);
+    assert_eq!(
+        count(
+            "SELECT count(*) FROM messages m WHERE m.node = 'verdict' AND m.receivers = '[\"END\"]'
+               AND m.reply_to = 1 AND EXISTS (SELECT 1 FROM samples s WHERE s.run_id = m.run_id
+                 AND s.task_index = m.task_index AND s.strategy = 'graph' AND s.agent = m.sender
+                 AND s.text = m.text)"
+        ),
+        240
+    );
+    assert_eq!(
+        count("SELECT count(*) FROM graph_events WHERE kind = 'edge'"),
+        240 * 4
+    );
+    assert_eq!(
+        count("SELECT count(*) FROM graph_events WHERE kind = 'terminated' AND detail = 'end'"),
+        240
+    );
+    let task: String = query(&db, "SELECT task_id FROM tasks WHERE task_index = 0");
+    let transcript = Crucible::new(&["show", "1", "--transcript", &task])
+        .db(&db)
+        .ok();
+    assert!(
+        transcript.contains("── graph run 3 · end · 3 turns"),
+        "{transcript}"
+    );
+    assert!(
+        transcript.contains("[1] turn 1 · rebuttal · con → verdict"),
+        "{transcript}"
+    );
+    assert!(
+        transcript.contains("[2] turn 2 · verdict · judge → END  ◀ answer"),
+        "{transcript}"
+    );
+    let out = Crucible::new(&["show", "1", "--transcript", "nope"])
+        .db(&db)
+        .output();
+    assert_eq!(out.status.code(), Some(1));
     let analysis = Crucible::new(&["analyze", "1", "--bootstrap", "0"])
         .db(&db)
         .json();
@@ -4441,6 +4484,10 @@ fn strategies_wrap_whole_graph_runs_traced_turn_by_turn() {
             "SELECT count(*) FROM samples WHERE strategy = 'graph'"
         ),
         720
+    );
+    assert_eq!(
+        query::<i64>(&stopped, "SELECT count(*) FROM graph_runs"),
+        240
     );
 }
 

@@ -7,13 +7,14 @@ use std::sync::Arc;
 
 use rand::RngExt;
 
-use super::{Conversation, Shared, Stop, correctness, render_prompt};
+use super::{Conversation, Shared, Stop, correctness, render_prompt, write};
 use crate::graph::NodeKind;
 use crate::scenario::Task;
 use crate::seed::{self, Part};
+use crate::store::{GraphRunRecord, MessageRecord, Record};
 use crate::strategy::{PoolSample, UNSCORED};
 use crate::verifier::Candidate;
-use crate::walker::{HARD_TURN_LIMIT, Step, Walker};
+use crate::walker::{Event, HARD_TURN_LIMIT, Step, Termination, Walker};
 
 /// What `samples.strategy` says of a graph turn's call.
 const GRAPH_STRATEGY: &str = "graph";
@@ -68,11 +69,11 @@ async fn run_once(
     let started = std::time::Instant::now();
     let mut tokens = 0;
     let mut calls = vec![0usize; sc.agents.len()];
-    loop {
+    let ending = loop {
         walker.set_clock(started.elapsed().as_secs_f64());
         let step = walker.next();
         let (agent, ask) = match &step {
-            Step::Done(_) => break,
+            Step::Done(ending) => break *ending,
             Step::Speak { node, agent } => {
                 let seen = walker.view(*node, *agent);
                 (
@@ -138,7 +139,12 @@ async fn run_once(
             .await?;
         tokens += samples[0].tokens;
         walker.deliver(records[0].text.clone(), samples[0].tokens);
-    }
+    };
+    write(
+        sh,
+        Record::Graph(Box::new(trace(sh, task, attempt, &walker, ending))),
+    )
+    .await?;
     let text = walker
         .final_message()
         .map_or(String::new(), |m| m.text.clone());
@@ -155,6 +161,85 @@ async fn run_once(
         scores,
         verifier_tokens: vec![0; sc.verifiers.len()],
     })
+}
+
+/// The run as the store keeps it: its end, messages and events.
+fn trace(
+    sh: &Shared,
+    task: &Task,
+    attempt: usize,
+    walker: &Walker<'_>,
+    ending: Termination,
+) -> GraphRunRecord {
+    let sc = &*sh.scenario;
+    let graph = &sc.graph.as_ref().expect("a graph").graph;
+    let node = |n: petgraph::graph::NodeIndex| graph[n].name.clone();
+    let edge = |e: petgraph::graph::EdgeIndex| {
+        let (from, to) = graph.edge_endpoints(e).expect("edge of the graph");
+        (
+            graph[from].name.clone(),
+            format!("{} -> {}", graph[from].name, graph[to].name),
+        )
+    };
+    let messages = walker
+        .messages()
+        .iter()
+        .map(|m| MessageRecord {
+            turn: m.turn,
+            node: node(m.node),
+            sender: m.sender.map(|a| sh.agent_names[a].clone()),
+            reply_to: m.reply_to,
+            receivers: m.receivers.iter().map(|&r| node(r)).collect(),
+            summary: m.summary,
+            text: m.text.clone(),
+        })
+        .collect();
+    let events = walker
+        .events()
+        .iter()
+        .map(|e| match e {
+            Event::Entered { node: n, turn } => {
+                ("entered", Some(node(*n)), Some(format!("turn {turn}")))
+            }
+            Event::Condition { edge: e, held } => {
+                let (from, label) = edge(*e);
+                (
+                    "condition",
+                    Some(from),
+                    Some(format!(
+                        "{label}: {}",
+                        if *held { "held" } else { "did not hold" }
+                    )),
+                )
+            }
+            Event::Routed { node: n, option } => {
+                let name = match (&graph[*n].kind, option) {
+                    (NodeKind::Router(r), Some(o)) => r.options[*o].name.clone(),
+                    _ => "no option".to_owned(),
+                };
+                ("routed", Some(node(*n)), Some(name))
+            }
+            Event::EdgeTaken { edge: e } => {
+                let (from, label) = edge(*e);
+                ("edge", Some(from), Some(label))
+            }
+            Event::BranchEnded { node: n, why } => (
+                "branch_ended",
+                Some(node(*n)),
+                Some(why.as_str().to_owned()),
+            ),
+            Event::Terminated(why) => ("terminated", None, Some(why.as_str().to_owned())),
+        })
+        .collect();
+    GraphRunRecord {
+        task_index: task.index,
+        attempt,
+        ending: ending.as_str(),
+        turns: walker.turns(),
+        final_message: walker.final_index(),
+        messages,
+        events,
+    }
 }
 
 /// `messages` (indices into `all`) as "speaker: text" lines under `heading`;
