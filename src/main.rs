@@ -15,6 +15,29 @@ use crucible::scenario::Budget;
 use crucible::store::Store;
 use crucible::{Error, RunOptions, Runner};
 
+/// Print to standard output. When the reader has gone away (`crucible show 1
+/// | head`), crucible ends quietly with status 0, as a Unix tool should,
+/// instead of failing to print.
+macro_rules! out {
+    ($($arg:tt)*) => { emit(format_args!($($arg)*)) };
+}
+
+/// [`out!`] with a line ending.
+macro_rules! outln {
+    ($($arg:tt)*) => { emit(format_args!("{}\n", format_args!($($arg)*))) };
+}
+
+fn emit(args: std::fmt::Arguments<'_>) {
+    let mut stdout = std::io::stdout().lock();
+    if let Err(e) = stdout.write_fmt(args).and_then(|()| stdout.flush()) {
+        if e.kind() == std::io::ErrorKind::BrokenPipe {
+            std::process::exit(0);
+        }
+        eprintln!("error: cannot write to standard output: {e}");
+        std::process::exit(1);
+    }
+}
+
 #[derive(Parser)]
 #[command(
     name = "crucible",
@@ -392,7 +415,7 @@ fn dispatch(command: Command) -> anyhow::Result<ExitCode> {
         ),
         Command::Validate { file, set } => {
             let s = Runner::validate(&file, &set.set)?;
-            println!(
+            outln!(
                 "{}: ok ({} models, {} agents, {} tasks, {} strategies, {} samples planned)",
                 file.display(),
                 s.models.len(),
@@ -415,9 +438,9 @@ fn dispatch(command: Command) -> anyhow::Result<ExitCode> {
             let agents: Vec<&str> = s.agents.iter().map(|a| a.name.as_str()).collect();
             let verifiers: Vec<&str> = s.verifiers.iter().map(|v| v.name.as_str()).collect();
             if dot {
-                print!("{}", graph.dot(&s.name, &agents, &verifiers));
+                out!("{}", graph.dot(&s.name, &agents, &verifiers));
             } else {
-                print!("{}", graph.outline(&agents, &verifiers));
+                out!("{}", graph.outline(&agents, &verifiers));
             }
             Ok(ExitCode::SUCCESS)
         }
@@ -467,7 +490,7 @@ fn dispatch(command: Command) -> anyhow::Result<ExitCode> {
                     .await
                     .with_context(|| format!("cannot listen on {host}:{port}"))?;
                 let addr = listener.local_addr()?;
-                println!("listening on http://{addr}/v1");
+                outln!("listening on http://{addr}/v1");
                 std::io::stdout().flush()?;
                 tokio::select! {
                     r = crucible::sim_server::serve(listener, server) => r.context("serving")?,
@@ -478,7 +501,7 @@ fn dispatch(command: Command) -> anyhow::Result<ExitCode> {
             Ok(ExitCode::SUCCESS)
         }
         Command::Schema => {
-            println!(
+            outln!(
                 "{}",
                 serde_json::to_string_pretty(&crucible::spec::json_schema())?
             );
@@ -488,7 +511,7 @@ fn dispatch(command: Command) -> anyhow::Result<ExitCode> {
             let store = open_existing(&db.db)?;
             let runs = store.list_runs()?;
             if json {
-                println!("{}", serde_json::to_string(&runs)?);
+                outln!("{}", serde_json::to_string(&runs)?);
             } else {
                 let mut t = comfy_table::Table::new();
                 t.load_style(comfy_table::presets::UTF8_FULL_CONDENSED);
@@ -507,7 +530,7 @@ fn dispatch(command: Command) -> anyhow::Result<ExitCode> {
                         secs,
                     ]);
                 }
-                println!("{t}");
+                outln!("{t}");
             }
             Ok(ExitCode::SUCCESS)
         }
@@ -527,9 +550,9 @@ fn dispatch(command: Command) -> anyhow::Result<ExitCode> {
                 .into());
             }
             if json {
-                println!("{}", serde_json::to_string(&transcript_json(&runs))?);
+                outln!("{}", serde_json::to_string(&transcript_json(&runs))?);
             } else {
-                print!("{}", transcript_text(run, &task, &runs));
+                out!("{}", transcript_text(run, &task, &runs));
             }
             Ok(ExitCode::SUCCESS)
         }
@@ -537,9 +560,9 @@ fn dispatch(command: Command) -> anyhow::Result<ExitCode> {
             let store = open_existing(&db.db)?;
             let summary = store.run_summary(run)?;
             if json {
-                println!("{}", summary.json(&db.db));
+                outln!("{}", summary.json(&db.db));
             } else {
-                println!("{}", summary.table());
+                outln!("{}", summary.table());
             }
             Ok(ExitCode::SUCCESS)
         }
@@ -551,9 +574,9 @@ fn dispatch(command: Command) -> anyhow::Result<ExitCode> {
         } => {
             let analysis = analysis.analyze(&db.db, run)?;
             if json {
-                println!("{}", serde_json::to_string(&analysis)?);
+                outln!("{}", serde_json::to_string(&analysis)?);
             } else {
-                print!("{}", analysis.table());
+                out!("{}", analysis.table());
             }
             Ok(ExitCode::SUCCESS)
         }
@@ -571,7 +594,7 @@ fn dispatch(command: Command) -> anyhow::Result<ExitCode> {
                 db.db.display()
             );
             for path in written {
-                println!("{}", path.display());
+                outln!("{}", path.display());
             }
             Ok(ExitCode::SUCCESS)
         }
@@ -679,9 +702,9 @@ fn run(
     }
     let summary = summary?;
     if json {
-        println!("{}", summary.json(&db));
+        outln!("{}", summary.json(&db));
     } else {
-        println!("{}", summary.table());
+        outln!("{}", summary.table());
     }
     Ok(match summary.status.as_str() {
         "completed" => ExitCode::SUCCESS,

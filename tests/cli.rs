@@ -4518,3 +4518,22 @@ fn shipped_graph_scenarios_run_on_simulated_agents() {
         );
     }
 }
+
+#[test]
+fn output_cut_short_by_its_reader_ends_quietly() {
+    let s = Scratch::new();
+    let (db, _) = run_json(&s, BASE);
+    // The reader is gone before crucible has opened the database; printing
+    // then ends crucible quietly.
+    let out = Command::new("bash")
+        .arg("-c")
+        .arg(format!(
+            "'{}' show 1 --db '{}' | true; exit ${{PIPESTATUS[0]}}",
+            env!("CARGO_BIN_EXE_crucible"),
+            db.display()
+        ))
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(0));
+    assert_eq!(String::from_utf8_lossy(&out.stderr), "");
+}
