@@ -4537,3 +4537,67 @@ fn output_cut_short_by_its_reader_ends_quietly() {
     assert_eq!(out.status.code(), Some(0));
     assert_eq!(String::from_utf8_lossy(&out.stderr), "");
 }
+
+/// The shipped debate, moved onto the real llama.cpp server and its
+/// arithmetic questions with `--set`: every turn a real completion, each
+/// agent prompted with the messages before it.
+#[test]
+fn llama_cpp_runs_a_debate_graph() {
+    let url = llama_url();
+    let s = Scratch::new();
+    let db = s.path("debate.db");
+    let model = format!(
+        "models.sim={{provider: openai, base_url: \"{url}/v1\", model: smollm2-135m-instruct, \
+         temperature: 0.8, max_tokens: 32, max_retries: 3, timeout: 60}}"
+    );
+    let v = Crucible::new(&["run"])
+        .arg(root().join("scenarios/debate.yaml"))
+        .args(&[
+            "--set",
+            &model,
+            "--set",
+            "dataset={file: data/arithmetic.jsonl, limit: 3}",
+            "--set",
+            "answer={extract: last_number}",
+            "--set",
+            "strategies=[{kind: self_consistency, agent: graph, n: 2}]",
+        ])
+        .db(&db)
+        .args_concurrency(4)
+        .json();
+    assert_eq!(v["status"], "completed", "{v}");
+    let count = |sql: &str| query::<i64>(&db, sql);
+    // 3 tasks × 2 debates × 5 turns, each a real call.
+    assert_eq!(
+        count("SELECT count(*) FROM samples WHERE strategy = 'graph'"),
+        30
+    );
+    assert_eq!(
+        count("SELECT count(*) FROM calls WHERE provider = 'openai'"),
+        30
+    );
+    assert_eq!(
+        count("SELECT count(*) FROM graph_runs WHERE ending = 'end' AND turns = 5"),
+        6
+    );
+    // The judge's prompt holds the four real arguments before it.
+    assert_eq!(
+        count(
+            "SELECT count(*) FROM messages m JOIN messages a ON a.run_id = m.run_id
+               AND a.task_index = m.task_index AND a.attempt = m.attempt AND a.position < m.position
+             WHERE m.node = 'verdict' AND EXISTS (
+               SELECT 1 FROM samples s JOIN call_view c ON c.call_id = s.call_id
+               WHERE s.run_id = m.run_id AND s.task_index = m.task_index AND s.strategy = 'graph'
+                 AND s.agent = 'judge' AND s.text = m.text
+                 AND instr(c.prompt, a.sender || ': ' || a.text) > 0)"
+        ),
+        6 * 4
+    );
+    let transcript = Crucible::new(&["show", "1", "--transcript", "add-01"])
+        .db(&db)
+        .ok();
+    assert!(
+        transcript.contains("[4] turn 4 · verdict · judge → END  ◀ answer"),
+        "{transcript}"
+    );
+}
