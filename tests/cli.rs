@@ -4601,3 +4601,32 @@ fn llama_cpp_runs_a_debate_graph() {
         "{transcript}"
     );
 }
+
+#[test]
+fn a_verifier_join_keeps_the_branch_its_verifier_scores_highest() {
+    // Two solvers in parallel; the oracle join keeps a correct branch when
+    // either has one, so one run is right exactly when a branch is.
+    let s = Scratch::new();
+    let text = DEBATE.split("graph:\n").next().unwrap().to_owned()
+        + "graph:\n  nodes:\n    left: {agent: pro}\n    right: {agent: con}\n    \
+           pick: {join: verifier, verifier: oracle}\n  edges:\n    - {from: START, to: left}\n    \
+           - {from: START, to: right}\n    - {from: left, to: pick}\n    - {from: right, to: pick}\n    \
+           - {from: pick, to: END}\n";
+    let text = text
+        .replace("n: [1, 4]}", "n: 1}")
+        .replace(", n: 4}", ", n: 1}");
+    let (db, v) = run_json(&s, &text);
+    let either: f64 = query(
+        &db,
+        "SELECT avg(c) FROM (SELECT max(correct) AS c FROM samples
+           WHERE strategy = 'graph' GROUP BY task_index)",
+    );
+    let single = num(result(&v, "self_consistency", 1), "accuracy");
+    assert!((single - either).abs() < 1e-9, "{single} {either}");
+    // Not merely the first branch.
+    let left: f64 = query(
+        &db,
+        "SELECT avg(correct) FROM samples WHERE strategy = 'graph' AND agent = 'pro'",
+    );
+    assert!(single > left + 0.1, "{single} {left}");
+}

@@ -8,7 +8,7 @@ use std::sync::Arc;
 use rand::RngExt;
 
 use super::{Conversation, Shared, Stop, correctness, render_prompt, write};
-use crate::graph::NodeKind;
+use crate::graph::{Join, NodeKind};
 use crate::scenario::Task;
 use crate::seed::{self, Part};
 use crate::store::{GraphRunRecord, MessageRecord, Record};
@@ -113,8 +113,24 @@ async fn run_once(
                 ));
                 (*agent, ask)
             }
-            Step::Join { branches, .. } => {
-                let text = vote(sc, task, walker.messages(), branches);
+            Step::Join { node, branches } => {
+                let texts: Vec<&str> = branches
+                    .iter()
+                    .map(|&b| walker.messages()[b].text.as_str())
+                    .collect();
+                let text = match &graph.graph[*node].kind {
+                    // The best-scored branch; the first of equals.
+                    NodeKind::Join(Join::Verifier(v)) => texts
+                        .iter()
+                        .map(|t| score(sh, task, name(graph_agent), attempt, t, *v))
+                        .enumerate()
+                        .fold(None, |best: Option<(usize, f64)>, (i, x)| match best {
+                            Some((_, b)) if b >= x => best,
+                            _ => Some((i, x)),
+                        })
+                        .map_or(String::new(), |(i, _)| texts[i].to_owned()),
+                    _ => vote(sc, task, &texts),
+                };
                 walker.deliver(text, 0);
                 continue;
             }
@@ -262,25 +278,16 @@ fn transcript(
     out
 }
 
-/// A join's pick among its branches: the text of the first branch giving
-/// the most common answer (`vote`); a `concatenate` join never asks.
-fn vote(
-    sc: &crate::scenario::Scenario,
-    task: &Task,
-    all: &[crate::walker::Message],
-    branches: &[usize],
-) -> String {
-    let answers: Vec<Option<String>> = branches
+/// A `vote` join's pick among its branches' texts: the first giving the
+/// most common answer.
+fn vote(sc: &crate::scenario::Scenario, task: &Task, texts: &[&str]) -> String {
+    let answers: Vec<Option<String>> = texts
         .iter()
-        .map(|&b| {
-            sc.answer
-                .extract_for(&all[b].text, task)
-                .map(|a| a.normalized)
-        })
+        .map(|t| sc.answer.extract_for(t, task).map(|a| a.normalized))
         .collect();
     let count = |a: &Option<String>| answers.iter().filter(|x| a.is_some() && *x == a).count();
-    let best = (0..branches.len()).max_by_key(|&i| (count(&answers[i]), std::cmp::Reverse(i)));
-    best.map_or(String::new(), |i| all[branches[i]].text.clone())
+    let best = (0..texts.len()).max_by_key(|&i| (count(&answers[i]), std::cmp::Reverse(i)));
+    best.map_or(String::new(), |i| texts[i].to_owned())
 }
 
 /// Verifier `v`'s score of `text` as an answer to `task` (UNSCORED when it
