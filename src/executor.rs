@@ -501,6 +501,8 @@ struct Conversation<'a> {
     prompt: String,
     prompt_blob: Blob,
     verifiers: Vec<usize>,
+    /// A graph turn's scene, sent along to simulated models.
+    scene: Option<crate::scene::Scene>,
 }
 
 /// A call that went out (or was found in the trace: no reservation).
@@ -589,6 +591,7 @@ impl<'a> Conversation<'a> {
             prompt_blob: Blob::new(&prompt),
             prompt,
             verifiers,
+            scene: None,
         }
     }
 
@@ -610,6 +613,7 @@ impl<'a> Conversation<'a> {
             history,
             first_sample: first,
             n,
+            scene: self.scene.as_ref(),
         };
         send(sh, agent.model, req).await
     }
@@ -831,6 +835,7 @@ async fn judge_one(
         history: &[],
         first_sample: candidate.index,
         n: 1,
+        scene: None,
     };
     let (key, response, reservation) = send(sh, model, req).await?;
     let fatal = match &response {

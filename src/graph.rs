@@ -136,6 +136,15 @@ impl Until {
         }
     }
 
+    /// The first text whose mention ends the chat, if any.
+    pub fn mention(&self) -> Option<&str> {
+        match self {
+            Until::Mentions(s) => Some(s),
+            Until::Any(all) | Until::All(all) => all.iter().find_map(Until::mention),
+            _ => None,
+        }
+    }
+
     pub fn holds(&self, p: &ChatProgress<'_>) -> bool {
         match self {
             Until::MaxMessages(n) => p.messages >= *n,

@@ -220,7 +220,11 @@ impl Loader {
                 self.loaded.agents.push((name, spec, source.clone()));
                 continue;
             };
-            if spec.model.is_some() || spec.system.is_some() || spec.prompt.is_some() {
+            if spec.model.is_some()
+                || spec.system.is_some()
+                || spec.prompt.is_some()
+                || spec.simulate.is_some()
+            {
                 self.diags.push(source.error(
                     file.span,
                     "an agent with `file` takes all its keys from that file; move the others there",

@@ -787,6 +787,9 @@ fn transcript_text(run: i64, task: &str, runs: &[crucible::store::Transcript]) -
                 ""
             };
             out += &format!("[{i}] turn {} · {} · {who}{to}{answer}\n", m.turn, m.node);
+            for (_, code, name) in r.injected.iter().filter(|f| f.0 == i) {
+                out += &format!("    ⚠ injected {code} {name}\n");
+            }
             for line in m.text.lines() {
                 out += &format!("    {line}\n");
             }
@@ -812,6 +815,11 @@ fn transcript_json(runs: &[crucible::store::Transcript]) -> serde_json::Value {
                         "receivers": m.receivers,
                         "summary": m.summary,
                         "text": m.text,
+                    })).collect::<Vec<_>>(),
+                    "injected": r.injected.iter().map(|(position, code, name)| serde_json::json!({
+                        "message": position,
+                        "mode": code,
+                        "name": name,
                     })).collect::<Vec<_>>(),
                 })
             })

@@ -702,6 +702,7 @@ mod tests {
             history: &[],
             first_sample: 0,
             n: 1,
+            scene: None,
         }
     }
 

@@ -20,6 +20,8 @@ pub struct CallRequest<'a> {
     pub history: &'a [Turn],
     pub first_sample: usize,
     pub n: usize,
+    /// A graph turn's structured view, for simulated agents only.
+    pub scene: Option<&'a crate::scene::Scene>,
 }
 
 /// One round of a conversation after the first prompt: the model's reply and
@@ -109,6 +111,9 @@ pub fn call_key(fingerprint: &str, req: &CallRequest<'_>) -> String {
     }
     h.update(&(req.first_sample as u64).to_le_bytes());
     h.update(&(req.n as u64).to_le_bytes());
+    if let Some(scene) = req.scene {
+        h.update(scene.key().as_bytes());
+    }
     h.finalize().to_hex()[..32].to_owned()
 }
 

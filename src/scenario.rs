@@ -120,6 +120,8 @@ pub struct Agent {
     pub model: usize,
     pub system: String,
     pub prompt: Template,
+    /// How it behaves in graph runs on the simulated model.
+    pub persona: std::sync::Arc<crate::persona::Persona>,
 }
 
 /// One dataset item.

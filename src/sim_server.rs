@@ -258,7 +258,7 @@ async fn chat(State(server): State<Arc<SimServer>>, headers: HeaderMap, body: By
         _ => None,
     };
     for (i, k) in (first..first + n).enumerate() {
-        let (c, ms, _) = model.sample(agent, task, k, &dist);
+        let (c, ms, _) = model.sample(agent, task, k, &dist, None);
         latency = latency.max(ms);
         completion_tokens += c.output_tokens;
         let mut choice = json!({"index": i, "message": {"role": "assistant", "content": c.text}, "finish_reason": "stop"});

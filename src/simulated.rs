@@ -13,6 +13,7 @@ use rand::seq::SliceRandom;
 
 use crate::provider::{CallRequest, CallResponse, Completion, Provider, ProviderError, UsageBound};
 use crate::scenario::Task;
+use crate::scene::Scene;
 use crate::seed::{self, Part};
 use crate::spec::Spread;
 
@@ -153,22 +154,29 @@ impl SimulatedModel {
                 text.push('\n');
             }
         }
-        match answer {
-            Some(a) => text.push_str(&self.style.format.replace("{answer}", &self.shown(a))),
-            // Whole-text extraction reads any text as an answer: abstain with none.
-            None if self.style.reasoning => text.push_str(ABSTAIN_TEXT),
-            None => {}
-        }
+        text.push_str(&self.answer_line(answer));
         text
     }
 
-    /// Draw sample `index` of `task` for `agent`.
+    /// The line stating `answer`; for none, the abstention text (nothing
+    /// under whole-text extraction, which reads any text as an answer).
+    pub fn answer_line(&self, answer: Option<&str>) -> String {
+        match answer {
+            Some(a) => self.style.format.replace("{answer}", &self.shown(a)),
+            None if self.style.reasoning => ABSTAIN_TEXT.to_owned(),
+            None => String::new(),
+        }
+    }
+
+    /// Draw sample `index` of `task` for `agent`; in a graph turn, the
+    /// agent's persona writes it for the turn's `scene`.
     pub fn sample(
         &self,
         agent: &str,
         task: &Task,
         index: usize,
         dist: &[(Option<String>, f64)],
+        scene: Option<&Scene>,
     ) -> (Completion, f64, bool) {
         let mut rng = seed::rng(
             self.seed,
@@ -182,7 +190,10 @@ impl SimulatedModel {
         );
         let failed = self.failure_rate > 0.0 && rng.random_bool(self.failure_rate);
         let answer = draw(dist, rng.random());
-        let text = self.write(answer, &mut rng);
+        let text = match scene {
+            Some(scene) => scene.persona.act(scene, self, answer, &mut rng),
+            None => self.write(answer, &mut rng),
+        };
         let latency = self.latency.map_or(0.0, |(mean, sd)| {
             (mean + sd * seed::standard_normal(&mut rng)).max(0.0)
         });
@@ -302,7 +313,7 @@ impl Provider for SimulatedModel {
         let mut completions = Vec::with_capacity(req.n);
         let mut latency: f64 = 0.0;
         for k in req.first_sample..req.first_sample + req.n {
-            let (c, ms, failed) = self.sample(req.agent, req.task, k, &dist);
+            let (c, ms, failed) = self.sample(req.agent, req.task, k, &dist, req.scene);
             latency = latency.max(ms);
             if failed {
                 return Err(ProviderError {
@@ -401,7 +412,7 @@ mod tests {
         let n = 20_000;
         let mut counts = [0usize; 3];
         for k in 0..n {
-            let (c, _, _) = m.sample("a", &t, k, &d);
+            let (c, _, _) = m.sample("a", &t, k, &d, None);
             match rule.extract(&c.text).map(|a| a.normalized).as_deref() {
                 Some("7") => counts[0] += 1,
                 Some("8") => counts[1] += 1,
@@ -435,6 +446,7 @@ mod tests {
             history: &[],
             first_sample: 0,
             n: 1,
+            scene: None,
         };
         let bound = m
             .usage_bound(&req)
@@ -442,7 +454,7 @@ mod tests {
             .expect("simulated output is bounded");
         let d = m.distribution_for(&t);
         let longest = (0..5000)
-            .map(|k| m.sample("a", &t, k, &d).0.output_tokens)
+            .map(|k| m.sample("a", &t, k, &d, None).0.output_tokens)
             .max()
             .unwrap();
         assert!(

@@ -230,6 +230,54 @@ pub struct AgentSpec {
     /// no other key may stand beside it.
     #[serde(default)]
     pub file: Option<Located<String>>,
+    /// How the agent behaves in graph runs when its model is simulated (a
+    /// network model ignores it).
+    #[serde(default)]
+    pub simulate: Option<SimulateSpec>,
+}
+
+/// A simulated agent's role, probabilities and injected failures.
+#[derive(Debug, Clone, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct SimulateSpec {
+    /// What kind of message it writes (default `solver`).
+    #[serde(default)]
+    pub role: Option<Located<RoleSpec>>,
+    /// Chance of adopting another agent's latest answer instead of its own
+    /// (solvers, debaters; default 0).
+    #[serde(default)]
+    pub agree: Option<Located<f64>>,
+    /// A reviewer's chance of approving a correct answer (default 0.9).
+    #[serde(default)]
+    pub approve_correct: Option<Located<f64>>,
+    /// A reviewer's chance of approving a wrong answer (default 0.1).
+    #[serde(default)]
+    pub approve_wrong: Option<Located<f64>>,
+    /// The word a reviewer approves with (default `APPROVED`).
+    #[serde(default)]
+    pub approve: Option<Located<String>>,
+    /// The word a reviewer asks for a revision with (default `REVISE`).
+    #[serde(default)]
+    pub revise: Option<Located<String>>,
+    /// MAST failure modes to inject, by code (`FM-1.3`), each with its
+    /// chance per turn where it can happen; they add up to at most 1.
+    #[serde(default)]
+    pub failures: Option<Located<BTreeMap<String, Located<f64>>>>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, JsonSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum RoleSpec {
+    /// Reasoning, then its drawn answer.
+    Solver,
+    /// Argues for its drawn answer against the other side.
+    Debater,
+    /// A plan; no answer.
+    Planner,
+    /// Approves or rejects the latest answer from another agent.
+    Reviewer,
+    /// Sides with the most common answer it sees.
+    Judge,
 }
 
 /// Where the tasks come from: exactly one of `items`, `file`, `synthetic`.

@@ -54,6 +54,7 @@ const MIGRATIONS: &[&str] = &[
     include_str!("schema/v6.sql"),
     include_str!("schema/v7.sql"),
     include_str!("schema/v8.sql"),
+    include_str!("schema/v9.sql"),
 ];
 
 pub const SCHEMA_VERSION: i64 = MIGRATIONS.len() as i64;
@@ -646,6 +647,7 @@ impl Store {
                     turns: r.get::<_, i64>(2)? as usize,
                     final_message: r.get::<_, Option<i64>>(3)?.map(|m| m as usize),
                     messages: Vec::new(),
+                    injected: Vec::new(),
                 })
             })
             .and_then(|rows| rows.collect())
@@ -656,6 +658,14 @@ impl Store {
                 "SELECT m.turn, m.node, m.sender, m.reply_to, m.receivers, m.summary, m.text
                  FROM messages m JOIN tasks t ON t.run_id = m.run_id AND t.task_index = m.task_index
                  WHERE m.run_id = ?1 AND t.task_id = ?2 AND m.attempt = ?3 ORDER BY m.position",
+            )
+            .map_err(self.err())?;
+        let mut injected = self
+            .conn
+            .prepare(
+                "SELECT f.position, f.mode, f.name
+                 FROM injected_failures f JOIN tasks t ON t.run_id = f.run_id AND t.task_index = f.task_index
+                 WHERE f.run_id = ?1 AND t.task_id = ?2 AND f.attempt = ?3 ORDER BY f.position",
             )
             .map_err(self.err())?;
         for run in &mut runs {
@@ -671,6 +681,12 @@ impl Store {
                         summary: r.get(5)?,
                         text: r.get(6)?,
                     })
+                })
+                .and_then(|rows| rows.collect())
+                .map_err(self.err())?;
+            run.injected = injected
+                .query_map(params![run_id, task_id, run.attempt as i64], |r| {
+                    Ok((r.get::<_, i64>(0)? as usize, r.get(1)?, r.get(2)?))
                 })
                 .and_then(|rows| rows.collect())
                 .map_err(self.err())?;
@@ -959,6 +975,8 @@ pub struct Transcript {
     pub turns: usize,
     pub final_message: Option<usize>,
     pub messages: Vec<MessageRecord>,
+    /// Failures injected on purpose: (message position, mode code, name).
+    pub injected: Vec<(usize, String, String)>,
 }
 
 /// A run's name, seed, and tasks as (id, expected answer) by task index.
@@ -1155,6 +1173,20 @@ pub struct GraphRunRecord {
     pub messages: Vec<MessageRecord>,
     /// (kind, node, detail) in order.
     pub events: Vec<(&'static str, Option<String>, Option<String>)>,
+    /// The failures simulated agents acted out on purpose.
+    pub injected: Vec<InjectedRecord>,
+}
+
+/// A failure injected into one message of a graph run: ground truth for
+/// failure judges (`injected_failures`).
+#[derive(Debug, Clone)]
+pub struct InjectedRecord {
+    /// The message's position in the run.
+    pub position: usize,
+    pub turn: usize,
+    pub agent: Arc<str>,
+    pub node: String,
+    pub mode: crate::failure::FailureMode,
 }
 
 #[derive(Debug, Clone)]
@@ -1264,6 +1296,7 @@ struct BatchWriter<'c> {
     graph_run: rusqlite::CachedStatement<'c>,
     message: rusqlite::CachedStatement<'c>,
     event: rusqlite::CachedStatement<'c>,
+    injected: rusqlite::CachedStatement<'c>,
 }
 
 impl<'c> BatchWriter<'c> {
@@ -1321,6 +1354,11 @@ impl<'c> BatchWriter<'c> {
             event: tx.prepare_cached(
                 "INSERT OR REPLACE INTO graph_events (run_id, task_index, attempt, position, kind, node, detail)
                  VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
+            )?,
+            injected: tx.prepare_cached(
+                "INSERT OR REPLACE INTO injected_failures (run_id, task_index, attempt, position,
+                    turn, agent, node, mode, name)
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9)",
             )?,
             pool: tx.prepare_cached(
                 "INSERT OR REPLACE INTO pools (run_id, agent, task_index, answers, verifiers,
@@ -1516,6 +1554,19 @@ impl<'c> BatchWriter<'c> {
                         kind,
                         node,
                         detail
+                    ])?;
+                }
+                for f in &g.injected {
+                    self.injected.execute(params![
+                        self.run_id,
+                        task,
+                        attempt,
+                        f.position as i64,
+                        f.turn as i64,
+                        &*f.agent,
+                        f.node,
+                        f.mode.code(),
+                        f.mode.name(),
                     ])?;
                 }
             }

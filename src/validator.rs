@@ -10,9 +10,11 @@ use crate::answer::{AnswerRule, Extractor, Step};
 use crate::budget::Cap;
 use crate::canonicalizer::Canonicalizer;
 use crate::diagnostic::{Diagnostic, Diagnostics, SourceFile, Span, did_you_mean};
+use crate::failure::FailureMode;
 use crate::loader::Loaded;
 use crate::network::{Api, HttpModel};
 use crate::node::Located;
+use crate::persona::{Persona, Role};
 use crate::scenario::{
     Agent, Aggregate, Budget, CANDIDATE_FIELDS, Check, Correction, DEFAULT_FEEDBACK,
     DEFAULT_JUDGE_SCORE, DEFAULT_JUDGE_YES_NO, Judge, Model, ModelKind, Price, RewardModel, Scale,
@@ -21,8 +23,9 @@ use crate::scenario::{
 };
 use crate::simulated::{AnswerStyle, Distribution, SimulatedModel, spread_shares};
 use crate::spec::{
-    AggregateSpec, CheckSpec, ExtractSpec, ModelSpec, NormalizeStep, ScaleSpec, Spread, StepsSpec,
-    StopSpec, StrategyKindSpec, StrategySpec, VerifierKindSpec, VerifierSpec,
+    AggregateSpec, CheckSpec, ExtractSpec, ModelSpec, NormalizeStep, RoleSpec, ScaleSpec,
+    SimulateSpec, Spread, StepsSpec, StopSpec, StrategyKindSpec, StrategySpec, VerifierKindSpec,
+    VerifierSpec,
 };
 use crate::template::Template;
 
@@ -172,6 +175,7 @@ impl<'a> Validator<'a> {
                 model,
                 system: String::new(),
                 prompt: Template::compile("").expect("an empty template compiles"),
+                persona: Arc::default(),
             },
             graph.span,
         ));
@@ -678,18 +682,9 @@ impl<'a> Validator<'a> {
             return None;
         };
         let prob = |v: &mut Self, x: &Option<Located<f64>>, what: &str| -> Option<f64> {
-            let x = x.as_ref()?;
-            if !(0.0..=1.0).contains(&x.value) {
-                v.err(
-                    x.span,
-                    format!(
-                        "`{what}` must be a probability in [0, 1], found {}",
-                        x.value
-                    ),
-                );
-                return None;
-            }
-            Some(x.value)
+            probability(&v.source, x.as_ref()?, what)
+                .map_err(|d| v.diags.push(d))
+                .ok()
         };
         let abstain = prob(self, &d.abstain, "abstain").unwrap_or(0.0);
         let choices = match answer.map(|a| &a.extractor) {
@@ -1014,6 +1009,11 @@ impl<'a> Validator<'a> {
                             .map(|s| s.value.clone())
                             .unwrap_or_default(),
                         prompt: template,
+                        persona: Arc::new(
+                            spec.simulate.as_ref().map_or_else(Persona::default, |p| {
+                                persona(src, p, &mut self.diags)
+                            }),
+                        ),
                     },
                     name.span,
                 ));
@@ -1026,20 +1026,11 @@ impl<'a> Validator<'a> {
         let mut out = Vec::new();
         for (name, spec) in &self.loaded.verifiers {
             let rate = |v: &mut Self, x: &Option<Located<f64>>, what: &str| -> f64 {
-                match x {
-                    Some(r) if !(0.0..=1.0).contains(&r.value) => {
-                        v.err(
-                            r.span,
-                            format!(
-                                "`{what}` must be a probability in [0, 1], found {}",
-                                r.value
-                            ),
-                        );
-                        0.0
-                    }
-                    Some(r) => r.value,
-                    None => 0.0,
-                }
+                let Some(x) = x else { return 0.0 };
+                probability(&v.source, x, what).unwrap_or_else(|d| {
+                    v.diags.push(d);
+                    0.0
+                })
             };
             let kind = match spec.kind.value {
                 VerifierKindSpec::Oracle => {
@@ -1702,4 +1693,126 @@ pub fn load_scenario(
             Err(all.into_sorted())
         }
     }
+}
+
+/// `x` as a probability, or the diagnostic saying it is not one.
+fn probability(src: &SourceFile, x: &Located<f64>, what: &str) -> Result<f64, Diagnostic> {
+    if (0.0..=1.0).contains(&x.value) {
+        Ok(x.value)
+    } else {
+        Err(src.error(
+            x.span,
+            format!(
+                "`{what}` must be a probability in [0, 1], found {}",
+                x.value
+            ),
+        ))
+    }
+}
+
+/// An agent's `simulate` block as a persona; problems go to `diags`.
+fn persona(src: &SourceFile, spec: &SimulateSpec, diags: &mut Diagnostics) -> Persona {
+    let mut p = Persona::default();
+    let mut prob = |x: &Option<Located<f64>>, what: &str, default: f64| match x {
+        None => default,
+        Some(x) => probability(src, x, what).unwrap_or_else(|d| {
+            diags.push(d);
+            default
+        }),
+    };
+    p.agree = prob(&spec.agree, "agree", p.agree);
+    p.approve_correct = prob(&spec.approve_correct, "approve_correct", p.approve_correct);
+    p.approve_wrong = prob(&spec.approve_wrong, "approve_wrong", p.approve_wrong);
+    if let Some(role) = &spec.role {
+        p.role = match role.value {
+            RoleSpec::Solver => Role::Solver,
+            RoleSpec::Debater => Role::Debater,
+            RoleSpec::Planner => Role::Planner,
+            RoleSpec::Reviewer => Role::Reviewer,
+            RoleSpec::Judge => Role::Judge,
+        };
+    }
+    for (word, field, what) in [
+        (&spec.approve, &mut p.approve, "approve"),
+        (&spec.revise, &mut p.revise, "revise"),
+    ] {
+        match word {
+            Some(w) if w.trim().is_empty() => {
+                diags.push(src.error(w.span, format!("`{what}` needs a word, e.g. APPROVED")));
+            }
+            Some(w) => *field = w.value.clone(),
+            None => {}
+        }
+    }
+    if p.approve.contains(&p.revise) || p.revise.contains(&p.approve) {
+        let span = spec
+            .approve
+            .as_ref()
+            .or(spec.revise.as_ref())
+            .map(|w| w.span);
+        if let Some(span) = span {
+            diags.push(src.error(
+                span,
+                "`approve` and `revise` must not contain each other, or a router could not tell them apart",
+            ));
+        }
+    }
+    let Some(failures) = &spec.failures else {
+        return p;
+    };
+    let mut total = 0.0;
+    for (code, rate) in &failures.value {
+        let Some(mode) = FailureMode::from_code(code) else {
+            let codes: Vec<&str> = FailureMode::ALL.iter().map(|m| m.code()).collect();
+            diags.push(src.error(
+                rate.span,
+                format!(
+                    "unknown failure mode `{code}`; MAST codes are FM-1.1 to FM-3.3{}",
+                    did_you_mean(code, codes)
+                ),
+            ));
+            continue;
+        };
+        if !mode.injectable() {
+            let can: Vec<&str> = FailureMode::ALL
+                .iter()
+                .filter(|m| m.injectable())
+                .map(|m| m.code())
+                .collect();
+            diags.push(src.error(
+                rate.span,
+                format!(
+                    "{code} ({}) cannot be simulated; simulated agents can act out {}",
+                    mode.name(),
+                    can.join(", ")
+                ),
+            ));
+            continue;
+        }
+        if mode == FailureMode::NoVerification && !p.role.verifies() {
+            diags.push(src.error(
+                rate.span,
+                format!(
+                    "{code} ({}) needs an agent that verifies: give it `role: reviewer` or `role: judge`",
+                    mode.name()
+                ),
+            ));
+            continue;
+        }
+        match probability(src, rate, code) {
+            Ok(r) => {
+                total += r;
+                p.failures.push((mode, r));
+            }
+            Err(d) => diags.push(d),
+        }
+    }
+    if total > 1.0 + 1e-9 {
+        diags.push(src.error(
+            failures.span,
+            format!("failure rates add up to {total}, more than 1: at most one failure is injected per turn"),
+        ));
+    }
+    p.failures.sort_by_key(|f| f.0);
+    p
 }

@@ -4493,22 +4493,53 @@ fn strategies_wrap_whole_graph_runs_traced_turn_by_turn() {
 
 #[test]
 fn shipped_graph_scenarios_run_on_simulated_agents() {
-    // (scenario, tasks, runs per task, calls per run)
-    for (name, tasks, runs, calls) in [
-        // pro, con, pro, con, judge.
-        ("debate.yaml", 100, 8, 5),
-        // plan, then code and review four times: simulated reviewers never
-        // approve, so the three revisions are spent.
-        ("plan-code-review.yaml", 100, 4, 9),
-        // Ten messages, each after the lead's pick.
-        ("groupchat.yaml", 50, 4, 20),
+    // (scenario, tasks, runs per task, calls per message, SQL true of every run)
+    for (name, tasks, runs, per_message, every_run) in [
+        // pro, con, pro, con, judge; the judge sides with an answer it heard.
+        (
+            "debate.yaml",
+            100,
+            8,
+            1,
+            "turns = 5 AND (SELECT m.text FROM messages m WHERE m.run_id = g.run_id
+               AND m.task_index = g.task_index AND m.attempt = g.attempt AND m.position = 4)
+               LIKE 'Having weighed the arguments, I side with %'",
+        ),
+        // Until APPROVED, or the three revisions are spent.
+        (
+            "plan-code-review.yaml",
+            100,
+            4,
+            1,
+            "(ending = 'end') = ((SELECT m.text FROM messages m WHERE m.run_id = g.run_id
+               AND m.task_index = g.task_index AND m.attempt = g.attempt
+               AND m.position = g.final) LIKE 'APPROVED.%')",
+        ),
+        // A lead's pick before each message; ten messages, or fewer when two
+        // in a row agree and the second says TERMINATE.
+        (
+            "groupchat.yaml",
+            50,
+            4,
+            2,
+            "(SELECT count(*) FROM messages m WHERE m.run_id = g.run_id
+               AND m.task_index = g.task_index AND m.attempt = g.attempt) BETWEEN 2 AND 10",
+        ),
     ] {
         let s = Scratch::new();
         let (db, v) = run_shipped(&s, name);
         assert_eq!(v["status"], "completed", "{name}");
         assert_eq!(
             query::<i64>(&db, "SELECT count(*) FROM samples WHERE strategy = 'graph'"),
-            tasks * runs * calls,
+            per_message * query::<i64>(&db, "SELECT count(*) FROM messages"),
+            "{name}"
+        );
+        assert_eq!(
+            query::<i64>(
+                &db,
+                &format!("SELECT count(*) FROM graph_runs g WHERE {every_run}")
+            ),
+            tasks * runs,
             "{name}"
         );
         assert_eq!(

@@ -9,9 +9,11 @@ use rand::RngExt;
 
 use super::{Conversation, Shared, Stop, correctness, render_prompt, write};
 use crate::graph::{Join, NodeKind};
+use crate::scenario::ModelKind;
 use crate::scenario::Task;
+use crate::scene::{Scene, SceneStep, Seen};
 use crate::seed::{self, Part};
-use crate::store::{GraphRunRecord, MessageRecord, Record};
+use crate::store::{GraphRunRecord, InjectedRecord, MessageRecord, Record};
 use crate::strategy::{PoolSample, UNSCORED};
 use crate::verifier::Candidate;
 use crate::walker::{Event, HARD_TURN_LIMIT, Step, Termination, Walker};
@@ -69,9 +71,11 @@ async fn run_once(
     let started = std::time::Instant::now();
     let mut tokens = 0;
     let mut calls = vec![0usize; sc.agents.len()];
+    let mut injected = Vec::new();
     let ending = loop {
         walker.set_clock(started.elapsed().as_secs_f64());
         let step = walker.next();
+        let scene = scene_of(sh, task, attempt, &walker, &step);
         let (agent, ask) = match &step {
             Step::Done(ending) => break *ending,
             Step::Speak { node, agent } => {
@@ -144,7 +148,9 @@ async fn run_once(
             }
         };
         let prompt = render_prompt(sh, task, agent)? + &ask;
-        let conversation = Conversation::with_prompt(task, agent, prompt, Vec::new());
+        let mut conversation = Conversation::with_prompt(task, agent, prompt, Vec::new());
+        let failure = scene.as_ref().and_then(|s| s.failure);
+        conversation.scene = scene;
         let first = sc.first_graph_call(agent) + attempt * calls_per_run(sh);
         let index = first + calls[agent];
         calls[agent] += 1;
@@ -155,10 +161,23 @@ async fn run_once(
             .await?;
         tokens += samples[0].tokens;
         walker.deliver(records[0].text.clone(), samples[0].tokens);
+        if let Some(mode) = failure {
+            let position = walker.messages().len() - 1;
+            injected.push(InjectedRecord {
+                position,
+                turn: walker.messages()[position].turn,
+                agent: sh.agent_names[agent].clone(),
+                node: graph.graph[walker.messages()[position].node].name.clone(),
+                mode,
+            });
+        }
     };
     write(
         sh,
-        Record::Graph(Box::new(trace(sh, task, attempt, &walker, ending))),
+        Record::Graph(Box::new(GraphRunRecord {
+            injected,
+            ..trace(sh, task, attempt, &walker, ending)
+        })),
     )
     .await?;
     let text = walker
@@ -255,7 +274,101 @@ fn trace(
         final_message: walker.final_index(),
         messages,
         events,
+        injected: Vec::new(),
     }
+}
+
+/// What a turn shows its speaker when the speaker's model is simulated
+/// (`None` otherwise, and for steps no agent speaks in), with the failure
+/// its persona acts out, drawn per (task, run, message) from the seed.
+fn scene_of(
+    sh: &Shared,
+    task: &Task,
+    attempt: usize,
+    walker: &Walker<'_>,
+    step: &Step,
+) -> Option<Scene> {
+    let sc = &*sh.scenario;
+    let graph = sc.graph.as_ref().expect("a graph pseudo-agent has a graph");
+    let (agent, node) = match step {
+        Step::Speak { node, agent } | Step::Choose { node, agent } => (*agent, *node),
+        Step::Summarize { agent, node, .. } => (*agent, *node),
+        _ => return None,
+    };
+    if !matches!(
+        sc.models[sc.agents[agent].model].kind,
+        ModelKind::Simulated(_)
+    ) {
+        return None;
+    }
+    let all = walker.messages();
+    let seen_of = |m: &crate::walker::Message| {
+        let answer = sc.answer.extract_for(&m.text, task);
+        Seen {
+            sender: m.sender.map(|a| sc.agents[a].name.clone()),
+            text: m.text.clone(),
+            correct: answer.as_ref().and_then(|a| correctness(Some(a), task)),
+            answer: answer.map(|a| a.normalized),
+        }
+    };
+    let last_speaker = all.iter().rev().find(|m| !m.summary).and_then(|m| m.sender);
+    let (scene_step, seen) = match step {
+        Step::Speak { .. } => (
+            SceneStep::Speak,
+            walker
+                .view(node, agent)
+                .iter()
+                .map(|&i| seen_of(&all[i]))
+                .collect(),
+        ),
+        Step::Choose { .. } => {
+            let (options, last) = match &graph.graph[node].kind {
+                NodeKind::Router(r) => (r.options.iter().map(|o| o.name.clone()).collect(), None),
+                NodeKind::Chat(c) => (
+                    c.names.clone(),
+                    last_speaker.map(|a| sc.agents[a].name.clone()),
+                ),
+                _ => (Vec::new(), None),
+            };
+            (SceneStep::Choose { options, last }, Vec::new())
+        }
+        Step::Summarize { messages, .. } => (
+            SceneStep::Summarize,
+            messages.iter().map(|&i| seen_of(&all[i])).collect(),
+        ),
+        _ => return None,
+    };
+    let stop = match &graph.graph[node].kind {
+        NodeKind::Chat(c) => c.until.mention().map(str::to_owned),
+        _ => None,
+    };
+    let own_last = all
+        .iter()
+        .rev()
+        .find(|m| m.sender == Some(agent) && !m.summary)
+        .map(seen_of);
+    let mut scene = Scene {
+        speaker: sc.agents[agent].name.clone(),
+        persona: sc.agents[agent].persona.clone(),
+        step: scene_step,
+        seen,
+        own_last,
+        stop,
+        failure: None,
+    };
+    if !scene.persona.failures.is_empty() {
+        let mut rng = seed::rng(
+            sc.seed,
+            &[
+                Part::Str("failure"),
+                Part::Str(&task.id),
+                Part::Int(attempt as u64),
+                Part::Int(all.len() as u64),
+            ],
+        );
+        scene.failure = scene.pick_failure(rng.random());
+    }
+    Some(scene)
 }
 
 /// `messages` (indices into `all`) as "speaker: text" lines under `heading`;
