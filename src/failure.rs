@@ -25,65 +25,55 @@ pub enum FailureMode {
 
 use FailureMode::*;
 
+/// Each mode with its code and name, in the taxonomy's order.
+const TABLE: [(FailureMode, &str, &str); 14] = [
+    (DisobeyTask, "FM-1.1", "disobey task specification"),
+    (DisobeyRole, "FM-1.2", "disobey role specification"),
+    (StepRepetition, "FM-1.3", "step repetition"),
+    (LossOfHistory, "FM-1.4", "loss of conversation history"),
+    (
+        UnawareOfTermination,
+        "FM-1.5",
+        "unaware of termination conditions",
+    ),
+    (ConversationReset, "FM-2.1", "conversation reset"),
+    (NoClarification, "FM-2.2", "fail to ask for clarification"),
+    (TaskDerailment, "FM-2.3", "task derailment"),
+    (InformationWithholding, "FM-2.4", "information withholding"),
+    (IgnoredInput, "FM-2.5", "ignored other agent's input"),
+    (
+        ReasoningActionMismatch,
+        "FM-2.6",
+        "reasoning-action mismatch",
+    ),
+    (PrematureTermination, "FM-3.1", "premature termination"),
+    (NoVerification, "FM-3.2", "no or incomplete verification"),
+    (IncorrectVerification, "FM-3.3", "incorrect verification"),
+];
+
 impl FailureMode {
     /// All fourteen, in the taxonomy's order.
-    pub const ALL: [FailureMode; 14] = [
-        DisobeyTask,
-        DisobeyRole,
-        StepRepetition,
-        LossOfHistory,
-        UnawareOfTermination,
-        ConversationReset,
-        NoClarification,
-        TaskDerailment,
-        InformationWithholding,
-        IgnoredInput,
-        ReasoningActionMismatch,
-        PrematureTermination,
-        NoVerification,
-        IncorrectVerification,
-    ];
+    pub fn all() -> impl Iterator<Item = FailureMode> {
+        TABLE.iter().map(|t| t.0)
+    }
+
+    fn entry(self) -> &'static (FailureMode, &'static str, &'static str) {
+        TABLE
+            .iter()
+            .find(|t| t.0 == self)
+            .expect("every mode is in the table")
+    }
 
     pub fn code(self) -> &'static str {
-        match self {
-            DisobeyTask => "FM-1.1",
-            DisobeyRole => "FM-1.2",
-            StepRepetition => "FM-1.3",
-            LossOfHistory => "FM-1.4",
-            UnawareOfTermination => "FM-1.5",
-            ConversationReset => "FM-2.1",
-            NoClarification => "FM-2.2",
-            TaskDerailment => "FM-2.3",
-            InformationWithholding => "FM-2.4",
-            IgnoredInput => "FM-2.5",
-            ReasoningActionMismatch => "FM-2.6",
-            PrematureTermination => "FM-3.1",
-            NoVerification => "FM-3.2",
-            IncorrectVerification => "FM-3.3",
-        }
+        self.entry().1
     }
 
     pub fn name(self) -> &'static str {
-        match self {
-            DisobeyTask => "disobey task specification",
-            DisobeyRole => "disobey role specification",
-            StepRepetition => "step repetition",
-            LossOfHistory => "loss of conversation history",
-            UnawareOfTermination => "unaware of termination conditions",
-            ConversationReset => "conversation reset",
-            NoClarification => "fail to ask for clarification",
-            TaskDerailment => "task derailment",
-            InformationWithholding => "information withholding",
-            IgnoredInput => "ignored other agent's input",
-            ReasoningActionMismatch => "reasoning-action mismatch",
-            PrematureTermination => "premature termination",
-            NoVerification => "no or incomplete verification",
-            IncorrectVerification => "incorrect verification",
-        }
+        self.entry().2
     }
 
     pub fn from_code(code: &str) -> Option<FailureMode> {
-        Self::ALL.into_iter().find(|m| m.code() == code)
+        TABLE.iter().find(|t| t.1 == code).map(|t| t.0)
     }
 
     /// The modes simulated agents can act out.
@@ -108,10 +98,10 @@ mod tests {
 
     #[test]
     fn codes_are_distinct_and_read_back() {
-        for m in FailureMode::ALL {
+        for m in FailureMode::all() {
             assert_eq!(FailureMode::from_code(m.code()), Some(m));
         }
-        let mut codes: Vec<&str> = FailureMode::ALL.iter().map(|m| m.code()).collect();
+        let mut codes: Vec<&str> = FailureMode::all().map(|m| m.code()).collect();
         codes.dedup();
         assert_eq!(codes.len(), 14);
         assert_eq!(FailureMode::from_code("FM-4.1"), None);

@@ -93,7 +93,6 @@ impl Persona {
         drawn: Option<&str>,
         rng: &mut ChaCha8Rng,
     ) -> String {
-        let w = Writer { model };
         match &scene.step {
             SceneStep::Choose { options, last } => {
                 let mut open: Vec<&String> = options
@@ -123,8 +122,8 @@ impl Persona {
                 format!("Summary: {}.", parts.join("; "))
             }
             SceneStep::Speak => match scene.failure {
-                Some(mode) => self.fail(mode, scene, &w, drawn, rng),
-                None => self.speak(scene, &w, drawn, rng),
+                Some(mode) => self.fail(mode, scene, model, drawn, rng),
+                None => self.speak(scene, model, drawn, rng),
             },
         }
     }
@@ -132,7 +131,7 @@ impl Persona {
     fn speak(
         &self,
         scene: &Scene,
-        w: &Writer<'_>,
+        model: &SimulatedModel,
         drawn: Option<&str>,
         rng: &mut ChaCha8Rng,
     ) -> String {
@@ -145,8 +144,8 @@ impl Persona {
                 };
                 let (mut text, agreed) = match (adopted, other) {
                     (Some(o), _) => (
-                        w.prose(&format!("{} has convinced me.", name(o)))
-                            + &w.line(o.answer.as_deref()),
+                        prose(model, &format!("{} has convinced me.", name(o)))
+                            + &model.answer_line(o.answer.as_deref()),
                         true,
                     ),
                     // Outside chats and debates, solvers work alone.
@@ -155,16 +154,17 @@ impl Persona {
                             && (scene.stop.is_some() || self.role == Role::Debater) =>
                     {
                         (
-                            w.prose(&format!("I agree with {}.", name(o)))
-                                + &w.write(drawn, rng),
+                            prose(model, &format!("I agree with {}.", name(o)))
+                                + &model.write(drawn, rng),
                             true,
                         )
                     }
                     (None, Some(o)) if self.role == Role::Debater => (
-                        w.prose(&format!("I disagree with {}.", name(o))) + &w.write(drawn, rng),
+                        prose(model, &format!("I disagree with {}.", name(o)))
+                            + &model.write(drawn, rng),
                         false,
                     ),
-                    _ => (w.write(drawn, rng), false),
+                    _ => (model.write(drawn, rng), false),
                 };
                 // Agreement is consensus: in a chat that ends on a mention,
                 // the one who agrees ends it.
@@ -174,7 +174,8 @@ impl Persona {
                 }
                 text
             }
-            Role::Planner => w.prose_only(
+            Role::Planner => prose_only(
+                model,
                 "Plan: restate the question, work through it step by step, then check the result before answering.",
             ),
             Role::Reviewer => match other {
@@ -186,7 +187,11 @@ impl Persona {
                         self.approve_wrong
                     };
                     let verdict = if rng.random_bool(p) {
-                        format!("{}. I checked the answer of {} and it holds.", self.approve, name(o))
+                        format!(
+                            "{}. I checked the answer of {} and it holds.",
+                            self.approve,
+                            name(o)
+                        )
                     } else {
                         format!(
                             "{}: the answer of {} does not hold up; please rework it.",
@@ -194,15 +199,17 @@ impl Persona {
                             name(o)
                         )
                     };
-                    verdict + "\n" + &w.line(o.answer.as_deref())
+                    verdict + "\n" + &model.answer_line(o.answer.as_deref())
                 }
             },
             Role::Judge => match majority(&scene.seen, &scene.speaker) {
                 Some(m) => {
-                    w.prose(&format!("Having weighed the arguments, I side with {}.", name(m)))
-                        + &w.line(m.answer.as_deref())
+                    prose(
+                        model,
+                        &format!("Having weighed the arguments, I side with {}.", name(m)),
+                    ) + &model.answer_line(m.answer.as_deref())
                 }
-                None => w.write(drawn, rng),
+                None => model.write(drawn, rng),
             },
         }
     }
@@ -211,53 +218,55 @@ impl Persona {
         &self,
         mode: FailureMode,
         scene: &Scene,
-        w: &Writer<'_>,
+        model: &SimulatedModel,
         drawn: Option<&str>,
         rng: &mut ChaCha8Rng,
     ) -> String {
         use FailureMode::*;
         let other = scene.last_other().and_then(|o| o.answer.as_deref());
         match mode {
-            DisobeyRole if self.role.verifies() => w.prose(SOLVE_MYSELF) + &w.write(drawn, rng),
+            DisobeyRole if self.role.verifies() => {
+                prose(model, SOLVE_MYSELF) + &model.write(drawn, rng)
+            }
             DisobeyRole => {
                 let pick = majority(&scene.seen, &scene.speaker).and_then(|m| m.answer.as_deref());
-                w.prose(RULE_MYSELF) + &w.line(pick.or(drawn))
+                prose(model, RULE_MYSELF) + &model.answer_line(pick.or(drawn))
             }
             StepRepetition => scene
                 .own_last
                 .as_ref()
                 .map_or_else(String::new, |m| m.text.clone()),
-            UnawareOfTermination => w.prose(CONTINUE) + &w.line(other.or(drawn)),
-            ConversationReset => w.prose(RESET) + &w.write(drawn, rng),
+            UnawareOfTermination => prose(model, CONTINUE) + &model.answer_line(other.or(drawn)),
+            ConversationReset => prose(model, RESET) + &model.write(drawn, rng),
             InformationWithholding if self.role == Role::Reviewer => {
                 format!("{}.", self.revise)
             }
-            InformationWithholding => w.prose_only(WITHHELD),
+            InformationWithholding => prose_only(model, WITHHELD),
             IgnoredInput if self.role == Role::Reviewer => {
                 let word = if rng.random_bool(0.5) {
                     &self.approve
                 } else {
                     &self.revise
                 };
-                format!("{word}.\n") + &w.line(drawn)
+                format!("{word}.\n") + &model.answer_line(drawn)
             }
             IgnoredInput => {
                 let own = scene.own_last.as_ref().and_then(|m| m.answer.as_deref());
-                w.prose(STANDS) + &w.line(own.or(drawn))
+                prose(model, STANDS) + &model.answer_line(own.or(drawn))
             }
             PrematureTermination if self.role == Role::Reviewer => {
-                format!("{}. {STOP_NOW}\n", self.approve) + &w.line(other.or(drawn))
+                format!("{}. {STOP_NOW}\n", self.approve) + &model.answer_line(other.or(drawn))
             }
             PrematureTermination => {
                 let stop = scene.stop_signal().unwrap_or_default();
-                w.prose(STOP_NOW) + &w.line(drawn) + "\n" + stop
+                prose(model, STOP_NOW) + &model.answer_line(drawn) + "\n" + stop
             }
             NoVerification if self.role == Role::Reviewer => {
-                format!("{}.\n", self.approve) + &w.line(other.or(drawn))
+                format!("{}.\n", self.approve) + &model.answer_line(other.or(drawn))
             }
             NoVerification => {
-                w.prose(UNCHECKED)
-                    + &w.line(
+                prose(model, UNCHECKED)
+                    + &model.answer_line(
                         scene
                             .seen
                             .last()
@@ -266,40 +275,24 @@ impl Persona {
                     )
             }
             // Not injectable: validation refuses them.
-            _ => w.write(drawn, rng),
+            _ => model.write(drawn, rng),
         }
     }
 }
 
-/// Writes texts in the simulated model's answer style.
-struct Writer<'m> {
-    model: &'m SimulatedModel,
+/// `sentence` on a line of its own, unless answers are whole texts (where
+/// any prose would be read as the answer).
+fn prose(model: &SimulatedModel, sentence: &str) -> String {
+    if model.style.reasoning {
+        format!("{sentence}\n")
+    } else {
+        String::new()
+    }
 }
 
-impl Writer<'_> {
-    /// `sentence` on a line of its own, unless answers are whole texts.
-    fn prose(&self, sentence: &str) -> String {
-        if self.model.style.reasoning {
-            format!("{sentence}\n")
-        } else {
-            String::new()
-        }
-    }
-
-    /// A message that is only prose.
-    fn prose_only(&self, sentence: &str) -> String {
-        self.prose(sentence).trim_end().to_owned()
-    }
-
-    /// The answer line for `answer`; the abstention text for none.
-    fn line(&self, answer: Option<&str>) -> String {
-        self.model.answer_line(answer)
-    }
-
-    /// A solver's text: reasoning, then the answer.
-    fn write(&self, answer: Option<&str>, rng: &mut ChaCha8Rng) -> String {
-        self.model.write(answer, rng)
-    }
+/// A message that is only prose.
+fn prose_only(model: &SimulatedModel, sentence: &str) -> String {
+    prose(model, sentence).trim_end().to_owned()
 }
 
 fn name(m: &Seen) -> &str {

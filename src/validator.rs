@@ -1763,7 +1763,7 @@ fn persona(src: &SourceFile, spec: &SimulateSpec, diags: &mut Diagnostics) -> Pe
     let mut total = 0.0;
     for (code, rate) in &failures.value {
         let Some(mode) = FailureMode::from_code(code) else {
-            let codes: Vec<&str> = FailureMode::ALL.iter().map(|m| m.code()).collect();
+            let codes: Vec<&str> = FailureMode::all().map(|m| m.code()).collect();
             diags.push(src.error(
                 rate.span,
                 format!(
@@ -1774,8 +1774,7 @@ fn persona(src: &SourceFile, spec: &SimulateSpec, diags: &mut Diagnostics) -> Pe
             continue;
         };
         if !mode.injectable() {
-            let can: Vec<&str> = FailureMode::ALL
-                .iter()
+            let can: Vec<&str> = FailureMode::all()
                 .filter(|m| m.injectable())
                 .map(|m| m.code())
                 .collect();
