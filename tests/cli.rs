@@ -4661,3 +4661,213 @@ fn a_verifier_join_keeps_the_branch_its_verifier_scores_highest() {
     );
     assert!(single > left + 0.1, "{single} {left}");
 }
+
+/// For each mode of scenarios/failures.yaml: the agent acting it out, its
+/// configured rate, the messages where it can happen (a WHERE clause over
+/// `messages m`), and the mark an injected message carries (one over
+/// `messages m` as well).
+const INJECTED_MODES: &[(&str, &str, f64, &str, &str)] = &[
+    // The planner can disobey its role or withhold in every turn.
+    (
+        "FM-1.2",
+        "planner",
+        0.1,
+        "1",
+        "instr(m.text, :rule_myself) > 0",
+    ),
+    ("FM-2.4", "planner", 0.1, "1", "m.text = :withheld"),
+    // Repeating a step needs a step of one's own before.
+    (
+        "FM-1.3",
+        "coder",
+        0.15,
+        "EXISTS (SELECT 1 FROM messages p WHERE p.run_id = m.run_id AND p.task_index = m.task_index
+           AND p.attempt = m.attempt AND p.sender = m.sender AND p.position < m.position)",
+        "m.text = (SELECT p.text FROM messages p WHERE p.run_id = m.run_id
+           AND p.task_index = m.task_index AND p.attempt = m.attempt AND p.sender = m.sender
+           AND p.position < m.position ORDER BY p.position DESC LIMIT 1)",
+    ),
+    // The coder always sees the plan, so it can always start over.
+    ("FM-2.1", "coder", 0.1, "1", "instr(m.text, :reset) > 0"),
+    // Ignoring input needs an answer from another agent in its view (the
+    // last two messages): a review, or a plan that states one.
+    (
+        "FM-2.5",
+        "coder",
+        0.15,
+        "EXISTS (SELECT 1 FROM messages p WHERE p.run_id = m.run_id AND p.task_index = m.task_index
+           AND p.attempt = m.attempt AND p.position >= m.position - 2 AND p.position < m.position
+           AND p.sender <> m.sender AND instr(p.text, 'the answer is') > 0)",
+        "instr(m.text, :stands) > 0",
+    ),
+    // A reviewer can always stop, go on, or wave the answer through.
+    (
+        "FM-1.5",
+        "reviewer",
+        0.1,
+        "1",
+        "instr(m.text, :continue) > 0",
+    ),
+    (
+        "FM-3.1",
+        "reviewer",
+        0.1,
+        "1",
+        "instr(m.text, :stop_now) > 0",
+    ),
+    (
+        "FM-3.2",
+        "reviewer",
+        0.15,
+        "1",
+        "m.text LIKE 'APPROVED.' || char(10) || '%'",
+    ),
+];
+
+/// Every injected failure of run 1, in order, without the run id.
+fn injected_rows(db: &Path) -> Vec<(i64, i64, i64, i64, String, String, String)> {
+    let conn = rusqlite::Connection::open(db).unwrap();
+    let mut st = conn
+        .prepare(
+            "SELECT task_index, attempt, position, turn, agent, node, mode FROM injected_failures
+             ORDER BY task_index, attempt, position",
+        )
+        .unwrap();
+    st.query_map([], |r| {
+        Ok((
+            r.get(0)?,
+            r.get(1)?,
+            r.get(2)?,
+            r.get(3)?,
+            r.get(4)?,
+            r.get(5)?,
+            r.get(6)?,
+        ))
+    })
+    .unwrap()
+    .map(Result::unwrap)
+    .collect()
+}
+
+#[test]
+fn injected_failures_happen_at_their_rates_and_are_traced_as_ground_truth() {
+    use crucible::persona::{CONTINUE, RESET, RULE_MYSELF, STANDS, STOP_NOW, WITHHELD};
+    let s = Scratch::new();
+    let file = root().join("scenarios/failures.yaml");
+    let many = ["--set", "dataset.synthetic.count=300"];
+    let db = s.path("one.db");
+    let recorded = Crucible::new(&["run", "--json"])
+        .arg(&file)
+        .args(&many)
+        .db(&db)
+        .args_concurrency(1)
+        .ok();
+    let conn = rusqlite::Connection::open(&db).unwrap();
+    let marks: [(&str, &str); 6] = [
+        (":rule_myself", RULE_MYSELF),
+        (":withheld", WITHHELD),
+        (":reset", RESET),
+        (":stands", STANDS),
+        (":continue", CONTINUE),
+        (":stop_now", STOP_NOW),
+    ];
+    let mut off = Vec::new();
+    for &(mode, agent, rate, eligible, mark) in INJECTED_MODES {
+        let injected = |mode: &str| {
+            format!(
+                "EXISTS (SELECT 1 FROM injected_failures f WHERE f.run_id = m.run_id
+                   AND f.task_index = m.task_index AND f.attempt = m.attempt
+                   AND f.position = m.position AND f.mode = '{mode}')"
+            )
+        };
+        let (repeated, injected) = (injected("FM-1.3"), injected(mode));
+        // Counts over the agent's messages: eligible, injected, injected
+        // where ineligible, injected without the mark, and marked without
+        // being injected (unless it repeats a message that was).
+        let sql = format!(
+            "SELECT sum({eligible}), sum({injected}), sum({injected} AND NOT ({eligible})),
+                    sum({injected} AND NOT ({mark})), sum(({mark}) AND NOT {injected} AND NOT {repeated})
+             FROM messages m WHERE m.sender = '{agent}' AND m.summary = 0"
+        );
+        let mut st = conn.prepare(&sql).unwrap();
+        let params: Vec<(&str, &dyn rusqlite::ToSql)> = marks
+            .iter()
+            .filter(|(name, _)| sql.contains(name))
+            .map(|(name, text)| (*name, text as &dyn rusqlite::ToSql))
+            .collect();
+        let (n, k, ineligible, unmarked, unrecorded): (i64, i64, i64, i64, i64) = st
+            .query_row(params.as_slice(), |r| {
+                Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?, r.get(4)?))
+            })
+            .unwrap();
+        // An honest revision can come out word for word as the message
+        // before; only injected repetitions must.
+        let unrecorded = if mode == "FM-1.3" { 0 } else { unrecorded };
+        let observed = k as f64 / n as f64;
+        let se = (rate * (1.0 - rate) / n as f64).sqrt();
+        if n < 300 || (observed - rate).abs() > 5.0 * se || ineligible + unmarked + unrecorded > 0 {
+            off.push(format!(
+                "{mode}: {k} of {n} eligible ({observed:.3}, rate {rate}, se {se:.3}); \
+                 {ineligible} ineligible, {unmarked} without their mark, {unrecorded} marked but not recorded"
+            ));
+        }
+    }
+    assert!(off.is_empty(), "{}", off.join("\n"));
+    // Nothing is recorded for a mode the scenario does not configure, nor
+    // against the wrong agent.
+    let stray: i64 = query(
+        &db,
+        "SELECT count(*) FROM injected_failures f JOIN messages m USING (run_id, task_index, attempt, position)
+          WHERE f.agent <> m.sender OR f.turn <> m.turn OR f.node <> m.node
+             OR f.mode NOT IN ('FM-1.2','FM-2.4','FM-1.3','FM-2.1','FM-2.5','FM-1.5','FM-3.1','FM-3.2')",
+    );
+    assert_eq!(stray, 0);
+
+    // The transcript marks an injected message above its text.
+    let (task, position, mode): (String, i64, String) = conn
+        .query_row(
+            "SELECT t.task_id, f.position, f.mode FROM injected_failures f
+               JOIN tasks t USING (run_id, task_index) WHERE f.mode = 'FM-2.1' LIMIT 1",
+            [],
+            |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)),
+        )
+        .unwrap();
+    let transcript = Crucible::new(&["show", "1", "--transcript", &task])
+        .db(&db)
+        .ok();
+    let marked = format!("    ⚠ injected {mode} conversation reset\n    {RESET}");
+    assert!(
+        transcript.contains(&marked) && transcript.contains(&format!("[{position}] turn ")),
+        "{transcript}"
+    );
+
+    // The same failures at any concurrency, and after a stop and resume.
+    let truth = injected_rows(&db);
+    let wide = s.path("wide.db");
+    let concurrent = Crucible::new(&["run", "--json"])
+        .arg(&file)
+        .args(&many)
+        .db(&wide)
+        .args_concurrency(16)
+        .ok();
+    assert_eq!(
+        results_without_ids(&concurrent),
+        results_without_ids(&recorded)
+    );
+    assert_eq!(injected_rows(&wide), truth);
+    let stopped = s.path("stopped.db");
+    let out = Crucible::new(&["run", "--max-requests", "1500"])
+        .arg(&file)
+        .args(&many)
+        .db(&stopped)
+        .output();
+    assert_eq!(out.status.code(), Some(1));
+    let partial = injected_rows(&stopped);
+    assert!(!partial.is_empty() && partial.len() < truth.len());
+    let resumed = Crucible::new(&["resume", "1", "--json"]).db(&stopped).ok();
+    assert_eq!(
+        results_without_ids(&resumed),
+        results_without_ids(&recorded)
+    );
+    assert_eq!(injected_rows(&stopped), truth);
+}
