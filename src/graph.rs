@@ -282,8 +282,11 @@ impl<'a> GraphBuilder<'a> {
             .as_ref()
             .and_then(|m| b.limit(m, "max_turns"));
         // The shape checks need every node and edge: with one missing they
-        // would report its neighbours as unreachable.
-        if !b.problems.is_empty() || !spec.complete {
+        // would report its neighbours as unreachable. A node is missing
+        // without a problem of its own when its agent's definition failed
+        // (reported there), and the indices would no longer line up.
+        let missing = nodes.iter().any(Option::is_none) || edges.iter().any(Option::is_none);
+        if !b.problems.is_empty() || !spec.complete || missing {
             return Err(b.problems);
         }
         let mut graph = DiGraph::new();
