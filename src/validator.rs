@@ -110,6 +110,7 @@ impl<'a> Validator<'a> {
         let strategies = self.strategies(&agents, &verifiers);
         let budget = self.budget();
         let graph = self.graph(&agents, &verifiers);
+        self.unreachable_failures(&agents, graph.as_ref());
         if let Some((span, _)) = &l.dataset
             && tasks.is_empty()
             && self.diags.is_empty()
@@ -199,6 +200,64 @@ impl<'a> Validator<'a> {
                     self.err(span, message);
                 }
                 None
+            }
+        }
+    }
+
+    /// Failures that no turn of the scenario can act out: any, without a
+    /// graph; ending the conversation early or ignoring that it should end
+    /// (FM-1.5, FM-3.1), for an agent that is no reviewer and speaks in no
+    /// chat ending on a mention.
+    fn unreachable_failures(
+        &mut self,
+        agents: &[(Agent, Span)],
+        graph: Option<&crate::graph::Graph>,
+    ) {
+        use crate::failure::FailureMode::{PrematureTermination, UnawareOfTermination};
+        use crate::graph::NodeKind;
+        let has_graph = self.loaded.graph.is_some();
+        for (name, spec, src) in &self.loaded.agents {
+            let Some(failures) = spec.simulate.as_ref().and_then(|s| s.failures.as_ref()) else {
+                continue;
+            };
+            if !has_graph {
+                if !failures.value.is_empty() {
+                    self.diags.push(src.error(
+                        failures.span,
+                        "failures are acted out only in the turns of a graph, and this scenario has no `graph`",
+                    ));
+                }
+                continue;
+            }
+            let (Some(graph), Some(agent)) =
+                (graph, agents.iter().position(|(a, _)| a.name == name.value))
+            else {
+                continue;
+            };
+            if agents[agent].0.persona.role == Role::Reviewer {
+                continue;
+            }
+            let in_mention_chat = graph.graph.node_weights().any(|n| match &n.kind {
+                NodeKind::Chat(c) => c.participants.contains(&agent) && c.until.mention().is_some(),
+                _ => false,
+            });
+            if in_mention_chat {
+                continue;
+            }
+            for (code, rate) in &failures.value {
+                let Some(mode) = crate::failure::FailureMode::from_code(code) else {
+                    continue;
+                };
+                if matches!(mode, PrematureTermination | UnawareOfTermination) {
+                    self.diags.push(src.error(
+                        rate.span,
+                        format!(
+                            "{code} ({}) never happens for `{}`: only a reviewer (`role: reviewer`) or a speaker in a chat that ends on `mentions` can end the conversation",
+                            mode.name(),
+                            name.value
+                        ),
+                    ));
+                }
             }
         }
     }

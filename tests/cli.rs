@@ -1104,6 +1104,13 @@ const GRAPH_CASES: &[Case] = &[
         message: "`graph` names the scenario's graph in strategies; rename this agent",
     },
     Case {
+        name: "graph over an agent whose definition failed",
+        edit: ("coder: {model: sim", "coder: {model: nosuch"),
+        files: &[],
+        at: "s.yaml:6:18",
+        message: "agent `coder` uses undefined model `nosuch` (defined: sim)",
+    },
+    Case {
         name: "unknown edge key",
         edit: ("{from: plan, to: code}", "{from: plan, to: code, limit: 2}"),
         files: &[],
@@ -1115,6 +1122,165 @@ const GRAPH_CASES: &[Case] = &[
 #[test]
 fn malformed_graphs_point_at_the_problem_and_write_nothing() {
     check_cases(GRAPH_BASE, GRAPH_CASES);
+}
+
+/// Edits of GRAPH_BASE's simulated agents (`simulate`) that are invalid.
+const SIMULATE_CASES: &[Case] = &[
+    Case {
+        name: "unknown failure code",
+        edit: (
+            "  reviewer: {model: sim, prompt: \"Review {{ question }}\"}",
+            "  reviewer: {model: sim, prompt: \"Review {{ question }}\", simulate: {role: reviewer, failures: {FM-32: 0.1}}}",
+        ),
+        files: &[],
+        at: "s.yaml:7:104",
+        message: "unknown failure mode `FM-32`; MAST codes are FM-1.1 to FM-3.3; did you mean `FM-3.2`?",
+    },
+    Case {
+        name: "failure mode that cannot be simulated",
+        edit: (
+            "  coder: {model: sim, prompt: \"Code {{ question }}\"}",
+            "  coder: {model: sim, prompt: \"Code {{ question }}\", simulate: {failures: {FM-1.1: 0.1}}}",
+        ),
+        files: &[],
+        at: "s.yaml:6:84",
+        message: "FM-1.1 (disobey task specification) cannot be simulated; simulated agents can act out FM-1.2, FM-1.3, FM-1.5, FM-2.1, FM-2.4, FM-2.5, FM-3.1, FM-3.2",
+    },
+    Case {
+        name: "skipped verification by an agent that does not verify",
+        edit: (
+            "  coder: {model: sim, prompt: \"Code {{ question }}\"}",
+            "  coder: {model: sim, prompt: \"Code {{ question }}\", simulate: {failures: {FM-3.2: 0.1}}}",
+        ),
+        files: &[],
+        at: "s.yaml:6:84",
+        message: "FM-3.2 (no or incomplete verification) needs an agent that verifies: give it `role: reviewer` or `role: judge`",
+    },
+    Case {
+        name: "failure rates adding up to more than one",
+        edit: (
+            "  coder: {model: sim, prompt: \"Code {{ question }}\"}",
+            "  coder: {model: sim, prompt: \"Code {{ question }}\", simulate: {failures: {FM-1.2: 0.6, FM-2.4: 0.6}}}",
+        ),
+        files: &[],
+        at: "s.yaml:6:75",
+        message: "failure rates add up to 1.2, more than 1: at most one failure is injected per turn",
+    },
+    Case {
+        name: "failure rate below zero",
+        edit: (
+            "  coder: {model: sim, prompt: \"Code {{ question }}\"}",
+            "  coder: {model: sim, prompt: \"Code {{ question }}\", simulate: {failures: {FM-1.3: -0.1}}}",
+        ),
+        files: &[],
+        at: "s.yaml:6:84",
+        message: "`FM-1.3` must be a probability in [0, 1], found -0.1",
+    },
+    Case {
+        name: "agreement above one",
+        edit: (
+            "  coder: {model: sim, prompt: \"Code {{ question }}\"}",
+            "  coder: {model: sim, prompt: \"Code {{ question }}\", simulate: {agree: 1.5}}",
+        ),
+        files: &[],
+        at: "s.yaml:6:72",
+        message: "`agree` must be a probability in [0, 1], found 1.5",
+    },
+    Case {
+        name: "approve and revise words containing each other",
+        edit: (
+            "  reviewer: {model: sim, prompt: \"Review {{ question }}\"}",
+            "  reviewer: {model: sim, prompt: \"Review {{ question }}\", simulate: {role: reviewer, approve: OK, revise: NOT OK}}",
+        ),
+        files: &[],
+        at: "s.yaml:7:95",
+        message: "`approve` and `revise` must not contain each other, or a router could not tell them apart",
+    },
+    Case {
+        name: "blank approve word",
+        edit: (
+            "  reviewer: {model: sim, prompt: \"Review {{ question }}\"}",
+            "  reviewer: {model: sim, prompt: \"Review {{ question }}\", simulate: {role: reviewer, approve: \" \"}}",
+        ),
+        files: &[],
+        at: "s.yaml:7:95",
+        message: "`approve` needs a word, e.g. APPROVED",
+    },
+    Case {
+        name: "unknown role",
+        edit: (
+            "  reviewer: {model: sim, prompt: \"Review {{ question }}\"}",
+            "  reviewer: {model: sim, prompt: \"Review {{ question }}\", simulate: {role: critic}}",
+        ),
+        files: &[],
+        at: "s.yaml:7:76",
+        message: "unknown value `critic` (expected one of: solver, debater, planner, reviewer, judge)",
+    },
+    Case {
+        name: "misspelled simulate key in an agent the graph uses",
+        edit: (
+            "  coder: {model: sim, prompt: \"Code {{ question }}\"}",
+            "  coder: {model: sim, prompt: \"Code {{ question }}\", simulate: {agre: 0.5}}",
+        ),
+        files: &[],
+        at: "s.yaml:6:65",
+        message: "unknown key `agre` (expected one of: role, agree, approve_correct, approve_wrong, approve, revise, failures); did you mean `agree`?",
+    },
+    Case {
+        name: "premature termination by an agent that cannot end the run",
+        edit: (
+            "  coder: {model: sim, prompt: \"Code {{ question }}\"}",
+            "  coder: {model: sim, prompt: \"Code {{ question }}\", simulate: {failures: {FM-3.1: 0.1}}}",
+        ),
+        files: &[],
+        at: "s.yaml:6:84",
+        message: "FM-3.1 (premature termination) never happens for `coder`: only a reviewer (`role: reviewer`) or a speaker in a chat that ends on `mentions` can end the conversation",
+    },
+    Case {
+        name: "ignored termination by an agent that cannot end the run",
+        edit: (
+            "  coder: {model: sim, prompt: \"Code {{ question }}\"}",
+            "  coder: {model: sim, prompt: \"Code {{ question }}\", simulate: {role: planner, failures: {FM-1.5: 0.1}}}",
+        ),
+        files: &[],
+        at: "s.yaml:6:99",
+        message: "FM-1.5 (unaware of termination conditions) never happens for `coder`",
+    },
+];
+
+#[test]
+fn malformed_simulated_agents_point_at_the_problem_and_write_nothing() {
+    check_cases(GRAPH_BASE, SIMULATE_CASES);
+    // Without a graph no turn acts a failure out.
+    let s = Scratch::new();
+    let file = s.write(
+        "nog.yaml",
+        &BASE.replacen(
+            "    model: sim\n",
+            "    model: sim\n    simulate: {failures: {FM-1.2: 0.1}}\n",
+            1,
+        ),
+    );
+    let out = Crucible::new(&["validate"]).arg(&file).output();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(2), "{stderr}");
+    assert!(
+        stderr.contains("nog.yaml:10:26: error: failures are acted out only in the turns of a graph, and this scenario has no `graph`"),
+        "{stderr}"
+    );
+    // In a chat that ends on a mention, any participant can end it early.
+    let chat = chat_scenario(
+        "speakers: round_robin",
+        "{any: [{mentions: DONE}, {max_messages: 6}]}",
+    ).replacen(
+        "  coder: {model: sim, prompt: \"Code {{ question }}\"}",
+        "  coder: {model: sim, prompt: \"Code {{ question }}\", simulate: {failures: {FM-3.1: 0.2, FM-1.5: 0.2}}}",
+        1,
+    );
+    assert!(chat.contains("FM-3.1"));
+    Crucible::new(&["validate"])
+        .arg(s.write("chat.yaml", &chat))
+        .ok();
 }
 
 #[test]
