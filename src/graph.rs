@@ -82,12 +82,48 @@ pub struct Chat {
     pub until: Until,
 }
 
-#[derive(Debug, Clone, Copy, PartialEq)]
+#[derive(Debug)]
 pub enum Speakers {
     RoundRobin,
     Random,
     /// The agent (index) that names the next speaker.
     Manager(usize),
+    /// Selects the next speaker; its options are participants' names.
+    Router(Router),
+}
+
+impl NodeKind {
+    /// The names an agent choosing at this node picks among: a router's
+    /// options, or a chat's next speakers.
+    pub fn choices(&self) -> Vec<&str> {
+        match (self.router(), self) {
+            (Some(r), _) => r.options.iter().map(|o| o.name.as_str()).collect(),
+            (None, NodeKind::Chat(c)) => c.names.iter().map(String::as_str).collect(),
+            _ => Vec::new(),
+        }
+    }
+
+    /// A router node's router, or a chat's speaker router.
+    pub fn router(&self) -> Option<&Router> {
+        match self {
+            NodeKind::Router(r)
+            | NodeKind::Chat(Chat {
+                speakers: Speakers::Router(r),
+                ..
+            }) => Some(r),
+            _ => None,
+        }
+    }
+}
+
+impl Chat {
+    /// The participant (index into `participants`) picked by option
+    /// `option` of the chat's router.
+    pub fn picked(&self, router: &Router, option: usize) -> Option<usize> {
+        self.names
+            .iter()
+            .position(|n| *n == router.options[option].name)
+    }
 }
 
 /// When a group chat ends.
@@ -577,9 +613,26 @@ impl<'a> GraphBuilder<'a> {
                 self.problem(m.span, "`manager` applies to `speakers: manager`");
                 None
             }
+            (Some(SpeakersSpec::Router), None) => match &spec.router {
+                Some(r) => self.chat_router(name, r, &spec.participants),
+                None => {
+                    let at = spec.speakers.as_ref().map_or(spec.span, |s| s.span);
+                    self.problem(
+                        at,
+                        "`speakers: router` needs `router`: what picks the next speaker from the last message",
+                    );
+                    None
+                }
+            },
             (Some(SpeakersSpec::Random), None) => Some(Speakers::Random),
             (Some(SpeakersSpec::RoundRobin) | None, None) => Some(Speakers::RoundRobin),
         };
+        if let (Some(r), false) = (
+            &spec.router,
+            matches!(spec.speakers.as_deref(), Some(SpeakersSpec::Router)),
+        ) {
+            self.problem(r.span, "`router` applies to `speakers: router`");
+        }
         let until = self.until(&spec.until.value, spec.until.span);
         if let Some(u) = &until
             && !u.bounded()
@@ -601,6 +654,32 @@ impl<'a> GraphBuilder<'a> {
             speakers: speakers.expect("checked above"),
             until: until.expect("checked above"),
         })
+    }
+
+    /// A chat's speaker router: its options must name participants.
+    fn chat_router(
+        &mut self,
+        name: &Located<String>,
+        spec: &Located<RouterSpec>,
+        participants: &[Located<String>],
+    ) -> Option<Speakers> {
+        let before = self.problems.len();
+        let names: Vec<&str> = participants.iter().map(|p| p.value.as_str()).collect();
+        for option in &spec.options {
+            if !names.contains(&option.value.as_str()) {
+                self.problem(
+                    option.span,
+                    format!(
+                        "option `{}` is not a participant of chat `{}`{}",
+                        option.value,
+                        name.value,
+                        did_you_mean(&option.value, names.iter().copied())
+                    ),
+                );
+            }
+        }
+        let router = self.router(name, spec)?;
+        (self.problems.len() == before).then_some(Speakers::Router(router))
     }
 
     fn until(&mut self, spec: &UntilSpec, at: Span) -> Option<Until> {
@@ -882,6 +961,16 @@ fn by_name(by: RouteBySpec) -> &'static str {
     }
 }
 
+/// How a router picks, for DOT labels: "router by json field verdict".
+fn router_kind(r: &Router, agents: &[&str]) -> String {
+    match &r.by {
+        RouteBy::Contains => "router by contains".to_owned(),
+        RouteBy::Regex => "router by regex".to_owned(),
+        RouteBy::Json { field } => format!("router by json field {field}"),
+        RouteBy::Llm { agent } => format!("router by llm {}", agents[*agent]),
+    }
+}
+
 /// Which nodes can be reached from `from` (by node index).
 fn reach<G>(graph: G, from: NodeIndex) -> Vec<bool>
 where
@@ -1021,12 +1110,7 @@ impl Graph {
         let kind = match &node.kind {
             NodeKind::Start | NodeKind::End => None,
             NodeKind::Agent(a) => Some(format!("agent {}", agents[*a])),
-            NodeKind::Router(r) => Some(match &r.by {
-                RouteBy::Contains => "router by contains".to_owned(),
-                RouteBy::Regex => "router by regex".to_owned(),
-                RouteBy::Json { field } => format!("router by json field {field}"),
-                RouteBy::Llm { agent } => format!("router by llm {}", agents[*agent]),
-            }),
+            NodeKind::Router(r) => Some(router_kind(r, agents)),
             NodeKind::Join(Join::Concatenate) => Some("join concatenate".to_owned()),
             NodeKind::Join(Join::Vote) => Some("join vote".to_owned()),
             NodeKind::Join(Join::Verifier(v)) => Some(format!("join verifier {}", verifiers[*v])),
@@ -1037,10 +1121,11 @@ impl Graph {
                     .map(|&a| agents[a])
                     .collect::<Vec<_>>()
                     .join(", "),
-                match c.speakers {
+                match &c.speakers {
                     Speakers::RoundRobin => "round robin".to_owned(),
                     Speakers::Random => "random".to_owned(),
-                    Speakers::Manager(m) => format!("manager {}", agents[m]),
+                    Speakers::Manager(m) => format!("manager {}", agents[*m]),
+                    Speakers::Router(r) => format!("speaker {}", router_kind(r, agents)),
                 }
             )),
         };

@@ -790,6 +790,10 @@ pub struct ChatSpec {
     /// For `speakers: manager`: the agent that names the next speaker.
     #[serde(default)]
     pub manager: Option<Located<String>>,
+    /// For `speakers: router`: picks the next speaker from the last
+    /// message; its options are participants' names.
+    #[serde(default)]
+    pub router: Option<Located<RouterSpec>>,
     /// When the chat ends; must include `max_messages`, `max_tokens` or
     /// `timeout` so that it always does.
     pub until: Located<UntilSpec>,
@@ -806,6 +810,9 @@ pub enum SpeakersSpec {
     /// The participant `manager` names; if its reply names none, the one
     /// after the last speaker in `participants` order.
     Manager,
+    /// The participant `router` selects from the last message (or, `by:
+    /// llm`, its agent names); if it selects none, as for `manager`.
+    Router,
 }
 
 /// When a group chat ends; conditions compose with `any` and `all`.

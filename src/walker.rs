@@ -65,7 +65,8 @@ pub enum Event {
         edge: EdgeIndex,
         held: bool,
     },
-    /// A router selected an option (`None`: none matched and no default).
+    /// A router selected an option (`None`: none matched and no default);
+    /// a chat's speaker router, the next speaker's name.
     Routed {
         node: NodeIndex,
         option: Option<usize>,
@@ -314,12 +315,16 @@ impl<'g> Walker<'g> {
                     self.route(node, self.pending_from, option);
                 }
                 NodeKind::Chat(chat) => {
-                    // A reply naming no participant: the one after the last
-                    // speaker (so a confused manager cannot stall the chat).
-                    let next = named(&chat.names, &text).unwrap_or_else(|| {
-                        let last = self.chat.as_ref().and_then(|c| c.speaker);
-                        last.map_or(0, |s| (s + 1) % chat.participants.len())
-                    });
+                    let picked = match &chat.speakers {
+                        Speakers::Router(router) => {
+                            let option = chosen(router, &text);
+                            self.events.push(Event::Routed { node, option });
+                            option.and_then(|o| chat.picked(router, o))
+                        }
+                        _ => named(&chat.names, &text),
+                    };
+                    let last = self.chat.as_ref().and_then(|c| c.speaker);
+                    let next = picked.unwrap_or_else(|| after(last, chat.participants.len()));
                     self.pending = Some(self.speak(node, chat.participants[next]));
                 }
                 _ => unreachable!("Choose is asked at routers and chats"),
@@ -370,7 +375,7 @@ impl<'g> Walker<'g> {
     /// The chat's next message: who speaks (or the manager's pick of who).
     fn chat_turn(&mut self) -> Option<Step> {
         let state = self.chat.as_ref()?;
-        let (node, said, speaker) = (state.node, state.said, state.speaker);
+        let (node, said, speaker, last) = (state.node, state.said, state.speaker, state.last);
         let chat = self.chat_of(node);
         if said > 0 {
             // The first message is the node visit's turn; each further one
@@ -382,7 +387,7 @@ impl<'g> Walker<'g> {
             self.turns += 1;
         }
         let n = chat.participants.len();
-        let next = match chat.speakers {
+        let next = match &chat.speakers {
             Speakers::RoundRobin => said % n,
             Speakers::Random => {
                 let mut rng = seed::rng(
@@ -400,11 +405,23 @@ impl<'g> Walker<'g> {
                     None => rng.random_range(0..n),
                 }
             }
-            Speakers::Manager(manager) => {
+            Speakers::Manager(agent)
+            | Speakers::Router(Router {
+                by: RouteBy::Llm { agent },
+                ..
+            }) => {
                 return Some(Step::Choose {
                     node,
-                    agent: manager,
+                    agent: *agent,
                 });
+            }
+            Speakers::Router(router) => {
+                let text = last.map_or("", |m| self.messages[m].text.as_str());
+                let option = matched(router, text);
+                self.events.push(Event::Routed { node, option });
+                option
+                    .and_then(|o| chat.picked(router, o))
+                    .unwrap_or_else(|| after(speaker, n))
             }
         };
         Some(self.speak(node, chat.participants[next]))
@@ -727,6 +744,12 @@ impl<'g> Walker<'g> {
             self.frontier.push_back((target, message));
         }
     }
+}
+
+/// A chat's next speaker when nothing picks one: the participant after the
+/// last speaker, so a confused chooser cannot stall the chat.
+fn after(last: Option<usize>, participants: usize) -> usize {
+    last.map_or(0, |s| (s + 1) % participants)
 }
 
 /// The option a `contains`, `regex` or `json` router selects for `text`.

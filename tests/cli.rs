@@ -1054,6 +1054,36 @@ const GRAPH_CASES: &[Case] = &[
         message: "`speakers: manager` needs `manager`",
     },
     Case {
+        name: "chat speaker router option that is not a participant",
+        edit: (
+            "    gate:\n",
+            "    room: {chat: {participants: [coder, reviewer], speakers: router, router: {by: contains, options: [coder, reviwer]}, until: {max_messages: 3}}}\n    gate:\n",
+        ),
+        files: &[],
+        at: "s.yaml:19:110",
+        message: "option `reviwer` is not a participant of chat `room`; did you mean `reviewer`?",
+    },
+    Case {
+        name: "chat with router speakers but no router",
+        edit: (
+            "    gate:\n",
+            "    room: {chat: {participants: [coder, reviewer], speakers: router, until: {max_messages: 3}}}\n    gate:\n",
+        ),
+        files: &[],
+        at: "s.yaml:19:62",
+        message: "`speakers: router` needs `router`: what picks the next speaker from the last message",
+    },
+    Case {
+        name: "chat router without router speakers",
+        edit: (
+            "    gate:\n",
+            "    room: {chat: {participants: [coder, reviewer], router: {by: contains, options: [coder]}, until: {max_messages: 3}}}\n    gate:\n",
+        ),
+        files: &[],
+        at: "s.yaml:19:60",
+        message: "`router` applies to `speakers: router`",
+    },
+    Case {
         name: "chat ending on an unknown verifier",
         edit: (
             "    gate:\n",
@@ -4399,6 +4429,36 @@ fn group_chats_pick_speakers_and_end_as_their_conditions_say() {
         senders(&sc, &w),
         ["coder", "planner", "coder", "coder", "planner"]
     );
+
+    // A router picking the next speaker from the last message (the chat's
+    // first reads the message that reached it); one matching nobody falls
+    // back like a manager, and the trace has each pick.
+    let sc = load(
+        "rt.yaml",
+        "speakers: router\n        router: {by: contains, options: [coder, reviewer], match: {coder: to coder, reviewer: to reviewer}}",
+        "{max_messages: 5}",
+    );
+    let script = [
+        "to reviewer",
+        "nothing",
+        "to coder",
+        "to coder again",
+        "done",
+    ];
+    let (w, _) = walk_graph(&sc, |_, n| script[n].into());
+    assert_eq!(
+        senders(&sc, &w),
+        ["planner", "reviewer", "planner", "coder", "coder"]
+    );
+    let routed: Vec<Option<usize>> = w
+        .events()
+        .iter()
+        .filter_map(|e| match e {
+            crucible::walker::Event::Routed { option, .. } => Some(*option),
+            _ => None,
+        })
+        .collect();
+    assert_eq!(routed, [None, Some(1), None, Some(0), Some(0)]);
 
     // Random speakers: seeded, never the same one twice in a row.
     let sc = load("r.yaml", "speakers: random", "{max_messages: 40}");

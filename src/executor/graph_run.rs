@@ -86,11 +86,7 @@ async fn run_once(
                 )
             }
             Step::Choose { node, agent } => {
-                let options: Vec<&str> = match &graph.graph[*node].kind {
-                    NodeKind::Router(r) => r.options.iter().map(|o| o.name.as_str()).collect(),
-                    NodeKind::Chat(c) => c.names.iter().map(String::as_str).collect(),
-                    _ => Vec::new(),
-                };
+                let options = graph.graph[*node].kind.choices();
                 let all: Vec<usize> = (0..walker.messages().len()).collect();
                 let mut ask = transcript(sc, walker.messages(), &all, "The conversation so far:");
                 ask.push_str(&format!("\n\nReply with one of: {}.", options.join(", ")));
@@ -248,8 +244,8 @@ fn trace(
                 )
             }
             Event::Routed { node: n, option } => {
-                let name = match (&graph[*n].kind, option) {
-                    (NodeKind::Router(r), Some(o)) => r.options[*o].name.clone(),
+                let name = match (graph[*n].kind.router(), option) {
+                    (Some(r), Some(o)) => r.options[*o].name.clone(),
                     _ => "no option".to_owned(),
                 };
                 ("routed", Some(node(*n)), Some(name))
@@ -322,13 +318,11 @@ fn scene_of(
                 .collect(),
         ),
         Step::Choose { .. } => {
-            let (options, last) = match &graph.graph[node].kind {
-                NodeKind::Router(r) => (r.options.iter().map(|o| o.name.clone()).collect(), None),
-                NodeKind::Chat(c) => (
-                    c.names.clone(),
-                    last_speaker.map(|a| sc.agents[a].name.clone()),
-                ),
-                _ => (Vec::new(), None),
+            let kind = &graph.graph[node].kind;
+            let options = kind.choices().into_iter().map(str::to_owned).collect();
+            let last = match kind {
+                NodeKind::Chat(_) => last_speaker.map(|a| sc.agents[a].name.clone()),
+                _ => None,
             };
             (SceneStep::Choose { options, last }, Vec::new())
         }
