@@ -521,11 +521,13 @@ mod tests {
 
     #[test]
     fn failure_rates_split_the_unit_interval() {
-        let mut p = Persona::default();
-        p.failures = vec![
-            (FailureMode::DisobeyRole, 0.2),
-            (FailureMode::StepRepetition, 0.3),
-        ];
+        let p = Persona {
+            failures: vec![
+                (FailureMode::DisobeyRole, 0.2),
+                (FailureMode::StepRepetition, 0.3),
+            ],
+            ..Persona::default()
+        };
         let mut s = scene(p, vec![seen("x", Some("1"), None)]);
         let pick = |s: &Scene, u: f64| s.pick_failure(u);
         assert_eq!(pick(&s, 0.1), Some(FailureMode::DisobeyRole));

@@ -19,7 +19,7 @@ use crate::replay::Recorded;
 use crate::scenario::{Budget, ModelKind, Scenario, hash_without_budget};
 use crate::store::{NewRun, Resumed, RunSource, Store, TaskRow};
 use crate::summary::{RunSummary, summarize};
-use crate::validator::load_scenario;
+use crate::validator::{load_scenario, load_scenario_in};
 
 /// Options of one run.
 #[derive(Debug, Clone)]
@@ -232,7 +232,20 @@ impl Runner {
         existing: Option<i64>,
         on_start: impl FnOnce(&Scenario, i64),
     ) -> Result<RunSummary, Error> {
-        let mut scenario = Self::validate(path, &self.options.overrides)?;
+        // A run made elsewhere runs its commands where it was made (its
+        // scripts are not part of the stored scenario), while that exists.
+        let made_in = shown_path
+            .and_then(|p| Path::new(p).parent())
+            .map(|d| {
+                if d.as_os_str().is_empty() {
+                    Path::new(".")
+                } else {
+                    d
+                }
+            })
+            .filter(|d| d.is_dir());
+        let mut scenario =
+            load_scenario_in(path, &self.options.overrides, made_in).map_err(Error::Invalid)?;
         self.override_budget(&mut scenario)?;
         let scenario = Arc::new(scenario);
         // Providers first: a missing API key fails before anything is written.

@@ -42,12 +42,18 @@ pub const DISTRIBUTION_FIELD: &str = "distribution";
 pub struct Validator<'a> {
     loaded: &'a Loaded,
     source: Arc<SourceFile>,
+    /// Where commands run (default: the scenario's directory).
+    workdir: Option<&'a std::path::Path>,
     diags: Diagnostics,
 }
 
 impl<'a> Validator<'a> {
-    /// Validate; `Err` holds every diagnostic found.
-    pub fn validate(loaded: &'a Loaded) -> Result<Scenario, Diagnostics> {
+    /// Validate; `Err` holds every diagnostic found. Commands run in
+    /// `workdir`, or else in the scenario's directory.
+    pub fn validate(
+        loaded: &'a Loaded,
+        workdir: Option<&'a std::path::Path>,
+    ) -> Result<Scenario, Diagnostics> {
         let source = loaded
             .source
             .clone()
@@ -55,6 +61,7 @@ impl<'a> Validator<'a> {
         let mut v = Validator {
             loaded,
             source,
+            workdir,
             diags: Diagnostics::default(),
         };
         let scenario = v.build();
@@ -1244,15 +1251,6 @@ impl<'a> Validator<'a> {
                         "`self_correction` revises one agent's answers; it cannot wrap the graph",
                     );
                 }
-                if let Some(v) = verifier
-                    && (verifiers[v].runs_command() || verifiers[v].model().is_some())
-                {
-                    let span = s.verifier.as_ref().map_or(s.kind.span, |v| v.span);
-                    self.err(
-                        span,
-                        "graph runs can be scored by oracle, noisy and exact/numeric/regex verifiers only (not yet by commands, judges or reward models)",
-                    );
-                }
             }
             if let Some(agent) = agent {
                 out.push(Strategy {
@@ -1528,7 +1526,7 @@ impl<'a> Validator<'a> {
     /// A command to run in the scenario's directory, like the paths it names:
     /// its program resolved there when it is a relative path, and the directory.
     fn in_scenario_dir(&self, mut argv: Vec<String>) -> (Vec<String>, std::path::PathBuf) {
-        let dir = match self.source.path.parent() {
+        let dir = match self.workdir.or(self.source.path.parent()) {
             Some(d) if !d.as_os_str().is_empty() => d.to_path_buf(),
             _ => std::path::PathBuf::from("."),
         };
@@ -1737,11 +1735,22 @@ pub fn load_scenario(
     path: &std::path::Path,
     overrides: &[String],
 ) -> Result<Scenario, Vec<Diagnostic>> {
+    load_scenario_in(path, overrides, None)
+}
+
+/// [`load_scenario`], its commands run in `workdir` instead of the
+/// scenario's directory: for a stored copy of a scenario, whose commands
+/// belong where the original was.
+pub fn load_scenario_in(
+    path: &std::path::Path,
+    overrides: &[String],
+    workdir: Option<&std::path::Path>,
+) -> Result<Scenario, Vec<Diagnostic>> {
     let (loaded, diags) = crate::loader::Loader::load(path, overrides);
     if loaded.source.is_none() {
         return Err(diags.into_sorted());
     }
-    match Validator::validate(&loaded) {
+    match Validator::validate(&loaded, workdir) {
         Ok(s) if diags.is_empty() => Ok(s),
         Ok(_) => Err(diags.into_sorted()),
         Err(more) => {

@@ -2,7 +2,7 @@
 //! which node comes next, keeps the transcript, the visit counts and the
 //! events of the run, and asks its caller for what only a model can say.
 //!
-//! The walker does no I/O: [`Walker::next`] returns a [`Step`] — an agent
+//! The walker does no I/O: [`Walker::step`] returns a [`Step`] — an agent
 //! to speak, a router's or chat's chooser to name an option or speaker, a
 //! join to combine its branches, a verifier to judge a chat's last message —
 //! and the caller answers with [`Walker::deliver`] (or [`Walker::accept`]). So the same
@@ -256,7 +256,7 @@ impl<'g> Walker<'g> {
 
     /// What the caller must do next. Asking again before delivering returns
     /// the same step.
-    pub fn next(&mut self) -> Step {
+    pub fn step(&mut self) -> Step {
         if let Some(step) = &self.pending {
             return step.clone();
         }
@@ -612,7 +612,7 @@ impl<'g> Walker<'g> {
                 }
             },
             NodeKind::Join(join) => {
-                let Some(m) = from else { return None };
+                let m = from?;
                 self.arrived[node.index()].push(m);
                 let needed = g.edges_directed(node, Direction::Incoming).count();
                 if self.arrived[node.index()].len() < needed {

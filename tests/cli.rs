@@ -4101,7 +4101,7 @@ fn walk_graph(
     let graph = scenario.graph.as_ref().expect("a graph");
     let mut walker = Walker::new(graph, scenario.seed);
     for _ in 0..100_000 {
-        match walker.next() {
+        match walker.step() {
             Step::Speak { agent, .. } | Step::Choose { agent, .. } => {
                 let text = say(&scenario.agents[agent].name, walker.messages().len());
                 // A token per byte; a second per message so far.
@@ -4516,7 +4516,7 @@ fn each_speaker_sees_the_messages_its_view_allows() {
     let mut seen: Vec<(String, Vec<usize>)> = Vec::new();
     let mut summaries = Vec::new();
     loop {
-        match walker.next() {
+        match walker.step() {
             Step::Speak { node, agent } => {
                 let name = graph.graph[node].name.clone();
                 seen.push((name.clone(), walker.view(node, agent)));
@@ -5096,4 +5096,128 @@ fn injected_failures_happen_at_their_rates_and_are_traced_as_ground_truth() {
         results_without_ids(&recorded)
     );
     assert_eq!(injected_rows(&stopped), truth);
+}
+
+#[test]
+fn commands_and_judges_score_graph_runs_traced_under_the_graph() {
+    // Two solvers in parallel, joined by a command that checks the answer;
+    // whole runs ranked by an `llm` judge on a sim-server.
+    let s = Scratch::new();
+    let server = SimServer::start(&s.write("judge-server.yaml", JUDGE_SERVER), &[]);
+    // Shell builtins only: one process per scored text.
+    s.write(
+        "check.sh",
+        "read -r c\na=${c#*\\\"answer\\\":\\\"}; a=${a%%\\\"*}\n\
+         e=${c#*\\\"expected\\\":\\\"}; e=${e%%\\\"*}\n\
+         if [ \"$a\" = \"$e\" ]; then echo 1; else echo 0; fi\n",
+    );
+    let text = format!(
+        r#"name: graded
+seed: 3
+models:
+  sim: {{provider: simulated, distribution: {{p_correct: 0.5, delta: 0.2, wrong_answers: 3}}}}
+  judge_model: {{provider: openai, base_url: "{}", model: judge, seed: 0}}
+agents:
+  pro: {{model: sim, prompt: "Solve: {{{{ question }}}}"}}
+  con: {{model: sim, prompt: "Solve too: {{{{ question }}}}"}}
+dataset:
+  synthetic: {{count: 30}}
+verifiers:
+  check: {{kind: programmatic, check: command, command: [sh, check.sh]}}
+  judge: {{kind: llm, model: judge_model}}
+strategies:
+  - {{kind: best_of_n, agent: graph, verifier: judge, n: [1, 4]}}
+  - {{kind: best_of_n, name: checked, agent: graph, verifier: check, n: [1, 4]}}
+graph:
+  nodes:
+    left: {{agent: pro}}
+    right: {{agent: con}}
+    pick: {{join: verifier, verifier: check}}
+  edges:
+    - {{from: START, to: left}}
+    - {{from: START, to: right}}
+    - {{from: left, to: pick}}
+    - {{from: right, to: pick}}
+    - {{from: pick, to: END}}
+"#,
+        server.url
+    );
+    let file = s.write("graded.yaml", &text);
+    let db = s.path("g.db");
+    let recorded = Crucible::new(&["run", "--json"]).arg(&file).db(&db).ok();
+    let v: serde_json::Value = serde_json::from_str(&recorded).unwrap();
+
+    // The command join keeps a correct branch whenever there is one, the
+    // right one included.
+    let correct = |m: &str| {
+        format!(
+            "(SELECT max(s.correct) FROM samples s WHERE s.run_id = {m}.run_id
+               AND s.task_index = {m}.task_index AND s.strategy = 'graph' AND s.text = {m}.text)"
+        )
+    };
+    let branch = |pos: i64, m: &str| {
+        format!(
+            "(SELECT {} FROM messages b WHERE b.run_id = {m}.run_id AND b.task_index = {m}.task_index
+               AND b.attempt = {m}.attempt AND b.position = {pos})",
+            correct("b")
+        )
+    };
+    let count = |sql: &str| query::<i64>(&db, sql);
+    assert_eq!(
+        count(&format!(
+            "SELECT count(*) FROM messages j WHERE j.position = 2
+               AND ({} OR {}) AND NOT {}",
+            branch(0, "j"),
+            branch(1, "j"),
+            correct("j")
+        )),
+        0
+    );
+    assert!(
+        count(&format!(
+            "SELECT count(*) FROM messages j WHERE j.position = 2 AND NOT {} AND {} AND {}",
+            branch(0, "j"),
+            branch(1, "j"),
+            correct("j")
+        )) > 0
+    );
+    // So the checked runs are right exactly when a branch is: 1 - 0.5^2 at
+    // n = 1; and ranked by the same command, four runs are right when any is.
+    let single = num(result(&v, "checked", 1), "accuracy");
+    assert!((single - 0.75).abs() < 0.2, "{single}");
+    assert!(num(result(&v, "checked", 4), "accuracy") > single);
+
+    // One judge call per graph run, traced as the verifier's about the
+    // graph, its prompt holding the run's final message.
+    assert_eq!(
+        count("SELECT count(*) FROM calls WHERE role = 'verifier' AND subject = 'graph'"),
+        30 * 4
+    );
+    assert_eq!(
+        count(
+            "SELECT count(*) FROM calls c JOIN blobs p ON p.hash = c.prompt_hash
+               JOIN messages m ON m.task_index = c.task_index AND m.attempt = c.first_sample
+                 AND m.position = 2
+             WHERE c.role = 'verifier' AND instr(p.text, m.text) > 0"
+        ),
+        30 * 4
+    );
+    let judged = result(&v, "best_of_n", 4);
+    assert!(num(judged, "mean_verifier_tokens") > 0.0, "{judged}");
+
+    // A stopped run resumes to the same results; without the judge's
+    // server, its verdicts replay from the trace.
+    let stopped = s.path("stopped.db");
+    let out = Crucible::new(&["run", "--max-requests", "200"])
+        .arg(&file)
+        .db(&stopped)
+        .output();
+    assert_eq!(out.status.code(), Some(1));
+    let resumed = Crucible::new(&["resume", "1", "--json"]).db(&stopped).ok();
+    assert_eq!(
+        results_without_ids(&resumed),
+        results_without_ids(&recorded)
+    );
+    drop(server);
+    replay_strictly(&db, &recorded);
 }

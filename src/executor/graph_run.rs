@@ -7,7 +7,9 @@ use std::sync::Arc;
 
 use rand::RngExt;
 
-use super::{Conversation, Shared, Stop, correctness, render_prompt, write};
+use std::sync::atomic::Ordering;
+
+use super::{Conversation, Shared, Stop, correctness, judge_one, render_prompt, write};
 use crate::graph::{Join, NodeKind};
 use crate::scenario::ModelKind;
 use crate::scenario::Task;
@@ -58,7 +60,6 @@ async fn run_once(
 ) -> Result<PoolSample, Stop> {
     let sc = &*sh.scenario;
     let graph = sc.graph.as_ref().expect("a graph pseudo-agent has a graph");
-    let name = |agent: usize| sc.agents[agent].name.as_str();
     let mut rng = seed::rng(
         sc.seed,
         &[
@@ -74,7 +75,7 @@ async fn run_once(
     let mut injected = Vec::new();
     let ending = loop {
         walker.set_clock(started.elapsed().as_secs_f64());
-        let step = walker.next();
+        let step = walker.step();
         let scene = scene_of(sh, task, attempt, &walker, &step);
         let (agent, ask) = match &step {
             Step::Done(ending) => break *ending,
@@ -120,15 +121,17 @@ async fn run_once(
                     .collect();
                 let text = match &graph.graph[*node].kind {
                     // The best-scored branch; the first of equals.
-                    NodeKind::Join(Join::Verifier(v)) => texts
-                        .iter()
-                        .map(|t| score(sh, task, name(graph_agent), attempt, t, *v))
-                        .enumerate()
-                        .fold(None, |best: Option<(usize, f64)>, (i, x)| match best {
-                            Some((_, b)) if b >= x => best,
-                            _ => Some((i, x)),
-                        })
-                        .map_or(String::new(), |(i, _)| texts[i].to_owned()),
+                    NodeKind::Join(Join::Verifier(v)) => {
+                        let mut best: Option<(usize, f64)> = None;
+                        for (i, t) in texts.iter().enumerate() {
+                            let (x, spent) = score(sh, task, graph_agent, attempt, t, *v).await?;
+                            tokens += spent;
+                            if best.is_none_or(|(_, b)| x > b) {
+                                best = Some((i, x));
+                            }
+                        }
+                        best.map_or(String::new(), |(i, _)| texts[i].to_owned())
+                    }
                     _ => vote(sc, task, &texts),
                 };
                 walker.deliver(text, 0);
@@ -138,7 +141,9 @@ async fn run_once(
                 message, verifier, ..
             } => {
                 let text = walker.messages()[*message].text.clone();
-                let score = score(sh, task, name(graph_agent), attempt, &text, *verifier);
+                let (score, spent) =
+                    score(sh, task, graph_agent, attempt, &text, *verifier).await?;
+                tokens += spent;
                 walker.accept(score >= 0.5);
                 continue;
             }
@@ -182,15 +187,16 @@ async fn run_once(
     let answer = sc.answer.extract_for(&text, task);
     let correct = correctness(answer.as_ref(), task);
     let mut scores = vec![f64::NAN; sc.verifiers.len()];
+    let mut verifier_tokens = vec![0; sc.verifiers.len()];
     for v in sc.verifiers_of(graph_agent) {
-        scores[v] = score(sh, task, name(graph_agent), attempt, &text, v);
+        (scores[v], verifier_tokens[v]) = score(sh, task, graph_agent, attempt, &text, v).await?;
     }
     Ok(PoolSample {
         answer: answer.map(|a| a.normalized),
         correct: correct.unwrap_or(false),
         tokens,
         scores,
-        verifier_tokens: vec![0; sc.verifiers.len()],
+        verifier_tokens,
     })
 }
 
@@ -397,24 +403,49 @@ fn vote(sc: &crate::scenario::Scenario, task: &Task, texts: &[&str]) -> String {
     best.map_or(String::new(), |i| texts[i].to_owned())
 }
 
-/// Verifier `v`'s score of `text` as an answer to `task` (UNSCORED when it
-/// cannot score).
-fn score(sh: &Shared, task: &Task, agent: &str, index: usize, text: &str, v: usize) -> f64 {
+/// Verifier `v`'s score of `text` in graph run `attempt` (a branch, a chat
+/// message or the run's answer), and the tokens its model spent. A judge's
+/// call is traced under the graph pseudo-agent, like its turns.
+async fn score(
+    sh: &Shared,
+    task: &Task,
+    graph_agent: usize,
+    attempt: usize,
+    text: &str,
+    v: usize,
+) -> Result<(f64, u64), Stop> {
     let sc = &*sh.scenario;
     let answer = sc.answer.extract_for(text, task);
     let correct = correctness(answer.as_ref(), task);
     let candidate = Candidate {
-        agent,
+        agent: &sh.agent_names[graph_agent],
         task,
         prompt: "",
-        index,
+        index: attempt,
         text,
         extracted: answer.as_ref().map(|a| a.raw.as_str()),
         answer: answer.as_ref().map(|a| a.normalized.as_str()),
         correct,
     };
-    sc.verifiers[v]
-        .score_now(sc.seed, &candidate)
-        .and_then(|s| s.value)
-        .unwrap_or(UNSCORED)
+    let verifier = &sc.verifiers[v];
+    let (score, tokens) = if verifier.runs_command() {
+        let _permit = sh.commands.acquire().await.expect("semaphore open");
+        (verifier.score_by_command(&candidate).await, 0)
+    } else if verifier.model().is_some() {
+        let verdict = judge_one(sh, graph_agent, v, candidate).await?;
+        if let Some(call) = verdict.call {
+            write(sh, Record::Call(call)).await?;
+        }
+        if let Some(fatal) = verdict.fatal {
+            sh.cancel.store(true, Ordering::Relaxed);
+            return Err(Stop::Failed(fatal));
+        }
+        (verdict.score, verdict.tokens)
+    } else {
+        let score = verifier
+            .score_now(sc.seed, &candidate)
+            .expect("a verifier without command or model scores at once");
+        (score, 0)
+    };
+    Ok((score.value.unwrap_or(UNSCORED), tokens))
 }
