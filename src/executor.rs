@@ -689,7 +689,14 @@ impl<'a> Conversation<'a> {
                 write(sh, Record::Score(j.score)).await?;
             }
         }
-        sh.progress.samples.fetch_add(n as u64, Ordering::Relaxed);
+        // A graph turn is part of a sample, its run, counted as the run ends.
+        if !call
+            .round
+            .as_ref()
+            .is_some_and(|(s, _)| &**s == graph_run::GRAPH_STRATEGY)
+        {
+            sh.progress.samples.fetch_add(n as u64, Ordering::Relaxed);
+        }
         if let Some(message) = fatal {
             sh.cancel.store(true, Ordering::Relaxed);
             return Err(Stop::Failed(message));

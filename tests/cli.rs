@@ -5221,3 +5221,32 @@ graph:
     drop(server);
     replay_strictly(&db, &recorded);
 }
+
+#[test]
+fn progress_counts_graph_runs_as_the_samples_planned() {
+    // A graph run is one sample of the plan however many turns it takes;
+    // plain pools count their samples.
+    use std::sync::atomic::Ordering;
+    let s = Scratch::new();
+    for name in ["plan-code-review.yaml", "quickstart.yaml"] {
+        let file = root().join("scenarios").join(name);
+        let runner = crucible::runner::Runner::new(crucible::runner::RunOptions {
+            db: s.path(&format!("{name}.db")),
+            concurrency: 4,
+            handle_ctrl_c: false,
+            cache: false,
+            budget: Default::default(),
+            overrides: Vec::new(),
+        });
+        let mut planned = 0;
+        runner
+            .run(&file, |sc, _| planned = sc.planned_samples())
+            .unwrap();
+        assert!(planned > 0);
+        assert_eq!(
+            runner.progress.samples.load(Ordering::Relaxed),
+            planned,
+            "{name}"
+        );
+    }
+}

@@ -21,7 +21,7 @@ use crate::verifier::Candidate;
 use crate::walker::{Event, HARD_TURN_LIMIT, Step, Termination, Walker};
 
 /// What `samples.strategy` says of a graph turn's call.
-const GRAPH_STRATEGY: &str = "graph";
+pub(super) const GRAPH_STRATEGY: &str = "graph";
 
 /// Draw `size` runs of the graph on `task` as the pool of the graph
 /// pseudo-agent `graph_agent`, one after another.
@@ -181,6 +181,7 @@ async fn run_once(
         })),
     )
     .await?;
+    sh.progress.samples.fetch_add(1, Ordering::Relaxed);
     let text = walker
         .final_message()
         .map_or(String::new(), |m| m.text.clone());
