@@ -269,6 +269,38 @@ impl Pools {
         self
     }
 
+    /// These pools and `stored`'s of agents these have none of, in
+    /// (agent, task) order.
+    fn with_missing_agents(self, stored: Pools) -> Pools {
+        let mut tagged: Vec<(String, &[String], Pool)> = Vec::new();
+        for p in self.pools {
+            tagged.push((self.agents[p.agent].clone(), &self.verifiers, p));
+        }
+        for p in stored.pools {
+            let name = &stored.agents[p.agent];
+            if !self.agents.contains(name) {
+                tagged.push((name.clone(), &stored.verifiers, p));
+            }
+        }
+        tagged.sort_by(|a, b| a.0.cmp(&b.0).then(a.2.task.cmp(&b.2.task)));
+        let mut out = Pools::default();
+        for (name, verifiers, mut pool) in tagged {
+            pool.agent = out.agent(&name);
+            for (v, values) in std::mem::take(&mut pool.scores).into_iter().enumerate() {
+                if values.is_empty() {
+                    continue;
+                }
+                let at = out.verifier(&verifiers[v]);
+                if pool.scores.len() <= at {
+                    pool.scores.resize(at + 1, Vec::new());
+                }
+                pool.scores[at] = values;
+            }
+            out.pools.push(pool);
+        }
+        out
+    }
+
     fn agent(&mut self, name: &str) -> usize {
         if self.agents.last().is_none_or(|a| a != name) {
             self.agents.push(name.to_owned());
@@ -290,16 +322,24 @@ impl Pools {
 /// `run_id`'s pools: from the stored pool rows when every one of its `tasks`
 /// has them (a finished run), else from its samples and scores.
 fn read_pools(store: &Store, run_id: i64, tasks: usize) -> Result<Pools, StoreError> {
-    let pools = if tasks > 0 && store.tasks_with_pools(run_id)? == tasks {
+    let with_pools = store.tasks_with_pools(run_id)?;
+    let pools = if tasks > 0 && with_pools == tasks {
         read_stored_pools(store, run_id)?
     } else {
         // Scores come from their own table: read them beside the samples, on
         // a second connection.
         let path = store.path().to_path_buf();
-        std::thread::scope(|s| {
+        let from_samples = std::thread::scope(|s| {
             let scores = s.spawn(move || read_scores(&path, run_id));
             read_samples_then_merge(store, run_id, scores)
-        })?
+        })?;
+        // Graph runs have no sample rows: their finished tasks' pools are
+        // only stored.
+        if with_pools > 0 {
+            from_samples.with_missing_agents(read_stored_pools(store, run_id)?)
+        } else {
+            from_samples
+        }
     };
     Ok(pools.in_verifier_order())
 }

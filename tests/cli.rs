@@ -4699,6 +4699,23 @@ fn strategies_wrap_whole_graph_runs_traced_turn_by_turn() {
         .db(&stopped)
         .output();
     assert_eq!(out.status.code(), Some(1));
+    // Analyzed while stopped: the graph's finished tasks (stored pools, no
+    // sample rows) beside the other agents' samples so far.
+    let partial = Crucible::new(&["analyze", "1", "--bootstrap", "0"])
+        .db(&stopped)
+        .json();
+    let tasks_of = |agent: &str| {
+        partial["agents"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|a| a["agent"] == agent)
+            .map(|a| a["tasks"].as_i64().unwrap())
+    };
+    let finished = query::<i64>(&stopped, "SELECT count(*) FROM pools WHERE agent = 'graph'");
+    assert!(finished > 0 && finished < 60, "{finished}");
+    assert_eq!(tasks_of("graph"), Some(finished));
+    assert!(tasks_of("judge").is_some_and(|t| t >= finished));
     let resumed = Crucible::new(&["resume", "1", "--json"]).db(&stopped).ok();
     assert_eq!(
         results_without_ids(&resumed),
