@@ -4968,28 +4968,12 @@ const INJECTED_MODES: &[(&str, &str, f64, &str, &str)] = &[
 ];
 
 /// Every injected failure of run 1, in order, without the run id.
-fn injected_rows(db: &Path) -> Vec<(i64, i64, i64, i64, String, String, String)> {
-    let conn = rusqlite::Connection::open(db).unwrap();
-    let mut st = conn
-        .prepare(
-            "SELECT task_index, attempt, position, turn, agent, node, mode FROM injected_failures
-             ORDER BY task_index, attempt, position",
-        )
-        .unwrap();
-    st.query_map([], |r| {
-        Ok((
-            r.get(0)?,
-            r.get(1)?,
-            r.get(2)?,
-            r.get(3)?,
-            r.get(4)?,
-            r.get(5)?,
-            r.get(6)?,
-        ))
-    })
-    .unwrap()
-    .map(Result::unwrap)
-    .collect()
+fn injected_rows(db: &Path) -> Vec<String> {
+    table_rows(
+        db,
+        "SELECT task_index, attempt, position, turn, agent, node, mode FROM injected_failures
+         ORDER BY task_index, attempt, position",
+    )
 }
 
 #[test]
