@@ -543,11 +543,26 @@ fn dispatch(command: Command) -> anyhow::Result<ExitCode> {
             let store = open_existing(&db.db)?;
             let runs = store.transcript(run, &task)?;
             if runs.is_empty() {
-                return Err(Error::Setup(format!(
-                    "{}: run {run} has no graph runs of task `{task}` (is it a task id of a scenario with `agent: graph`?)",
-                    db.db.display()
-                ))
-                .into());
+                let ids: Vec<String> = store
+                    .run_tasks(run)?
+                    .tasks
+                    .into_iter()
+                    .map(|t| t.0)
+                    .collect();
+                let why = if ids.contains(&task) {
+                    format!(
+                        "task `{task}` of run {run} has no graph runs: the scenario has no `graph`, or the run stopped before one of this task's finished"
+                    )
+                } else {
+                    format!(
+                        "run {run} has no task `{task}` (its {} task(s) run from `{}` to `{}`){}",
+                        ids.len(),
+                        ids.first().map_or("", String::as_str),
+                        ids.last().map_or("", String::as_str),
+                        crucible::diagnostic::did_you_mean(&task, ids.iter().map(String::as_str)),
+                    )
+                };
+                return Err(Error::Setup(format!("{}: {why}", db.db.display())).into());
             }
             if json {
                 outln!("{}", serde_json::to_string(&transcript_json(&runs))?);

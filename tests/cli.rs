@@ -4673,10 +4673,17 @@ fn strategies_wrap_whole_graph_runs_traced_turn_by_turn() {
         transcript.contains("[2] turn 2 · verdict · judge → END  ◀ answer"),
         "{transcript}"
     );
-    let out = Crucible::new(&["show", "1", "--transcript", "nope"])
+    let out = Crucible::new(&["show", "1", "--transcript", &format!("{task}x")])
         .db(&db)
         .output();
     assert_eq!(out.status.code(), Some(1));
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        stderr.contains(&format!(
+            "run 1 has no task `{task}x` (its 60 task(s) run from `{task}` to "
+        )) && stderr.contains(&format!("did you mean `{task}`?")),
+        "{stderr}"
+    );
     let analysis = Crucible::new(&["analyze", "1", "--bootstrap", "0"])
         .db(&db)
         .json();
@@ -4716,6 +4723,21 @@ fn strategies_wrap_whole_graph_runs_traced_turn_by_turn() {
     assert!(finished > 0 && finished < 60, "{finished}");
     assert_eq!(tasks_of("graph"), Some(finished));
     assert!(tasks_of("judge").is_some_and(|t| t >= finished));
+    let unstarted: String = query(
+        &stopped,
+        "SELECT task_id FROM tasks WHERE task_index NOT IN (SELECT task_index FROM graph_runs)
+         ORDER BY task_index LIMIT 1",
+    );
+    let out = Crucible::new(&["show", "1", "--transcript", &unstarted])
+        .db(&stopped)
+        .output();
+    assert!(
+        String::from_utf8_lossy(&out.stderr).contains(&format!(
+            "task `{unstarted}` of run 1 has no graph runs: the scenario has no `graph`, or the run stopped"
+        )),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     let resumed = Crucible::new(&["resume", "1", "--json"]).db(&stopped).ok();
     assert_eq!(
         results_without_ids(&resumed),
