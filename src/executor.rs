@@ -503,6 +503,9 @@ struct Conversation<'a> {
     verifiers: Vec<usize>,
     /// A graph turn's scene, sent along to simulated models.
     scene: Option<crate::scene::Scene>,
+    /// Whether its samples are samples of the plan (a graph turn's are part
+    /// of its run's, counted as the run ends).
+    planned: bool,
 }
 
 /// A call that went out (or was found in the trace: no reservation).
@@ -592,6 +595,7 @@ impl<'a> Conversation<'a> {
             prompt,
             verifiers,
             scene: None,
+            planned: true,
         }
     }
 
@@ -689,12 +693,7 @@ impl<'a> Conversation<'a> {
                 write(sh, Record::Score(j.score)).await?;
             }
         }
-        // A graph turn is part of a sample, its run, counted as the run ends.
-        if !call
-            .round
-            .as_ref()
-            .is_some_and(|(s, _)| &**s == graph_run::GRAPH_STRATEGY)
-        {
+        if self.planned {
             sh.progress.samples.fetch_add(n as u64, Ordering::Relaxed);
         }
         if let Some(message) = fatal {

@@ -645,14 +645,20 @@ impl<'a> GraphBuilder<'a> {
                 ),
             );
         }
-        (self.problems.len() == before).then(|| Chat {
+        // Either may be missing without a problem of its own: an agent whose
+        // definition failed is reported there.
+        let (Some(speakers), Some(until), true) = (speakers, until, self.problems.len() == before)
+        else {
+            return None;
+        };
+        Some(Chat {
             names: participants
                 .iter()
                 .map(|&a| self.agents[a].to_owned())
                 .collect(),
             participants,
-            speakers: speakers.expect("checked above"),
-            until: until.expect("checked above"),
+            speakers,
+            until,
         })
     }
 

@@ -152,7 +152,7 @@ impl Runner {
         } else {
             None
         };
-        self.execute(path, None, recorded, None, on_start)
+        self.execute(path, Origin::File, recorded, None, on_start)
     }
 
     /// Re-execute run `run_id`'s stored scenario, answering every call from
@@ -171,7 +171,7 @@ impl Runner {
         with_stored_scenario(&source, run_id, |file| {
             self.execute(
                 file,
-                Some(&source.path),
+                Origin::Stored(&source.path),
                 Some((responses, !strict)),
                 None,
                 on_start,
@@ -213,37 +213,51 @@ impl Runner {
                         &source.hash[..12]
                     )));
                 }
-                self.execute(file, Some(&source.path), None, Some(run_id), on_start)
+                self.execute(
+                    file,
+                    Origin::Resumed(&source.path),
+                    None,
+                    Some(run_id),
+                    on_start,
+                )
             }
             None => with_stored_scenario(&source, run_id, |file| {
-                self.execute(file, Some(&source.path), None, Some(run_id), on_start)
+                self.execute(
+                    file,
+                    Origin::Stored(&source.path),
+                    None,
+                    Some(run_id),
+                    on_start,
+                )
             }),
         }
     }
 
-    /// One run: `recorded` responses (and whether misses may go live) stand in
-    /// front of the models; `shown_path` is the scenario path to record;
-    /// `existing` is a run to continue instead of a new one.
+    /// One run of the scenario at `path`, which comes from `origin`:
+    /// `recorded` responses (and whether misses may go live) stand in front
+    /// of the models; `existing` is a run to continue instead of a new one.
     fn execute(
         &self,
         path: &Path,
-        shown_path: Option<&str>,
+        origin: Origin<'_>,
         recorded: Option<(Arc<StoredCalls>, bool)>,
         existing: Option<i64>,
         on_start: impl FnOnce(&Scenario, i64),
     ) -> Result<RunSummary, Error> {
-        // A run made elsewhere runs its commands where it was made (its
+        // A stored copy runs its commands where its run was made (their
         // scripts are not part of the stored scenario), while that exists.
-        let made_in = shown_path
-            .and_then(|p| Path::new(p).parent())
-            .map(|d| {
-                if d.as_os_str().is_empty() {
-                    Path::new(".")
-                } else {
-                    d
-                }
-            })
-            .filter(|d| d.is_dir());
+        let made_in = match origin {
+            Origin::Stored(p) => Path::new(p).parent(),
+            _ => None,
+        }
+        .map(|d| {
+            if d.as_os_str().is_empty() {
+                Path::new(".")
+            } else {
+                d
+            }
+        })
+        .filter(|d| d.is_dir());
         let mut scenario =
             load_scenario_in(path, &self.options.overrides, made_in).map_err(Error::Invalid)?;
         self.override_budget(&mut scenario)?;
@@ -258,8 +272,10 @@ impl Runner {
                 .collect();
         }
         let mut store = Store::open(&self.options.db)?;
-        let scenario_path =
-            shown_path.map_or_else(|| scenario.source.path.display().to_string(), str::to_owned);
+        let scenario_path = match origin {
+            Origin::File => scenario.source.path.display().to_string(),
+            Origin::Resumed(p) | Origin::Stored(p) => p.to_owned(),
+        };
         let (run_id, prior) = match existing {
             Some(run_id) => {
                 let finished = store.finished_tasks(run_id, &scenario)?;
@@ -325,6 +341,17 @@ impl Runner {
         stats?;
         store.run_summary(run_id).map_err(Error::from)
     }
+}
+
+/// Where the scenario a run executes comes from.
+#[derive(Clone, Copy)]
+enum Origin<'a> {
+    /// The file itself, recorded as the run's path.
+    File,
+    /// The file, continuing a run that was made from this path.
+    Resumed(&'a str),
+    /// A stored copy of the scenario of a run made from this path.
+    Stored(&'a str),
 }
 
 /// Write a stored run's scenario and the files it refers to into a temporary

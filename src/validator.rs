@@ -197,7 +197,13 @@ impl<'a> Validator<'a> {
         verifiers: &[Verifier],
     ) -> Option<crate::graph::Graph> {
         let spec = self.loaded.graph.as_ref()?;
-        let agent_names: Vec<&str> = agents.iter().map(|(a, _)| a.name.as_str()).collect();
+        // Not the graph pseudo-agent (last, so indices hold): no node runs
+        // the graph itself.
+        let agent_names: Vec<&str> = agents
+            .iter()
+            .map(|(a, _)| a.name.as_str())
+            .filter(|&a| a != GRAPH_AGENT)
+            .collect();
         let verifier_names: Vec<&str> = verifiers.iter().map(|v| v.name.as_str()).collect();
         let declared = &self.loaded.declared_agents;
         match crate::graph::GraphBuilder::build(spec, &agent_names, declared, &verifier_names) {
@@ -1530,6 +1536,9 @@ impl<'a> Validator<'a> {
             Some(d) if !d.as_os_str().is_empty() => d.to_path_buf(),
             _ => std::path::PathBuf::from("."),
         };
+        // Absolute, so that a program relative to it is found from there
+        // however the child resolves its path.
+        let dir = std::fs::canonicalize(&dir).unwrap_or(dir);
         if let Some(program) = argv.first_mut()
             && program.contains('/')
             && std::path::Path::new(program.as_str()).is_relative()

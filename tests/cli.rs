@@ -1134,6 +1134,13 @@ const GRAPH_CASES: &[Case] = &[
         message: "`graph` names the scenario's graph in strategies; rename this agent",
     },
     Case {
+        name: "node running the graph pseudo-agent",
+        edit: ("plan: {agent: planner}", "plan: {agent: graph}"),
+        files: &[],
+        at: "s.yaml:16:19",
+        message: "unknown agent `graph`",
+    },
+    Case {
         name: "graph over an agent whose definition failed",
         edit: ("coder: {model: sim", "coder: {model: nosuch"),
         files: &[],
@@ -5228,6 +5235,30 @@ graph:
     let judged = result(&v, "best_of_n", 4);
     assert!(num(judged, "mean_verifier_tokens") > 0.0, "{judged}");
 
+    // Judging at the join too: each branch is judged, with the prompt of
+    // the agent that wrote it, and the pick is not asked about again as the
+    // run's answer.
+    let joined = s.write(
+        "joined.yaml",
+        &text.replace(
+            "pick: {join: verifier, verifier: check}",
+            "pick: {join: verifier, verifier: judge}",
+        ),
+    );
+    let jdb = s.path("joined.db");
+    Crucible::new(&["run"]).arg(&joined).db(&jdb).ok();
+    let (asked, keys, shown): (i64, i64, i64) = rusqlite::Connection::open(&jdb)
+        .unwrap()
+        .query_row(
+            "SELECT count(*), count(DISTINCT cache_key),
+                    sum(instr(p.text, 'Solve: Synthetic question') > 0)
+             FROM calls c JOIN blobs p ON p.hash = c.prompt_hash WHERE c.role = 'verifier'",
+            [],
+            |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)),
+        )
+        .unwrap();
+    assert_eq!((asked, keys, shown), (30 * 4 * 2, 30 * 4 * 2, 30 * 4));
+
     // A stopped run resumes to the same results; without the judge's
     // server, its verdicts replay from the trace.
     let stopped = s.path("stopped.db");
@@ -5272,4 +5303,71 @@ fn progress_counts_graph_runs_as_the_samples_planned() {
             "{name}"
         );
     }
+}
+
+#[test]
+fn chats_led_by_an_agent_whose_definition_failed_report_it() {
+    // The manager (or the llm speaker router's agent) is declared but its
+    // definition failed: that is the one diagnostic, not a panic.
+    let s = Scratch::new();
+    for (name, speakers) in [
+        ("m.yaml", "speakers: manager\n        manager: reviewer"),
+        (
+            "r.yaml",
+            "speakers: router\n        router: {by: llm, agent: reviewer, options: [planner, coder]}",
+        ),
+    ] {
+        let text = chat_scenario(speakers, "{max_messages: 4}").replacen(
+            "reviewer: {model: sim",
+            "reviewer: {model: nosuch",
+            1,
+        );
+        let out = Crucible::new(&["validate"])
+            .arg(s.write(name, &text))
+            .output();
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(out.status.code(), Some(2), "{name}: {stderr}");
+        assert!(
+            stderr.contains("error: agent `reviewer` uses undefined model `nosuch`")
+                && stderr.contains("1 error(s)"),
+            "{name}: {stderr}"
+        );
+    }
+}
+
+#[test]
+fn commands_run_where_the_scenario_is_from_any_directory() {
+    // A relative scenario path with a relative program, then a resume from
+    // another directory: every sample is scored by the script beside the
+    // scenario.
+    use std::os::unix::fs::PermissionsExt;
+    let s = Scratch::new();
+    let script = s.write(
+        "proj/check.sh",
+        "#!/bin/sh\nread -r c\ncase \"$c\" in *'\"correct\"'*) ;; esac\necho 1\n",
+    );
+    std::fs::set_permissions(&script, std::fs::Permissions::from_mode(0o755)).unwrap();
+    s.write(
+        "proj/s.yaml",
+        &simulated_scenario(
+            "scripted",
+            5,
+            "{p_correct: 0.6, delta: 0.3, wrong_answers: 2}",
+            40,
+            "verifiers:\n  script: {kind: programmatic, check: command, command: [./check.sh]}\n\
+             strategies:\n  - {kind: best_of_n, agent: solver, verifier: script, n: 4}\n",
+        ),
+    );
+    let db = s.path("r.db");
+    let mut first = Crucible::new(&["run", "proj/s.yaml", "--max-requests", "20"]).db(&db);
+    first.cmd.current_dir(s.dir.path());
+    assert_eq!(first.output().status.code(), Some(1));
+    std::fs::create_dir_all(s.path("elsewhere")).unwrap();
+    let mut resumed = Crucible::new(&["run", "../proj/s.yaml", "--resume", "1"]).db(&db);
+    resumed.cmd.current_dir(s.path("elsewhere"));
+    resumed.ok();
+    assert_eq!(query::<i64>(&db, "SELECT count(*) FROM scores"), 40 * 4);
+    let unscored: Vec<String> =
+        table_rows(&db, "SELECT detail FROM scores WHERE score IS NULL LIMIT 3");
+    assert!(unscored.is_empty(), "{unscored:?}");
 }

@@ -3,6 +3,7 @@
 //! traced call through the executor's [`Conversation`], and the walk's final
 //! message the sample's text, extracted and scored like any other.
 
+use std::collections::HashMap;
 use std::sync::Arc;
 
 use rand::RngExt;
@@ -17,11 +18,11 @@ use crate::scene::{Scene, SceneStep, Seen};
 use crate::seed::{self, Part};
 use crate::store::{GraphRunRecord, InjectedRecord, MessageRecord, Record};
 use crate::strategy::{PoolSample, UNSCORED};
-use crate::verifier::Candidate;
+use crate::verifier::{Candidate, Score};
 use crate::walker::{Event, HARD_TURN_LIMIT, Step, Termination, Walker};
 
 /// What `samples.strategy` says of a graph turn's call.
-pub(super) const GRAPH_STRATEGY: &str = "graph";
+const GRAPH_STRATEGY: &str = "graph";
 
 /// Draw `size` runs of the graph on `task` as the pool of the graph
 /// pseudo-agent `graph_agent`, one after another.
@@ -73,6 +74,13 @@ async fn run_once(
     let mut tokens = 0;
     let mut calls = vec![0usize; sc.agents.len()];
     let mut injected = Vec::new();
+    let mut judge = Judging {
+        sh,
+        task,
+        graph_agent,
+        attempt,
+        verdicts: HashMap::new(),
+    };
     let ending = loop {
         walker.set_clock(started.elapsed().as_secs_f64());
         let step = walker.step();
@@ -119,12 +127,15 @@ async fn run_once(
                     .iter()
                     .map(|&b| walker.messages()[b].text.as_str())
                     .collect();
+                let writers: Vec<Option<usize>> =
+                    branches.iter().map(|&b| writer(&walker, b)).collect();
                 let text = match &graph.graph[*node].kind {
                     // The best-scored branch; the first of equals.
                     NodeKind::Join(Join::Verifier(v)) => {
                         let mut best: Option<(usize, f64)> = None;
                         for (i, t) in texts.iter().enumerate() {
-                            let (x, spent) = score(sh, task, graph_agent, attempt, t, *v).await?;
+                            let (verdict, spent) = judge.score(t, writers[i], *v).await?;
+                            let x = verdict.value.unwrap_or(UNSCORED);
                             tokens += spent;
                             if best.is_none_or(|(_, b)| x > b) {
                                 best = Some((i, x));
@@ -141,10 +152,16 @@ async fn run_once(
                 message, verifier, ..
             } => {
                 let text = walker.messages()[*message].text.clone();
-                let (score, spent) =
-                    score(sh, task, graph_agent, attempt, &text, *verifier).await?;
+                let (verdict, spent) = judge
+                    .score(&text, writer(&walker, *message), *verifier)
+                    .await?;
                 tokens += spent;
-                walker.accept(score >= 0.5);
+                // An accept/reject verifier's verdict; else a score of at least 0.5.
+                walker.accept(
+                    verdict
+                        .accepted
+                        .unwrap_or_else(|| verdict.value.is_some_and(|x| x >= 0.5)),
+                );
                 continue;
             }
         };
@@ -152,6 +169,7 @@ async fn run_once(
         let mut conversation = Conversation::with_prompt(task, agent, prompt, Vec::new());
         let failure = scene.as_ref().and_then(|s| s.failure);
         conversation.scene = scene;
+        conversation.planned = false;
         let first = sc.first_graph_call(agent) + attempt * calls_per_run(sh);
         let index = first + calls[agent];
         calls[agent] += 1;
@@ -185,12 +203,14 @@ async fn run_once(
     let text = walker
         .final_message()
         .map_or(String::new(), |m| m.text.clone());
+    let final_writer = walker.final_index().and_then(|m| writer(&walker, m));
     let answer = sc.answer.extract_for(&text, task);
     let correct = correctness(answer.as_ref(), task);
     let mut scores = vec![f64::NAN; sc.verifiers.len()];
     let mut verifier_tokens = vec![0; sc.verifiers.len()];
     for v in sc.verifiers_of(graph_agent) {
-        (scores[v], verifier_tokens[v]) = score(sh, task, graph_agent, attempt, &text, v).await?;
+        let (verdict, spent) = judge.score(&text, final_writer, v).await?;
+        (scores[v], verifier_tokens[v]) = (verdict.value.unwrap_or(UNSCORED), spent);
     }
     Ok(PoolSample {
         answer: answer.map(|a| a.normalized),
@@ -392,6 +412,27 @@ fn transcript(
     out
 }
 
+/// The agent that wrote message `i`: its sender; for a join's message, the
+/// sender of the branch it picked (the same text), or else of the branch it
+/// gathered last.
+fn writer(walker: &Walker<'_>, i: usize) -> Option<usize> {
+    let all = walker.messages();
+    if all[i].sender.is_some() {
+        return all[i].sender;
+    }
+    all[..i]
+        .iter()
+        .rev()
+        .find(|m| m.sender.is_some() && m.text == all[i].text)
+        .and_then(|m| m.sender)
+        .or_else(|| {
+            all[i]
+                .reply_to
+                .filter(|&r| r < i)
+                .and_then(|r| writer(walker, r))
+        })
+}
+
 /// A `vote` join's pick among its branches' texts: the first giving the
 /// most common answer.
 fn vote(sc: &crate::scenario::Scenario, task: &Task, texts: &[&str]) -> String {
@@ -404,49 +445,78 @@ fn vote(sc: &crate::scenario::Scenario, task: &Task, texts: &[&str]) -> String {
     best.map_or(String::new(), |i| texts[i].to_owned())
 }
 
-/// Verifier `v`'s score of `text` in graph run `attempt` (a branch, a chat
-/// message or the run's answer), and the tokens its model spent. A judge's
-/// call is traced under the graph pseudo-agent, like its turns.
-async fn score(
-    sh: &Shared,
-    task: &Task,
+/// The verifiers' verdicts in one graph run.
+struct Judging<'a> {
+    sh: &'a Shared,
+    task: &'a Task,
     graph_agent: usize,
     attempt: usize,
-    text: &str,
-    v: usize,
-) -> Result<(f64, u64), Stop> {
-    let sc = &*sh.scenario;
-    let answer = sc.answer.extract_for(text, task);
-    let correct = correctness(answer.as_ref(), task);
-    let candidate = Candidate {
-        agent: &sh.agent_names[graph_agent],
-        task,
-        prompt: "",
-        index: attempt,
-        text,
-        extracted: answer.as_ref().map(|a| a.raw.as_str()),
-        answer: answer.as_ref().map(|a| a.normalized.as_str()),
-        correct,
-    };
-    let verifier = &sc.verifiers[v];
-    let (score, tokens) = if verifier.runs_command() {
-        let _permit = sh.commands.acquire().await.expect("semaphore open");
-        (verifier.score_by_command(&candidate).await, 0)
-    } else if verifier.model().is_some() {
-        let verdict = judge_one(sh, graph_agent, v, candidate).await?;
-        if let Some(call) = verdict.call {
-            write(sh, Record::Call(call)).await?;
+    /// Verdicts so far, by verifier and what it is given (a judge's
+    /// request, else the text): what is scored twice (a join's pick, again
+    /// as the run's answer) is scored once, so that a resumed or replayed
+    /// run reads back the one verdict it was given.
+    verdicts: HashMap<(usize, String), Score>,
+}
+
+impl Judging<'_> {
+    /// Verifier `v`'s verdict on `text` (a branch, a chat message or the
+    /// run's answer) written by agent `writer`, whose prompt the verifier
+    /// is shown, and the tokens its model spent on it now. A judge's call
+    /// is traced under the graph pseudo-agent, like its turns.
+    async fn score(
+        &mut self,
+        text: &str,
+        writer: Option<usize>,
+        v: usize,
+    ) -> Result<(Score, u64), Stop> {
+        let (sh, task) = (self.sh, self.task);
+        let prompt = match writer {
+            Some(agent) => render_prompt(sh, task, agent)?,
+            None => String::new(),
+        };
+        let sc = &*sh.scenario;
+        let answer = sc.answer.extract_for(text, task);
+        let correct = correctness(answer.as_ref(), task);
+        let candidate = Candidate {
+            agent: &sh.agent_names[self.graph_agent],
+            task,
+            prompt: &prompt,
+            index: self.attempt,
+            text,
+            extracted: answer.as_ref().map(|a| a.raw.as_str()),
+            answer: answer.as_ref().map(|a| a.normalized.as_str()),
+            correct,
+        };
+        let verifier = &sc.verifiers[v];
+        // A judge's request can be the same for two texts (its prompt may
+        // show only the answer), and so is its call.
+        let given = match verifier.request(&candidate) {
+            Ok((system, prompt)) if verifier.model().is_some() => format!("{system}\0{prompt}"),
+            _ => text.to_owned(),
+        };
+        if let Some(known) = self.verdicts.get(&(v, given.clone())) {
+            return Ok((known.clone(), 0));
         }
-        if let Some(fatal) = verdict.fatal {
-            sh.cancel.store(true, Ordering::Relaxed);
-            return Err(Stop::Failed(fatal));
-        }
-        (verdict.score, verdict.tokens)
-    } else {
-        let score = verifier
-            .score_now(sc.seed, &candidate)
-            .expect("a verifier without command or model scores at once");
-        (score, 0)
-    };
-    Ok((score.value.unwrap_or(UNSCORED), tokens))
+        let (score, tokens) = if verifier.runs_command() {
+            let _permit = sh.commands.acquire().await.expect("semaphore open");
+            (verifier.score_by_command(&candidate).await, 0)
+        } else if verifier.model().is_some() {
+            let verdict = judge_one(sh, self.graph_agent, v, candidate).await?;
+            if let Some(call) = verdict.call {
+                write(sh, Record::Call(call)).await?;
+            }
+            if let Some(fatal) = verdict.fatal {
+                sh.cancel.store(true, Ordering::Relaxed);
+                return Err(Stop::Failed(fatal));
+            }
+            (verdict.score, verdict.tokens)
+        } else {
+            let score = verifier
+                .score_now(sc.seed, &candidate)
+                .expect("a verifier without command or model scores at once");
+            (score, 0)
+        };
+        self.verdicts.insert((v, given), score.clone());
+        Ok((score, tokens))
+    }
 }
