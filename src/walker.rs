@@ -80,6 +80,16 @@ pub enum Event {
         node: NodeIndex,
         why: Termination,
     },
+    /// A verifier scored a message: a join's branch, or a chat's last
+    /// message against its `until` (the caller's verdicts, recorded here
+    /// so that the trace has them in order).
+    Verified {
+        node: NodeIndex,
+        message: usize,
+        verifier: usize,
+        score: Option<f64>,
+        accepted: Option<bool>,
+    },
     Terminated(Termination),
 }
 
@@ -358,6 +368,24 @@ impl<'g> Walker<'g> {
     }
 
     /// The verdict on the message of the pending [`Step::Verify`].
+    /// Record a verifier's verdict on `message` at `node`.
+    pub fn verified(
+        &mut self,
+        node: NodeIndex,
+        message: usize,
+        verifier: usize,
+        score: Option<f64>,
+        accepted: Option<bool>,
+    ) {
+        self.events.push(Event::Verified {
+            node,
+            message,
+            verifier,
+            score,
+            accepted,
+        });
+    }
+
     pub fn accept(&mut self, accepted: bool) {
         if matches!(self.pending, Some(Step::Verify { .. })) {
             self.pending = None;

@@ -5211,6 +5211,14 @@ graph:
             correct("j")
         )) > 0
     );
+    // Each branch's verdict is a graph event of the join.
+    assert_eq!(
+        count(
+            "SELECT count(*) FROM graph_events WHERE kind = 'verified' AND node = 'pick'
+               AND detail IN ('check on [0]: score 0', 'check on [0]: score 1', 'check on [1]: score 0', 'check on [1]: score 1')"
+        ),
+        30 * 4 * 2
+    );
     // So the checked runs are right exactly when a branch is: 1 - 0.5^2 at
     // n = 1; and ranked by the same command, four runs are right when any is.
     let single = num(result(&v, "checked", 1), "accuracy");

@@ -129,12 +129,14 @@ async fn run_once(
                     .collect();
                 let writers: Vec<Option<usize>> =
                     branches.iter().map(|&b| writer(&walker, b)).collect();
+                let mut verdicts = Vec::new();
                 let text = match &graph.graph[*node].kind {
                     // The best-scored branch; the first of equals.
                     NodeKind::Join(Join::Verifier(v)) => {
                         let mut best: Option<(usize, f64)> = None;
                         for (i, t) in texts.iter().enumerate() {
                             let (verdict, spent) = judge.score(t, writers[i], *v).await?;
+                            verdicts.push((branches[i], *v, verdict.value, verdict.accepted));
                             let x = verdict.value.unwrap_or(UNSCORED);
                             tokens += spent;
                             if best.is_none_or(|(_, b)| x > b) {
@@ -145,11 +147,16 @@ async fn run_once(
                     }
                     _ => vote(sc, task, &texts),
                 };
+                for (message, v, score, accepted) in verdicts {
+                    walker.verified(*node, message, v, score, accepted);
+                }
                 walker.deliver(text, 0);
                 continue;
             }
             Step::Verify {
-                message, verifier, ..
+                node,
+                message,
+                verifier,
             } => {
                 let text = walker.messages()[*message].text.clone();
                 let (verdict, spent) = judge
@@ -157,11 +164,11 @@ async fn run_once(
                     .await?;
                 tokens += spent;
                 // An accept/reject verifier's verdict; else a score of at least 0.5.
-                walker.accept(
-                    verdict
-                        .accepted
-                        .unwrap_or_else(|| verdict.value.is_some_and(|x| x >= 0.5)),
-                );
+                let accepted = verdict
+                    .accepted
+                    .unwrap_or_else(|| verdict.value.is_some_and(|x| x >= 0.5));
+                walker.verified(*node, *message, *verifier, verdict.value, Some(accepted));
+                walker.accept(accepted);
                 continue;
             }
         };
@@ -286,6 +293,28 @@ fn trace(
                 Some(node(*n)),
                 Some(why.as_str().to_owned()),
             ),
+            Event::Verified {
+                node: n,
+                message,
+                verifier,
+                score,
+                accepted,
+            } => {
+                let score = score.map_or("no score".to_owned(), |x| format!("score {x}"));
+                let verdict = match accepted {
+                    Some(true) => ", accepted",
+                    Some(false) => ", rejected",
+                    None => "",
+                };
+                (
+                    "verified",
+                    Some(node(*n)),
+                    Some(format!(
+                        "{} on [{message}]: {score}{verdict}",
+                        sc.verifiers[*verifier].name
+                    )),
+                )
+            }
             Event::Terminated(why) => ("terminated", None, Some(why.as_str().to_owned())),
         })
         .collect();
