@@ -54,6 +54,9 @@ pub struct Candidate<'a> {
     /// The user prompt the agent was given.
     pub prompt: &'a str,
     pub index: usize,
+    /// For a message inside a graph run (a join's branch, a chat's
+    /// message), its position: simulated verifiers draw per message.
+    pub within: Option<usize>,
     pub text: &'a str,
     /// The answer as written, and normalized; `None` for an abstention.
     pub extracted: Option<&'a str>,
@@ -122,16 +125,15 @@ impl Verifier {
         // Simulated verifiers judge an abstention as wrong.
         let judged = c.answer.and(c.correct);
         let rng = || {
-            seed::rng(
-                seed,
-                &[
-                    Part::Str("verify"),
-                    Part::Str(&self.name),
-                    Part::Str(c.agent),
-                    Part::Str(&c.task.id),
-                    Part::Int(c.index as u64),
-                ],
-            )
+            let mut parts = vec![
+                Part::Str("verify"),
+                Part::Str(&self.name),
+                Part::Str(c.agent),
+                Part::Str(&c.task.id),
+                Part::Int(c.index as u64),
+            ];
+            parts.extend(c.within.map(|m| Part::Int(m as u64)));
+            seed::rng(seed, &parts)
         };
         let score = match &self.kind {
             VerifierKind::Oracle {

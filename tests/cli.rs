@@ -5379,3 +5379,53 @@ fn commands_run_where_the_scenario_is_from_any_directory() {
         table_rows(&db, "SELECT detail FROM scores WHERE score IS NULL LIMIT 3");
     assert!(unscored.is_empty(), "{unscored:?}");
 }
+
+#[test]
+fn simulated_verifiers_err_independently_on_the_branches_of_a_run() {
+    // An oracle that errs 30% of the time either way, at a join of two
+    // branches: on two branches alike in correctness, its verdicts differ
+    // about 2 · 0.3 · 0.7 = 42% of the time (never, were one draw shared).
+    let s = Scratch::new();
+    let text = DEBATE.split("verifiers:\n").next().unwrap().to_owned()
+        + "verifiers:\n  shaky: {kind: oracle, false_positive_rate: 0.3, false_negative_rate: 0.3}\n\
+           strategies:\n  - {kind: self_consistency, agent: graph, n: 4}\n\
+           graph:\n  nodes:\n    left: {agent: pro}\n    right: {agent: con}\n    \
+           pick: {join: verifier, verifier: shaky}\n  edges:\n    - {from: START, to: left}\n    \
+           - {from: START, to: right}\n    - {from: left, to: pick}\n    - {from: right, to: pick}\n    \
+           - {from: pick, to: END}\n";
+    let (db, _) = run_json(&s, &text);
+    let verdict = |pos: i64| {
+        format!(
+            "(SELECT e.detail LIKE '%accepted' FROM graph_events e WHERE e.run_id = m.run_id
+               AND e.task_index = m.task_index AND e.attempt = m.attempt AND e.kind = 'verified'
+               AND e.detail LIKE 'shaky on [{pos}]%')"
+        )
+    };
+    let correct = |pos: i64| {
+        format!(
+            "(SELECT max(s.correct) FROM samples s JOIN messages b ON b.run_id = s.run_id
+               AND b.task_index = s.task_index AND s.text = b.text
+             WHERE s.strategy = 'graph' AND b.run_id = m.run_id AND b.task_index = m.task_index
+               AND b.attempt = m.attempt AND b.position = {pos})"
+        )
+    };
+    let (alike, differing): (i64, i64) = rusqlite::Connection::open(&db)
+        .unwrap()
+        .query_row(
+            &format!(
+                "SELECT count(*), sum({} <> {}) FROM graph_runs m WHERE {} = {}",
+                verdict(0),
+                verdict(1),
+                correct(0),
+                correct(1)
+            ),
+            [],
+            |r| Ok((r.get(0)?, r.get(1)?)),
+        )
+        .unwrap();
+    let share = differing as f64 / alike as f64;
+    assert!(
+        alike > 50 && (share - 0.42).abs() < 0.15,
+        "{differing} of {alike}"
+    );
+}

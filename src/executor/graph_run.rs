@@ -135,7 +135,8 @@ async fn run_once(
                     NodeKind::Join(Join::Verifier(v)) => {
                         let mut best: Option<(usize, f64)> = None;
                         for (i, t) in texts.iter().enumerate() {
-                            let (verdict, spent) = judge.score(t, writers[i], *v).await?;
+                            let (verdict, spent) =
+                                judge.score(t, writers[i], Some(branches[i]), *v).await?;
                             verdicts.push((branches[i], *v, verdict.value, verdict.accepted));
                             let x = verdict.value.unwrap_or(UNSCORED);
                             tokens += spent;
@@ -160,7 +161,7 @@ async fn run_once(
             } => {
                 let text = walker.messages()[*message].text.clone();
                 let (verdict, spent) = judge
-                    .score(&text, writer(&walker, *message), *verifier)
+                    .score(&text, writer(&walker, *message), Some(*message), *verifier)
                     .await?;
                 tokens += spent;
                 // An accept/reject verifier's verdict; else a score of at least 0.5.
@@ -216,7 +217,7 @@ async fn run_once(
     let mut scores = vec![f64::NAN; sc.verifiers.len()];
     let mut verifier_tokens = vec![0; sc.verifiers.len()];
     for v in sc.verifiers_of(graph_agent) {
-        let (verdict, spent) = judge.score(&text, final_writer, v).await?;
+        let (verdict, spent) = judge.score(&text, final_writer, None, v).await?;
         (scores[v], verifier_tokens[v]) = (verdict.value.unwrap_or(UNSCORED), spent);
     }
     Ok(PoolSample {
@@ -488,14 +489,16 @@ struct Judging<'a> {
 }
 
 impl Judging<'_> {
-    /// Verifier `v`'s verdict on `text` (a branch, a chat message or the
-    /// run's answer) written by agent `writer`, whose prompt the verifier
-    /// is shown, and the tokens its model spent on it now. A judge's call
-    /// is traced under the graph pseudo-agent, like its turns.
+    /// Verifier `v`'s verdict on `text` (a branch or a chat message at
+    /// position `within`, or the run's answer) written by agent `writer`,
+    /// whose prompt the verifier is shown, and the tokens its model spent
+    /// on it now. A judge's call is traced under the graph pseudo-agent,
+    /// like its turns.
     async fn score(
         &mut self,
         text: &str,
         writer: Option<usize>,
+        within: Option<usize>,
         v: usize,
     ) -> Result<(Score, u64), Stop> {
         let (sh, task) = (self.sh, self.task);
@@ -511,6 +514,7 @@ impl Judging<'_> {
             task,
             prompt: &prompt,
             index: self.attempt,
+            within,
             text,
             extracted: answer.as_ref().map(|a| a.raw.as_str()),
             answer: answer.as_ref().map(|a| a.normalized.as_str()),
