@@ -108,6 +108,14 @@ struct Shared {
     stored: Arc<StoredCalls>,
 }
 
+impl Shared {
+    /// A failure that ends the whole run: every other task stops too.
+    fn fail(&self, why: String) -> Stop {
+        self.cancel.store(true, Ordering::Relaxed);
+        Stop::Failed(why)
+    }
+}
+
 /// Per-task outcomes of the tasks that finished (`None` where a task did not).
 pub type Finished = Vec<Option<Vec<TaskOutcome>>>;
 
@@ -697,8 +705,7 @@ impl<'a> Conversation<'a> {
             sh.progress.samples.fetch_add(n as u64, Ordering::Relaxed);
         }
         if let Some(message) = fatal {
-            sh.cancel.store(true, Ordering::Relaxed);
-            return Err(Stop::Failed(message));
+            return Err(sh.fail(message));
         }
         if let Some(stop) = stopped {
             return Err(stop);
@@ -794,8 +801,7 @@ fn collect_verdicts(
             }
         };
         if let Some(fatal) = verdict.fatal.take() {
-            sh.cancel.store(true, Ordering::Relaxed);
-            stop.get_or_insert(Stop::Failed(fatal));
+            stop.get_or_insert(sh.fail(fatal));
         }
         let (i, _, v) = job;
         pool[i].verifier_tokens[v] = verdict.tokens;

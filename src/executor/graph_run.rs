@@ -5,10 +5,9 @@
 
 use std::collections::HashMap;
 use std::sync::Arc;
+use std::sync::atomic::Ordering;
 
 use rand::RngExt;
-
-use std::sync::atomic::Ordering;
 
 use super::{Conversation, Shared, Stop, correctness, judge_one, render_prompt, write};
 use crate::graph::{Join, NodeKind};
@@ -80,6 +79,7 @@ async fn run_once(
         graph_agent,
         attempt,
         verdicts: HashMap::new(),
+        prompts: HashMap::new(),
     };
     let ending = loop {
         walker.set_clock(started.elapsed().as_secs_f64());
@@ -486,6 +486,8 @@ struct Judging<'a> {
     /// as the run's answer) is scored once, so that a resumed or replayed
     /// run reads back the one verdict it was given.
     verdicts: HashMap<(usize, String), Score>,
+    /// Agents' rendered prompts, as verifiers are shown them.
+    prompts: HashMap<usize, String>,
 }
 
 impl Judging<'_> {
@@ -502,17 +504,19 @@ impl Judging<'_> {
         v: usize,
     ) -> Result<(Score, u64), Stop> {
         let (sh, task) = (self.sh, self.task);
-        let prompt = match writer {
-            Some(agent) => render_prompt(sh, task, agent)?,
-            None => String::new(),
-        };
+        if let Some(agent) = writer
+            && !self.prompts.contains_key(&agent)
+        {
+            self.prompts.insert(agent, render_prompt(sh, task, agent)?);
+        }
+        let prompt = writer.map_or("", |a| self.prompts[&a].as_str());
         let sc = &*sh.scenario;
         let answer = sc.answer.extract_for(text, task);
         let correct = correctness(answer.as_ref(), task);
         let candidate = Candidate {
             agent: &sh.agent_names[self.graph_agent],
             task,
-            prompt: &prompt,
+            prompt,
             index: self.attempt,
             within,
             text,
@@ -523,10 +527,10 @@ impl Judging<'_> {
         let verifier = &sc.verifiers[v];
         // A judge's request can be the same for two texts (its prompt may
         // show only the answer), and so is its call.
-        let given = match verifier.request(&candidate) {
-            Ok((system, prompt)) if verifier.model().is_some() => format!("{system}\0{prompt}"),
-            _ => text.to_owned(),
-        };
+        let request = verifier
+            .model()
+            .and_then(|_| verifier.request(&candidate).ok());
+        let given = request.map_or_else(|| text.to_owned(), |(system, p)| format!("{system}\0{p}"));
         if let Some(known) = self.verdicts.get(&(v, given.clone())) {
             return Ok((known.clone(), 0));
         }
@@ -539,8 +543,7 @@ impl Judging<'_> {
                 write(sh, Record::Call(call)).await?;
             }
             if let Some(fatal) = verdict.fatal {
-                sh.cancel.store(true, Ordering::Relaxed);
-                return Err(Stop::Failed(fatal));
+                return Err(sh.fail(fatal));
             }
             (verdict.score, verdict.tokens)
         } else {
