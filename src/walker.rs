@@ -327,9 +327,7 @@ impl<'g> Walker<'g> {
                 NodeKind::Chat(chat) => {
                     let picked = match &chat.speakers {
                         Speakers::Router(router) => {
-                            let option = chosen(router, &text);
-                            self.events.push(Event::Routed { node, option });
-                            option.and_then(|o| chat.picked(router, o))
+                            self.speaker_routed(node, chat, router, chosen(router, &text))
                         }
                         _ => named(&chat.names, &text),
                     };
@@ -367,7 +365,6 @@ impl<'g> Walker<'g> {
         }
     }
 
-    /// The verdict on the message of the pending [`Step::Verify`].
     /// Record a verifier's verdict on `message` at `node`.
     pub fn verified(
         &mut self,
@@ -386,6 +383,7 @@ impl<'g> Walker<'g> {
         });
     }
 
+    /// The verdict on the message of the pending [`Step::Verify`].
     pub fn accept(&mut self, accepted: bool) {
         if matches!(self.pending, Some(Step::Verify { .. })) {
             self.pending = None;
@@ -446,13 +444,24 @@ impl<'g> Walker<'g> {
             Speakers::Router(router) => {
                 let text = last.map_or("", |m| self.messages[m].text.as_str());
                 let option = matched(router, text);
-                self.events.push(Event::Routed { node, option });
-                option
-                    .and_then(|o| chat.picked(router, o))
+                self.speaker_routed(node, chat, router, option)
                     .unwrap_or_else(|| after(speaker, n))
             }
         };
         Some(self.speak(node, chat.participants[next]))
+    }
+
+    /// Chat `node`'s speaker router selected `option`: the participant it
+    /// names (index into `participants`), traced as a routing.
+    fn speaker_routed(
+        &mut self,
+        node: NodeIndex,
+        chat: &Chat,
+        router: &Router,
+        option: Option<usize>,
+    ) -> Option<usize> {
+        self.events.push(Event::Routed { node, option });
+        option.and_then(|o| chat.picked(router, o))
     }
 
     /// `agent` is to speak at `node`: first its running summary, when its
