@@ -19,7 +19,7 @@ use crate::replay::Recorded;
 use crate::scenario::{Budget, ModelKind, Scenario, hash_without_budget};
 use crate::store::{NewRun, Resumed, RunSource, Store, TaskRow};
 use crate::summary::{RunSummary, summarize};
-use crate::validator::{load_scenario, load_scenario_in};
+use crate::validator::{directory_of, load_scenario, load_scenario_in};
 
 /// Options of one run.
 #[derive(Debug, Clone)]
@@ -247,17 +247,9 @@ impl Runner {
         // A stored copy runs its commands where its run was made (their
         // scripts are not part of the stored scenario), while that exists.
         let made_in = match origin {
-            Origin::Stored(p) => Path::new(p).parent(),
+            Origin::Stored(p) => Some(directory_of(Path::new(p))).filter(|d| d.is_dir()),
             _ => None,
-        }
-        .map(|d| {
-            if d.as_os_str().is_empty() {
-                Path::new(".")
-            } else {
-                d
-            }
-        })
-        .filter(|d| d.is_dir());
+        };
         let mut scenario =
             load_scenario_in(path, &self.options.overrides, made_in).map_err(Error::Invalid)?;
         self.override_budget(&mut scenario)?;

@@ -1532,13 +1532,12 @@ impl<'a> Validator<'a> {
     /// A command to run in the scenario's directory, like the paths it names:
     /// its program resolved there when it is a relative path, and the directory.
     fn in_scenario_dir(&self, mut argv: Vec<String>) -> (Vec<String>, std::path::PathBuf) {
-        let dir = match self.workdir.or(self.source.path.parent()) {
-            Some(d) if !d.as_os_str().is_empty() => d.to_path_buf(),
-            _ => std::path::PathBuf::from("."),
-        };
+        let dir = self
+            .workdir
+            .unwrap_or_else(|| directory_of(&self.source.path));
         // Absolute, so that a program relative to it is found from there
         // however the child resolves its path.
-        let dir = std::fs::canonicalize(&dir).unwrap_or(dir);
+        let dir = std::fs::canonicalize(dir).unwrap_or_else(|_| dir.to_path_buf());
         if let Some(program) = argv.first_mut()
             && program.contains('/')
             && std::path::Path::new(program.as_str()).is_relative()
@@ -1736,6 +1735,14 @@ fn check_probabilities(
         return Err(format!("probabilities add up to {total}, more than 1"));
     }
     Ok(out)
+}
+
+/// The directory `file` is in (`.` for a bare file name).
+pub fn directory_of(file: &std::path::Path) -> &std::path::Path {
+    match file.parent() {
+        Some(d) if !d.as_os_str().is_empty() => d,
+        _ => std::path::Path::new("."),
+    }
 }
 
 /// Load `path` with `overrides` (`PATH=VALUE`) and validate it: the
