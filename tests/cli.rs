@@ -5350,10 +5350,7 @@ fn commands_run_where_the_scenario_is_from_any_directory() {
     // scenario.
     use std::os::unix::fs::PermissionsExt;
     let s = Scratch::new();
-    let script = s.write(
-        "proj/check.sh",
-        "#!/bin/sh\nread -r c\ncase \"$c\" in *'\"correct\"'*) ;; esac\necho 1\n",
-    );
+    let script = s.write("proj/check.sh", "#!/bin/sh\ncat > /dev/null\necho 1\n");
     std::fs::set_permissions(&script, std::fs::Permissions::from_mode(0o755)).unwrap();
     s.write(
         "proj/s.yaml",
