@@ -226,7 +226,7 @@ impl<'a> Validator<'a> {
         agents: &[(Agent, Span)],
         graph: Option<&crate::graph::Graph>,
     ) {
-        use crate::failure::FailureMode::{PrematureTermination, UnawareOfTermination};
+        use crate::failure::FailureMode;
         use crate::graph::NodeKind;
         let has_graph = self.loaded.graph.is_some();
         for (name, spec, src) in &self.loaded.agents {
@@ -258,10 +258,13 @@ impl<'a> Validator<'a> {
                 continue;
             }
             for (code, rate) in &failures.value {
-                let Some(mode) = crate::failure::FailureMode::from_code(code) else {
+                let Some(mode) = FailureMode::from_code(code) else {
                     continue;
                 };
-                if matches!(mode, PrematureTermination | UnawareOfTermination) {
+                if matches!(
+                    mode,
+                    FailureMode::PrematureTermination | FailureMode::UnawareOfTermination
+                ) {
                     self.diags.push(src.error(
                         rate.span,
                         format!(
