@@ -9,9 +9,9 @@ use std::time::Duration;
 
 use anyhow::Context;
 use clap::{Parser, Subcommand, ValueEnum};
-use crucible::executor::Progress;
-use crucible::export::{self, Format};
-use crucible::scenario::Budget;
+use crucible::engine::executor::Progress;
+use crucible::report::export::{self, Format};
+use crucible::scenario::budget::Budget;
 use crucible::store::Store;
 use crucible::{Error, RunOptions, Runner};
 
@@ -90,14 +90,14 @@ impl AnalysisArgs {
         &self,
         db: &std::path::Path,
         run: i64,
-    ) -> anyhow::Result<crucible::analysis::Analysis> {
+    ) -> anyhow::Result<crucible::report::analysis::Analysis> {
         let store = open_existing(db)?;
-        let options = crucible::analysis::AnalyzeOptions {
+        let options = crucible::report::analysis::AnalyzeOptions {
             bootstrap: self.bootstrap,
             permutations: self.permutations.map(|p| p as usize),
             confidence: self.confidence,
         };
-        Ok(crucible::analysis::analyze(&store, run, &options)?)
+        Ok(crucible::report::analysis::analyze(&store, run, &options)?)
     }
 }
 
@@ -150,7 +150,7 @@ struct SetArgs {
     /// models.solver.provider=openai` or `--set 'strategies.0.n=[1, 4]'`
     /// (VALUE is YAML; list items by index). Validated like the file;
     /// stored with the run.
-    #[arg(long = "set", value_name = "PATH=VALUE", value_parser = crucible::overrides::parse_argument)]
+    #[arg(long = "set", value_name = "PATH=VALUE", value_parser = crucible::scenario::overrides::parse_argument)]
     set: Vec<String>,
 }
 
@@ -463,7 +463,7 @@ fn dispatch(command: Command) -> anyhow::Result<ExitCode> {
             api_key,
         } => {
             let scenario = Arc::new(Runner::validate(&file, &[])?);
-            let faults = crucible::sim_server::Faults {
+            let faults = crucible::model::sim_server::Faults {
                 latency_ms,
                 rate_429: fail_429,
                 retry_after,
@@ -483,7 +483,9 @@ fn dispatch(command: Command) -> anyhow::Result<ExitCode> {
                 (0.0..=1.0).contains(&total),
                 "fault rates add up to {total}; they must add up to at most 1"
             );
-            let server = Arc::new(crucible::sim_server::SimServer::new(scenario, faults));
+            let server = Arc::new(crucible::model::sim_server::SimServer::new(
+                scenario, faults,
+            ));
             let runtime = tokio::runtime::Runtime::new().context("starting the async runtime")?;
             runtime.block_on(async move {
                 let listener = tokio::net::TcpListener::bind((host.as_str(), port))
@@ -493,7 +495,7 @@ fn dispatch(command: Command) -> anyhow::Result<ExitCode> {
                 outln!("listening on http://{addr}/v1");
                 std::io::stdout().flush()?;
                 tokio::select! {
-                    r = crucible::sim_server::serve(listener, server) => r.context("serving")?,
+                    r = crucible::model::sim_server::serve(listener, server) => r.context("serving")?,
                     _ = tokio::signal::ctrl_c() => {}
                 }
                 Ok::<_, anyhow::Error>(())
@@ -503,7 +505,7 @@ fn dispatch(command: Command) -> anyhow::Result<ExitCode> {
         Command::Schema => {
             outln!(
                 "{}",
-                serde_json::to_string_pretty(&crucible::spec::json_schema())?
+                serde_json::to_string_pretty(&crucible::scenario::spec::json_schema())?
             );
             Ok(ExitCode::SUCCESS)
         }
@@ -559,7 +561,10 @@ fn dispatch(command: Command) -> anyhow::Result<ExitCode> {
                         ids.len(),
                         ids.first().map_or("", String::as_str),
                         ids.last().map_or("", String::as_str),
-                        crucible::diagnostic::did_you_mean(&task, ids.iter().map(String::as_str)),
+                        crucible::scenario::diagnostic::did_you_mean(
+                            &task,
+                            ids.iter().map(String::as_str)
+                        ),
                     )
                 };
                 return Err(Error::Setup(format!("{}: {why}", db.db.display())).into());
@@ -602,7 +607,7 @@ fn dispatch(command: Command) -> anyhow::Result<ExitCode> {
             analysis,
         } => {
             let analysis = analysis.analyze(&db.db, run)?;
-            let written = crucible::plot::write_plots(&analysis, &out)?;
+            let written = crucible::report::plot::write_plots(&analysis, &out)?;
             anyhow::ensure!(
                 !written.is_empty(),
                 "run {run} in {} has no task with a full pool and an expected answer; nothing to plot",

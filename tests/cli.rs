@@ -4,7 +4,7 @@
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 
-use crucible::estimator::{self, Binomials, Scored, Weighted};
+use crucible::stats::estimator::{self, Binomials, Scored, Weighted};
 use proptest::prelude::*;
 
 /// Builds and runs one `crucible` invocation.
@@ -3894,7 +3894,7 @@ fn rewarded_scenario(url: Option<&str>) -> String {
 
 #[test]
 fn reward_models_score_solutions_and_every_step() {
-    use crucible::sim_server::stand_in_reward;
+    use crucible::model::sim_server::stand_in_reward;
     let s = Scratch::new();
     let server = SimServer::start(&s.write("server.yaml", &rewarded_scenario(None)), &[]);
     let db = s.path("r.db");
@@ -4103,8 +4103,11 @@ strategies: [{kind: self_consistency, agent: solver, n: [1, 32]}]
 fn walk_graph(
     scenario: &crucible::scenario::Scenario,
     mut say: impl FnMut(&str, usize) -> String,
-) -> (crucible::walker::Walker<'_>, crucible::walker::Termination) {
-    use crucible::walker::{Step, Walker};
+) -> (
+    crucible::engine::walker::Walker<'_>,
+    crucible::engine::walker::Termination,
+) {
+    use crucible::engine::walker::{Step, Walker};
     let graph = scenario.graph.as_ref().expect("a graph");
     let mut walker = Walker::new(graph, scenario.seed);
     for _ in 0..100_000 {
@@ -4140,9 +4143,10 @@ fn walk_graph(
 
 #[test]
 fn plan_code_review_walks_until_approved_or_its_revisions_run_out() {
-    use crucible::walker::Termination;
+    use crucible::engine::walker::Termination;
     let s = Scratch::new();
-    let scenario = crucible::validator::load_scenario(&s.write("g.yaml", GRAPH_BASE), &[]).unwrap();
+    let scenario =
+        crucible::scenario::validator::load_scenario(&s.write("g.yaml", GRAPH_BASE), &[]).unwrap();
     // Approved at the second review: plan, code, review, code, review.
     let mut reviews = 0;
     let (walker, why) = walk_graph(&scenario, |agent, n| match agent {
@@ -4289,7 +4293,7 @@ proptest! {
     ) {
         let s = Scratch::new();
         let file = s.write("g.yaml", &g.yaml());
-        let scenario = match crucible::validator::load_scenario(&file, &[]) {
+        let scenario = match crucible::scenario::validator::load_scenario(&file, &[]) {
             Ok(s) => s,
             // A node limit can leave a join-free graph valid but a
             // conditional self-loop is still a cycle: only valid graphs count.
@@ -4299,7 +4303,7 @@ proptest! {
         let (walker, _) = walk_graph(&scenario, |_, n| {
             if texts[n % texts.len()] { "x".into() } else { "y".into() }
         });
-        let limit = graph.max_turns.unwrap_or(crucible::walker::HARD_TURN_LIMIT);
+        let limit = graph.max_turns.unwrap_or(crucible::engine::walker::HARD_TURN_LIMIT);
         prop_assert!(walker.turns() <= limit, "{} turns", walker.turns());
         for i in graph.graph.node_indices() {
             if let Some(m) = graph.graph[i].max_visits {
@@ -4319,13 +4323,14 @@ proptest! {
 
 #[test]
 fn a_fan_out_is_joined_once_every_branch_arrives() {
-    use crucible::walker::Termination;
+    use crucible::engine::walker::Termination;
     let s = Scratch::new();
     let text = GRAPH_BASE.split("graph:\n").next().unwrap().to_owned()
         + "graph:\n  nodes:\n    left: {agent: planner}\n    right: {agent: coder}\n    both: {join: concatenate}\n    pick: {join: vote}\n  \
            edges:\n    - {from: START, to: left}\n    - {from: START, to: right}\n    - {from: left, to: both}\n    - {from: right, to: both}\n    \
            - {from: both, to: pick}\n    - {from: left, to: pick}\n    - {from: pick, to: END}\n";
-    let scenario = crucible::validator::load_scenario(&s.write("j.yaml", &text), &[]).unwrap();
+    let scenario =
+        crucible::scenario::validator::load_scenario(&s.write("j.yaml", &text), &[]).unwrap();
     let (walker, why) = walk_graph(&scenario, |agent, _| agent.to_uppercase());
     assert_eq!(why, Termination::End);
     let texts: Vec<&str> = walker.messages().iter().map(|m| m.text.as_str()).collect();
@@ -4365,19 +4370,23 @@ fn chat_scenario(speakers: &str, until: &str) -> String {
 
 #[test]
 fn group_chats_pick_speakers_and_end_as_their_conditions_say() {
-    use crucible::walker::Termination;
+    use crucible::engine::walker::Termination;
     let s = Scratch::new();
     let load = |name: &str, speakers: &str, until: &str| {
-        crucible::validator::load_scenario(&s.write(name, &chat_scenario(speakers, until)), &[])
-            .unwrap()
+        crucible::scenario::validator::load_scenario(
+            &s.write(name, &chat_scenario(speakers, until)),
+            &[],
+        )
+        .unwrap()
     };
-    let senders =
-        |sc: &crucible::scenario::Scenario, w: &crucible::walker::Walker<'_>| -> Vec<String> {
-            w.messages()
-                .iter()
-                .map(|m| sc.agents[m.sender.unwrap()].name.clone())
-                .collect()
-        };
+    let senders = |sc: &crucible::scenario::Scenario,
+                   w: &crucible::engine::walker::Walker<'_>|
+     -> Vec<String> {
+        w.messages()
+            .iter()
+            .map(|m| sc.agents[m.sender.unwrap()].name.clone())
+            .collect()
+    };
     // Round robin until a mention, or six messages.
     let sc = load(
         "rr.yaml",
@@ -4461,7 +4470,7 @@ fn group_chats_pick_speakers_and_end_as_their_conditions_say() {
         .events()
         .iter()
         .filter_map(|e| match e {
-            crucible::walker::Event::Routed { option, .. } => Some(*option),
+            crucible::engine::walker::Event::Routed { option, .. } => Some(*option),
             _ => None,
         })
         .collect();
@@ -4509,7 +4518,7 @@ fn group_chats_pick_speakers_and_end_as_their_conditions_say() {
 
 #[test]
 fn each_speaker_sees_the_messages_its_view_allows() {
-    use crucible::walker::{Step, Walker};
+    use crucible::engine::walker::{Step, Walker};
     let s = Scratch::new();
     let text = GRAPH_BASE.split("graph:\n").next().unwrap().to_owned()
         + "graph:\n  nodes:\n    first: {agent: planner}\n    second: {agent: coder, view: {last: 1}}\n    \
@@ -4517,7 +4526,8 @@ fn each_speaker_sees_the_messages_its_view_allows() {
            room: {chat: {participants: [planner, coder], until: {max_messages: 3}}, view: addressed}\n  \
            edges:\n    - {from: START, to: first}\n    - {from: first, to: second}\n    - {from: second, to: third}\n    \
            - {from: third, to: fourth}\n    - {from: fourth, to: room}\n    - {from: room, to: END}\n";
-    let scenario = crucible::validator::load_scenario(&s.write("v.yaml", &text), &[]).unwrap();
+    let scenario =
+        crucible::scenario::validator::load_scenario(&s.write("v.yaml", &text), &[]).unwrap();
     let graph = scenario.graph.as_ref().unwrap();
     let mut walker = Walker::new(graph, 0);
     let mut seen: Vec<(String, Vec<usize>)> = Vec::new();
@@ -5007,7 +5017,7 @@ fn injected_rows(db: &Path) -> Vec<String> {
 
 #[test]
 fn injected_failures_happen_at_their_rates_and_are_traced_as_ground_truth() {
-    use crucible::persona::{CONTINUE, RESET, RULE_MYSELF, STANDS, STOP_NOW, WITHHELD};
+    use crucible::model::actor::{CONTINUE, RESET, RULE_MYSELF, STANDS, STOP_NOW, WITHHELD};
     let s = Scratch::new();
     let file = root().join("scenarios/failures.yaml");
     let many = ["--set", "dataset.synthetic.count=300"];
@@ -5292,7 +5302,7 @@ fn progress_counts_graph_runs_as_the_samples_planned() {
     let s = Scratch::new();
     for name in ["plan-code-review.yaml", "quickstart.yaml"] {
         let file = root().join("scenarios").join(name);
-        let runner = crucible::runner::Runner::new(crucible::runner::RunOptions {
+        let runner = crucible::engine::runner::Runner::new(crucible::engine::runner::RunOptions {
             db: s.path(&format!("{name}.db")),
             concurrency: 4,
             handle_ctrl_c: false,

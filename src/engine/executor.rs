@@ -1,0 +1,1193 @@
+//! The executor: draws every task's sample pools, scores them, evaluates the
+//! strategies, and streams everything to the store's writer.
+//!
+//! Tasks run concurrently (at most `concurrency` model calls in flight), but
+//! nothing a task produces depends on scheduling: samples come from seeded
+//! providers, pools are ordered by sample index, and strategy results are
+//! collected by task index. The executor holds only per-task numbers for the
+//! summary, never the samples of the whole run.
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+
+use futures_util::StreamExt;
+use tokio::sync::{Semaphore, mpsc};
+
+use crate::engine::budget::Ledger;
+use crate::engine::budget::Reservation;
+use crate::engine::verifier::{Candidate, Score};
+use crate::model::provider::{
+    CallRequest, CallResponse, Provider, ProviderError, Turn, UsageBound, call_key,
+};
+use crate::scenario::budget::Spend;
+use crate::scenario::{Scenario, Task, Verifier};
+use crate::stats::estimator::Binomials;
+use crate::stats::strategy::{self, PoolSample, TaskOutcome, UNSCORED};
+use crate::store::{
+    Blob, CallRecord, LateScore, PoolRecord, Record, SampleRecord, ScoreRecord, TaskRecord,
+    TaskResultRecord,
+};
+
+mod graph_run;
+
+/// Live counters for a progress display.
+#[derive(Debug, Default)]
+pub struct Progress {
+    /// Calls waiting to retry (backoff or Retry-After).
+    pub waiting: Arc<AtomicU64>,
+    pub samples: AtomicU64,
+    pub tasks: AtomicU64,
+    pub requests: AtomicU64,
+    pub tokens: AtomicU64,
+}
+
+/// How a run ended.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Status {
+    Completed,
+    Interrupted,
+    BudgetExhausted,
+    Failed,
+}
+
+impl Status {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Status::Completed => "completed",
+            Status::Interrupted => "interrupted",
+            Status::BudgetExhausted => "budget_exhausted",
+            Status::Failed => "failed",
+        }
+    }
+}
+
+/// What the executor hands back: per-task strategy outcomes (None where the
+/// task did not finish) and how the run ended.
+pub struct Execution {
+    pub status: Status,
+    pub error: Option<String>,
+    pub outcomes: Vec<Option<Vec<TaskOutcome>>>,
+}
+
+pub struct Executor {
+    /// Resuming: outcomes of tasks already finished, and calls already stored
+    /// (by cache key), which are neither requested nor written again.
+    prior: Option<Prior>,
+    scenario: Arc<Scenario>,
+    providers: Vec<Arc<dyn Provider>>,
+    concurrency: usize,
+    progress: Arc<Progress>,
+    cancel: Arc<AtomicBool>,
+}
+
+/// Why a task stopped early.
+enum Stop {
+    Cancelled,
+    /// Which cap the next call would have exceeded.
+    Budget(String),
+    Failed(String),
+}
+
+struct Shared {
+    scenario: Arc<Scenario>,
+    providers: Vec<Arc<dyn Provider>>,
+    binomials: Binomials,
+    calls: Semaphore,
+    /// Verifier commands running at once: one per CPU.
+    commands: Semaphore,
+    concurrency: usize,
+    progress: Arc<Progress>,
+    cancel: Arc<AtomicBool>,
+    records: mpsc::Sender<Record>,
+    ledger: Ledger,
+    system_blobs: Vec<Blob>,
+    verifier_names: Vec<Arc<str>>,
+    agent_names: Vec<Arc<str>>,
+    model_names: Vec<Arc<str>>,
+    /// Each model's [`Provider::fingerprint`], for cache keys.
+    fingerprints: Vec<String>,
+    stored: Arc<StoredCalls>,
+}
+
+impl Shared {
+    /// A failure that ends the whole run: every other task stops too.
+    fn fail(&self, why: String) -> Stop {
+        self.cancel.store(true, Ordering::Relaxed);
+        Stop::Failed(why)
+    }
+}
+
+/// Per-task outcomes of the tasks that finished (`None` where a task did not).
+pub type Finished = Vec<Option<Vec<TaskOutcome>>>;
+
+/// What a resumed run already has: finished tasks, stored calls, and what it
+/// spent (which counts against the budget).
+type Prior = (Finished, Arc<StoredCalls>, Spend);
+
+/// Calls already in the trace, by cache key.
+pub type StoredCalls = std::collections::HashMap<String, crate::model::provider::CallResponse>;
+
+impl Executor {
+    pub fn new(
+        scenario: Arc<Scenario>,
+        providers: Vec<Arc<dyn Provider>>,
+        concurrency: usize,
+        progress: Arc<Progress>,
+        cancel: Arc<AtomicBool>,
+    ) -> Self {
+        Executor {
+            prior: None,
+            scenario,
+            providers,
+            concurrency: concurrency.max(1),
+            progress,
+            cancel,
+        }
+    }
+
+    /// Continue a run: skip finished tasks, reuse stored calls.
+    /// `spent` counts against the budget.
+    pub fn resuming(
+        mut self,
+        finished: Vec<Option<Vec<TaskOutcome>>>,
+        stored: Arc<StoredCalls>,
+        spent: Spend,
+    ) -> Self {
+        self.prior = Some((finished, stored, spent));
+        self
+    }
+
+    /// Run every task, sending records to `records`.
+    pub async fn run(self, records: mpsc::Sender<Record>) -> Execution {
+        let (finished, stored, spent) = self.prior.unwrap_or_default();
+        let sc = &self.scenario;
+        let max_n = sc.pool_sizes().into_iter().max().unwrap_or(0);
+        let shared = Arc::new(Shared {
+            binomials: Binomials::new(max_n),
+            calls: Semaphore::new(self.concurrency),
+            commands: Semaphore::new(std::thread::available_parallelism().map_or(1, |n| n.get())),
+            concurrency: self.concurrency,
+            progress: self.progress.clone(),
+            cancel: self.cancel.clone(),
+            records,
+            ledger: Ledger::new(sc.budget.clone(), spent),
+            system_blobs: sc.agents.iter().map(|a| Blob::new(&a.system)).collect(),
+            verifier_names: sc
+                .verifiers
+                .iter()
+                .map(|v| v.name.as_str().into())
+                .collect(),
+            agent_names: sc.agents.iter().map(|a| a.name.as_str().into()).collect(),
+            model_names: sc.models.iter().map(|m| m.name.as_str().into()).collect(),
+            fingerprints: self.providers.iter().map(|p| p.fingerprint()).collect(),
+            scenario: self.scenario.clone(),
+            providers: self.providers,
+            stored,
+        });
+        let n_tasks = sc.tasks.len();
+        let mut outcomes: Vec<Option<Vec<TaskOutcome>>> = vec![None; n_tasks];
+        for (slot, done) in outcomes.iter_mut().zip(finished) {
+            if done.is_some() {
+                self.progress.tasks.fetch_add(1, Ordering::Relaxed);
+            }
+            *slot = done;
+        }
+        let mut failure: Option<String> = None;
+        let mut stopped = None;
+        // Tasks in flight: enough to keep `concurrency` calls busy, bounded so
+        // memory does not grow with the dataset.
+        let window = self.concurrency.max(2);
+        let mut set = tokio::task::JoinSet::new();
+        let mut next = 0;
+        loop {
+            while set.len() < window && next < n_tasks && stopped.is_none() {
+                if outcomes[next].is_some() {
+                    next += 1;
+                    continue;
+                }
+                let shared = shared.clone();
+                let idx = next;
+                set.spawn(async move { (idx, run_task(&shared, idx).await) });
+                next += 1;
+            }
+            let Some(joined) = set.join_next().await else {
+                break;
+            };
+            match joined {
+                Ok((idx, Ok(o))) => {
+                    outcomes[idx] = Some(o);
+                    self.progress.tasks.fetch_add(1, Ordering::Relaxed);
+                }
+                Ok((_, Err(stop))) => {
+                    let kind = match stop {
+                        Stop::Cancelled => Status::Interrupted,
+                        Stop::Budget(why) => {
+                            failure.get_or_insert(why);
+                            Status::BudgetExhausted
+                        }
+                        Stop::Failed(e) => {
+                            failure.get_or_insert(e);
+                            Status::Failed
+                        }
+                    };
+                    // Let in-flight tasks finish what they can; start no more.
+                    stopped.get_or_insert(kind);
+                    self.cancel.store(true, Ordering::Relaxed);
+                }
+                Err(e) => {
+                    failure.get_or_insert(format!("task panicked: {e}"));
+                    stopped.get_or_insert(Status::Failed);
+                    self.cancel.store(true, Ordering::Relaxed);
+                }
+            }
+        }
+        let status = match stopped {
+            Some(s) => s,
+            None if self.cancel.load(Ordering::Relaxed) => Status::Interrupted,
+            None => Status::Completed,
+        };
+        Execution {
+            status,
+            error: failure,
+            outcomes,
+        }
+    }
+}
+
+async fn run_task(sh: &Shared, idx: usize) -> Result<Vec<TaskOutcome>, Stop> {
+    let sc = &*sh.scenario;
+    let task = &sc.tasks[idx];
+    let mut pools: Vec<Vec<PoolSample>> = vec![Vec::new(); sc.agents.len()];
+    for (agent_idx, &size) in sc.pool_sizes().iter().enumerate() {
+        if size == 0 {
+            continue;
+        }
+        pools[agent_idx] = if sc.graph_agent == Some(agent_idx) {
+            graph_run::draw_graph_pool(sh, task, agent_idx, size).await?
+        } else {
+            draw_pool(sh, task, agent_idx, size).await?
+        };
+    }
+    let mut outcomes = Vec::new();
+    let mut rows = Vec::new();
+    for (si, s) in sc.strategies.iter().enumerate() {
+        let evaluated = if s.correction.is_some() {
+            correct_iteratively(sh, task, si).await?
+        } else {
+            strategy::evaluate(&sh.binomials, sc.seed, si, s, task, &pools[s.agent])
+        };
+        for o in evaluated {
+            rows.push(TaskResultRecord {
+                strategy: s.name.as_str().into(),
+                kind: s.kind.as_str(),
+                n: o.n,
+                task_index: idx,
+                accuracy: o.accuracy,
+                abstain: o.abstain,
+                tokens: o.tokens,
+                verifier_tokens: o.verifier_tokens,
+                samples: o.samples,
+                selected: o.selected.clone(),
+                selected_correct: o.selected_correct,
+            });
+            outcomes.push(o);
+        }
+    }
+    let pools = pools
+        .iter()
+        .enumerate()
+        .filter(|(_, pool)| !pool.is_empty())
+        .map(|(a, pool)| pool_record(sh, idx, a, pool))
+        .collect();
+    let task = TaskRecord {
+        results: rows,
+        pools,
+    };
+    if sh.records.send(Record::Task(Box::new(task))).await.is_err() {
+        return Err(Stop::Failed(
+            "the trace store stopped accepting records".into(),
+        ));
+    }
+    Ok(outcomes)
+}
+
+/// Agent `agent`'s pool of task `task_index` as the store keeps it for
+/// analysis: answers as classes, and the verifiers that scored it.
+fn pool_record(sh: &Shared, task_index: usize, agent: usize, pool: &[PoolSample]) -> PoolRecord {
+    let mut answers: Vec<String> = Vec::new();
+    let samples = pool
+        .iter()
+        .map(|s| {
+            let class = s.answer.as_ref().map(|a| {
+                answers.iter().position(|x| x == a).unwrap_or_else(|| {
+                    answers.push(a.clone());
+                    answers.len() - 1
+                }) as u32
+            });
+            (class, s.correct, s.tokens)
+        })
+        .collect();
+    let scores = (0..sh.scenario.verifiers.len())
+        .filter(|&v| pool.iter().any(|s| !s.scores[v].is_nan()))
+        .map(|v| {
+            let name = sh.verifier_names[v].to_string();
+            (name, pool.iter().map(|s| s.scores[v]).collect())
+        })
+        .collect();
+    PoolRecord {
+        agent: sh.agent_names[agent].clone(),
+        task_index,
+        answers,
+        samples,
+        scores,
+    }
+}
+
+/// Agent `agent_idx`'s prompt template rendered for `task`.
+fn render_prompt(sh: &Shared, task: &Task, agent_idx: usize) -> Result<String, Stop> {
+    let agent = &sh.scenario.agents[agent_idx];
+    agent.prompt.render(&task.inputs).map_err(|e| {
+        Stop::Failed(format!(
+            "agent \"{}\": prompt template failed on task \"{}\": {e}",
+            agent.name, task.id
+        ))
+    })
+}
+
+/// Draw `size` samples of `task` from agent `agent_idx`, as many per request
+/// as the provider allows, sending every call to the store as it completes.
+async fn draw_pool(
+    sh: &Shared,
+    task: &Task,
+    agent_idx: usize,
+    size: usize,
+) -> Result<Vec<PoolSample>, Stop> {
+    let conversation = Conversation::new(sh, task, agent_idx, sh.scenario.verifiers_of(agent_idx))?;
+    let provider = &sh.providers[sh.scenario.agents[agent_idx].model];
+    let per_request = provider.max_n_per_request().clamp(1, size.max(1));
+    let batches: Vec<(usize, usize)> = (0..size)
+        .step_by(per_request)
+        .map(|first| (first, per_request.min(size - first)))
+        .collect();
+    let calls = futures_util::stream::iter(batches)
+        .map(|(first, n)| {
+            let conversation = &conversation;
+            async move { (first, n, conversation.send(sh, &[], first, n).await) }
+        })
+        .buffer_unordered(sh.concurrency);
+    futures_util::pin_mut!(calls);
+
+    let mut pool: Vec<Option<PoolSample>> = vec![None; size];
+    let mut stop = None;
+    while let Some((first, n, sent)) = calls.next().await {
+        let recorded = match sent {
+            Ok(sent) => conversation.record(sh, (&[], None), first, n, sent).await,
+            Err(s) => Err(s),
+        };
+        match recorded {
+            Ok((samples, _)) => {
+                for (k, sample) in samples.into_iter().enumerate() {
+                    pool[first + k] = Some(sample);
+                }
+            }
+            Err(s) => {
+                stop.get_or_insert(s);
+            }
+        }
+    }
+    if let Some(s) = stop {
+        return Err(s);
+    }
+    Ok(pool
+        .into_iter()
+        .map(|s| s.expect("every call answered"))
+        .collect())
+}
+
+/// Self-correction of strategy `si` on `task`: one sample per round; after a
+/// rejected answer the model gets its reply back with the verifier's
+/// feedback and answers again, until the verifier accepts or the largest `n`
+/// of rounds is spent. Every round is a traced call.
+async fn correct_iteratively(
+    sh: &Shared,
+    task: &Task,
+    si: usize,
+) -> Result<Vec<TaskOutcome>, Stop> {
+    let sc = &*sh.scenario;
+    let strategy = &sc.strategies[si];
+    let correction = strategy
+        .correction
+        .as_ref()
+        .expect("self-correction strategy");
+    let v = strategy
+        .verifier
+        .expect("validated: self_correction has a verifier");
+    // Rounds are not pool samples: only the strategy's own verifier scores them.
+    let conversation = Conversation::new(sh, task, strategy.agent, vec![v])?;
+    let first_round = sc.first_round(si);
+    let mut history: Vec<Turn> = Vec::new();
+    let mut rounds: Vec<PoolSample> = Vec::new();
+    for round in 0..strategy.most_rounds() {
+        let k = first_round + round;
+        let sent = conversation.send(sh, &history, k, 1).await?;
+        let round = Some((Arc::<str>::from(strategy.name.as_str()), first_round));
+        let (mut samples, records) = conversation
+            .record(sh, (&history, round), k, 1, sent)
+            .await?;
+        let (sample, record) = (samples.remove(0), &records[0]);
+        let verdict = &record.scores[0];
+        let accepted = verdict
+            .accepted
+            .unwrap_or_else(|| verdict.value.is_some_and(|s| s >= correction.accept));
+        rounds.push(sample);
+        if accepted {
+            break;
+        }
+        let mut context = task.inputs.clone();
+        context.insert(
+            "answer".into(),
+            record
+                .normalized
+                .clone()
+                .unwrap_or_else(|| "(no final answer)".into())
+                .into(),
+        );
+        context.insert(
+            "score".into(),
+            verdict
+                .value
+                .map_or(serde_json::Value::from("none"), serde_json::Value::from),
+        );
+        context.insert(
+            "detail".into(),
+            verdict.detail.clone().unwrap_or_default().into(),
+        );
+        let feedback = correction.feedback.render(&context).map_err(|e| {
+            Stop::Failed(format!(
+                "strategy \"{}\": feedback template failed on task \"{}\": {e}",
+                strategy.name, task.id
+            ))
+        })?;
+        history.push(Turn {
+            reply: record.text.clone(),
+            feedback,
+        });
+    }
+    let has_expected = task.expected.is_some();
+    Ok(strategy
+        .ns
+        .iter()
+        .map(|&n| {
+            // Rounds stop at the first accepted answer; the last one taken counts.
+            let taken = &rounds[..n.min(rounds.len())];
+            let last = taken.last().expect("at least one round");
+            TaskOutcome {
+                strategy: si,
+                n,
+                accuracy: if has_expected {
+                    f64::from(u8::from(last.correct))
+                } else {
+                    f64::NAN
+                },
+                abstain: f64::from(u8::from(last.answer.is_none())),
+                tokens: taken
+                    .iter()
+                    .map(|s| (s.tokens + s.verifier_tokens[v]) as f64)
+                    .sum(),
+                verifier_tokens: taken.iter().map(|s| s.verifier_tokens[v] as f64).sum(),
+                samples: taken.len() as f64,
+                selected: last.answer.clone(),
+                selected_correct: last.correct,
+            }
+        })
+        .collect())
+}
+
+/// One agent talking about one task: what every call of it shares.
+struct Conversation<'a> {
+    task: &'a Task,
+    agent_idx: usize,
+    prompt: String,
+    prompt_blob: Blob,
+    verifiers: Vec<usize>,
+    /// A graph turn's scene, sent along to simulated models.
+    scene: Option<crate::model::scene::Scene>,
+    /// Whether its samples are samples of the plan (a graph turn's are part
+    /// of its run's, counted as the run ends).
+    planned: bool,
+}
+
+/// A call that went out (or was found in the trace: no reservation).
+type Sent<'l> = (
+    String,
+    Result<CallResponse, ProviderError>,
+    Option<crate::engine::budget::Reservation<'l>>,
+);
+
+/// Send `req` to model `model`, unless the trace already has the call;
+/// within the concurrency limit and the budget.
+async fn send<'s>(sh: &'s Shared, model: usize, req: CallRequest<'_>) -> Result<Sent<'s>, Stop> {
+    let key = call_key(&sh.fingerprints[model], &req);
+    if let Some(r) = sh.stored.get(&key) {
+        return Ok((key, Ok(r.clone()), None));
+    }
+    let _permit = sh.calls.acquire().await.expect("semaphore open");
+    if sh.cancel.load(Ordering::Relaxed) {
+        return Err(Stop::Cancelled);
+    }
+    let provider = &sh.providers[model];
+    // Only token and cost caps need the bound; requests always count.
+    let bound = if sh.ledger.counts_tokens() {
+        provider.usage_bound(&req)
+    } else {
+        UsageBound::default()
+    };
+    let reservation = sh
+        .ledger
+        .reserve(Spend::call(
+            sh.scenario.models[model].price,
+            bound.input_tokens,
+            bound.output_tokens.unwrap_or(0),
+        ))
+        .await
+        .map_err(Stop::Budget)?;
+    sh.progress.requests.fetch_add(1, Ordering::Relaxed);
+    let response = provider.complete(req).await;
+    Ok((key, response, Some(reservation)))
+}
+
+/// Settle a call's reservation with what `record` used. Returns whether the
+/// call is new to the trace (a call found there reserved nothing).
+fn settle(sh: &Shared, record: &CallRecord, reservation: Option<Reservation<'_>>) -> bool {
+    let used = Spend {
+        requests: 1,
+        tokens: record.input_tokens + record.output_tokens,
+        cost_usd: record.cost_usd.unwrap_or(0.0),
+    };
+    sh.progress.tokens.fetch_add(used.tokens, Ordering::Relaxed);
+    reservation.map(|r| r.settle(used)).is_some()
+}
+
+/// Hand `record` to the store's writer.
+async fn write(sh: &Shared, record: Record) -> Result<(), Stop> {
+    sh.records
+        .send(record)
+        .await
+        .map_err(|_| Stop::Failed("the trace store stopped accepting records".into()))
+}
+
+impl<'a> Conversation<'a> {
+    /// Agent `agent_idx` on `task`, its samples scored by `verifiers`.
+    fn new(
+        sh: &Shared,
+        task: &'a Task,
+        agent_idx: usize,
+        verifiers: Vec<usize>,
+    ) -> Result<Self, Stop> {
+        let prompt = render_prompt(sh, task, agent_idx)?;
+        Ok(Conversation::with_prompt(
+            task, agent_idx, prompt, verifiers,
+        ))
+    }
+
+    /// Agent `agent_idx` on `task` with `prompt` as its user message.
+    fn with_prompt(
+        task: &'a Task,
+        agent_idx: usize,
+        prompt: String,
+        verifiers: Vec<usize>,
+    ) -> Self {
+        Conversation {
+            task,
+            agent_idx,
+            prompt_blob: Blob::new(&prompt),
+            prompt,
+            verifiers,
+            scene: None,
+            planned: true,
+        }
+    }
+
+    /// Ask for samples `first..first + n` after `history`, unless the trace
+    /// already has them; within the concurrency limit and the budget.
+    async fn send<'s>(
+        &self,
+        sh: &'s Shared,
+        history: &[Turn],
+        first: usize,
+        n: usize,
+    ) -> Result<Sent<'s>, Stop> {
+        let agent = &sh.scenario.agents[self.agent_idx];
+        let req = CallRequest {
+            agent: &agent.name,
+            task: self.task,
+            system: &agent.system,
+            prompt: &self.prompt,
+            history,
+            first_sample: first,
+            n,
+            scene: self.scene.as_ref(),
+        };
+        send(sh, agent.model, req).await
+    }
+
+    /// Trace a call that came back: extract and score its samples (calling
+    /// the models of verifiers that have one), settle its reservation, and
+    /// send it to the store (unless it was already there), then the verdicts.
+    /// Returns the samples as strategies see them and as stored.
+    async fn record(
+        &self,
+        sh: &Shared,
+        (history, round): (&[Turn], Option<(Arc<str>, usize)>),
+        first: usize,
+        n: usize,
+        (key, response, reservation): Sent<'_>,
+    ) -> Result<(Vec<PoolSample>, Vec<SampleRecord>), Stop> {
+        let sc = &*sh.scenario;
+        let call = CallMeta {
+            task: self.task,
+            agent_idx: self.agent_idx,
+            first,
+            n,
+            history,
+            round,
+            verifiers: &self.verifiers,
+            prompt: &self.prompt_blob,
+            key,
+        };
+        let fatal = match &response {
+            Err(e) if e.fatal => Some(e.to_string()),
+            _ => None,
+        };
+        let (mut record, mut samples) = trace_call(sh, &call, response);
+        // Settled before judging: the judges' calls may wait on the budget
+        // until every reservation is settled.
+        let new = settle(sh, &record, reservation);
+        let runs = |pick: fn(&crate::scenario::Verifier) -> bool| {
+            call.verifiers.iter().any(|&v| pick(&sc.verifiers[v]))
+        };
+        if runs(|v| v.runs_command()) {
+            score_by_commands(sh, &call, &mut record, &mut samples).await;
+        }
+        let (judgements, stopped) = if runs(|v| v.model().is_some()) {
+            judge(sh, &call, &mut record, &mut samples).await
+        } else {
+            (Vec::new(), None)
+        };
+        // A self-correction round is read back; pool calls need only their samples.
+        let stored = if call.round.is_some() {
+            record.samples.clone()
+        } else {
+            Vec::new()
+        };
+        // Judges' scores follow their samples into the trace, as their own records.
+        let judged: Vec<bool> = call
+            .verifiers
+            .iter()
+            .map(|&v| sc.verifiers[v].model().is_some())
+            .collect();
+        for s in &mut record.samples {
+            let mut slot = judged.iter();
+            s.scores.retain(|_| slot.next() == Some(&false));
+        }
+        if new {
+            write(sh, Record::Call(Box::new(record))).await?;
+        }
+        for j in judgements {
+            let judged_anew = j.call.is_some();
+            if let Some(c) = j.call {
+                write(sh, Record::Call(c)).await?;
+            }
+            if new || judged_anew {
+                write(sh, Record::Score(j.score)).await?;
+            }
+        }
+        if self.planned {
+            sh.progress.samples.fetch_add(n as u64, Ordering::Relaxed);
+        }
+        if let Some(message) = fatal {
+            return Err(sh.fail(message));
+        }
+        if let Some(stop) = stopped {
+            return Err(stop);
+        }
+        Ok((samples, stored))
+    }
+}
+
+/// A verifier's verdict on one sample as it goes to the trace: the score,
+/// and the call when it is new to the trace.
+struct Judgement {
+    score: Box<LateScore>,
+    call: Option<Box<CallRecord>>,
+}
+
+/// Have every verifier of `call` that calls a model (an `llm` judge, a
+/// reward model) judge every sample of `record`, one call per sample and
+/// verifier, within the concurrency limit; fill in their scores and tokens.
+/// Returns the verdicts, and why judging stopped if it did (verdicts reached
+/// before that are returned all the same).
+async fn judge(
+    sh: &Shared,
+    call: &CallMeta<'_>,
+    record: &mut CallRecord,
+    pool: &mut [PoolSample],
+) -> (Vec<Judgement>, Option<Stop>) {
+    let sc = &*sh.scenario;
+    let jobs = call.jobs(sc, record.samples.len(), |v| v.model().is_some());
+    if let Some(e) = &record.error {
+        // Nothing to judge: the samples are the failed call's abstentions.
+        let why = format!("not judged: the sample's call failed: {e}");
+        let verdicts = jobs
+            .iter()
+            .map(|_| Ok(Verdict::failed(why.clone())))
+            .collect();
+        return collect_verdicts(sh, call, record, pool, jobs, verdicts);
+    }
+    let record_ref = &*record;
+    let verdicts = futures_util::future::join_all(jobs.iter().map(|&(i, _, v)| {
+        judge_one(
+            sh,
+            call.agent_idx,
+            v,
+            call.candidate(sc, &record_ref.samples[i]),
+        )
+    }))
+    .await;
+    collect_verdicts(sh, call, record, pool, jobs, verdicts)
+}
+
+/// What a verifier's model said about one sample (see [`judge_one`]).
+struct Verdict {
+    score: Score,
+    /// A process reward model's steps and their scores.
+    steps: Vec<(String, f64)>,
+    /// Tokens the call used.
+    tokens: u64,
+    /// The call's record, when it is new to the trace.
+    call: Option<Box<CallRecord>>,
+    /// The call's error, when it must stop the run.
+    fatal: Option<String>,
+}
+
+impl Verdict {
+    fn failed(why: String) -> Verdict {
+        Verdict {
+            score: Score::failed(why),
+            steps: Vec::new(),
+            tokens: 0,
+            call: None,
+            fatal: None,
+        }
+    }
+}
+
+/// Put each job's verdict on its sample.
+fn collect_verdicts(
+    sh: &Shared,
+    call: &CallMeta<'_>,
+    record: &mut CallRecord,
+    pool: &mut [PoolSample],
+    jobs: Vec<(usize, usize, usize)>,
+    verdicts: Vec<Result<Verdict, Stop>>,
+) -> (Vec<Judgement>, Option<Stop>) {
+    let mut judgements = Vec::with_capacity(jobs.len());
+    let mut stop = None;
+    for (job, verdict) in jobs.into_iter().zip(verdicts) {
+        let mut verdict = match verdict {
+            Ok(v) => v,
+            Err(s) => {
+                stop.get_or_insert(s);
+                continue;
+            }
+        };
+        if let Some(fatal) = verdict.fatal.take() {
+            stop.get_or_insert(sh.fail(fatal));
+        }
+        let (i, _, v) = job;
+        pool[i].verifier_tokens[v] = verdict.tokens;
+        let (agent, sample_index) = (record.agent.clone(), record.samples[i].sample_index);
+        let stored = set_score(record, pool, job, verdict.score).clone();
+        judgements.push(Judgement {
+            score: Box::new(LateScore {
+                task_index: call.task.index,
+                agent,
+                sample_index,
+                score: stored,
+                steps: verdict.steps,
+            }),
+            call: verdict.call,
+        });
+    }
+    (judgements, stop)
+}
+
+/// Verifier `v`'s verdict on `candidate` (a sample of agent `agent_idx`),
+/// from one call to its model. A failed call scores nothing.
+async fn judge_one(
+    sh: &Shared,
+    agent_idx: usize,
+    v: usize,
+    candidate: Candidate<'_>,
+) -> Result<Verdict, Stop> {
+    let sc = &*sh.scenario;
+    let task = candidate.task;
+    let verifier = &sc.verifiers[v];
+    let model = verifier.model().expect("a verifier that calls a model");
+    let (system, prompt) = verifier.request(&candidate).map_err(|e| {
+        Stop::Failed(format!(
+            "verifier \"{}\": prompt template failed on task \"{}\": {e}",
+            verifier.name, task.id
+        ))
+    })?;
+    let req = CallRequest {
+        agent: &verifier.name,
+        task,
+        system: &system,
+        prompt: &prompt,
+        history: &[],
+        first_sample: candidate.index,
+        n: 1,
+        scene: None,
+    };
+    let (key, response, reservation) = send(sh, model, req).await?;
+    let fatal = match &response {
+        Err(e) if e.fatal => Some(e.to_string()),
+        _ => None,
+    };
+    let (replies, exchange) = Exchange::of(response, 1);
+    let reply = replies.into_iter().next().map(|r| r.0);
+    let (score, steps) = match (&exchange.error, &reply) {
+        (Some(e), _) => (
+            Score::failed(format!("the verifier's call failed: {e}")),
+            Vec::new(),
+        ),
+        (None, None) => (
+            Score::failed("the verifier's call returned no reply".into()),
+            Vec::new(),
+        ),
+        (None, Some(reply)) => verifier.read(candidate.text, reply, exchange.raw.as_deref()),
+    };
+    let head = CallHead {
+        task_index: task.index,
+        agent: sh.verifier_names[v].clone(),
+        model,
+        first_sample: candidate.index,
+        n: 1,
+        system: Blob::new(&system),
+        prompt: Blob::new(&prompt),
+        key,
+        history: &[],
+    };
+    let record = CallRecord {
+        judged: Some((sh.agent_names[agent_idx].clone(), reply.unwrap_or_default())),
+        ..exchange.into_record(sh, head, Vec::new())
+    };
+    let new = settle(sh, &record, reservation);
+    Ok(Verdict {
+        score,
+        steps,
+        tokens: record.input_tokens + record.output_tokens,
+        call: new.then(|| Box::new(record)),
+        fatal,
+    })
+}
+
+/// Fill in the scores of the command verifiers of `call` on every sample of
+/// `record`, running at most one command per CPU at a time.
+async fn score_by_commands(
+    sh: &Shared,
+    call: &CallMeta<'_>,
+    record: &mut CallRecord,
+    pool: &mut [PoolSample],
+) {
+    let sc = &*sh.scenario;
+    let jobs = call.jobs(sc, record.samples.len(), Verifier::runs_command);
+    let record_ref = &*record;
+    let scored = futures_util::future::join_all(jobs.iter().map(|&(i, _, v)| async move {
+        let _permit = sh.commands.acquire().await.expect("semaphore open");
+        let candidate = call.candidate(sc, &record_ref.samples[i]);
+        sc.verifiers[v].score_by_command(&candidate).await
+    }))
+    .await;
+    for (job, s) in jobs.into_iter().zip(scored) {
+        set_score(record, pool, job, s);
+    }
+}
+
+/// Give sample `i` of `record` verifier `v`'s score (at `slot` among the
+/// call's verifiers), in the trace and in the pool.
+fn set_score<'r>(
+    record: &'r mut CallRecord,
+    pool: &mut [PoolSample],
+    (i, slot, v): (usize, usize, usize),
+    score: Score,
+) -> &'r ScoreRecord {
+    pool[i].scores[v] = score.value.unwrap_or(UNSCORED);
+    let stored = &mut record.samples[i].scores[slot];
+    stored.value = score.value;
+    stored.accepted = score.accepted;
+    stored.detail = score.detail;
+    stored
+}
+
+/// What a call was for.
+struct CallMeta<'a> {
+    task: &'a Task,
+    agent_idx: usize,
+    first: usize,
+    n: usize,
+    /// Earlier rounds, for self-correction.
+    history: &'a [Turn],
+    /// For a self-correction round: the strategy, and its first round's sample index.
+    round: Option<(Arc<str>, usize)>,
+    verifiers: &'a [usize],
+    prompt: &'a Blob,
+    key: String,
+}
+
+impl CallMeta<'_> {
+    /// (sample, slot, verifier) for each of `samples` samples and each of the
+    /// call's verifiers that `pick` selects (slot: its place among them).
+    fn jobs(
+        &self,
+        sc: &Scenario,
+        samples: usize,
+        pick: fn(&Verifier) -> bool,
+    ) -> Vec<(usize, usize, usize)> {
+        (0..samples)
+            .flat_map(|i| {
+                self.verifiers
+                    .iter()
+                    .enumerate()
+                    .filter(|&(_, &v)| pick(&sc.verifiers[v]))
+                    .map(move |(slot, &v)| (i, slot, v))
+            })
+            .collect()
+    }
+
+    /// What a verifier sees of sample `s` of this call.
+    fn candidate<'r>(&'r self, sc: &'r Scenario, s: &'r SampleRecord) -> Candidate<'r> {
+        Candidate {
+            agent: &sc.agents[self.agent_idx].name,
+            task: self.task,
+            prompt: &self.prompt.text,
+            index: s.sample_index,
+            within: None,
+            text: &s.text,
+            extracted: s.extracted.as_deref(),
+            answer: s.normalized.as_deref(),
+            correct: s.correct,
+        }
+    }
+}
+
+/// Whether `answer` is `task`'s expected one: `None` without an expected
+/// answer; an abstention is wrong.
+fn correctness(answer: Option<&crate::scenario::answer::Answer>, task: &Task) -> Option<bool> {
+    match (answer, &task.expected) {
+        (Some(a), Some(e)) => Some(a.normalized == *e),
+        (None, Some(_)) => Some(false),
+        (_, None) => None,
+    }
+}
+
+/// Turn one provider response into a trace record and pool entries. A failed
+/// call yields `n` abstentions carrying the error.
+fn trace_call(
+    sh: &Shared,
+    call: &CallMeta<'_>,
+    response: Result<CallResponse, ProviderError>,
+) -> (CallRecord, Vec<PoolSample>) {
+    let sc = &*sh.scenario;
+    let agent = &sc.agents[call.agent_idx];
+    let task = call.task;
+    let (texts, exchange) = Exchange::of(response, call.n);
+    let error = &exchange.error;
+    let mut pool = Vec::with_capacity(call.n);
+    let mut samples = Vec::with_capacity(call.n);
+    for (i, (text, output_tokens)) in texts.into_iter().enumerate() {
+        let k = call.first + i;
+        let answer = if error.is_none() {
+            sc.answer.extract_for(&text, task)
+        } else {
+            None
+        };
+        let correct = correctness(answer.as_ref(), task);
+        let mut scores = vec![f64::NAN; sc.verifiers.len()];
+        let mut stored_scores = Vec::with_capacity(call.verifiers.len());
+        let candidate = Candidate {
+            agent: &agent.name,
+            task,
+            prompt: &call.prompt.text,
+            index: k,
+            within: None,
+            text: &text,
+            extracted: answer.as_ref().map(|a| a.raw.as_str()),
+            answer: answer.as_ref().map(|a| a.normalized.as_str()),
+            correct,
+        };
+        for &v in call.verifiers {
+            // Commands and judges leave a blank, filled in by `score_by_commands` and `judge`.
+            let s = sc.verifiers[v]
+                .score_now(sc.seed, &candidate)
+                .unwrap_or(Score {
+                    value: None,
+                    accepted: None,
+                    detail: None,
+                });
+            scores[v] = s.value.unwrap_or(UNSCORED);
+            stored_scores.push(ScoreRecord {
+                verifier: sh.verifier_names[v].clone(),
+                value: s.value,
+                accepted: s.accepted,
+                detail: s.detail,
+            });
+        }
+        // A request's input tokens count once, against its first sample.
+        let sample_input = if i == 0 { exchange.input_tokens } else { 0 };
+        pool.push(PoolSample {
+            answer: answer.as_ref().map(|a| a.normalized.clone()),
+            correct: correct.unwrap_or(false),
+            tokens: sample_input + output_tokens,
+            scores,
+            verifier_tokens: vec![0; sc.verifiers.len()],
+        });
+        samples.push(SampleRecord {
+            sample_index: k,
+            text,
+            extracted: answer.as_ref().map(|a| a.raw.clone()),
+            normalized: answer.map(|a| a.normalized),
+            correct,
+            output_tokens,
+            error: error.clone(),
+            scores: stored_scores,
+            round: call
+                .round
+                .as_ref()
+                .map(|(strategy, first)| (strategy.clone(), k - first)),
+        });
+    }
+    let head = CallHead {
+        task_index: task.index,
+        agent: sh.agent_names[call.agent_idx].clone(),
+        model: agent.model,
+        first_sample: call.first,
+        n: call.n,
+        system: sh.system_blobs[call.agent_idx].clone(),
+        prompt: call.prompt.clone(),
+        key: call.key.clone(),
+        history: call.history,
+    };
+    (exchange.into_record(sh, head, samples), pool)
+}
+
+/// Who made a call, and what it asked.
+struct CallHead<'a> {
+    task_index: usize,
+    /// The agent, or the verifier whose judge it is.
+    agent: Arc<str>,
+    model: usize,
+    first_sample: usize,
+    n: usize,
+    system: Blob,
+    prompt: Blob,
+    key: String,
+    history: &'a [Turn],
+}
+
+/// What came back from a call, besides its texts.
+struct Exchange {
+    input_tokens: u64,
+    output_tokens: u64,
+    latency_ms: f64,
+    raw: Option<String>,
+    request: Option<String>,
+    attempts: Vec<crate::model::provider::Attempt>,
+    error: Option<String>,
+}
+
+impl Exchange {
+    /// Split a response into its texts (with their output tokens) and the
+    /// rest; a failed call yields `n` empty texts.
+    fn of(
+        response: Result<CallResponse, ProviderError>,
+        n: usize,
+    ) -> (Vec<(String, u64)>, Exchange) {
+        let (texts, mut exchange) = match response {
+            Ok(r) => (
+                r.completions
+                    .into_iter()
+                    .map(|c| (c.text, c.output_tokens))
+                    .collect::<Vec<_>>(),
+                Exchange {
+                    input_tokens: r.input_tokens,
+                    output_tokens: 0,
+                    latency_ms: r.latency_ms,
+                    raw: r.raw,
+                    request: r.request,
+                    attempts: r.attempts,
+                    error: None,
+                },
+            ),
+            Err(e) => (
+                vec![(String::new(), 0); n],
+                Exchange {
+                    input_tokens: 0,
+                    output_tokens: 0,
+                    latency_ms: e.latency_ms,
+                    raw: None,
+                    request: None,
+                    attempts: e.attempts.clone(),
+                    error: Some(e.to_string()),
+                },
+            ),
+        };
+        exchange.output_tokens = texts.iter().map(|t| t.1).sum();
+        (texts, exchange)
+    }
+
+    /// The call's trace record, holding `samples`.
+    fn into_record(
+        self,
+        sh: &Shared,
+        head: CallHead<'_>,
+        samples: Vec<SampleRecord>,
+    ) -> CallRecord {
+        let model = &sh.scenario.models[head.model];
+        CallRecord {
+            task_index: head.task_index,
+            agent: head.agent,
+            model: sh.model_names[head.model].clone(),
+            provider: model.provider_name(),
+            first_sample: head.first_sample,
+            n: head.n,
+            system: head.system,
+            prompt: head.prompt,
+            // The simulated provider sends nothing; its parameters stand in.
+            request: self.request.unwrap_or_else(|| {
+                let mut r = serde_json::json!({"model": model.name, "n": head.n});
+                if !head.history.is_empty() {
+                    r["history"] = head
+                        .history
+                        .iter()
+                        .map(|t| serde_json::json!({"reply": t.reply, "feedback": t.feedback}))
+                        .collect();
+                }
+                r.to_string()
+            }),
+            attempts: self.attempts,
+            cache_key: head.key,
+            response: self.raw,
+            error: self.error,
+            latency_ms: self.latency_ms,
+            input_tokens: self.input_tokens,
+            output_tokens: self.output_tokens,
+            cost_usd: model
+                .price
+                .map(|p| p.cost(self.input_tokens, self.output_tokens)),
+            samples,
+            judged: None,
+        }
+    }
+}

@@ -1,0 +1,15 @@
+//! The engine: running a validated scenario against providers.
+//!
+//! Owns the executor (tasks and calls under a concurrency limit, pools,
+//! scoring, self-correction rounds) and its graph runs, the walker that
+//! steps one graph run, verifiers, the budget ledger, and the runner that
+//! does one `run`, `replay` or `resume` end to end.
+//!
+//! May use: `scenario`, `model`, `stats`, `store`, `seed`.
+
+pub mod budget;
+pub mod error;
+pub mod executor;
+pub mod runner;
+pub mod verifier;
+pub mod walker;

@@ -1,0 +1,836 @@
+//! The serialized scenario format: what a user writes in YAML.
+//!
+//! These types mirror the file, keep positions ([`Located`]) wherever a later
+//! check may need to point back at the text, and derive `JsonSchema` for
+//! `crucible schema`. They carry no behaviour: the [`crate::scenario::loader`] reads
+//! them section by section and the [`crate::scenario::validator`] turns them into the
+//! engine's own types in [`crate::scenario`].
+
+use std::collections::BTreeMap;
+
+use schemars::JsonSchema;
+use serde::{Deserialize, Deserializer};
+
+use crate::scenario::node::Located;
+
+/// Top-level keys in the order the reference documents them.
+pub const TOP_LEVEL_KEYS: &[&str] = &[
+    "name",
+    "description",
+    "seed",
+    "models",
+    "agents",
+    "dataset",
+    "answer",
+    "verifiers",
+    "strategies",
+    "budget",
+    "graph",
+    "judges",
+    "sweep",
+];
+
+/// Keys reserved for later parts of crucible; using one is a clear error.
+pub const RESERVED_KEYS: &[&str] = &["judges", "sweep"];
+
+/// A crucible scenario: models, agents, a dataset and the strategies to compare.
+///
+/// This struct is the document shape for editors (`crucible schema`); the
+/// loader reads the same keys one section at a time so that every section's
+/// problems are reported.
+#[derive(Debug, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+#[allow(dead_code)]
+pub struct ScenarioSchema {
+    /// Short name of the experiment, shown in `crucible runs`.
+    pub name: String,
+    /// Free text describing the experiment.
+    #[serde(default)]
+    pub description: Option<String>,
+    /// Seed for every random choice in the run (default 0).
+    #[serde(default)]
+    pub seed: Option<u64>,
+    /// Models by name.
+    pub models: BTreeMap<String, ModelSpec>,
+    /// Agents by name: inline, or `{file: agents/x.yaml}` relative to the scenario.
+    pub agents: BTreeMap<String, AgentSpec>,
+    /// The tasks.
+    pub dataset: DatasetSpec,
+    /// How a final answer is read from a model's text.
+    #[serde(default)]
+    pub answer: Option<AnswerSpec>,
+    /// Verifiers by name, used by strategies such as `best_of_n`.
+    #[serde(default)]
+    pub verifiers: BTreeMap<String, VerifierSpec>,
+    /// The test-time strategies to evaluate.
+    pub strategies: Vec<StrategySpec>,
+    /// Caps on what the run may spend.
+    #[serde(default)]
+    pub budget: Option<BudgetSpec>,
+    /// An agent graph: nodes (agents, routers, joins) and the edges between them.
+    #[serde(default)]
+    pub graph: Option<GraphSpec>,
+    /// Reserved: LLM-as-judge failure taxonomies (not supported yet).
+    #[serde(default)]
+    pub judges: Option<serde_json::Value>,
+    /// Reserved: parameter sweeps (not supported yet).
+    #[serde(default)]
+    pub sweep: Option<serde_json::Value>,
+}
+
+/// A model: where samples come from.
+#[derive(Debug, Clone, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct ModelSpec {
+    /// `simulated` (built in, no network), `openai` (any OpenAI-compatible server) or `anthropic`.
+    pub provider: Located<String>,
+    /// Network: the API root, e.g. `https://api.openai.com/v1` or `http://127.0.0.1:8080/v1`.
+    #[serde(default)]
+    pub base_url: Option<Located<String>>,
+    /// Network: the model id the server knows.
+    #[serde(default)]
+    pub model: Option<Located<String>>,
+    /// Network: the NAME of the environment variable holding the API key.
+    #[serde(default)]
+    pub api_key_env: Option<Located<String>>,
+    /// Network: sampling temperature.
+    #[serde(default)]
+    pub temperature: Option<Located<f64>>,
+    /// Network: nucleus sampling mass.
+    #[serde(default)]
+    pub top_p: Option<Located<f64>>,
+    /// Network: most tokens per completion.
+    #[serde(default)]
+    pub max_tokens: Option<Located<i64>>,
+    /// Network: request seed; each request sends `seed + its first sample index`.
+    #[serde(default)]
+    pub seed: Option<u64>,
+    /// Network: stop sequence(s): a string or a list of strings.
+    #[serde(default)]
+    pub stop: Option<Located<serde_json::Value>>,
+    /// Network: `true`, or how many top log-probabilities to return per token.
+    #[serde(default)]
+    pub logprobs: Option<Located<serde_json::Value>>,
+    /// Network: JSON fields merged into every request body (vendor options).
+    #[serde(default)]
+    pub extra: Option<Located<serde_json::Value>>,
+    /// Network: seconds before a request times out (default 120).
+    #[serde(default)]
+    pub timeout: Option<Located<f64>>,
+    /// Network: retries after the first attempt (default 5).
+    #[serde(default)]
+    pub max_retries: Option<Located<i64>>,
+    /// Network: most requests in flight to this model (default: the run's `--concurrency`).
+    #[serde(default)]
+    pub concurrency: Option<Located<i64>>,
+    /// Simulated: the answer distribution of every task.
+    #[serde(default)]
+    pub distribution: Option<DistributionSpec>,
+    /// Simulated: how the final answer is written, with `{answer}` where it goes.
+    /// Defaults to a form the scenario's `answer.extract` rule reads.
+    #[serde(default)]
+    pub format: Option<Located<String>>,
+    /// Simulated: latency of one call, in milliseconds (recorded, not slept).
+    #[serde(default)]
+    pub latency_ms: Option<LatencySpec>,
+    /// Simulated: probability that a call fails (its samples are abstentions).
+    #[serde(default)]
+    pub failure_rate: Option<Located<f64>>,
+    /// How many samples one request asks for (default: a whole pool in one request).
+    #[serde(default)]
+    pub n_per_request: Option<Located<i64>>,
+    /// Network: most requests per minute to this model (a token bucket).
+    #[serde(default)]
+    pub rpm: Option<Located<i64>>,
+    /// Network: most tokens (input + output) per minute to this model (a token bucket).
+    #[serde(default)]
+    pub tpm: Option<Located<i64>>,
+    /// USD per million tokens, for costs and `budget.max_cost_usd`.
+    #[serde(default)]
+    pub price: Option<PriceSpec>,
+}
+
+/// What a model costs, in USD per million tokens.
+#[derive(Debug, Clone, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct PriceSpec {
+    /// USD per million input (prompt) tokens.
+    pub input: Located<f64>,
+    /// USD per million output (completion) tokens.
+    pub output: Located<f64>,
+}
+
+/// A simulated answer distribution: either a `gap` family or explicit answers.
+#[derive(Debug, Clone, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct DistributionSpec {
+    /// The family; only `gap` exists. Implied when `p_correct` is given.
+    #[serde(default)]
+    pub family: Option<Located<Family>>,
+    /// Probability of the correct answer.
+    #[serde(default)]
+    pub p_correct: Option<Located<f64>>,
+    /// Gap between the correct answer and the most likely wrong one (Δ).
+    #[serde(default)]
+    pub delta: Option<Located<f64>>,
+    /// How many distinct wrong answers (default 5).
+    #[serde(default)]
+    pub wrong_answers: Option<Located<i64>>,
+    /// How the mass left after the correct answer and the runner-up spreads
+    /// over the other wrong answers (default `uniform`).
+    #[serde(default)]
+    pub spread: Option<Spread>,
+    /// Probability of a sample with no final answer (default 0).
+    #[serde(default)]
+    pub abstain: Option<Located<f64>>,
+    /// Explicit distribution: answer → probability; what is left is abstention.
+    #[serde(default)]
+    pub answers: Option<Located<BTreeMap<String, f64>>>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, JsonSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum Family {
+    /// Correct answer `p_correct`, runner-up `p_correct - delta`, the rest spread.
+    Gap,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, JsonSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum Spread {
+    /// Equal shares.
+    Uniform,
+    /// Each next wrong answer gets half of the one before.
+    Geometric,
+}
+
+/// Latency of a simulated call: a normal distribution clipped at zero.
+#[derive(Debug, Clone, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct LatencySpec {
+    pub mean: Located<f64>,
+    #[serde(default)]
+    pub sd: Option<Located<f64>>,
+}
+
+/// An agent: a model with a system prompt and a user-prompt template.
+#[derive(Debug, Clone, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct AgentSpec {
+    /// Name of an entry in `models`.
+    #[serde(default)]
+    pub model: Option<Located<String>>,
+    /// System prompt.
+    #[serde(default)]
+    pub system: Option<Located<String>>,
+    /// User prompt: a minijinja template over the task's fields, e.g. `{{ question }}`.
+    #[serde(default)]
+    pub prompt: Option<Located<String>>,
+    /// Load the agent from this YAML file instead (relative to the scenario);
+    /// no other key may stand beside it.
+    #[serde(default)]
+    pub file: Option<Located<String>>,
+    /// How the agent behaves in graph runs when its model is simulated (a
+    /// network model ignores it).
+    #[serde(default)]
+    pub simulate: Option<SimulateSpec>,
+}
+
+/// A simulated agent's role, probabilities and injected failures.
+#[derive(Debug, Clone, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct SimulateSpec {
+    /// What kind of message it writes (default `solver`).
+    #[serde(default)]
+    pub role: Option<Located<RoleSpec>>,
+    /// Chance of adopting another agent's latest answer instead of its own
+    /// (solvers, debaters; default 0).
+    #[serde(default)]
+    pub agree: Option<Located<f64>>,
+    /// A reviewer's chance of approving a correct answer (default 0.9).
+    #[serde(default)]
+    pub approve_correct: Option<Located<f64>>,
+    /// A reviewer's chance of approving a wrong answer (default 0.1).
+    #[serde(default)]
+    pub approve_wrong: Option<Located<f64>>,
+    /// The word a reviewer approves with (default `APPROVED`).
+    #[serde(default)]
+    pub approve: Option<Located<String>>,
+    /// The word a reviewer asks for a revision with (default `REVISE`).
+    #[serde(default)]
+    pub revise: Option<Located<String>>,
+    /// MAST failure modes to inject, by code (`FM-1.3`), each with its
+    /// chance per turn where it can happen; they add up to at most 1.
+    #[serde(default)]
+    pub failures: Option<Located<BTreeMap<String, Located<f64>>>>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, JsonSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum RoleSpec {
+    /// Reasoning, then its drawn answer.
+    Solver,
+    /// Argues for its drawn answer against the other side.
+    Debater,
+    /// A plan; no answer.
+    Planner,
+    /// Approves or rejects the latest answer from another agent.
+    Reviewer,
+    /// Sides with the most common answer it sees.
+    Judge,
+}
+
+/// Where the tasks come from: exactly one of `items`, `file`, `synthetic`.
+#[derive(Debug, Clone, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct DatasetSpec {
+    /// Inline tasks.
+    #[serde(default)]
+    pub items: Option<Vec<Located<serde_json::Value>>>,
+    /// A `.jsonl` or `.csv` file, relative to the scenario.
+    #[serde(default)]
+    pub file: Option<Located<String>>,
+    /// Generated tasks with numeric answers, for simulated experiments.
+    #[serde(default)]
+    pub synthetic: Option<SyntheticSpec>,
+    /// The field holding a task's id (default `id`; the item's position when absent).
+    #[serde(default)]
+    pub id_field: Option<String>,
+    /// The field holding the expected answer (default `answer`).
+    #[serde(default)]
+    pub expected_field: Option<String>,
+    /// Use only the first `limit` tasks.
+    #[serde(default)]
+    pub limit: Option<Located<i64>>,
+}
+
+/// `count` tasks `{id, question, answer}` with seeded integer answers.
+#[derive(Debug, Clone, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct SyntheticSpec {
+    pub count: Located<i64>,
+}
+
+/// Answer extraction and normalization.
+#[derive(Debug, Clone, Default, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct AnswerSpec {
+    /// How to find the final answer in a text (default `last_number`).
+    #[serde(default)]
+    pub extract: Option<Located<ExtractSpec>>,
+    /// Which normalizations to apply, in order (default: trim, casefold, numeric).
+    #[serde(default)]
+    pub normalize: Option<Vec<Located<NormalizeStep>>>,
+    /// For `choice`: the option letters (default `ABCDE`).
+    #[serde(default)]
+    pub choices: Option<Located<String>>,
+    /// For `choice`: the task field that lists the options (`(A) Mars (B)
+    /// Jupiter`), so that an answer naming an option's text counts as its letter.
+    #[serde(default)]
+    pub options: Option<Located<String>>,
+}
+
+#[derive(Debug, Clone, Deserialize, JsonSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum ExtractSpec {
+    /// The last number in the text.
+    LastNumber,
+    /// The content of the last `\boxed{...}`.
+    Boxed,
+    /// The last standalone option letter, e.g. `(B)` or `Answer: C`.
+    Choice,
+    /// The whole text.
+    Whole,
+    /// A regular expression; the answer is capture group `answer` or 1 (last match wins).
+    Regex(String),
+    /// A field of the last JSON object in the text, by dotted path (`answer`, `result.value`).
+    Json(String),
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize, JsonSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum NormalizeStep {
+    /// Strip surrounding white space and trailing punctuation.
+    Trim,
+    /// Lower-case.
+    Casefold,
+    /// `12`, `12.0` and `+12` are one number; `1,200` is `1200`.
+    Numeric,
+    /// `3/4`, `6/8`, `\frac{3}{4}` and `0.75` are one number; `2/6` is `1/3`.
+    Fraction,
+    /// Round numbers (and fractions) to this many significant digits, so that
+    /// answers within that precision are one answer.
+    Digits(u8),
+    /// A comma-separated collection, brackets optional, order and repeats ignored: `{2, 1}` is `{1, 2}`.
+    Set,
+    /// A comma-separated sequence, brackets optional: `(1,2)` is `[1, 2]`.
+    List,
+    /// An external command (program and arguments) that reads one answer per
+    /// line (a JSON string) and prints its canonical form.
+    Command(Vec<String>),
+}
+
+/// A verifier scores candidate samples.
+#[derive(Debug, Clone, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct VerifierSpec {
+    pub kind: Located<VerifierKindSpec>,
+    /// `oracle`: probability of accepting a wrong answer.
+    #[serde(default)]
+    pub false_positive_rate: Option<Located<f64>>,
+    /// `oracle`: probability of rejecting a correct answer.
+    #[serde(default)]
+    pub false_negative_rate: Option<Located<f64>>,
+    /// `noisy`: mean score of a correct sample (default 1).
+    #[serde(default)]
+    pub correct_mean: Option<f64>,
+    /// `noisy`: mean score of a wrong sample or an abstention (default 0).
+    #[serde(default)]
+    pub wrong_mean: Option<f64>,
+    /// `noisy`: standard deviation of the score (default 0.5).
+    #[serde(default)]
+    pub sd: Option<Located<f64>>,
+    /// `programmatic`: what to check (`exact`, `numeric`, `regex` or `command`).
+    #[serde(default)]
+    pub check: Option<Located<CheckSpec>>,
+    /// `programmatic`, `check: regex`: the pattern a sample's text must contain.
+    #[serde(default)]
+    pub pattern: Option<Located<String>>,
+    /// `programmatic`, `check: numeric`: largest accepted absolute difference (default 1e-9).
+    #[serde(default)]
+    pub tolerance: Option<Located<f64>>,
+    /// `programmatic`, `check: numeric`: largest accepted difference relative to the expected value (default 0).
+    #[serde(default)]
+    pub relative_tolerance: Option<Located<f64>>,
+    /// `programmatic`, `check: command`: program and arguments; gets the candidate as
+    /// JSON on stdin and prints a score.
+    #[serde(default)]
+    pub command: Option<Located<Vec<String>>>,
+    /// `programmatic`, `check: command`: seconds before the command is killed (default 60).
+    #[serde(default)]
+    pub timeout: Option<Located<f64>>,
+    /// `llm`: the judge's model (a network model); `reward_model`: the
+    /// reward model (provider `reward_model`).
+    #[serde(default)]
+    pub model: Option<Located<String>>,
+    /// `llm`: the judge's system prompt.
+    #[serde(default)]
+    pub system: Option<Located<String>>,
+    /// `llm`: the judge's prompt, a template over the task's fields and the
+    /// candidate's `prompt`, `text`, `extracted`, `answer` and `expected`.
+    #[serde(default)]
+    pub prompt: Option<Located<String>>,
+    /// `llm`: what the judge answers: `yes_no` (default) or a 0–10 `score`.
+    #[serde(default)]
+    pub scale: Option<Located<ScaleSpec>>,
+    /// `reward_model`: score each step of the solution (process reward)
+    /// instead of the whole (default false).
+    #[serde(default)]
+    pub process: Option<Located<bool>>,
+    /// `reward_model`, `process: true`: how the solution splits into steps
+    /// (default `paragraphs`).
+    #[serde(default)]
+    pub steps: Option<Located<StepsSpec>>,
+    /// `reward_model`, `process: true`: how step scores make the solution's
+    /// score (default `min`).
+    #[serde(default)]
+    pub aggregate: Option<Located<AggregateSpec>>,
+}
+
+/// How a solution splits into steps for a process reward model.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, JsonSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum StepsSpec {
+    /// Each non-blank line is a step.
+    Lines,
+    /// Blocks separated by blank lines.
+    Paragraphs,
+    /// A step starts at each "Step k:" (or "Step k."); text before the first is a step too.
+    Markers,
+}
+
+/// How step scores make a solution's score.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, JsonSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum AggregateSpec {
+    Min,
+    Last,
+    Mean,
+    Product,
+}
+
+/// What an `llm` verifier's judge answers.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, JsonSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum ScaleSpec {
+    /// "yes" (score 1, accepted) or "no" (score 0).
+    YesNo,
+    /// A score from 0 to 10, stored divided by 10.
+    Score,
+}
+
+/// What a `programmatic` verifier checks.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, JsonSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum CheckSpec {
+    /// The normalized answer equals the expected one: score 1, else 0.
+    Exact,
+    /// The answer is a number within `tolerance` (absolute) or
+    /// `relative_tolerance` of the expected number: score 1, else 0.
+    Numeric,
+    /// The sample's text matches `pattern`: score 1, else 0.
+    Regex,
+    /// `command` prints the score.
+    Command,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, JsonSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum VerifierKindSpec {
+    /// Compares with the expected answer; score 1 (accept) or 0, flipped at the given rates.
+    Oracle,
+    /// A real-valued score: normal around `correct_mean` or `wrong_mean`.
+    Noisy,
+    /// A deterministic check of the answer or text, or an external command.
+    Programmatic,
+    /// A model that judges each candidate: yes/no or a 0–10 score.
+    Llm,
+    /// An HTTP reward model: a score per candidate, or per step.
+    RewardModel,
+}
+
+/// One strategy to evaluate at every `n`.
+#[derive(Debug, Clone, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct StrategySpec {
+    pub kind: Located<StrategyKindSpec>,
+    /// Label in results (default: the kind).
+    #[serde(default)]
+    pub name: Option<Located<String>>,
+    /// The agent that samples.
+    pub agent: Located<String>,
+    /// Sample counts to evaluate: one number or a list.
+    pub n: Located<NValues>,
+    /// For `best_of_n` and `weighted_majority`: the verifier that scores candidates.
+    #[serde(default)]
+    pub verifier: Option<Located<String>>,
+    /// For `adaptive_consistency`: when to stop sampling (default `{beta: 0.95}`);
+    /// `n` is then the most samples it may draw.
+    #[serde(default)]
+    pub stop: Option<Located<StopSpec>>,
+    /// For `self_correction`: the message sent after a rejected answer, a
+    /// template over `answer`, `score`, `detail` and the task's fields.
+    #[serde(default)]
+    pub feedback: Option<Located<String>>,
+    /// For `self_correction`: the lowest score that counts as accepted when
+    /// the verifier does not accept or reject by itself (default 0.5).
+    #[serde(default)]
+    pub accept: Option<Located<f64>>,
+}
+
+/// When adaptive consistency stops drawing samples.
+#[derive(Debug, Clone, Copy, PartialEq, Deserialize, JsonSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum StopSpec {
+    /// Stop once the posterior probability that the leading answer is more
+    /// likely than the runner-up (a Beta over their votes) reaches this.
+    Beta(f64),
+    /// Stop once the leading answer has this many more votes than the runner-up.
+    Margin(i64),
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, JsonSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum StrategyKindSpec {
+    /// Plurality vote over normalized answers.
+    SelfConsistency,
+    /// The sample with the highest verifier score.
+    BestOfN,
+    /// The answer whose samples' verifier scores sum highest.
+    WeightedMajority,
+    /// Plurality vote over samples drawn one at a time until the leader is
+    /// decisively ahead (`stop`) or `n` are drawn.
+    AdaptiveConsistency,
+    /// Generate, verify, feed the verdict back, revise: up to `n` rounds,
+    /// stopping when the verifier accepts.
+    SelfCorrection,
+}
+
+/// One `n` or a list of them, each with its position.
+#[derive(Debug, Clone, JsonSchema)]
+#[schemars(untagged)]
+pub enum NValues {
+    One(i64),
+    Many(Vec<i64>),
+}
+
+impl NValues {
+    pub fn values(&self) -> Vec<i64> {
+        match self {
+            NValues::One(n) => vec![*n],
+            NValues::Many(v) => v.clone(),
+        }
+    }
+}
+
+impl<'de> Deserialize<'de> for NValues {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        struct V;
+        impl<'de> serde::de::Visitor<'de> for V {
+            type Value = NValues;
+            fn expecting(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
+                f.write_str("a whole number or a list of whole numbers")
+            }
+            fn visit_i64<E>(self, v: i64) -> Result<NValues, E> {
+                Ok(NValues::One(v))
+            }
+            fn visit_seq<A: serde::de::SeqAccess<'de>>(
+                self,
+                mut a: A,
+            ) -> Result<NValues, A::Error> {
+                let mut out = Vec::new();
+                while let Some(n) = a.next_element::<i64>()? {
+                    out.push(n);
+                }
+                Ok(NValues::Many(out))
+            }
+        }
+        d.deserialize_any(V)
+    }
+}
+
+/// Caps on a run. A request is sent only when its worst case fits under every
+/// cap; a run that reaches a cap stops, is marked `budget_exhausted`, and can
+/// be resumed with a higher budget.
+#[derive(Debug, Clone, Default, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct BudgetSpec {
+    /// Most model calls the run may make.
+    #[serde(default)]
+    pub max_requests: Option<Located<i64>>,
+    /// Most tokens (input + output) the run may spend.
+    #[serde(default)]
+    pub max_tokens: Option<Located<i64>>,
+    /// Most money (USD) the run may spend; every model an agent uses needs a `price`.
+    #[serde(default)]
+    pub max_cost_usd: Option<Located<f64>>,
+}
+
+/// The JSON Schema of the scenario format.
+pub fn json_schema() -> serde_json::Value {
+    let schema = schemars::schema_for!(ScenarioSchema);
+    serde_json::to_value(schema).expect("schema serializes")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn schema_lists_exactly_the_top_level_keys() {
+        let schema = json_schema();
+        let mut keys: Vec<&str> = schema["properties"]
+            .as_object()
+            .unwrap()
+            .keys()
+            .map(String::as_str)
+            .collect();
+        let mut expected = TOP_LEVEL_KEYS.to_vec();
+        keys.sort();
+        expected.sort();
+        assert_eq!(keys, expected);
+    }
+}
+
+/// An agent graph: named nodes and the edges between them, from `START` to
+/// `END` (both implicit).
+#[derive(Debug, Clone, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct GraphSpec {
+    /// Nodes by name.
+    pub nodes: BTreeMap<String, NodeSpec>,
+    /// Edges, in order: a node's conditional edges are tried in this order.
+    pub edges: Vec<EdgeSpec>,
+    /// Most node visits in one run of the graph; bounds every cycle.
+    #[serde(default)]
+    pub max_turns: Option<Located<i64>>,
+}
+
+/// A node: exactly one of `agent`, `router`, `join` or `chat`.
+#[derive(Debug, Clone, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct NodeSpec {
+    /// An agent node: the agent that speaks when the node is entered.
+    #[serde(default)]
+    pub agent: Option<Located<String>>,
+    /// A group chat: participants take turns until `until` holds.
+    #[serde(default)]
+    pub chat: Option<Located<ChatSpec>>,
+    /// A router node: picks the next node from the last message.
+    #[serde(default)]
+    pub router: Option<Located<RouterSpec>>,
+    /// A join node: combines the branches of a fan-out once all have arrived.
+    #[serde(default)]
+    pub join: Option<Located<JoinSpec>>,
+    /// For `join: verifier`: the verifier whose best-scored branch is kept.
+    #[serde(default)]
+    pub verifier: Option<Located<String>>,
+    /// Most times the node may be entered in one run of the graph.
+    #[serde(default)]
+    pub max_visits: Option<Located<i64>>,
+    /// Agent and chat nodes: which earlier messages a speaker sees (default
+    /// `all`).
+    #[serde(default)]
+    pub view: Option<Located<ViewSpec>>,
+}
+
+/// Which of a run's earlier messages a speaker sees.
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize, JsonSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum ViewSpec {
+    /// Every message so far.
+    All,
+    /// The last this many messages.
+    Last(i64),
+    /// The messages passed to this node, and in a chat those that name the
+    /// speaker.
+    Addressed,
+    /// A running summary of the messages so far, written by this agent
+    /// before each turn.
+    Summary(String),
+}
+
+/// How a router picks among its options.
+#[derive(Debug, Clone, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct RouterSpec {
+    /// `contains` (the first option whose text is in the last message),
+    /// `regex` (whose pattern matches it), `json` (whose value the message's
+    /// JSON `field` holds) or `llm` (the option `agent` names).
+    pub by: Located<RouteBySpec>,
+    /// The option names, in the order they are tried; each needs an edge
+    /// with that `option`.
+    pub options: Vec<Located<String>>,
+    /// What each option matches: text, pattern or JSON value (default: the
+    /// option's name); for `llm`, a description shown to the agent.
+    #[serde(default)]
+    pub r#match: BTreeMap<String, Located<String>>,
+    /// For `json`: the field of the last message's JSON object.
+    #[serde(default)]
+    pub field: Option<Located<String>>,
+    /// For `llm`: the agent that names the next option.
+    #[serde(default)]
+    pub agent: Option<Located<String>>,
+    /// The option taken when none matches (default: the run ends, as
+    /// `no_route`).
+    #[serde(default)]
+    pub default: Option<Located<String>>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, JsonSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum RouteBySpec {
+    Contains,
+    Regex,
+    Json,
+    Llm,
+}
+
+/// How a join combines the branches that reach it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, JsonSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum JoinSpec {
+    /// Every branch's last message, in branch order, as one message.
+    Concatenate,
+    /// The plurality answer among the branches' last messages.
+    Vote,
+    /// The branch whose last message `verifier` scores highest.
+    Verifier,
+}
+
+/// An edge between two nodes (`START` and `END` included).
+#[derive(Debug, Clone, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct EdgeSpec {
+    pub from: Located<String>,
+    pub to: Located<String>,
+    /// From a router: the option that takes this edge.
+    #[serde(default)]
+    pub option: Option<Located<String>>,
+    /// A condition on the last message: the edge is taken only when it holds.
+    #[serde(default)]
+    pub when: Option<Located<ConditionSpec>>,
+    /// Most times the edge may be taken in one run of the graph.
+    #[serde(default)]
+    pub max_visits: Option<Located<i64>>,
+}
+
+/// A condition on a message's text: exactly one of `contains` or `regex`.
+#[derive(Debug, Clone, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct ConditionSpec {
+    /// Holds when the text contains this.
+    #[serde(default)]
+    pub contains: Option<Located<String>>,
+    /// Holds when this pattern matches the text.
+    #[serde(default)]
+    pub regex: Option<Located<String>>,
+}
+
+/// A group chat: participants speak one at a time, chosen by `speakers`,
+/// until `until` holds.
+#[derive(Debug, Clone, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct ChatSpec {
+    /// The agents that may speak (at least two).
+    pub participants: Vec<Located<String>>,
+    /// How the next speaker is chosen (default `round_robin`).
+    #[serde(default)]
+    pub speakers: Option<Located<SpeakersSpec>>,
+    /// For `speakers: manager`: the agent that names the next speaker.
+    #[serde(default)]
+    pub manager: Option<Located<String>>,
+    /// For `speakers: router`: picks the next speaker from the last
+    /// message; its options are participants' names.
+    #[serde(default)]
+    pub router: Option<Located<RouterSpec>>,
+    /// When the chat ends; must include `max_messages`, `max_tokens` or
+    /// `timeout` so that it always does.
+    pub until: Located<UntilSpec>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, JsonSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum SpeakersSpec {
+    /// Participants in the order listed, starting with the first.
+    RoundRobin,
+    /// A participant drawn uniformly (seeded), never the last speaker twice
+    /// in a row.
+    Random,
+    /// The participant `manager` names; if its reply names none, the one
+    /// after the last speaker in `participants` order.
+    Manager,
+    /// The participant `router` selects from the last message (or, `by:
+    /// llm`, its agent names); if it selects none, as for `manager`.
+    Router,
+}
+
+/// When a group chat ends; conditions compose with `any` and `all`.
+#[derive(Debug, Clone, PartialEq, Deserialize, JsonSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum UntilSpec {
+    /// This many messages in the chat.
+    MaxMessages(i64),
+    /// The last message contains this text (e.g. `TERMINATE`).
+    Mentions(String),
+    /// The chat's messages spent this many tokens.
+    MaxTokens(i64),
+    /// Seconds since the chat began.
+    Timeout(f64),
+    /// This verifier accepts the last message's answer.
+    Verifier(String),
+    /// Any of these holds.
+    Any(Vec<UntilSpec>),
+    /// All of these hold.
+    All(Vec<UntilSpec>),
+}

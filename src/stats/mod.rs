@@ -1,0 +1,12 @@
+//! The statistics: numbers computed from pools of samples, with no I/O.
+//!
+//! Owns the exact estimators over size-k subsets of a pool, percentile
+//! bootstrap intervals, a strategy's expected accuracy on one task's pool,
+//! and a run's summary rows.
+//!
+//! May use: `scenario`, `seed`.
+
+pub mod bootstrap;
+pub mod estimator;
+pub mod strategy;
+pub mod summary;
