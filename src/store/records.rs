@@ -1,0 +1,181 @@
+//! What the engine hands the writer: one [`Record`] per finished piece of
+//! work (a request's samples and their scores, a task's results and pools, a
+//! graph run's messages and events).
+
+use std::sync::Arc;
+
+use super::blob_hash;
+
+/// One sample to store.
+#[derive(Debug, Clone)]
+pub struct SampleRecord {
+    pub sample_index: usize,
+    pub text: String,
+    pub extracted: Option<String>,
+    pub normalized: Option<String>,
+    pub correct: Option<bool>,
+    pub output_tokens: u64,
+    pub error: Option<String>,
+    pub scores: Vec<ScoreRecord>,
+    /// For a self-correction round: the strategy and the round (0-based).
+    pub round: Option<(Arc<str>, usize)>,
+}
+
+/// One verifier's judgement of a sample, as stored in `scores`.
+#[derive(Debug, Clone)]
+pub struct ScoreRecord {
+    pub verifier: Arc<str>,
+    /// `None`: the verifier could not score the sample.
+    pub value: Option<f64>,
+    pub accepted: Option<bool>,
+    pub detail: Option<String>,
+}
+
+/// A text stored once under its content hash.
+#[derive(Debug, Clone)]
+pub struct Blob {
+    pub hash: Arc<str>,
+    pub text: Arc<str>,
+}
+
+impl Blob {
+    pub fn new(text: &str) -> Blob {
+        Blob {
+            hash: blob_hash(text).into(),
+            text: text.into(),
+        }
+    }
+}
+
+/// One model call and the samples it produced.
+#[derive(Debug, Clone)]
+pub struct CallRecord {
+    pub task_index: usize,
+    pub agent: Arc<str>,
+    pub model: Arc<str>,
+    pub provider: &'static str,
+    pub first_sample: usize,
+    pub n: usize,
+    pub system: Blob,
+    pub prompt: Blob,
+    /// The request body (JSON) as sent, or its parameters for the simulated provider.
+    pub request: String,
+    /// HTTP exchanges behind the call, retries included.
+    pub attempts: Vec<crate::model::provider::Attempt>,
+    /// See [`crate::model::provider::call_key`].
+    pub cache_key: String,
+    pub response: Option<String>,
+    pub error: Option<String>,
+    pub latency_ms: f64,
+    pub input_tokens: u64,
+    pub output_tokens: u64,
+    /// At the model's price; `None` when it has none.
+    pub cost_usd: Option<f64>,
+    pub samples: Vec<SampleRecord>,
+    /// For a verifier's call: the agent whose sample it judged (the sample
+    /// is `first_sample`), and the reply.
+    pub judged: Option<(Arc<str>, String)>,
+}
+
+/// A verifier's score of a sample stored before (an `llm` verifier's, which
+/// comes after the sample's own call).
+#[derive(Debug, Clone)]
+pub struct LateScore {
+    pub task_index: usize,
+    pub agent: Arc<str>,
+    pub sample_index: usize,
+    pub score: ScoreRecord,
+    /// A process reward model's steps and their scores, in order.
+    pub steps: Vec<(String, f64)>,
+}
+
+/// A strategy's outcome on one task, as stored in `task_results`.
+#[derive(Debug, Clone)]
+pub struct TaskResultRecord {
+    pub strategy: Arc<str>,
+    pub kind: &'static str,
+    pub n: usize,
+    pub task_index: usize,
+    pub accuracy: f64,
+    pub abstain: f64,
+    pub tokens: f64,
+    pub verifier_tokens: f64,
+    pub samples: f64,
+    pub selected: Option<String>,
+    pub selected_correct: bool,
+}
+
+/// One agent's pool of one finished task, as `analyze` reads it (the
+/// `pools` table).
+#[derive(Debug, Clone, PartialEq)]
+pub struct PoolRecord {
+    pub agent: Arc<str>,
+    pub task_index: usize,
+    /// The pool's distinct normalized answers, in order of first appearance.
+    pub answers: Vec<String>,
+    /// Per sample, in sample order: index into `answers` (`None`: an
+    /// abstention), correct, and generator tokens.
+    pub samples: Vec<(Option<u32>, bool, u64)>,
+    /// Each verifier that scored the pool, with a score per sample (NaN: not
+    /// scored; −∞: the verifier could not score it).
+    pub scores: Vec<(String, Vec<f64>)>,
+}
+
+/// The `classes` entry of an abstention in a stored pool.
+pub(super) const ABSTAINED: u32 = u32::MAX;
+
+/// What a finished task leaves: its strategies' outcomes and its pools,
+/// written in one transaction.
+#[derive(Debug, Clone)]
+pub struct TaskRecord {
+    pub results: Vec<TaskResultRecord>,
+    pub pools: Vec<PoolRecord>,
+}
+
+/// One run of the graph on a task, as traced (`graph_runs`, `messages`,
+/// `graph_events`).
+#[derive(Debug, Clone)]
+pub struct GraphRunRecord {
+    pub task_index: usize,
+    pub attempt: usize,
+    pub ending: &'static str,
+    pub turns: usize,
+    /// Position of the run's answer among `messages`.
+    pub final_message: Option<usize>,
+    pub messages: Vec<MessageRecord>,
+    /// (kind, node, detail) in order.
+    pub events: Vec<(&'static str, Option<String>, Option<String>)>,
+    /// The failures simulated agents acted out on purpose.
+    pub injected: Vec<InjectedRecord>,
+}
+
+/// A failure injected into one message of a graph run: ground truth for
+/// failure judges (`injected_failures`).
+#[derive(Debug, Clone)]
+pub struct InjectedRecord {
+    /// The message's position in the run.
+    pub position: usize,
+    pub turn: usize,
+    pub agent: Arc<str>,
+    pub node: String,
+    pub mode: crate::scenario::failure::FailureMode,
+}
+
+#[derive(Debug, Clone)]
+pub struct MessageRecord {
+    pub turn: usize,
+    pub node: String,
+    pub sender: Option<Arc<str>>,
+    pub reply_to: Option<usize>,
+    pub receivers: Vec<String>,
+    pub summary: bool,
+    pub text: String,
+}
+
+/// What the executor sends the writer.
+pub enum Record {
+    Call(Box<CallRecord>),
+    Score(Box<LateScore>),
+    Task(Box<TaskRecord>),
+    Graph(Box<GraphRunRecord>),
+}

@@ -1,0 +1,424 @@
+//! The writer thread: one connection fed by a bounded channel, committing
+//! in batched transactions (so finished work is durable within a batch of
+//! being done, and a stopped run holds no score without its sample).
+
+use std::collections::HashSet;
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::thread::JoinHandle;
+use std::time::{Duration, Instant};
+
+use rusqlite::{Connection, params};
+use tokio::sync::mpsc::{Receiver, Sender, channel};
+
+use super::{
+    ABSTAINED, Blob, PoolRecord, Record, Result, Store, StoreError, open_conn, sqlite_err,
+};
+
+impl Store {
+    /// Start the writer thread for `run_id`.
+    pub fn writer(&self, run_id: i64) -> Result<StoreWriter> {
+        let conn = open_conn(&self.path)?;
+        // A record carries one request's samples; 4096 of them keep the
+        // writer fed while bounding memory (~110 MB at 64 samples a request).
+        let (tx, rx) = channel::<Record>(4096);
+        let path = self.path.clone();
+        let handle = std::thread::Builder::new()
+            .name("crucible-store".into())
+            .spawn(move || write_loop(conn, path, run_id, rx))
+            .expect("spawn store writer thread");
+        Ok(StoreWriter {
+            tx: Some(tx),
+            handle: Some(handle),
+            path: self.path.clone(),
+        })
+    }
+}
+
+/// Sends records to the writer thread.
+pub struct StoreWriter {
+    tx: Option<Sender<Record>>,
+    handle: Option<JoinHandle<Result<WriterStats>>>,
+    path: PathBuf,
+}
+
+#[derive(Debug, Clone, Copy, Default)]
+pub struct WriterStats {
+    pub calls: u64,
+    pub samples: u64,
+    pub transactions: u64,
+}
+
+impl StoreWriter {
+    /// A sender for executor tasks; sending waits while the writer is behind,
+    /// which keeps memory bounded.
+    pub fn sender(&self) -> Sender<Record> {
+        self.tx.clone().expect("writer is open")
+    }
+
+    /// Flush everything sent so far and stop the thread.
+    pub fn finish(mut self) -> Result<WriterStats> {
+        self.tx.take();
+        let handle = self.handle.take().expect("writer is open");
+        match handle.join() {
+            Ok(r) => r,
+            Err(_) => Err(StoreError::WriterGone {
+                path: self.path.clone(),
+            }),
+        }
+    }
+}
+
+const BATCH_RECORDS: usize = 20_000;
+const BATCH_TIME: Duration = Duration::from_millis(200);
+
+fn write_loop(
+    mut conn: Connection,
+    path: PathBuf,
+    run_id: i64,
+    mut rx: Receiver<Record>,
+) -> Result<WriterStats> {
+    let err = sqlite_err(&path);
+    let mut stats = WriterStats::default();
+    let mut seen_blobs: HashSet<Arc<str>> = HashSet::new();
+    while let Some(first) = rx.blocking_recv() {
+        let tx = conn.transaction().map_err(err)?;
+        {
+            let mut w = BatchWriter::new(&tx, run_id).map_err(err)?;
+            let started = Instant::now();
+            let mut count = 0;
+            let mut next = Some(first);
+            while let Some(record) = next.take() {
+                w.write(record, &mut seen_blobs, &mut stats).map_err(err)?;
+                count += 1;
+                if count >= BATCH_RECORDS || started.elapsed() >= BATCH_TIME {
+                    break;
+                }
+                next = rx.try_recv().ok();
+            }
+        }
+        tx.commit().map_err(err)?;
+        stats.transactions += 1;
+        // Bound memory on long runs with many distinct texts.
+        if seen_blobs.len() > 1_000_000 {
+            seen_blobs.clear();
+        }
+    }
+    Ok(stats)
+}
+
+/// Prepared statements for one transaction.
+struct BatchWriter<'c> {
+    run_id: i64,
+    blob: rusqlite::CachedStatement<'c>,
+    call: rusqlite::CachedStatement<'c>,
+    sample: rusqlite::CachedStatement<'c>,
+    score: rusqlite::CachedStatement<'c>,
+    late_score: rusqlite::CachedStatement<'c>,
+    step_score: rusqlite::CachedStatement<'c>,
+    reply: rusqlite::CachedStatement<'c>,
+    attempt: rusqlite::CachedStatement<'c>,
+    result: rusqlite::CachedStatement<'c>,
+    pool: rusqlite::CachedStatement<'c>,
+    graph_run: rusqlite::CachedStatement<'c>,
+    message: rusqlite::CachedStatement<'c>,
+    event: rusqlite::CachedStatement<'c>,
+    injected: rusqlite::CachedStatement<'c>,
+}
+
+impl<'c> BatchWriter<'c> {
+    fn new(tx: &'c rusqlite::Transaction<'_>, run_id: i64) -> rusqlite::Result<Self> {
+        Ok(BatchWriter {
+            run_id,
+            blob: tx.prepare_cached("INSERT OR IGNORE INTO blobs (hash, text) VALUES (?1, ?2)")?,
+            call: tx.prepare_cached(
+                "INSERT INTO calls (run_id, task_index, agent, model, provider, first_sample, n,
+                    system_hash, prompt_hash, request, response_hash, status, error, latency_ms,
+                    input_tokens, output_tokens, cache_key, cost_usd, role, subject)
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16, ?17, ?18,
+                    ?19, ?20)",
+            )?,
+            sample: tx.prepare_cached(
+                "INSERT INTO samples (run_id, task_index, agent, model, sample_index, call_id, text,
+                    answer, normalized, correct, abstained, input_tokens, output_tokens, latency_ms, error,
+                    strategy, round)
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16, ?17)",
+            )?,
+            score: tx.prepare_cached(
+                "INSERT INTO scores (sample_id, verifier, score, accepted, detail)
+                 VALUES (?1, ?2, ?3, ?4, ?5)",
+            )?,
+            // A judge's score may replace an earlier failed one (a resumed run judges again).
+            late_score: tx.prepare_cached(
+                "INSERT OR REPLACE INTO scores (sample_id, verifier, score, accepted, detail)
+                 SELECT id, ?5, ?6, ?7, ?8 FROM samples
+                 WHERE run_id = ?1 AND agent = ?2 AND task_index = ?3 AND sample_index = ?4",
+            )?,
+            step_score: tx.prepare_cached(
+                "INSERT OR REPLACE INTO step_scores (sample_id, verifier, step, text, score)
+                 SELECT id, ?5, ?6, ?7, ?8 FROM samples
+                 WHERE run_id = ?1 AND agent = ?2 AND task_index = ?3 AND sample_index = ?4",
+            )?,
+            reply: tx.prepare_cached("INSERT INTO replies (call_id, text) VALUES (?1, ?2)")?,
+            attempt: tx.prepare_cached(
+                "INSERT INTO attempts (call_id, attempt, n, status, error, latency_ms, wait_ms)
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
+            )?,
+            result: tx.prepare_cached(
+                "INSERT INTO task_results (run_id, strategy, kind, n, task_index, accuracy, abstain,
+                    tokens, selected, selected_correct, samples, verifier_tokens)
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12)",
+            )?,
+            graph_run: tx.prepare_cached(
+                "INSERT OR REPLACE INTO graph_runs (run_id, task_index, attempt, ending, turns, final)
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
+            )?,
+            message: tx.prepare_cached(
+                "INSERT OR REPLACE INTO messages (run_id, task_index, attempt, position, turn, node,
+                    sender, reply_to, receivers, summary, text)
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11)",
+            )?,
+            event: tx.prepare_cached(
+                "INSERT OR REPLACE INTO graph_events (run_id, task_index, attempt, position, kind, node, detail)
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
+            )?,
+            injected: tx.prepare_cached(
+                "INSERT OR REPLACE INTO injected_failures (run_id, task_index, attempt, position,
+                    turn, agent, node, mode, name)
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9)",
+            )?,
+            pool: tx.prepare_cached(
+                "INSERT OR REPLACE INTO pools (run_id, agent, task_index, answers, verifiers,
+                    classes, correct, tokens, scores)
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9)",
+            )?,
+        })
+    }
+
+    fn blob(&mut self, b: &Blob, seen: &mut HashSet<Arc<str>>) -> rusqlite::Result<()> {
+        if seen.insert(b.hash.clone()) {
+            self.blob.execute(params![&*b.hash, &*b.text])?;
+        }
+        Ok(())
+    }
+
+    fn write_pool(&mut self, p: &PoolRecord) -> rusqlite::Result<()> {
+        let json = |v: &[String]| serde_json::to_string(v).expect("strings serialize");
+        let verifiers: Vec<String> = p.scores.iter().map(|(v, _)| v.clone()).collect();
+        let classes: Vec<u8> = p
+            .samples
+            .iter()
+            .flat_map(|s| s.0.unwrap_or(ABSTAINED).to_le_bytes())
+            .collect();
+        let correct: Vec<u8> = p.samples.iter().map(|s| u8::from(s.1)).collect();
+        let tokens: Vec<u8> = p.samples.iter().flat_map(|s| s.2.to_le_bytes()).collect();
+        let scores: Vec<u8> = p
+            .scores
+            .iter()
+            .flat_map(|(_, s)| s.iter().flat_map(|x| x.to_le_bytes()))
+            .collect();
+        self.pool.execute(params![
+            self.run_id,
+            &*p.agent,
+            p.task_index as i64,
+            json(&p.answers),
+            json(&verifiers),
+            classes,
+            correct,
+            tokens,
+            scores,
+        ])?;
+        Ok(())
+    }
+
+    fn write(
+        &mut self,
+        record: Record,
+        seen: &mut HashSet<Arc<str>>,
+        stats: &mut WriterStats,
+    ) -> rusqlite::Result<()> {
+        match record {
+            Record::Call(c) => {
+                self.blob(&c.system, seen)?;
+                self.blob(&c.prompt, seen)?;
+                let response_hash = match &c.response {
+                    Some(body) => {
+                        let b = Blob::new(body);
+                        self.blob(&b, seen)?;
+                        Some(b.hash)
+                    }
+                    None => None,
+                };
+                let call_id = self.call.insert(params![
+                    self.run_id,
+                    c.task_index as i64,
+                    &*c.agent,
+                    &*c.model,
+                    c.provider,
+                    c.first_sample as i64,
+                    c.n as i64,
+                    &*c.system.hash,
+                    &*c.prompt.hash,
+                    c.request,
+                    response_hash.as_deref(),
+                    if c.error.is_some() { "error" } else { "ok" },
+                    c.error,
+                    c.latency_ms,
+                    c.input_tokens as i64,
+                    c.output_tokens as i64,
+                    c.cache_key,
+                    c.cost_usd,
+                    if c.judged.is_some() {
+                        "verifier"
+                    } else {
+                        "generator"
+                    },
+                    c.judged.as_ref().map(|j| &*j.0),
+                ])?;
+                stats.calls += 1;
+                if let Some((_, reply)) = &c.judged {
+                    self.reply.execute(params![call_id, reply])?;
+                }
+                for (i, a) in c.attempts.iter().enumerate() {
+                    self.attempt.execute(params![
+                        call_id,
+                        i as i64 + 1,
+                        a.n as i64,
+                        a.status,
+                        a.error,
+                        a.latency_ms,
+                        a.wait_ms
+                    ])?;
+                }
+                // Input tokens are per request; attribute them to its first sample.
+                for (i, s) in c.samples.iter().enumerate() {
+                    let sample_id = self.sample.insert(params![
+                        self.run_id,
+                        c.task_index as i64,
+                        &*c.agent,
+                        &*c.model,
+                        s.sample_index as i64,
+                        call_id,
+                        s.text,
+                        s.extracted,
+                        s.normalized,
+                        s.correct,
+                        s.normalized.is_none(),
+                        if i == 0 { c.input_tokens as i64 } else { 0 },
+                        s.output_tokens as i64,
+                        c.latency_ms,
+                        s.error,
+                        s.round.as_ref().map(|r| &*r.0),
+                        s.round.as_ref().map(|r| r.1 as i64),
+                    ])?;
+                    stats.samples += 1;
+                    for sc in &s.scores {
+                        self.score.execute(params![
+                            sample_id,
+                            &*sc.verifier,
+                            sc.value,
+                            sc.accepted,
+                            sc.detail
+                        ])?;
+                    }
+                }
+            }
+            Record::Score(s) => {
+                self.late_score.execute(params![
+                    self.run_id,
+                    &*s.agent,
+                    s.task_index as i64,
+                    s.sample_index as i64,
+                    &*s.score.verifier,
+                    s.score.value,
+                    s.score.accepted,
+                    s.score.detail
+                ])?;
+                for (step, (text, score)) in s.steps.iter().enumerate() {
+                    self.step_score.execute(params![
+                        self.run_id,
+                        &*s.agent,
+                        s.task_index as i64,
+                        s.sample_index as i64,
+                        &*s.score.verifier,
+                        step as i64,
+                        text,
+                        score
+                    ])?;
+                }
+            }
+            Record::Graph(g) => {
+                let (task, attempt) = (g.task_index as i64, g.attempt as i64);
+                self.graph_run.execute(params![
+                    self.run_id,
+                    task,
+                    attempt,
+                    g.ending,
+                    g.turns as i64,
+                    g.final_message.map(|m| m as i64),
+                ])?;
+                for (i, m) in g.messages.iter().enumerate() {
+                    self.message.execute(params![
+                        self.run_id,
+                        task,
+                        attempt,
+                        i as i64,
+                        m.turn as i64,
+                        m.node,
+                        m.sender.as_deref(),
+                        m.reply_to.map(|r| r as i64),
+                        serde_json::to_string(&m.receivers).expect("strings serialize"),
+                        m.summary,
+                        m.text,
+                    ])?;
+                }
+                for (i, (kind, node, detail)) in g.events.iter().enumerate() {
+                    self.event.execute(params![
+                        self.run_id,
+                        task,
+                        attempt,
+                        i as i64,
+                        kind,
+                        node,
+                        detail
+                    ])?;
+                }
+                for f in &g.injected {
+                    self.injected.execute(params![
+                        self.run_id,
+                        task,
+                        attempt,
+                        f.position as i64,
+                        f.turn as i64,
+                        &*f.agent,
+                        f.node,
+                        f.mode.code(),
+                        f.mode.name(),
+                    ])?;
+                }
+            }
+            Record::Task(task) => {
+                for p in &task.pools {
+                    self.write_pool(p)?;
+                }
+                for r in task.results {
+                    self.result.execute(params![
+                        self.run_id,
+                        &*r.strategy,
+                        r.kind,
+                        r.n as i64,
+                        r.task_index as i64,
+                        r.accuracy.is_finite().then_some(r.accuracy),
+                        r.abstain,
+                        r.tokens,
+                        r.selected,
+                        r.selected_correct,
+                        r.samples,
+                        r.verifier_tokens,
+                    ])?;
+                }
+            }
+        }
+        Ok(())
+    }
+}
