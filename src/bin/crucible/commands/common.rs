@@ -1,0 +1,122 @@
+//! Argument groups and helpers that several commands share.
+
+use anyhow::Context;
+use crucible::Error;
+use crucible::report::analysis::{Analysis, AnalyzeOptions};
+use crucible::scenario::budget::Budget;
+use crucible::store::Store;
+use std::path::{Path, PathBuf};
+
+#[derive(clap::Args, Clone)]
+pub struct DbArg {
+    /// Trace database (SQLite).
+    #[arg(long, env = "CRUCIBLE_DB", default_value = "crucible.db")]
+    pub db: PathBuf,
+}
+
+/// Options of every command that executes a run.
+#[derive(clap::Args, Clone)]
+pub struct RunArgs {
+    #[command(flatten)]
+    pub db: DbArg,
+    /// Most model calls in flight at once.
+    #[arg(long, default_value_t = 16, value_parser = clap::value_parser!(u32).range(1..))]
+    pub concurrency: u32,
+    /// Print one JSON object instead of the table.
+    #[arg(long)]
+    pub json: bool,
+}
+
+/// How `analyze` and `plot` compute curves.
+#[derive(clap::Args)]
+pub struct AnalysisArgs {
+    /// Bootstrap replicates over tasks for the intervals (0: none).
+    #[arg(long, default_value_t = 1000)]
+    pub bootstrap: usize,
+    /// Coverage of the intervals.
+    #[arg(long, default_value_t = 0.95, value_parser = coverage)]
+    pub confidence: f64,
+    /// Random orders per pool for weighted-majority estimates (pools
+    /// larger than 12 samples; smaller ones are enumerated exactly).
+    /// Default: enough for a standard error under 0.001 on each mean.
+    #[arg(long, value_parser = clap::value_parser!(u64).range(1..))]
+    pub permutations: Option<u64>,
+}
+
+impl AnalysisArgs {
+    pub fn analyze(&self, db: &Path, run: i64) -> anyhow::Result<Analysis> {
+        let store = open_existing(db)?;
+        let options = AnalyzeOptions {
+            bootstrap: self.bootstrap,
+            permutations: self.permutations.map(|p| p as usize),
+            confidence: self.confidence,
+        };
+        Ok(crucible::report::analysis::analyze(&store, run, &options)?)
+    }
+}
+
+/// Caps that replace the scenario's `budget:` for this invocation.
+#[derive(clap::Args, Default)]
+pub struct BudgetArgs {
+    /// Stop before making more than N model calls in all (this run's earlier sessions included).
+    #[arg(long, value_name = "N", value_parser = clap::value_parser!(u64).range(1..))]
+    pub max_requests: Option<u64>,
+    /// Stop before spending more than N tokens (input + output) in all.
+    #[arg(long, value_name = "N", value_parser = clap::value_parser!(u64).range(1..))]
+    pub max_tokens: Option<u64>,
+    /// Stop before spending more than USD in all (models need a `price`).
+    #[arg(long, value_name = "USD", value_parser = positive_dollars)]
+    pub max_cost_usd: Option<f64>,
+}
+
+impl From<BudgetArgs> for Budget {
+    fn from(a: BudgetArgs) -> Budget {
+        Budget {
+            max_requests: a.max_requests,
+            max_tokens: a.max_tokens,
+            max_cost_usd: a.max_cost_usd,
+        }
+    }
+}
+
+fn coverage(s: &str) -> Result<f64, String> {
+    match s.parse::<f64>() {
+        Ok(v) if v > 0.0 && v < 1.0 => Ok(v),
+        _ => Err(format!(
+            "expected a coverage between 0 and 1, such as 0.95; found `{s}`"
+        )),
+    }
+}
+
+fn positive_dollars(s: &str) -> Result<f64, String> {
+    match s.parse::<f64>() {
+        Ok(v) if v > 0.0 && v.is_finite() => Ok(v),
+        _ => Err(format!(
+            "expected a positive number of dollars, found `{s}`"
+        )),
+    }
+}
+
+/// `--set PATH=VALUE`, repeatable.
+#[derive(clap::Args)]
+pub struct SetArgs {
+    /// Override one value of the scenario, e.g. `--set
+    /// models.solver.provider=openai` or `--set 'strategies.0.n=[1, 4]'`
+    /// (VALUE is YAML; list items by index). Validated like the file;
+    /// stored with the run.
+    #[arg(long = "set", value_name = "PATH=VALUE", value_parser = crucible::scenario::overrides::parse_argument)]
+    pub set: Vec<String>,
+}
+
+/// Open a database that must already exist (reading commands never create one).
+pub fn open_existing(path: &Path) -> anyhow::Result<Store> {
+    if !path.exists() {
+        anyhow::bail!(
+            "no database at {}; run a scenario first or pass --db (or set CRUCIBLE_DB)",
+            path.display()
+        );
+    }
+    Store::open(path)
+        .map_err(Error::from)
+        .context("opening the trace database")
+}

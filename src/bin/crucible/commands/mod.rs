@@ -1,0 +1,67 @@
+//! One file per command, each owning its arguments and its output.
+
+pub mod analyze;
+pub mod common;
+pub mod export;
+pub mod graph;
+pub mod plot;
+pub mod replay;
+pub mod resume;
+pub mod run;
+pub mod runs;
+pub mod schema;
+pub mod show;
+pub mod sim_server;
+pub mod validate;
+
+use std::process::ExitCode;
+
+use clap::Subcommand;
+
+#[derive(Subcommand)]
+pub enum Command {
+    /// Validate and run a scenario; print a summary table.
+    Run(run::Args),
+    /// Continue an interrupted, failed or budget-stopped run from its stored scenario.
+    Resume(resume::Args),
+    /// Re-execute a stored run from its recorded responses; print its summary.
+    Replay(replay::Args),
+    /// Check a scenario and report every problem found.
+    Validate(validate::Args),
+    /// Print a scenario's agent graph: its edges, or Graphviz DOT.
+    Graph(graph::Args),
+    /// Print the JSON Schema of the scenario format.
+    Schema,
+    /// List the runs in the database.
+    Runs(runs::Args),
+    /// Print a stored run's summary.
+    Show(show::Args),
+    /// Serve the scenario's simulated models over an OpenAI-compatible API.
+    SimServer(sim_server::Args),
+    /// Scaling curves from a stored run's samples, with no model calls:
+    /// accuracy at every n for majority, pass@k, best-of-n and weighted
+    /// majority, with bootstrap intervals; p̂ and Δ̂ per task.
+    Analyze(analyze::Args),
+    /// Write SVG charts of a run's curves (accuracy vs n and vs tokens, per
+    /// agent, with interval bands) into a directory.
+    Plot(plot::Args),
+    /// Write one record per sample of a run to stdout.
+    Export(export::Args),
+}
+
+pub fn exec(command: Command) -> anyhow::Result<ExitCode> {
+    match command {
+        Command::Run(args) => run::exec(args),
+        Command::Resume(args) => resume::exec(args),
+        Command::Replay(args) => replay::exec(args),
+        Command::Validate(args) => validate::exec(args),
+        Command::Graph(args) => graph::exec(args),
+        Command::Schema => schema::exec(),
+        Command::Runs(args) => runs::exec(args),
+        Command::Show(args) => show::exec(args),
+        Command::SimServer(args) => sim_server::exec(args),
+        Command::Analyze(args) => analyze::exec(args),
+        Command::Plot(args) => plot::exec(args),
+        Command::Export(args) => export::exec(args),
+    }
+}

@@ -1,0 +1,145 @@
+//! `crucible show`: a stored run's summary, or with `--transcript TASK` the
+//! graph runs of one task as chat transcripts (model text shown as it was
+//! written, indented under each message's header).
+
+use std::process::ExitCode;
+
+use crucible::Error;
+use crucible::store::Transcript;
+
+use super::common::{DbArg, open_existing};
+
+#[derive(clap::Args)]
+pub struct Args {
+    /// Run id (see `crucible runs`).
+    pub run: i64,
+    #[command(flatten)]
+    pub db: DbArg,
+    /// Print JSON instead of the table.
+    #[arg(long)]
+    pub json: bool,
+    /// Print the graph runs of this task (its id) as chat transcripts.
+    #[arg(long, value_name = "TASK")]
+    pub transcript: Option<String>,
+}
+
+pub fn exec(
+    Args {
+        run,
+        db,
+        json,
+        transcript,
+    }: Args,
+) -> anyhow::Result<ExitCode> {
+    let Some(task) = transcript else {
+        return summary(run, &db, json);
+    };
+    let store = open_existing(&db.db)?;
+    let runs = store.transcript(run, &task)?;
+    if runs.is_empty() {
+        let ids: Vec<String> = store
+            .run_tasks(run)?
+            .tasks
+            .into_iter()
+            .map(|t| t.0)
+            .collect();
+        let why = if ids.contains(&task) {
+            format!(
+                "task `{task}` of run {run} has no graph runs: the scenario has no `graph`, or the run stopped before one of this task's finished"
+            )
+        } else {
+            format!(
+                "run {run} has no task `{task}` (its {} task(s) run from `{}` to `{}`){}",
+                ids.len(),
+                ids.first().map_or("", String::as_str),
+                ids.last().map_or("", String::as_str),
+                crucible::scenario::diagnostic::did_you_mean(&task, ids.iter().map(String::as_str)),
+            )
+        };
+        return Err(Error::Setup(format!("{}: {why}", db.db.display())).into());
+    }
+    if json {
+        outln!("{}", serde_json::to_string(&transcript_json(&runs))?);
+    } else {
+        out!("{}", transcript_text(run, &task, &runs));
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+/// The run's summary, as `crucible run` prints it.
+fn summary(run: i64, db: &DbArg, json: bool) -> anyhow::Result<ExitCode> {
+    let store = open_existing(&db.db)?;
+    let summary = store.run_summary(run)?;
+    if json {
+        outln!("{}", summary.json(&db.db));
+    } else {
+        outln!("{}", summary.table());
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+/// Graph runs as chat transcripts: each message's turn, node, sender and
+/// where it went, then its text indented.
+fn transcript_text(run: i64, task: &str, runs: &[Transcript]) -> String {
+    let mut out = format!("run {run} · task {task} · {} graph run(s)\n", runs.len());
+    for r in runs {
+        out += &format!(
+            "\n── graph run {} · {} · {} turns\n",
+            r.attempt, r.ending, r.turns
+        );
+        for (i, m) in r.messages.iter().enumerate() {
+            let who = match (&m.sender, m.summary) {
+                (Some(s), true) => format!("{s} (summary)"),
+                (Some(s), false) => s.to_string(),
+                (None, _) => "(joined)".into(),
+            };
+            let to = if m.receivers.is_empty() {
+                String::new()
+            } else {
+                format!(" → {}", m.receivers.join(", "))
+            };
+            let answer = if r.final_message == Some(i) {
+                "  ◀ answer"
+            } else {
+                ""
+            };
+            out += &format!("[{i}] turn {} · {} · {who}{to}{answer}\n", m.turn, m.node);
+            for (_, code, name) in r.injected.iter().filter(|f| f.0 == i) {
+                out += &format!("    ⚠ injected {code} {name}\n");
+            }
+            for line in m.text.lines() {
+                out += &format!("    {line}\n");
+            }
+        }
+    }
+    out
+}
+
+fn transcript_json(runs: &[Transcript]) -> serde_json::Value {
+    serde_json::Value::Array(
+        runs.iter()
+            .map(|r| {
+                serde_json::json!({
+                    "attempt": r.attempt,
+                    "ending": r.ending,
+                    "turns": r.turns,
+                    "final_message": r.final_message,
+                    "messages": r.messages.iter().map(|m| serde_json::json!({
+                        "turn": m.turn,
+                        "node": m.node,
+                        "sender": m.sender.as_deref(),
+                        "reply_to": m.reply_to,
+                        "receivers": m.receivers,
+                        "summary": m.summary,
+                        "text": m.text,
+                    })).collect::<Vec<_>>(),
+                    "injected": r.injected.iter().map(|(position, code, name)| serde_json::json!({
+                        "message": position,
+                        "mode": code,
+                        "name": name,
+                    })).collect::<Vec<_>>(),
+                })
+            })
+            .collect(),
+    )
+}
