@@ -4,7 +4,7 @@
 //!
 //! The graph runner ([`crate::engine::executor`]) builds a scene for every turn of
 //! an agent on the simulated model and sends it with the request; the
-//! simulated provider acts on it ([`crate::model::persona`]) and network providers
+//! simulated provider acts on it ([`crate::model::actor`]) and network providers
 //! never see one. The prompt holds the same transcript as text.
 
 use std::sync::Arc;

@@ -111,7 +111,7 @@ pub enum Api {
     OpenAi,
     /// `POST {base_url}/messages`, `x-api-key`, `anthropic-version: 2023-06-01`.
     Anthropic,
-    /// `POST {base_url}` with a reward request (see [`parse_reward`]).
+    /// `POST {base_url}` with a reward request (see [`crate::model::network::parse_reward`]).
     RewardModel,
 }
 

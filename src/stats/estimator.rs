@@ -269,7 +269,7 @@ pub const TWO_LEVEL_MAX_CLASSES: usize = 64;
 /// 1/(number tied)), for every `k` from 0 to the pool's size.
 ///
 /// Two-level scores (every vote 0 or one positive value, as from an oracle
-/// or a pass/fail check) have an exact form ([`two_level_curve`]). No closed
+/// or a pass/fail check) have an exact form (`two_level_curve`). No closed
 /// form exists for sums of real scores, so pools of up to
 /// [`WEIGHTED_EXACT_MAX`] samples are enumerated exactly and larger ones are
 /// estimated from `permutations` seeded random orders of the pool: the first
