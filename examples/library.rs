@@ -18,6 +18,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         handle_ctrl_c: false,
         cache: false,
         budget: Default::default(),
+        fail_on_error: None,
         overrides: Vec::new(),
     });
     let summary = runner.run(scenario.as_ref(), |s, run_id| {

@@ -20,6 +20,7 @@ use crate::model::provider::{
     CallRequest, CallResponse, Provider, ProviderError, Turn, UsageBound, call_key,
 };
 use crate::scenario::budget::Spend;
+use crate::scenario::tolerance::ErrorTolerance;
 use crate::scenario::{Scenario, Task, Verifier};
 use crate::stats::estimator::Binomials;
 use crate::stats::strategy::{self, PoolSample, TaskOutcome, UNSCORED};
@@ -86,6 +87,30 @@ enum Stop {
     /// Which cap the next call would have exceeded.
     Budget(String),
     Failed(String),
+    /// Calls failed after their retries: this many samples are errors (the
+    /// first one's message). The task cannot be evaluated; whether the run
+    /// goes on is `fail_on_error`'s to say.
+    Errored {
+        samples: u64,
+        message: String,
+    },
+}
+
+impl Stop {
+    /// Why a task stops whose calls stopped for `self` and for `other`:
+    /// errors add up, and anything else outranks an error.
+    fn and(self, other: Stop) -> Stop {
+        match (self, other) {
+            (Stop::Errored { samples, message }, Stop::Errored { samples: more, .. }) => {
+                Stop::Errored {
+                    samples: samples + more,
+                    message,
+                }
+            }
+            (Stop::Errored { .. }, other) => other,
+            (stop, _) => stop,
+        }
+    }
 }
 
 struct Shared {
@@ -106,6 +131,9 @@ struct Shared {
     model_names: Vec<Arc<str>>,
     /// Each model's [`Provider::fingerprint`], for cache keys.
     fingerprints: Vec<String>,
+    /// Whether each model has answered a call: one that never has and
+    /// cannot be reached ends the run at once.
+    answered: Vec<AtomicBool>,
     stored: Arc<StoredCalls>,
 }
 
@@ -180,6 +208,11 @@ impl Executor {
             agent_names: sc.agents.iter().map(|a| a.name.as_str().into()).collect(),
             model_names: sc.models.iter().map(|m| m.name.as_str().into()).collect(),
             fingerprints: self.providers.iter().map(|p| p.fingerprint()).collect(),
+            answered: self
+                .providers
+                .iter()
+                .map(|_| AtomicBool::new(false))
+                .collect(),
             scenario: self.scenario.clone(),
             providers: self.providers,
             stored,
@@ -194,6 +227,8 @@ impl Executor {
         }
         let mut failure: Option<String> = None;
         let mut stopped = None;
+        let planned = sc.planned_samples();
+        let mut errors = 0;
         // Tasks in flight: enough to keep `concurrency` calls busy, bounded so
         // memory does not grow with the dataset.
         let window = self.concurrency.max(2);
@@ -229,6 +264,16 @@ impl Executor {
                             failure.get_or_insert(e);
                             Status::Failed
                         }
+                        // The task's errors are in the trace; the run goes
+                        // on while they are tolerated.
+                        Stop::Errored { samples, message } => {
+                            errors += samples;
+                            if stopped.is_some() || sc.fail_on_error.tolerates(errors, planned) {
+                                continue;
+                            }
+                            failure.get_or_insert(too_many_errors(sc, errors, &message));
+                            Status::Failed
+                        }
                     };
                     // Let in-flight tasks finish what they can; start no more.
                     stopped.get_or_insert(kind);
@@ -251,6 +296,20 @@ impl Executor {
             error: failure,
             outcomes,
         }
+    }
+}
+
+/// Why a run with `errors` errored samples fails, given the first one's
+/// `message`, in one line that says what to do.
+fn too_many_errors(sc: &Scenario, errors: u64, message: &str) -> String {
+    match sc.fail_on_error {
+        ErrorTolerance::None => format!(
+            "{message} (a failed call fails the run; `fail_on_error` or --fail-on-error tolerates some)"
+        ),
+        tolerance => format!(
+            "{errors} samples failed, more than {} tolerates; the first: {message}",
+            tolerance.describe(sc.planned_samples())
+        ),
     }
 }
 
@@ -378,7 +437,7 @@ async fn draw_pool(
     futures_util::pin_mut!(calls);
 
     let mut pool: Vec<Option<PoolSample>> = vec![None; size];
-    let mut stop = None;
+    let mut stop: Option<Stop> = None;
     while let Some((first, n, sent)) = calls.next().await {
         let recorded = match sent {
             Ok(sent) => conversation.record(sh, (&[], None), first, n, sent).await,
@@ -391,7 +450,10 @@ async fn draw_pool(
                 }
             }
             Err(s) => {
-                stop.get_or_insert(s);
+                stop = Some(match stop.take() {
+                    Some(earlier) => earlier.and(s),
+                    None => s,
+                });
             }
         }
     }
@@ -553,7 +615,27 @@ async fn send<'s>(sh: &'s Shared, model: usize, req: CallRequest<'_>) -> Result<
         .map_err(Stop::Budget)?;
     sh.progress.requests.fetch_add(1, Ordering::Relaxed);
     let response = provider.complete(req).await;
+    if response.is_ok() {
+        sh.answered[model].store(true, Ordering::Relaxed);
+    }
     Ok((key, response, Some(reservation)))
+}
+
+/// Why a failed call to `model` must end the run at once, whatever errors
+/// it tolerates: retrying anything would fail the same way (a bad key, a
+/// wrong model), or the model was never reached (nothing listens at its URL).
+fn fatal(
+    sh: &Shared,
+    model: usize,
+    response: &Result<CallResponse, ProviderError>,
+) -> Option<String> {
+    match response {
+        Err(e) if e.fatal => Some(e.to_string()),
+        Err(e) if e.unreachable && !sh.answered[model].load(Ordering::Relaxed) => {
+            Some(e.to_string())
+        }
+        _ => None,
+    }
 }
 
 /// Settle a call's reservation with what `record` used. Returns whether the
@@ -655,14 +737,33 @@ impl<'a> Conversation<'a> {
             prompt: &self.prompt_blob,
             key,
         };
-        let fatal = match &response {
-            Err(e) if e.fatal => Some(e.to_string()),
-            _ => None,
+        let failed = match &response {
+            Err(e) => Some((
+                fatal(sh, sc.agents[self.agent_idx].model, &response),
+                e.to_string(),
+            )),
+            Ok(_) => None,
         };
         let (mut record, mut samples) = trace_call(sh, &call, response);
         // Settled before judging: the judges' calls may wait on the budget
         // until every reservation is settled.
         let new = settle(sh, &record, reservation);
+        if let Some((fatal, message)) = failed {
+            // Errors are traced but never scored: nothing came back to score.
+            if new {
+                write(sh, Record::Call(Box::new(record))).await?;
+            }
+            if self.planned {
+                sh.progress.samples.fetch_add(n as u64, Ordering::Relaxed);
+            }
+            return Err(match fatal {
+                Some(why) => sh.fail(why),
+                None => Stop::Errored {
+                    samples: n as u64,
+                    message,
+                },
+            });
+        }
         let runs = |pick: fn(&crate::scenario::Verifier) -> bool| {
             call.verifiers.iter().any(|&v| pick(&sc.verifiers[v]))
         };
@@ -705,9 +806,6 @@ impl<'a> Conversation<'a> {
         if self.planned {
             sh.progress.samples.fetch_add(n as u64, Ordering::Relaxed);
         }
-        if let Some(message) = fatal {
-            return Err(sh.fail(message));
-        }
         if let Some(stop) = stopped {
             return Err(stop);
         }
@@ -735,15 +833,6 @@ async fn judge(
 ) -> (Vec<Judgement>, Option<Stop>) {
     let sc = &*sh.scenario;
     let jobs = call.jobs(sc, record.samples.len(), |v| v.model().is_some());
-    if let Some(e) = &record.error {
-        // Nothing to judge: the samples are the failed call's abstentions.
-        let why = format!("not judged: the sample's call failed: {e}");
-        let verdicts = jobs
-            .iter()
-            .map(|_| Ok(Verdict::failed(why.clone())))
-            .collect();
-        return collect_verdicts(sh, call, record, pool, jobs, verdicts);
-    }
     let record_ref = &*record;
     let verdicts = futures_util::future::join_all(jobs.iter().map(|&(i, _, v)| {
         judge_one(
@@ -768,18 +857,6 @@ struct Verdict {
     call: Option<Box<CallRecord>>,
     /// The call's error, when it must stop the run.
     fatal: Option<String>,
-}
-
-impl Verdict {
-    fn failed(why: String) -> Verdict {
-        Verdict {
-            score: Score::failed(why),
-            steps: Vec::new(),
-            tokens: 0,
-            call: None,
-            fatal: None,
-        }
-    }
 }
 
 /// Put each job's verdict on its sample.
@@ -851,10 +928,7 @@ async fn judge_one(
         scene: None,
     };
     let (key, response, reservation) = send(sh, model, req).await?;
-    let fatal = match &response {
-        Err(e) if e.fatal => Some(e.to_string()),
-        _ => None,
-    };
+    let fatal = fatal(sh, model, &response);
     let (replies, exchange) = Exchange::of(response, 1);
     let reply = replies.into_iter().next().map(|r| r.0);
     let (score, steps) = match (&exchange.error, &reply) {
@@ -1013,7 +1087,7 @@ fn trace_call(
         } else {
             None
         };
-        let correct = correctness(answer.as_ref(), task);
+        let correct = correctness(answer.as_ref(), task).filter(|_| error.is_none());
         let mut scores = vec![f64::NAN; sc.verifiers.len()];
         let mut stored_scores = Vec::with_capacity(call.verifiers.len());
         let candidate = Candidate {
@@ -1027,7 +1101,7 @@ fn trace_call(
             answer: answer.as_ref().map(|a| a.normalized.as_str()),
             correct,
         };
-        for &v in call.verifiers {
+        for &v in call.verifiers.iter().filter(|_| error.is_none()) {
             // Commands and judges leave a blank, filled in by `score_by_commands` and `judge`.
             let s = sc.verifiers[v]
                 .score_now(sc.seed, &candidate)

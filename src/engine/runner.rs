@@ -17,8 +17,9 @@ use crate::model::network::NetworkModel;
 use crate::model::provider::Provider;
 use crate::model::replay::Recorded;
 use crate::scenario::budget::Budget;
+use crate::scenario::tolerance::ErrorTolerance;
 use crate::scenario::validator::{directory_of, load_scenario, load_scenario_in};
-use crate::scenario::{ModelKind, Scenario, hash_without_budget};
+use crate::scenario::{ModelKind, Scenario, hash_without_limits};
 use crate::stats::summary::{RunSummary, summarize};
 use crate::store::{NewRun, Resumed, RunSource, Store, TaskRow};
 
@@ -35,6 +36,9 @@ pub struct RunOptions {
     pub cache: bool,
     /// Caps that replace the scenario's (`--max-requests` and the like).
     pub budget: Budget,
+    /// How many errored samples to tolerate, instead of the scenario's
+    /// `fail_on_error` (`--fail-on-error`).
+    pub fail_on_error: Option<ErrorTolerance>,
     /// `PATH=VALUE` overrides of the scenario file's values (`--set`); a
     /// stored scenario carries its own.
     pub overrides: Vec<String>,
@@ -83,9 +87,12 @@ impl Runner {
         )?)
     }
 
-    /// Replace the scenario's caps with those given on the command line, and
-    /// check that its models can be held to them.
-    fn override_budget(&self, scenario: &mut Scenario) -> Result<(), Error> {
+    /// Replace the scenario's limits with those given on the command line,
+    /// and check that its models can be held to its caps.
+    fn override_limits(&self, scenario: &mut Scenario) -> Result<(), Error> {
+        if let Some(tolerance) = self.options.fail_on_error {
+            scenario.fail_on_error = tolerance;
+        }
         let (b, o) = (&mut scenario.budget, &self.options.budget);
         b.max_requests = o.max_requests.or(b.max_requests);
         b.max_tokens = o.max_tokens.or(b.max_tokens);
@@ -192,22 +199,23 @@ impl Runner {
     ) -> Result<RunSummary, Error> {
         let store = Store::open(&self.options.db)?;
         let source = store.run_source(run_id)?;
-        drop(store);
-        if source.status == "completed" {
+        // A completed run may still hold errors it tolerated: those are retried.
+        if source.status == "completed" && store.run_summary(run_id)?.errors == 0 {
             return Err(Error::Setup(format!(
                 "run {run_id} is already completed; nothing to resume"
             )));
         }
+        drop(store);
         match file {
             Some(file) => {
                 let scenario = Self::validate(file, &self.options.overrides)?;
-                // Only `budget` may differ: compare the scenarios without it.
-                let meaning = hash_without_budget(&scenario.source.text, &scenario.source.files);
-                if meaning.is_none() || meaning != hash_without_budget(&source.text, &source.files)
+                // Only the limits may differ: compare the scenarios without them.
+                let meaning = hash_without_limits(&scenario.source.text, &scenario.source.files);
+                if meaning.is_none() || meaning != hash_without_limits(&source.text, &source.files)
                 {
                     return Err(Error::Setup(format!(
                         "{} has changed since run {run_id} was made from it (scenario hash {} vs {}); \
-                         only `budget` may change when resuming. Resume without a file to use the \
+                         only `budget` and `fail_on_error` may change when resuming. Resume without a file to use the \
                          stored scenario, or start a new run",
                         file.display(),
                         &scenario.source.hash[..12],
@@ -253,7 +261,7 @@ impl Runner {
         };
         let mut scenario =
             load_scenario_in(path, &self.options.overrides, made_in).map_err(Error::Invalid)?;
-        self.override_budget(&mut scenario)?;
+        self.override_limits(&mut scenario)?;
         let scenario = Arc::new(scenario);
         // Providers first: a missing API key fails before anything is written.
         let mut providers =

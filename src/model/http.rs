@@ -34,6 +34,9 @@ pub enum Failure {
     NTooLarge { max: usize, message: String },
     /// Retries ran out.
     GaveUp(String),
+    /// Retries ran out without a connection ever being made: nothing
+    /// listens at the URL.
+    Unreachable(String),
 }
 
 /// A configured endpoint.
@@ -57,6 +60,7 @@ pub async fn post<T>(
     parse: impl Fn(&str) -> Result<T, String>,
 ) -> (Result<(T, String), Failure>, Vec<Attempt>) {
     let mut attempts = Vec::new();
+    let mut connected = false;
     let mut wait = Duration::ZERO;
     let mut rng = jitter_rng();
     for attempt in 0..=ep.policy.max_retries {
@@ -76,6 +80,7 @@ pub async fn post<T>(
         }
         let result = match req.send().await {
             Ok(resp) => {
+                connected = true;
                 let status = resp.status().as_u16();
                 let retry_after = resp
                     .headers()
@@ -87,7 +92,10 @@ pub async fn post<T>(
                     Err(e) => Err(format!("reading the response body: {}", error_chain(&e))),
                 }
             }
-            Err(e) => Err(error_chain(&e)),
+            Err(e) => {
+                connected |= !e.is_connect();
+                Err(error_chain(&e))
+            }
         };
         let latency_ms = started.elapsed().as_secs_f64() * 1000.0;
         let mut record = Attempt {
@@ -135,14 +143,22 @@ pub async fn post<T>(
         .last()
         .and_then(|a| a.error.clone())
         .unwrap_or_default();
-    (
-        Err(Failure::GaveUp(format!(
+    let failure = if connected {
+        Failure::GaveUp(format!(
             "gave up after {} attempts at {}; last error: {last}",
             attempts.len(),
             ep.url
-        ))),
-        attempts,
-    )
+        ))
+    } else {
+        // The innermost cause says it: "Connection refused (os error 111)".
+        let cause = last.rsplit(": ").next().unwrap_or(&last);
+        Failure::Unreachable(format!(
+            "cannot connect to {} ({cause}; {} attempts)",
+            ep.url,
+            attempts.len()
+        ))
+    };
+    (Err(failure), attempts)
 }
 
 /// What a non-retryable status means, in words a person can act on.

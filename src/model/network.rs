@@ -451,6 +451,16 @@ impl Provider for NetworkModel {
                 Err(Failure::GaveUp(message)) => {
                     return Err(self.error(message, latency, attempts, false));
                 }
+                Err(Failure::Unreachable(message)) => {
+                    let hint = format!(
+                        "{message} — is the server running? Start it, or point the model at one: --set models.{}.base_url=URL",
+                        self.config.name
+                    );
+                    return Err(ProviderError {
+                        unreachable: true,
+                        ..self.error(hint, latency, attempts, false)
+                    });
+                }
                 Err(Failure::Fatal(message)) => {
                     return Err(self.error(message, latency, attempts, true));
                 }
@@ -485,6 +495,7 @@ impl NetworkModel {
             latency_ms,
             attempts,
             fatal,
+            unreachable: false,
         }
     }
 }

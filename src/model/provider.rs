@@ -94,6 +94,8 @@ pub struct ProviderError {
     /// Whether the whole run should stop (bad key, wrong URL): retrying
     /// other samples would fail the same way.
     pub fatal: bool,
+    /// Whether no connection to the model could be made at all.
+    pub unreachable: bool,
 }
 
 /// The cache key of a call: blake3 of the provider's fingerprint, the

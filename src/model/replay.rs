@@ -84,6 +84,7 @@ impl Provider for Recorded {
             latency_ms: 0.0,
             attempts: Vec::new(),
             fatal: true,
+            unreachable: false,
         })
     }
 }

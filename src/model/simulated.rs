@@ -153,6 +153,7 @@ impl Provider for SimulatedModel {
                     latency_ms: ms,
                     attempts: Vec::new(),
                     fatal: false,
+                    unreachable: false,
                 });
             }
             completions.push(c);

@@ -63,6 +63,9 @@ pub struct AgentPools {
     /// Tasks left out of the curves because their pool is smaller (an
     /// interrupted run) or they have no expected answer.
     pub skipped: usize,
+    /// Tasks left out because a call of their pool failed (errors, which
+    /// `crucible resume` retries).
+    pub errors: usize,
     /// Verifiers that scored every sample of the pools, so they have curves.
     pub verifiers: Vec<String>,
 }
@@ -123,6 +126,8 @@ struct Pool {
     samples: Vec<(Option<usize>, bool, u64)>,
     /// Per verifier (by interned index): the score of each sample (NaN: none).
     scores: Vec<Vec<f64>>,
+    /// Whether a call of the pool failed: the pool is not one to estimate from.
+    errored: bool,
 }
 
 impl Pool {
@@ -159,11 +164,16 @@ pub fn analyze(
         curves: Vec::new(),
         tasks: pools
             .iter()
+            .filter(|p| !p.errored)
             .map(|p| task_estimate(p, &run.tasks[p.task], &agents[p.agent]))
             .collect(),
     };
     for (ai, agent) in agents.iter().enumerate() {
-        let mine: Vec<&Pool> = pools.iter().filter(|p| p.agent == ai).collect();
+        let errors = pools.iter().filter(|p| p.agent == ai && p.errored).count();
+        let mine: Vec<&Pool> = pools
+            .iter()
+            .filter(|p| p.agent == ai && !p.errored)
+            .collect();
         let size = mine.iter().map(|p| p.samples.len()).max().unwrap_or(0);
         let full: Vec<&Pool> = mine
             .iter()
@@ -184,6 +194,7 @@ pub fn analyze(
             pool_size: size,
             tasks: full.len(),
             skipped: mine.len() - full.len(),
+            errors,
             verifiers: scored.iter().map(|&v| verifiers[v].clone()).collect(),
         });
         if full.is_empty() {
@@ -366,6 +377,8 @@ fn read_stored_pools(store: &Store, run_id: i64) -> Result<Pools, StoreError> {
                 .map(|(class, correct, tokens)| (class.map(|c| c as usize), correct, tokens))
                 .collect(),
             scores,
+            // Only finished tasks leave a pool row, and a finished task has no errors.
+            errored: false,
         });
     })?;
     Ok(read)
@@ -414,6 +427,7 @@ fn read_samples_then_merge(
                 answers: Vec::new(),
                 samples: Vec::new(),
                 scores: Vec::new(),
+                errored: false,
             });
         }
         let index = (read.pools.len() - 1) as u32;
@@ -424,6 +438,7 @@ fn read_samples_then_merge(
                 pool.answers.len() - 1
             })
         });
+        pool.errored |= row.errored;
         ids.push((row.sample_id, index, pool.samples.len() as u32));
         pool.samples
             .push((class, row.correct == Some(true), row.tokens));
@@ -759,8 +774,14 @@ impl Analysis {
                     )
                 } else {
                     String::new()
-                }
+                },
             ));
+            if a.errors > 0 {
+                out.push_str(&format!(
+                    "{} tasks left out: a call of their pool failed (errors; `crucible resume {}` retries them)\n",
+                    a.errors, self.run_id
+                ));
+            }
             if !deltas.is_empty() {
                 out.push_str(&format!(
                     "p̂ of the correct answer: mean {:.3} · Δ̂: mean {:.3}, ≤ 0 on {} of {} tasks (majority cannot converge there)\n",

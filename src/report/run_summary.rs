@@ -21,6 +21,11 @@ impl RunSummary {
         // Samples drawn get a column only when a strategy stops early.
         let early = self.results.iter().any(|r| r.mean_samples != r.n as f64);
         let mut header = vec!["strategy", "n", "accuracy", "95% CI", "abstain"];
+        // Errors get a column only when some call failed.
+        let errored = self.errored_tasks > 0;
+        if errored {
+            header.push("errored tasks");
+        }
         if early {
             header.push("samples/task");
         }
@@ -43,6 +48,9 @@ impl RunSummary {
                 }),
                 Cell::new(pct(r.abstain_rate)).set_alignment(CellAlignment::Right),
             ];
+            if errored {
+                row.push(Cell::new(self.errored_tasks).set_alignment(CellAlignment::Right));
+            }
             if early {
                 row.push(
                     Cell::new(format!("{:.1}", r.mean_samples)).set_alignment(CellAlignment::Right),
@@ -69,8 +77,13 @@ impl RunSummary {
         } else {
             String::new()
         };
+        let errors = if self.errors > 0 {
+            format!(" ({} errors)", self.errors)
+        } else {
+            String::new()
+        };
         format!(
-            "run {} · {} · {} · {} samples · {} requests · {} tokens{verifiers}{cost}\n{t}",
+            "run {} · {} · {} · {} samples{errors} · {} requests · {} tokens{verifiers}{cost}\n{t}",
             self.run_id,
             self.name,
             self.status,
@@ -88,6 +101,7 @@ impl RunSummary {
             "status": self.status,
             "samples": self.samples,
             "error": self.error,
+            "errors": self.errors,
             "spent": self.spent,
             "verifier_tokens": self.verifier_tokens,
             "db": db.display().to_string(),
@@ -101,6 +115,7 @@ impl RunSummary {
                 "ci_low": finite(r.ci_low),
                 "ci_high": finite(r.ci_high),
                 "tasks": r.tasks,
+                "errors": self.errored_tasks,
                 "abstain_rate": r.abstain_rate,
                 "mean_tokens": r.mean_tokens,
                 "mean_verifier_tokens": r.mean_verifier_tokens,

@@ -15,8 +15,8 @@ use crate::scenario::dataset::{self, RawItem};
 use crate::scenario::diagnostic::{Diagnostic, Diagnostics, SourceFile, Span, did_you_mean};
 use crate::scenario::node::{Located, Node, from_node};
 use crate::scenario::spec::{
-    AgentSpec, AnswerSpec, BudgetSpec, DatasetSpec, EdgeSpec, ModelSpec, NodeSpec, RESERVED_KEYS,
-    StrategySpec, TOP_LEVEL_KEYS, VerifierSpec,
+    AgentSpec, AnswerSpec, BudgetSpec, DatasetSpec, EdgeSpec, FailOnErrorSpec, ModelSpec, NodeSpec,
+    RESERVED_KEYS, StrategySpec, TOP_LEVEL_KEYS, VerifierSpec,
 };
 
 /// A scenario as written, section by section, with where each part came from.
@@ -38,6 +38,7 @@ pub struct Loaded {
     pub verifiers: Vec<(Located<String>, VerifierSpec)>,
     pub strategies: Vec<Located<StrategySpec>>,
     pub budget: BudgetSpec,
+    pub fail_on_error: Option<Located<FailOnErrorSpec>>,
     pub graph: Option<LoadedGraph>,
     /// Referenced files (path relative to the scenario, text), for the run record.
     pub files: Vec<(String, String)>,
@@ -135,6 +136,7 @@ impl Loader {
                 "verifiers" => self.loaded.verifiers = self.named(&source, value),
                 "strategies" => self.strategies(&source, value),
                 "budget" => self.loaded.budget = self.section(&source, value).unwrap_or_default(),
+                "fail_on_error" => self.loaded.fail_on_error = self.section(&source, value),
                 "graph" => self.graph(&source, value),
                 k if RESERVED_KEYS.contains(&k) => self.diags.push(source.error(
                     key.span,

@@ -24,6 +24,7 @@ pub mod persona;
 pub mod simulation;
 pub mod spec;
 pub mod template;
+pub mod tolerance;
 mod validated;
 pub mod validator;
 

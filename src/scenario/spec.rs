@@ -25,6 +25,7 @@ pub const TOP_LEVEL_KEYS: &[&str] = &[
     "verifiers",
     "strategies",
     "budget",
+    "fail_on_error",
     "graph",
     "judges",
     "sweep",
@@ -67,6 +68,13 @@ pub struct ScenarioSchema {
     /// Caps on what the run may spend.
     #[serde(default)]
     pub budget: Option<BudgetSpec>,
+    /// How many failed calls the run tolerates: `true` (the default) fails
+    /// it at the first, `false` never does, a fraction below 1 (`0.05`)
+    /// tolerates that share of the planned samples, a whole number (`10`)
+    /// that many. Errored samples are stored with their message and left
+    /// out of every result; `crucible resume` retries them.
+    #[serde(default)]
+    pub fail_on_error: Option<FailOnErrorSpec>,
     /// An agent graph: nodes (agents, routers, joins) and the edges between them.
     #[serde(default)]
     pub graph: Option<GraphSpec>,
@@ -614,6 +622,39 @@ pub struct BudgetSpec {
     /// Most money (USD) the run may spend; every model an agent uses needs a `price`.
     #[serde(default)]
     pub max_cost_usd: Option<Located<f64>>,
+}
+
+/// `fail_on_error`: a flag or a limit.
+#[derive(Debug, Clone, Copy, JsonSchema)]
+#[schemars(untagged)]
+pub enum FailOnErrorSpec {
+    Flag(bool),
+    Limit(f64),
+}
+
+impl<'de> Deserialize<'de> for FailOnErrorSpec {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        struct V;
+        impl serde::de::Visitor<'_> for V {
+            type Value = FailOnErrorSpec;
+            fn expecting(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
+                f.write_str("true, false, a fraction below 1 or a whole number of errors")
+            }
+            fn visit_bool<E>(self, v: bool) -> Result<FailOnErrorSpec, E> {
+                Ok(FailOnErrorSpec::Flag(v))
+            }
+            fn visit_i64<E>(self, v: i64) -> Result<FailOnErrorSpec, E> {
+                Ok(FailOnErrorSpec::Limit(v as f64))
+            }
+            fn visit_u64<E>(self, v: u64) -> Result<FailOnErrorSpec, E> {
+                Ok(FailOnErrorSpec::Limit(v as f64))
+            }
+            fn visit_f64<E>(self, v: f64) -> Result<FailOnErrorSpec, E> {
+                Ok(FailOnErrorSpec::Limit(v))
+            }
+        }
+        d.deserialize_any(V)
+    }
 }
 
 /// The JSON Schema of the scenario format.

@@ -13,6 +13,7 @@ use crate::scenario::budget::{Budget, Price};
 use crate::scenario::persona::Persona;
 use crate::scenario::simulation::SimulatedModel;
 use crate::scenario::template::Template;
+use crate::scenario::tolerance::ErrorTolerance;
 
 #[derive(Debug)]
 pub struct Scenario {
@@ -27,6 +28,8 @@ pub struct Scenario {
     pub verifiers: Vec<Verifier>,
     pub strategies: Vec<Strategy>,
     pub budget: Budget,
+    /// How many errored samples the run tolerates before it fails.
+    pub fail_on_error: ErrorTolerance,
     pub graph: Option<crate::scenario::graph::Graph>,
     /// The pseudo-agent (index into `agents`) whose samples are runs of
     /// `graph`.
@@ -46,19 +49,25 @@ pub fn source_hash(text: &str, files: &[(String, String)]) -> String {
     hasher.finalize().to_hex().to_string()
 }
 
-/// The hash of what a scenario means apart from its `budget`: its YAML
-/// document, with its `--set` overrides applied, as canonical JSON without
-/// the `budget` key, and its files. Two scenarios with the same one draw the
-/// same samples, so a run may be resumed from either (with a higher budget,
-/// say). `None` if the text does not parse.
-pub fn hash_without_budget(text: &str, files: &[(String, String)]) -> Option<String> {
+/// Top-level keys that say when a run stops, not what it draws.
+pub const LIMIT_KEYS: [&str; 2] = ["budget", "fail_on_error"];
+
+/// The hash of what a scenario means apart from its limits ([`LIMIT_KEYS`]):
+/// its YAML document, with its `--set` overrides applied, as canonical JSON
+/// without those keys, and its files. Two scenarios with the same one draw
+/// the same samples, so a run may be resumed from either (with a higher
+/// budget, say). `None` if the text does not parse.
+pub fn hash_without_limits(text: &str, files: &[(String, String)]) -> Option<String> {
     let source = crate::scenario::diagnostic::SourceFile::new("", text);
     let mut root = crate::scenario::node::Node::parse(&source).ok()?;
     if !crate::scenario::overrides::apply(&source, &mut root).is_empty() {
         return None;
     }
     let mut json = root.to_json();
-    json.as_object_mut()?.remove("budget");
+    let document = json.as_object_mut()?;
+    for key in LIMIT_KEYS {
+        document.remove(key);
+    }
     Some(source_hash(&json.to_string(), files))
 }
 

@@ -16,11 +16,12 @@ use crate::scenario::node::Located;
 use crate::scenario::persona::{Persona, Role};
 use crate::scenario::simulation::{AnswerStyle, Distribution, SimulatedModel, spread_shares};
 use crate::scenario::spec::{
-    AggregateSpec, CheckSpec, ExtractSpec, ModelSpec, NormalizeStep, RoleSpec, ScaleSpec,
-    SimulateSpec, Spread, StepsSpec, StopSpec, StrategyKindSpec, StrategySpec, VerifierKindSpec,
-    VerifierSpec,
+    AggregateSpec, CheckSpec, ExtractSpec, FailOnErrorSpec, ModelSpec, NormalizeStep, RoleSpec,
+    ScaleSpec, SimulateSpec, Spread, StepsSpec, StopSpec, StrategyKindSpec, StrategySpec,
+    VerifierKindSpec, VerifierSpec,
 };
 use crate::scenario::template::Template;
+use crate::scenario::tolerance::ErrorTolerance;
 use crate::scenario::{
     Agent, Aggregate, CANDIDATE_FIELDS, Check, Correction, DEFAULT_FEEDBACK, DEFAULT_JUDGE_SCORE,
     DEFAULT_JUDGE_YES_NO, Judge, Model, ModelKind, RewardModel, Scale, Scenario, ScenarioSource,
@@ -115,6 +116,7 @@ impl<'a> Validator<'a> {
         let verifiers = self.verifiers(&tasks);
         let strategies = self.strategies(&agents, &verifiers);
         let budget = self.budget();
+        let fail_on_error = self.fail_on_error();
         let graph = self.graph(&agents, &verifiers);
         self.unreachable_failures(&agents, graph.as_ref());
         if let Some((span, _)) = &l.dataset
@@ -143,6 +145,7 @@ impl<'a> Validator<'a> {
             verifiers,
             strategies,
             budget,
+            fail_on_error,
             graph,
             graph_agent,
         };
@@ -1655,6 +1658,20 @@ impl<'a> Validator<'a> {
                 );
                 None
             }
+        }
+    }
+
+    /// How many failed calls the run tolerates.
+    fn fail_on_error(&mut self) -> ErrorTolerance {
+        let Some(setting) = &self.loaded.fail_on_error else {
+            return ErrorTolerance::default();
+        };
+        match setting.value {
+            FailOnErrorSpec::Flag(fail) => ErrorTolerance::from_flag(fail),
+            FailOnErrorSpec::Limit(v) => ErrorTolerance::from_number(v).unwrap_or_else(|e| {
+                self.err(setting.span, e);
+                ErrorTolerance::default()
+            }),
         }
     }
 

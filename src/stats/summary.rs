@@ -54,6 +54,10 @@ pub struct RunSummary {
     pub samples: u64,
     /// Why the run failed or stopped at its budget, when it did.
     pub error: Option<String>,
+    /// Samples whose call failed after its retries: errors, never scored.
+    pub errors: u64,
+    /// Tasks those errors leave out of every row (until a resume retries them).
+    pub errored_tasks: u64,
     /// Calls, tokens and dollars the run spent, over all its sessions.
     pub spent: Spend,
     /// The part of `spent.tokens` that verifiers' models used.

@@ -13,6 +13,8 @@ pub struct PoolSampleRow<'a> {
     pub correct: Option<bool>,
     /// Output tokens, plus the request's input tokens on its first sample.
     pub tokens: u64,
+    /// Whether its call failed: an error, not an answer or an abstention.
+    pub errored: bool,
 }
 
 impl Store {
@@ -27,7 +29,8 @@ impl Store {
         let mut st = self
             .conn
             .prepare(
-                "SELECT id, agent, task_index, normalized, correct, input_tokens + output_tokens
+                "SELECT id, agent, task_index, normalized, correct, input_tokens + output_tokens,
+                    error IS NOT NULL
                  FROM samples WHERE run_id = ?1 AND round IS NULL
                  ORDER BY agent, task_index, sample_index",
             )
@@ -42,6 +45,7 @@ impl Store {
                     normalized: r.get_ref(3)?.as_str_or_null()?,
                     correct: r.get::<_, Option<i64>>(4)?.map(|c| c != 0),
                     tokens: r.get::<_, i64>(5)? as u64,
+                    errored: r.get(6)?,
                 })
             })()
             .map_err(self.err())?;

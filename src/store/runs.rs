@@ -222,7 +222,9 @@ impl Store {
         let head = self
             .conn
             .query_row(
-                "SELECT name, status, scenario_path, (SELECT count(*) FROM samples WHERE run_id = ?1), error
+                "SELECT name, status, scenario_path, (SELECT count(*) FROM samples WHERE run_id = ?1), error,
+                    (SELECT count(*) FROM samples WHERE run_id = ?1 AND error IS NOT NULL),
+                    (SELECT count(DISTINCT task_index) FROM samples WHERE run_id = ?1 AND error IS NOT NULL)
                  FROM runs WHERE id = ?1",
                 [run_id],
                 |r| {
@@ -232,6 +234,8 @@ impl Store {
                         r.get::<_, String>(2)?,
                         r.get::<_, i64>(3)?,
                         r.get::<_, Option<String>>(4)?,
+                        r.get::<_, i64>(5)?,
+                        r.get::<_, i64>(6)?,
                     ))
                 },
             )
@@ -274,6 +278,8 @@ impl Store {
             scenario_path: head.2,
             samples: head.3 as u64,
             error: head.4,
+            errors: head.5 as u64,
+            errored_tasks: head.6 as u64,
             spent: self.spent(run_id)?,
             verifier_tokens: self.verifier_tokens(run_id)?,
             results,
@@ -377,22 +383,40 @@ impl Store {
         })
     }
 
-    /// Mark a run as running again, for `resume`.
-    pub fn reopen_run(&self, run_id: i64, resumed: &Resumed<'_>) -> Result<()> {
-        self.conn
+    /// Mark a run as running again, for `resume`, and clear its errored
+    /// samples so that their calls are made again (the failed calls stay in
+    /// `calls`, with their attempts). Returns how many samples were cleared.
+    pub fn reopen_run(&self, run_id: i64, resumed: &Resumed<'_>) -> Result<u64> {
+        let tx = self.conn.unchecked_transaction().map_err(self.err())?;
+        let errored = "SELECT id FROM samples WHERE run_id = ?1 AND error IS NOT NULL";
+        for table in ["scores", "step_scores"] {
+            tx.execute(
+                &format!("DELETE FROM {table} WHERE sample_id IN ({errored})"),
+                [run_id],
+            )
+            .map_err(self.err())?;
+        }
+        let cleared = tx
             .execute(
-                "UPDATE runs SET status = 'running', finished_at = NULL, error = NULL,
+                "DELETE FROM samples WHERE run_id = ?1 AND error IS NOT NULL",
+                [run_id],
+            )
+            .map_err(self.err())?;
+        tx.execute(
+            "UPDATE runs SET status = 'running', finished_at = NULL, error = NULL,
                     scenario_text = ?2, scenario_hash = ?3
                  WHERE id = ?1",
-                params![run_id, resumed.scenario_text, resumed.scenario_hash],
-            )
-            .map_err(self.err())?;
-        self.conn
-            .execute(
-                "INSERT INTO events (run_id, at, kind, detail) VALUES (?1, ?2, 'run_resumed', ?3)",
-                params![run_id, now(), resumed.detail.to_string()],
-            )
-            .map_err(self.err())?;
-        Ok(())
+            params![run_id, resumed.scenario_text, resumed.scenario_hash],
+        )
+        .map_err(self.err())?;
+        let mut detail = resumed.detail.clone();
+        detail["retried_errors"] = cleared.into();
+        tx.execute(
+            "INSERT INTO events (run_id, at, kind, detail) VALUES (?1, ?2, 'run_resumed', ?3)",
+            params![run_id, now(), detail.to_string()],
+        )
+        .map_err(self.err())?;
+        tx.commit().map_err(self.err())?;
+        Ok(cleared as u64)
     }
 }

@@ -303,7 +303,7 @@ impl<'c> BatchWriter<'c> {
                         s.extracted,
                         s.normalized,
                         s.correct,
-                        s.normalized.is_none(),
+                        s.normalized.is_none() && s.error.is_none(),
                         if i == 0 { c.input_tokens as i64 } else { 0 },
                         s.output_tokens as i64,
                         c.latency_ms,

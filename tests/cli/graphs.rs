@@ -1793,6 +1793,7 @@ fn progress_counts_graph_runs_as_the_samples_planned() {
             handle_ctrl_c: false,
             cache: false,
             budget: Default::default(),
+            fail_on_error: None,
             overrides: Vec::new(),
         });
         let mut planned = 0;

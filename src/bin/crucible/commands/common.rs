@@ -4,6 +4,7 @@ use anyhow::Context;
 use crucible::Error;
 use crucible::report::analysis::{Analysis, AnalyzeOptions};
 use crucible::scenario::budget::Budget;
+use crucible::scenario::tolerance::ErrorTolerance;
 use crucible::store::Store;
 use std::path::{Path, PathBuf};
 
@@ -25,6 +26,11 @@ pub struct RunArgs {
     /// Print one JSON object instead of the table.
     #[arg(long)]
     pub json: bool,
+    /// How many failed calls to tolerate, instead of the scenario's
+    /// `fail_on_error`: true (none), false (any), a fraction of the planned
+    /// samples (0.05) or a count (10).
+    #[arg(long, value_name = "WHEN", value_parser = ErrorTolerance::parse)]
+    pub fail_on_error: Option<ErrorTolerance>,
 }
 
 /// How `analyze` and `plot` compute curves.

@@ -71,6 +71,7 @@ pub fn run(
         db: DbArg { db },
         concurrency,
         json,
+        fail_on_error,
     } = args;
     let runner = Runner::new(RunOptions {
         db: db.clone(),
@@ -78,6 +79,7 @@ pub fn run(
         handle_ctrl_c: true,
         cache,
         budget,
+        fail_on_error,
         overrides,
     });
     let progress = runner.progress.clone();
