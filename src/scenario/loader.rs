@@ -14,6 +14,7 @@ use serde::Deserialize;
 use crate::scenario::dataset::{self, RawItem};
 use crate::scenario::diagnostic::{Diagnostic, Diagnostics, SourceFile, Span, did_you_mean};
 use crate::scenario::node::{Located, Node, from_node};
+use crate::scenario::environment;
 use crate::scenario::spec::{
     AgentSpec, AnswerSpec, BudgetSpec, DatasetSpec, EdgeSpec, FailOnErrorSpec, ModelSpec, NodeSpec,
     RESERVED_KEYS, StrategySpec, TOP_LEVEL_KEYS, VerifierSpec,
@@ -89,7 +90,7 @@ impl Loader {
     }
 
     fn load_text(&mut self, source: SourceFile) {
-        let source = Arc::new(source);
+        let mut source = Arc::new(source);
         self.loaded.source = Some(source.clone());
         let mut root = match Node::parse(&source) {
             Ok(n) => n,
@@ -100,6 +101,17 @@ impl Loader {
         };
         for (span, msg) in crate::scenario::overrides::apply(&source, &mut root) {
             self.diags.push(source.error(span, msg));
+        }
+        let (used, problems) =
+            environment::expand(&source, &mut root, |name| std::env::var(name).ok());
+        for (span, msg) in problems {
+            self.diags.push(source.error(span, msg));
+        }
+        if !used.is_empty() {
+            // Appended lines move no position: diagnostics stay where they point.
+            let text = environment::with_recorded(&source.text, &used);
+            source = Arc::new(SourceFile::new(&source.path, text));
+            self.loaded.source = Some(source.clone());
         }
         let Some(entries) = root.as_map() else {
             self.diags.push(source.error(

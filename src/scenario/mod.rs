@@ -15,6 +15,7 @@ pub mod budget;
 pub mod canonicalizer;
 pub mod dataset;
 pub mod diagnostic;
+pub mod environment;
 pub mod failure;
 pub mod graph;
 pub mod loader;

@@ -53,7 +53,8 @@ pub fn source_hash(text: &str, files: &[(String, String)]) -> String {
 pub const LIMIT_KEYS: [&str; 2] = ["budget", "fail_on_error"];
 
 /// The hash of what a scenario means apart from its limits ([`LIMIT_KEYS`]):
-/// its YAML document, with its `--set` overrides applied, as canonical JSON
+/// its YAML document, with its `--set` overrides and recorded environment
+/// variables applied, as canonical JSON
 /// without those keys, and its files. Two scenarios with the same one draw
 /// the same samples, so a run may be resumed from either (with a higher
 /// budget, say). `None` if the text does not parse.
@@ -61,6 +62,11 @@ pub fn hash_without_limits(text: &str, files: &[(String, String)]) -> Option<Str
     let source = crate::scenario::diagnostic::SourceFile::new("", text);
     let mut root = crate::scenario::node::Node::parse(&source).ok()?;
     if !crate::scenario::overrides::apply(&source, &mut root).is_empty() {
+        return None;
+    }
+    // A loaded scenario's text records every variable it uses.
+    let (_, problems) = crate::scenario::environment::expand(&source, &mut root, |_| None);
+    if !problems.is_empty() {
         return None;
     }
     let mut json = root.to_json();

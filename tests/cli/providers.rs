@@ -434,12 +434,13 @@ fn llama_cpp_end_to_end_with_split_requests() {
         "data/arithmetic.jsonl",
         &std::fs::read_to_string(root().join("scenarios/data/arithmetic.jsonl")).unwrap(),
     );
-    let text = std::fs::read_to_string(root().join("scenarios/llama-arithmetic.yaml"))
-        .unwrap()
-        .replace("http://127.0.0.1:8080/v1", &format!("{url}/v1"));
+    let text = std::fs::read_to_string(root().join("scenarios/llama-arithmetic.yaml")).unwrap();
     let db = s.path("llama.db");
+    // The shipped scenario finds the server the way the README says: through
+    // the variable `scripts/llama-server.sh env` exports.
     let v = Crucible::new(&["run"])
         .arg(s.write("llama.yaml", &text))
+        .env("CRUCIBLE_LLAMA_URL", &url)
         .db(&db)
         .args_concurrency(4)
         .json();

@@ -25,6 +25,11 @@ impl Crucible {
         self
     }
 
+    pub fn env(mut self, name: &str, value: impl AsRef<std::ffi::OsStr>) -> Self {
+        self.cmd.env(name, value);
+        self
+    }
+
     pub fn args(mut self, a: &[&str]) -> Self {
         self.cmd.args(a);
         self
