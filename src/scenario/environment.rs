@@ -62,13 +62,16 @@ pub fn expand(
         fresh.insert(name.to_owned(), v.clone());
         Ok(v)
     };
-    visit(root, &mut |span, text| match substitute(text, &mut value_of) {
-        Ok(out) => Some(out),
-        Err(message) => {
-            problems.push((span, message));
-            None
-        }
-    });
+    visit(
+        root,
+        &mut |span, text| match substitute(text, &mut value_of) {
+            Ok(out) => Some(out),
+            Err(message) => {
+                problems.push((span, message));
+                None
+            }
+        },
+    );
     (fresh.into_iter().collect(), problems)
 }
 
@@ -176,11 +179,17 @@ mod tests {
     fn expand_with(
         text: &str,
         env: &[(&str, &str)],
-    ) -> (serde_json::Value, Vec<(String, Option<String>)>, Vec<String>) {
+    ) -> (
+        serde_json::Value,
+        Vec<(String, Option<String>)>,
+        Vec<String>,
+    ) {
         let source = SourceFile::new("s.yaml", text);
         let mut root = Node::parse(&source).unwrap();
         let (used, problems) = expand(&source, &mut root, |k| {
-            env.iter().find(|(n, _)| *n == k).map(|(_, v)| v.to_string())
+            env.iter()
+                .find(|(n, _)| *n == k)
+                .map(|(_, v)| v.to_string())
         });
         let problems = problems
             .into_iter()
@@ -217,17 +226,28 @@ mod tests {
             "a: ${HOST:-localhost}/${PORT}\n",
             &[("HOST".into(), None), ("PORT".into(), Some("9".into()))],
         );
-        assert!(text.ends_with("# crucible: --env HOST\n# crucible: --env PORT=9\n"), "{text}");
+        assert!(
+            text.ends_with("# crucible: --env HOST\n# crucible: --env PORT=9\n"),
+            "{text}"
+        );
         let (json, used, problems) = expand_with(&text, &[("HOST", "elsewhere"), ("PORT", "1")]);
-        assert!(problems.is_empty() && used.is_empty(), "{problems:?} {used:?}");
+        assert!(
+            problems.is_empty() && used.is_empty(),
+            "{problems:?} {used:?}"
+        );
         assert_eq!(json["a"], "localhost/9");
     }
 
     #[test]
     fn dollar_braces_that_are_not_variables_stay_as_written() {
-        let (json, used, problems) =
-            expand_with("a: 'costs ${{ price }} or $${HOME} or ${ x }'\n", &[("HOME", "/h")]);
-        assert!(problems.is_empty() && used.is_empty(), "{problems:?} {used:?}");
+        let (json, used, problems) = expand_with(
+            "a: 'costs ${{ price }} or $${HOME} or ${ x }'\n",
+            &[("HOME", "/h")],
+        );
+        assert!(
+            problems.is_empty() && used.is_empty(),
+            "{problems:?} {used:?}"
+        );
         assert_eq!(json["a"], "costs ${{ price }} or ${HOME} or ${ x }");
     }
 

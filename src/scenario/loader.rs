@@ -13,8 +13,8 @@ use serde::Deserialize;
 
 use crate::scenario::dataset::{self, RawItem};
 use crate::scenario::diagnostic::{Diagnostic, Diagnostics, SourceFile, Span, did_you_mean};
-use crate::scenario::node::{Located, Node, from_node};
 use crate::scenario::environment;
+use crate::scenario::node::{Located, Node, from_node};
 use crate::scenario::spec::{
     AgentSpec, AnswerSpec, BudgetSpec, DatasetSpec, EdgeSpec, FailOnErrorSpec, ModelSpec, NodeSpec,
     RESERVED_KEYS, StrategySpec, TOP_LEVEL_KEYS, VerifierSpec,

@@ -1,6 +1,9 @@
 //! Integration tests: the `crucible` binary driven on real scenario files and
 //! real SQLite databases in temporary directories.
 
+/// Failed calls: errors that are never scored, `fail_on_error`, a model
+/// nobody serves, resume retrying errors, environment variables in scenarios.
+mod errors;
 /// Graphs: validation of `graph:` and simulated agents, the walker, group
 /// chats, strategies over graph runs, injected failures, graph scoring.
 mod graphs;

@@ -498,6 +498,41 @@ const CASES: &[Case] = &[
         at: "s.yaml:13:7",
         message: "the expected answer \"2\" cannot be normalized: answer command `false`: ",
     },
+    Case {
+        name: "fail_on_error neither a flag, a fraction nor a count",
+        edit: ("strategies:", "fail_on_error: 2.5\nstrategies:"),
+        files: &[],
+        at: "s.yaml:17:16",
+        message: "`fail_on_error` must be true (the first error fails the run), false",
+    },
+    Case {
+        name: "fail_on_error negative",
+        edit: ("strategies:", "fail_on_error: -1\nstrategies:"),
+        files: &[],
+        at: "s.yaml:17:16",
+        message: "found -1",
+    },
+    Case {
+        name: "fail_on_error as a string",
+        edit: ("strategies:", "fail_on_error: yes\nstrategies:"),
+        files: &[],
+        at: "s.yaml:17:16",
+        message: "true, false, a fraction below 1 or a whole number of errors",
+    },
+    Case {
+        name: "unset environment variable without a default",
+        edit: ("name: t", "name: ${CRUCIBLE_TEST_NEVER_SET}"),
+        files: &[],
+        at: "s.yaml:1:7",
+        message: "environment variable CRUCIBLE_TEST_NEVER_SET is not set; export it, or give a default: ${CRUCIBLE_TEST_NEVER_SET:-VALUE}",
+    },
+    Case {
+        name: "environment variable holding a secret",
+        edit: ("name: t", "name: ${CRUCIBLE_TEST_API_KEY:-x}"),
+        files: &[],
+        at: "s.yaml:1:7",
+        message: "would store a secret with the run's scenario; name the variable in the model's `api_key_env` instead",
+    },
 ];
 
 #[test]
