@@ -18,6 +18,9 @@ use std::collections::BTreeMap;
 use crate::scenario::diagnostic::{SourceFile, Span};
 use crate::scenario::node::{Node, Value};
 
+/// Variables a scenario used: each name with its value (`None`: unset).
+pub type Used = Vec<(String, Option<String>)>;
+
 /// What starts a line recording a variable's value.
 pub const PREFIX: &str = "# crucible: --env ";
 
@@ -40,7 +43,7 @@ pub fn expand(
     source: &SourceFile,
     root: &mut Node,
     lookup: impl Fn(&str) -> Option<String>,
-) -> (Vec<(String, Option<String>)>, Vec<(Span, String)>) {
+) -> (Used, Vec<(Span, String)>) {
     let known = recorded(&source.text);
     let mut fresh: BTreeMap<String, Option<String>> = BTreeMap::new();
     let mut problems = Vec::new();
@@ -76,7 +79,7 @@ pub fn expand(
 }
 
 /// `text` with one `--env` line per variable in `used`.
-pub fn with_recorded(text: &str, used: &[(String, Option<String>)]) -> String {
+pub fn with_recorded(text: &str, used: &Used) -> String {
     let mut out = text.to_owned();
     if !out.is_empty() && !out.ends_with('\n') {
         out.push('\n');
@@ -176,14 +179,7 @@ fn looks_secret(name: &str) -> bool {
 mod tests {
     use super::*;
 
-    fn expand_with(
-        text: &str,
-        env: &[(&str, &str)],
-    ) -> (
-        serde_json::Value,
-        Vec<(String, Option<String>)>,
-        Vec<String>,
-    ) {
+    fn expand_with(text: &str, env: &[(&str, &str)]) -> (serde_json::Value, Used, Vec<String>) {
         let source = SourceFile::new("s.yaml", text);
         let mut root = Node::parse(&source).unwrap();
         let (used, problems) = expand(&source, &mut root, |k| {
@@ -224,7 +220,7 @@ mod tests {
     fn recorded_values_outrank_the_environment() {
         let text = with_recorded(
             "a: ${HOST:-localhost}/${PORT}\n",
-            &[("HOST".into(), None), ("PORT".into(), Some("9".into()))],
+            &vec![("HOST".into(), None), ("PORT".into(), Some("9".into()))],
         );
         assert!(
             text.ends_with("# crucible: --env HOST\n# crucible: --env PORT=9\n"),
