@@ -13,12 +13,12 @@ use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use futures_util::StreamExt;
 use tokio::sync::{Semaphore, mpsc};
 
-use crate::engine::budget::Ledger;
-use crate::engine::budget::Reservation;
+use crate::engine::budget::{Ledger, Reservation};
 use crate::engine::verifier::{Candidate, Score};
 use crate::model::provider::{
     CallRequest, CallResponse, Provider, ProviderError, Turn, UsageBound, call_key,
 };
+use crate::model::replay::Recordings;
 use crate::scenario::budget::Spend;
 use crate::scenario::tolerance::ErrorTolerance;
 use crate::scenario::{Scenario, Task, Verifier};
@@ -134,7 +134,9 @@ struct Shared {
     /// Whether each model has answered a call: one that never has and
     /// cannot be reached ends the run at once.
     answered: Vec<AtomicBool>,
-    stored: Arc<StoredCalls>,
+    /// Resuming: the run's own recorded calls, which are neither made nor
+    /// written again.
+    stored: Option<Arc<dyn Recordings>>,
 }
 
 impl Shared {
@@ -150,10 +152,7 @@ pub type Finished = Vec<Option<Vec<TaskOutcome>>>;
 
 /// What a resumed run already has: finished tasks, stored calls, and what it
 /// spent (which counts against the budget).
-type Prior = (Finished, Arc<StoredCalls>, Spend);
-
-/// Calls already in the trace, by cache key.
-pub type StoredCalls = std::collections::HashMap<String, crate::model::provider::CallResponse>;
+type Prior = (Finished, Arc<dyn Recordings>, Spend);
 
 impl Executor {
     pub fn new(
@@ -178,7 +177,7 @@ impl Executor {
     pub fn resuming(
         mut self,
         finished: Vec<Option<Vec<TaskOutcome>>>,
-        stored: Arc<StoredCalls>,
+        stored: Arc<dyn Recordings>,
         spent: Spend,
     ) -> Self {
         self.prior = Some((finished, stored, spent));
@@ -187,7 +186,10 @@ impl Executor {
 
     /// Run every task, sending records to `records`.
     pub async fn run(self, records: mpsc::Sender<Record>) -> Execution {
-        let (finished, stored, spent) = self.prior.unwrap_or_default();
+        let (finished, stored, spent) = match self.prior {
+            Some((finished, stored, spent)) => (finished, Some(stored), spent),
+            None => (Vec::new(), None, Spend::default()),
+        };
         let sc = &self.scenario;
         let max_n = sc.pool_sizes().into_iter().max().unwrap_or(0);
         let shared = Arc::new(Shared {
@@ -386,19 +388,25 @@ fn pool_record(sh: &Shared, task_index: usize, agent: usize, pool: &[PoolSample]
             (class, s.correct, s.tokens)
         })
         .collect();
-    let scores = (0..sh.scenario.verifiers.len())
+    let scored: Vec<usize> = (0..sh.scenario.verifiers.len())
         .filter(|&v| pool.iter().any(|s| !s.scores[v].is_nan()))
-        .map(|v| {
-            let name = sh.verifier_names[v].to_string();
-            (name, pool.iter().map(|s| s.scores[v]).collect())
-        })
         .collect();
     PoolRecord {
         agent: sh.agent_names[agent].clone(),
         task_index,
         answers,
         samples,
-        scores,
+        scores: scored
+            .iter()
+            .map(|&v| {
+                let name = sh.verifier_names[v].to_string();
+                (name, pool.iter().map(|s| s.scores[v]).collect())
+            })
+            .collect(),
+        verifier_tokens: scored
+            .iter()
+            .map(|&v| pool.iter().map(|s| s.verifier_tokens[v]).collect())
+            .collect(),
     }
 }
 
@@ -579,25 +587,38 @@ struct Conversation<'a> {
     planned: bool,
 }
 
-/// A call that went out (or was found in the trace: no reservation).
-type Sent<'l> = (
-    String,
-    Result<CallResponse, ProviderError>,
-    Option<crate::engine::budget::Reservation<'l>>,
-);
+/// Where a call's response came from.
+enum Origin<'l> {
+    /// The model, within this reservation.
+    Live(Reservation<'l>),
+    /// A recording (replay, the response cache): no model call, no cost.
+    Recorded,
+    /// This run's own trace (resume): neither made nor written again.
+    Stored,
+}
 
-/// Send `req` to model `model`, unless the trace already has the call;
-/// within the concurrency limit and the budget.
+/// A call's key, its response, and where the response came from.
+type Sent<'l> = (String, Result<CallResponse, ProviderError>, Origin<'l>);
+
+/// Send `req` to model `model`, unless the trace or a recording already has
+/// the call; within the concurrency limit and the budget.
 async fn send<'s>(sh: &'s Shared, model: usize, req: CallRequest<'_>) -> Result<Sent<'s>, Stop> {
     let key = call_key(&sh.fingerprints[model], &req);
-    if let Some(r) = sh.stored.get(&key) {
-        return Ok((key, Ok(r.clone()), None));
+    if let Some(stored) = &sh.stored {
+        match stored.get(&key) {
+            Ok(Some(r)) => return Ok((key, Ok(r), Origin::Stored)),
+            Ok(None) => {}
+            Err(e) => return Err(sh.fail(format!("reading the run's recorded calls: {e}"))),
+        }
+    }
+    let provider = &sh.providers[model];
+    if let Some(response) = provider.recorded(&req) {
+        return Ok((key, response, Origin::Recorded));
     }
     let _permit = sh.calls.acquire().await.expect("semaphore open");
     if sh.cancel.load(Ordering::Relaxed) {
         return Err(Stop::Cancelled);
     }
-    let provider = &sh.providers[model];
     // Only token and cost caps need the bound; requests always count.
     let bound = if sh.ledger.counts_tokens() {
         provider.usage_bound(&req)
@@ -618,7 +639,7 @@ async fn send<'s>(sh: &'s Shared, model: usize, req: CallRequest<'_>) -> Result<
     if response.is_ok() {
         sh.answered[model].store(true, Ordering::Relaxed);
     }
-    Ok((key, response, Some(reservation)))
+    Ok((key, response, Origin::Live(reservation)))
 }
 
 /// Why a failed call to `model` must end the run at once, whatever errors
@@ -638,16 +659,28 @@ fn fatal(
     }
 }
 
-/// Settle a call's reservation with what `record` used. Returns whether the
-/// call is new to the trace (a call found there reserved nothing).
-fn settle(sh: &Shared, record: &CallRecord, reservation: Option<Reservation<'_>>) -> bool {
-    let used = Spend {
-        requests: 1,
-        tokens: record.input_tokens + record.output_tokens,
-        cost_usd: record.cost_usd.unwrap_or(0.0),
-    };
-    sh.progress.tokens.fetch_add(used.tokens, Ordering::Relaxed);
-    reservation.map(|r| r.settle(used)).is_some()
+/// Settle a call's reservation with what `record` used, or mark it served
+/// from a recording, which costs nothing. Returns whether the call is new
+/// to the trace (one found in the run's own trace is not).
+fn settle(sh: &Shared, record: &mut CallRecord, origin: Origin<'_>) -> bool {
+    match origin {
+        Origin::Live(reservation) => {
+            let used = Spend {
+                requests: 1,
+                tokens: record.input_tokens + record.output_tokens,
+                cost_usd: record.cost_usd.unwrap_or(0.0),
+            };
+            sh.progress.tokens.fetch_add(used.tokens, Ordering::Relaxed);
+            reservation.settle(used);
+            true
+        }
+        Origin::Recorded => {
+            record.cached = true;
+            record.cost_usd = record.cost_usd.map(|_| 0.0);
+            true
+        }
+        Origin::Stored => false,
+    }
 }
 
 /// Hand `record` to the store's writer.
@@ -723,7 +756,7 @@ impl<'a> Conversation<'a> {
         (history, round): (&[Turn], Option<(Arc<str>, usize)>),
         first: usize,
         n: usize,
-        (key, response, reservation): Sent<'_>,
+        (key, response, origin): Sent<'_>,
     ) -> Result<(Vec<PoolSample>, Vec<SampleRecord>), Stop> {
         let sc = &*sh.scenario;
         let call = CallMeta {
@@ -747,7 +780,7 @@ impl<'a> Conversation<'a> {
         let (mut record, mut samples) = trace_call(sh, &call, response);
         // Settled before judging: the judges' calls may wait on the budget
         // until every reservation is settled.
-        let new = settle(sh, &record, reservation);
+        let new = settle(sh, &mut record, origin);
         if let Some((fatal, message)) = failed {
             // Errors are traced but never scored: nothing came back to score.
             if new {
@@ -927,7 +960,7 @@ async fn judge_one(
         n: 1,
         scene: None,
     };
-    let (key, response, reservation) = send(sh, model, req).await?;
+    let (key, response, origin) = send(sh, model, req).await?;
     let fatal = fatal(sh, model, &response);
     let (replies, exchange) = Exchange::of(response, 1);
     let reply = replies.into_iter().next().map(|r| r.0);
@@ -953,11 +986,11 @@ async fn judge_one(
         key,
         history: &[],
     };
-    let record = CallRecord {
+    let mut record = CallRecord {
         judged: Some((sh.agent_names[agent_idx].clone(), reply.unwrap_or_default())),
         ..exchange.into_record(sh, head, Vec::new())
     };
-    let new = settle(sh, &record, reservation);
+    let new = settle(sh, &mut record, origin);
     Ok(Verdict {
         score,
         steps,
@@ -1262,6 +1295,7 @@ impl Exchange {
                 .map(|p| p.cost(self.input_tokens, self.output_tokens)),
             samples,
             judged: None,
+            cached: false,
         }
     }
 }

@@ -11,11 +11,10 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 
 use crate::engine::error::Error;
-use crate::engine::executor::StoredCalls;
 use crate::engine::executor::{Executor, Progress, Status};
 use crate::model::network::NetworkModel;
 use crate::model::provider::Provider;
-use crate::model::replay::Recorded;
+use crate::model::replay::{Recorded, Recordings};
 use crate::scenario::budget::Budget;
 use crate::scenario::tolerance::ErrorTolerance;
 use crate::scenario::validator::{directory_of, load_scenario, load_scenario_in};
@@ -153,10 +152,9 @@ impl Runner {
         on_start: impl FnOnce(&Scenario, i64),
     ) -> Result<RunSummary, Error> {
         let recorded = if self.options.cache && self.options.db.exists() {
-            Some((
-                Arc::new(Store::open(&self.options.db)?.recorded_responses(None)?),
-                true,
-            ))
+            let recordings: Arc<dyn Recordings> =
+                Arc::new(Store::open(&self.options.db)?.recordings(None)?);
+            Some((recordings, true))
         } else {
             None
         };
@@ -174,7 +172,7 @@ impl Runner {
     ) -> Result<RunSummary, Error> {
         let store = Store::open(&self.options.db)?;
         let source = store.run_source(run_id)?;
-        let responses = Arc::new(store.recorded_responses(Some(run_id))?);
+        let responses: Arc<dyn Recordings> = Arc::new(store.recordings(Some(run_id))?);
         drop(store);
         with_stored_scenario(&source, run_id, |file| {
             self.execute(
@@ -249,7 +247,7 @@ impl Runner {
         &self,
         path: &Path,
         origin: Origin<'_>,
-        recorded: Option<(Arc<StoredCalls>, bool)>,
+        recorded: Option<(Arc<dyn Recordings>, bool)>,
         existing: Option<i64>,
         on_start: impl FnOnce(&Scenario, i64),
     ) -> Result<RunSummary, Error> {
@@ -280,7 +278,7 @@ impl Runner {
         let (run_id, prior) = match existing {
             Some(run_id) => {
                 let finished = store.finished_tasks(run_id, &scenario)?;
-                let stored = Arc::new(store.recorded_responses(Some(run_id))?);
+                let stored: Arc<dyn Recordings> = Arc::new(store.recordings(Some(run_id))?);
                 let spent = store.spent(run_id)?;
                 store.reopen_run(
                     run_id,
@@ -298,7 +296,7 @@ impl Runner {
             ),
         };
         on_start(&scenario, run_id);
-        let writer = store.writer(run_id)?;
+        let writer = store.writer(run_id, existing.is_some())?;
         let mut executor = Executor::new(
             scenario.clone(),
             providers,

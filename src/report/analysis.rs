@@ -128,6 +128,10 @@ struct Pool {
     scores: Vec<Vec<f64>>,
     /// Whether a call of the pool failed: the pool is not one to estimate from.
     errored: bool,
+    /// Tokens each verifier's model spent on the whole pool, by verifier
+    /// name, when the stored pool row says (graph runs need it: their
+    /// judges' calls have no sample rows to join to).
+    verifier_tokens: Vec<(String, u64)>,
 }
 
 impl Pool {
@@ -226,10 +230,12 @@ pub fn analyze(
         let tokens_per_sample = table.tokens / tasks;
         for (r, rule) in rules.iter().enumerate() {
             let verifier_per_sample = rule.verifier().map_or(0.0, |v| {
-                verifier_tokens
-                    .iter()
-                    .find(|(a, name, _)| a == agent && *name == verifiers[v])
-                    .map_or(0.0, |t| t.2)
+                pooled_verifier_tokens(&full, &verifiers[v], size).unwrap_or_else(|| {
+                    verifier_tokens
+                        .iter()
+                        .find(|(a, name, _)| a == agent && *name == verifiers[v])
+                        .map_or(0.0, |t| t.2)
+                })
             });
             for n in 1..=size {
                 let col = r * size + n - 1;
@@ -252,6 +258,18 @@ pub fn analyze(
         }
     }
     Ok(analysis)
+}
+
+/// Mean tokens `verifier`'s model spent per sample of `pools` (each of
+/// `size` samples), when their stored rows say; `None` when none does.
+fn pooled_verifier_tokens(pools: &[&Pool], verifier: &str, size: usize) -> Option<f64> {
+    let totals: Vec<u64> = pools
+        .iter()
+        .filter_map(|p| p.verifier_tokens.iter().find(|(v, _)| v == verifier))
+        .map(|(_, t)| *t)
+        .collect();
+    (totals.len() == pools.len() && !totals.is_empty())
+        .then(|| totals.iter().sum::<u64>() as f64 / (pools.len() * size) as f64)
 }
 
 /// A run's pools in (agent, task) order, with the names their indices refer to.
@@ -359,6 +377,12 @@ fn read_stored_pools(store: &Store, run_id: i64) -> Result<Pools, StoreError> {
     let mut read = Pools::default();
     store.for_each_pool(run_id, |stored| {
         let agent = read.agent(&stored.agent);
+        let verifier_tokens = stored
+            .scores
+            .iter()
+            .zip(&stored.verifier_tokens)
+            .map(|((name, _), tokens)| (name.clone(), tokens.iter().sum()))
+            .collect();
         let mut scores = Vec::new();
         for (name, values) in stored.scores {
             let v = read.verifier(&name);
@@ -379,6 +403,7 @@ fn read_stored_pools(store: &Store, run_id: i64) -> Result<Pools, StoreError> {
             scores,
             // Only finished tasks leave a pool row, and a finished task has no errors.
             errored: false,
+            verifier_tokens,
         });
     })?;
     Ok(read)
@@ -428,6 +453,7 @@ fn read_samples_then_merge(
                 samples: Vec::new(),
                 scores: Vec::new(),
                 errored: false,
+                verifier_tokens: Vec::new(),
             });
         }
         let index = (read.pools.len() - 1) as u32;

@@ -26,6 +26,7 @@ mod transcript;
 mod writer;
 
 pub use pools::*;
+pub use recorded::StoreRecordings;
 pub use records::*;
 pub use runs::*;
 pub use samples::*;
@@ -58,6 +59,16 @@ pub enum StoreError {
     NoSuchRun { path: PathBuf, run: i64 },
     #[error("database {path}: the writer thread stopped unexpectedly")]
     WriterGone { path: PathBuf },
+    #[error(
+        "database {path}: run {run} already holds sample {sample} of agent \"{agent}\" on task {task_index}, from a call this session does not make again: the run's scenario or model settings changed since that sample was drawn (a different pool size, say); start a new run, or resume with the scenario the run was made from"
+    )]
+    SampleConflict {
+        path: PathBuf,
+        run: i64,
+        agent: String,
+        task_index: usize,
+        sample: usize,
+    },
 }
 
 type Result<T> = std::result::Result<T, StoreError>;

@@ -72,7 +72,8 @@ impl Store {
         let mut st = self
             .conn
             .prepare(
-                "SELECT agent, task_index, answers, verifiers, classes, correct, tokens, scores
+                "SELECT agent, task_index, answers, verifiers, classes, correct, tokens, scores,
+                    verifier_tokens
                  FROM pools WHERE run_id = ?1 ORDER BY agent, task_index",
             )
             .map_err(self.err())?;
@@ -106,16 +107,29 @@ impl Store {
                 let mut scores = blob(7)?
                     .chunks_exact(8)
                     .map(|b| f64::from_le_bytes(b.try_into().expect("8 bytes")));
-                let scores = verifiers
+                let scores: Vec<(String, Vec<f64>)> = verifiers
                     .into_iter()
                     .map(|v| (v, scores.by_ref().take(samples.len()).collect()))
                     .collect();
+                let verifier_tokens = match r.get_ref(8)?.as_blob_or_null()? {
+                    Some(b) => {
+                        let mut t = b
+                            .chunks_exact(8)
+                            .map(|b| u64::from_le_bytes(b.try_into().expect("8 bytes")));
+                        scores
+                            .iter()
+                            .map(|_| t.by_ref().take(samples.len()).collect())
+                            .collect()
+                    }
+                    None => Vec::new(),
+                };
                 Ok(PoolRecord {
                     agent: r.get_ref(0)?.as_str()?.into(),
                     task_index: r.get::<_, i64>(1)? as usize,
                     answers: json(2)?,
                     samples,
                     scores,
+                    verifier_tokens,
                 })
             })()
             .map_err(self.err())?;

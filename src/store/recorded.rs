@@ -1,72 +1,104 @@
-//! Reads for replay and resume: a run's recorded responses by cache key, and
-//! the outcomes of the tasks it finished.
+//! Reads for replay and resume: recorded responses by cache key, looked up
+//! as calls are made, and the outcomes of the tasks a run finished.
 
-use super::{Result, Store};
+use std::path::PathBuf;
+use std::sync::Mutex;
+
+use rusqlite::{Connection, OptionalExtension, params};
+
+use crate::model::provider::{CallResponse, Completion};
+use crate::model::replay::Recordings;
+
+use super::{Result, Store, open_conn};
+
+/// Recorded responses of one run (or of every run), read one call at a
+/// time on a connection of their own, so they are never all in memory.
+pub struct StoreRecordings {
+    conn: Mutex<Connection>,
+    path: PathBuf,
+    run_id: Option<i64>,
+}
+
+impl StoreRecordings {
+    fn lookup(&self, key: &str) -> rusqlite::Result<Option<CallResponse>> {
+        let conn = self.conn.lock().unwrap_or_else(|e| e.into_inner());
+        let head = conn
+            .prepare_cached(
+                "SELECT c.id, c.run_id, c.agent, c.task_index, c.first_sample, c.n,
+                    c.input_tokens, c.latency_ms, c.request, rb.text, c.output_tokens
+                 FROM calls c LEFT JOIN blobs rb ON rb.hash = c.response_hash
+                 WHERE c.cache_key = ?1 AND c.status = 'ok' AND (?2 IS NULL OR c.run_id = ?2)
+                 ORDER BY c.id LIMIT 1",
+            )?
+            .query_row(params![key, self.run_id], |r| {
+                let call = (
+                    r.get::<_, i64>(0)?,
+                    r.get::<_, i64>(1)?,
+                    r.get::<_, String>(2)?,
+                    r.get::<_, i64>(3)?,
+                    r.get::<_, i64>(4)?,
+                    r.get::<_, i64>(5)?,
+                    r.get::<_, i64>(10)?,
+                );
+                let response = CallResponse {
+                    completions: Vec::new(),
+                    input_tokens: r.get::<_, i64>(6)? as u64,
+                    latency_ms: r.get(7)?,
+                    request: Some(r.get(8)?),
+                    raw: r.get(9)?,
+                    attempts: Vec::new(),
+                };
+                Ok((call, response))
+            })
+            .optional()?;
+        let Some(((id, run, agent, task, first, n, output_tokens), mut response)) = head else {
+            return Ok(None);
+        };
+        // A call's completions are its samples, or a judge's reply.
+        let mut samples = conn.prepare_cached(
+            "SELECT text, output_tokens FROM samples
+             WHERE run_id = ?1 AND agent = ?2 AND task_index = ?3
+               AND sample_index >= ?4 AND sample_index < ?4 + ?5 AND call_id = ?6
+             ORDER BY sample_index",
+        )?;
+        response.completions = samples
+            .query_map(params![run, agent, task, first, n, id], |r| {
+                Ok(Completion {
+                    text: r.get(0)?,
+                    output_tokens: r.get::<_, i64>(1)? as u64,
+                })
+            })?
+            .collect::<rusqlite::Result<_>>()?;
+        if response.completions.is_empty() {
+            let reply: Option<String> = conn
+                .prepare_cached("SELECT text FROM replies WHERE call_id = ?1")?
+                .query_row([id], |r| r.get(0))
+                .optional()?;
+            response.completions.extend(reply.map(|text| Completion {
+                text,
+                output_tokens: output_tokens as u64,
+            }));
+        }
+        Ok(Some(response))
+    }
+}
+
+impl Recordings for StoreRecordings {
+    fn get(&self, key: &str) -> std::result::Result<Option<CallResponse>, String> {
+        self.lookup(key)
+            .map_err(|e| format!("database {}: {e}", self.path.display()))
+    }
+}
 
 impl Store {
-    /// Successful recorded calls by cache key, as provider responses: of one
-    /// run, or of every run when `run_id` is `None`.
-    pub fn recorded_responses(
-        &self,
-        run_id: Option<i64>,
-    ) -> Result<std::collections::HashMap<String, crate::model::provider::CallResponse>> {
-        // A call's completions are its samples, or a judge's reply.
-        const COMPLETIONS: [&str; 2] = [
-            "SELECT c.id, c.cache_key, c.input_tokens, c.latency_ms, c.request, rb.text,
-                s.text, s.output_tokens
-             FROM calls c
-             JOIN samples s ON s.call_id = c.id
-             LEFT JOIN blobs rb ON rb.hash = c.response_hash
-             WHERE c.status = 'ok' AND c.cache_key IS NOT NULL AND (?1 IS NULL OR c.run_id = ?1)
-             ORDER BY c.id, s.sample_index",
-            "SELECT c.id, c.cache_key, c.input_tokens, c.latency_ms, c.request, rb.text,
-                r.text, c.output_tokens
-             FROM calls c
-             JOIN replies r ON r.call_id = c.id
-             LEFT JOIN blobs rb ON rb.hash = c.response_hash
-             WHERE c.status = 'ok' AND c.cache_key IS NOT NULL AND (?1 IS NULL OR c.run_id = ?1)
-             ORDER BY c.id",
-        ];
-        let mut out: std::collections::HashMap<String, crate::model::provider::CallResponse> =
-            std::collections::HashMap::new();
-        for sql in COMPLETIONS {
-            let mut st = self.conn.prepare(sql).map_err(self.err())?;
-            let mut rows = st.query([run_id]).map_err(self.err())?;
-            // The call being read, and whether it is the first with its key.
-            let mut current: Option<(i64, String, bool)> = None;
-            while let Some(r) = rows.next().map_err(self.err())? {
-                let call_id: i64 = r.get(0).map_err(self.err())?;
-                if current.as_ref().is_none_or(|c| c.0 != call_id) {
-                    let key: String = r.get(1).map_err(self.err())?;
-                    let first = !out.contains_key(&key);
-                    if first {
-                        let head = || -> rusqlite::Result<crate::model::provider::CallResponse> {
-                            Ok(crate::model::provider::CallResponse {
-                                completions: Vec::new(),
-                                input_tokens: r.get::<_, i64>(2)? as u64,
-                                latency_ms: r.get(3)?,
-                                request: Some(r.get(4)?),
-                                raw: r.get(5)?,
-                                attempts: Vec::new(),
-                            })
-                        };
-                        out.insert(key.clone(), head().map_err(self.err())?);
-                    }
-                    current = Some((call_id, key, first));
-                }
-                let Some((_, key, true)) = &current else {
-                    continue;
-                };
-                let completion = crate::model::provider::Completion {
-                    text: r.get(6).map_err(self.err())?,
-                    output_tokens: r.get::<_, i64>(7).map_err(self.err())? as u64,
-                };
-                if let Some(resp) = out.get_mut(key) {
-                    resp.completions.push(completion);
-                }
-            }
-        }
-        Ok(out)
+    /// The successful recorded calls of `run_id`, or of every run when it is
+    /// `None`, to be looked up by cache key.
+    pub fn recordings(&self, run_id: Option<i64>) -> Result<StoreRecordings> {
+        Ok(StoreRecordings {
+            conn: Mutex::new(open_conn(&self.path)?),
+            path: self.path.clone(),
+            run_id,
+        })
     }
 
     /// Strategy outcomes of the tasks of `run_id` that finished, in the order

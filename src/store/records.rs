@@ -75,6 +75,9 @@ pub struct CallRecord {
     /// For a verifier's call: the agent whose sample it judged (the sample
     /// is `first_sample`), and the reply.
     pub judged: Option<(Arc<str>, String)>,
+    /// Served from a recording (replay, `run --cache`), not made: it cost
+    /// nothing and counts in no budget.
+    pub cached: bool,
 }
 
 /// A verifier's score of a sample stored before (an `llm` verifier's, which
@@ -119,6 +122,10 @@ pub struct PoolRecord {
     /// Each verifier that scored the pool, with a score per sample (NaN: not
     /// scored; −∞: the verifier could not score it).
     pub scores: Vec<(String, Vec<f64>)>,
+    /// For each verifier of `scores`, the tokens its model spent on each
+    /// sample (0 for one that calls no model); empty in rows written before
+    /// schema version 10.
+    pub verifier_tokens: Vec<Vec<u64>>,
 }
 
 /// The `classes` entry of an abstention in a stored pool.

@@ -320,7 +320,7 @@ impl Store {
             .query_row(
                 "SELECT COUNT(*), COALESCE(SUM(input_tokens + output_tokens), 0),
                         COALESCE(SUM(cost_usd), 0.0)
-                 FROM calls WHERE run_id = ?1",
+                 FROM calls WHERE run_id = ?1 AND NOT cached",
                 [run_id],
                 |r| {
                     Ok(Spend {

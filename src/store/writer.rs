@@ -8,16 +8,18 @@ use std::sync::Arc;
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
-use rusqlite::{Connection, params};
+use rusqlite::{Connection, OptionalExtension, params};
 use tokio::sync::mpsc::{Receiver, Sender, channel};
 
 use super::{
-    ABSTAINED, Blob, PoolRecord, Record, Result, Store, StoreError, open_conn, sqlite_err,
+    ABSTAINED, Blob, CallRecord, PoolRecord, Record, Result, Store, StoreError, open_conn,
+    sqlite_err,
 };
 
 impl Store {
-    /// Start the writer thread for `run_id`.
-    pub fn writer(&self, run_id: i64) -> Result<StoreWriter> {
+    /// Start the writer thread for `run_id`; `resumed`: the run holds samples
+    /// from earlier sessions, which a new call must not draw again.
+    pub fn writer(&self, run_id: i64, resumed: bool) -> Result<StoreWriter> {
         let conn = open_conn(&self.path)?;
         // A record carries one request's samples; 4096 of them keep the
         // writer fed while bounding memory (~110 MB at 64 samples a request).
@@ -25,7 +27,7 @@ impl Store {
         let path = self.path.clone();
         let handle = std::thread::Builder::new()
             .name("crucible-store".into())
-            .spawn(move || write_loop(conn, path, run_id, rx))
+            .spawn(move || write_loop(conn, path, run_id, resumed, rx))
             .expect("spawn store writer thread");
         Ok(StoreWriter {
             tx: Some(tx),
@@ -76,6 +78,7 @@ fn write_loop(
     mut conn: Connection,
     path: PathBuf,
     run_id: i64,
+    resumed: bool,
     mut rx: Receiver<Record>,
 ) -> Result<WriterStats> {
     let err = sqlite_err(&path);
@@ -83,12 +86,20 @@ fn write_loop(
     let mut seen_blobs: HashSet<Arc<str>> = HashSet::new();
     while let Some(first) = rx.blocking_recv() {
         let tx = conn.transaction().map_err(err)?;
+        let mut conflict = None;
         {
             let mut w = BatchWriter::new(&tx, run_id).map_err(err)?;
             let started = Instant::now();
             let mut count = 0;
             let mut next = Some(first);
             while let Some(record) = next.take() {
+                if let Record::Call(c) = &record
+                    && resumed
+                    && let Some(sample) = w.held(c).map_err(err)?
+                {
+                    conflict = Some((c.agent.to_string(), c.task_index, sample));
+                    break;
+                }
                 w.write(record, &mut seen_blobs, &mut stats).map_err(err)?;
                 count += 1;
                 if count >= BATCH_RECORDS || started.elapsed() >= BATCH_TIME {
@@ -97,8 +108,18 @@ fn write_loop(
                 next = rx.try_recv().ok();
             }
         }
+        // What came before a conflict is kept.
         tx.commit().map_err(err)?;
         stats.transactions += 1;
+        if let Some((agent, task_index, sample)) = conflict {
+            return Err(StoreError::SampleConflict {
+                path,
+                run: run_id,
+                agent,
+                task_index,
+                sample,
+            });
+        }
         // Bound memory on long runs with many distinct texts.
         if seen_blobs.len() > 1_000_000 {
             seen_blobs.clear();
@@ -124,6 +145,7 @@ struct BatchWriter<'c> {
     message: rusqlite::CachedStatement<'c>,
     event: rusqlite::CachedStatement<'c>,
     injected: rusqlite::CachedStatement<'c>,
+    held: rusqlite::CachedStatement<'c>,
 }
 
 impl<'c> BatchWriter<'c> {
@@ -131,12 +153,18 @@ impl<'c> BatchWriter<'c> {
         Ok(BatchWriter {
             run_id,
             blob: tx.prepare_cached("INSERT OR IGNORE INTO blobs (hash, text) VALUES (?1, ?2)")?,
+            held: tx.prepare_cached(
+                "SELECT sample_index FROM samples
+                 WHERE run_id = ?1 AND agent = ?2 AND task_index = ?3
+                   AND sample_index >= ?4 AND sample_index < ?4 + ?5
+                 ORDER BY sample_index LIMIT 1",
+            )?,
             call: tx.prepare_cached(
                 "INSERT INTO calls (run_id, task_index, agent, model, provider, first_sample, n,
                     system_hash, prompt_hash, request, response_hash, status, error, latency_ms,
-                    input_tokens, output_tokens, cache_key, cost_usd, role, subject)
+                    input_tokens, output_tokens, cache_key, cost_usd, role, subject, cached)
                  VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16, ?17, ?18,
-                    ?19, ?20)",
+                    ?19, ?20, ?21)",
             )?,
             sample: tx.prepare_cached(
                 "INSERT INTO samples (run_id, task_index, agent, model, sample_index, call_id, text,
@@ -189,10 +217,31 @@ impl<'c> BatchWriter<'c> {
             )?,
             pool: tx.prepare_cached(
                 "INSERT OR REPLACE INTO pools (run_id, agent, task_index, answers, verifiers,
-                    classes, correct, tokens, scores)
-                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9)",
+                    classes, correct, tokens, scores, verifier_tokens)
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10)",
             )?,
         })
+    }
+
+    /// The first of `call`'s samples the run already holds, if any: drawn in
+    /// an earlier session by a call this one does not make again.
+    fn held(&mut self, call: &CallRecord) -> rusqlite::Result<Option<usize>> {
+        if call.samples.is_empty() {
+            return Ok(None);
+        }
+        self.held
+            .query_row(
+                params![
+                    self.run_id,
+                    &*call.agent,
+                    call.task_index as i64,
+                    call.first_sample as i64,
+                    call.n as i64
+                ],
+                |r| r.get::<_, i64>(0),
+            )
+            .optional()
+            .map(|s| s.map(|s| s as usize))
     }
 
     fn blob(&mut self, b: &Blob, seen: &mut HashSet<Arc<str>>) -> rusqlite::Result<()> {
@@ -217,6 +266,11 @@ impl<'c> BatchWriter<'c> {
             .iter()
             .flat_map(|(_, s)| s.iter().flat_map(|x| x.to_le_bytes()))
             .collect();
+        let verifier_tokens: Vec<u8> = p
+            .verifier_tokens
+            .iter()
+            .flat_map(|t| t.iter().flat_map(|x| x.to_le_bytes()))
+            .collect();
         self.pool.execute(params![
             self.run_id,
             &*p.agent,
@@ -227,6 +281,7 @@ impl<'c> BatchWriter<'c> {
             correct,
             tokens,
             scores,
+            verifier_tokens,
         ])?;
         Ok(())
     }
@@ -274,6 +329,7 @@ impl<'c> BatchWriter<'c> {
                         "generator"
                     },
                     c.judged.as_ref().map(|j| &*j.0),
+                    c.cached,
                 ])?;
                 stats.calls += 1;
                 if let Some((_, reply)) = &c.judged {

@@ -1737,6 +1737,29 @@ graph:
     );
     let judged = result(&v, "best_of_n", 4);
     assert!(num(judged, "mean_verifier_tokens") > 0.0, "{judged}");
+    // The offline curves count the judge's tokens too: per graph run, what
+    // its verdict on the run's answer cost.
+    let per_run = query::<f64>(
+        &db,
+        "SELECT avg(input_tokens + output_tokens) FROM calls WHERE role = 'verifier' AND subject = 'graph'",
+    );
+    let analysis = Crucible::new(&["analyze", "1", "--bootstrap", "0"])
+        .db(&db)
+        .json();
+    let curve = analysis["curves"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|c| c["rule"] == "best_of_n" && c["verifier"] == "judge" && c["n"] == 4)
+        .unwrap();
+    assert!(
+        (num(curve, "mean_verifier_tokens") - 4.0 * per_run).abs() < 1e-9,
+        "{curve} vs {per_run} a run"
+    );
+    assert!(
+        (num(curve, "mean_verifier_tokens") - num(judged, "mean_verifier_tokens")).abs() < 1e-9,
+        "{curve} vs {judged}"
+    );
 
     // Judging at the join too: each branch is judged, with the prompt of
     // the agent that wrote it, and the pick is not asked about again as the

@@ -347,6 +347,90 @@ fn run_with_cache_reuses_recorded_responses() {
     );
 }
 
+#[test]
+fn a_response_served_from_the_cache_costs_nothing_and_is_traced_as_cached() {
+    let s = Scratch::new();
+    let (sim, server) = served(&s, &[]);
+    let client = s.write(
+        "client.yaml",
+        &http_client_scenario(
+            &sim,
+            &server.url,
+            "    n_per_request: 4\n    max_retries: 0\n    max_tokens: 64\n    price: {input: 1, output: 2}",
+        ),
+    );
+    let db = s.path("c.db");
+    let first = Crucible::new(&["run"]).arg(&client).db(&db).json();
+    let calls: i64 = query(&db, "SELECT count(*) FROM calls WHERE run_id = 1");
+    assert_eq!(first["spent"]["requests"], calls);
+    drop(server);
+    // A cap of one request cannot stop a run whose every call is recorded.
+    let second = Crucible::new(&["run"])
+        .arg(&client)
+        .db(&db)
+        .args(&[
+            "--cache",
+            "--max-requests",
+            "1",
+            "--max-cost-usd",
+            "0.000001",
+        ])
+        .json();
+    assert_eq!(second["status"], "completed");
+    assert_eq!(second["results"], first["results"]);
+    assert_eq!(
+        second["spent"],
+        serde_json::json!({"requests": 0, "tokens": 0, "cost_usd": 0.0})
+    );
+    assert_eq!(
+        query::<i64>(
+            &db,
+            "SELECT count(*) FROM calls WHERE run_id = 2 AND cached = 1 AND cost_usd = 0"
+        ),
+        calls
+    );
+    assert_eq!(
+        query::<i64>(
+            &db,
+            "SELECT count(*) FROM calls WHERE run_id = 1 AND cached = 0"
+        ),
+        calls
+    );
+    // A replay makes no calls either.
+    let replayed = Crucible::new(&["replay", "1", "--strict"]).db(&db).json();
+    assert_eq!(replayed["spent"]["requests"], 0);
+    assert_eq!(replayed["results"], first["results"]);
+}
+
+#[test]
+fn a_resume_whose_pool_size_differs_from_its_stored_samples_says_so() {
+    let s = Scratch::new();
+    let db = s.path("p.db");
+    let out = Crucible::new(&["run"])
+        .arg(s.write("s.yaml", BASE))
+        .db(&db)
+        .args(&["--max-requests", "1", "--json"])
+        .output();
+    assert_eq!(out.status.code(), Some(1));
+    // The stored scenario now draws pools of 4 where the run holds 2.
+    rusqlite::Connection::open(&db)
+        .unwrap()
+        .execute(
+            "UPDATE runs SET scenario_text = replace(scenario_text, 'n: 2', 'n: 4')",
+            [],
+        )
+        .unwrap();
+    let out = Crucible::new(&["resume", "1"]).db(&db).output();
+    assert_eq!(out.status.code(), Some(1));
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        stderr.contains("run 1 already holds sample 0 of agent \"solver\" on task 0")
+            && stderr.contains("start a new run"),
+        "{stderr}"
+    );
+    assert!(!stderr.contains("UNIQUE"), "{stderr}");
+}
+
 #[cfg(unix)]
 #[test]
 fn resume_after_kill_9_matches_an_uninterrupted_run() {
