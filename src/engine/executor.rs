@@ -638,6 +638,9 @@ async fn send<'s>(sh: &'s Shared, model: usize, req: CallRequest<'_>) -> Result<
     let response = provider.complete(req).await;
     if response.is_ok() {
         sh.answered[model].store(true, Ordering::Relaxed);
+    } else if fatal(sh, model, &response).is_some() {
+        // Before the permit goes, so that no call waiting for it starts.
+        sh.cancel.store(true, Ordering::Relaxed);
     }
     Ok((key, response, Origin::Live(reservation)))
 }

@@ -2,8 +2,8 @@ use std::collections::{BTreeMap, BTreeSet};
 use std::path::Path;
 
 use crate::util::{
-    Crucible, Scratch, SimServer, http_client_scenario, query, result, root, small_sim_scenario,
-    table_rows,
+    Crucible, Scratch, SimServer, http_client_scenario, llama_scenario, query, result,
+    small_sim_scenario, table_rows,
 };
 
 /// A loopback port nothing listens on.
@@ -23,12 +23,7 @@ fn distinct_errored_tasks(db: &Path) -> i64 {
 fn a_model_nobody_serves_fails_the_run_at_once_saying_what_to_do() {
     let port = dead_port();
     let s = Scratch::new();
-    s.write(
-        "data/arithmetic.jsonl",
-        &std::fs::read_to_string(root().join("scenarios/data/arithmetic.jsonl")).unwrap(),
-    );
-    let text = std::fs::read_to_string(root().join("scenarios/llama-arithmetic.yaml")).unwrap();
-    let file = s.write("llama.yaml", &text);
+    let file = llama_scenario(&s);
     let db = s.path("dead.db");
     // Even a run that tolerates every error stops: nothing listens there.
     let out = Crucible::new(&["run"])

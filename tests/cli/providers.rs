@@ -1,9 +1,9 @@
 use std::path::{Path, PathBuf};
 
 use crate::util::{
-    BASE, Crucible, JUDGE_SERVER, Scratch, SimServer, http_client_scenario, llama_url, num, query,
-    replay_strictly, result, results_without_ids, root, sample_content, served, small_sim_scenario,
-    spawn_run_until_samples, table_rows,
+    BASE, Crucible, JUDGE_SERVER, Scratch, SimServer, http_client_scenario, llama_scenario,
+    llama_url, num, query, replay_strictly, result, results_without_ids, sample_content, served,
+    small_sim_scenario, spawn_run_until_samples, table_rows,
 };
 
 #[test]
@@ -430,16 +430,11 @@ fn api_keys_never_reach_the_database_or_any_output() {
 fn llama_cpp_end_to_end_with_split_requests() {
     let url = llama_url();
     let s = Scratch::new();
-    s.write(
-        "data/arithmetic.jsonl",
-        &std::fs::read_to_string(root().join("scenarios/data/arithmetic.jsonl")).unwrap(),
-    );
-    let text = std::fs::read_to_string(root().join("scenarios/llama-arithmetic.yaml")).unwrap();
     let db = s.path("llama.db");
     // The shipped scenario finds the server the way the README says: through
     // the variable `scripts/llama-server.sh env` exports.
     let v = Crucible::new(&["run"])
-        .arg(s.write("llama.yaml", &text))
+        .arg(llama_scenario(&s))
         .env("CRUCIBLE_LLAMA_URL", &url)
         .db(&db)
         .args_concurrency(4)

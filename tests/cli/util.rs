@@ -341,6 +341,27 @@ pub fn small_sim_scenario() -> String {
         .replace("n: [1, 2, 4, 8, 16, 32, 64]", "n: [1, 2, 4, 8]")
 }
 
+/// A client of a fresh sim-server for the small simulated scenario, its
+/// model settings `model_lines`: the scenario file, and the server.
+pub fn served_client(s: &Scratch, model_lines: &str) -> (PathBuf, SimServer) {
+    let (sim, server) = served(s, &[]);
+    let client = s.write(
+        "client.yaml",
+        &http_client_scenario(&sim, &server.url, model_lines),
+    );
+    (client, server)
+}
+
+/// `scenarios/llama-arithmetic.yaml` and its dataset, copied into `s`.
+pub fn llama_scenario(s: &Scratch) -> PathBuf {
+    s.write(
+        "data/arithmetic.jsonl",
+        &std::fs::read_to_string(root().join("scenarios/data/arithmetic.jsonl")).unwrap(),
+    );
+    let text = std::fs::read_to_string(root().join("scenarios/llama-arithmetic.yaml")).unwrap();
+    s.write("llama.yaml", &text)
+}
+
 /// The small simulated scenario, and a sim-server for it started with `server_args`.
 pub fn served(s: &Scratch, server_args: &[&str]) -> (String, SimServer) {
     let sim = small_sim_scenario();
