@@ -2,10 +2,12 @@
 //!
 //! Owns the exact estimators over size-k subsets of a pool, percentile
 //! bootstrap intervals, a strategy's expected accuracy on one task's pool,
-//! and a run's summary rows.
+//! a run's summary rows, and agreement between raters (κ, α, confusion
+//! against a reference, corrected prevalence).
 //!
 //! May use: `scenario`, `seed`.
 
+pub mod agreement;
 pub mod bootstrap;
 pub mod estimator;
 pub mod strategy;
