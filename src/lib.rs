@@ -5,11 +5,13 @@
 //! (→ the engine's [`scenario::Scenario`]) → `Executor` (samples, verifier
 //! scores and strategy outcomes, streamed to the [`store`]) →
 //! [`stats::summary`] (accuracy with bootstrap intervals). The folders are
-//! layers, lowest first: [`scenario`], [`model`], [`stats`], [`store`], then
-//! [`engine`] and [`report`]; each imports only from those before it. See
+//! layers, lowest first: [`scenario`], [`model`], [`stats`], [`judge`],
+//! [`store`], then [`engine`] and [`report`]; each imports only from those
+//! it is allowed (see ARCHITECTURE.md). See
 //! ARCHITECTURE.md for the map and the invariants.
 
 pub mod engine;
+pub mod judge;
 pub mod model;
 pub mod report;
 pub mod scenario;

@@ -5,7 +5,7 @@
 //! steps one graph run, verifiers, the budget ledger, and the runner that
 //! does one `run`, `replay` or `resume` end to end.
 //!
-//! May use: `scenario`, `model`, `stats`, `store`, `seed`.
+//! May use: `scenario`, `model`, `stats`, `store`, `judge`, `seed`.
 
 pub mod budget;
 pub mod error;

@@ -15,16 +15,21 @@ use crate::util::root;
 /// lowest layer first. `seed` is a leaf every layer draws from.
 /// Why this order: a scenario is data (model settings included), so it
 /// comes first; `model` turns settings into providers; `stats` is pure
-/// arithmetic on pools; `store` persists what they produce; `engine` runs
-/// scenarios against providers into the store; `report` reads the store.
-/// `engine` and `report` do not know each other.
+/// arithmetic on pools; `store` persists what they produce; `judge` reads
+/// traces and verdicts without I/O; `engine` runs scenarios (and judges)
+/// against providers into the store; `report` reads the store. `engine` and
+/// `report` do not know each other.
 const LAYERS: &[(&str, &[&str])] = &[
     ("seed", &[]),
     ("scenario", &["seed"]),
     ("model", &["scenario", "seed"]),
     ("stats", &["scenario", "seed"]),
     ("store", &["scenario", "model", "stats", "seed"]),
-    ("engine", &["scenario", "model", "stats", "store", "seed"]),
+    ("judge", &["scenario", "model", "stats", "seed"]),
+    (
+        "engine",
+        &["scenario", "model", "stats", "store", "judge", "seed"],
+    ),
     ("report", &["scenario", "stats", "store", "seed"]),
 ];
 
@@ -187,14 +192,14 @@ fn the_layering_check_catches_an_upward_import() {
             PathBuf::from("model/scene.rs"),
             "use crate::model::provider;\nuse crate::scenario::Task;\n".to_owned(),
         ),
-        (PathBuf::from("judge/mod.rs"), String::new()),
+        (PathBuf::from("viewer/mod.rs"), String::new()),
     ];
     let found = layering_violations(&files);
     let expected = [
         "src/scenario/validator.rs:2: `scenario` imports `crate::engine`",
         "src/store/mod.rs:1: `store` imports `crate::report`",
         "src/store/mod.rs:2: `store` imports `crate::engine`",
-        "src/judge/mod.rs: `judge` is not in the layer table",
+        "src/viewer/mod.rs: `viewer` is not in the layer table",
     ];
     assert_eq!(found.len(), expected.len(), "{found:#?}");
     for (f, e) in found.iter().zip(expected) {
