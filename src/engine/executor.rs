@@ -273,7 +273,7 @@ impl Executor {
                             if stopped.is_some() || sc.fail_on_error.tolerates(errors, planned) {
                                 continue;
                             }
-                            failure.get_or_insert(too_many_errors(sc, errors, &message));
+                            failure.get_or_insert(too_many_errors(sc, errors, planned, &message));
                             Status::Failed
                         }
                     };
@@ -301,16 +301,16 @@ impl Executor {
     }
 }
 
-/// Why a run with `errors` errored samples fails, given the first one's
-/// `message`, in one line that says what to do.
-fn too_many_errors(sc: &Scenario, errors: u64, message: &str) -> String {
+/// Why a run with `errors` errored samples of `planned` fails, given the
+/// first one's `message`, in one line that says what to do.
+fn too_many_errors(sc: &Scenario, errors: u64, planned: u64, message: &str) -> String {
     match sc.fail_on_error {
         ErrorTolerance::None => format!(
             "{message} (a failed call fails the run; `fail_on_error` or --fail-on-error tolerates some)"
         ),
         tolerance => format!(
             "{errors} samples failed, more than {} tolerates; the first: {message}",
-            tolerance.describe(sc.planned_samples())
+            tolerance.describe(planned)
         ),
     }
 }

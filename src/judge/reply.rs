@@ -92,22 +92,22 @@ fn json_object(text: &str) -> Option<serde_json::Map<String, Value>> {
     })
 }
 
-/// Collects verdicts by mode; a mode answered both ways becomes unknown.
+/// Collects verdicts by mode, each mode's first answer with its evidence;
+/// a mode answered both ways becomes unknown when they are finished.
 struct Verdicts {
     modes: Vec<(FailureMode, ModeVerdict)>,
-    answered: Vec<Option<bool>>,
     contradicted: Vec<bool>,
     notes: Vec<String>,
 }
 
 impl Verdicts {
     fn new() -> Self {
+        let modes: Vec<_> = FailureMode::all()
+            .map(|m| (m, ModeVerdict::default()))
+            .collect();
         Verdicts {
-            modes: FailureMode::all()
-                .map(|m| (m, ModeVerdict::default()))
-                .collect(),
-            answered: vec![None; 14],
-            contradicted: vec![false; 14],
+            contradicted: vec![false; modes.len()],
+            modes,
             notes: Vec::new(),
         }
     }
@@ -121,15 +121,16 @@ impl Verdicts {
             .position(|m| m == mode)
             .expect("every mode");
         let Some(present) = present else { return };
-        match self.answered[i] {
+        match self.modes[i].1.present {
             Some(earlier) if earlier != present => {
+                if !self.contradicted[i] {
+                    self.notes
+                        .push(format!("{} is answered both ways", mode.code()));
+                }
                 self.contradicted[i] = true;
-                self.notes
-                    .push(format!("{} is answered both ways", mode.code()));
             }
             Some(_) => {}
             None => {
-                self.answered[i] = Some(present);
                 self.modes[i].1 = ModeVerdict {
                     present: Some(present),
                     evidence,
