@@ -3,14 +3,12 @@
 
 use std::process::ExitCode;
 
-use super::common::{AnalysisArgs, DbArg};
+use super::common::{AnalysisArgs, StoredRun};
 
 #[derive(clap::Args)]
 pub struct Args {
-    /// Run id (see `crucible runs`).
-    pub run: i64,
     #[command(flatten)]
-    pub db: DbArg,
+    pub stored: StoredRun,
     /// Print one JSON object (every n, every task) instead of the table.
     #[arg(long)]
     pub json: bool,
@@ -20,8 +18,7 @@ pub struct Args {
 
 pub fn exec(
     Args {
-        run,
-        db,
+        stored: StoredRun { run, db },
         json,
         analysis,
     }: Args,

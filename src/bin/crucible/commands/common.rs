@@ -15,6 +15,15 @@ pub struct DbArg {
     pub db: PathBuf,
 }
 
+/// A stored run, as the commands that read one name it.
+#[derive(clap::Args, Clone)]
+pub struct StoredRun {
+    /// Run id (see `crucible runs`).
+    pub run: i64,
+    #[command(flatten)]
+    pub db: DbArg,
+}
+
 /// Options of every command that executes a run.
 #[derive(clap::Args, Clone)]
 pub struct RunArgs {

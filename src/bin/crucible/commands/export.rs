@@ -7,14 +7,12 @@ use clap::ValueEnum;
 use crucible::Error;
 use crucible::report::export::{self, Format};
 
-use super::common::{DbArg, open_existing};
+use super::common::{StoredRun, open_existing};
 
 #[derive(clap::Args)]
 pub struct Args {
-    /// Run id (see `crucible runs`).
-    pub run: i64,
     #[command(flatten)]
-    pub db: DbArg,
+    pub stored: StoredRun,
     #[arg(long, value_enum, default_value_t = ExportFormat::Jsonl)]
     pub format: ExportFormat,
 }
@@ -25,7 +23,12 @@ pub enum ExportFormat {
     Csv,
 }
 
-pub fn exec(Args { run, db, format }: Args) -> anyhow::Result<ExitCode> {
+pub fn exec(
+    Args {
+        stored: StoredRun { run, db },
+        format,
+    }: Args,
+) -> anyhow::Result<ExitCode> {
     let store = open_existing(&db.db)?;
     let format = match format {
         ExportFormat::Jsonl => Format::Jsonl,

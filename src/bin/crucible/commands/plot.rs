@@ -3,14 +3,12 @@
 use std::path::PathBuf;
 use std::process::ExitCode;
 
-use super::common::{AnalysisArgs, DbArg};
+use super::common::{AnalysisArgs, StoredRun};
 
 #[derive(clap::Args)]
 pub struct Args {
-    /// Run id (see `crucible runs`).
-    pub run: i64,
     #[command(flatten)]
-    pub db: DbArg,
+    pub stored: StoredRun,
     /// Directory for the SVG files (created if missing).
     #[arg(long, default_value = "plots")]
     pub out: PathBuf,
@@ -20,8 +18,7 @@ pub struct Args {
 
 pub fn exec(
     Args {
-        run,
-        db,
+        stored: StoredRun { run, db },
         out,
         analysis,
     }: Args,

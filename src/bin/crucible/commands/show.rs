@@ -7,14 +7,12 @@ use std::process::ExitCode;
 use crucible::Error;
 use crucible::store::Transcript;
 
-use super::common::{DbArg, open_existing};
+use super::common::{DbArg, StoredRun, open_existing};
 
 #[derive(clap::Args)]
 pub struct Args {
-    /// Run id (see `crucible runs`).
-    pub run: i64,
     #[command(flatten)]
-    pub db: DbArg,
+    pub stored: StoredRun,
     /// Print JSON instead of the table.
     #[arg(long)]
     pub json: bool,
@@ -25,8 +23,7 @@ pub struct Args {
 
 pub fn exec(
     Args {
-        run,
-        db,
+        stored: StoredRun { run, db },
         json,
         transcript,
     }: Args,
