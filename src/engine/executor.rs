@@ -635,31 +635,21 @@ async fn send<'s>(sh: &'s Shared, model: usize, req: CallRequest<'_>) -> Result<
         .await
         .map_err(Stop::Budget)?;
     sh.progress.requests.fetch_add(1, Ordering::Relaxed);
-    let response = provider.complete(req).await;
-    if response.is_ok() {
-        sh.answered[model].store(true, Ordering::Relaxed);
-    } else if fatal(sh, model, &response).is_some() {
-        // Before the permit goes, so that no call waiting for it starts.
-        sh.cancel.store(true, Ordering::Relaxed);
+    let mut response = provider.complete(req).await;
+    match &mut response {
+        Ok(_) => sh.answered[model].store(true, Ordering::Relaxed),
+        Err(e) => {
+            // A failure ends the run, whatever errors it tolerates, when
+            // retrying anything would fail the same way (a bad key, a wrong
+            // model) or when the model was never reached: nothing listens.
+            e.fatal |= e.unreachable && !sh.answered[model].load(Ordering::Relaxed);
+            if e.fatal {
+                // Before the permit goes, so that no call waiting for it starts.
+                sh.cancel.store(true, Ordering::Relaxed);
+            }
+        }
     }
     Ok((key, response, Origin::Live(reservation)))
-}
-
-/// Why a failed call to `model` must end the run at once, whatever errors
-/// it tolerates: retrying anything would fail the same way (a bad key, a
-/// wrong model), or the model was never reached (nothing listens at its URL).
-fn fatal(
-    sh: &Shared,
-    model: usize,
-    response: &Result<CallResponse, ProviderError>,
-) -> Option<String> {
-    match response {
-        Err(e) if e.fatal => Some(e.to_string()),
-        Err(e) if e.unreachable && !sh.answered[model].load(Ordering::Relaxed) => {
-            Some(e.to_string())
-        }
-        _ => None,
-    }
 }
 
 /// Settle a call's reservation with what `record` used, or mark it served
@@ -774,10 +764,7 @@ impl<'a> Conversation<'a> {
             key,
         };
         let failed = match &response {
-            Err(e) => Some((
-                fatal(sh, sc.agents[self.agent_idx].model, &response),
-                e.to_string(),
-            )),
+            Err(e) => Some((e.fatal, e.to_string())),
             Ok(_) => None,
         };
         let (mut record, mut samples) = trace_call(sh, &call, response);
@@ -792,12 +779,13 @@ impl<'a> Conversation<'a> {
             if self.planned {
                 sh.progress.samples.fetch_add(n as u64, Ordering::Relaxed);
             }
-            return Err(match fatal {
-                Some(why) => sh.fail(why),
-                None => Stop::Errored {
+            return Err(if fatal {
+                sh.fail(message)
+            } else {
+                Stop::Errored {
                     samples: n as u64,
                     message,
-                },
+                }
             });
         }
         let runs = |pick: fn(&crate::scenario::Verifier) -> bool| {
@@ -964,7 +952,10 @@ async fn judge_one(
         scene: None,
     };
     let (key, response, origin) = send(sh, model, req).await?;
-    let fatal = fatal(sh, model, &response);
+    let fatal = match &response {
+        Err(e) if e.fatal => Some(e.to_string()),
+        _ => None,
+    };
     let (replies, exchange) = Exchange::of(response, 1);
     let reply = replies.into_iter().next().map(|r| r.0);
     let (score, steps) = match (&exchange.error, &reply) {

@@ -92,7 +92,8 @@ pub struct ProviderError {
     /// Every exchange tried before giving up.
     pub attempts: Vec<Attempt>,
     /// Whether the whole run should stop (bad key, wrong URL): retrying
-    /// other samples would fail the same way.
+    /// other samples would fail the same way. The executor also sets it for
+    /// an `unreachable` model that has never answered.
     pub fatal: bool,
     /// Whether no connection to the model could be made at all.
     pub unreachable: bool,
