@@ -612,7 +612,7 @@ async fn send<'s>(sh: &'s Shared, model: usize, req: CallRequest<'_>) -> Result<
         }
     }
     let provider = &sh.providers[model];
-    if let Some(response) = provider.recorded(&req) {
+    if let Some(response) = provider.recorded(&key) {
         return Ok((key, response, Origin::Recorded));
     }
     let _permit = sh.calls.acquire().await.expect("semaphore open");

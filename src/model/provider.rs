@@ -154,10 +154,11 @@ pub trait Provider: Send + Sync {
     fn fingerprint(&self) -> String;
     /// The most tokens `request` can use.
     fn usage_bound(&self, request: &CallRequest<'_>) -> UsageBound;
-    /// A recorded response to `request`, served without calling the model
-    /// (replay, the response cache); `None` when there is none, and then
-    /// [`Provider::complete`] makes the call.
-    fn recorded(&self, _request: &CallRequest<'_>) -> Option<Result<CallResponse, ProviderError>> {
+    /// A recorded response to the request with cache key `key` (its
+    /// [`call_key`] under this provider's fingerprint), served without
+    /// calling the model (replay, the response cache); `None` when there is
+    /// none, and then [`Provider::complete`] makes the call.
+    fn recorded(&self, _key: &str) -> Option<Result<CallResponse, ProviderError>> {
         None
     }
     async fn complete(&self, request: CallRequest<'_>) -> Result<CallResponse, ProviderError>;

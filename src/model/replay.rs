@@ -75,9 +75,8 @@ impl Provider for Recorded {
         self.inner.usage_bound(request)
     }
 
-    fn recorded(&self, req: &CallRequest<'_>) -> Option<Result<CallResponse, ProviderError>> {
-        let key = call_key(&self.inner.fingerprint(), req);
-        match self.recordings.get(&key) {
+    fn recorded(&self, key: &str) -> Option<Result<CallResponse, ProviderError>> {
+        match self.recordings.get(key) {
             Ok(found) => found.map(Ok),
             Err(e) => Some(Err(self.error(format!("reading recorded responses: {e}")))),
         }
