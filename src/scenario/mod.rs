@@ -18,6 +18,7 @@ pub mod diagnostic;
 pub mod environment;
 pub mod failure;
 pub mod graph;
+pub mod judge_file;
 pub mod loader;
 pub mod node;
 pub mod overrides;
