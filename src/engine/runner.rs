@@ -139,6 +139,11 @@ impl Runner {
             .collect()
     }
 
+    /// Check the judge file at `path`.
+    pub fn validate_judge(path: &Path) -> Result<crate::scenario::judge_file::JudgeFile, Error> {
+        crate::scenario::judge_file::JudgeFile::load(path).map_err(Error::Invalid)
+    }
+
     /// Validate `path`, with `overrides` applied, without running it.
     pub fn validate(path: &Path, overrides: &[String]) -> Result<Scenario, Error> {
         load_scenario(path, overrides).map_err(Error::Invalid)

@@ -14,10 +14,11 @@ use serde::Deserialize;
 use crate::scenario::dataset::{self, RawItem};
 use crate::scenario::diagnostic::{Diagnostic, Diagnostics, SourceFile, Span, did_you_mean};
 use crate::scenario::environment;
+use crate::scenario::judge_file::JudgeFile;
 use crate::scenario::node::{Located, Node, from_node};
 use crate::scenario::spec::{
-    AgentSpec, AnswerSpec, BudgetSpec, DatasetSpec, EdgeSpec, FailOnErrorSpec, ModelSpec, NodeSpec,
-    RESERVED_KEYS, StrategySpec, TOP_LEVEL_KEYS, VerifierSpec,
+    AgentSpec, AnswerSpec, BudgetSpec, DatasetSpec, EdgeSpec, FailOnErrorSpec, JudgeSpec,
+    ModelSpec, NodeSpec, RESERVED_KEYS, StrategySpec, TOP_LEVEL_KEYS, VerifierSpec,
 };
 
 /// A scenario as written, section by section, with where each part came from.
@@ -41,6 +42,8 @@ pub struct Loaded {
     pub budget: BudgetSpec,
     pub fail_on_error: Option<Located<FailOnErrorSpec>>,
     pub graph: Option<LoadedGraph>,
+    /// Failure judges with their files, where the file could be read and checked.
+    pub judges: Vec<(JudgeSpec, Option<Arc<JudgeFile>>)>,
     /// Referenced files (path relative to the scenario, text), for the run record.
     pub files: Vec<(String, String)>,
 }
@@ -150,6 +153,7 @@ impl Loader {
                 "budget" => self.loaded.budget = self.section(&source, value).unwrap_or_default(),
                 "fail_on_error" => self.loaded.fail_on_error = self.section(&source, value),
                 "graph" => self.graph(&source, value),
+                "judges" => self.judges(&source, value),
                 k if RESERVED_KEYS.contains(&k) => self.diags.push(source.error(
                     key.span,
                     format!("`{k}` is not supported yet in this version of crucible; remove it"),
@@ -264,6 +268,21 @@ impl Loader {
                 }
                 self.loaded.agents.push((name, inner, agent_source));
             }
+        }
+    }
+
+    /// Each judge of the `judges` list with its judge file, read and checked.
+    fn judges(&mut self, source: &Arc<SourceFile>, node: &Node) {
+        let Some(specs) = self.section::<Vec<JudgeSpec>>(source, node) else {
+            return;
+        };
+        for spec in specs {
+            let file = self.read_relative(source, &spec.file).and_then(|text| {
+                JudgeFile::from_text(&self.dir.join(&spec.file.value), text)
+                    .map_err(|diags| diags.into_iter().for_each(|d| self.diags.push(d)))
+                    .ok()
+            });
+            self.loaded.judges.push((spec, file.map(Arc::new)));
         }
     }
 

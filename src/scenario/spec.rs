@@ -32,7 +32,7 @@ pub const TOP_LEVEL_KEYS: &[&str] = &[
 ];
 
 /// Keys reserved for later parts of crucible; using one is a clear error.
-pub const RESERVED_KEYS: &[&str] = &["judges", "sweep"];
+pub const RESERVED_KEYS: &[&str] = &["sweep"];
 
 /// A crucible scenario: models, agents, a dataset and the strategies to compare.
 ///
@@ -78,12 +78,37 @@ pub struct ScenarioSchema {
     /// An agent graph: nodes (agents, routers, joins) and the edges between them.
     #[serde(default)]
     pub graph: Option<GraphSpec>,
-    /// Reserved: LLM-as-judge failure taxonomies (not supported yet).
+    /// Failure judges applied to every graph run when it finishes.
     #[serde(default)]
-    pub judges: Option<serde_json::Value>,
+    pub judges: Vec<JudgeSpec>,
     /// Reserved: parameter sweeps (not supported yet).
     #[serde(default)]
     pub sweep: Option<serde_json::Value>,
+}
+
+/// A failure judge applied to the run's transcripts: a judge file and the
+/// model(s) that run it.
+#[derive(Debug, Clone, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct JudgeSpec {
+    /// The judge file (e.g. `judges/mast.yaml`), relative to the scenario.
+    pub file: Located<String>,
+    /// The model that judges, by name.
+    #[serde(default)]
+    pub model: Option<Located<String>>,
+    /// Several models (an ensemble): each judges, and the label is their majority.
+    #[serde(default)]
+    pub models: Option<Vec<Located<String>>>,
+    /// Judgements per model and trace; the label is their majority (default 1).
+    #[serde(default)]
+    pub repeats: Option<Located<i64>>,
+    /// Fit each transcript into about this many tokens (4 characters each),
+    /// keeping each message's head and tail.
+    #[serde(default)]
+    pub max_trace_tokens: Option<Located<i64>>,
+    /// Ask once more, with the parse error, when a reply cannot be read (default true).
+    #[serde(default)]
+    pub reask: Option<bool>,
 }
 
 /// A model: where samples come from.

@@ -6,6 +6,8 @@ use std::sync::Arc;
 
 use minijinja::{Environment, UndefinedBehavior};
 
+use crate::scenario::diagnostic::{SourceFile, Span};
+
 /// A compiled prompt template.
 #[derive(Clone)]
 pub struct Template {
@@ -67,6 +69,22 @@ impl Template {
             msg
         })
     }
+}
+
+/// Where line `line` of a template written at `span` stands in the file.
+pub fn line_span(src: &SourceFile, span: Span, line: usize) -> Span {
+    let block = src
+        .line_text(span.line)
+        .and_then(|l| l.get(span.col.saturating_sub(1)..))
+        .is_some_and(|rest| rest.starts_with('|') || rest.starts_with('>'));
+    if line <= 1 && !block {
+        return span;
+    }
+    let target = span.line + line - 1 + usize::from(block);
+    let indent = src
+        .line_text(target)
+        .map_or(0, |l| l.len() - l.trim_start().len());
+    Span::new(target, indent + 1)
 }
 
 #[cfg(test)]

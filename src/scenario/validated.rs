@@ -34,6 +34,8 @@ pub struct Scenario {
     /// The pseudo-agent (index into `agents`) whose samples are runs of
     /// `graph`.
     pub graph_agent: Option<usize>,
+    /// Failure judges applied to every graph run when it finishes.
+    pub judges: Vec<crate::scenario::judge_file::JudgeUse>,
 }
 
 /// blake3 of a scenario's text and the files it refers to.

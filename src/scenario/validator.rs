@@ -11,6 +11,7 @@ use crate::scenario::budget::{Budget, Cap, Price};
 use crate::scenario::canonicalizer::Canonicalizer;
 use crate::scenario::diagnostic::{Diagnostic, Diagnostics, SourceFile, Span, did_you_mean};
 use crate::scenario::failure::FailureMode;
+use crate::scenario::judge_file::JudgeUse;
 use crate::scenario::loader::Loaded;
 use crate::scenario::node::Located;
 use crate::scenario::persona::{Persona, Role};
@@ -20,7 +21,7 @@ use crate::scenario::spec::{
     ScaleSpec, SimulateSpec, Spread, StepsSpec, StopSpec, StrategyKindSpec, StrategySpec,
     VerifierKindSpec, VerifierSpec,
 };
-use crate::scenario::template::Template;
+use crate::scenario::template::{Template, line_span};
 use crate::scenario::tolerance::ErrorTolerance;
 use crate::scenario::{
     Agent, Aggregate, CANDIDATE_FIELDS, Check, Correction, DEFAULT_FEEDBACK, DEFAULT_JUDGE_SCORE,
@@ -118,6 +119,7 @@ impl<'a> Validator<'a> {
         let budget = self.budget();
         let fail_on_error = self.fail_on_error();
         let graph = self.graph(&agents, &verifiers);
+        let judges = self.judges(graph.is_some());
         self.unreachable_failures(&agents, graph.as_ref());
         if let Some((span, _)) = &l.dataset
             && tasks.is_empty()
@@ -148,6 +150,7 @@ impl<'a> Validator<'a> {
             fail_on_error,
             graph,
             graph_agent,
+            judges,
         };
         for (cap, message) in crate::scenario::budget::unenforceable(&scenario) {
             let b = &l.budget;
@@ -1046,7 +1049,7 @@ impl<'a> Validator<'a> {
             let template = match Template::compile(&prompt.value) {
                 Ok(t) => t,
                 Err(e) => {
-                    let span = template_span(src, prompt.span, e.line);
+                    let span = line_span(src, prompt.span, e.line);
                     self.diags.push(src.error(
                         span,
                         format!(
@@ -1398,7 +1401,7 @@ impl<'a> Validator<'a> {
             None => (DEFAULT_JUDGE_SCORE, spec.kind.span),
         };
         let prompt = Template::compile(source).unwrap_or_else(|e| {
-            let at = template_span(&self.source, span, e.line);
+            let at = line_span(&self.source, span, e.line);
             self.err(
                 at,
                 format!(
@@ -1470,6 +1473,78 @@ impl<'a> Validator<'a> {
             return None;
         }
         Some(i)
+    }
+
+    /// The `judges` list: each judge's file (read by the loader) and models.
+    fn judges(&mut self, has_graph: bool) -> Vec<JudgeUse> {
+        let mut out = Vec::new();
+        for (spec, file) in &self.loaded.judges {
+            if !has_graph {
+                self.err(
+                    spec.file.span,
+                    "judges read graph runs' transcripts, and this scenario has no `graph`; \
+                     judge another run's transcripts with `crucible judge RUN`",
+                );
+            }
+            let names: Vec<&Located<String>> = match (&spec.model, &spec.models) {
+                (Some(m), None) => vec![m],
+                (None, Some(ms)) if !ms.is_empty() => ms.iter().collect(),
+                (Some(m), Some(_)) => {
+                    self.err(m.span, "give a judge `model` or `models`, not both");
+                    continue;
+                }
+                _ => {
+                    self.err(
+                        spec.file.span,
+                        "a judge needs a `model` (or `models`, for an ensemble) to call",
+                    );
+                    continue;
+                }
+            };
+            let mut models = Vec::new();
+            for m in names {
+                let known = &self.loaded.models;
+                match known.iter().position(|(n, _)| n.value == m.value) {
+                    Some(i) if known[i].1.provider.as_str() == "reward_model" => self.err(
+                        m.span,
+                        format!(
+                            "judge model `{}` is a reward model, which cannot write a verdict",
+                            m.value
+                        ),
+                    ),
+                    Some(i) if models.contains(&i) => {
+                        self.err(m.span, format!("model `{}` is listed twice", m.value))
+                    }
+                    Some(i) => models.push(i),
+                    None => {
+                        let defined: Vec<&str> = known.iter().map(|(n, _)| n.as_str()).collect();
+                        self.err(
+                            m.span,
+                            format!(
+                                "judge uses undefined model `{}` (defined: {}){}",
+                                m.value,
+                                list(&defined),
+                                did_you_mean(&m.value, defined.iter().copied())
+                            ),
+                        );
+                    }
+                }
+            }
+            let repeats = self.at_least(&spec.repeats, "repeats", 1).unwrap_or(1) as usize;
+            let max_trace_tokens = self
+                .at_least(&spec.max_trace_tokens, "max_trace_tokens", 64)
+                .map(|t| t as usize);
+            if let Some(file) = file {
+                out.push(JudgeUse {
+                    file: file.clone(),
+                    models,
+                    repeats,
+                    max_trace_tokens,
+                    reask: spec.reask.unwrap_or(true),
+                });
+            }
+        }
+        out
     }
 
     /// A `reward_model` verifier: its model, and for process rewards how to
@@ -1703,22 +1778,6 @@ impl<'a> Validator<'a> {
             max_cost_usd,
         }
     }
-}
-
-/// Where line `line` of a template written at `span` stands in the file.
-fn template_span(src: &SourceFile, span: Span, line: usize) -> Span {
-    let block = src
-        .line_text(span.line)
-        .and_then(|l| l.get(span.col.saturating_sub(1)..))
-        .is_some_and(|rest| rest.starts_with('|') || rest.starts_with('>'));
-    if line <= 1 && !block {
-        return span;
-    }
-    let target = span.line + line - 1 + usize::from(block);
-    let indent = src
-        .line_text(target)
-        .map_or(0, |l| l.len() - l.trim_start().len());
-    Span::new(target, indent + 1)
 }
 
 fn scalar(v: &serde_json::Value) -> Option<String> {

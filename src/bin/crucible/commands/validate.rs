@@ -1,4 +1,5 @@
-//! `crucible validate`: check a scenario and report every problem found.
+//! `crucible validate`: check a scenario or a judge file and report every
+//! problem found.
 
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -9,13 +10,24 @@ use super::common::SetArgs;
 
 #[derive(clap::Args)]
 pub struct Args {
-    /// Scenario file (YAML).
+    /// Scenario file or judge file (YAML; a judge file has a top-level `judge:` key).
     pub file: PathBuf,
     #[command(flatten)]
     pub set: SetArgs,
 }
 
 pub fn exec(Args { file, set }: Args) -> anyhow::Result<ExitCode> {
+    if is_judge_file(&file) {
+        let j = Runner::validate_judge(&file)?;
+        outln!(
+            "{}: ok (judge `{}` version {}, {} modes)",
+            file.display(),
+            j.name,
+            j.version,
+            j.modes.len()
+        );
+        return Ok(ExitCode::SUCCESS);
+    }
     let s = Runner::validate(&file, &set.set)?;
     outln!(
         "{}: ok ({} models, {} agents, {} tasks, {} strategies, {} samples planned)",
@@ -27,4 +39,11 @@ pub fn exec(Args { file, set }: Args) -> anyhow::Result<ExitCode> {
         s.planned_samples()
     );
     Ok(ExitCode::SUCCESS)
+}
+
+/// Whether `file` is a judge file: one with a top-level `judge:` key (a
+/// scenario never has one). Unreadable files are left to the scenario
+/// loader, which reports them.
+fn is_judge_file(file: &std::path::Path) -> bool {
+    std::fs::read_to_string(file).is_ok_and(|t| t.lines().any(|l| l.starts_with("judge:")))
 }
