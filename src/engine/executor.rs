@@ -13,11 +13,10 @@ use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use futures_util::StreamExt;
 use tokio::sync::{Semaphore, mpsc};
 
-use crate::engine::budget::{Ledger, Reservation};
+use crate::engine::budget::Ledger;
+use crate::engine::caller::{CallHead, Caller, CallerSetup, Exchange, Sent, Stop};
 use crate::engine::verifier::{Candidate, Score};
-use crate::model::provider::{
-    CallRequest, CallResponse, Provider, ProviderError, Turn, UsageBound, call_key,
-};
+use crate::model::provider::{CallRequest, CallResponse, Provider, ProviderError, Turn};
 use crate::model::replay::Recordings;
 use crate::scenario::budget::Spend;
 use crate::scenario::tolerance::ErrorTolerance;
@@ -81,69 +80,22 @@ pub struct Executor {
     cancel: Arc<AtomicBool>,
 }
 
-/// Why a task stopped early.
-enum Stop {
-    Cancelled,
-    /// Which cap the next call would have exceeded.
-    Budget(String),
-    Failed(String),
-    /// Calls failed after their retries: this many samples are errors (the
-    /// first one's message). The task cannot be evaluated; whether the run
-    /// goes on is `fail_on_error`'s to say.
-    Errored {
-        samples: u64,
-        message: String,
-    },
-}
-
-impl Stop {
-    /// Why a task stops whose calls stopped for `self` and for `other`:
-    /// errors add up, and anything else outranks an error.
-    fn and(self, other: Stop) -> Stop {
-        match (self, other) {
-            (Stop::Errored { samples, message }, Stop::Errored { samples: more, .. }) => {
-                Stop::Errored {
-                    samples: samples + more,
-                    message,
-                }
-            }
-            (Stop::Errored { .. }, other) => other,
-            (stop, _) => stop,
-        }
-    }
-}
-
 struct Shared {
     scenario: Arc<Scenario>,
-    providers: Vec<Arc<dyn Provider>>,
+    caller: Caller,
     binomials: Binomials,
-    calls: Semaphore,
     /// Verifier commands running at once: one per CPU.
     commands: Semaphore,
     concurrency: usize,
-    progress: Arc<Progress>,
-    cancel: Arc<AtomicBool>,
-    records: mpsc::Sender<Record>,
-    ledger: Ledger,
     system_blobs: Vec<Blob>,
     verifier_names: Vec<Arc<str>>,
     agent_names: Vec<Arc<str>>,
-    model_names: Vec<Arc<str>>,
-    /// Each model's [`Provider::fingerprint`], for cache keys.
-    fingerprints: Vec<String>,
-    /// Whether each model has answered a call: one that never has and
-    /// cannot be reached ends the run at once.
-    answered: Vec<AtomicBool>,
-    /// Resuming: the run's own recorded calls, which are neither made nor
-    /// written again.
-    stored: Option<Arc<dyn Recordings>>,
 }
 
 impl Shared {
     /// A failure that ends the whole run: every other task stops too.
     fn fail(&self, why: String) -> Stop {
-        self.cancel.store(true, Ordering::Relaxed);
-        Stop::Failed(why)
+        self.caller.fail(why)
     }
 }
 
@@ -192,15 +144,23 @@ impl Executor {
         };
         let sc = &self.scenario;
         let max_n = sc.pool_sizes().into_iter().max().unwrap_or(0);
+        let caller = Caller::new(
+            &sc.models,
+            self.providers,
+            CallerSetup {
+                concurrency: self.concurrency,
+                progress: self.progress.clone(),
+                cancel: self.cancel.clone(),
+                ledger: Ledger::new(sc.budget.clone(), spent),
+                stored,
+                records,
+            },
+        );
         let shared = Arc::new(Shared {
+            caller,
             binomials: Binomials::new(max_n),
-            calls: Semaphore::new(self.concurrency),
             commands: Semaphore::new(std::thread::available_parallelism().map_or(1, |n| n.get())),
             concurrency: self.concurrency,
-            progress: self.progress.clone(),
-            cancel: self.cancel.clone(),
-            records,
-            ledger: Ledger::new(sc.budget.clone(), spent),
             system_blobs: sc.agents.iter().map(|a| Blob::new(&a.system)).collect(),
             verifier_names: sc
                 .verifiers
@@ -208,16 +168,7 @@ impl Executor {
                 .map(|v| v.name.as_str().into())
                 .collect(),
             agent_names: sc.agents.iter().map(|a| a.name.as_str().into()).collect(),
-            model_names: sc.models.iter().map(|m| m.name.as_str().into()).collect(),
-            fingerprints: self.providers.iter().map(|p| p.fingerprint()).collect(),
-            answered: self
-                .providers
-                .iter()
-                .map(|_| AtomicBool::new(false))
-                .collect(),
             scenario: self.scenario.clone(),
-            providers: self.providers,
-            stored,
         });
         let n_tasks = sc.tasks.len();
         let mut outcomes: Vec<Option<Vec<TaskOutcome>>> = vec![None; n_tasks];
@@ -364,11 +315,7 @@ async fn run_task(sh: &Shared, idx: usize) -> Result<Vec<TaskOutcome>, Stop> {
         results: rows,
         pools,
     };
-    if sh.records.send(Record::Task(Box::new(task))).await.is_err() {
-        return Err(Stop::Failed(
-            "the trace store stopped accepting records".into(),
-        ));
-    }
+    sh.caller.write(Record::Task(Box::new(task))).await?;
     Ok(outcomes)
 }
 
@@ -430,7 +377,7 @@ async fn draw_pool(
     size: usize,
 ) -> Result<Vec<PoolSample>, Stop> {
     let conversation = Conversation::new(sh, task, agent_idx, sh.scenario.verifiers_of(agent_idx))?;
-    let provider = &sh.providers[sh.scenario.agents[agent_idx].model];
+    let provider = &sh.caller.providers[sh.scenario.agents[agent_idx].model];
     let per_request = provider.max_n_per_request().clamp(1, size.max(1));
     let batches: Vec<(usize, usize)> = (0..size)
         .step_by(per_request)
@@ -587,103 +534,6 @@ struct Conversation<'a> {
     planned: bool,
 }
 
-/// Where a call's response came from.
-enum Origin<'l> {
-    /// The model, within this reservation.
-    Live(Reservation<'l>),
-    /// A recording (replay, the response cache): no model call, no cost.
-    Recorded,
-    /// This run's own trace (resume): neither made nor written again.
-    Stored,
-}
-
-/// A call's key, its response, and where the response came from.
-type Sent<'l> = (String, Result<CallResponse, ProviderError>, Origin<'l>);
-
-/// Send `req` to model `model`, unless the trace or a recording already has
-/// the call; within the concurrency limit and the budget.
-async fn send<'s>(sh: &'s Shared, model: usize, req: CallRequest<'_>) -> Result<Sent<'s>, Stop> {
-    let key = call_key(&sh.fingerprints[model], &req);
-    if let Some(stored) = &sh.stored {
-        match stored.get(&key) {
-            Ok(Some(r)) => return Ok((key, Ok(r), Origin::Stored)),
-            Ok(None) => {}
-            Err(e) => return Err(sh.fail(format!("reading the run's recorded calls: {e}"))),
-        }
-    }
-    let provider = &sh.providers[model];
-    if let Some(response) = provider.recorded(&key) {
-        return Ok((key, response, Origin::Recorded));
-    }
-    let _permit = sh.calls.acquire().await.expect("semaphore open");
-    if sh.cancel.load(Ordering::Relaxed) {
-        return Err(Stop::Cancelled);
-    }
-    // Only token and cost caps need the bound; requests always count.
-    let bound = if sh.ledger.counts_tokens() {
-        provider.usage_bound(&req)
-    } else {
-        UsageBound::default()
-    };
-    let reservation = sh
-        .ledger
-        .reserve(Spend::call(
-            sh.scenario.models[model].price,
-            bound.input_tokens,
-            bound.output_tokens.unwrap_or(0),
-        ))
-        .await
-        .map_err(Stop::Budget)?;
-    sh.progress.requests.fetch_add(1, Ordering::Relaxed);
-    let mut response = provider.complete(req).await;
-    match &mut response {
-        Ok(_) => sh.answered[model].store(true, Ordering::Relaxed),
-        Err(e) => {
-            // A failure ends the run, whatever errors it tolerates, when
-            // retrying anything would fail the same way (a bad key, a wrong
-            // model) or when the model was never reached: nothing listens.
-            e.fatal |= e.unreachable && !sh.answered[model].load(Ordering::Relaxed);
-            if e.fatal {
-                // Before the permit goes, so that no call waiting for it starts.
-                sh.cancel.store(true, Ordering::Relaxed);
-            }
-        }
-    }
-    Ok((key, response, Origin::Live(reservation)))
-}
-
-/// Settle a call's reservation with what `record` used, or mark it served
-/// from a recording, which costs nothing. Returns whether the call is new
-/// to the trace (one found in the run's own trace is not).
-fn settle(sh: &Shared, record: &mut CallRecord, origin: Origin<'_>) -> bool {
-    match origin {
-        Origin::Live(reservation) => {
-            let used = Spend {
-                requests: 1,
-                tokens: record.input_tokens + record.output_tokens,
-                cost_usd: record.cost_usd.unwrap_or(0.0),
-            };
-            sh.progress.tokens.fetch_add(used.tokens, Ordering::Relaxed);
-            reservation.settle(used);
-            true
-        }
-        Origin::Recorded => {
-            record.cached = true;
-            record.cost_usd = record.cost_usd.map(|_| 0.0);
-            true
-        }
-        Origin::Stored => false,
-    }
-}
-
-/// Hand `record` to the store's writer.
-async fn write(sh: &Shared, record: Record) -> Result<(), Stop> {
-    sh.records
-        .send(record)
-        .await
-        .map_err(|_| Stop::Failed("the trace store stopped accepting records".into()))
-}
-
 impl<'a> Conversation<'a> {
     /// Agent `agent_idx` on `task`, its samples scored by `verifiers`.
     fn new(
@@ -736,7 +586,7 @@ impl<'a> Conversation<'a> {
             n,
             scene: self.scene.as_ref(),
         };
-        send(sh, agent.model, req).await
+        sh.caller.send(agent.model, req).await
     }
 
     /// Trace a call that came back: extract and score its samples (calling
@@ -770,14 +620,17 @@ impl<'a> Conversation<'a> {
         let (mut record, mut samples) = trace_call(sh, &call, response);
         // Settled before judging: the judges' calls may wait on the budget
         // until every reservation is settled.
-        let new = settle(sh, &mut record, origin);
+        let new = sh.caller.settle(&mut record, origin);
         if let Some((fatal, message)) = failed {
             // Errors are traced but never scored: nothing came back to score.
             if new {
-                write(sh, Record::Call(Box::new(record))).await?;
+                sh.caller.write(Record::Call(Box::new(record))).await?;
             }
             if self.planned {
-                sh.progress.samples.fetch_add(n as u64, Ordering::Relaxed);
+                sh.caller
+                    .progress
+                    .samples
+                    .fetch_add(n as u64, Ordering::Relaxed);
             }
             return Err(if fatal {
                 sh.fail(message)
@@ -816,19 +669,22 @@ impl<'a> Conversation<'a> {
             s.scores.retain(|_| slot.next() == Some(&false));
         }
         if new {
-            write(sh, Record::Call(Box::new(record))).await?;
+            sh.caller.write(Record::Call(Box::new(record))).await?;
         }
         for j in judgements {
             let judged_anew = j.call.is_some();
             if let Some(c) = j.call {
-                write(sh, Record::Call(c)).await?;
+                sh.caller.write(Record::Call(c)).await?;
             }
             if new || judged_anew {
-                write(sh, Record::Score(j.score)).await?;
+                sh.caller.write(Record::Score(j.score)).await?;
             }
         }
         if self.planned {
-            sh.progress.samples.fetch_add(n as u64, Ordering::Relaxed);
+            sh.caller
+                .progress
+                .samples
+                .fetch_add(n as u64, Ordering::Relaxed);
         }
         if let Some(stop) = stopped {
             return Err(stop);
@@ -951,7 +807,7 @@ async fn judge_one(
         n: 1,
         scene: None,
     };
-    let (key, response, origin) = send(sh, model, req).await?;
+    let (key, response, origin) = sh.caller.send(model, req).await?;
     let fatal = match &response {
         Err(e) if e.fatal => Some(e.to_string()),
         _ => None,
@@ -982,9 +838,9 @@ async fn judge_one(
     };
     let mut record = CallRecord {
         judged: Some((sh.agent_names[agent_idx].clone(), reply.unwrap_or_default())),
-        ..exchange.into_record(sh, head, Vec::new())
+        ..exchange.into_record(&sh.caller, head, Vec::new())
     };
-    let new = settle(sh, &mut record, origin);
+    let new = sh.caller.settle(&mut record, origin);
     Ok(Verdict {
         score,
         steps,
@@ -1180,116 +1036,5 @@ fn trace_call(
         key: call.key.clone(),
         history: call.history,
     };
-    (exchange.into_record(sh, head, samples), pool)
-}
-
-/// Who made a call, and what it asked.
-struct CallHead<'a> {
-    task_index: usize,
-    /// The agent, or the verifier whose judge it is.
-    agent: Arc<str>,
-    model: usize,
-    first_sample: usize,
-    n: usize,
-    system: Blob,
-    prompt: Blob,
-    key: String,
-    history: &'a [Turn],
-}
-
-/// What came back from a call, besides its texts.
-struct Exchange {
-    input_tokens: u64,
-    output_tokens: u64,
-    latency_ms: f64,
-    raw: Option<String>,
-    request: Option<String>,
-    attempts: Vec<crate::model::provider::Attempt>,
-    error: Option<String>,
-}
-
-impl Exchange {
-    /// Split a response into its texts (with their output tokens) and the
-    /// rest; a failed call yields `n` empty texts.
-    fn of(
-        response: Result<CallResponse, ProviderError>,
-        n: usize,
-    ) -> (Vec<(String, u64)>, Exchange) {
-        let (texts, mut exchange) = match response {
-            Ok(r) => (
-                r.completions
-                    .into_iter()
-                    .map(|c| (c.text, c.output_tokens))
-                    .collect::<Vec<_>>(),
-                Exchange {
-                    input_tokens: r.input_tokens,
-                    output_tokens: 0,
-                    latency_ms: r.latency_ms,
-                    raw: r.raw,
-                    request: r.request,
-                    attempts: r.attempts,
-                    error: None,
-                },
-            ),
-            Err(e) => (
-                vec![(String::new(), 0); n],
-                Exchange {
-                    input_tokens: 0,
-                    output_tokens: 0,
-                    latency_ms: e.latency_ms,
-                    raw: None,
-                    request: None,
-                    attempts: e.attempts.clone(),
-                    error: Some(e.to_string()),
-                },
-            ),
-        };
-        exchange.output_tokens = texts.iter().map(|t| t.1).sum();
-        (texts, exchange)
-    }
-
-    /// The call's trace record, holding `samples`.
-    fn into_record(
-        self,
-        sh: &Shared,
-        head: CallHead<'_>,
-        samples: Vec<SampleRecord>,
-    ) -> CallRecord {
-        let model = &sh.scenario.models[head.model];
-        CallRecord {
-            task_index: head.task_index,
-            agent: head.agent,
-            model: sh.model_names[head.model].clone(),
-            provider: model.provider_name(),
-            first_sample: head.first_sample,
-            n: head.n,
-            system: head.system,
-            prompt: head.prompt,
-            // The simulated provider sends nothing; its parameters stand in.
-            request: self.request.unwrap_or_else(|| {
-                let mut r = serde_json::json!({"model": model.name, "n": head.n});
-                if !head.history.is_empty() {
-                    r["history"] = head
-                        .history
-                        .iter()
-                        .map(|t| serde_json::json!({"reply": t.reply, "feedback": t.feedback}))
-                        .collect();
-                }
-                r.to_string()
-            }),
-            attempts: self.attempts,
-            cache_key: head.key,
-            response: self.raw,
-            error: self.error,
-            latency_ms: self.latency_ms,
-            input_tokens: self.input_tokens,
-            output_tokens: self.output_tokens,
-            cost_usd: model
-                .price
-                .map(|p| p.cost(self.input_tokens, self.output_tokens)),
-            samples,
-            judged: None,
-            cached: false,
-        }
-    }
+    (exchange.into_record(&sh.caller, head, samples), pool)
 }

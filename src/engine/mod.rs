@@ -8,6 +8,7 @@
 //! May use: `scenario`, `model`, `stats`, `store`, `judge`, `seed`.
 
 pub mod budget;
+pub mod caller;
 pub mod error;
 pub mod executor;
 pub mod runner;

@@ -193,7 +193,7 @@ const CASES: &[Case] = &[
     },
     Case {
         name: "reserved key",
-        edit: ("strategies:", "judges: {}\nstrategies:"),
+        edit: ("strategies:", "sweep: {}\nstrategies:"),
         files: &[],
         at: "s.yaml:17:1",
         message: "not supported yet",

@@ -9,7 +9,8 @@ use std::sync::atomic::Ordering;
 
 use rand::RngExt;
 
-use super::{Conversation, Shared, Stop, correctness, judge_one, render_prompt, write};
+use super::{Conversation, Shared, correctness, judge_one, render_prompt};
+use crate::engine::caller::Stop;
 use crate::engine::verifier::{Candidate, Score};
 use crate::engine::walker::{Event, HARD_TURN_LIMIT, Step, Termination, Walker};
 use crate::model::scene::{Scene, SceneStep, Seen};
@@ -199,15 +200,13 @@ async fn run_once(
             });
         }
     };
-    write(
-        sh,
-        Record::Graph(Box::new(GraphRunRecord {
+    sh.caller
+        .write(Record::Graph(Box::new(GraphRunRecord {
             injected,
             ..trace(sh, task, attempt, &walker, ending)
-        })),
-    )
-    .await?;
-    sh.progress.samples.fetch_add(1, Ordering::Relaxed);
+        })))
+        .await?;
+    sh.caller.progress.samples.fetch_add(1, Ordering::Relaxed);
     let text = walker
         .final_message()
         .map_or(String::new(), |m| m.text.clone());
@@ -540,7 +539,7 @@ impl Judging<'_> {
         } else if verifier.model().is_some() {
             let verdict = judge_one(sh, self.graph_agent, v, candidate).await?;
             if let Some(call) = verdict.call {
-                write(sh, Record::Call(call)).await?;
+                sh.caller.write(Record::Call(call)).await?;
             }
             if let Some(fatal) = verdict.fatal {
                 return Err(sh.fail(fatal));
