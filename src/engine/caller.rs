@@ -20,7 +20,7 @@ use crate::model::provider::{
 use crate::model::replay::Recordings;
 use crate::scenario::Model;
 use crate::scenario::budget::{Price, Spend};
-use crate::store::{Blob, CallRecord, Record, SampleRecord};
+use crate::store::{Blob, CallRecord, CallRole, Record, SampleRecord};
 
 /// What a trace record needs of a model.
 pub struct ModelInfo {
@@ -328,7 +328,7 @@ impl Exchange {
                 .price
                 .map(|p| p.cost(self.input_tokens, self.output_tokens)),
             samples,
-            judged: None,
+            role: CallRole::Generator,
             cached: false,
         }
     }

@@ -24,8 +24,8 @@ use crate::scenario::{Scenario, Task, Verifier};
 use crate::stats::estimator::Binomials;
 use crate::stats::strategy::{self, PoolSample, TaskOutcome, UNSCORED};
 use crate::store::{
-    Blob, CallRecord, LateScore, PoolRecord, Record, SampleRecord, ScoreRecord, TaskRecord,
-    TaskResultRecord,
+    Blob, CallRecord, CallRole, LateScore, PoolRecord, Record, SampleRecord, ScoreRecord,
+    TaskRecord, TaskResultRecord,
 };
 
 mod graph_run;
@@ -585,6 +585,7 @@ impl<'a> Conversation<'a> {
             first_sample: first,
             n,
             scene: self.scene.as_ref(),
+            trace: None,
         };
         sh.caller.send(agent.model, req).await
     }
@@ -806,6 +807,7 @@ async fn judge_one(
         first_sample: candidate.index,
         n: 1,
         scene: None,
+        trace: None,
     };
     let (key, response, origin) = sh.caller.send(model, req).await?;
     let fatal = match &response {
@@ -837,7 +839,10 @@ async fn judge_one(
         history: &[],
     };
     let mut record = CallRecord {
-        judged: Some((sh.agent_names[agent_idx].clone(), reply.unwrap_or_default())),
+        role: CallRole::Verifier {
+            subject: sh.agent_names[agent_idx].clone(),
+            reply: reply.unwrap_or_default(),
+        },
         ..exchange.into_record(&sh.caller, head, Vec::new())
     };
     let new = sh.caller.settle(&mut record, origin);

@@ -11,6 +11,7 @@
 
 pub mod actor;
 pub mod http;
+pub mod judged;
 pub mod network;
 pub mod provider;
 pub mod rate_limit;

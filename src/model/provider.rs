@@ -22,6 +22,8 @@ pub struct CallRequest<'a> {
     pub n: usize,
     /// A graph turn's structured view, for simulated agents only.
     pub scene: Option<&'a crate::model::scene::Scene>,
+    /// For a failure judge's call: the trace it judges, for simulated judges only.
+    pub trace: Option<&'a crate::model::judged::TraceView>,
 }
 
 /// One round of a conversation after the first prompt: the model's reply and

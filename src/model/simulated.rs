@@ -116,6 +116,12 @@ impl Provider for SimulatedModel {
     }
 
     fn usage_bound(&self, req: &CallRequest<'_>) -> UsageBound {
+        if let (Some(_), Some(view)) = (&self.judge, req.trace) {
+            return UsageBound {
+                input_tokens: estimate_input_tokens(req),
+                output_tokens: Some(tokens_of_len(view.reply_bound())),
+            };
+        }
         // The longest text `write` can produce: three reasoning lines, then
         // the longest answer line or the abstention.
         let mut lines: Vec<usize> = REASONING.iter().map(|l| l.len() + 1).collect();
@@ -140,6 +146,30 @@ impl Provider for SimulatedModel {
     }
 
     async fn complete(&self, req: CallRequest<'_>) -> Result<CallResponse, ProviderError> {
+        if let (Some(judge), Some(view)) = (&self.judge, req.trace) {
+            let mut rng = seed::rng(
+                self.seed,
+                &[
+                    Part::Str("judge"),
+                    Part::Str(&self.name),
+                    Part::Str(&req.task.id),
+                    Part::Int(req.first_sample as u64),
+                    Part::Int(req.history.len() as u64),
+                ],
+            );
+            let text = judge.reply(view, &mut rng);
+            return Ok(CallResponse {
+                completions: vec![Completion {
+                    output_tokens: estimate_tokens(&text),
+                    text,
+                }],
+                input_tokens: estimate_input_tokens(&req),
+                latency_ms: 0.0,
+                raw: None,
+                request: None,
+                attempts: Vec::new(),
+            });
+        }
         let dist = self.distribution_for(req.task);
         let mut completions = Vec::with_capacity(req.n);
         let mut latency: f64 = 0.0;

@@ -50,6 +50,20 @@ pub struct SimulatedModel {
     pub failure_rate: f64,
     /// Samples per request (the simulated server accepts any `n`).
     pub n_per_request: usize,
+    /// As a failure judge: how it answers.
+    pub judge: Option<SimulatedJudge>,
+}
+
+/// A simulated failure judge: it knows which failures were injected into a
+/// trace and reports each mode with a known error rate.
+#[derive(Debug, Clone, PartialEq)]
+pub struct SimulatedJudge {
+    /// Per mode, in the taxonomy's order: P(reports it | injected).
+    pub sensitivity: Vec<f64>,
+    /// Per mode: P(does not report it | not injected).
+    pub specificity: Vec<f64>,
+    /// Share of replies with no readable verdict.
+    pub malformed: f64,
 }
 
 pub const REASONING: &[&str] = &[

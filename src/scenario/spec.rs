@@ -181,6 +181,39 @@ pub struct ModelSpec {
     /// USD per million tokens, for costs and `budget.max_cost_usd`.
     #[serde(default)]
     pub price: Option<PriceSpec>,
+    /// Simulated: how the model answers as a failure judge (a scenario's
+    /// `judges`, `crucible judge`); then `distribution` may be left out.
+    #[serde(default)]
+    pub judge: Option<SimulatedJudgeSpec>,
+}
+
+/// A simulated failure judge: it reads the failures injected into a trace
+/// and reports each mode at this sensitivity and specificity.
+#[derive(Debug, Clone, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct SimulatedJudgeSpec {
+    /// P(reports a mode | it was injected), for every mode (default 1).
+    #[serde(default)]
+    pub sensitivity: Option<Located<f64>>,
+    /// P(does not report a mode | it was not injected), for every mode (default 1).
+    #[serde(default)]
+    pub specificity: Option<Located<f64>>,
+    /// Per mode code (`FM-1.3`): its own `sensitivity` and `specificity`.
+    #[serde(default)]
+    pub modes: BTreeMap<String, SimulatedModeSpec>,
+    /// Share of replies with no readable verdict (default 0).
+    #[serde(default)]
+    pub malformed: Option<Located<f64>>,
+}
+
+/// One mode's error rates of a simulated judge.
+#[derive(Debug, Clone, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct SimulatedModeSpec {
+    #[serde(default)]
+    pub sensitivity: Option<Located<f64>>,
+    #[serde(default)]
+    pub specificity: Option<Located<f64>>,
 }
 
 /// What a model costs, in USD per million tokens.

@@ -15,11 +15,13 @@ use crate::scenario::judge_file::JudgeUse;
 use crate::scenario::loader::Loaded;
 use crate::scenario::node::Located;
 use crate::scenario::persona::{Persona, Role};
-use crate::scenario::simulation::{AnswerStyle, Distribution, SimulatedModel, spread_shares};
+use crate::scenario::simulation::{
+    AnswerStyle, Distribution, SimulatedJudge, SimulatedModel, spread_shares,
+};
 use crate::scenario::spec::{
     AggregateSpec, CheckSpec, ExtractSpec, FailOnErrorSpec, ModelSpec, NormalizeStep, RoleSpec,
-    ScaleSpec, SimulateSpec, Spread, StepsSpec, StopSpec, StrategyKindSpec, StrategySpec,
-    VerifierKindSpec, VerifierSpec,
+    ScaleSpec, SimulateSpec, SimulatedJudgeSpec, Spread, StepsSpec, StopSpec, StrategyKindSpec,
+    StrategySpec, VerifierKindSpec, VerifierSpec,
 };
 use crate::scenario::template::{Template, line_span};
 use crate::scenario::tolerance::ErrorTolerance;
@@ -759,7 +761,28 @@ impl<'a> Validator<'a> {
                 );
             }
         }
+        let judge = spec
+            .judge
+            .as_ref()
+            .and_then(|j| self.simulated_judge(j, name.span));
         let Some(d) = &spec.distribution else {
+            if spec.judge.is_some() {
+                // A judge only: as an agent it would always abstain.
+                return judge.map(|j| SimulatedModel {
+                    name: name.value.clone(),
+                    seed,
+                    distribution: Distribution::Explicit(Vec::new()),
+                    style: AnswerStyle {
+                        format: "{answer}".into(),
+                        reasoning: false,
+                        choices: None,
+                    },
+                    latency: None,
+                    failure_rate: 0.0,
+                    n_per_request: usize::MAX,
+                    judge: Some(j),
+                });
+            }
             self.err(
                 name.span,
                 format!("simulated model `{}` needs a `distribution`", name.value),
@@ -942,6 +965,7 @@ impl<'a> Validator<'a> {
                 .map(|l| (l.mean.value, l.sd.as_ref().map_or(0.0, |s| s.value))),
             failure_rate: 0.0,
             n_per_request: usize::MAX,
+            judge,
         };
         if let Some(l) = &spec.latency_ms
             && (l.mean.value < 0.0 || l.sd.as_ref().is_some_and(|s| s.value < 0.0))
@@ -1475,6 +1499,48 @@ impl<'a> Validator<'a> {
         Some(i)
     }
 
+    /// A simulated judge's error rates, each a probability.
+    fn simulated_judge(&mut self, spec: &SimulatedJudgeSpec, at: Span) -> Option<SimulatedJudge> {
+        let before = self.diags.len();
+        let rate = |v: &mut Self, x: &Option<Located<f64>>, what: &str, default: f64| {
+            x.as_ref().map_or(default, |x| {
+                probability(&v.source, x, what)
+                    .map_err(|d| v.diags.push(d))
+                    .unwrap_or(default)
+            })
+        };
+        let sensitivity = rate(self, &spec.sensitivity, "sensitivity", 1.0);
+        let specificity = rate(self, &spec.specificity, "specificity", 1.0);
+        let malformed = rate(self, &spec.malformed, "malformed", 0.0);
+        let mut judge = SimulatedJudge {
+            sensitivity: vec![sensitivity; FailureMode::all().count()],
+            specificity: vec![specificity; FailureMode::all().count()],
+            malformed,
+        };
+        for (code, m) in &spec.modes {
+            let Some(i) = FailureMode::all().position(|f| f.code() == code) else {
+                let codes: Vec<&str> = FailureMode::all().map(|m| m.code()).collect();
+                let span = m
+                    .sensitivity
+                    .as_ref()
+                    .or(m.specificity.as_ref())
+                    .map_or(at, |x| x.span);
+                self.err(
+                    span,
+                    format!(
+                        "`{code}` is not a MAST mode code (expected one of: {}){}",
+                        codes.join(", "),
+                        did_you_mean(code, codes.iter().copied())
+                    ),
+                );
+                continue;
+            };
+            judge.sensitivity[i] = rate(self, &m.sensitivity, "sensitivity", sensitivity);
+            judge.specificity[i] = rate(self, &m.specificity, "specificity", specificity);
+        }
+        (self.diags.len() == before).then_some(judge)
+    }
+
     /// The `judges` list: each judge's file (read by the loader) and models.
     fn judges(&mut self, has_graph: bool) -> Vec<JudgeUse> {
         let mut out = Vec::new();
@@ -1505,6 +1571,18 @@ impl<'a> Validator<'a> {
             for m in names {
                 let known = &self.loaded.models;
                 match known.iter().position(|(n, _)| n.value == m.value) {
+                    Some(i)
+                        if known[i].1.provider.as_str() == "simulated"
+                            && known[i].1.judge.is_none() =>
+                    {
+                        self.err(
+                            m.span,
+                            format!(
+                                "simulated model `{}` has no `judge` section, so it cannot judge; add one (sensitivity, specificity)",
+                                m.value
+                            ),
+                        )
+                    }
                     Some(i) if known[i].1.provider.as_str() == "reward_model" => self.err(
                         m.span,
                         format!(

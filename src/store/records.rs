@@ -72,12 +72,24 @@ pub struct CallRecord {
     /// At the model's price; `None` when it has none.
     pub cost_usd: Option<f64>,
     pub samples: Vec<SampleRecord>,
-    /// For a verifier's call: the agent whose sample it judged (the sample
-    /// is `first_sample`), and the reply.
-    pub judged: Option<(Arc<str>, String)>,
+    /// What the call was for: an agent's samples, a verifier's or a
+    /// failure judge's reply.
+    pub role: CallRole,
     /// Served from a recording (replay, `run --cache`), not made: it cost
     /// nothing and counts in no budget.
     pub cached: bool,
+}
+
+/// What a call was for (`calls.role`).
+#[derive(Debug, Clone, PartialEq)]
+pub enum CallRole {
+    /// An agent's call: its samples are in the record.
+    Generator,
+    /// A verifier's: the agent whose sample it judged (the sample is
+    /// `first_sample`), and the reply.
+    Verifier { subject: Arc<str>, reply: String },
+    /// A failure judge's, on one trace: the reply.
+    Judge { reply: String },
 }
 
 /// A verifier's score of a sample stored before (an `llm` verifier's, which
@@ -154,6 +166,9 @@ pub struct GraphRunRecord {
     pub events: Vec<(&'static str, Option<String>, Option<String>)>,
     /// The failures simulated agents acted out on purpose.
     pub injected: Vec<InjectedRecord>,
+    /// Whether the run's agents inject failures: then `injected` is ground
+    /// truth for every mode (absent unless injected), stored as labels.
+    pub truth: bool,
 }
 
 /// A failure injected into one message of a graph run: ground truth for
@@ -179,10 +194,73 @@ pub struct MessageRecord {
     pub text: String,
 }
 
+/// One rater's label of one trace for one failure mode (`labels`).
+#[derive(Debug, Clone, PartialEq)]
+pub struct LabelRecord {
+    pub task_index: usize,
+    pub attempt: usize,
+    pub rater: String,
+    /// `None`: `original` has no 14-mode counterpart.
+    pub mode: Option<crate::scenario::failure::FailureMode>,
+    /// The label as its source named it.
+    pub original: String,
+    /// `None`: unknown.
+    pub present: Option<bool>,
+    pub agent: Option<String>,
+    /// The message's position in the trace.
+    pub turn: Option<u64>,
+    pub quote: Option<String>,
+    /// Whether `quote` is found in the cited message; `None` without a quote.
+    pub evidence_verified: Option<bool>,
+}
+
+/// A failure judge's reading of one trace: the calls it made (one, or two
+/// when re-asked), what was read, and the labels (`judgements`, `labels`).
+#[derive(Debug, Clone)]
+pub struct JudgementRecord {
+    pub task_index: usize,
+    pub attempt: usize,
+    pub judge: Arc<str>,
+    pub judge_version: Arc<str>,
+    pub judge_hash: Arc<str>,
+    pub model: Arc<str>,
+    pub repeat: usize,
+    /// Calls new to the trace (a call found in the run's trace is not
+    /// written again); the judgement refers to the one with `read_key`.
+    pub calls: Vec<CallRecord>,
+    pub read_key: String,
+    pub reasked: bool,
+    /// `parsed`, `unparsed` or `error` (the call failed).
+    pub status: &'static str,
+    pub format: Option<&'static str>,
+    pub error: Option<String>,
+    pub summary: Option<String>,
+    pub task_completed: Option<bool>,
+    pub notes: Vec<String>,
+    /// Messages shortened to fit, and characters cut from them.
+    pub cut: (usize, usize),
+    pub labels: Vec<LabelRecord>,
+}
+
+/// Who and when a failure is blamed on (`attributions`).
+#[derive(Debug, Clone, PartialEq)]
+pub struct AttributionRecord {
+    pub task_index: usize,
+    pub attempt: usize,
+    pub method: String,
+    pub agent: Option<String>,
+    pub turn: Option<u64>,
+    pub reason: Option<String>,
+}
+
 /// What the executor sends the writer.
 pub enum Record {
     Call(Box<CallRecord>),
     Score(Box<LateScore>),
     Task(Box<TaskRecord>),
     Graph(Box<GraphRunRecord>),
+    Judgement(Box<JudgementRecord>),
+    /// Labels not read from a judge's reply: a judge's majority, an
+    /// ensemble's; replaced when written again.
+    Labels(Vec<LabelRecord>),
 }

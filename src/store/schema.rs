@@ -19,6 +19,7 @@ const MIGRATIONS: &[&str] = &[
     include_str!("schema/v8.sql"),
     include_str!("schema/v9.sql"),
     include_str!("schema/v10.sql"),
+    include_str!("schema/v11.sql"),
 ];
 
 pub const SCHEMA_VERSION: i64 = MIGRATIONS.len() as i64;
@@ -39,6 +40,15 @@ pub(super) fn migrate(conn: &mut Connection, path: &Path) -> Result<()> {
     for (i, sql) in MIGRATIONS.iter().enumerate().skip(version as usize) {
         let tx = conn.transaction().map_err(err)?;
         tx.execute_batch(sql).map_err(err)?;
+        if sql.contains("PRAGMA writable_schema") {
+            // The schema's text was edited in place: every connection must
+            // read it again, which a new schema version makes them do.
+            let v: i64 = tx
+                .query_row("PRAGMA schema_version", [], |r| r.get(0))
+                .map_err(err)?;
+            tx.pragma_update(None, "schema_version", v + 1)
+                .map_err(err)?;
+        }
         tx.pragma_update(None, "user_version", (i + 1) as i64)
             .map_err(err)?;
         tx.commit().map_err(err)?;

@@ -12,8 +12,8 @@ use rusqlite::{Connection, OptionalExtension, params};
 use tokio::sync::mpsc::{Receiver, Sender, channel};
 
 use super::{
-    ABSTAINED, Blob, CallRecord, PoolRecord, Record, Result, Store, StoreError, open_conn,
-    sqlite_err,
+    ABSTAINED, Blob, CallRecord, CallRole, GraphRunRecord, JudgementRecord, LabelRecord,
+    PoolRecord, Record, Result, Store, StoreError, open_conn, sqlite_err,
 };
 
 impl Store {
@@ -146,6 +146,9 @@ struct BatchWriter<'c> {
     event: rusqlite::CachedStatement<'c>,
     injected: rusqlite::CachedStatement<'c>,
     held: rusqlite::CachedStatement<'c>,
+    call_by_key: rusqlite::CachedStatement<'c>,
+    judgement: rusqlite::CachedStatement<'c>,
+    label: rusqlite::CachedStatement<'c>,
 }
 
 impl<'c> BatchWriter<'c> {
@@ -214,6 +217,21 @@ impl<'c> BatchWriter<'c> {
                 "INSERT OR REPLACE INTO injected_failures (run_id, task_index, attempt, position,
                     turn, agent, node, mode, name)
                  VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9)",
+            )?,
+            call_by_key: tx.prepare_cached(
+                "SELECT id FROM calls WHERE run_id = ?1 AND cache_key = ?2 ORDER BY id DESC LIMIT 1",
+            )?,
+            // Judged again (a resumed or repeated `crucible judge`): the new reading replaces the old.
+            judgement: tx.prepare_cached(
+                "INSERT OR REPLACE INTO judgements (run_id, task_index, attempt, judge, judge_version,
+                    judge_hash, model, repeat, call_id, reasked, status, format, error, summary,
+                    task_completed, notes, cut_messages, cut_chars)
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16, ?17, ?18)",
+            )?,
+            label: tx.prepare_cached(
+                "INSERT OR REPLACE INTO labels (run_id, task_index, attempt, rater, code, original,
+                    present, agent, turn, quote, evidence_verified, judgement_id)
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12)",
             )?,
             pool: tx.prepare_cached(
                 "INSERT OR REPLACE INTO pools (run_id, agent, task_index, answers, verifiers,
@@ -286,6 +304,168 @@ impl<'c> BatchWriter<'c> {
         Ok(())
     }
 
+    /// Insert call `c` with its attempts, samples and scores; its id.
+    fn write_call(
+        &mut self,
+        c: &CallRecord,
+        seen: &mut HashSet<Arc<str>>,
+        stats: &mut WriterStats,
+    ) -> rusqlite::Result<i64> {
+        self.blob(&c.system, seen)?;
+        self.blob(&c.prompt, seen)?;
+        let response_hash = match &c.response {
+            Some(body) => {
+                let b = Blob::new(body);
+                self.blob(&b, seen)?;
+                Some(b.hash)
+            }
+            None => None,
+        };
+        let call_id = self.call.insert(params![
+            self.run_id,
+            c.task_index as i64,
+            &*c.agent,
+            &*c.model,
+            c.provider,
+            c.first_sample as i64,
+            c.n as i64,
+            &*c.system.hash,
+            &*c.prompt.hash,
+            c.request,
+            response_hash.as_deref(),
+            if c.error.is_some() { "error" } else { "ok" },
+            c.error,
+            c.latency_ms,
+            c.input_tokens as i64,
+            c.output_tokens as i64,
+            c.cache_key,
+            c.cost_usd,
+            match &c.role {
+                CallRole::Generator => "generator",
+                CallRole::Verifier { .. } => "verifier",
+                CallRole::Judge { .. } => "judge",
+            },
+            match &c.role {
+                CallRole::Verifier { subject, .. } => Some(&**subject),
+                _ => None,
+            },
+            c.cached,
+        ])?;
+        stats.calls += 1;
+        if let CallRole::Verifier { reply, .. } | CallRole::Judge { reply } = &c.role {
+            self.reply.execute(params![call_id, reply])?;
+        }
+        for (i, a) in c.attempts.iter().enumerate() {
+            self.attempt.execute(params![
+                call_id,
+                i as i64 + 1,
+                a.n as i64,
+                a.status,
+                a.error,
+                a.latency_ms,
+                a.wait_ms
+            ])?;
+        }
+        // Input tokens are per request; attribute them to its first sample.
+        for (i, s) in c.samples.iter().enumerate() {
+            let sample_id = self.sample.insert(params![
+                self.run_id,
+                c.task_index as i64,
+                &*c.agent,
+                &*c.model,
+                s.sample_index as i64,
+                call_id,
+                s.text,
+                s.extracted,
+                s.normalized,
+                s.correct,
+                s.normalized.is_none() && s.error.is_none(),
+                if i == 0 { c.input_tokens as i64 } else { 0 },
+                s.output_tokens as i64,
+                c.latency_ms,
+                s.error,
+                s.round.as_ref().map(|r| &*r.0),
+                s.round.as_ref().map(|r| r.1 as i64),
+            ])?;
+            stats.samples += 1;
+            for sc in &s.scores {
+                self.score.execute(params![
+                    sample_id,
+                    &*sc.verifier,
+                    sc.value,
+                    sc.accepted,
+                    sc.detail
+                ])?;
+            }
+        }
+        Ok(call_id)
+    }
+
+    fn write_label(&mut self, l: &LabelRecord, judgement: Option<i64>) -> rusqlite::Result<()> {
+        self.label.execute(params![
+            self.run_id,
+            l.task_index as i64,
+            l.attempt as i64,
+            l.rater,
+            l.mode.map(|m| m.code()),
+            l.original,
+            l.present,
+            l.agent,
+            l.turn.map(|t| t as i64),
+            l.quote,
+            l.evidence_verified,
+            judgement,
+        ])?;
+        Ok(())
+    }
+
+    fn write_judgement(
+        &mut self,
+        j: &JudgementRecord,
+        seen: &mut HashSet<Arc<str>>,
+        stats: &mut WriterStats,
+    ) -> rusqlite::Result<()> {
+        let mut read = None;
+        for c in &j.calls {
+            let id = self.write_call(c, seen, stats)?;
+            if c.cache_key == j.read_key {
+                read = Some(id);
+            }
+        }
+        // A call made in an earlier session is in the trace already.
+        if read.is_none() {
+            read = self
+                .call_by_key
+                .query_row(params![self.run_id, j.read_key], |r| r.get::<_, i64>(0))
+                .optional()?;
+        }
+        let id = self.judgement.insert(params![
+            self.run_id,
+            j.task_index as i64,
+            j.attempt as i64,
+            &*j.judge,
+            &*j.judge_version,
+            &*j.judge_hash,
+            &*j.model,
+            j.repeat as i64,
+            read,
+            j.reasked,
+            j.status,
+            j.format,
+            j.error,
+            j.summary,
+            j.task_completed,
+            (!j.notes.is_empty())
+                .then(|| serde_json::to_string(&j.notes).expect("strings serialize")),
+            j.cut.0 as i64,
+            j.cut.1 as i64,
+        ])?;
+        for l in &j.labels {
+            self.write_label(l, Some(id))?;
+        }
+        Ok(())
+    }
+
     fn write(
         &mut self,
         record: Record,
@@ -294,89 +474,12 @@ impl<'c> BatchWriter<'c> {
     ) -> rusqlite::Result<()> {
         match record {
             Record::Call(c) => {
-                self.blob(&c.system, seen)?;
-                self.blob(&c.prompt, seen)?;
-                let response_hash = match &c.response {
-                    Some(body) => {
-                        let b = Blob::new(body);
-                        self.blob(&b, seen)?;
-                        Some(b.hash)
-                    }
-                    None => None,
-                };
-                let call_id = self.call.insert(params![
-                    self.run_id,
-                    c.task_index as i64,
-                    &*c.agent,
-                    &*c.model,
-                    c.provider,
-                    c.first_sample as i64,
-                    c.n as i64,
-                    &*c.system.hash,
-                    &*c.prompt.hash,
-                    c.request,
-                    response_hash.as_deref(),
-                    if c.error.is_some() { "error" } else { "ok" },
-                    c.error,
-                    c.latency_ms,
-                    c.input_tokens as i64,
-                    c.output_tokens as i64,
-                    c.cache_key,
-                    c.cost_usd,
-                    if c.judged.is_some() {
-                        "verifier"
-                    } else {
-                        "generator"
-                    },
-                    c.judged.as_ref().map(|j| &*j.0),
-                    c.cached,
-                ])?;
-                stats.calls += 1;
-                if let Some((_, reply)) = &c.judged {
-                    self.reply.execute(params![call_id, reply])?;
-                }
-                for (i, a) in c.attempts.iter().enumerate() {
-                    self.attempt.execute(params![
-                        call_id,
-                        i as i64 + 1,
-                        a.n as i64,
-                        a.status,
-                        a.error,
-                        a.latency_ms,
-                        a.wait_ms
-                    ])?;
-                }
-                // Input tokens are per request; attribute them to its first sample.
-                for (i, s) in c.samples.iter().enumerate() {
-                    let sample_id = self.sample.insert(params![
-                        self.run_id,
-                        c.task_index as i64,
-                        &*c.agent,
-                        &*c.model,
-                        s.sample_index as i64,
-                        call_id,
-                        s.text,
-                        s.extracted,
-                        s.normalized,
-                        s.correct,
-                        s.normalized.is_none() && s.error.is_none(),
-                        if i == 0 { c.input_tokens as i64 } else { 0 },
-                        s.output_tokens as i64,
-                        c.latency_ms,
-                        s.error,
-                        s.round.as_ref().map(|r| &*r.0),
-                        s.round.as_ref().map(|r| r.1 as i64),
-                    ])?;
-                    stats.samples += 1;
-                    for sc in &s.scores {
-                        self.score.execute(params![
-                            sample_id,
-                            &*sc.verifier,
-                            sc.value,
-                            sc.accepted,
-                            sc.detail
-                        ])?;
-                    }
+                self.write_call(&c, seen, stats)?;
+            }
+            Record::Judgement(j) => self.write_judgement(&j, seen, stats)?,
+            Record::Labels(labels) => {
+                for l in &labels {
+                    self.write_label(l, None)?;
                 }
             }
             Record::Score(s) => {
@@ -439,6 +542,11 @@ impl<'c> BatchWriter<'c> {
                         detail
                     ])?;
                 }
+                if g.truth {
+                    for l in truth_labels(&g) {
+                        self.write_label(&l, None)?;
+                    }
+                }
                 for f in &g.injected {
                     self.injected.execute(params![
                         self.run_id,
@@ -477,4 +585,29 @@ impl<'c> BatchWriter<'c> {
         }
         Ok(())
     }
+}
+
+/// The rater of injected ground truth.
+pub const TRUTH_RATER: &str = "injected";
+
+/// Ground truth of graph run `g` for every mode: present where a failure
+/// was injected (at its first message), absent elsewhere.
+fn truth_labels(g: &GraphRunRecord) -> Vec<LabelRecord> {
+    crate::scenario::failure::FailureMode::all()
+        .map(|mode| {
+            let at = g.injected.iter().find(|f| f.mode == mode);
+            LabelRecord {
+                task_index: g.task_index,
+                attempt: g.attempt,
+                rater: TRUTH_RATER.to_owned(),
+                mode: Some(mode),
+                original: mode.code().to_owned(),
+                present: Some(at.is_some()),
+                agent: at.map(|f| f.agent.to_string()),
+                turn: at.map(|f| f.position as u64),
+                quote: None,
+                evidence_verified: None,
+            }
+        })
+        .collect()
 }

@@ -11,6 +11,7 @@ use rand::RngExt;
 
 use super::{Conversation, Shared, correctness, judge_one, render_prompt};
 use crate::engine::caller::Stop;
+use crate::engine::judging::{self, Subject};
 use crate::engine::verifier::{Candidate, Score};
 use crate::engine::walker::{Event, HARD_TURN_LIMIT, Step, Termination, Walker};
 use crate::model::scene::{Scene, SceneStep, Seen};
@@ -200,12 +201,23 @@ async fn run_once(
             });
         }
     };
-    sh.caller
-        .write(Record::Graph(Box::new(GraphRunRecord {
-            injected,
-            ..trace(sh, task, attempt, &walker, ending)
-        })))
-        .await?;
+    let record = GraphRunRecord {
+        injected,
+        ..trace(sh, task, attempt, &walker, ending)
+    };
+    let subject = (!sc.judges.is_empty()).then(|| {
+        let injected = record
+            .injected
+            .iter()
+            .map(|f| (f.mode, f.position, f.agent.to_string()));
+        Subject::new(task, attempt, &record.messages, injected)
+    });
+    sh.caller.write(Record::Graph(Box::new(record))).await?;
+    if let Some(subject) = subject {
+        for judge in &sc.judges {
+            judging::judge_trace(&sh.caller, judge, &subject).await?;
+        }
+    }
     sh.caller.progress.samples.fetch_add(1, Ordering::Relaxed);
     let text = walker
         .final_message()
@@ -327,6 +339,7 @@ fn trace(
         messages,
         events,
         injected: Vec::new(),
+        truth: sc.agents.iter().any(|a| !a.persona.failures.is_empty()),
     }
 }
 
