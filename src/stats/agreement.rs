@@ -100,8 +100,9 @@ pub fn krippendorff_alpha(labels: &[Vec<Option<u32>>]) -> Option<f64> {
 }
 
 /// (observed − expected) / (1 − expected), undefined when chance agreement
-/// is certain (every label the same).
-fn kappa(observed: f64, expected: f64) -> Option<f64> {
+/// is certain (every label the same). Shared with `agreement_report`, which
+/// computes κ from tallies rather than label vectors.
+pub(super) fn kappa(observed: f64, expected: f64) -> Option<f64> {
     const EPS: f64 = 1e-12;
     (expected < 1.0 - EPS).then(|| (observed - expected) / (1.0 - expected))
 }

@@ -8,6 +8,7 @@
 //! May use: `scenario`, `seed`.
 
 pub mod agreement;
+pub mod agreement_report;
 pub mod bootstrap;
 pub mod estimator;
 pub mod strategy;
