@@ -11,6 +11,7 @@
 //! ARCHITECTURE.md for the map and the invariants.
 
 pub mod engine;
+pub mod import;
 pub mod judge;
 pub mod model;
 pub mod report;

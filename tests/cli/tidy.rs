@@ -18,12 +18,14 @@ use crate::util::root;
 /// arithmetic on pools; `store` persists what they produce; `judge` reads
 /// traces and verdicts without I/O; `engine` runs scenarios (and judges)
 /// against providers into the store; `report` reads the store. `engine` and
-/// `report` do not know each other.
+/// `report` do not know each other. `import` parses other tools' trace
+/// files into crucible's form without I/O.
 const LAYERS: &[(&str, &[&str])] = &[
     ("seed", &[]),
     ("scenario", &["seed"]),
     ("model", &["scenario", "seed"]),
     ("stats", &["scenario", "seed"]),
+    ("import", &["scenario", "seed"]),
     ("store", &["scenario", "model", "stats", "seed"]),
     ("judge", &["scenario", "model", "stats", "seed"]),
     (
