@@ -11,6 +11,7 @@ pub mod budget;
 pub mod caller;
 pub mod error;
 pub mod executor;
+pub mod judge_run;
 pub mod judging;
 pub mod runner;
 pub mod verifier;

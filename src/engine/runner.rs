@@ -18,7 +18,7 @@ use crate::model::replay::{Recorded, Recordings};
 use crate::scenario::budget::Budget;
 use crate::scenario::tolerance::ErrorTolerance;
 use crate::scenario::validator::{directory_of, load_scenario, load_scenario_in};
-use crate::scenario::{ModelKind, Scenario, hash_without_limits};
+use crate::scenario::{Model, ModelKind, Scenario, hash_without_limits};
 use crate::stats::summary::{RunSummary, summarize};
 use crate::store::{NewRun, Resumed, RunSource, Store, TaskRow};
 
@@ -110,13 +110,12 @@ impl Runner {
 
     /// One provider per model of the scenario. `offline`: no call will go
     /// out (strict replay), so API keys are not required.
-    fn providers(
+    pub(crate) fn providers(
         &self,
-        scenario: &Scenario,
+        models: &[Model],
         offline: bool,
     ) -> Result<Vec<Arc<dyn Provider>>, Error> {
-        scenario
-            .models
+        models
             .iter()
             .map(|m| match &m.kind {
                 ModelKind::Simulated(s) => Ok(Arc::new(s.clone()) as Arc<dyn Provider>),
@@ -267,8 +266,10 @@ impl Runner {
         self.override_limits(&mut scenario)?;
         let scenario = Arc::new(scenario);
         // Providers first: a missing API key fails before anything is written.
-        let mut providers =
-            self.providers(&scenario, recorded.as_ref().is_some_and(|(_, live)| !live))?;
+        let mut providers = self.providers(
+            &scenario.models,
+            recorded.as_ref().is_some_and(|(_, live)| !live),
+        )?;
         if let Some((responses, live)) = recorded {
             providers = providers
                 .into_iter()
@@ -312,29 +313,8 @@ impl Runner {
         if let Some((finished, stored, spent)) = prior {
             executor = executor.resuming(finished, stored, spent);
         }
-        let runtime = tokio::runtime::Builder::new_multi_thread()
-            .enable_all()
-            .thread_name("crucible-worker")
-            .build()
-            .map_err(|source| Error::Io {
-                context: "starting the async runtime".into(),
-                source,
-            })?;
         let sender = writer.sender();
-        let cancel = self.cancel.clone();
-        let handle_ctrl_c = self.options.handle_ctrl_c;
-        let execution = runtime.block_on(async move {
-            if handle_ctrl_c {
-                tokio::spawn(async move {
-                    if tokio::signal::ctrl_c().await.is_ok() {
-                        tracing::warn!("interrupted: finishing samples in flight, then stopping");
-                        cancel.store(true, Ordering::Relaxed);
-                    }
-                });
-            }
-            executor.run(sender).await
-        });
-        runtime.shutdown_background();
+        let execution = self.block_on(executor.run(sender))?;
         let stats = writer.finish();
         let (status, error) = match (&stats, execution.status) {
             (Err(e), _) => (Status::Failed, Some(e.to_string())),
@@ -344,6 +324,37 @@ impl Runner {
         store.finish_run(run_id, status.as_str(), error.as_deref(), &rows)?;
         stats?;
         store.run_summary(run_id).map_err(Error::from)
+    }
+}
+
+impl Runner {
+    /// Run `work` to completion on a multi-threaded runtime; Ctrl-C (when
+    /// handled) sets the cancel flag, so that calls in flight finish and no
+    /// new one starts.
+    pub(crate) fn block_on<F: std::future::Future>(&self, work: F) -> Result<F::Output, Error> {
+        let runtime = tokio::runtime::Builder::new_multi_thread()
+            .enable_all()
+            .thread_name("crucible-worker")
+            .build()
+            .map_err(|source| Error::Io {
+                context: "starting the async runtime".into(),
+                source,
+            })?;
+        let cancel = self.cancel.clone();
+        let handle_ctrl_c = self.options.handle_ctrl_c;
+        let output = runtime.block_on(async move {
+            if handle_ctrl_c {
+                tokio::spawn(async move {
+                    if tokio::signal::ctrl_c().await.is_ok() {
+                        tracing::warn!("interrupted: finishing calls in flight, then stopping");
+                        cancel.store(true, Ordering::Relaxed);
+                    }
+                });
+            }
+            work.await
+        });
+        runtime.shutdown_background();
+        Ok(output)
     }
 }
 
@@ -360,7 +371,7 @@ enum Origin<'a> {
 
 /// Write a stored run's scenario and the files it refers to into a temporary
 /// folder, call `f` with the scenario's path there, and clean up.
-fn with_stored_scenario<T>(
+pub(crate) fn with_stored_scenario<T>(
     source: &RunSource,
     run_id: i64,
     f: impl FnOnce(&Path) -> Result<T, Error>,

@@ -650,6 +650,7 @@ mod tests {
             first_sample: 0,
             n: 1,
             scene: None,
+            trace: None,
         }
     }
 

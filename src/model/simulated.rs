@@ -229,6 +229,7 @@ mod tests {
             latency: None,
             failure_rate: 0.0,
             n_per_request: 1,
+            judge: None,
         }
     }
 
@@ -311,6 +312,7 @@ mod tests {
             first_sample: 0,
             n: 1,
             scene: None,
+            trace: None,
         };
         let bound = m
             .usage_bound(&req)

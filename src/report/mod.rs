@@ -1,12 +1,15 @@
 //! What crucible prints and writes about stored runs.
 //!
 //! Owns the run summary's table and `--json` object, `crucible analyze`
-//! (curves read from a stored run's pools), its SVG plots, and JSONL/CSV
-//! export of samples.
+//! (curves read from a stored run's pools), its SVG plots, JSONL/CSV
+//! export of samples, failure judges' per-mode rates, and the label matrix
+//! agreement statistics read.
 //!
 //! May use: `scenario`, `stats`, `store`, `seed`.
 
 pub mod analysis;
 pub mod export;
+pub mod failures;
+pub mod label_matrix;
 pub mod plot;
 pub mod run_summary;

@@ -11,11 +11,12 @@
 //! Split by concern: `schema` (migrations), `records` and `writer` (what the
 //! engine hands the writer thread), and the reads per area — `runs`,
 //! `recorded` (replay and resume), `pools` (analyze), `samples` (export),
-//! `transcript` (show).
+//! `transcript` (show), `judged` (failure judges' traces, judgements and labels).
 //!
 //! May use: `scenario`, `model` (the response types replay serves), `stats`
 //! (the outcome and summary rows it stores), `seed`.
 
+mod judged;
 mod pools;
 mod recorded;
 mod records;
@@ -25,6 +26,7 @@ mod schema;
 mod transcript;
 mod writer;
 
+pub use judged::*;
 pub use pools::*;
 pub use recorded::StoreRecordings;
 pub use records::*;

@@ -135,3 +135,23 @@ pub fn open_existing(path: &Path) -> anyhow::Result<Store> {
         .map_err(Error::from)
         .context("opening the trace database")
 }
+
+/// `text` safe to print on a terminal: model output and imported traces are
+/// untrusted, so control characters (escape sequences above all) are shown
+/// as `\u{..}` instead of acting on the terminal; newlines and tabs stay.
+pub fn terminal_safe(text: &str) -> std::borrow::Cow<'_, str> {
+    if !text
+        .chars()
+        .any(|c| c.is_control() && c != '\n' && c != '\t')
+    {
+        return text.into();
+    }
+    text.chars()
+        .map(|c| match c {
+            '\n' | '\t' => c.to_string(),
+            c if c.is_control() => c.escape_unicode().to_string(),
+            c => c.to_string(),
+        })
+        .collect::<String>()
+        .into()
+}

@@ -4,6 +4,8 @@ pub mod analyze;
 pub mod common;
 pub mod export;
 pub mod graph;
+pub mod judge;
+pub mod labels;
 pub mod plot;
 pub mod replay;
 pub mod resume;
@@ -47,6 +49,11 @@ pub enum Command {
     Plot(plot::Args),
     /// Write one record per sample of a run to stdout.
     Export(export::Args),
+    /// Judge a stored or imported run's traces with a failure taxonomy
+    /// (judges/mast.yaml); print per-mode rates.
+    Judge(judge::Args),
+    /// Every rater's failure labels of a run: `labels export RUN`.
+    Labels(labels::Args),
 }
 
 pub fn exec(command: Command) -> anyhow::Result<ExitCode> {
@@ -63,5 +70,7 @@ pub fn exec(command: Command) -> anyhow::Result<ExitCode> {
         Command::Analyze(args) => analyze::exec(args),
         Command::Plot(args) => plot::exec(args),
         Command::Export(args) => export::exec(args),
+        Command::Judge(args) => judge::exec(args),
+        Command::Labels(args) => labels::exec(args),
     }
 }

@@ -1,13 +1,14 @@
 //! `crucible show`: a stored run's summary, or with `--transcript TASK` the
 //! graph runs of one task as chat transcripts (model text shown as it was
-//! written, indented under each message's header).
+//! written, control characters made visible, indented under each message's
+//! header), with failure judges' verdicts at the messages they cite.
 
 use std::process::ExitCode;
 
 use crucible::Error;
-use crucible::store::Transcript;
+use crucible::store::{StoredLabel, TRUTH_RATER, Transcript};
 
-use super::common::{DbArg, StoredRun, open_existing};
+use super::common::{DbArg, StoredRun, open_existing, terminal_safe};
 
 #[derive(clap::Args)]
 pub struct Args {
@@ -55,10 +56,20 @@ pub fn exec(
         };
         return Err(Error::Setup(format!("{}: {why}", db.db.display())).into());
     }
+    // Judges' verdicts (each model's majority, not every repeat); injected
+    // truth is shown from its own table.
+    let verdicts: Vec<StoredLabel> = store
+        .labels(run, Some(&task))?
+        .into_iter()
+        .filter(|l| l.rater != TRUTH_RATER && !l.rater.contains('#') && l.present == Some(true))
+        .collect();
     if json {
-        outln!("{}", serde_json::to_string(&transcript_json(&runs))?);
+        outln!(
+            "{}",
+            serde_json::to_string(&transcript_json(&runs, &verdicts))?
+        );
     } else {
-        out!("{}", transcript_text(run, &task, &runs));
+        out!("{}", transcript_text(run, &task, &runs, &verdicts));
     }
     Ok(ExitCode::SUCCESS)
 }
@@ -77,7 +88,7 @@ fn summary(run: i64, db: &DbArg, json: bool) -> anyhow::Result<ExitCode> {
 
 /// Graph runs as chat transcripts: each message's turn, node, sender and
 /// where it went, then its text indented.
-fn transcript_text(run: i64, task: &str, runs: &[Transcript]) -> String {
+fn transcript_text(run: i64, task: &str, runs: &[Transcript], verdicts: &[StoredLabel]) -> String {
     let mut out = format!("run {run} · task {task} · {} graph run(s)\n", runs.len());
     for r in runs {
         out += &format!(
@@ -104,15 +115,52 @@ fn transcript_text(run: i64, task: &str, runs: &[Transcript]) -> String {
             for (_, code, name) in r.injected.iter().filter(|f| f.0 == i) {
                 out += &format!("    ⚠ injected {code} {name}\n");
             }
-            for line in m.text.lines() {
+            for v in verdicts
+                .iter()
+                .filter(|v| v.attempt == r.attempt && v.turn == Some(i as u64))
+            {
+                out += &verdict_line(v);
+            }
+            for line in terminal_safe(&m.text).lines() {
                 out += &format!("    {line}\n");
             }
+        }
+        // Verdicts that cite no message of this run.
+        let uncited = verdicts.iter().filter(|v| {
+            v.attempt == r.attempt && v.turn.is_none_or(|t| t as usize >= r.messages.len())
+        });
+        for v in uncited {
+            out += &verdict_line(v);
         }
     }
     out
 }
 
-fn transcript_json(runs: &[Transcript]) -> serde_json::Value {
+/// A judge's verdict of a failure, with its evidence and whether the quote
+/// was found in the message it cites.
+fn verdict_line(v: &StoredLabel) -> String {
+    let code = v.code.as_deref().unwrap_or(&v.original);
+    let agent = v
+        .agent
+        .as_deref()
+        .map_or(String::new(), |a| format!(" by {}", terminal_safe(a)));
+    let quote = match (&v.quote, v.evidence_verified) {
+        (Some(q), Some(true)) => format!(": \"{}\" (quote found)", terminal_safe(q)),
+        (Some(q), _) => format!(
+            ": \"{}\" (quote NOT in the cited message)",
+            terminal_safe(q)
+        ),
+        (None, _) => String::new(),
+    };
+    let at = if v.turn.is_none() {
+        " (no message cited)"
+    } else {
+        ""
+    };
+    format!("    ⚑ {} judged {code}{agent}{at}{quote}\n", v.rater)
+}
+
+fn transcript_json(runs: &[Transcript], verdicts: &[StoredLabel]) -> serde_json::Value {
     serde_json::Value::Array(
         runs.iter()
             .map(|r| {
@@ -135,6 +183,7 @@ fn transcript_json(runs: &[Transcript]) -> serde_json::Value {
                         "mode": code,
                         "name": name,
                     })).collect::<Vec<_>>(),
+                    "verdicts": verdicts.iter().filter(|v| v.attempt == r.attempt).collect::<Vec<_>>(),
                 })
             })
             .collect(),

@@ -1,0 +1,194 @@
+//! `crucible judge`: a judge file applied to a stored or imported run's
+//! traces after the fact, without running anything again.
+//!
+//! The judge's models come from the run's stored scenario (with `--set`
+//! overrides) or from another scenario file. Calls go through the same
+//! [`Caller`] as a run's: within a budget of their own, traced into the
+//! run, and looked up first in the run's own trace — so judging again with
+//! the same judge and models costs nothing, and a judgement stopped by its
+//! budget resumes where it stopped when run again. Traces every model and
+//! repeat has already judged are skipped.
+
+use std::collections::HashSet;
+use std::path::Path;
+use std::sync::Arc;
+
+use crate::engine::budget::Ledger;
+use crate::engine::caller::{Caller, CallerSetup, Stop};
+use crate::engine::error::Error;
+use crate::engine::judging::{self, Subject, Tally};
+use crate::engine::runner::{Runner, with_stored_scenario};
+use crate::model::provider::Provider;
+use crate::model::replay::Recordings;
+use crate::scenario::failure::FailureMode;
+use crate::scenario::judge_file::{JudgeFile, JudgeUse};
+use crate::scenario::validator::load_scenario;
+use crate::scenario::{Model, ModelKind};
+use crate::store::Store;
+
+/// What to judge a run with.
+#[derive(Debug, Clone)]
+pub struct JudgeRequest<'a> {
+    pub run_id: i64,
+    pub judge: &'a Path,
+    /// Model names; several make an ensemble.
+    pub models: &'a [String],
+    /// A scenario file whose `models` to use instead of the run's own.
+    pub models_file: Option<&'a Path>,
+    pub repeats: usize,
+    pub max_trace_tokens: Option<usize>,
+    pub reask: bool,
+}
+
+/// How judging a run ended.
+#[derive(Debug, Clone)]
+pub struct JudgeOutcome {
+    pub judge: Arc<JudgeFile>,
+    pub tally: Tally,
+    /// Traces already judged by every model and repeat, left alone.
+    pub skipped: usize,
+    /// Why judging stopped before every trace was judged.
+    pub stopped: Option<String>,
+    /// Whether it stopped for the budget (resume with a larger one).
+    pub budget_exhausted: bool,
+}
+
+impl Runner {
+    /// Judge run `req.run_id`'s traces with the judge file `req.judge`.
+    pub fn judge(&self, req: &JudgeRequest<'_>) -> Result<JudgeOutcome, Error> {
+        let file = Arc::new(JudgeFile::load(req.judge).map_err(Error::Invalid)?);
+        let store = Store::open(&self.options.db)?;
+        let models = self.judge_models(&store, req)?;
+        let mut indices = Vec::new();
+        for name in req.models {
+            match models.iter().position(|m| m.name == *name) {
+                Some(i) if judges(&models[i]) => indices.push(i),
+                Some(_) => {
+                    return Err(Error::Setup(format!(
+                        "model \"{name}\" is simulated and has no `judge` section, so it cannot judge; add one (sensitivity, specificity) or name another model"
+                    )));
+                }
+                None => {
+                    let known: Vec<&str> = models.iter().map(|m| m.name.as_str()).collect();
+                    return Err(Error::Setup(format!(
+                        "no model \"{name}\" to judge with (models: {}); define it in the scenario given with --models, or add it with --set",
+                        known.join(", ")
+                    )));
+                }
+            }
+        }
+        let judge = JudgeUse {
+            file: file.clone(),
+            models: indices,
+            repeats: req.repeats.max(1),
+            max_trace_tokens: req.max_trace_tokens,
+            reask: req.reask,
+        };
+        let tasks = store.tasks(req.run_id)?;
+        let done = store.judged(req.run_id, &file.hash)?;
+        let traces = store.traces(req.run_id)?;
+        let (todo, skipped): (Vec<_>, Vec<_>) = traces.into_iter().partition(|t| {
+            !judge.models.iter().all(|&m| {
+                (0..judge.repeats)
+                    .all(|r| done.contains(&(t.task_index, t.attempt, models[m].name.clone(), r)))
+            })
+        });
+        let subjects: Vec<Subject<'_>> = todo
+            .iter()
+            .filter_map(|t| {
+                let task = tasks.get(t.task_index)?;
+                let injected = t.injected.iter().filter_map(|(code, position, agent)| {
+                    Some((FailureMode::from_code(code)?, *position, agent.clone()))
+                });
+                Some(Subject::new(task, t.attempt, &t.messages, injected))
+            })
+            .collect();
+        let providers: Vec<Arc<dyn Provider>> = self.providers(&models, false)?;
+        let stored: Arc<dyn Recordings> = Arc::new(store.recordings(Some(req.run_id))?);
+        let writer = store.writer(req.run_id, true)?;
+        let caller = Caller::new(
+            &models,
+            providers,
+            CallerSetup {
+                concurrency: self.options.concurrency,
+                progress: self.progress.clone(),
+                cancel: self.cancel.clone(),
+                ledger: Ledger::new(self.options.budget.clone(), Default::default()),
+                stored: Some(stored),
+                records: writer.sender(),
+            },
+        );
+        let judges = [judge];
+        let (tally, stop) = self.block_on(judging::judge_traces(
+            &caller,
+            &judges,
+            subjects,
+            self.options.concurrency,
+        ))?;
+        drop(caller);
+        writer.finish()?;
+        let (stopped, budget_exhausted) = match stop {
+            None => (None, false),
+            Some(Stop::Budget(why)) => (Some(why), true),
+            Some(Stop::Cancelled) => (Some("interrupted".to_owned()), false),
+            Some(Stop::Failed(why)) | Some(Stop::Errored { message: why, .. }) => {
+                (Some(why), false)
+            }
+        };
+        let names: HashSet<&str> = judges[0]
+            .models
+            .iter()
+            .map(|&m| models[m].name.as_str())
+            .collect();
+        store.add_event(
+            req.run_id,
+            "judged",
+            &serde_json::json!({
+                "judge": file.name, "version": file.version, "hash": file.hash,
+                "models": names, "repeats": judges[0].repeats,
+                "traces": tally.traces, "judgements": tally.judgements,
+                "unparsed": tally.unparsed, "errors": tally.errors,
+                "skipped": skipped.len(), "stopped": stopped,
+            }),
+        )?;
+        Ok(JudgeOutcome {
+            judge: file,
+            tally,
+            skipped: skipped.len(),
+            stopped,
+            budget_exhausted,
+        })
+    }
+
+    /// The models a judge may use: those of `req.models_file`, else of the
+    /// run's stored scenario, with `--set` overrides.
+    fn judge_models(&self, store: &Store, req: &JudgeRequest<'_>) -> Result<Vec<Model>, Error> {
+        let overrides = &self.options.overrides;
+        if let Some(file) = req.models_file {
+            return Ok(load_scenario(file, overrides)
+                .map_err(Error::Invalid)?
+                .models);
+        }
+        let source = store.run_source(req.run_id)?;
+        if source.text.is_empty() {
+            return Err(Error::Setup(format!(
+                "run {} was imported and has no scenario of its own; name a scenario whose models to judge with (--models FILE)",
+                req.run_id
+            )));
+        }
+        with_stored_scenario(&source, req.run_id, |file| {
+            Ok(load_scenario(file, overrides)
+                .map_err(Error::Invalid)?
+                .models)
+        })
+    }
+}
+
+/// Whether `model` can write a verdict: every network model can; a
+/// simulated one needs its `judge` section.
+fn judges(model: &Model) -> bool {
+    match &model.kind {
+        ModelKind::Simulated(s) => s.judge.is_some(),
+        ModelKind::Network(_) => true,
+    }
+}

@@ -1,0 +1,247 @@
+//! Reading what failure judges work on and what they (and every other
+//! rater) said: a run's tasks and traces, the judgements already made, and
+//! the labels. Written by the writer ([`crate::store::writer`]); read by the
+//! engine's post-hoc judging and by the reports.
+
+use std::collections::{HashMap, HashSet};
+use std::sync::Arc;
+
+use rusqlite::params;
+
+use super::{MessageRecord, Result, Store, now};
+use crate::scenario::Task;
+
+/// One graph run (or imported trace) with its messages in order and the
+/// failures injected into it.
+#[derive(Debug, Clone)]
+pub struct StoredTrace {
+    pub task_index: usize,
+    pub attempt: usize,
+    pub messages: Vec<MessageRecord>,
+    /// (mode code, message position, agent).
+    pub injected: Vec<(String, usize, String)>,
+}
+
+/// One row of `label_rows`.
+#[derive(Debug, Clone, PartialEq, serde::Serialize)]
+pub struct StoredLabel {
+    /// The trace's task id (an imported trace's content hash).
+    pub trace: String,
+    pub task_index: usize,
+    pub attempt: usize,
+    /// The id in the imported file, with its system's name.
+    pub source_id: Option<String>,
+    pub mas_name: Option<String>,
+    /// 14-mode MAST code; `None` for a label with no counterpart.
+    pub code: Option<String>,
+    pub original: String,
+    pub rater: String,
+    pub present: Option<bool>,
+    pub agent: Option<String>,
+    pub turn: Option<u64>,
+    pub quote: Option<String>,
+    pub evidence_verified: Option<bool>,
+}
+
+/// How a judge's readings of a run went, per model.
+#[derive(Debug, Clone, Default, PartialEq, Eq, serde::Serialize)]
+pub struct JudgementCounts {
+    pub judge: String,
+    pub model: String,
+    pub parsed: u64,
+    pub unparsed: u64,
+    pub errors: u64,
+    pub reasked: u64,
+    /// Judgements whose transcript was cut to fit.
+    pub fitted: u64,
+}
+
+impl Store {
+    /// Run `run_id`'s tasks, as the engine's types.
+    pub fn tasks(&self, run_id: i64) -> Result<Vec<Task>> {
+        let mut st = self
+            .conn
+            .prepare(
+                "SELECT task_index, task_id, inputs, expected FROM tasks
+                 WHERE run_id = ?1 ORDER BY task_index",
+            )
+            .map_err(self.err())?;
+        st.query_map([run_id], |r| {
+            let inputs: String = r.get(2)?;
+            Ok(Task {
+                index: r.get::<_, i64>(0)? as usize,
+                id: r.get(1)?,
+                inputs: serde_json::from_str(&inputs).unwrap_or_default(),
+                expected: r.get(3)?,
+                distribution: None,
+            })
+        })
+        .and_then(|rows| rows.collect())
+        .map_err(self.err())
+    }
+
+    /// Every trace of run `run_id`, in (task, attempt) order.
+    pub fn traces(&self, run_id: i64) -> Result<Vec<StoredTrace>> {
+        let mut traces: Vec<StoredTrace> = Vec::new();
+        let mut at: HashMap<(usize, usize), usize> = HashMap::new();
+        let mut st = self
+            .conn
+            .prepare(
+                "SELECT task_index, attempt, turn, node, sender, reply_to, receivers, summary, text
+                 FROM messages WHERE run_id = ?1 ORDER BY task_index, attempt, position",
+            )
+            .map_err(self.err())?;
+        let mut rows = st.query([run_id]).map_err(self.err())?;
+        while let Some(r) = rows.next().map_err(self.err())? {
+            let key = (
+                r.get::<_, i64>(0).map_err(self.err())? as usize,
+                r.get::<_, i64>(1).map_err(self.err())? as usize,
+            );
+            let receivers: String = r.get(6).map_err(self.err())?;
+            let message = MessageRecord {
+                turn: r.get::<_, i64>(2).map_err(self.err())? as usize,
+                node: r.get(3).map_err(self.err())?,
+                sender: r
+                    .get::<_, Option<String>>(4)
+                    .map_err(self.err())?
+                    .map(Arc::from),
+                reply_to: r
+                    .get::<_, Option<i64>>(5)
+                    .map_err(self.err())?
+                    .map(|m| m as usize),
+                receivers: serde_json::from_str(&receivers).unwrap_or_default(),
+                summary: r.get(7).map_err(self.err())?,
+                text: r.get(8).map_err(self.err())?,
+            };
+            let i = *at.entry(key).or_insert_with(|| {
+                traces.push(StoredTrace {
+                    task_index: key.0,
+                    attempt: key.1,
+                    messages: Vec::new(),
+                    injected: Vec::new(),
+                });
+                traces.len() - 1
+            });
+            traces[i].messages.push(message);
+        }
+        let mut st = self
+            .conn
+            .prepare(
+                "SELECT task_index, attempt, mode, position, agent FROM injected_failures
+                 WHERE run_id = ?1 ORDER BY task_index, attempt, position",
+            )
+            .map_err(self.err())?;
+        let injected = st
+            .query_map([run_id], |r| {
+                Ok((
+                    (r.get::<_, i64>(0)? as usize, r.get::<_, i64>(1)? as usize),
+                    (r.get(2)?, r.get::<_, i64>(3)? as usize, r.get(4)?),
+                ))
+            })
+            .and_then(|rows| rows.collect::<rusqlite::Result<Vec<_>>>())
+            .map_err(self.err())?;
+        for (key, failure) in injected {
+            if let Some(&i) = at.get(&key) {
+                traces[i].injected.push(failure);
+            }
+        }
+        Ok(traces)
+    }
+
+    /// (task index, attempt, model, repeat) of every judgement by the judge
+    /// file with hash `judge_hash` that was read or found unreadable: a
+    /// failed call's is left out, to be made again.
+    pub fn judged(
+        &self,
+        run_id: i64,
+        judge_hash: &str,
+    ) -> Result<HashSet<(usize, usize, String, usize)>> {
+        let mut st = self
+            .conn
+            .prepare(
+                "SELECT task_index, attempt, model, repeat FROM judgements
+                 WHERE run_id = ?1 AND judge_hash = ?2 AND status <> 'error'",
+            )
+            .map_err(self.err())?;
+        st.query_map(params![run_id, judge_hash], |r| {
+            Ok((
+                r.get::<_, i64>(0)? as usize,
+                r.get::<_, i64>(1)? as usize,
+                r.get(2)?,
+                r.get::<_, i64>(3)? as usize,
+            ))
+        })
+        .and_then(|rows| rows.collect())
+        .map_err(self.err())
+    }
+
+    /// Every label of run `run_id` (of its task `task_id` only, when
+    /// given), by trace, rater and label.
+    pub fn labels(&self, run_id: i64, task_id: Option<&str>) -> Result<Vec<StoredLabel>> {
+        let mut st = self
+            .conn
+            .prepare(
+                "SELECT trace, task_index, attempt, source_id, mas_name, code, original, rater,
+                        present, agent, turn, quote, evidence_verified
+                 FROM label_rows WHERE run_id = ?1 AND (?2 IS NULL OR trace = ?2)
+                 ORDER BY task_index, attempt, rater, code, original",
+            )
+            .map_err(self.err())?;
+        st.query_map(params![run_id, task_id], |r| {
+            Ok(StoredLabel {
+                trace: r.get(0)?,
+                task_index: r.get::<_, i64>(1)? as usize,
+                attempt: r.get::<_, i64>(2)? as usize,
+                source_id: r.get(3)?,
+                mas_name: r.get(4)?,
+                code: r.get(5)?,
+                original: r.get(6)?,
+                rater: r.get(7)?,
+                present: r.get(8)?,
+                agent: r.get(9)?,
+                turn: r.get::<_, Option<i64>>(10)?.map(|t| t as u64),
+                quote: r.get(11)?,
+                evidence_verified: r.get(12)?,
+            })
+        })
+        .and_then(|rows| rows.collect())
+        .map_err(self.err())
+    }
+
+    /// Per judge and model: how its readings of run `run_id` went.
+    pub fn judgement_counts(&self, run_id: i64) -> Result<Vec<JudgementCounts>> {
+        let mut st = self
+            .conn
+            .prepare(
+                "SELECT judge, model, sum(status = 'parsed'), sum(status = 'unparsed'),
+                        sum(status = 'error'), sum(reasked), sum(cut_messages > 0)
+                 FROM judgements WHERE run_id = ?1 GROUP BY judge, model ORDER BY judge, model",
+            )
+            .map_err(self.err())?;
+        st.query_map([run_id], |r| {
+            Ok(JudgementCounts {
+                judge: r.get(0)?,
+                model: r.get(1)?,
+                parsed: r.get::<_, i64>(2)? as u64,
+                unparsed: r.get::<_, i64>(3)? as u64,
+                errors: r.get::<_, i64>(4)? as u64,
+                reasked: r.get::<_, i64>(5)? as u64,
+                fitted: r.get::<_, i64>(6)? as u64,
+            })
+        })
+        .and_then(|rows| rows.collect())
+        .map_err(self.err())
+    }
+
+    /// Note in run `run_id`'s events that something happened to it after it
+    /// ran (`judged`, `imported`), with `detail`.
+    pub fn add_event(&self, run_id: i64, kind: &str, detail: &serde_json::Value) -> Result<()> {
+        self.conn
+            .execute(
+                "INSERT INTO events (run_id, at, kind, detail) VALUES (?1, ?2, ?3, ?4)",
+                params![run_id, now(), kind, detail.to_string()],
+            )
+            .map_err(self.err())?;
+        Ok(())
+    }
+}
