@@ -5,12 +5,13 @@
 //! steps one graph run, verifiers, the budget ledger, and the runner that
 //! does one `run`, `replay` or `resume` end to end.
 //!
-//! May use: `scenario`, `model`, `stats`, `store`, `judge`, `seed`.
+//! May use: `scenario`, `model`, `stats`, `import`, `store`, `judge`, `seed`.
 
 pub mod budget;
 pub mod caller;
 pub mod error;
 pub mod executor;
+pub mod import_run;
 pub mod judge_run;
 pub mod judging;
 pub mod runner;

@@ -7,6 +7,7 @@
 //!
 //! May use: `scenario`, `stats`, `store`, `seed`.
 
+pub mod agreement;
 pub mod analysis;
 pub mod export;
 pub mod failures;

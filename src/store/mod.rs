@@ -11,11 +11,14 @@
 //! Split by concern: `schema` (migrations), `records` and `writer` (what the
 //! engine hands the writer thread), and the reads per area — `runs`,
 //! `recorded` (replay and resume), `pools` (analyze), `samples` (export),
-//! `transcript` (show), `judged` (failure judges' traces, judgements and labels).
+//! `transcript` (show), `judged` (failure judges' traces, judgements and
+//! labels), `imported` (other tools' traces stored as runs).
 //!
 //! May use: `scenario`, `model` (the response types replay serves), `stats`
-//! (the outcome and summary rows it stores), `seed`.
+//! (the outcome and summary rows it stores), `import` (the imported traces
+//! it stores), `seed`.
 
+mod imported;
 mod judged;
 mod pools;
 mod recorded;
@@ -26,6 +29,7 @@ mod schema;
 mod transcript;
 mod writer;
 
+pub use imported::*;
 pub use judged::*;
 pub use pools::*;
 pub use recorded::StoreRecordings;

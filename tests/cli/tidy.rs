@@ -26,11 +26,13 @@ const LAYERS: &[(&str, &[&str])] = &[
     ("model", &["scenario", "seed"]),
     ("stats", &["scenario", "seed"]),
     ("import", &["scenario", "seed"]),
-    ("store", &["scenario", "model", "stats", "seed"]),
+    ("store", &["scenario", "model", "stats", "import", "seed"]),
     ("judge", &["scenario", "model", "stats", "seed"]),
     (
         "engine",
-        &["scenario", "model", "stats", "store", "judge", "seed"],
+        &[
+            "scenario", "model", "stats", "import", "store", "judge", "seed",
+        ],
     ),
     ("report", &["scenario", "stats", "store", "seed"]),
 ];

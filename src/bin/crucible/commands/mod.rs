@@ -1,9 +1,11 @@
 //! One file per command, each owning its arguments and its output.
 
+pub mod agreement;
 pub mod analyze;
 pub mod common;
 pub mod export;
 pub mod graph;
+pub mod import;
 pub mod judge;
 pub mod labels;
 pub mod plot;
@@ -54,6 +56,11 @@ pub enum Command {
     Judge(judge::Args),
     /// Every rater's failure labels of a run: `labels export RUN`.
     Labels(labels::Args),
+    /// Store another tool's traces (MAD, Who&When, chat JSONL) as a run.
+    Import(import::Args),
+    /// Agreement between a run's raters per failure mode (κ, Fleiss, α,
+    /// precision/recall against a reference), and corrected rates.
+    Agreement(agreement::Args),
 }
 
 pub fn exec(command: Command) -> anyhow::Result<ExitCode> {
@@ -72,5 +79,7 @@ pub fn exec(command: Command) -> anyhow::Result<ExitCode> {
         Command::Export(args) => export::exec(args),
         Command::Judge(args) => judge::exec(args),
         Command::Labels(args) => labels::exec(args),
+        Command::Import(args) => import::exec(args),
+        Command::Agreement(args) => agreement::exec(args),
     }
 }
