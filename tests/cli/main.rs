@@ -7,6 +7,9 @@ mod errors;
 /// Graphs: validation of `graph:` and simulated agents, the walker, group
 /// chats, strategies over graph runs, injected failures, graph scoring.
 mod graphs;
+/// Failure judges: inline and post hoc, simulated and llama.cpp, budgets,
+/// imported traces (MAD, Who&When), agreement against Python.
+mod judges;
 /// Providers: HTTP models on the sim-server (faults, split requests, budgets,
 /// rate limits, API keys), llama.cpp, LLM judges and reward models.
 mod providers;
