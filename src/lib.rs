@@ -4,10 +4,12 @@
 //! The pipeline is `Loader` (YAML → [`scenario::spec`] types) → `Validator`
 //! (→ the engine's [`scenario::Scenario`]) → `Executor` (samples, verifier
 //! scores and strategy outcomes, streamed to the [`store`]) →
-//! [`stats::summary`] (accuracy with bootstrap intervals). The folders are
-//! layers, lowest first: [`scenario`], [`model`], [`stats`], [`judge`],
-//! [`store`], then [`engine`] and [`report`]; each imports only from those
-//! it is allowed (see ARCHITECTURE.md). See
+//! [`stats::summary`] (accuracy with bootstrap intervals). Failure judges
+//! ([`judge`]) read traces — crucible's own graph runs and other tools'
+//! ([`import`]) — into labels that [`stats::agreement_report`] compares.
+//! The folders are layers, lowest first: [`scenario`], [`model`],
+//! [`stats`], [`import`], [`store`], [`judge`], then [`engine`] and
+//! [`report`]; each imports only from those it is allowed. See
 //! ARCHITECTURE.md for the map and the invariants.
 
 pub mod engine;

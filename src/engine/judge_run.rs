@@ -2,14 +2,14 @@
 //! traces after the fact, without running anything again.
 //!
 //! The judge's models come from the run's stored scenario (with `--set`
-//! overrides) or from another scenario file. Calls go through the same
+//! overrides) or from a models file (any YAML file with a `models:`
+//! section, a scenario included). Calls go through the same
 //! [`Caller`] as a run's: within a budget of their own, traced into the
 //! run, and looked up first in the run's own trace — so judging again with
 //! the same judge and models costs nothing, and a judgement stopped by its
 //! budget resumes where it stopped when run again. Traces every model and
 //! repeat has already judged are skipped.
 
-use std::collections::HashSet;
 use std::path::Path;
 use std::sync::Arc;
 
@@ -20,9 +20,10 @@ use crate::engine::judging::{self, Subject, Tally};
 use crate::engine::runner::{Runner, with_stored_scenario};
 use crate::model::provider::Provider;
 use crate::model::replay::Recordings;
+use crate::scenario::budget::unenforceable_on;
 use crate::scenario::failure::FailureMode;
 use crate::scenario::judge_file::{JudgeFile, JudgeUse};
-use crate::scenario::validator::load_scenario;
+use crate::scenario::validator::load_models;
 use crate::scenario::{Model, ModelKind};
 use crate::store::Store;
 
@@ -76,6 +77,11 @@ impl Runner {
                     )));
                 }
             }
+        }
+        let caps = unenforceable_on(&self.options.budget, indices.iter().map(|&i| &models[i]));
+        if !caps.is_empty() {
+            let lines: Vec<String> = caps.into_iter().map(|(_, m)| m).collect();
+            return Err(Error::Setup(lines.join("; ")));
         }
         let judge = JudgeUse {
             file: file.clone(),
@@ -135,7 +141,7 @@ impl Runner {
                 (Some(why), false)
             }
         };
-        let names: HashSet<&str> = judges[0]
+        let names: Vec<&str> = judges[0]
             .models
             .iter()
             .map(|&m| models[m].name.as_str())
@@ -165,21 +171,17 @@ impl Runner {
     fn judge_models(&self, store: &Store, req: &JudgeRequest<'_>) -> Result<Vec<Model>, Error> {
         let overrides = &self.options.overrides;
         if let Some(file) = req.models_file {
-            return Ok(load_scenario(file, overrides)
-                .map_err(Error::Invalid)?
-                .models);
+            return load_models(file, overrides).map_err(Error::Invalid);
         }
         let source = store.run_source(req.run_id)?;
         if source.text.is_empty() {
             return Err(Error::Setup(format!(
-                "run {} was imported and has no scenario of its own; name a scenario whose models to judge with (--models FILE)",
+                "run {} was imported and has no scenario of its own; name a file whose `models:` to judge with (--models-file FILE)",
                 req.run_id
             )));
         }
         with_stored_scenario(&source, req.run_id, |file| {
-            Ok(load_scenario(file, overrides)
-                .map_err(Error::Invalid)?
-                .models)
+            load_models(file, overrides).map_err(Error::Invalid)
         })
     }
 }

@@ -115,6 +115,11 @@ fn reask_feedback(why: &str) -> String {
     )
 }
 
+/// Repeats a judge may make of one trace: a judgement's call asks for
+/// sample `attempt × REPEAT_STRIDE + repeat`, so its cache key does not
+/// change when the number of repeats does.
+pub const REPEAT_STRIDE: usize = crate::scenario::validator::MAX_REPEATS;
+
 /// The rater of one repeat of `model` running `judge`.
 pub fn repeat_rater(judge: &str, model: &str, repeat: usize) -> String {
     format!("{judge}:{model}#{}", repeat + 1)
@@ -261,8 +266,9 @@ pub fn majority(votes: impl Iterator<Item = Option<bool>>) -> Option<bool> {
     }
 }
 
-/// Labels of `rater` for `votes` (one per mode of `view`), with the
-/// evidence of the first reading that agrees with a present verdict.
+/// Labels of `rater` for `votes` (one per mode of `view`); a present one
+/// with the evidence `evidence` (the first readable repeat's) gives for it,
+/// when that repeat found it present too.
 fn majority_labels(
     subject: &Subject<'_>,
     view: &TraceView,
@@ -307,7 +313,7 @@ async fn ask(
 ) -> Result<(JudgementRecord, Option<String>), Stop> {
     let file = &judge.file;
     let name: Arc<str> = file.name.as_str().into();
-    let first_sample = subject.attempt * judge.repeats + repeat;
+    let first_sample = subject.attempt * REPEAT_STRIDE + repeat;
     let mut history: Vec<Turn> = Vec::new();
     let mut calls = Vec::new();
     loop {

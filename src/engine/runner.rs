@@ -323,6 +323,17 @@ impl Runner {
         let rows = summarize(&scenario, &execution.outcomes);
         store.finish_run(run_id, status.as_str(), error.as_deref(), &rows)?;
         stats?;
+        let failed: u64 = store
+            .judgement_counts(run_id)?
+            .iter()
+            .map(|c| c.errors)
+            .sum();
+        if failed > 0 {
+            tracing::warn!(
+                "{failed} failure-judge calls failed after their retries, so their traces are not judged; \
+                 `crucible judge {run_id}` with the same judge and model judges them"
+            );
+        }
         store.run_summary(run_id).map_err(Error::from)
     }
 }

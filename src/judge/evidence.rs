@@ -1,11 +1,13 @@
 //! Checking a judge's evidence: is the quote it gives really in the message
 //! it cites? Compared after normalizing case, punctuation and spacing, so a
-//! quote that drops a comma still counts; an ellipsis in the quote stands
-//! for omitted text, and its parts must appear in order.
+//! quote that drops a comma still counts; words are matched whole; an
+//! ellipsis in the quote stands for omitted text, and its parts must
+//! appear in order.
 
 /// Whether `quote` is found in `message`.
 pub fn quoted_in(quote: &str, message: &str) -> bool {
-    let text = normalized(message);
+    // Padded with spaces, so that parts match whole words only.
+    let text = format!(" {} ", normalized(message));
     let mut from = 0;
     let mut any = false;
     for part in quote.split(['…']).flat_map(|p| p.split("...")) {
@@ -13,8 +15,10 @@ pub fn quoted_in(quote: &str, message: &str) -> bool {
         if part.is_empty() {
             continue;
         }
+        let part = format!(" {part} ");
         match text[from..].find(&part) {
-            Some(at) => from += at + part.len(),
+            // The space after the part may start the next one.
+            Some(at) => from += at + part.len() - 1,
             None => return false,
         }
         any = true;
@@ -43,5 +47,8 @@ mod tests {
         assert!(!quoted_in("the total … let me restart", m));
         assert!(!quoted_in("we must compute", m));
         assert!(!quoted_in(" … ", m));
+        // Whole words only: "he" is not in "the total".
+        assert!(!quoted_in("he", m));
+        assert!(quoted_in("compute the", m));
     }
 }

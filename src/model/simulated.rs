@@ -110,8 +110,8 @@ impl Provider for SimulatedModel {
 
     fn fingerprint(&self) -> String {
         format!(
-            "simulated {} seed={} {:?} {:?} failure={}",
-            self.name, self.seed, self.distribution, self.style, self.failure_rate
+            "simulated {} seed={} {:?} {:?} failure={} judge={:?}",
+            self.name, self.seed, self.distribution, self.style, self.failure_rate, self.judge
         )
     }
 

@@ -71,17 +71,34 @@ pub enum Cap {
 /// reserve a request's worst case, so its output must be bounded, and a cost
 /// cap needs every such model priced.
 pub fn unenforceable(scenario: &Scenario) -> Vec<(Cap, String)> {
-    let b = &scenario.budget;
     let mut used: Vec<usize> = scenario
         .agents
         .iter()
         .map(|a| a.model)
         .chain(scenario.verifiers.iter().filter_map(|v| v.model()))
+        .chain(
+            scenario
+                .judges
+                .iter()
+                .flat_map(|j| j.models.iter().copied()),
+        )
         .collect();
     used.sort_unstable();
     used.dedup();
+    unenforceable_on(
+        &scenario.budget,
+        used.into_iter().map(|i| &scenario.models[i]),
+    )
+}
+
+/// The caps of `b` that calls to `models` could pass unnoticed, each with
+/// what to do about it.
+pub fn unenforceable_on<'m>(
+    b: &Budget,
+    models: impl Iterator<Item = &'m crate::scenario::Model>,
+) -> Vec<(Cap, String)> {
     let mut out = Vec::new();
-    for model in used.into_iter().map(|i| &scenario.models[i]) {
+    for model in models {
         let unbounded = |cap: &str| {
             format!(
                 "`{cap}` in the budget needs `max_tokens` on model `{}`, so that a request's worst case is known before it is sent",

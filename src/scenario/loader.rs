@@ -68,16 +68,36 @@ pub struct Loader {
     diags: Diagnostics,
     loaded: Loaded,
     dir: PathBuf,
+    /// Top-level keys the file must have.
+    required: &'static [&'static str],
 }
+
+/// What a scenario must have.
+const SCENARIO_KEYS: &[&str] = &["name", "models", "agents", "dataset", "strategies"];
 
 impl Loader {
     /// Load `path` with `overrides` (`PATH=VALUE`, as `--set` takes them)
     /// appended to its text; the diagnostics list every problem found.
     pub fn load(path: &Path, overrides: &[String]) -> (Loaded, Diagnostics) {
+        Loader::load_requiring(path, overrides, SCENARIO_KEYS)
+    }
+
+    /// [`Loader::load`] for a file that needs only `models` (a models file,
+    /// or any scenario whose models another command borrows).
+    pub fn load_models(path: &Path, overrides: &[String]) -> (Loaded, Diagnostics) {
+        Loader::load_requiring(path, overrides, &["models"])
+    }
+
+    fn load_requiring(
+        path: &Path,
+        overrides: &[String],
+        required: &'static [&'static str],
+    ) -> (Loaded, Diagnostics) {
         let mut loader = Loader {
             diags: Diagnostics::default(),
             loaded: Loaded::default(),
             dir: path.parent().map(Path::to_path_buf).unwrap_or_default(),
+            required,
         };
         match std::fs::read_to_string(path) {
             Ok(text) => {
@@ -126,7 +146,7 @@ impl Loader {
             ));
             return;
         };
-        for required in ["name", "models", "agents", "dataset", "strategies"] {
+        for &required in self.required {
             if root.get(required).is_none() {
                 self.diags
                     .push(source.error(root.span, format!("missing required key `{required}`")));

@@ -39,6 +39,9 @@ pub const GRAPH_AGENT: &str = "graph";
 /// Largest `n` a strategy may ask for (exact estimators use f64 binomials).
 pub const MAX_N: i64 = 1000;
 
+/// Most judgements one judge model makes of one trace (`repeats`).
+pub const MAX_REPEATS: usize = 1024;
+
 /// The dataset field that overrides a simulated distribution per item.
 pub const DISTRIBUTION_FIELD: &str = "distribution";
 
@@ -72,6 +75,27 @@ impl<'a> Validator<'a> {
             Ok(scenario.expect("no diagnostics means a scenario was built"))
         } else {
             Err(v.diags)
+        }
+    }
+
+    /// Only the models of `loaded` (a models file, or a scenario whose
+    /// models another command borrows): the models, or every diagnostic.
+    pub fn validate_models(loaded: &'a Loaded) -> Result<Vec<Model>, Diagnostics> {
+        let source = loaded
+            .source
+            .clone()
+            .expect("validate_models is only called on a file that was read");
+        let mut v = Validator {
+            loaded,
+            source,
+            workdir: None,
+            diags: Diagnostics::default(),
+        };
+        let answer = v.answer_rule();
+        let models = v.models(loaded.seed.unwrap_or(0), answer.as_ref(), &[]);
+        match models {
+            Some(m) if v.diags.is_empty() => Ok(m),
+            _ => Err(v.diags),
         }
     }
 
@@ -1608,7 +1632,14 @@ impl<'a> Validator<'a> {
                     }
                 }
             }
-            let repeats = self.at_least(&spec.repeats, "repeats", 1).unwrap_or(1) as usize;
+            let mut repeats = self.at_least(&spec.repeats, "repeats", 1).unwrap_or(1) as usize;
+            if let Some(r) = spec.repeats.as_ref().filter(|_| repeats > MAX_REPEATS) {
+                self.err(
+                    r.span,
+                    format!("`repeats` must be at most {MAX_REPEATS}, found {}", r.value),
+                );
+                repeats = 1;
+            }
             let max_trace_tokens = self
                 .at_least(&spec.max_trace_tokens, "max_trace_tokens", 64)
                 .map(|t| t as usize);
@@ -1936,6 +1967,28 @@ pub fn load_scenario_in(
                 all.push(d.clone());
             }
             Err(all.into_sorted())
+        }
+    }
+}
+
+/// The models of the file at `path` (a models file with a `models:`
+/// section, or any scenario), with `overrides` applied.
+pub fn load_models(
+    path: &std::path::Path,
+    overrides: &[String],
+) -> Result<Vec<Model>, Vec<Diagnostic>> {
+    let (loaded, mut diags) = crate::scenario::loader::Loader::load_models(path, overrides);
+    if loaded.source.is_none() {
+        return Err(diags.into_sorted());
+    }
+    match Validator::validate_models(&loaded) {
+        Ok(m) if diags.is_empty() => Ok(m),
+        Ok(_) => Err(diags.into_sorted()),
+        Err(more) => {
+            for d in more.iter() {
+                diags.push(d.clone());
+            }
+            Err(diags.into_sorted())
         }
     }
 }

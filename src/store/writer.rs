@@ -221,12 +221,21 @@ impl<'c> BatchWriter<'c> {
             call_by_key: tx.prepare_cached(
                 "SELECT id FROM calls WHERE run_id = ?1 AND cache_key = ?2 ORDER BY id DESC LIMIT 1",
             )?,
-            // Judged again (a resumed or repeated `crucible judge`): the new reading replaces the old.
+            // Judged again (a resumed or repeated `crucible judge`): the new
+            // reading replaces the old in place, keeping its id, which labels
+            // refer to.
             judgement: tx.prepare_cached(
-                "INSERT OR REPLACE INTO judgements (run_id, task_index, attempt, judge, judge_version,
+                "INSERT INTO judgements (run_id, task_index, attempt, judge, judge_version,
                     judge_hash, model, repeat, call_id, reasked, status, format, error, summary,
                     task_completed, notes, cut_messages, cut_chars)
-                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16, ?17, ?18)",
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16, ?17, ?18)
+                 ON CONFLICT (run_id, task_index, attempt, judge_hash, model, repeat) DO UPDATE SET
+                    judge = excluded.judge, judge_version = excluded.judge_version,
+                    call_id = excluded.call_id, reasked = excluded.reasked, status = excluded.status,
+                    format = excluded.format, error = excluded.error, summary = excluded.summary,
+                    task_completed = excluded.task_completed, notes = excluded.notes,
+                    cut_messages = excluded.cut_messages, cut_chars = excluded.cut_chars
+                 RETURNING id",
             )?,
             label: tx.prepare_cached(
                 "INSERT OR REPLACE INTO labels (run_id, task_index, attempt, rater, code, original,
@@ -439,27 +448,30 @@ impl<'c> BatchWriter<'c> {
                 .query_row(params![self.run_id, j.read_key], |r| r.get::<_, i64>(0))
                 .optional()?;
         }
-        let id = self.judgement.insert(params![
-            self.run_id,
-            j.task_index as i64,
-            j.attempt as i64,
-            &*j.judge,
-            &*j.judge_version,
-            &*j.judge_hash,
-            &*j.model,
-            j.repeat as i64,
-            read,
-            j.reasked,
-            j.status,
-            j.format,
-            j.error,
-            j.summary,
-            j.task_completed,
-            (!j.notes.is_empty())
-                .then(|| serde_json::to_string(&j.notes).expect("strings serialize")),
-            j.cut.0 as i64,
-            j.cut.1 as i64,
-        ])?;
+        let id: i64 = self.judgement.query_row(
+            params![
+                self.run_id,
+                j.task_index as i64,
+                j.attempt as i64,
+                &*j.judge,
+                &*j.judge_version,
+                &*j.judge_hash,
+                &*j.model,
+                j.repeat as i64,
+                read,
+                j.reasked,
+                j.status,
+                j.format,
+                j.error,
+                j.summary,
+                j.task_completed,
+                (!j.notes.is_empty())
+                    .then(|| serde_json::to_string(&j.notes).expect("strings serialize")),
+                j.cut.0 as i64,
+                j.cut.1 as i64,
+            ],
+            |r| r.get(0),
+        )?;
         for l in &j.labels {
             self.write_label(l, Some(id))?;
         }

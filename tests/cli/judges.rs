@@ -229,6 +229,54 @@ fn a_budget_stopped_judgement_resumes_and_judging_again_costs_nothing() {
     );
 }
 
+/// Judging again with more repeats keeps the earlier judgements (their
+/// labels refer to them) and adds the new repeats' — the same when a budget
+/// or a failed call left a trace partly judged.
+#[test]
+fn judging_again_with_more_repeats_keeps_the_earlier_judgements() {
+    let s = Scratch::new();
+    let file = failures(
+        &s,
+        3,
+        "[{file: judges/mast.yaml, model: judge, repeats: 2}]",
+    );
+    let db = s.path("j.db");
+    Crucible::new(&["run"]).arg(&file).db(&db).json();
+    let ids = || {
+        crate::util::table_rows(
+            &db,
+            "SELECT id, task_index, attempt, repeat FROM judgements ORDER BY id",
+        )
+    };
+    let before = ids();
+    assert_eq!(before.len(), 12 * 2);
+    let out = Crucible::new(&["judge", "1", "--model", "judge", "--repeats", "3"])
+        .arg("--judge")
+        .arg(s.path("judges/mast.yaml"))
+        .db(&db)
+        .output();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let after = ids();
+    assert_eq!(after.len(), 12 * 3);
+    assert_eq!(after[..before.len()], before[..]);
+    // Only the new repeats were asked for.
+    assert_eq!(
+        query::<i64>(&db, "SELECT count(*) FROM calls WHERE role = 'judge'"),
+        12 * 3
+    );
+    assert_eq!(
+        query::<i64>(
+            &db,
+            "SELECT count(*) FROM labels WHERE rater = 'mast:judge#3'"
+        ),
+        12 * 14
+    );
+}
+
 /// The shared MAD sample: two traces from taxonomy versions with 17 and 18
 /// modes, each annotator's labels mapped by name, unmappable ones kept
 /// under their own label; the human majority is a rater of its own.
@@ -344,7 +392,8 @@ fn who_when_traces_keep_their_blame_and_can_be_judged() {
             source["history"].as_array().unwrap().len()
         );
     }
-    let models = failures(&s, 1, "");
+    // A models file needs nothing but `models:`.
+    let models = s.write("models.yaml", &format!("models:\n{SIM_JUDGE}"));
     let out = Crucible::new(&["judge", "1", "--model", "judge", "--json"])
         .arg("--models-file")
         .arg(&models)
@@ -371,7 +420,7 @@ fn who_when_traces_keep_their_blame_and_can_be_judged() {
         .db(&db)
         .output();
     assert_eq!(out.status.code(), Some(1));
-    assert!(String::from_utf8_lossy(&out.stderr).contains("--models FILE"));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("--models-file FILE"));
 }
 
 /// Malformed trace files: each problem at its file, line and column, exit

@@ -339,7 +339,11 @@ fn trace(
         messages,
         events,
         injected: Vec::new(),
-        truth: sc.agents.iter().any(|a| !a.persona.failures.is_empty()),
+        // Only simulated models act personas out.
+        truth: sc.agents.iter().any(|a| {
+            !a.persona.failures.is_empty()
+                && matches!(sc.models[a.model].kind, ModelKind::Simulated(_))
+        }),
     }
 }
 

@@ -21,12 +21,13 @@ pub struct Args {
     /// Model that judges, by name; give it again for an ensemble.
     #[arg(long = "model", value_name = "NAME", required = true)]
     pub models: Vec<String>,
-    /// A scenario whose `models:` to take the judge's models from, instead
-    /// of the run's own scenario (needed for imported runs).
+    /// A YAML file with a `models:` section (a scenario will do) to take the
+    /// judge's models from, instead of the run's own scenario (needed for
+    /// imported runs).
     #[arg(long, value_name = "FILE")]
     pub models_file: Option<PathBuf>,
-    /// Judgements per model and trace; the label is their majority.
-    #[arg(long, default_value_t = 1, value_parser = clap::value_parser!(u32).range(1..))]
+    /// Judgements per model and trace (at most 1024); the label is their majority.
+    #[arg(long, default_value_t = 1, value_parser = clap::value_parser!(u32).range(1..=1024))]
     pub repeats: u32,
     /// Fit each transcript into about this many tokens, keeping each
     /// message's head and tail.
