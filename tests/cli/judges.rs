@@ -277,6 +277,118 @@ fn judging_again_with_more_repeats_keeps_the_earlier_judgements() {
     );
 }
 
+/// A judge over real HTTP (the sim-server) that cites one message and
+/// quotes it, half the time with words that message never had: each quote
+/// is checked against the message it cites, and `show --transcript` says
+/// which ones are not there.
+#[test]
+fn hallucinated_evidence_is_marked_as_not_in_the_cited_message() {
+    let s = Scratch::new();
+    let served = s.write(
+        "judge-server.yaml",
+        r#"name: judge-server
+models:
+  judge:
+    provider: simulated
+    distribution: {answers: {"Plan: restate the question": 0.5, "nothing like this was said": 0.5}}
+    format: '{"failures": [{"code": "1.2", "present": true, "evidence": {"turn": 0, "agent": "planner", "quote": "{answer}"}}]}'
+agents:
+  judge: {model: judge, prompt: "{{ q }}"}
+answer:
+  extract: {regex: '"quote": "([^"]*)"'}
+dataset:
+  items: [{q: x}]
+strategies: [{kind: self_consistency, agent: judge, n: 1}]
+"#,
+    );
+    let server = crate::util::SimServer::start(&served, &[]);
+    let file = failures(&s, 10, "[{file: judges/mast.yaml, model: http}]");
+    let text = std::fs::read_to_string(&file).unwrap().replace(
+        "\nagents:",
+        &format!(
+            "  http:\n    provider: openai\n    base_url: {}\n    model: judge\n\nagents:",
+            server.url
+        ),
+    );
+    let file = s.write("failures.yaml", &text);
+    let db = s.path("h.db");
+    let v = Crucible::new(&["run"]).arg(&file).db(&db).json();
+    assert_eq!(v["status"], "completed", "{v}");
+    let count = |verified: i64| {
+        query::<i64>(
+            &db,
+            &format!(
+                "SELECT count(*) FROM labels WHERE rater = 'mast:http#1' AND code = 'FM-1.2' AND evidence_verified = {verified}"
+            ),
+        )
+    };
+    // Every one of the 40 traces judged, its quote checked: both kinds occur.
+    assert_eq!(count(0) + count(1), 40);
+    assert!(count(0) > 5 && count(1) > 5, "{} {}", count(0), count(1));
+    // Other modes were not answered: unknown, not absent.
+    assert_eq!(
+        query::<i64>(
+            &db,
+            "SELECT count(*) FROM labels WHERE rater = 'mast:http#1' AND code <> 'FM-1.2' AND present IS NOT NULL"
+        ),
+        0
+    );
+    let task: String = query(
+        &db,
+        "SELECT t.task_id FROM labels l JOIN tasks t ON t.run_id = l.run_id AND t.task_index = l.task_index
+         WHERE l.rater = 'mast:http' AND l.evidence_verified = 0 LIMIT 1",
+    );
+    let shown = Crucible::new(&["show", "1", "--transcript", &task])
+        .db(&db)
+        .ok();
+    assert!(
+        shown.contains("⚑ mast:http judged FM-1.2 by planner: \"nothing like this was said\" (quote NOT in the cited message)"),
+        "{shown}"
+    );
+}
+
+/// Imported chat logs are untrusted text: shown on a terminal, their
+/// control characters (an escape sequence that would clear the screen)
+/// are made visible instead of acting; their labels keep rater and turn.
+#[test]
+fn imported_messages_are_shown_with_control_characters_made_visible() {
+    let s = Scratch::new();
+    let line = serde_json::json!({
+        "id": "chat-1",
+        "task": "Add the numbers.",
+        "messages": [
+            {"role": "user", "content": "What is 2 + 2?"},
+            {"role": "assistant", "name": "solver", "content": "4\u{1b}[2J\u{1b}[31m gotcha"},
+        ],
+        "labels": [{"code": "1.3", "present": true, "rater": "alice", "agent": "solver", "turn": 1}],
+    });
+    let file = s.write("chats.jsonl", &format!("{line}\n"));
+    let db = s.path("c.db");
+    let v = Crucible::new(&["import", "messages"])
+        .arg(&file)
+        .arg("--judge")
+        .arg(root().join("judges/mast.yaml"))
+        .db(&db)
+        .json();
+    assert_eq!(v["traces"], 1, "{v}");
+    assert_eq!(
+        query::<String>(
+            &db,
+            "SELECT rater || ' ' || code || ' ' || agent || ' ' || turn FROM labels"
+        ),
+        "alice FM-1.3 solver 1"
+    );
+    let task: String = query(&db, "SELECT task_id FROM tasks");
+    let shown = Crucible::new(&["show", "1", "--transcript", &task])
+        .db(&db)
+        .ok();
+    assert!(
+        !shown.contains('\u{1b}'),
+        "a raw escape reached the terminal: {shown:?}"
+    );
+    assert!(shown.contains("4\\u{1b}[2J\\u{1b}[31m gotcha"), "{shown}");
+}
+
 /// The shared MAD sample: two traces from taxonomy versions with 17 and 18
 /// modes, each annotator's labels mapped by name, unmappable ones kept
 /// under their own label; the human majority is a rater of its own.
