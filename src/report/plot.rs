@@ -1,16 +1,23 @@
 //! `crucible plot`: SVG charts of an [`Analysis`] — accuracy against n (log₂
 //! axis) and against tokens per task, one line per rule with its bootstrap
-//! interval as a band.
+//! interval as a band — and of a [`FailureReport`]: each failure mode's rate
+//! with its interval, and the categories' shares of the failures found, as
+//! horizontal bars.
 //!
 //! Drawn with plotters' SVG backend and its font-free text layout: labels are
 //! SVG `<text>` elements the viewer sets in its own sans-serif, so nothing
-//! here needs system fonts. Reads nothing but the analysis it is given.
+//! here needs system fonts. Reads nothing but the report it is given; the
+//! only text from a file is the judge file's names (never model output).
 
 use std::path::{Path, PathBuf};
 
+use plotters::coord::Shift;
 use plotters::prelude::*;
+use plotters::style::text_anchor::{HPos, Pos, VPos};
 
 use crate::report::analysis::{Analysis, CurvePoint};
+use crate::report::failures::FailureReport;
+use crate::store::TRUTH_RATER;
 
 #[derive(Debug, thiserror::Error)]
 pub enum PlotError {
@@ -36,6 +43,13 @@ const PALETTE: [RGBColor; 8] = [
     RGBColor(240, 228, 66),
 ];
 
+/// Width and height of a curve chart, in pixels; bar charts share the width.
+const SIZE: (u32, u32) = (960, 600);
+/// The font of every chart's title.
+const TITLE_FONT: (&str, u32) = ("sans-serif", 20);
+/// Space around every chart, in pixels.
+const MARGIN: u32 = 16;
+
 /// What a chart puts on its x axis.
 #[derive(Clone, Copy)]
 enum Axis {
@@ -55,10 +69,7 @@ impl Axis {
 /// Write two SVG files per agent into `dir` (created if missing) and return
 /// their paths: `<agent>-accuracy-vs-n.svg` and `<agent>-accuracy-vs-tokens.svg`.
 pub fn write_plots(analysis: &Analysis, dir: &Path) -> Result<Vec<PathBuf>, PlotError> {
-    std::fs::create_dir_all(dir).map_err(|source| PlotError::Dir {
-        path: dir.to_path_buf(),
-        source,
-    })?;
+    create_dir(dir)?;
     let mut written = Vec::new();
     for agent in &analysis.agents {
         let series = series_of(analysis, &agent.agent);
@@ -70,19 +81,52 @@ pub fn write_plots(analysis: &Analysis, dir: &Path) -> Result<Vec<PathBuf>, Plot
             (Axis::Samples, "n", "samples per task (n)"),
             (Axis::Tokens, "tokens", "tokens per task"),
         ] {
-            let path = dir.join(format!("{stem}-accuracy-vs-{suffix}.svg"));
             let title = format!(
                 "{} · {} · {} tasks × {} samples",
                 analysis.name, agent.agent, agent.tasks, agent.pool_size
             );
-            draw(&path, &title, x_label, axis, &series).map_err(|message| PlotError::Draw {
-                path: path.clone(),
-                message,
-            })?;
-            written.push(path);
+            written.push(write_chart(
+                dir.join(format!("{stem}-accuracy-vs-{suffix}.svg")),
+                |path| draw(path, &title, x_label, axis, &series),
+            )?);
         }
     }
     Ok(written)
+}
+
+fn create_dir(dir: &Path) -> Result<(), PlotError> {
+    std::fs::create_dir_all(dir).map_err(|source| PlotError::Dir {
+        path: dir.to_path_buf(),
+        source,
+    })
+}
+
+/// Draw the chart at `path` with `draw`, and return the path.
+fn write_chart(
+    path: PathBuf,
+    draw: impl FnOnce(&Path) -> Result<(), String>,
+) -> Result<PathBuf, PlotError> {
+    match draw(&path) {
+        Ok(()) => Ok(path),
+        Err(message) => Err(PlotError::Draw { path, message }),
+    }
+}
+
+/// A white SVG canvas of `size` at `path`.
+fn canvas(path: &Path, size: (u32, u32)) -> Result<DrawingArea<SVGBackend<'_>, Shift>, String> {
+    let root = SVGBackend::new(path, size).into_drawing_area();
+    root.fill(&WHITE).map_err(|e| e.to_string())?;
+    Ok(root)
+}
+
+/// A chart on `root` with `title` over it and the common margin.
+fn titled<'a, 'b, DB: DrawingBackend>(
+    root: &'a DrawingArea<DB, Shift>,
+    title: &'b str,
+) -> ChartBuilder<'a, 'b, DB> {
+    let mut builder = ChartBuilder::on(root);
+    builder.caption(title, TITLE_FONT).margin(MARGIN);
+    builder
 }
 
 /// One line: its label and its points in increasing n.
@@ -135,11 +179,8 @@ fn draw(
     }
     // A log axis needs a range that is not a single point.
     let hi = if hi > lo { hi } else { lo * 2.0 };
-    let root = SVGBackend::new(path, (960, 600)).into_drawing_area();
-    root.fill(&WHITE).map_err(|e| e.to_string())?;
-    let mut chart = ChartBuilder::on(&root)
-        .caption(title, ("sans-serif", 20))
-        .margin(16)
+    let root = canvas(path, SIZE)?;
+    let mut chart = titled(&root, title)
         .x_label_area_size(48)
         .y_label_area_size(60)
         .build_cartesian_2d((lo..hi).log_scale().base(2.0), 0f64..1f64)
@@ -188,4 +229,430 @@ fn draw(
         .draw()
         .map_err(|e| e.to_string())?;
     root.present().map_err(|e| e.to_string())
+}
+
+/// The rater whose labels `crucible plot` charts unless told: the first, in
+/// sorted order, that gives one judge's verdict — not the injected truth,
+/// not one repeat of a model (`…#2`), not an imported file's (`mad:…`,
+/// `import…`).
+pub fn default_rater<'a>(raters: impl IntoIterator<Item = &'a str>) -> Option<&'a str> {
+    raters
+        .into_iter()
+        .filter(|r| {
+            *r != TRUTH_RATER
+                && !r.contains('#')
+                && !r.starts_with("mad:")
+                && !r.starts_with("import")
+        })
+        .min()
+}
+
+/// Height of each horizontal bar's slot, in pixels.
+const BAR_SLOT: u32 = 32;
+/// Room left of the bars for their labels, in pixels.
+const BAR_LABEL_AREA: u32 = 280;
+/// Room right of the plot for the text beside a full-length bar, in pixels.
+const BAR_NOTE_AREA: u32 = 110;
+/// Height of a row of a bar chart's legend, in pixels.
+const LEGEND_ROW: u32 = 20;
+/// Longest mode or category name on an axis, in characters.
+const NAME_CHARS: usize = 34;
+
+/// Write the failure charts of `report` into `dir` (created if missing) and
+/// return their paths: `failure-rates.svg` (each mode's rate with its 95%
+/// interval, coloured by category) and `failure-categories.svg` (the
+/// categories' shares of the failures found). A chart with no bar (a report
+/// with no modes, or no categories) is left out.
+pub fn write_failure_plots(report: &FailureReport, dir: &Path) -> Result<Vec<PathBuf>, PlotError> {
+    create_dir(dir)?;
+    let who = format!(
+        "judge {} (version {}), rater {}",
+        report.judge, report.judge_version, report.rater
+    );
+    let categories: Vec<String> = report
+        .categories
+        .iter()
+        .map(|c| format!("{} {}", c.code, short(&c.name)))
+        .collect();
+    let modes: Vec<Bar> = report
+        .modes
+        .iter()
+        .map(|m| Bar {
+            label: format!("{} {}", m.code, short(&m.name)),
+            value: m.rate.value,
+            ci: m.rate.ci,
+            note: match m.rate.value {
+                Some(v) => format!("{} ({}/{})", percent(v), m.present, m.labelled),
+                None => "no verdict".into(),
+            },
+            group: report
+                .categories
+                .iter()
+                .position(|c| c.code == m.category)
+                .unwrap_or(report.categories.len()),
+        })
+        .collect();
+    let rates = BarChart {
+        title: format!("{who}: rate per mode over {} traces", report.traces),
+        x_desc: "traces where the mode was found (95% interval)",
+        bars: modes,
+        legend: categories.clone(),
+    };
+    let found: u64 = report.categories.iter().map(|c| c.failures).sum();
+    let shares = BarChart {
+        title: format!("{who}: shares of the {found} failures found"),
+        x_desc: "share of the failures found",
+        bars: report
+            .categories
+            .iter()
+            .zip(categories)
+            .enumerate()
+            .map(|(group, (c, label))| Bar {
+                label,
+                value: c.share,
+                ci: None,
+                note: match c.share {
+                    Some(s) => format!("{} ({})", percent(s), c.failures),
+                    None => "no failures found".into(),
+                },
+                group,
+            })
+            .collect(),
+        legend: Vec::new(),
+    };
+    [
+        ("failure-rates.svg", rates),
+        ("failure-categories.svg", shares),
+    ]
+    .into_iter()
+    .filter(|(_, chart)| !chart.bars.is_empty())
+    .map(|(name, chart)| write_chart(dir.join(name), |path| chart.draw(path)))
+    .collect()
+}
+
+fn percent(share: f64) -> String {
+    format!("{:.1}%", share * 100.0)
+}
+
+/// `name`, cut to [`NAME_CHARS`] characters with an ellipsis if longer.
+fn short(name: &str) -> String {
+    if name.chars().count() <= NAME_CHARS {
+        return name.to_owned();
+    }
+    let mut cut: String = name.chars().take(NAME_CHARS - 1).collect();
+    cut.push('…');
+    cut
+}
+
+/// One horizontal bar of a [`BarChart`].
+struct Bar {
+    /// On the y axis.
+    label: String,
+    /// Its length, a share; `None` draws no bar.
+    value: Option<f64>,
+    /// Drawn as an error bar.
+    ci: Option<[f64; 2]>,
+    /// Written right of the bar (and of its interval).
+    note: String,
+    /// Its colour's index, and its entry's in the legend.
+    group: usize,
+}
+
+impl Bar {
+    /// Where the bar or its interval ends, whichever is further.
+    fn end(&self) -> f64 {
+        self.value
+            .into_iter()
+            .chain(self.ci.map(|[_, hi]| hi))
+            .fold(0f64, f64::max)
+    }
+}
+
+/// Horizontal bars of shares, the first on top, on an axis from 0 to the
+/// furthest bar or interval end rounded up to a tenth (at least 10%).
+struct BarChart {
+    title: String,
+    x_desc: &'static str,
+    bars: Vec<Bar>,
+    /// Names of the groups, in order, shown under the chart; empty: no legend.
+    legend: Vec<String>,
+}
+
+impl BarChart {
+    fn draw(&self, path: &Path) -> Result<(), String> {
+        let bars = &self.bars;
+        let n = bars.len();
+        if n == 0 {
+            return Err("no bar to draw".into());
+        }
+        let top = bars.iter().map(Bar::end).fold(0f64, f64::max);
+        let x_max = ((top * 10.0 - 1e-9).ceil() / 10.0).clamp(0.1, 1.0);
+        // Integer y, so that the axis can have a tick at each bar: bar i
+        // centred at y = (n − 1 − i)·SLOT, the first on top.
+        const SLOT: i32 = 20;
+        const HALF: i32 = 7;
+        const CAP: i32 = 3;
+        let y_of = |i: usize| (n - 1 - i) as i32 * SLOT;
+        let height = 2 * MARGIN + 40 + 48 + BAR_SLOT * n as u32;
+        let legend_height = match self.legend.len() {
+            0 => 0,
+            rows => LEGEND_ROW * rows as u32 + MARGIN,
+        };
+        let root = canvas(path, (SIZE.0, height + legend_height))?;
+        let (bars_area, legend_area) = root.split_vertically(height);
+        let mut chart = titled(&bars_area, &self.title)
+            .margin_right(BAR_NOTE_AREA)
+            .x_label_area_size(48)
+            .y_label_area_size(BAR_LABEL_AREA)
+            .build_cartesian_2d(
+                0f64..x_max,
+                (-SLOT / 2..n as i32 * SLOT - SLOT / 2).with_key_points((0..n).map(y_of).collect()),
+            )
+            .map_err(|e| e.to_string())?;
+        chart
+            .configure_mesh()
+            .disable_y_mesh()
+            .light_line_style(TRANSPARENT)
+            .x_desc(self.x_desc)
+            .x_label_formatter(&|x| format!("{:.0}%", x * 100.0))
+            .y_label_formatter(&|&y| {
+                (n - 1)
+                    .checked_sub((y / SLOT) as usize)
+                    .and_then(|i| bars.get(i))
+                    .map_or_else(String::new, |b| b.label.clone())
+            })
+            .y_label_style(("sans-serif", 13))
+            .draw()
+            .map_err(|e| e.to_string())?;
+        chart
+            .draw_series(bars.iter().enumerate().filter_map(|(i, b)| {
+                let y = y_of(i);
+                Some(Rectangle::new(
+                    [(0.0, y - HALF), (b.value?, y + HALF)],
+                    PALETTE[b.group % PALETTE.len()].filled(),
+                ))
+            }))
+            .map_err(|e| e.to_string())?;
+        for (i, b) in bars.iter().enumerate() {
+            let Some([lo, hi]) = b.ci else { continue };
+            let y = y_of(i);
+            chart
+                .draw_series(
+                    [
+                        vec![(lo, y), (hi, y)],
+                        vec![(lo, y - CAP), (lo, y + CAP)],
+                        vec![(hi, y - CAP), (hi, y + CAP)],
+                    ]
+                    .map(|line| PathElement::new(line, BLACK.stroke_width(2))),
+                )
+                .map_err(|e| e.to_string())?;
+        }
+        let note_style =
+            TextStyle::from(("sans-serif", 13).into_font()).pos(Pos::new(HPos::Left, VPos::Center));
+        chart
+            .draw_series(bars.iter().enumerate().map(|(i, b)| {
+                EmptyElement::at((b.end(), y_of(i)))
+                    + Text::new(b.note.clone(), (6, 0), note_style.clone())
+            }))
+            .map_err(|e| e.to_string())?;
+        // The legend under the chart, one group a row, where no bar can hide it.
+        let x = (MARGIN + BAR_LABEL_AREA) as i32;
+        for (group, name) in self.legend.iter().enumerate() {
+            let y = (LEGEND_ROW * group as u32 + LEGEND_ROW / 2) as i32;
+            let color = PALETTE[group % PALETTE.len()];
+            legend_area
+                .draw(&Rectangle::new(
+                    [(x, y - 6), (x + 12, y + 6)],
+                    color.filled(),
+                ))
+                .map_err(|e| e.to_string())?;
+            legend_area
+                .draw(&Text::new(name.as_str(), (x + 20, y), note_style.clone()))
+                .map_err(|e| e.to_string())?;
+        }
+        root.present().map_err(|e| e.to_string())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::report::failures::failure_report;
+    use crate::scenario::judge_file::JudgeFile;
+    use crate::store::StoredLabel;
+
+    fn mast() -> JudgeFile {
+        JudgeFile::load(&Path::new(env!("CARGO_MANIFEST_DIR")).join("judges/mast.yaml"))
+            .expect("the shipped judge file is valid")
+    }
+
+    /// `rater`'s verdict on every mode of `judge` for `traces` traces, a
+    /// mode present where `present(trace, mode index)`.
+    fn labels(
+        judge: &JudgeFile,
+        rater: &str,
+        traces: usize,
+        present: impl Fn(usize, usize) -> Option<bool>,
+    ) -> Vec<StoredLabel> {
+        (0..traces)
+            .flat_map(|t| {
+                let present = &present;
+                judge
+                    .modes
+                    .iter()
+                    .enumerate()
+                    .map(move |(m, mode)| StoredLabel {
+                        trace: format!("task-{t}"),
+                        task_index: t,
+                        attempt: 0,
+                        source_id: None,
+                        mas_name: None,
+                        code: Some(mode.code.clone()),
+                        original: mode.name.clone(),
+                        rater: rater.to_owned(),
+                        present: present(t, m),
+                        agent: Some("coder".into()),
+                        turn: None,
+                        quote: None,
+                        evidence_verified: None,
+                    })
+            })
+            .collect()
+    }
+
+    /// The trimmed text of every `<text>` element of the SVG at `path`,
+    /// checking that it is one well-formed `<svg>` document.
+    fn texts(path: &Path) -> Vec<String> {
+        let svg = std::fs::read_to_string(path).unwrap();
+        assert!(svg.trim_start().starts_with("<svg"), "{}", &svg[..80]);
+        let doc = roxmltree::Document::parse(&svg).expect("well-formed SVG");
+        assert_eq!(doc.root_element().tag_name().name(), "svg");
+        doc.descendants()
+            .filter(|n| n.has_tag_name("text"))
+            .filter_map(|n| n.text().map(|t| t.trim().to_owned()))
+            .collect()
+    }
+
+    fn has(texts: &[String], needle: &str) -> bool {
+        texts.iter().any(|t| t.contains(needle))
+    }
+
+    #[test]
+    fn failure_charts_name_every_mode_and_category() {
+        let judge = mast();
+        let rater = "mast:judge";
+        // Mode m present in the traces t with (t + m) % 4 == 0; the last mode
+        // never judged, so its rate is undefined.
+        let last = judge.modes.len() - 1;
+        let mut stored = labels(&judge, rater, 8, |t, m| {
+            (m != last).then_some((t + m) % 4 == 0)
+        });
+        stored.extend(labels(&judge, TRUTH_RATER, 8, |_, _| Some(true)));
+        let report = failure_report(&judge, rater, &stored, Vec::new(), (200, 0));
+        let dir = tempfile::tempdir().unwrap();
+        let out = dir.path().join("charts");
+        let written = write_failure_plots(&report, &out).unwrap();
+        let rates = out.join("failure-rates.svg");
+        let categories = out.join("failure-categories.svg");
+        assert_eq!(written, [rates.clone(), categories.clone()]);
+
+        let rate_texts = texts(&rates);
+        assert!(
+            has(&rate_texts, "judge mast (version 1), rater mast:judge"),
+            "{rate_texts:?}"
+        );
+        for m in &judge.modes {
+            assert!(
+                has(&rate_texts, &format!("{} {}", m.code, m.name)),
+                "no {} in {rate_texts:?}",
+                m.code
+            );
+        }
+        // Two traces in eight for every judged mode; none for the last.
+        assert_eq!(
+            rate_texts.iter().filter(|t| *t == "25.0% (2/8)").count(),
+            last,
+            "{rate_texts:?}"
+        );
+        assert!(has(&rate_texts, "no verdict"), "{rate_texts:?}");
+        for (code, _) in &judge.categories {
+            assert!(
+                has(&rate_texts, code),
+                "legend: no {code} in {rate_texts:?}"
+            );
+        }
+
+        let category_texts = texts(&categories);
+        for c in &report.categories {
+            let share = c.share.expect("failures were found");
+            assert!(has(&category_texts, &c.code), "{category_texts:?}");
+            assert!(
+                has(
+                    &category_texts,
+                    &format!("{} ({})", percent(share), c.failures)
+                ),
+                "{category_texts:?}"
+            );
+        }
+        let found: u64 = report.categories.iter().map(|c| c.failures).sum();
+        assert_eq!(found, 2 * last as u64);
+        assert!(has(
+            &category_texts,
+            &format!("shares of the {found} failures found")
+        ));
+    }
+
+    #[test]
+    fn failure_charts_of_a_rater_that_found_nothing() {
+        let judge = mast();
+        let stored = labels(&judge, "mast", 3, |_, _| Some(false));
+        let report = failure_report(&judge, "mast", &stored, Vec::new(), (50, 0));
+        let dir = tempfile::tempdir().unwrap();
+        let written = write_failure_plots(&report, dir.path()).unwrap();
+        assert_eq!(written.len(), 2);
+        let rates = texts(&written[0]);
+        assert_eq!(
+            rates.iter().filter(|t| *t == "0.0% (0/3)").count(),
+            judge.modes.len()
+        );
+        let shares = texts(&written[1]);
+        assert_eq!(
+            shares.iter().filter(|t| *t == "no failures found").count(),
+            judge.categories.len(),
+            "{shares:?}"
+        );
+    }
+
+    #[test]
+    fn the_default_rater_is_a_judges_verdict() {
+        assert_eq!(
+            default_rater([
+                "mast:judge",
+                "injected",
+                "mast:judge#1",
+                "mast",
+                "mad:o1",
+                "import"
+            ]),
+            Some("mast")
+        );
+        assert_eq!(
+            default_rater(["mast:b", "mast:a#2", "mast:a"]),
+            Some("mast:a")
+        );
+        assert_eq!(
+            default_rater(["injected", "mad:annotator_1", "import", "imported"]),
+            None
+        );
+        assert_eq!(default_rater([]), None);
+    }
+
+    #[test]
+    fn long_names_are_cut() {
+        assert_eq!(short("Step repetition"), "Step repetition");
+        let long = "a".repeat(NAME_CHARS + 5);
+        let cut = short(&long);
+        assert_eq!(cut.chars().count(), NAME_CHARS);
+        assert!(cut.ends_with('…'));
+    }
 }

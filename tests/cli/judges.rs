@@ -389,6 +389,36 @@ fn imported_messages_are_shown_with_control_characters_made_visible() {
     assert!(shown.contains("4\\u{1b}[2J\\u{1b}[31m gotcha"), "{shown}");
 }
 
+/// `plot` draws a judged run's mode rates and category shares beside its
+/// curves.
+#[test]
+fn plot_draws_the_failure_rates_of_a_judged_run() {
+    let s = Scratch::new();
+    let file = failures(&s, 5, "[{file: judges/mast.yaml, model: judge}]");
+    let db = s.path("p.db");
+    Crucible::new(&["run"]).arg(&file).db(&db).json();
+    let out = s.path("plots");
+    let written = Crucible::new(&["plot", "1", "--bootstrap", "50"])
+        .arg("--out")
+        .arg(&out)
+        .arg("--judge")
+        .arg(s.path("judges/mast.yaml"))
+        .db(&db)
+        .ok();
+    for chart in [
+        "failure-rates.svg",
+        "failure-categories.svg",
+        "graph-accuracy-vs-n.svg",
+    ] {
+        assert!(written.contains(chart), "{written}");
+    }
+    let rates = std::fs::read_to_string(out.join("failure-rates.svg")).unwrap();
+    assert!(
+        rates.contains("FM-3.2") && rates.contains("rater mast:judge"),
+        "{rates}"
+    );
+}
+
 /// The shared MAD sample: two traces from taxonomy versions with 17 and 18
 /// modes, each annotator's labels mapped by name, unmappable ones kept
 /// under their own label; the human majority is a rater of its own.

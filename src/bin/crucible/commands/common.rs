@@ -45,7 +45,8 @@ pub struct RunArgs {
 /// How `analyze` and `plot` compute curves.
 #[derive(clap::Args)]
 pub struct AnalysisArgs {
-    /// Bootstrap replicates over tasks for the intervals (0: none).
+    /// Bootstrap replicates for the intervals, over tasks (curves) or
+    /// traces (failure rates); 0: none.
     #[arg(long, default_value_t = 1000)]
     pub bootstrap: usize,
     /// Coverage of the intervals.

@@ -47,7 +47,8 @@ pub enum Command {
     /// majority, with bootstrap intervals; p̂ and Δ̂ per task.
     Analyze(analyze::Args),
     /// Write SVG charts of a run's curves (accuracy vs n and vs tokens, per
-    /// agent, with interval bands) into a directory.
+    /// agent, with interval bands) and of its failure judges' mode rates and
+    /// category shares into a directory.
     Plot(plot::Args),
     /// Write one record per sample of a run to stdout.
     Export(export::Args),

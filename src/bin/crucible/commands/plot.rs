@@ -1,9 +1,15 @@
-//! `crucible plot`: SVG charts of a stored run's curves, one file per chart.
+//! `crucible plot`: SVG charts of a stored run's curves, and of its failure
+//! judge's labels when it has some, one file per chart.
 
 use std::path::PathBuf;
 use std::process::ExitCode;
 
-use super::common::{AnalysisArgs, StoredRun};
+use crucible::report::failures::failure_report;
+use crucible::report::plot::{default_rater, write_failure_plots, write_plots};
+use crucible::scenario::judge_file::JudgeFile;
+use crucible::store::{StoredLabel, TRUTH_RATER};
+
+use super::common::{AnalysisArgs, StoredRun, open_existing};
 
 #[derive(clap::Args)]
 pub struct Args {
@@ -12,6 +18,16 @@ pub struct Args {
     /// Directory for the SVG files (created if missing).
     #[arg(long, default_value = "plots")]
     pub out: PathBuf,
+    /// Judge file whose modes and categories the failure charts show; read
+    /// only when there are failure charts to draw (the run has labels of a
+    /// rater other than `injected`, and one is chosen).
+    #[arg(long, value_name = "FILE", default_value = "judges/mast.yaml")]
+    pub judge: PathBuf,
+    /// Rater whose labels the failure charts show. Default: the first, in
+    /// sorted order, that is not `injected`, one repeat (`…#N`) or an
+    /// import's (`mad:…`, `import…`); with none, no failure charts.
+    #[arg(long, value_name = "NAME")]
+    pub rater: Option<String>,
     #[command(flatten)]
     pub analysis: AnalysisArgs,
 }
@@ -20,18 +36,79 @@ pub fn exec(
     Args {
         stored: StoredRun { run, db },
         out,
+        judge,
+        rater,
         analysis,
     }: Args,
 ) -> anyhow::Result<ExitCode> {
-    let analysis = analysis.analyze(&db.db, run)?;
-    let written = crucible::report::plot::write_plots(&analysis, &out)?;
+    let db = &db.db;
+    // A run with no pools (an imported one) has no curves, and no charts of them.
+    let mut written = write_plots(&analysis.analyze(db, run)?, &out)?;
+    let store = open_existing(db)?;
+    let labels = store.labels(run, None)?;
+    let hint = match chosen_rater(run, &labels, rater.as_deref())? {
+        Rater::Chosen(rater) => {
+            let report = failure_report(
+                &JudgeFile::load(&judge).map_err(crucible::Error::Invalid)?,
+                rater,
+                &labels,
+                store.judgement_counts(run)?,
+                (analysis.bootstrap, 0),
+            );
+            written.extend(write_failure_plots(&report, &out)?);
+            String::new()
+        }
+        Rater::NoLabels => String::new(),
+        Rater::NoDefault(raters) => format!(
+            "; its labels' raters ({}) are charted only when named: pass --rater NAME",
+            raters.join(", ")
+        ),
+    };
     anyhow::ensure!(
         !written.is_empty(),
-        "run {run} in {} has no task with a full pool and an expected answer; nothing to plot",
-        db.db.display()
+        "run {run} in {} has no task with a full pool and an expected answer; nothing to plot{hint}",
+        db.display()
     );
     for path in written {
         outln!("{}", path.display());
     }
     Ok(ExitCode::SUCCESS)
+}
+
+/// Whose labels the failure charts show.
+enum Rater<'a> {
+    Chosen(&'a str),
+    /// No failure charts: the run has no labels, or only the injected truth's.
+    NoLabels,
+    /// No failure charts: no rater is charted unless named (these, sorted).
+    NoDefault(Vec<&'a str>),
+}
+
+/// `asked` if the run has labels of it (an error if not), else the default
+/// rater of [`default_rater`].
+fn chosen_rater<'a>(
+    run: i64,
+    labels: &'a [StoredLabel],
+    asked: Option<&'a str>,
+) -> anyhow::Result<Rater<'a>> {
+    let mut raters: Vec<&str> = labels.iter().map(|l| l.rater.as_str()).collect();
+    raters.sort_unstable();
+    raters.dedup();
+    if let Some(asked) = asked {
+        anyhow::ensure!(
+            raters.contains(&asked),
+            "run {run} has no labels of rater `{asked}`{}",
+            if raters.is_empty() {
+                "; it has no labels".to_owned()
+            } else {
+                format!("; its raters: {}", raters.join(", "))
+            }
+        );
+        return Ok(Rater::Chosen(asked));
+    }
+    Ok(match default_rater(raters.iter().copied()) {
+        Some(r) => Rater::Chosen(r),
+        None if raters.iter().all(|&r| r == TRUTH_RATER) => Rater::NoLabels,
+        None => Rater::NoDefault(raters),
+    })
 }
