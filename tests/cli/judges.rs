@@ -178,6 +178,60 @@ fn a_simulated_judge_measures_as_configured_and_agreement_matches_python() {
     }
 }
 
+/// A simulated judge with known error rates (sensitivity 0.8, specificity
+/// 0.9) on simulated runs whose injected failures are the truth: over
+/// seeds, the judge's rate corrected on the traces outside a 30%
+/// calibration subset covers the true prevalence about as often as its
+/// interval says, and its raw rate — biased by false alarms — almost never.
+/// The truth is each run's injected rate over all its traces, which the
+/// unlabelled ones estimate.
+#[test]
+fn corrected_rates_cover_the_true_prevalence_and_raw_rates_do_not() {
+    let s = Scratch::new();
+    let file = failures(&s, 60, "[{file: judges/mast.yaml, model: judge}]");
+    let text = std::fs::read_to_string(&file)
+        .unwrap()
+        .replace("      modes: {FM-1.3: {sensitivity: 0.6}}\n", "");
+    let file = s.write("failures.yaml", &text);
+    let seeds = 12;
+    let (mut corrected, mut raw) = (0, 0);
+    for seed in 0..seeds {
+        let db = s.path(&format!("c{seed}.db"));
+        Crucible::new(&["run"])
+            .arg(&file)
+            .args(&["--set", &format!("seed={seed}")])
+            .db(&db)
+            .json();
+        let truth: f64 = query(
+            &db,
+            "SELECT avg(present) FROM labels WHERE rater = 'injected'",
+        );
+        let report = agreement(
+            &db,
+            &[
+                "--raters",
+                "injected,mast:judge",
+                "--calibrate",
+                "0.3",
+                "--seed",
+                &seed.to_string(),
+            ],
+        );
+        let c = &report["pooled"]["corrected_prevalence"][0];
+        let covers = |e: &serde_json::Value| {
+            let ci = e["ci"].as_array().unwrap();
+            ci[0].as_f64().unwrap() <= truth && truth <= ci[1].as_f64().unwrap()
+        };
+        corrected += usize::from(covers(&c["corrected"]));
+        raw += usize::from(covers(&c["raw"]));
+    }
+    assert!(
+        corrected >= 10,
+        "corrected covered the truth {corrected}/{seeds} times"
+    );
+    assert!(raw <= 2, "raw covered the truth {raw}/{seeds} times");
+}
+
 /// Post-hoc judging under a budget stops, says how to go on, and when run
 /// again judges only what is left; judging once more makes no call.
 #[test]
