@@ -273,6 +273,29 @@ fn sqlite_and_http_clients_stay_in_their_layers() {
     assert!(problems.is_empty(), "{}", problems.join("\n"));
 }
 
+/// Outside the model layer, which implements providers, only the caller
+/// asks a provider for a completion: so every call — an agent's, a
+/// verifier's, a failure judge's — goes through the same budget, cache
+/// key, retries, trace and replay.
+#[test]
+fn models_are_called_only_through_the_caller() {
+    let problems: Vec<String> = sources()
+        .into_iter()
+        .filter(|(relative, _)| {
+            layer_of(relative).as_deref() != Some("model")
+                && relative != Path::new("engine/caller.rs")
+        })
+        .filter(|(_, text)| code_of(text).contains(".complete("))
+        .map(|(p, _)| {
+            format!(
+                "src/{}: calls a provider's `complete` directly; send through `Caller::send`",
+                p.display()
+            )
+        })
+        .collect();
+    assert!(problems.is_empty(), "{}", problems.join("\n"));
+}
+
 #[test]
 fn every_source_file_opens_with_a_doc_comment() {
     let missing: Vec<String> = sources()

@@ -56,12 +56,13 @@ pub fn exec(
         };
         return Err(Error::Setup(format!("{}: {why}", db.db.display())).into());
     }
-    // Judges' verdicts (each model's majority, not every repeat); injected
-    // truth is shown from its own table.
+    // Judges' verdicts of a failure; injected truth is shown from its own
+    // table. Text shows each model's majority, not every repeat.
     let verdicts: Vec<StoredLabel> = store
         .labels(run, Some(&task))?
         .into_iter()
-        .filter(|l| l.rater != TRUTH_RATER && !l.rater.contains('#') && l.present == Some(true))
+        .filter(|l| l.rater != TRUTH_RATER && l.present == Some(true))
+        .filter(|l| json || !l.rater.contains('#'))
         .collect();
     if json {
         outln!(
