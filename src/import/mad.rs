@@ -255,6 +255,7 @@ fn without_code(label: &str) -> &str {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::import::testing::assert_diagnostics;
     use crate::import::testing::names;
     use crate::scenario::failure::FailureMode;
     use crate::scenario::judge_file::JudgeFile;
@@ -513,26 +514,14 @@ mod tests {
 ]
 "#;
         let e = errors(text);
-        assert_eq!(e.len(), 4, "{e:#?}");
-        assert!(
-            e[0].starts_with("bad.json:3:3: error: record 2 (trace_id 17): missing field `trace`\n 3 |   {\"mas_name\""),
-            "{}",
-            e[0]
-        );
-        assert!(
-            e[1].starts_with("bad.json:4:22: error: record 2 (trace_id 17): failure mode `Made-up failure` is not in the judge file's modes, aliases or `unmapped` list; add it there"),
-            "{}",
-            e[1]
-        );
-        assert!(
-            e[2].starts_with("bad.json:6:106: error: record 3 (trace_id 18): `4.1` is not the code of one of the fourteen MAST modes"),
-            "{}",
-            e[2]
-        );
-        assert!(
-            e[3].starts_with("bad.json:6:116: error: record 3 (trace_id 18): `mast_annotation.1.2` must be 0, 1, true or false, not a number"),
-            "{}",
-            e[3]
+        assert_diagnostics(
+            &e,
+            &[
+                "bad.json:3:3: error: record 2 (trace_id 17): missing field `trace`\n 3 |   {\"mas_name\"",
+                "bad.json:4:22: error: record 2 (trace_id 17): failure mode `Made-up failure` is not in the judge file's modes, aliases or `unmapped` list; add it there",
+                "bad.json:6:106: error: record 3 (trace_id 18): `4.1` is not the code of one of the fourteen MAST modes",
+                "bad.json:6:116: error: record 3 (trace_id 18): `mast_annotation.1.2` must be 0, 1, true or false, not a number",
+            ],
         );
     }
 }

@@ -154,6 +154,7 @@ fn label(
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::import::testing::assert_diagnostics;
     use crate::import::testing::names;
     use crate::scenario::failure::FailureMode;
 
@@ -226,12 +227,7 @@ mod tests {
             .iter()
             .map(ToString::to_string)
             .collect();
-        assert_eq!(e.len(), 1, "{e:#?}");
-        assert!(
-            e[0].starts_with("m.jsonl:3:15: error: not valid JSON: "),
-            "{}",
-            e[0]
-        );
+        assert_diagnostics(&e, &["m.jsonl:3:15: error: not valid JSON: "]);
 
         let e: Vec<String> = read(
             Path::new("m.jsonl"),
@@ -242,28 +238,14 @@ mod tests {
         .iter()
         .map(ToString::to_string)
         .collect();
-        assert_eq!(e.len(), 4, "{e:#?}");
-        assert!(
-            e[0].starts_with("m.jsonl:1:1: error: record 1 (id 1): missing field `messages`"),
-            "{}",
-            e[0]
-        );
-        assert!(
-            e[1].starts_with("m.jsonl:2:38: error: record 2: `9.1` is not the code"),
-            "{}",
-            e[1]
-        );
-        assert!(
-            e[2].starts_with(
-                "m.jsonl:2:55: error: record 2: failure mode `Made up` is not in the judge file's"
-            ),
-            "{}",
-            e[2]
-        );
-        assert!(
-            e[3].starts_with("m.jsonl:2:67: error: record 2: `labels[2]` names no mode"),
-            "{}",
-            e[3]
+        assert_diagnostics(
+            &e,
+            &[
+                "m.jsonl:1:1: error: record 1 (id 1): missing field `messages`",
+                "m.jsonl:2:38: error: record 2: `9.1` is not the code",
+                "m.jsonl:2:55: error: record 2: failure mode `Made up` is not in the judge file's",
+                "m.jsonl:2:67: error: record 2: `labels[2]` names no mode",
+            ],
         );
     }
 }

@@ -165,6 +165,16 @@ pub(crate) mod testing {
         ("Lack of critical verification", "FM-3.3"),
     ];
 
+    /// Check that the rendered diagnostics `got` are exactly as many as
+    /// `want` and that each starts with its expected text.
+    #[track_caller]
+    pub fn assert_diagnostics(got: &[String], want: &[&str]) {
+        assert_eq!(got.len(), want.len(), "{got:#?}");
+        for (g, w) in got.iter().zip(want) {
+            assert!(g.starts_with(w), "{g}\nshould start with\n{w}");
+        }
+    }
+
     const UNMAPPED: &[&str] = &[
         "Unbatched repetitive execution",
         "Waiting for known information",

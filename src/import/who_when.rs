@@ -153,6 +153,7 @@ fn step(record: &Record, messages: usize) -> Result<Option<u64>, Diagnostic> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::import::testing::assert_diagnostics;
 
     fn file(path: &str, text: &str) -> (PathBuf, String) {
         (PathBuf::from(path), text.to_owned())
@@ -265,28 +266,14 @@ mod tests {
             .iter()
             .map(ToString::to_string)
             .collect();
-        assert_eq!(e.len(), 4, "{e:#?}");
-        assert!(
-            e[0].starts_with("a/1-bad.json:3:1: error: not valid JSON: EOF"),
-            "{}",
-            e[0]
-        );
-        assert!(
-            e[1].starts_with(
-                "a/2-step.json:4:19: error: `mistake_step` 3 is past the end of `history`"
-            ),
-            "{}",
-            e[1]
-        );
-        assert!(
-            e[2].starts_with("a/3-kind.json:1:26: error: `history[0].content` must be a string, a list of lines or null, not a number"),
-            "{}",
-            e[2]
-        );
-        assert!(
-            e[3].starts_with("a/4-half.json:1:1: error: missing field `mistake_step`, which `mistake_agent` needs"),
-            "{}",
-            e[3]
+        assert_diagnostics(
+            &e,
+            &[
+                "a/1-bad.json:3:1: error: not valid JSON: EOF",
+                "a/2-step.json:4:19: error: `mistake_step` 3 is past the end of `history`",
+                "a/3-kind.json:1:26: error: `history[0].content` must be a string, a list of lines or null, not a number",
+                "a/4-half.json:1:1: error: missing field `mistake_step`, which `mistake_agent` needs",
+            ],
         );
     }
 }
