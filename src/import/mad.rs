@@ -20,10 +20,10 @@ use std::path::Path;
 
 use serde_json::{Map, Value};
 
-use crate::import::locate::{self, Errors, Record, Step::Index, Step::Key, Text};
+use crate::import::locate::{self, Errors, Record, Step::Index, Step::Key};
 use crate::import::{
     Imported, ImportedLabel, ImportedMessage, ImportedTrace, json_messages, mode_by_name, mode_of,
-    raw_log,
+    raw_log, read_records,
 };
 use crate::scenario::diagnostic::Diagnostic;
 use crate::scenario::judge_file::NameMatch;
@@ -44,16 +44,7 @@ pub fn read(
     text: &str,
     names: &dyn Fn(&str) -> NameMatch,
 ) -> Result<Imported, Vec<Diagnostic>> {
-    let text = Text::new(path, text);
-    let mut traces = Vec::new();
-    let mut errors = Errors::default();
-    for mut record in locate::records(&text)? {
-        record.name_by("trace_id");
-        if let Some(trace) = errors.all(trace(&record, names)) {
-            traces.push(trace);
-        }
-    }
-    errors.or(traces).map(Imported::new)
+    read_records(path, text, "trace_id", |record| trace(record, names))
 }
 
 /// Which of MAD's files a record is from.

@@ -14,8 +14,8 @@ use std::path::Path;
 
 use serde_json::{Map, Value};
 
-use crate::import::locate::{self, Errors, Record, Step::Index, Step::Key, Text};
-use crate::import::{Imported, ImportedLabel, ImportedTrace, json_messages, mode_of};
+use crate::import::locate::{self, Errors, Record, Step::Index, Step::Key};
+use crate::import::{Imported, ImportedLabel, ImportedTrace, messages_at, mode_of, read_records};
 use crate::scenario::diagnostic::Diagnostic;
 use crate::scenario::judge_file::NameMatch;
 
@@ -29,16 +29,7 @@ pub fn read(
     text: &str,
     names: &dyn Fn(&str) -> NameMatch,
 ) -> Result<Imported, Vec<Diagnostic>> {
-    let text = Text::new(path, text);
-    let mut traces = Vec::new();
-    let mut errors = Errors::default();
-    for mut record in locate::records(&text)? {
-        record.name_by("id");
-        if let Some(trace) = errors.all(trace(&record, names)) {
-            traces.push(trace);
-        }
-    }
-    errors.or(traces).map(Imported::new)
+    read_records(path, text, "id", |record| trace(record, names))
 }
 
 fn trace(
@@ -54,14 +45,7 @@ fn trace(
                 .ok_or_else(|| record.wrong_type(&[Key("id")], "a string or a number", v)),
         ),
     };
-    let messages = errors
-        .one(record.require_list(&[Key("messages")], "a list of messages"))
-        .and_then(|list| {
-            errors.all(json_messages(list).map_err(|problems| {
-                let at = [Key("messages")];
-                problems.iter().map(|p| record.report(&at, p)).collect()
-            }))
-        });
+    let messages = messages_at(record, "messages", &mut errors);
     let task = errors.one(record.optional_str(&[Key("task")]));
     let labels = match object.get("labels") {
         None | Some(Value::Null) => Some(Vec::new()),

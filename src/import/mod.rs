@@ -70,6 +70,43 @@ fn mode_of(label: &str, names: &dyn Fn(&str) -> NameMatch) -> Result<Option<Fail
     }
 }
 
+/// The traces of a file of records (a JSON array, or JSONL), each named in
+/// diagnostics by its `id_key` and read by `trace`; every record's
+/// problems are reported.
+fn read_records(
+    path: &std::path::Path,
+    text: &str,
+    id_key: &str,
+    trace: impl Fn(
+        &locate::Record<'_>,
+    ) -> Result<ImportedTrace, Vec<crate::scenario::diagnostic::Diagnostic>>,
+) -> Result<Imported, Vec<crate::scenario::diagnostic::Diagnostic>> {
+    let text = locate::Text::new(path, text);
+    let mut traces = Vec::new();
+    let mut errors = locate::Errors::default();
+    for mut record in locate::records(&text)? {
+        record.name_by(id_key);
+        if let Some(trace) = errors.all(trace(&record)) {
+            traces.push(trace);
+        }
+    }
+    errors.or(traces).map(Imported::new)
+}
+
+/// The list of messages at `record`'s `key`, each problem reported where
+/// it is.
+fn messages_at(
+    record: &locate::Record<'_>,
+    key: &'static str,
+    errors: &mut locate::Errors,
+) -> Option<Vec<ImportedMessage>> {
+    let list = errors.one(record.require_list(&[Key(key)], "a list of messages"))?;
+    errors.all(json_messages(list).map_err(|problems| {
+        let at = [Key(key)];
+        problems.iter().map(|p| record.report(&at, p)).collect()
+    }))
+}
+
 /// The messages of a JSON list of them, each as chat logs write it: an
 /// object with `content` (a string, a list of lines, or null), `role` and
 /// optionally `name` — the sender is `name`, else `role` — or a bare string.

@@ -16,7 +16,7 @@ use std::path::{Path, PathBuf};
 use serde_json::{Map, Value};
 
 use crate::import::locate::{self, Errors, Record, Step::Key, Text};
-use crate::import::{Imported, ImportedTrace, Mistake, json_messages};
+use crate::import::{Imported, ImportedTrace, Mistake, messages_at};
 use crate::scenario::diagnostic::Diagnostic;
 
 /// The metadata fields kept as the trace's source (Algorithm-Generated
@@ -40,14 +40,7 @@ pub fn read(files: &[(PathBuf, String)]) -> Result<Imported, Vec<Diagnostic>> {
 fn trace(record: &Record, path: &Path) -> Result<ImportedTrace, Vec<Diagnostic>> {
     let object = record.object().map_err(|e| vec![e])?;
     let mut errors = Errors::default();
-    let history = errors
-        .one(record.require_list(&[Key("history")], "a list of messages"))
-        .and_then(|list| {
-            errors.all(json_messages(list).map_err(|problems| {
-                let at = [Key("history")];
-                problems.iter().map(|p| record.report(&at, p)).collect()
-            }))
-        });
+    let history = messages_at(record, "history", &mut errors);
     let task = errors.one(record.optional_str(&[Key("question")]));
     let expected =
         match object.get("ground_truth") {
