@@ -39,12 +39,18 @@ pub struct JudgeRequest<'a> {
     pub repeats: usize,
     pub max_trace_tokens: Option<usize>,
     pub reask: bool,
+    /// The judge's own sampling temperature and request seed, instead of
+    /// its models'.
+    pub temperature: Option<f64>,
+    pub seed: Option<u64>,
 }
 
 /// How judging a run ended.
 #[derive(Debug, Clone)]
 pub struct JudgeOutcome {
     pub judge: Arc<JudgeFile>,
+    /// The judge's models by name (with its own sampling, when given).
+    pub models: Vec<String>,
     pub tally: Tally,
     /// Traces already judged by every model and repeat, left alone.
     pub skipped: usize,
@@ -59,10 +65,19 @@ impl Runner {
     pub fn judge(&self, req: &JudgeRequest<'_>) -> Result<JudgeOutcome, Error> {
         let file = Arc::new(JudgeFile::load(req.judge).map_err(Error::Invalid)?);
         let store = Store::open(&self.options.db)?;
-        let models = self.judge_models(&store, req)?;
+        let mut models = self.judge_models(&store, req)?;
         let mut indices = Vec::new();
         for name in req.models {
             match models.iter().position(|m| m.name == *name) {
+                Some(i)
+                    if judges(&models[i]) && (req.temperature.is_some() || req.seed.is_some()) =>
+                {
+                    let own = models[i]
+                        .with_sampling(req.temperature, req.seed)
+                        .map_err(Error::Setup)?;
+                    models.push(own);
+                    indices.push(models.len() - 1);
+                }
                 Some(i) if judges(&models[i]) => indices.push(i),
                 Some(_) => {
                     return Err(Error::Setup(format!(
@@ -158,6 +173,7 @@ impl Runner {
             }),
         )?;
         Ok(JudgeOutcome {
+            models: names.iter().map(|n| n.to_string()).collect(),
             judge: file,
             tally,
             skipped: skipped.len(),

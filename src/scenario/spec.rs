@@ -109,6 +109,12 @@ pub struct JudgeSpec {
     /// Ask once more, with the parse error, when a reply cannot be read (default true).
     #[serde(default)]
     pub reask: Option<bool>,
+    /// The judge's sampling temperature, instead of its model's.
+    #[serde(default)]
+    pub temperature: Option<Located<f64>>,
+    /// The judge's request seed, instead of its model's.
+    #[serde(default)]
+    pub seed: Option<Located<u64>>,
 }
 
 /// A model: where samples come from.

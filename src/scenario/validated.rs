@@ -113,6 +113,51 @@ impl Model {
         }
     }
 
+    /// This model with its sampling temperature and seed replaced, under a
+    /// name that says so (`judge[temperature=0.2,seed=7]`); `Err` says why
+    /// it has no such setting.
+    pub fn with_sampling(
+        &self,
+        temperature: Option<f64>,
+        seed: Option<u64>,
+    ) -> Result<Model, String> {
+        let mut settings = Vec::new();
+        if let Some(t) = temperature {
+            settings.push(format!("temperature={t}"));
+        }
+        if let Some(s) = seed {
+            settings.push(format!("seed={s}"));
+        }
+        let name = format!("{}[{}]", self.name, settings.join(","));
+        let kind = match &self.kind {
+            ModelKind::Simulated(_) if temperature.is_some() => {
+                return Err(format!(
+                    "model `{}` is simulated and has no temperature; leave `temperature` out",
+                    self.name
+                ));
+            }
+            ModelKind::Simulated(m) => ModelKind::Simulated(SimulatedModel {
+                name: name.clone(),
+                seed: seed.unwrap_or(m.seed),
+                ..m.clone()
+            }),
+            ModelKind::Network(h) => {
+                let mut h = h.clone();
+                h.name = name.clone();
+                if let Some(t) = temperature {
+                    h.params.insert("temperature".into(), t.into());
+                }
+                h.seed = seed.or(h.seed);
+                ModelKind::Network(h)
+            }
+        };
+        Ok(Model {
+            name,
+            kind,
+            price: self.price,
+        })
+    }
+
     pub fn provider_name(&self) -> &'static str {
         match &self.kind {
             ModelKind::Simulated(_) => "simulated",

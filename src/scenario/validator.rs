@@ -145,7 +145,8 @@ impl<'a> Validator<'a> {
         let budget = self.budget();
         let fail_on_error = self.fail_on_error();
         let graph = self.graph(&agents, &verifiers);
-        let judges = self.judges(graph.is_some());
+        let mut models = models;
+        let judges = self.judges(graph.is_some(), &mut models);
         self.unreachable_failures(&agents, graph.as_ref());
         if let Some((span, _)) = &l.dataset
             && tasks.is_empty()
@@ -1566,7 +1567,7 @@ impl<'a> Validator<'a> {
     }
 
     /// The `judges` list: each judge's file (read by the loader) and models.
-    fn judges(&mut self, has_graph: bool) -> Vec<JudgeUse> {
+    fn judges(&mut self, has_graph: bool, built: &mut Option<Vec<Model>>) -> Vec<JudgeUse> {
         let mut out = Vec::new();
         for (spec, file) in &self.loaded.judges {
             if !has_graph {
@@ -1643,6 +1644,41 @@ impl<'a> Validator<'a> {
             let max_trace_tokens = self
                 .at_least(&spec.max_trace_tokens, "max_trace_tokens", 64)
                 .map(|t| t as usize);
+            // Its own sampling: a copy of each model with those settings.
+            let temperature = spec.temperature.as_ref().map(|t| t.value);
+            if let Some(t) = spec
+                .temperature
+                .as_ref()
+                .filter(|t| t.value < 0.0 || t.value.is_nan())
+            {
+                self.err(
+                    t.span,
+                    format!("`temperature` must not be negative, found {}", t.value),
+                );
+            }
+            let seed = spec.seed.as_ref().map(|s| s.value);
+            if (temperature.is_some() || seed.is_some())
+                && let Some(all) = built.as_mut()
+            {
+                let at = spec.temperature.as_ref().map_or_else(
+                    || spec.seed.as_ref().map_or(spec.file.span, |s| s.span),
+                    |t| t.span,
+                );
+                for m in &mut models {
+                    match all[*m].with_sampling(temperature, seed) {
+                        Ok(own) => {
+                            *m = all
+                                .iter()
+                                .position(|x| x.name == own.name)
+                                .unwrap_or_else(|| {
+                                    all.push(own);
+                                    all.len() - 1
+                                });
+                        }
+                        Err(why) => self.err(at, why),
+                    }
+                }
+            }
             if let Some(file) = file {
                 out.push(JudgeUse {
                     file: file.clone(),

@@ -243,6 +243,38 @@ fn corrected_rates_cover_the_true_prevalence_and_raw_rates_do_not() {
     assert!(raw <= 2, "raw covered the truth {raw}/{seeds} times");
 }
 
+/// A judge's own seed (or temperature) makes a copy of its model with that
+/// setting, judging as a rater of its own beside the model's defaults.
+#[test]
+fn a_judges_own_seed_makes_a_rater_of_its_own() {
+    let s = Scratch::new();
+    let db = failures_run(
+        &s,
+        5,
+        "[{file: judges/mast.yaml, model: judge}, {file: judges/mast.yaml, model: judge, seed: 9}]",
+    );
+    let labels = |rater: &str| {
+        crate::util::table_rows(
+            &db,
+            &format!(
+                "SELECT task_index, attempt, code, present FROM labels WHERE rater = '{rater}' ORDER BY 1, 2, 3"
+            ),
+        )
+    };
+    let (default, seeded) = (labels("mast:judge"), labels("mast:judge[seed=9]"));
+    assert_eq!(default.len(), 20 * 14);
+    assert_eq!(seeded.len(), 20 * 14);
+    assert_ne!(default, seeded, "another seed drew the same verdicts");
+    // A simulated judge has no temperature to set.
+    let out = Crucible::new(&["judge", "1", "--model", "judge", "--temperature", "0.5"])
+        .arg("--judge")
+        .arg(s.path("judges/mast.yaml"))
+        .db(&db)
+        .output();
+    assert_eq!(out.status.code(), Some(1));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("has no temperature"));
+}
+
 /// Post-hoc judging under a budget stops, says how to go on, and when run
 /// again judges only what is left; judging once more makes no call.
 #[test]

@@ -36,6 +36,12 @@ pub struct Args {
     /// Do not ask again, with the parse error, when a reply cannot be read.
     #[arg(long)]
     pub no_reask: bool,
+    /// The judge's sampling temperature, instead of its model's (network models).
+    #[arg(long)]
+    pub temperature: Option<f64>,
+    /// The judge's request seed, instead of its model's.
+    #[arg(long)]
+    pub seed: Option<u64>,
     /// Most judge calls in flight at once.
     #[arg(long, default_value_t = 16, value_parser = clap::value_parser!(u32).range(1..))]
     pub concurrency: u32,
@@ -73,11 +79,13 @@ pub fn exec(args: Args) -> anyhow::Result<ExitCode> {
         repeats: args.repeats as usize,
         max_trace_tokens: args.max_trace_tokens.map(|t| t as usize),
         reask: !args.no_reask,
+        temperature: args.temperature,
+        seed: args.seed,
     })?;
     let store = open_existing(&db)?;
     let file = &outcome.judge;
     // An ensemble's label is the judge's own; one model's, its majority.
-    let rater = match args.models.as_slice() {
+    let rater = match outcome.models.as_slice() {
         [one] => model_rater(&file.name, one),
         _ => file.name.clone(),
     };
