@@ -7,8 +7,9 @@
 //! through [`judge_trace`], so a judgement is the same either way.
 //!
 //! Raters are named after the judge and model: `mast:MODEL#2` is the second
-//! repeat, `mast:MODEL` the majority of the repeats, and `mast` the majority
-//! of the models' majorities when several models judge (an ensemble).
+//! repeat, `mast:MODEL` the majority of the repeats (or the one reading,
+//! when the judge judges once), and `mast` the majority of the models'
+//! majorities when several models judge (an ensemble).
 
 use std::sync::Arc;
 
@@ -120,9 +121,14 @@ fn reask_feedback(why: &str) -> String {
 /// change when the number of repeats does.
 pub const REPEAT_STRIDE: usize = crate::scenario::validator::MAX_REPEATS;
 
-/// The rater of one repeat of `model` running `judge`.
-pub fn repeat_rater(judge: &str, model: &str, repeat: usize) -> String {
-    format!("{judge}:{model}#{}", repeat + 1)
+/// The rater of repeat `repeat` of `repeats` of `model` running `judge`: a
+/// judge that judges once is its model's rater itself.
+pub fn repeat_rater(judge: &str, model: &str, (repeat, repeats): (usize, usize)) -> String {
+    if repeats == 1 {
+        model_rater(judge, model)
+    } else {
+        format!("{judge}:{model}#{}", repeat + 1)
+    }
 }
 
 /// The rater of `model`'s majority over its repeats.
@@ -228,8 +234,11 @@ pub async fn judge_trace(
         let votes: Vec<Option<bool>> = (0..view.modes.len())
             .map(|i| majority(repeats.iter().map(|r| r[i])))
             .collect();
-        let rater = model_rater(&file.name, &caller.models[m].name);
-        labels.extend(majority_labels(subject, &view, &rater, &votes, &firsts[k]));
+        // One reading is its own majority, already stored as the model's.
+        if judge.repeats > 1 {
+            let rater = model_rater(&file.name, &caller.models[m].name);
+            labels.extend(majority_labels(subject, &view, &rater, &votes, &firsts[k]));
+        }
         model_votes.push(votes);
     }
     if judge.models.len() > 1 && !model_votes.is_empty() {
@@ -396,7 +405,7 @@ fn judgement(
 ) -> JudgementRecord {
     let file = &judge.file;
     let model_name = caller.models[model].name.clone();
-    let rater = repeat_rater(&file.name, &model_name, repeat);
+    let rater = repeat_rater(&file.name, &model_name, (repeat, judge.repeats));
     let label = |mode: FailureMode, verdict: Option<&reply::ModeVerdict>| {
         let evidence = verdict.map(|v| &v.evidence);
         let turn = evidence.and_then(|e| e.turn);

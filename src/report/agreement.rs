@@ -13,7 +13,7 @@ use crate::scenario::failure::FailureMode;
 use crate::stats::agreement_report::{
     self, AgreementError, AgreementOptions, AgreementReport, Estimate, ModeAgreement,
 };
-use crate::store::{StoredLabel, TRUTH_RATER};
+use crate::store::{LabelRow, LabelTable, TRUTH_RATER};
 
 /// The derived rater: the majority of the human annotators.
 pub const HUMANS: &str = "humans";
@@ -43,68 +43,65 @@ fn is_human(rater: &str) -> bool {
 }
 
 /// The majority of the human raters' labels of each trace and mode (ties
-/// unknown), as labels of [`HUMANS`].
-fn human_majority(labels: &[StoredLabel]) -> Vec<StoredLabel> {
-    let mut votes: BTreeMap<(usize, usize, &str), (i32, &StoredLabel)> = BTreeMap::new();
-    for l in labels.iter().filter(|l| is_human(&l.rater)) {
-        let (Some(code), Some(p)) = (l.code.as_deref(), l.present) else {
+/// unknown), as labels of rater `humans` (an index into the table's raters).
+fn human_majority(table: &LabelTable, humans: usize) -> Vec<LabelRow> {
+    let mut votes: BTreeMap<(usize, usize, FailureMode), i32> = BTreeMap::new();
+    for l in table
+        .rows
+        .iter()
+        .filter(|l| is_human(&table.raters[l.rater]))
+    {
+        let (Some(mode), Some(p)) = (l.mode, l.present) else {
             continue;
         };
-        let e = votes
-            .entry((l.task_index, l.attempt, code))
-            .or_insert((0, l));
-        e.0 += if p { 1 } else { -1 };
+        *votes.entry((l.task_index, l.attempt, mode)).or_default() += if p { 1 } else { -1 };
     }
     votes
-        .into_values()
-        .map(|(net, l)| StoredLabel {
-            rater: HUMANS.to_owned(),
+        .into_iter()
+        .map(|((task_index, attempt, mode), net)| LabelRow {
+            task_index,
+            attempt,
+            rater: humans,
+            mode: Some(mode),
             present: (net != 0).then_some(net > 0),
-            agent: None,
-            turn: None,
-            quote: None,
-            evidence_verified: None,
-            ..l.clone()
         })
         .collect()
 }
 
-/// The agreement of `labels` (one run's) as `request` asks.
-/// `Err` says what is wrong with the request (a rater the run does not
-/// have), naming the raters it has.
+/// The agreement of one run's labels as `request` asks. `Err` says what is
+/// wrong with the request (a rater the run does not have), naming the
+/// raters it has.
 pub fn agreement(
-    labels: &[StoredLabel],
+    mut table: LabelTable,
     request: &AgreementRequest,
 ) -> Result<AgreementReport, String> {
-    let mut labels = labels.to_vec();
-    let humans: std::collections::BTreeSet<&str> = labels
-        .iter()
-        .filter(|l| is_human(&l.rater))
-        .map(|l| l.rater.as_str())
-        .collect();
-    let with_humans = humans.len() >= 2;
-    if with_humans {
-        let majority = human_majority(&labels);
-        labels.extend(majority);
+    let humans = table.raters.iter().filter(|r| is_human(r)).count();
+    if humans >= 2 {
+        table.raters.push(HUMANS.to_owned());
+        let majority = human_majority(&table, table.raters.len() - 1);
+        table.rows.extend(majority);
     }
-    let known: std::collections::BTreeSet<&str> = labels.iter().map(|l| l.rater.as_str()).collect();
+    let known = &table.raters;
     let named = request
         .raters
         .iter()
         .chain(&request.reference)
         .chain(request.correct.iter().flatten());
     for r in named {
-        if !known.contains(r.as_str()) {
+        if !known.contains(r) {
+            let mut sorted: Vec<&str> = known.iter().map(String::as_str).collect();
+            sorted.sort_unstable();
             return Err(format!(
                 "the run has no labels by rater `{r}` (its raters: {}){}",
-                known.iter().copied().collect::<Vec<_>>().join(", "),
-                crate::scenario::diagnostic::did_you_mean(r, known.iter().copied())
+                sorted.join(", "),
+                crate::scenario::diagnostic::did_you_mean(r, sorted.iter().copied())
             ));
         }
     }
     let mut raters = request.raters.clone();
     if raters.is_empty() {
-        raters = known.iter().map(|r| r.to_string()).collect();
+        raters = known.clone();
+        raters.sort_unstable();
     }
     if let Some(r) = &request.reference
         && !raters.contains(r)
@@ -118,17 +115,18 @@ pub fn agreement(
             .map(str::to_owned)
     });
     if let (Some(share), Some(r)) = (request.calibrate, &reference) {
+        let index = table.raters.iter().position(|x| x == r);
         let mut rng = crate::seed::rng(request.seed, &[crate::seed::Part::Str("calibration")]);
         let mut kept: BTreeMap<(usize, usize), bool> = BTreeMap::new();
-        labels.retain(|l| {
-            l.rater != *r
+        table.rows.retain(|l| {
+            Some(l.rater) != index
                 || *kept
                     .entry((l.task_index, l.attempt))
                     .or_insert_with(|| rng.random_bool(share))
         });
     }
     let modes: Vec<FailureMode> = FailureMode::all().collect();
-    let matrix = label_matrix(&labels, &raters, &modes);
+    let matrix = label_matrix(&table, &raters, &modes);
     let index = |name: &str| raters.iter().position(|r| r == name);
     let reference_index = reference.as_deref().and_then(index);
     let partial = reference_index.is_some_and(|r| {

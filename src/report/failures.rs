@@ -12,7 +12,7 @@ use crate::report::label_matrix::label_matrix;
 use crate::scenario::failure::FailureMode;
 use crate::scenario::judge_file::JudgeFile;
 use crate::stats::agreement_report::{self, AgreementOptions, Estimate};
-use crate::store::{JudgementCounts, StoredLabel};
+use crate::store::{JudgementCounts, LabelRow, LabelTable, Store, StoreError};
 
 /// Agents listed as most often accused.
 const TOP_AGENTS: usize = 5;
@@ -62,18 +62,42 @@ pub struct Accused {
     pub failures: u64,
 }
 
-/// The report of `rater`'s labels among `labels` on `judge`'s modes;
-/// intervals from `replicates` bootstrap resamples of the traces, seeded.
+/// What a failure report is made from: a run's labels, the agents `rater`
+/// accuses with how often, and how its judges' readings went.
+pub struct Judged {
+    pub labels: LabelTable,
+    pub accused: Vec<(String, u64)>,
+    pub judgements: Vec<JudgementCounts>,
+}
+
+impl Judged {
+    /// What run `run_id` holds for a report of `rater`.
+    pub fn read(store: &Store, run_id: i64, rater: &str) -> Result<Judged, StoreError> {
+        Ok(Judged {
+            labels: store.label_table(run_id)?,
+            accused: store.accused(run_id, rater)?,
+            judgements: store.judgement_counts(run_id)?,
+        })
+    }
+}
+
+/// The report of `rater`'s labels on `judge`'s modes; intervals from
+/// `replicates` bootstrap resamples of the traces, seeded.
 pub fn failure_report(
     judge: &JudgeFile,
     rater: &str,
-    labels: &[StoredLabel],
-    judgements: Vec<JudgementCounts>,
+    judged: Judged,
     (replicates, seed): (usize, u64),
 ) -> FailureReport {
     let modes: Vec<FailureMode> = judge.modes.iter().map(|m| m.mode).collect();
-    let own: Vec<&StoredLabel> = labels.iter().filter(|l| l.rater == rater).collect();
-    let matrix = label_matrix(labels, &[rater.to_owned()], &modes);
+    let index = judged.labels.raters.iter().position(|r| r == rater);
+    let own: Vec<&LabelRow> = judged
+        .labels
+        .rows
+        .iter()
+        .filter(|l| Some(l.rater) == index)
+        .collect();
+    let matrix = label_matrix(&judged.labels, &[rater.to_owned()], &modes);
     let options = AgreementOptions {
         reference: None,
         replicates,
@@ -84,23 +108,14 @@ pub fn failure_report(
     };
     let rates = agreement_report::report(&matrix, &options).ok();
     let mut categories: BTreeMap<&str, u64> = BTreeMap::new();
-    let mut agents: BTreeMap<&str, u64> = BTreeMap::new();
     let mode_rates = judge
         .modes
         .iter()
         .enumerate()
         .map(|(i, m)| {
-            let of_mode = || {
-                own.iter()
-                    .filter(|l| l.code.as_deref() == Some(m.code.as_str()))
-            };
+            let of_mode = || own.iter().filter(|l| l.mode == Some(m.mode));
             let present = of_mode().filter(|l| l.present == Some(true)).count() as u64;
             *categories.entry(m.category.as_str()).or_default() += present;
-            for l in of_mode().filter(|l| l.present == Some(true)) {
-                if let Some(a) = &l.agent {
-                    *agents.entry(a.as_str()).or_default() += 1;
-                }
-            }
             ModeRate {
                 code: m.mode.code(),
                 name: m.name.clone(),
@@ -125,15 +140,12 @@ pub fn failure_report(
         .collect();
     let with_failure = any.iter().filter(|&&x| x > 0.0).count() as u64;
     let total: u64 = categories.values().sum();
-    let mut accused: Vec<Accused> = agents
+    let accused: Vec<Accused> = judged
+        .accused
         .into_iter()
-        .map(|(agent, failures)| Accused {
-            agent: agent.to_owned(),
-            failures,
-        })
+        .take(TOP_AGENTS)
+        .map(|(agent, failures)| Accused { agent, failures })
         .collect();
-    accused.sort_by(|a, b| b.failures.cmp(&a.failures).then(a.agent.cmp(&b.agent)));
-    accused.truncate(TOP_AGENTS);
     FailureReport {
         judge: judge.name.clone(),
         judge_version: judge.version.clone(),
@@ -156,7 +168,7 @@ pub fn failure_report(
             })
             .collect(),
         agents: accused,
-        judgements,
+        judgements: judged.judgements,
     }
 }
 

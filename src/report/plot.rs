@@ -477,9 +477,9 @@ impl BarChart {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::report::failures::failure_report;
+    use crate::report::failures::{FailureReport, Judged, failure_report};
     use crate::scenario::judge_file::JudgeFile;
-    use crate::store::StoredLabel;
+    use crate::store::{LabelRow, LabelTable};
 
     fn mast() -> JudgeFile {
         JudgeFile::load(&Path::new(env!("CARGO_MANIFEST_DIR")).join("judges/mast.yaml"))
@@ -487,37 +487,42 @@ mod tests {
     }
 
     /// `rater`'s verdict on every mode of `judge` for `traces` traces, a
-    /// mode present where `present(trace, mode index)`.
+    /// mode present where `present(trace, mode index)`, added to `table`.
     fn labels(
+        table: &mut LabelTable,
         judge: &JudgeFile,
         rater: &str,
         traces: usize,
         present: impl Fn(usize, usize) -> Option<bool>,
-    ) -> Vec<StoredLabel> {
-        (0..traces)
-            .flat_map(|t| {
-                let present = &present;
-                judge
-                    .modes
-                    .iter()
-                    .enumerate()
-                    .map(move |(m, mode)| StoredLabel {
-                        trace: format!("task-{t}"),
-                        task_index: t,
-                        attempt: 0,
-                        source_id: None,
-                        mas_name: None,
-                        code: Some(mode.code.clone()),
-                        original: mode.name.clone(),
-                        rater: rater.to_owned(),
-                        present: present(t, m),
-                        agent: Some("coder".into()),
-                        turn: None,
-                        quote: None,
-                        evidence_verified: None,
-                    })
-            })
-            .collect()
+    ) {
+        table.raters.push(rater.to_owned());
+        let r = table.raters.len() - 1;
+        for t in 0..traces {
+            for (m, mode) in judge.modes.iter().enumerate() {
+                table.rows.push(LabelRow {
+                    task_index: t,
+                    attempt: 0,
+                    rater: r,
+                    mode: Some(mode.mode),
+                    present: present(t, m),
+                });
+            }
+        }
+    }
+
+    /// A report of `rater` over `table`, with no accused agents.
+    fn report_of(
+        judge: &JudgeFile,
+        rater: &str,
+        table: LabelTable,
+        replicates: usize,
+    ) -> FailureReport {
+        let judged = Judged {
+            labels: table,
+            accused: Vec::new(),
+            judgements: Vec::new(),
+        };
+        failure_report(judge, rater, judged, (replicates, 0))
     }
 
     /// The trimmed text of every `<text>` element of the SVG at `path`,
@@ -544,11 +549,12 @@ mod tests {
         // Mode m present in the traces t with (t + m) % 4 == 0; the last mode
         // never judged, so its rate is undefined.
         let last = judge.modes.len() - 1;
-        let mut stored = labels(&judge, rater, 8, |t, m| {
+        let mut table = LabelTable::default();
+        labels(&mut table, &judge, rater, 8, |t, m| {
             (m != last).then_some((t + m) % 4 == 0)
         });
-        stored.extend(labels(&judge, TRUTH_RATER, 8, |_, _| Some(true)));
-        let report = failure_report(&judge, rater, &stored, Vec::new(), (200, 0));
+        labels(&mut table, &judge, TRUTH_RATER, 8, |_, _| Some(true));
+        let report = report_of(&judge, rater, table, 200);
         let dir = tempfile::tempdir().unwrap();
         let out = dir.path().join("charts");
         let written = write_failure_plots(&report, &out).unwrap();
@@ -605,8 +611,9 @@ mod tests {
     #[test]
     fn failure_charts_of_a_rater_that_found_nothing() {
         let judge = mast();
-        let stored = labels(&judge, "mast", 3, |_, _| Some(false));
-        let report = failure_report(&judge, "mast", &stored, Vec::new(), (50, 0));
+        let mut table = LabelTable::default();
+        labels(&mut table, &judge, "mast", 3, |_, _| Some(false));
+        let report = report_of(&judge, "mast", table, 50);
         let dir = tempfile::tempdir().unwrap();
         let written = write_failure_plots(&report, dir.path()).unwrap();
         assert_eq!(written.len(), 2);

@@ -10,6 +10,7 @@ use rusqlite::params;
 
 use super::{MessageRecord, Result, Store, now};
 use crate::scenario::Task;
+use crate::scenario::failure::FailureMode;
 
 /// One graph run (or imported trace) with its messages in order and the
 /// failures injected into it.
@@ -41,6 +42,26 @@ pub struct StoredLabel {
     pub turn: Option<u64>,
     pub quote: Option<String>,
     pub evidence_verified: Option<bool>,
+}
+
+/// A run's labels as agreement statistics read them: every rater's
+/// present/absent/unknown per trace and mode, with raters interned.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct LabelTable {
+    pub raters: Vec<String>,
+    pub rows: Vec<LabelRow>,
+}
+
+/// One label of a [`LabelTable`].
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct LabelRow {
+    pub task_index: usize,
+    pub attempt: usize,
+    /// Index into the table's `raters`.
+    pub rater: usize,
+    /// `None`: a label with no 14-mode counterpart.
+    pub mode: Option<FailureMode>,
+    pub present: Option<bool>,
 }
 
 /// How a judge's readings of a run went, per model.
@@ -203,6 +224,61 @@ impl Store {
                 quote: r.get(11)?,
                 evidence_verified: r.get(12)?,
             })
+        })
+        .and_then(|rows| rows.collect())
+        .map_err(self.err())
+    }
+
+    /// Run `run_id`'s labels, compactly: what agreement and rates need,
+    /// read straight from `labels` (hundreds of thousands of rows).
+    pub fn label_table(&self, run_id: i64) -> Result<LabelTable> {
+        let mut table = LabelTable::default();
+        let mut interned: HashMap<String, usize> = HashMap::new();
+        let mut st = self
+            .conn
+            .prepare(
+                "SELECT task_index, attempt, rater, code, present FROM labels WHERE run_id = ?1",
+            )
+            .map_err(self.err())?;
+        let mut rows = st.query([run_id]).map_err(self.err())?;
+        while let Some(r) = rows.next().map_err(self.err())? {
+            let text = |i: usize| -> Result<Option<&str>> {
+                let v = r.get_ref(i).map_err(self.err())?;
+                v.as_str_or_null().map_err(|e| self.err()(e.into()))
+            };
+            let rater = text(2)?.unwrap_or_default();
+            let rater = match interned.get(rater) {
+                Some(&i) => i,
+                None => {
+                    table.raters.push(rater.to_owned());
+                    interned.insert(rater.to_owned(), table.raters.len() - 1);
+                    table.raters.len() - 1
+                }
+            };
+            table.rows.push(LabelRow {
+                task_index: r.get::<_, i64>(0).map_err(self.err())? as usize,
+                attempt: r.get::<_, i64>(1).map_err(self.err())? as usize,
+                rater,
+                mode: text(3)?.and_then(FailureMode::from_code),
+                present: r.get(4).map_err(self.err())?,
+            });
+        }
+        Ok(table)
+    }
+
+    /// The agents `rater` most often finds a failure by, with how many
+    /// failures, most first.
+    pub fn accused(&self, run_id: i64, rater: &str) -> Result<Vec<(String, u64)>> {
+        let mut st = self
+            .conn
+            .prepare(
+                "SELECT agent, count(*) FROM labels
+                 WHERE run_id = ?1 AND rater = ?2 AND present = 1 AND agent IS NOT NULL
+                 GROUP BY agent ORDER BY count(*) DESC, agent",
+            )
+            .map_err(self.err())?;
+        st.query_map(params![run_id, rater], |r| {
+            Ok((r.get(0)?, r.get::<_, i64>(1)? as u64))
         })
         .and_then(|rows| rows.collect())
         .map_err(self.err())

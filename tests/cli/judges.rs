@@ -408,7 +408,7 @@ strategies: [{kind: self_consistency, agent: judge, n: 1}]
         query::<i64>(
             &db,
             &format!(
-                "SELECT count(*) FROM labels WHERE rater = 'mast:http#1' AND code = 'FM-1.2' AND evidence_verified = {verified}"
+                "SELECT count(*) FROM labels WHERE rater = 'mast:http' AND code = 'FM-1.2' AND evidence_verified = {verified}"
             ),
         )
     };
@@ -419,7 +419,7 @@ strategies: [{kind: self_consistency, agent: judge, n: 1}]
     assert_eq!(
         query::<i64>(
             &db,
-            "SELECT count(*) FROM labels WHERE rater = 'mast:http#1' AND code <> 'FM-1.2' AND present IS NOT NULL"
+            "SELECT count(*) FROM labels WHERE rater = 'mast:http' AND code <> 'FM-1.2' AND present IS NOT NULL"
         ),
         0
     );

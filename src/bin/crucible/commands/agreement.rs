@@ -57,8 +57,8 @@ fn share(s: &str) -> Result<f64, String> {
 pub fn exec(args: Args) -> anyhow::Result<ExitCode> {
     let StoredRun { run, db } = &args.stored;
     let store = open_existing(&db.db)?;
-    let labels = store.labels(*run, None)?;
-    if labels.is_empty() {
+    let labels = store.label_table(*run)?;
+    if labels.rows.is_empty() {
         return Err(Error::Setup(format!(
             "run {run} in {} has no labels: judge it (`crucible judge {run}`), import labelled traces, or run a scenario whose agents inject failures",
             db.db.display()
@@ -66,7 +66,7 @@ pub fn exec(args: Args) -> anyhow::Result<ExitCode> {
         .into());
     }
     let report = agreement(
-        &labels,
+        labels,
         &AgreementRequest {
             raters: args.raters,
             reference: args.reference,

@@ -6,7 +6,7 @@ use std::process::ExitCode;
 
 use crucible::engine::judge_run::JudgeRequest;
 use crucible::engine::judging::model_rater;
-use crucible::report::failures::failure_report;
+use crucible::report::failures::{Judged, failure_report};
 use crucible::{RunOptions, Runner};
 
 use super::common::{BudgetArgs, DbArg, SetArgs, open_existing};
@@ -92,8 +92,7 @@ pub fn exec(args: Args) -> anyhow::Result<ExitCode> {
     let report = failure_report(
         file,
         &rater,
-        &store.labels(args.run, None)?,
-        store.judgement_counts(args.run)?,
+        Judged::read(&store, args.run, &rater)?,
         (args.bootstrap, 0),
     );
     if args.json {

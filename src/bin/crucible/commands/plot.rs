@@ -4,10 +4,10 @@
 use std::path::PathBuf;
 use std::process::ExitCode;
 
-use crucible::report::failures::failure_report;
+use crucible::report::failures::{Judged, failure_report};
 use crucible::report::plot::{default_rater, write_failure_plots, write_plots};
 use crucible::scenario::judge_file::JudgeFile;
-use crucible::store::{StoredLabel, TRUTH_RATER};
+use crucible::store::TRUTH_RATER;
 
 use super::common::{AnalysisArgs, StoredRun, open_existing};
 
@@ -45,14 +45,13 @@ pub fn exec(
     // A run with no pools (an imported one) has no curves, and no charts of them.
     let mut written = write_plots(&analysis.analyze(db, run)?, &out)?;
     let store = open_existing(db)?;
-    let labels = store.labels(run, None)?;
-    let hint = match chosen_rater(run, &labels, rater.as_deref())? {
+    let raters = store.label_table(run)?.raters;
+    let hint = match chosen_rater(run, &raters, rater.as_deref())? {
         Rater::Chosen(rater) => {
             let report = failure_report(
                 &JudgeFile::load(&judge).map_err(crucible::Error::Invalid)?,
                 rater,
-                &labels,
-                store.judgement_counts(run)?,
+                Judged::read(&store, run, rater)?,
                 (analysis.bootstrap, 0),
             );
             written.extend(write_failure_plots(&report, &out)?);
@@ -88,12 +87,11 @@ enum Rater<'a> {
 /// rater of [`default_rater`].
 fn chosen_rater<'a>(
     run: i64,
-    labels: &'a [StoredLabel],
+    raters: &'a [String],
     asked: Option<&'a str>,
 ) -> anyhow::Result<Rater<'a>> {
-    let mut raters: Vec<&str> = labels.iter().map(|l| l.rater.as_str()).collect();
+    let mut raters: Vec<&str> = raters.iter().map(String::as_str).collect();
     raters.sort_unstable();
-    raters.dedup();
     if let Some(asked) = asked {
         anyhow::ensure!(
             raters.contains(&asked),
