@@ -1085,6 +1085,19 @@ impl<'a> Validator<'a> {
                             ),
                         ));
                     }
+                    if let Some(i) = idx
+                        && self.loaded.models[i].1.provider.as_str() == "simulated"
+                        && self.loaded.models[i].1.distribution.is_none()
+                        && self.loaded.models[i].1.judge.is_some()
+                    {
+                        self.diags.push(src.error(
+                            m.span,
+                            format!(
+                                "agent `{}` uses model `{}`, a simulated judge with no `distribution`, which has no answers to draw; give the model a `distribution` or the agent another model",
+                                name.value, m.value
+                            ),
+                        ));
+                    }
                     idx
                 }
             };

@@ -766,6 +766,22 @@ fn malformed_judges_point_at_the_problem() {
             message: "`FM-2.9` is not a MAST mode code",
         },
         Case {
+            name: "an agent on a judge-only model",
+            edit: (
+                "    model: sim\n    system: Plan the solution.",
+                "    model: judge\n    system: Plan the solution.",
+            ),
+            files: mast_file,
+            at: leak(format!(
+                "s.yaml:{}:12",
+                base[..base.find("    model: sim\n    system: Plan").unwrap()]
+                    .lines()
+                    .count()
+                    + 1
+            )),
+            message: "a simulated judge with no `distribution`",
+        },
+        Case {
             name: "judges without a graph",
             edit: ("\ngraph:", "\nunused_graph:"),
             files: mast_file,
