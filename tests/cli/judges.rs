@@ -324,6 +324,40 @@ fn a_budget_stopped_judgement_resumes_and_judging_again_costs_nothing() {
     );
 }
 
+/// Inline judges' calls count against the run's budget like every other
+/// call; a budget-stopped run resumes, judging each graph run once.
+#[test]
+fn inline_judge_calls_count_against_the_budget_and_resume() {
+    let s = Scratch::new();
+    let file = failures(&s, 3, "[{file: judges/mast.yaml, model: judge}]");
+    let db = s.path("b.db");
+    let out = Crucible::new(&["run", "--max-requests", "60", "--json"])
+        .arg(&file)
+        .db(&db)
+        .output();
+    assert_eq!(
+        out.status.code(),
+        Some(1),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let calls = |sql: &str| query::<i64>(&db, &format!("SELECT count(*) FROM calls {sql}"));
+    // Agents' and judges' calls together make up the 60.
+    assert_eq!(calls(""), 60);
+    assert!(
+        calls("WHERE role = 'judge'") > 0,
+        "no graph run was judged before the stop"
+    );
+    Crucible::new(&["resume", "1", "--max-requests", "1000"])
+        .db(&db)
+        .ok();
+    assert_eq!(query::<String>(&db, "SELECT status FROM runs"), "completed");
+    let runs: i64 = query(&db, "SELECT count(*) FROM graph_runs");
+    assert_eq!(runs, 12);
+    assert_eq!(calls("WHERE role = 'judge'"), runs);
+    assert_eq!(query::<i64>(&db, "SELECT count(*) FROM judgements"), runs);
+}
+
 /// Judging again with more repeats keeps the earlier judgements (their
 /// labels refer to them) and adds the new repeats' — the same when a budget
 /// or a failed call left a trace partly judged.
