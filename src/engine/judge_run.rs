@@ -65,32 +65,32 @@ impl Runner {
     pub fn judge(&self, req: &JudgeRequest<'_>) -> Result<JudgeOutcome, Error> {
         let file = Arc::new(JudgeFile::load(req.judge).map_err(Error::Invalid)?);
         let store = Store::open(&self.options.db)?;
-        let mut models = self.judge_models(&store, req)?;
+        let (mut models, source) = self.judge_models(&store, req)?;
         let mut indices = Vec::new();
-        for name in req.models {
-            match models.iter().position(|m| m.name == *name) {
-                Some(i)
-                    if judges(&models[i]) && (req.temperature.is_some() || req.seed.is_some()) =>
-                {
-                    let own = models[i]
-                        .with_sampling(req.temperature, req.seed)
-                        .map_err(Error::Setup)?;
-                    models.push(own);
-                    indices.push(models.len() - 1);
-                }
-                Some(i) if judges(&models[i]) => indices.push(i),
-                Some(_) => {
-                    return Err(Error::Setup(format!(
-                        "model \"{name}\" is simulated and has no `judge` section, so it cannot judge; add one (sensitivity, specificity) or name another model"
-                    )));
-                }
-                None => {
-                    let known: Vec<&str> = models.iter().map(|m| m.name.as_str()).collect();
-                    return Err(Error::Setup(format!(
-                        "no model \"{name}\" to judge with (models: {}); define it in the scenario given with --models, or add it with --set",
-                        known.join(", ")
-                    )));
-                }
+        for (k, name) in req.models.iter().enumerate() {
+            if req.models[..k].contains(name) {
+                return Err(Error::Setup(format!(
+                    "model \"{name}\" is named twice; an ensemble needs different models"
+                )));
+            }
+            let Some(i) = models.iter().position(|m| m.name == *name) else {
+                let known: Vec<&str> = models.iter().map(|m| m.name.as_str()).collect();
+                return Err(Error::Setup(format!(
+                    "{source} has no model \"{name}\" to judge with (its models: {}); define it in a file given with --models-file, or add it with --set",
+                    known.join(", ")
+                )));
+            };
+            if let Some(why) = unfit_to_judge(&models[i]) {
+                return Err(Error::Setup(format!("model \"{name}\" ({source}) {why}")));
+            }
+            if req.temperature.is_some() || req.seed.is_some() {
+                let own = models[i]
+                    .with_sampling(req.temperature, req.seed)
+                    .map_err(Error::Setup)?;
+                models.push(own);
+                indices.push(models.len() - 1);
+            } else {
+                indices.push(i);
             }
         }
         let caps = unenforceable_on(&self.options.budget, indices.iter().map(|&i| &models[i]));
@@ -114,10 +114,12 @@ impl Runner {
                     .all(|r| done.contains(&(t.task_index, t.attempt, models[m].name.clone(), r)))
             })
         });
+        let by_index: std::collections::HashMap<usize, &crate::scenario::Task> =
+            tasks.iter().map(|t| (t.index, t)).collect();
         let subjects: Vec<Subject<'_>> = todo
             .iter()
             .filter_map(|t| {
-                let task = tasks.get(t.task_index)?;
+                let task = *by_index.get(&t.task_index)?;
                 let injected = t.injected.iter().filter_map(|(code, position, agent)| {
                     Some((FailureMode::from_code(code)?, *position, agent.clone()))
                 });
@@ -182,12 +184,17 @@ impl Runner {
         })
     }
 
-    /// The models a judge may use: those of `req.models_file`, else of the
-    /// run's stored scenario, with `--set` overrides.
-    fn judge_models(&self, store: &Store, req: &JudgeRequest<'_>) -> Result<Vec<Model>, Error> {
+    /// The models a judge may use — those of `req.models_file`, else of the
+    /// run's stored scenario, with `--set` overrides — and where they are.
+    fn judge_models(
+        &self,
+        store: &Store,
+        req: &JudgeRequest<'_>,
+    ) -> Result<(Vec<Model>, String), Error> {
         let overrides = &self.options.overrides;
         if let Some(file) = req.models_file {
-            return load_models(file, overrides).map_err(Error::Invalid);
+            let models = load_models(file, overrides).map_err(Error::Invalid)?;
+            return Ok((models, file.display().to_string()));
         }
         let source = store.run_source(req.run_id)?;
         if source.text.is_empty() {
@@ -196,17 +203,26 @@ impl Runner {
                 req.run_id
             )));
         }
-        with_stored_scenario(&source, req.run_id, |file| {
+        let models = with_stored_scenario(&source, req.run_id, |file| {
             load_models(file, overrides).map_err(Error::Invalid)
-        })
+        })?;
+        Ok((
+            models,
+            format!("run {}'s scenario ({})", req.run_id, source.path),
+        ))
     }
 }
 
-/// Whether `model` can write a verdict: every network model can; a
-/// simulated one needs its `judge` section.
-fn judges(model: &Model) -> bool {
+/// Why `model` cannot write a verdict, if it cannot: a reward model writes
+/// no text, and a simulated model needs its `judge` section.
+fn unfit_to_judge(model: &Model) -> Option<&'static str> {
     match &model.kind {
-        ModelKind::Simulated(s) => s.judge.is_some(),
-        ModelKind::Network(_) => true,
+        ModelKind::Simulated(s) if s.judge.is_none() => Some(
+            "is simulated and has no `judge` section, so it cannot judge; add one (sensitivity, specificity) or name another model",
+        ),
+        ModelKind::Network(h) if h.api == crate::scenario::Api::RewardModel => {
+            Some("is a reward model, which scores text and writes no verdict; name a chat model")
+        }
+        _ => None,
     }
 }

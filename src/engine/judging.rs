@@ -174,7 +174,7 @@ pub async fn judge_trace(
     let mut view = subject.view.clone();
     view.modes = file.modes.iter().map(|m| m.mode).collect();
     let prompt = prompt::render(file, &view, judge.max_trace_tokens).map_err(|e| {
-        Stop::Failed(format!(
+        caller.fail(format!(
             "judge `{}` ({}): prompt template failed on task \"{}\": {e}",
             file.name,
             file.path.display(),

@@ -62,7 +62,7 @@ pub fn render(
             let headers: usize = view
                 .messages
                 .iter()
-                .map(|m| header(m.position, m.sender.as_deref()).len() + 2)
+                .map(|m| header(m.position, m.sender.as_deref()).chars().count() + 2)
                 .sum();
             let room = (tokens * CHARS_PER_TOKEN).saturating_sub(frame + headers);
             common_cap(&lengths, room)

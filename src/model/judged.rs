@@ -44,6 +44,12 @@ const QUOTE_WORDS: usize = 8;
 pub const MALFORMED_REPLY: &str = "Looking at this conversation, several things could have gone better, but overall the agents cooperated.";
 
 impl TraceView {
+    /// What of the view is not in the prompt, for cache keys: the injected
+    /// failures.
+    pub fn key(&self) -> String {
+        format!("{:?}", self.injected)
+    }
+
     /// The longest reply a simulated judge can write about this trace, in
     /// bytes: every mode present, each citing the longest message (JSON
     /// escaping at most doubles a quote) and the longest sender.

@@ -24,8 +24,10 @@ pub struct FailureReport {
     pub rater: String,
     /// Traces the rater labelled.
     pub traces: usize,
-    /// Traces with at least one mode present.
+    /// Traces with at least one mode present, of those with a verdict on
+    /// at least one mode.
     pub with_failure: u64,
+    pub with_verdict: u64,
     pub with_failure_share: Estimate,
     pub modes: Vec<ModeRate>,
     pub categories: Vec<CategoryShare>,
@@ -152,6 +154,7 @@ pub fn failure_report(
         rater: rater.to_owned(),
         traces: matrix.traces,
         with_failure,
+        with_verdict: any.len() as u64,
         with_failure_share: mean_estimate(&any, replicates, seed),
         modes: mode_rates,
         categories: judge
@@ -229,9 +232,9 @@ impl FailureReport {
             self.judge, self.judge_version, self.rater, self.traces
         );
         out.push_str(&format!(
-            "traces with at least one failure: {}/{} = {}\n",
+            "traces with at least one failure: {}/{} with a verdict = {}\n",
             self.with_failure,
-            self.traces,
+            self.with_verdict,
             pct(&self.with_failure_share)
         ));
         let shares: Vec<String> = self

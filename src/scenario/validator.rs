@@ -1693,6 +1693,22 @@ impl<'a> Validator<'a> {
                 }
             }
             if let Some(file) = file {
+                // Raters are named by judge and model: two judges of one name
+                // must not share a model, nor both be ensembles.
+                let clash = out.iter().any(|j: &JudgeUse| {
+                    j.file.name == file.name
+                        && (j.models.iter().any(|m| models.contains(m))
+                            || (j.models.len() > 1 && models.len() > 1))
+                });
+                if clash {
+                    self.err(
+                        spec.file.span,
+                        format!(
+                            "another judge named `{}` runs on the same model, so their raters' labels would overwrite each other; give one judge file another `judge:` name, or this judge its own `seed` or `temperature`",
+                            file.name
+                        ),
+                    );
+                }
                 out.push(JudgeUse {
                     file: file.clone(),
                     models,

@@ -64,7 +64,7 @@ pub struct LabelRow {
     pub present: Option<bool>,
 }
 
-/// How a judge's readings of a run went, per model.
+/// How a judge's readings of a run went, per judge version and model.
 #[derive(Debug, Clone, Default, PartialEq, Eq, serde::Serialize)]
 pub struct JudgementCounts {
     pub judge: String,
@@ -237,7 +237,8 @@ impl Store {
         let mut st = self
             .conn
             .prepare(
-                "SELECT task_index, attempt, rater, code, present FROM labels WHERE run_id = ?1",
+                "SELECT task_index, attempt, rater, code, present FROM labels WHERE run_id = ?1
+                 ORDER BY task_index, attempt, rater, original",
             )
             .map_err(self.err())?;
         let mut rows = st.query([run_id]).map_err(self.err())?;
@@ -289,9 +290,12 @@ impl Store {
         let mut st = self
             .conn
             .prepare(
-                "SELECT judge, model, sum(status = 'parsed'), sum(status = 'unparsed'),
-                        sum(status = 'error'), sum(reasked), sum(cut_messages > 0)
-                 FROM judgements WHERE run_id = ?1 GROUP BY judge, model ORDER BY judge, model",
+                "SELECT judge || ' v' || judge_version, model, sum(status = 'parsed'),
+                        sum(status = 'unparsed'), sum(status = 'error'), sum(reasked),
+                        sum(cut_messages > 0)
+                 FROM judgements WHERE run_id = ?1
+                 GROUP BY judge, judge_version, judge_hash, model
+                 ORDER BY judge, judge_version, model",
             )
             .map_err(self.err())?;
         st.query_map([run_id], |r| {

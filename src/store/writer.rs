@@ -219,7 +219,9 @@ impl<'c> BatchWriter<'c> {
                  VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9)",
             )?,
             call_by_key: tx.prepare_cached(
-                "SELECT id FROM calls WHERE run_id = ?1 AND cache_key = ?2 ORDER BY id DESC LIMIT 1",
+                // The call a recording serves: the first that succeeded.
+                "SELECT id FROM calls WHERE run_id = ?1 AND cache_key = ?2 AND status = 'ok'
+                 ORDER BY id LIMIT 1",
             )?,
             // Judged again (a resumed or repeated `crucible judge`): the new
             // reading replaces the old in place, keeping its id, which labels

@@ -290,6 +290,9 @@ fn a_budget_stopped_judgement_resumes_and_judging_again_costs_nothing() {
             .output()
     };
     let calls = || query::<i64>(&db, "SELECT count(*) FROM calls WHERE role = 'judge'");
+    let twice = judge(&["--model", "judge"]);
+    assert_eq!(twice.status.code(), Some(1));
+    assert!(String::from_utf8_lossy(&twice.stderr).contains("named twice"));
     let stopped = judge(&["--max-requests", "15", "--concurrency", "4"]);
     let stderr = String::from_utf8_lossy(&stopped.stderr);
     assert_eq!(stopped.status.code(), Some(1), "{stderr}");
@@ -814,6 +817,20 @@ fn malformed_judges_point_at_the_problem() {
                     + 1
             )),
             message: "a simulated judge with no `distribution`",
+        },
+        Case {
+            name: "two judges of one name on one model",
+            edit: (
+                judges_line,
+                "judges: [{file: mast.yaml, model: judge}, {file: mast.yaml, model: judge, repeats: 2}]",
+            ),
+            files: mast_file,
+            at: leak(format!(
+                "s.yaml:{}:{}",
+                base.lines().position(|l| l.contains(judges_line)).unwrap() + 1,
+                "judges: [{file: mast.yaml, model: judge}, {file: ".len() + 1
+            )),
+            message: "another judge named `mast` runs on the same model",
         },
         Case {
             name: "judges without a graph",
