@@ -246,8 +246,8 @@ fn without_code(label: &str) -> &str {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::import::testing::assert_diagnostics;
     use crate::import::testing::names;
+    use crate::import::testing::{assert_diagnostics, rendered};
     use crate::scenario::failure::FailureMode;
     use crate::scenario::judge_file::JudgeFile;
 
@@ -476,11 +476,7 @@ mod tests {
     }
 
     fn errors(text: &str) -> Vec<String> {
-        read(Path::new("bad.json"), text, &names)
-            .unwrap_err()
-            .iter()
-            .map(ToString::to_string)
-            .collect()
+        rendered(read(Path::new("bad.json"), text, &names))
     }
 
     #[test]

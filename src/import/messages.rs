@@ -138,8 +138,8 @@ fn label(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::import::testing::assert_diagnostics;
     use crate::import::testing::names;
+    use crate::import::testing::{assert_diagnostics, rendered};
     use crate::scenario::failure::FailureMode;
 
     #[test]
@@ -206,22 +206,14 @@ mod tests {
             "{\"messages\": [], \"labels\": [{\"code\": \"9.1\"}, {\"mode\": \"Made up\"}, {\"present\": true}]}\n",
             "{\"messages\": [} \n",
         );
-        let e: Vec<String> = read(Path::new("m.jsonl"), text, &names)
-            .unwrap_err()
-            .iter()
-            .map(ToString::to_string)
-            .collect();
+        let e: Vec<String> = rendered(read(Path::new("m.jsonl"), text, &names));
         assert_diagnostics(&e, &["m.jsonl:3:15: error: not valid JSON: "]);
 
-        let e: Vec<String> = read(
+        let e: Vec<String> = rendered(read(
             Path::new("m.jsonl"),
             &text[..text.rfind("{\"messages\": [}").unwrap()],
             &names,
-        )
-        .unwrap_err()
-        .iter()
-        .map(ToString::to_string)
-        .collect();
+        ));
         assert_diagnostics(
             &e,
             &[

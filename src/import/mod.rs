@@ -202,6 +202,17 @@ pub(crate) mod testing {
         ("Lack of critical verification", "FM-3.3"),
     ];
 
+    /// The diagnostics of a reader that must fail, as printed.
+    #[track_caller]
+    pub fn rendered(
+        read: Result<super::Imported, Vec<crate::scenario::diagnostic::Diagnostic>>,
+    ) -> Vec<String> {
+        read.expect_err("the reader accepted a bad file")
+            .iter()
+            .map(ToString::to_string)
+            .collect()
+    }
+
     /// Check that the rendered diagnostics `got` are exactly as many as
     /// `want` and that each starts with its expected text.
     #[track_caller]

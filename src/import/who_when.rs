@@ -146,7 +146,7 @@ fn step(record: &Record, messages: usize) -> Result<Option<u64>, Diagnostic> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::import::testing::assert_diagnostics;
+    use crate::import::testing::{assert_diagnostics, rendered};
 
     fn file(path: &str, text: &str) -> (PathBuf, String) {
         (PathBuf::from(path), text.to_owned())
@@ -254,11 +254,7 @@ mod tests {
                 "{\"history\": [{\"content\": 5, \"role\": \"user\"}]}",
             ),
         ];
-        let e: Vec<String> = read(&files)
-            .unwrap_err()
-            .iter()
-            .map(ToString::to_string)
-            .collect();
+        let e: Vec<String> = rendered(read(&files));
         assert_diagnostics(
             &e,
             &[
