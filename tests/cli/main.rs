@@ -1,6 +1,8 @@
 //! Integration tests: the `crucible` binary driven on real scenario files and
 //! real SQLite databases in temporary directories.
 
+/// The browser harness: headless Chromium over WebDriver, for the viewer.
+mod browser;
 /// Failed calls: errors that are never scored, `fail_on_error`, a model
 /// nobody serves, resume retrying errors, environment variables in scenarios.
 mod errors;
