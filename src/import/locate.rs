@@ -312,17 +312,31 @@ pub fn kind(value: &Value) -> &'static str {
 /// The records of a JSON array (the text starts with `[`) or of JSONL (one
 /// per non-blank line), each problem a diagnostic.
 pub fn records<'t>(text: &'t Text<'t>) -> Result<Vec<Record<'t>>, Vec<Diagnostic>> {
+    match readable_records(text) {
+        (records, errors) if errors.is_empty() => Ok(records),
+        (_, errors) => Err(errors),
+    }
+}
+
+/// [`records`], but the records that could be parsed are kept beside the
+/// diagnostics of those that could not (JSONL lines; a JSON array is read
+/// whole or not at all), so that a reader can report the problems of the
+/// good ones too.
+pub fn readable_records<'t>(text: &'t Text<'t>) -> (Vec<Record<'t>>, Vec<Diagnostic>) {
     let bytes = text.text.as_bytes();
     let first = skip_ws(bytes, 0);
     if bytes.get(first) == Some(&b'[') {
         return match serde_json::from_str::<Vec<Value>>(text.text) {
-            Ok(values) => Ok(values
-                .into_iter()
-                .zip(elements(bytes, first))
-                .enumerate()
-                .map(|(i, (value, start))| Record::new(text, value, i + 1, start))
-                .collect()),
-            Err(e) => Err(vec![text.json_error(0, &e, "")]),
+            Ok(values) => (
+                values
+                    .into_iter()
+                    .zip(elements(bytes, first))
+                    .enumerate()
+                    .map(|(i, (value, start))| Record::new(text, value, i + 1, start))
+                    .collect(),
+                Vec::new(),
+            ),
+            Err(e) => (Vec::new(), vec![text.json_error(0, &e, "")]),
         };
     }
     let mut out = Vec::new();
@@ -343,10 +357,7 @@ pub fn records<'t>(text: &'t Text<'t>) -> Result<Vec<Record<'t>>, Vec<Diagnostic
         }
         start += line.len();
     }
-    match errors.is_empty() {
-        true => Ok(out),
-        false => Err(errors),
-    }
+    (out, errors)
 }
 
 /// A file that is one JSON value, as one record.

@@ -4,8 +4,10 @@
 //!
 //! Owns the readers — MAD, the MAST study's dataset ([`mad`]); Who&When's
 //! failure-attribution files ([`who_when`]); crucible's own messages JSONL
-//! ([`messages`]) — the splitting of one-string raw logs into messages
-//! ([`raw_log`]), and the mapping of the sources' failure-mode labels onto
+//! ([`messages`]); the labels JSONL `crucible labels export` writes, read
+//! back as people's annotations of a stored run ([`labels`]) — the
+//! splitting of one-string raw logs into messages ([`raw_log`]), and the
+//! mapping of the sources' failure-mode labels onto
 //! the fourteen MAST modes, by code or through a judge file's names. It
 //! reads no files and stores nothing: callers pass the text in, and another
 //! layer stores what comes out. Every reader reports every problem it
@@ -14,6 +16,7 @@
 //!
 //! May use: `scenario`, `seed`.
 
+pub mod labels;
 mod locate;
 pub mod mad;
 pub mod messages;

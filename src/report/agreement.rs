@@ -13,7 +13,7 @@ use crate::scenario::failure::FailureMode;
 use crate::stats::agreement_report::{
     self, AgreementError, AgreementOptions, AgreementReport, Estimate, ModeAgreement,
 };
-use crate::store::{LabelRow, LabelTable, TRUTH_RATER};
+use crate::store::{HUMAN_RATER_PREFIX, LabelRow, LabelTable, TRUTH_RATER};
 
 /// The derived rater: the majority of the human annotators.
 pub const HUMANS: &str = "humans";
@@ -39,7 +39,7 @@ pub struct AgreementRequest {
 
 /// Whether `rater` is a person: an imported annotator or a viewer's.
 fn is_human(rater: &str) -> bool {
-    rater.starts_with("mad:annotator") || rater.starts_with("human:")
+    rater.starts_with("mad:annotator") || rater.starts_with(HUMAN_RATER_PREFIX)
 }
 
 /// The majority of the human raters' labels of each trace and mode (ties

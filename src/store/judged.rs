@@ -42,6 +42,8 @@ pub struct StoredLabel {
     pub turn: Option<u64>,
     pub quote: Option<String>,
     pub evidence_verified: Option<bool>,
+    /// Why a person gave the label; `None` for every other rater.
+    pub rationale: Option<String>,
 }
 
 /// A run's labels as agreement statistics read them: every rater's
@@ -203,7 +205,7 @@ impl Store {
             .conn
             .prepare(
                 "SELECT trace, task_index, attempt, source_id, mas_name, code, original, rater,
-                        present, agent, turn, quote, evidence_verified
+                        present, agent, turn, quote, evidence_verified, rationale
                  FROM label_rows WHERE run_id = ?1 AND (?2 IS NULL OR trace = ?2)
                  ORDER BY task_index, attempt, rater, code, original",
             )
@@ -223,6 +225,7 @@ impl Store {
                 turn: r.get::<_, Option<i64>>(10)?.map(|t| t as u64),
                 quote: r.get(11)?,
                 evidence_verified: r.get(12)?,
+                rationale: r.get(13)?,
             })
         })
         .and_then(|rows| rows.collect())

@@ -12,12 +12,15 @@
 //! engine hands the writer thread), and the reads per area — `runs`,
 //! `recorded` (replay and resume), `pools` (analyze), `samples` (export),
 //! `transcript` (show), `judged` (failure judges' traces, judgements and
-//! labels), `imported` (other tools' traces stored as runs).
+//! labels), `imported` (other tools' traces stored as runs),
+//! `annotations` (people's labels with their history, mirrored into
+//! `labels`).
 //!
 //! May use: `scenario`, `model` (the response types replay serves), `stats`
 //! (the outcome and summary rows it stores), `import` (the imported traces
 //! it stores), `seed`.
 
+mod annotations;
 mod imported;
 mod judged;
 mod pools;
@@ -29,6 +32,7 @@ mod schema;
 mod transcript;
 mod writer;
 
+pub use annotations::*;
 pub use imported::*;
 pub use judged::*;
 pub use pools::*;
@@ -63,6 +67,19 @@ pub enum StoreError {
     },
     #[error("database {path}: no run {run}; `crucible runs` lists the runs it holds")]
     NoSuchRun { path: PathBuf, run: i64 },
+    #[error(
+        "database {path}: run {run} has no trace with task index {task_index} and attempt {attempt} (a trace is one of its graph runs)"
+    )]
+    NoSuchTrace {
+        path: PathBuf,
+        run: i64,
+        task_index: usize,
+        attempt: usize,
+    },
+    #[error(
+        "database {path}: an annotation of run {run} names no annotator; give the person's name"
+    )]
+    EmptyAnnotator { path: PathBuf, run: i64 },
     #[error("database {path}: the writer thread stopped unexpectedly")]
     WriterGone { path: PathBuf },
     #[error(

@@ -38,7 +38,7 @@ fn failures(s: &Scratch, count: usize, judges: &str) -> PathBuf {
 }
 
 /// [`failures`] run into a fresh database; the database.
-fn failures_run(s: &Scratch, count: usize, judges: &str) -> PathBuf {
+pub(crate) fn failures_run(s: &Scratch, count: usize, judges: &str) -> PathBuf {
     let db = s.path("run.db");
     let v = Crucible::new(&["run"])
         .arg(failures(s, count, judges))
@@ -53,19 +53,19 @@ fn mast() -> String {
 }
 
 /// `crucible agreement RUN --json` with `args`.
-fn agreement(db: &Path, args: &[&str]) -> serde_json::Value {
+pub(crate) fn agreement(db: &Path, args: &[&str]) -> serde_json::Value {
     Crucible::new(&["agreement", "1"]).db(db).args(args).json()
 }
 
 /// A statistic's value in an agreement report.
-fn value(v: &serde_json::Value) -> Option<f64> {
+pub(crate) fn value(v: &serde_json::Value) -> Option<f64> {
     v["value"].as_f64()
 }
 
 /// Cohen's κ and Krippendorff's α (nominal, two raters, no missing
 /// labels) per mode code, computed from `labels export` by a few lines of
 /// Python that share nothing with crucible.
-fn kappa_alpha_in_python(s: &Scratch, db: &Path, a: &str, b: &str) -> serde_json::Value {
+pub(crate) fn kappa_alpha_in_python(s: &Scratch, db: &Path, a: &str, b: &str) -> serde_json::Value {
     let export = Crucible::new(&["labels", "export", "1"]).db(db).ok();
     let labels = s.write("labels.jsonl", &export);
     let script = s.write(

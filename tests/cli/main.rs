@@ -1,6 +1,9 @@
 //! Integration tests: the `crucible` binary driven on real scenario files and
 //! real SQLite databases in temporary directories.
 
+/// People's labels: `labels import` round trips, corrections as history,
+/// annotators in agreement against Python, every problem of a bad file.
+mod annotations;
 /// The browser harness: headless Chromium over WebDriver, for the viewer.
 mod browser;
 /// Failed calls: errors that are never scored, `fail_on_error`, a model

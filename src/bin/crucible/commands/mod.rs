@@ -55,7 +55,8 @@ pub enum Command {
     /// Judge a stored or imported run's traces with a failure taxonomy
     /// (judges/mast.yaml); print per-mode rates.
     Judge(judge::Args),
-    /// Every rater's failure labels of a run: `labels export RUN`.
+    /// Every rater's failure labels of a run: `labels export RUN`; people's
+    /// labels stored from a file: `labels import RUN FILE`.
     Labels(labels::Args),
     /// Store another tool's traces (MAD, Who&When, chat JSONL) as a run.
     Import(import::Args),
