@@ -21,6 +21,7 @@ pub mod scenario;
 pub mod seed;
 pub mod stats;
 pub mod store;
+pub mod view;
 
 pub use engine::error::Error;
 pub use engine::runner::{RunOptions, Runner};

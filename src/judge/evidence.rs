@@ -6,38 +6,56 @@
 
 /// Whether `quote` is found in `message`.
 pub fn quoted_in(quote: &str, message: &str) -> bool {
-    // Padded with spaces, so that parts match whole words only.
-    let text = format!(" {} ", normalized(message));
+    quoted_spans(quote, message).is_some()
+}
+
+/// Where in `message` (byte ranges, in order) each part of `quote` is
+/// found, or `None` when it is not: what the viewer highlights.
+pub fn quoted_spans(quote: &str, message: &str) -> Option<Vec<std::ops::Range<usize>>> {
+    let text = words(message);
     let mut from = 0;
-    let mut any = false;
+    let mut spans = Vec::new();
     for part in quote.split(['…']).flat_map(|p| p.split("...")) {
-        let part = normalized(part);
+        let part: Vec<String> = words(part).into_iter().map(|(_, w)| w).collect();
         if part.is_empty() {
             continue;
         }
-        let part = format!(" {part} ");
-        match text[from..].find(&part) {
-            // The space after the part may start the next one.
-            Some(at) => from += at + part.len() - 1,
-            None => return false,
-        }
-        any = true;
+        let at = (from..=text.len().checked_sub(part.len())?).find(|&i| {
+            text[i..i + part.len()]
+                .iter()
+                .zip(&part)
+                .all(|((_, w), p)| w == p)
+        })?;
+        spans.push(text[at].0.start..text[at + part.len() - 1].0.end);
+        from = at + part.len();
     }
-    any
+    (!spans.is_empty()).then_some(spans)
 }
 
-/// Lowercase words separated by single spaces.
-fn normalized(text: &str) -> String {
-    text.split(|c: char| !c.is_alphanumeric())
-        .filter(|w| !w.is_empty())
-        .map(str::to_lowercase)
-        .collect::<Vec<_>>()
-        .join(" ")
+/// The words of `text` (runs of letters and digits), lowercased, with
+/// where each is.
+fn words(text: &str) -> Vec<(std::ops::Range<usize>, String)> {
+    let mut words = Vec::new();
+    let mut start = None;
+    for (i, c) in text
+        .char_indices()
+        .chain(std::iter::once((text.len(), ' ')))
+    {
+        match (c.is_alphanumeric(), start) {
+            (true, None) => start = Some(i),
+            (false, Some(s)) => {
+                words.push((s..i, text[s..i].to_lowercase()));
+                start = None;
+            }
+            _ => {}
+        }
+    }
+    words
 }
 
 #[cfg(test)]
 mod tests {
-    use super::quoted_in;
+    use super::{quoted_in, quoted_spans};
 
     #[test]
     fn quotes_match_through_case_punctuation_and_ellipses() {
@@ -50,5 +68,20 @@ mod tests {
         // Whole words only: "he" is not in "the total".
         assert!(!quoted_in("he", m));
         assert!(quoted_in("compute the", m));
+    }
+
+    #[test]
+    fn spans_cover_each_part_of_the_quote_in_the_original_text() {
+        let m = "Let me restart: we should, once again, compute the Total.";
+        let spans = quoted_spans("we should once again … the total", m).unwrap();
+        let found: Vec<&str> = spans.iter().map(|r| &m[r.clone()]).collect();
+        assert_eq!(found, ["we should, once again", "the Total"]);
+        assert_eq!(quoted_spans("the total … we should", m), None);
+        // Non-ASCII words keep their byte ranges.
+        let m = "Ünïcode — straße ends here";
+        let spans = quoted_spans("STRASSE", m);
+        assert_eq!(spans, None);
+        let spans = quoted_spans("straße ends", m).unwrap();
+        assert_eq!(&m[spans[0].clone()], "straße ends");
     }
 }

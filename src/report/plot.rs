@@ -15,8 +15,9 @@ use plotters::coord::Shift;
 use plotters::prelude::*;
 use plotters::style::text_anchor::{HPos, Pos, VPos};
 
-use crate::report::analysis::{Analysis, CurvePoint};
+use crate::report::analysis::Analysis;
 use crate::report::failures::FailureReport;
+use crate::stats::summary::RunSummary;
 use crate::store::TRUTH_RATER;
 
 #[derive(Debug, thiserror::Error)]
@@ -27,8 +28,14 @@ pub enum PlotError {
         #[source]
         source: std::io::Error,
     },
-    #[error("drawing {path}: {message}")]
-    Draw { path: PathBuf, message: String },
+    #[error("drawing {name}: {message}")]
+    Draw { name: String, message: String },
+    #[error("cannot write {path}: {source}")]
+    Write {
+        path: PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
 }
 
 /// Colors of successive lines (a colour-blind-safe qualitative palette).
@@ -57,66 +64,157 @@ enum Axis {
     Tokens,
 }
 
+/// One point of a curve: samples and tokens per task, accuracy and its interval.
+struct Point {
+    n: f64,
+    tokens: f64,
+    accuracy: f64,
+    ci: Option<(f64, f64)>,
+}
+
 impl Axis {
-    fn of(self, p: &CurvePoint) -> f64 {
+    fn of(self, p: &Point) -> f64 {
         match self {
-            Axis::Samples => p.n as f64,
-            Axis::Tokens => p.mean_tokens,
+            Axis::Samples => p.n,
+            Axis::Tokens => p.tokens,
         }
     }
+}
+
+/// One chart, drawn: its file name and its SVG text.
+#[derive(Debug, Clone)]
+pub struct Chart {
+    pub name: String,
+    pub svg: String,
+}
+
+/// Two charts per agent of `analysis`: `<agent>-accuracy-vs-n.svg` and
+/// `<agent>-accuracy-vs-tokens.svg`.
+pub fn curve_charts(analysis: &Analysis) -> Result<Vec<Chart>, PlotError> {
+    let mut charts = Vec::new();
+    for agent in &analysis.agents {
+        let title = format!(
+            "{} · {} · {} tasks × {} samples",
+            analysis.name, agent.agent, agent.tasks, agent.pool_size
+        );
+        let series = series_of(
+            analysis
+                .curves
+                .iter()
+                .filter(|p| p.agent == agent.agent)
+                .map(|p| {
+                    let label = match &p.verifier {
+                        Some(v) => format!("{} [{v}]", p.rule),
+                        None => p.rule.to_owned(),
+                    };
+                    let point = Point {
+                        n: p.n as f64,
+                        tokens: p.mean_tokens,
+                        accuracy: p.accuracy,
+                        ci: p.ci_low.zip(p.ci_high),
+                    };
+                    (label, point)
+                }),
+        );
+        charts.extend(agent_charts(&agent.agent, &title, &series)?);
+    }
+    Ok(charts)
+}
+
+/// The same two charts per agent from a run's stored summary: each
+/// strategy's accuracy at the n it was run at (its mean samples and tokens
+/// per task), with its bootstrap interval. No sample is read.
+pub fn summary_charts(summary: &RunSummary) -> Result<Vec<Chart>, PlotError> {
+    let mut agents: Vec<&str> = Vec::new();
+    for r in &summary.results {
+        if !agents.contains(&r.agent.as_str()) {
+            agents.push(&r.agent);
+        }
+    }
+    let mut charts = Vec::new();
+    for agent in agents {
+        let rows = summary
+            .results
+            .iter()
+            .filter(|r| r.agent == agent && r.accuracy.is_finite());
+        let series = series_of(rows.map(|r| {
+            let point = Point {
+                n: r.mean_samples,
+                tokens: r.mean_tokens,
+                accuracy: r.accuracy,
+                ci: (r.ci_low.is_finite() && r.ci_high.is_finite())
+                    .then_some((r.ci_low, r.ci_high)),
+            };
+            (r.strategy.clone(), point)
+        }));
+        let title = format!("{} · {agent} · run {}", summary.name, summary.run_id);
+        charts.extend(agent_charts(agent, &title, &series)?);
+    }
+    Ok(charts)
+}
+
+/// An agent's accuracy-vs-n and accuracy-vs-tokens charts; none when it has no point.
+fn agent_charts(agent: &str, title: &str, series: &[Series]) -> Result<Vec<Chart>, PlotError> {
+    if series.is_empty() {
+        return Ok(Vec::new());
+    }
+    let stem = file_stem(agent);
+    [
+        (Axis::Samples, "n", "samples per task (n)"),
+        (Axis::Tokens, "tokens", "tokens per task"),
+    ]
+    .into_iter()
+    .map(|(axis, suffix, x_label)| {
+        drawn(format!("{stem}-accuracy-vs-{suffix}.svg"), SIZE, |root| {
+            draw(root, title, x_label, axis, series)
+        })
+    })
+    .collect()
 }
 
 /// Write two SVG files per agent into `dir` (created if missing) and return
 /// their paths: `<agent>-accuracy-vs-n.svg` and `<agent>-accuracy-vs-tokens.svg`.
 pub fn write_plots(analysis: &Analysis, dir: &Path) -> Result<Vec<PathBuf>, PlotError> {
-    create_dir(dir)?;
-    let mut written = Vec::new();
-    for agent in &analysis.agents {
-        let series = series_of(analysis, &agent.agent);
-        if series.is_empty() {
-            continue;
-        }
-        let stem = file_stem(&agent.agent);
-        for (axis, suffix, x_label) in [
-            (Axis::Samples, "n", "samples per task (n)"),
-            (Axis::Tokens, "tokens", "tokens per task"),
-        ] {
-            let title = format!(
-                "{} · {} · {} tasks × {} samples",
-                analysis.name, agent.agent, agent.tasks, agent.pool_size
-            );
-            written.push(write_chart(
-                dir.join(format!("{stem}-accuracy-vs-{suffix}.svg")),
-                |path| draw(path, &title, x_label, axis, &series),
-            )?);
-        }
-    }
-    Ok(written)
+    write_charts(&curve_charts(analysis)?, dir)
 }
 
-fn create_dir(dir: &Path) -> Result<(), PlotError> {
+/// Write `charts` into `dir` (created if missing), each under its name.
+fn write_charts(charts: &[Chart], dir: &Path) -> Result<Vec<PathBuf>, PlotError> {
     std::fs::create_dir_all(dir).map_err(|source| PlotError::Dir {
         path: dir.to_path_buf(),
         source,
-    })
+    })?;
+    charts
+        .iter()
+        .map(|c| {
+            let path = dir.join(&c.name);
+            std::fs::write(&path, &c.svg).map_err(|source| PlotError::Write {
+                path: path.clone(),
+                source,
+            })?;
+            Ok(path)
+        })
+        .collect()
 }
 
-/// Draw the chart at `path` with `draw`, and return the path.
-fn write_chart(
-    path: PathBuf,
-    draw: impl FnOnce(&Path) -> Result<(), String>,
-) -> Result<PathBuf, PlotError> {
-    match draw(&path) {
-        Ok(()) => Ok(path),
-        Err(message) => Err(PlotError::Draw { path, message }),
+/// The SVG drawn by `draw` on a white canvas of `size`, as chart `name`.
+fn drawn(
+    name: String,
+    size: (u32, u32),
+    draw: impl FnOnce(&DrawingArea<SVGBackend<'_>, Shift>) -> Result<(), String>,
+) -> Result<Chart, PlotError> {
+    let mut svg = String::new();
+    let result = {
+        let root = SVGBackend::with_string(&mut svg, size).into_drawing_area();
+        root.fill(&WHITE)
+            .map_err(|e| e.to_string())
+            .and_then(|()| draw(&root))
+            .and_then(|()| root.present().map_err(|e| e.to_string()))
+    };
+    match result {
+        Ok(()) => Ok(Chart { name, svg }),
+        Err(message) => Err(PlotError::Draw { name, message }),
     }
-}
-
-/// A white SVG canvas of `size` at `path`.
-fn canvas(path: &Path, size: (u32, u32)) -> Result<DrawingArea<SVGBackend<'_>, Shift>, String> {
-    let root = SVGBackend::new(path, size).into_drawing_area();
-    root.fill(&WHITE).map_err(|e| e.to_string())?;
-    Ok(root)
 }
 
 /// A chart on `root` with `title` over it and the common margin.
@@ -130,15 +228,12 @@ fn titled<'a, 'b, DB: DrawingBackend>(
 }
 
 /// One line: its label and its points in increasing n.
-type Series<'a> = (String, Vec<&'a CurvePoint>);
+type Series = (String, Vec<Point>);
 
-fn series_of<'a>(analysis: &'a Analysis, agent: &str) -> Vec<Series<'a>> {
-    let mut series: Vec<Series<'a>> = Vec::new();
-    for p in analysis.curves.iter().filter(|p| p.agent == agent) {
-        let label = match &p.verifier {
-            Some(v) => format!("{} [{v}]", p.rule),
-            None => p.rule.to_owned(),
-        };
+/// Labelled points gathered into lines, in the order their labels first come.
+fn series_of(points: impl Iterator<Item = (String, Point)>) -> Vec<Series> {
+    let mut series: Vec<Series> = Vec::new();
+    for (label, p) in points {
         match series.iter_mut().find(|(l, _)| *l == label) {
             Some((_, points)) => points.push(p),
             None => series.push((label, vec![p])),
@@ -162,11 +257,11 @@ fn file_stem(agent: &str) -> String {
 }
 
 fn draw(
-    path: &Path,
+    root: &DrawingArea<SVGBackend<'_>, Shift>,
     title: &str,
     x_label: &str,
     axis: Axis,
-    series: &[Series<'_>],
+    series: &[Series],
 ) -> Result<(), String> {
     let xs = series
         .iter()
@@ -179,8 +274,7 @@ fn draw(
     }
     // A log axis needs a range that is not a single point.
     let hi = if hi > lo { hi } else { lo * 2.0 };
-    let root = canvas(path, SIZE)?;
-    let mut chart = titled(&root, title)
+    let mut chart = titled(root, title)
         .x_label_area_size(48)
         .y_label_area_size(60)
         .build_cartesian_2d((lo..hi).log_scale().base(2.0), 0f64..1f64)
@@ -197,12 +291,12 @@ fn draw(
         let color = PALETTE[i % PALETTE.len()];
         let band: Vec<(f64, f64)> = points
             .iter()
-            .filter_map(|p| Some((axis.of(p), p.ci_high?)))
+            .filter_map(|p| Some((axis.of(p), p.ci?.1)))
             .chain(
                 points
                     .iter()
                     .rev()
-                    .filter_map(|p| Some((axis.of(p), p.ci_low?))),
+                    .filter_map(|p| Some((axis.of(p), p.ci?.0))),
             )
             .collect();
         if !band.is_empty() {
@@ -228,7 +322,7 @@ fn draw(
         .border_style(BLACK)
         .draw()
         .map_err(|e| e.to_string())?;
-    root.present().map_err(|e| e.to_string())
+    Ok(())
 }
 
 /// The rater whose labels `crucible plot` charts unless told: the first, in
@@ -264,7 +358,12 @@ const NAME_CHARS: usize = 34;
 /// categories' shares of the failures found). A chart with no bar (a report
 /// with no modes, or no categories) is left out.
 pub fn write_failure_plots(report: &FailureReport, dir: &Path) -> Result<Vec<PathBuf>, PlotError> {
-    create_dir(dir)?;
+    write_charts(&failure_charts(report)?, dir)
+}
+
+/// The failure charts of `report`: `failure-rates.svg` and
+/// `failure-categories.svg`, as [`write_failure_plots`] writes them.
+pub fn failure_charts(report: &FailureReport) -> Result<Vec<Chart>, PlotError> {
     let who = format!(
         "judge {} (version {}), rater {}",
         report.judge, report.judge_version, report.rater
@@ -326,7 +425,7 @@ pub fn write_failure_plots(report: &FailureReport, dir: &Path) -> Result<Vec<Pat
     ]
     .into_iter()
     .filter(|(_, chart)| !chart.bars.is_empty())
-    .map(|(name, chart)| write_chart(dir.join(name), |path| chart.draw(path)))
+    .map(|(name, chart)| chart.drawn(name))
     .collect()
 }
 
@@ -379,7 +478,18 @@ struct BarChart {
 }
 
 impl BarChart {
-    fn draw(&self, path: &Path) -> Result<(), String> {
+    fn drawn(&self, name: &str) -> Result<Chart, PlotError> {
+        let height = 2 * MARGIN + 40 + 48 + BAR_SLOT * self.bars.len() as u32;
+        let legend_height = match self.legend.len() {
+            0 => 0,
+            rows => LEGEND_ROW * rows as u32 + MARGIN,
+        };
+        drawn(name.to_owned(), (SIZE.0, height + legend_height), |root| {
+            self.draw(root, height)
+        })
+    }
+
+    fn draw(&self, root: &DrawingArea<SVGBackend<'_>, Shift>, height: u32) -> Result<(), String> {
         let bars = &self.bars;
         let n = bars.len();
         if n == 0 {
@@ -393,12 +503,6 @@ impl BarChart {
         const HALF: i32 = 7;
         const CAP: i32 = 3;
         let y_of = |i: usize| (n - 1 - i) as i32 * SLOT;
-        let height = 2 * MARGIN + 40 + 48 + BAR_SLOT * n as u32;
-        let legend_height = match self.legend.len() {
-            0 => 0,
-            rows => LEGEND_ROW * rows as u32 + MARGIN,
-        };
-        let root = canvas(path, (SIZE.0, height + legend_height))?;
         let (bars_area, legend_area) = root.split_vertically(height);
         let mut chart = titled(&bars_area, &self.title)
             .margin_right(BAR_NOTE_AREA)
@@ -470,7 +574,7 @@ impl BarChart {
                 .draw(&Text::new(name.as_str(), (x + 20, y), note_style.clone()))
                 .map_err(|e| e.to_string())?;
         }
-        root.present().map_err(|e| e.to_string())
+        Ok(())
     }
 }
 
@@ -482,8 +586,7 @@ mod tests {
     use crate::store::{LabelRow, LabelTable};
 
     fn mast() -> JudgeFile {
-        JudgeFile::load(&Path::new(env!("CARGO_MANIFEST_DIR")).join("judges/mast.yaml"))
-            .expect("the shipped judge file is valid")
+        JudgeFile::mast()
     }
 
     /// `rater`'s verdict on every mode of `judge` for `traces` traces, a

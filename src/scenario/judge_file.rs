@@ -43,6 +43,9 @@ pub fn normalized_name(name: &str) -> String {
 /// The variables a judge's user prompt may read.
 pub const PROMPT_VARIABLES: &[&str] = &["task", "transcript", "modes", "truncated"];
 
+/// The text of `judges/mast.yaml`, built into the binary.
+pub const MAST: &str = include_str!("../../judges/mast.yaml");
+
 /// A checked judge file.
 #[derive(Debug, Clone)]
 pub struct JudgeFile {
@@ -141,6 +144,12 @@ struct PromptSpec {
 
 impl JudgeFile {
     /// Read and check the judge file at `path`.
+    /// The MAST judge shipped with crucible (`judges/mast.yaml`), built in.
+    pub fn mast() -> JudgeFile {
+        JudgeFile::from_text(Path::new("judges/mast.yaml"), MAST.to_owned())
+            .expect("the built-in judges/mast.yaml is valid (a unit test checks it)")
+    }
+
     pub fn load(path: &Path) -> Result<JudgeFile, Vec<Diagnostic>> {
         let text = std::fs::read_to_string(path).map_err(|e| {
             vec![Diagnostic::file(

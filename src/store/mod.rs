@@ -11,10 +11,10 @@
 //! Split by concern: `schema` (migrations), `records` and `writer` (what the
 //! engine hands the writer thread), and the reads per area — `runs`,
 //! `recorded` (replay and resume), `pools` (analyze), `samples` (export),
-//! `transcript` (show), `judged` (failure judges' traces, judgements and
-//! labels), `imported` (other tools' traces stored as runs),
-//! `annotations` (people's labels with their history, mirrored into
-//! `labels`).
+//! `transcript` (show), `viewed` (the viewer's and reports' pages),
+//! `judged` (failure judges' traces, judgements and labels), `imported`
+//! (other tools' traces stored as runs), `annotations` (people's labels
+//! with their history, mirrored into `labels`).
 //!
 //! May use: `scenario`, `model` (the response types replay serves), `stats`
 //! (the outcome and summary rows it stores), `import` (the imported traces
@@ -30,6 +30,7 @@ mod runs;
 mod samples;
 mod schema;
 mod transcript;
+mod viewed;
 mod writer;
 
 pub use annotations::*;
@@ -42,6 +43,7 @@ pub use runs::*;
 pub use samples::*;
 pub use schema::SCHEMA_VERSION;
 pub use transcript::*;
+pub use viewed::*;
 pub use writer::*;
 
 use std::path::{Path, PathBuf};
@@ -61,6 +63,14 @@ pub enum StoreError {
         "database {path} has schema version {found}, newer than this crucible understands ({supported}); upgrade crucible"
     )]
     TooNew {
+        path: PathBuf,
+        found: i64,
+        supported: i64,
+    },
+    #[error(
+        "database {path} has schema version {found}, older than this crucible's ({supported}), and is opened read-only; open it once without --read-only (any crucible command that writes upgrades it)"
+    )]
+    TooOldToRead {
         path: PathBuf,
         found: i64,
         supported: i64,
@@ -143,6 +153,39 @@ impl Store {
             conn,
             path: path.to_path_buf(),
         })
+    }
+
+    /// Open the database at `path` for reading only: what the viewer's
+    /// pages use, so that no page can change the trace. The schema must be
+    /// current, as a read-only connection cannot migrate it.
+    pub fn open_read_only(path: &Path) -> Result<Store> {
+        use rusqlite::OpenFlags;
+        let err = sqlite_err(path);
+        let conn = Connection::open_with_flags(
+            path,
+            OpenFlags::SQLITE_OPEN_READ_ONLY | OpenFlags::SQLITE_OPEN_NO_MUTEX,
+        )
+        .map_err(err)?;
+        conn.busy_timeout(Duration::from_secs(30)).map_err(err)?;
+        let found: i64 = conn
+            .query_row("PRAGMA user_version", [], |r| r.get(0))
+            .map_err(err)?;
+        match found.cmp(&SCHEMA_VERSION) {
+            std::cmp::Ordering::Less => Err(StoreError::TooOldToRead {
+                path: path.to_path_buf(),
+                found,
+                supported: SCHEMA_VERSION,
+            }),
+            std::cmp::Ordering::Greater => Err(StoreError::TooNew {
+                path: path.to_path_buf(),
+                found,
+                supported: SCHEMA_VERSION,
+            }),
+            std::cmp::Ordering::Equal => Ok(Store {
+                conn,
+                path: path.to_path_buf(),
+            }),
+        }
     }
 
     pub fn path(&self) -> &Path {

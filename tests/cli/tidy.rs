@@ -19,7 +19,8 @@ use crate::util::root;
 /// traces and verdicts without I/O; `engine` runs scenarios (and judges)
 /// against providers into the store; `report` reads the store. `engine` and
 /// `report` do not know each other. `import` parses other tools' trace
-/// files into crucible's form without I/O.
+/// files into crucible's form without I/O. `view` serves the store and the
+/// reports as web pages, on top of everything that reads.
 const LAYERS: &[(&str, &[&str])] = &[
     ("seed", &[]),
     ("scenario", &["seed"]),
@@ -35,6 +36,10 @@ const LAYERS: &[(&str, &[&str])] = &[
         ],
     ),
     ("report", &["scenario", "stats", "store", "seed"]),
+    (
+        "view",
+        &["scenario", "stats", "store", "report", "judge", "seed"],
+    ),
 ];
 
 /// Crates whose use marks a layer's job: SQLite belongs to the store, HTTP
@@ -306,5 +311,29 @@ fn every_source_file_opens_with_a_doc_comment() {
     assert!(
         missing.is_empty(),
         "no `//!` doc comment saying what the file owns: {missing:?}"
+    );
+}
+
+/// Model output reaches the viewer's pages only escaped: no template marks
+/// a value `safe` but the stylesheet, which is the binary's own.
+#[test]
+fn viewer_templates_escape_every_value_but_the_stylesheet() {
+    let dir = root().join("src/view/templates");
+    let mut unsafe_uses = Vec::new();
+    for entry in std::fs::read_dir(&dir).unwrap() {
+        let path = entry.unwrap().path();
+        let text = std::fs::read_to_string(&path).unwrap();
+        for (i, line) in text.lines().enumerate() {
+            let marked = line.matches("|safe").count() + line.matches("| safe").count();
+            let allowed = line.matches("css|safe").count();
+            if marked > allowed || line.contains("autoescape false") {
+                unsafe_uses.push(format!("{}:{}: {}", path.display(), i + 1, line.trim()));
+            }
+        }
+    }
+    assert!(
+        unsafe_uses.is_empty(),
+        "unescaped values in templates:\n{}",
+        unsafe_uses.join("\n")
     );
 }

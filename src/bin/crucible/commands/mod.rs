@@ -10,6 +10,7 @@ pub mod judge;
 pub mod labels;
 pub mod plot;
 pub mod replay;
+pub mod report;
 pub mod resume;
 pub mod run;
 pub mod runs;
@@ -17,6 +18,7 @@ pub mod schema;
 pub mod show;
 pub mod sim_server;
 pub mod validate;
+pub mod view;
 
 use std::process::ExitCode;
 
@@ -63,6 +65,12 @@ pub enum Command {
     /// Agreement between a run's raters per failure mode (κ, Fleiss, α,
     /// precision/recall against a reference), and corrected rates.
     Agreement(agreement::Args),
+    /// Serve the trace database as a local web app: runs, tasks, samples,
+    /// transcripts, calls, comparisons, and annotation of traces.
+    View(view::Args),
+    /// Write one run as a self-contained HTML file: summary, curves,
+    /// failure rates, agreement and its worst transcripts.
+    Report(report::Args),
 }
 
 pub fn exec(command: Command) -> anyhow::Result<ExitCode> {
@@ -83,5 +91,7 @@ pub fn exec(command: Command) -> anyhow::Result<ExitCode> {
         Command::Labels(args) => labels::exec(args),
         Command::Import(args) => import::exec(args),
         Command::Agreement(args) => agreement::exec(args),
+        Command::View(args) => view::exec(args),
+        Command::Report(args) => report::exec(args),
     }
 }

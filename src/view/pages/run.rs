@@ -1,0 +1,182 @@
+//! A run: its summary table and curves, its failure judges' rates and
+//! category shares, agreement between its raters, what it spent, its
+//! scenario, and its tasks (filtered by correctness, agent, failure mode
+//! and text). A running run's page polls [`progress`] and updates itself.
+
+use std::collections::HashMap;
+use std::sync::Arc;
+
+use axum::extract::{Path, Query, State};
+use axum::response::Html;
+use axum::{Extension, Json};
+use serde_json::{Value, json};
+
+use crate::report::agreement::{AgreementRequest, agreement};
+use crate::report::failures::{Judged, failure_report};
+use crate::report::plot::{default_rater, failure_charts, summary_charts};
+use crate::scenario::judge_file::JudgeFile;
+use crate::store::{LabelSource, ModeFilter, Progress, Store, TaskQuery};
+
+use super::super::server::{App, Visitor};
+use super::{PageError, Params, pager, render};
+
+/// Bootstrap replicates behind the page's intervals: enough for a page
+/// that opens at once; `crucible judge` and `agreement` default to more.
+const REPLICATES: usize = 200;
+
+pub async fn page(
+    State(app): State<Arc<App>>,
+    Extension(visitor): Extension<Visitor>,
+    Path(run): Path<i64>,
+    Query(query): Query<HashMap<String, String>>,
+) -> Result<Html<String>, PageError> {
+    let params = Params(query);
+    let tasks = task_query(&params)?;
+    let page_request = params.page()?;
+    let rater = params.text("rater");
+    let reader = app.clone();
+    let annotator = visitor.annotator.clone();
+    let (context, title) = app
+        .read(move |store| {
+            let head = store.run_row(run)?;
+            let summary = store.run_summary(run)?;
+            let charts = summary_charts(&summary).map_err(|e| PageError::internal(e.to_string()))?;
+            let outcomes = store.outcome_choices(run)?;
+            let mut tasks = tasks;
+            // Each task shows the choice of the chosen strategy, by default
+            // the summary's first row at its largest n.
+            if tasks.outcome.is_none() {
+                tasks.outcome = outcomes
+                    .first()
+                    .and_then(|(s, _)| outcomes.iter().filter(|(t, _)| t == s).max_by_key(|(_, n)| *n))
+                    .cloned();
+            }
+            let task_page = store.task_page(run, &tasks, page_request)?;
+            let source = store.run_source(run)?;
+            let failures = failures(store, &reader.judge, run, rater.as_deref())?;
+            let progress = annotator
+                .as_deref()
+                .map(|a| store.annotation_progress(run, a))
+                .transpose()?;
+            let title = format!("run {run} · {}", head.name);
+            let context = json!({
+                "run": head,
+                "summary": summary,
+                "charts": charts.iter().map(|c| json!({"name": c.name, "svg": c.svg})).collect::<Vec<_>>(),
+                "outcomes": outcomes.iter().map(|(s, n)| json!({"strategy": s, "n": n, "value": format!("{s}@{n}")})).collect::<Vec<_>>(),
+                "outcome": tasks.outcome.as_ref().map(|(s, n)| format!("{s}@{n}")),
+                "tasks": task_page.rows,
+                "pager": pager(&task_page, &format!("/runs/{run}"), &params),
+                "query": params.values(),
+                "agents": store.run_agents(run)?,
+                "modes": reader.judge.modes.iter().map(|m| json!({"code": m.code, "name": m.name})).collect::<Vec<_>>(),
+                "failures": failures,
+                "scenario": {"path": source.path, "text": source.text, "files": source.files.iter().map(|(p, _)| p).collect::<Vec<_>>()},
+                "traces": store.trace_count(run)?,
+                "annotation_progress": progress,
+                "live": head.status == "running",
+            });
+            Ok((context, title))
+        })
+        .await?;
+    render("run.html", &visitor, &title, context)
+}
+
+/// The task list's filters from the query.
+fn task_query(params: &Params) -> Result<TaskQuery, PageError> {
+    let outcome = params
+        .text("outcome")
+        .map(|o| {
+            o.rsplit_once('@')
+                .and_then(|(s, n)| Some((s.to_owned(), n.parse().ok()?)))
+                .ok_or_else(|| {
+                    PageError::bad_request(format!("`outcome` must be STRATEGY@N, not `{o}`"))
+                })
+        })
+        .transpose()?;
+    let source = params
+        .text("source")
+        .map(|s| {
+            LabelSource::parse(&s).ok_or_else(|| {
+                PageError::bad_request(format!(
+                    "`source` must be judged, annotated or injected, not `{s}`"
+                ))
+            })
+        })
+        .transpose()?;
+    Ok(TaskQuery {
+        search: params.text("q"),
+        correct: params.flag("correct")?,
+        outcome,
+        agent: params.text("agent"),
+        mode: params.text("mode").map(|code| ModeFilter { code, source }),
+    })
+}
+
+/// The failure report of `asked` (default: the first judge-like rater),
+/// its charts, and agreement between every rater, when the run has labels.
+pub(crate) fn failures(
+    store: &Store,
+    judge: &JudgeFile,
+    run: i64,
+    asked: Option<&str>,
+) -> Result<Value, PageError> {
+    let table = store.label_table(run)?;
+    if table.raters.is_empty() {
+        return Ok(Value::Null);
+    }
+    let mut raters: Vec<String> = table.raters.clone();
+    raters.sort_unstable();
+    let rater = match asked {
+        Some(r) if raters.iter().any(|x| x == r) => Some(r.to_owned()),
+        Some(r) => {
+            return Err(PageError::not_found(format!(
+                "run {run} has no labels of rater `{r}`; its raters: {}",
+                raters.join(", ")
+            )));
+        }
+        None => default_rater(raters.iter().map(String::as_str)).map(str::to_owned),
+    };
+    let report = match &rater {
+        Some(r) => {
+            let report = failure_report(judge, r, Judged::read(store, run, r)?, (REPLICATES, 0));
+            let charts = failure_charts(&report).map_err(|e| PageError::internal(e.to_string()))?;
+            json!({
+                "report": report,
+                "charts": charts.iter().map(|c| json!({"name": c.name, "svg": c.svg})).collect::<Vec<_>>(),
+            })
+        }
+        None => Value::Null,
+    };
+    let agreement = if raters.len() >= 2 {
+        let request = AgreementRequest {
+            raters: Vec::new(),
+            reference: None,
+            correct: None,
+            calibrate: None,
+            replicates: REPLICATES,
+            seed: 0,
+            level: 0.95,
+        };
+        match agreement(table, &request) {
+            Ok(report) => json!(report),
+            Err(why) => json!({"error": why}),
+        }
+    } else {
+        Value::Null
+    };
+    Ok(json!({
+        "rater": rater,
+        "raters": raters,
+        "judged": report,
+        "agreement": agreement,
+    }))
+}
+
+/// How far the run has got, for a live page to poll.
+pub async fn progress(
+    State(app): State<Arc<App>>,
+    Path(run): Path<i64>,
+) -> Result<Json<Progress>, PageError> {
+    Ok(Json(app.read(move |store| Ok(store.progress(run)?)).await?))
+}

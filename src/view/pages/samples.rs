@@ -1,0 +1,52 @@
+//! A run's samples, one page at a time, filtered by agent, correctness,
+//! strategy, task and text: the list that must stay fast on the largest runs.
+
+use std::collections::HashMap;
+use std::sync::Arc;
+
+use axum::Extension;
+use axum::extract::{Path, Query, State};
+use axum::response::Html;
+use serde_json::json;
+
+use crate::store::SampleQuery;
+
+use super::super::server::{App, Visitor};
+use super::{PageError, Params, pager, render};
+
+pub async fn page(
+    State(app): State<Arc<App>>,
+    Extension(visitor): Extension<Visitor>,
+    Path(run): Path<i64>,
+    Query(query): Query<HashMap<String, String>>,
+) -> Result<Html<String>, PageError> {
+    let params = Params(query);
+    let q = SampleQuery {
+        agent: params.text("agent"),
+        correct: params.flag("correct")?,
+        strategy: params.text("strategy"),
+        task_index: params.number("task")?,
+        search: params.text("q"),
+    };
+    let page_request = params.page()?;
+    let context = app
+        .read(move |store| {
+            let head = store.run_row(run)?;
+            let samples = store.sample_page(run, &q, page_request)?;
+            Ok(json!({
+                "run": head,
+                "samples": samples.rows,
+                "pager": pager(&samples, &format!("/runs/{run}/samples"), &params),
+                "query": params.values(),
+                "agents": store.run_agents(run)?,
+                "strategies": store.sample_strategies(run)?,
+            }))
+        })
+        .await?;
+    render(
+        "samples.html",
+        &visitor,
+        &format!("run {run} · samples"),
+        context,
+    )
+}
