@@ -45,7 +45,6 @@ const CHROMIUM_ARGS: &[&str] = &[
 /// README: `$CRUCIBLE_SCREENSHOTS` (relative to the crate root, where
 /// `cargo test` runs tests), e.g. `CRUCIBLE_SCREENSHOTS=docs/screenshots
 /// cargo test --test cli view`. Unset, no screenshots are kept.
-#[expect(dead_code, reason = "the viewer's tests call it")]
 pub fn screenshot_dir() -> Option<PathBuf> {
     std::env::var_os("CRUCIBLE_SCREENSHOTS").map(PathBuf::from)
 }

@@ -35,3 +35,7 @@ mod tidy;
 /// Helpers shared by the modules: the `Crucible` command builder, scratch
 /// directories, database queries, the sim-server, shared scenarios.
 mod util;
+/// The viewer in headless Chromium: browsing, keyboard labelling, blind
+/// mode, comparison, live runs, an XSS corpus; its guard over raw HTTP;
+/// the self-contained report.
+mod viewer;
