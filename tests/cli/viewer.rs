@@ -651,3 +651,53 @@ fn the_report_is_one_file_that_opens_with_no_request() {
     assert_eq!(fetched, serde_json::json!([]));
     keep_screenshot(&b, "report.png");
 }
+
+#[test]
+fn the_queue_serves_each_trace_once_under_the_name_given_on_first_visit() {
+    let s = Scratch::new();
+    let db = failures_run(&s, 2, "");
+    let traces = table_rows(
+        &db,
+        "SELECT task_index, attempt FROM graph_runs ORDER BY 1, 2",
+    );
+    let path = |t: &str| format!("/runs/1/traces/{}", t.replace('|', "/"));
+    let viewer = Viewer::start(&db, &[]);
+    let b = Browser::start();
+    b.goto(&viewer.page("/runs/1/queue"));
+    b.type_into("#name-form input[name=name]", "dee");
+    b.click("#name-form button");
+    b.wait_for("#annotate", WAIT);
+    assert_eq!(b.text("#annotator"), "labelling as dee");
+    // The first labelled, the second skipped, the rest labelled in order;
+    // then the skipped one comes back, and then there is none.
+    let mut visited = Vec::new();
+    for step in 0..=traces.len() {
+        b.wait_for("#annotate", WAIT);
+        let url = b.current_url();
+        visited.push(
+            url.split(&viewer.base)
+                .nth(1)
+                .unwrap()
+                .split('?')
+                .next()
+                .unwrap()
+                .to_owned(),
+        );
+        b.send_keys(if step == 1 { "s" } else { "2" });
+        if step != 1 {
+            b.send_keys(&Key::Enter);
+        }
+        b.wait_until(&format!("location.href != {url:?}"), WAIT);
+    }
+    b.wait_for("#queue-done", WAIT);
+    let mut expected: Vec<String> = traces.iter().map(|t| path(t)).collect();
+    expected.push(path(&traces[1]));
+    assert_eq!(visited, expected);
+    assert_eq!(
+        query::<i64>(
+            &db,
+            "SELECT count(DISTINCT task_index || '.' || attempt) FROM annotations WHERE annotator = 'dee'"
+        ),
+        traces.len() as i64
+    );
+}
