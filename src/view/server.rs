@@ -191,6 +191,8 @@ impl Viewer {
                 "/assets/viewer.js",
                 get(|| asset(super::html::JS, "text/javascript")),
             )
+            // Browsers ask for one on every page; there is none.
+            .route("/favicon.ico", get(|| async { StatusCode::NO_CONTENT }))
             .fallback(|| async { PageError::not_found("no such page".into()) })
             .layer(axum::middleware::from_fn_with_state(app.clone(), guard))
             .with_state(app);
