@@ -246,6 +246,8 @@ pub struct SampleQuery {
     pub task_index: Option<usize>,
     /// In the sample's text.
     pub search: Option<String>,
+    /// Samples of tasks some rater found this mode in.
+    pub mode: Option<ModeFilter>,
 }
 
 /// One sample.
@@ -620,6 +622,10 @@ impl Store {
         }
         if let Some(s) = &q.search {
             f.and("s.text LIKE ? ESCAPE '\\'", [contains(s)]);
+        }
+        if let Some(m) = &q.mode {
+            let (clause, values) = m.clause("s");
+            f.and(&clause, values);
         }
         let total = self.count(
             &format!("SELECT count(*) FROM samples s WHERE {}", f.sql()),

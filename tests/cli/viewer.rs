@@ -379,9 +379,9 @@ fn two_runs_compare_task_by_task_with_the_differences_first() {
 #[test]
 fn a_live_runs_page_updates_as_samples_land() {
     let s = Scratch::new();
-    // 240 requests of one sample, 100 ms each, two at a time: about 12 s,
+    // 240 requests of one sample, 150 ms each, two at a time: about 18 s,
     // of which the test watches a few.
-    let (sim, server) = served(&s, &["--latency-ms", "100"]);
+    let (sim, server) = served(&s, &["--latency-ms", "150"]);
     let client = s.write(
         "client.yaml",
         &http_client_scenario(
@@ -700,4 +700,114 @@ fn the_queue_serves_each_trace_once_under_the_name_given_on_first_visit() {
         ),
         traces.len() as i64
     );
+}
+
+/// The number of rows a list says its filters let through.
+fn listed(host: &str, path: &str) -> i64 {
+    let page = get(host, path, "");
+    assert_eq!(page.status, 200, "{path}: {}", page.body);
+    let at = page.body.find("class=\"where\">").expect("a pager") + 14;
+    let line = &page.body[at..at + page.body[at..].find('<').unwrap()];
+    line.split(" of ")
+        .nth(1)
+        .and_then(|t| t.split(' ').next())
+        .and_then(|t| t.parse().ok())
+        .unwrap_or_else(|| panic!("{path}: pager `{line}`"))
+}
+
+#[test]
+fn every_lists_filters_count_what_sql_counts() {
+    let s = Scratch::new();
+    let db = failures_run(&s, 30, JUDGED);
+    let viewer = Viewer::start(&db, &[]);
+    let host = viewer.host().to_owned();
+    // (page, what SQL says it lists)
+    let cases = [
+        ("/runs/1", "SELECT count(*) FROM tasks"),
+        (
+            "/runs/1?outcome=self_consistency%404&correct=no",
+            "SELECT count(*) FROM task_results WHERE strategy = 'self_consistency' AND n = 4 AND selected_correct = 0",
+        ),
+        (
+            "/runs/1?outcome=self_consistency%401&correct=yes",
+            "SELECT count(*) FROM task_results WHERE strategy = 'self_consistency' AND n = 1 AND selected_correct = 1",
+        ),
+        (
+            "/runs/1?mode=FM-1.3&source=injected",
+            "SELECT count(DISTINCT task_index) FROM injected_failures WHERE mode = 'FM-1.3'",
+        ),
+        (
+            "/runs/1?mode=FM-2.1&source=judged",
+            "SELECT count(DISTINCT task_index) FROM labels WHERE code = 'FM-2.1' AND present = 1 AND rater = 'mast:judge'",
+        ),
+        (
+            "/runs/1?mode=FM-2.1",
+            "SELECT count(DISTINCT task_index) FROM labels WHERE code = 'FM-2.1' AND present = 1",
+        ),
+        (
+            "/runs/1?q=task-0001",
+            "SELECT count(*) FROM tasks WHERE task_id LIKE '%task-0001%'",
+        ),
+        (
+            "/runs/1?agent=reviewer",
+            "SELECT count(DISTINCT task_index) FROM messages WHERE sender = 'reviewer'",
+        ),
+        ("/runs/1/samples", "SELECT count(*) FROM samples"),
+        (
+            "/runs/1/samples?agent=coder&correct=yes",
+            "SELECT count(*) FROM samples WHERE agent = 'coder' AND correct = 1",
+        ),
+        (
+            "/runs/1/samples?strategy=graph",
+            "SELECT count(*) FROM samples WHERE strategy = 'graph'",
+        ),
+        (
+            "/runs/1/samples?q=APPROVED",
+            "SELECT count(*) FROM samples WHERE text LIKE '%APPROVED%'",
+        ),
+        (
+            "/runs/1/samples?mode=FM-1.3&source=injected",
+            "SELECT count(*) FROM samples WHERE task_index IN (SELECT task_index FROM injected_failures WHERE mode = 'FM-1.3')",
+        ),
+        (
+            "/runs/1/samples?task=3&per_page=7",
+            "SELECT count(*) FROM samples WHERE task_index = 3",
+        ),
+        (
+            "/?status=completed",
+            "SELECT count(*) FROM runs WHERE status = 'completed'",
+        ),
+        ("/?q=nothing-like-this", "SELECT 0"),
+    ];
+    for (path, sql) in cases {
+        let expected: i64 = query(&db, sql);
+        assert_eq!(listed(&host, path), expected, "{path}");
+    }
+    assert!(
+        query::<i64>(
+            &db,
+            "SELECT count(*) FROM samples WHERE agent = 'coder' AND correct = 1"
+        ) > 0
+    );
+    // A bad filter is a clear 400, naming the parameter.
+    for (path, says) in [
+        ("/runs/1?correct=perhaps", "`correct` must be yes or no"),
+        ("/runs/1/samples?page=two", "`page` must be a whole number"),
+        (
+            "/runs/1?source=oracle",
+            "`source` must be judged, annotated or injected",
+        ),
+        ("/?sort=colour", "cannot sort runs by `colour`"),
+    ] {
+        let r = get(&host, path, "");
+        assert_eq!(r.status, 400, "{path}");
+        assert!(
+            r.body.contains(&says.replace('`', "&#x60;")) || r.body.contains(says),
+            "{path}: {}",
+            r.body
+        );
+    }
+    assert_eq!(get(&host, "/runs/9", "").status, 404);
+    assert_eq!(get(&host, "/calls/999999", "").status, 404);
+    assert_eq!(get(&host, "/runs/1/traces/0/99", "").status, 404);
 }

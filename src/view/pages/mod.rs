@@ -18,7 +18,7 @@ use axum::http::StatusCode;
 use axum::response::{Html, IntoResponse, Response};
 use serde_json::{Value, json};
 
-use crate::store::{PageRequest, StoreError};
+use crate::store::{LabelSource, ModeFilter, PageRequest, SampleQuery, StoreError};
 
 use super::html;
 use super::server::Visitor;
@@ -151,6 +151,36 @@ impl Params {
         })
     }
 
+    /// The failure-mode filter: `mode` (a code) and who found it, `source`.
+    pub fn mode_filter(&self) -> Result<Option<ModeFilter>, PageError> {
+        let source = self
+            .text("source")
+            .map(|s| {
+                LabelSource::parse(&s).ok_or_else(|| {
+                    PageError::bad_request(format!(
+                        "`source` must be judged, annotated or injected, not `{s}`"
+                    ))
+                })
+            })
+            .transpose()?;
+        Ok(self.text("mode").map(|code| ModeFilter { code, source }))
+    }
+
+    /// A sample list's filters (of task `task_index` only, when given).
+    pub fn sample_query(&self, task_index: Option<usize>) -> Result<SampleQuery, PageError> {
+        Ok(SampleQuery {
+            agent: self.text("agent"),
+            correct: self.flag("correct")?,
+            strategy: self.text("strategy"),
+            task_index: match task_index {
+                Some(t) => Some(t),
+                None => self.number("task")?,
+            },
+            search: self.text("q"),
+            mode: self.mode_filter()?,
+        })
+    }
+
     /// The query as given, for the filter forms to show.
     pub fn values(&self) -> Value {
         json!(self.0)
@@ -188,6 +218,15 @@ fn query_encode(s: &str) -> String {
             b' ' => "+".into(),
             b => format!("%{b:02X}"),
         })
+        .collect()
+}
+
+/// The failure modes a filter offers: the judge file's, in its order.
+pub fn mode_choices(judge: &crate::scenario::judge_file::JudgeFile) -> Value {
+    judge
+        .modes
+        .iter()
+        .map(|m| json!({"code": m.code, "name": m.name}))
         .collect()
 }
 

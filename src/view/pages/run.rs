@@ -15,10 +15,10 @@ use crate::report::agreement::{AgreementRequest, agreement};
 use crate::report::failures::{Judged, failure_report};
 use crate::report::plot::{default_rater, failure_charts, summary_charts};
 use crate::scenario::judge_file::JudgeFile;
-use crate::store::{LabelSource, ModeFilter, Progress, Store, TaskQuery};
+use crate::store::{Progress, Store, TaskQuery};
 
 use super::super::server::{App, Visitor};
-use super::{PageError, Params, pager, render};
+use super::{PageError, Params, mode_choices, pager, render};
 
 /// Bootstrap replicates behind the page's intervals: enough for a page
 /// that opens at once; `crucible judge` and `agreement` default to more.
@@ -69,7 +69,7 @@ pub async fn page(
                 "pager": pager(&task_page, &format!("/runs/{run}"), &params),
                 "query": params.values(),
                 "agents": store.run_agents(run)?,
-                "modes": reader.judge.modes.iter().map(|m| json!({"code": m.code, "name": m.name})).collect::<Vec<_>>(),
+                "modes": mode_choices(&reader.judge),
                 "failures": failures,
                 "scenario": {"path": source.path, "text": source.text, "files": source.files.iter().map(|(p, _)| p).collect::<Vec<_>>()},
                 "traces": store.trace_count(run)?,
@@ -94,22 +94,12 @@ fn task_query(params: &Params) -> Result<TaskQuery, PageError> {
                 })
         })
         .transpose()?;
-    let source = params
-        .text("source")
-        .map(|s| {
-            LabelSource::parse(&s).ok_or_else(|| {
-                PageError::bad_request(format!(
-                    "`source` must be judged, annotated or injected, not `{s}`"
-                ))
-            })
-        })
-        .transpose()?;
     Ok(TaskQuery {
         search: params.text("q"),
         correct: params.flag("correct")?,
         outcome,
         agent: params.text("agent"),
-        mode: params.text("mode").map(|code| ModeFilter { code, source }),
+        mode: params.mode_filter()?,
     })
 }
 

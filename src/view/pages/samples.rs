@@ -9,10 +9,8 @@ use axum::extract::{Path, Query, State};
 use axum::response::Html;
 use serde_json::json;
 
-use crate::store::SampleQuery;
-
 use super::super::server::{App, Visitor};
-use super::{PageError, Params, pager, render};
+use super::{PageError, Params, mode_choices, pager, render};
 
 pub async fn page(
     State(app): State<Arc<App>>,
@@ -21,14 +19,9 @@ pub async fn page(
     Query(query): Query<HashMap<String, String>>,
 ) -> Result<Html<String>, PageError> {
     let params = Params(query);
-    let q = SampleQuery {
-        agent: params.text("agent"),
-        correct: params.flag("correct")?,
-        strategy: params.text("strategy"),
-        task_index: params.number("task")?,
-        search: params.text("q"),
-    };
+    let q = params.sample_query(None)?;
     let page_request = params.page()?;
+    let reader = app.clone();
     let context = app
         .read(move |store| {
             let head = store.run_row(run)?;
@@ -40,6 +33,7 @@ pub async fn page(
                 "query": params.values(),
                 "agents": store.run_agents(run)?,
                 "strategies": store.sample_strategies(run)?,
+                "modes": mode_choices(&reader.judge),
             }))
         })
         .await?;

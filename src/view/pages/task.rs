@@ -9,8 +9,6 @@ use axum::extract::{Path, Query, State};
 use axum::response::Html;
 use serde_json::json;
 
-use crate::store::SampleQuery;
-
 use super::super::server::{App, Visitor};
 use super::{PageError, Params, pager, render};
 
@@ -21,13 +19,7 @@ pub async fn page(
     Query(query): Query<HashMap<String, String>>,
 ) -> Result<Html<String>, PageError> {
     let params = Params(query);
-    let q = SampleQuery {
-        agent: params.text("agent"),
-        correct: params.flag("correct")?,
-        strategy: params.text("strategy"),
-        task_index: Some(task),
-        search: params.text("q"),
-    };
+    let q = params.sample_query(Some(task))?;
     let page_request = params.page()?;
     let context = app
         .read(move |store| {
