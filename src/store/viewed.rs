@@ -1085,3 +1085,41 @@ fn sample_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<SampleRow> {
             .unwrap_or_default(),
     })
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn like_patterns_take_the_users_wildcards_literally() {
+        assert_eq!(contains("50%_off\\"), Value::Text("%50\\%\\_off\\\\%".into()));
+    }
+
+    #[test]
+    fn a_page_past_the_end_is_empty_with_the_true_total() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Store::open(&dir.path().join("t.db")).unwrap();
+        let page = store
+            .run_page(&RunQuery::default(), PageRequest { page: 7, per_page: 10 })
+            .unwrap();
+        assert_eq!((page.rows.len(), page.total, page.pages()), (0, 0, 1));
+        assert!(matches!(
+            store.task_page(3, &TaskQuery::default(), PageRequest { page: 0, per_page: 5 }),
+            Err(crate::store::StoreError::NoSuchRun { run: 3, .. })
+        ));
+    }
+
+    #[test]
+    fn a_read_only_open_refuses_a_schema_it_cannot_upgrade() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("t.db");
+        let store = Store::open(&path).unwrap();
+        assert!(Store::open_read_only(&path).is_ok());
+        store
+            .connection()
+            .pragma_update(None, "user_version", crate::store::SCHEMA_VERSION - 1)
+            .unwrap();
+        let err = Store::open_read_only(&path).err().expect("an older schema is refused");
+        assert!(err.to_string().contains("without --read-only"), "{err}");
+    }
+}

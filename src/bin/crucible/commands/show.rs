@@ -158,7 +158,15 @@ fn verdict_line(v: &StoredLabel) -> String {
     } else {
         ""
     };
-    format!("    ⚑ {} judged {code}{agent}{at}{quote}\n", v.rater)
+    let why = v
+        .rationale
+        .as_deref()
+        .map_or(String::new(), |r| format!(" — {}", terminal_safe(r)));
+    format!(
+        "    ⚑ {} judged {}{agent}{at}{quote}{why}\n",
+        terminal_safe(&v.rater),
+        terminal_safe(code)
+    )
 }
 
 fn transcript_json(runs: &[Transcript], verdicts: &[StoredLabel]) -> serde_json::Value {
