@@ -1092,7 +1092,10 @@ mod tests {
 
     #[test]
     fn like_patterns_take_the_users_wildcards_literally() {
-        assert_eq!(contains("50%_off\\"), Value::Text("%50\\%\\_off\\\\%".into()));
+        assert_eq!(
+            contains("50%_off\\"),
+            Value::Text("%50\\%\\_off\\\\%".into())
+        );
     }
 
     #[test]
@@ -1100,11 +1103,24 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let store = Store::open(&dir.path().join("t.db")).unwrap();
         let page = store
-            .run_page(&RunQuery::default(), PageRequest { page: 7, per_page: 10 })
+            .run_page(
+                &RunQuery::default(),
+                PageRequest {
+                    page: 7,
+                    per_page: 10,
+                },
+            )
             .unwrap();
         assert_eq!((page.rows.len(), page.total, page.pages()), (0, 0, 1));
         assert!(matches!(
-            store.task_page(3, &TaskQuery::default(), PageRequest { page: 0, per_page: 5 }),
+            store.task_page(
+                3,
+                &TaskQuery::default(),
+                PageRequest {
+                    page: 0,
+                    per_page: 5
+                }
+            ),
             Err(crate::store::StoreError::NoSuchRun { run: 3, .. })
         ));
     }
@@ -1119,7 +1135,9 @@ mod tests {
             .connection()
             .pragma_update(None, "user_version", crate::store::SCHEMA_VERSION - 1)
             .unwrap();
-        let err = Store::open_read_only(&path).err().expect("an older schema is refused");
+        let err = Store::open_read_only(&path)
+            .err()
+            .expect("an older schema is refused");
         assert!(err.to_string().contains("without --read-only"), "{err}");
     }
 }

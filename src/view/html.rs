@@ -49,6 +49,7 @@ fn environment() -> &'static Environment<'static> {
         env.add_filter("pct", pct);
         env.add_filter("num", num);
         env.add_filter("time", time);
+        env.add_filter("pvalue", pvalue);
         env.add_filter("svg_uri", svg_uri);
         env.add_filter("pretty_json", pretty_json);
         env
@@ -82,6 +83,15 @@ fn num(v: Value, digits: Option<usize>) -> String {
                 s
             }
         }
+        _ => "–".into(),
+    }
+}
+
+/// A p-value to three significant digits, or `< 0.0001`.
+fn pvalue(v: Value) -> String {
+    match f64::try_from(v) {
+        Ok(p) if p < 1e-4 => "< 0.0001".into(),
+        Ok(p) if p.is_finite() => format!("{p:.3}"),
         _ => "–".into(),
     }
 }
@@ -168,5 +178,7 @@ mod tests {
         assert_eq!(num(Value::from(2.0), None), "2");
         assert_eq!(pct(Value::from(0.1234)), "12.3%");
         assert_eq!(pct(Value::from(())), "–");
+        assert_eq!(pvalue(Value::from(0.0214)), "0.021");
+        assert_eq!(pvalue(Value::from(1e-9)), "< 0.0001");
     }
 }

@@ -338,6 +338,30 @@ fn two_runs_compare_task_by_task_with_the_differences_first() {
     assert_eq!(shown, expected);
     let differ = expected[1] + expected[2];
     assert!(differ > 0, "two seeds that never differ test nothing");
+    // McNemar's exact p, as Python's integers give it.
+    let python = Command::new("python3")
+        .arg("-c")
+        .arg(format!(
+            "from math import comb\na, b = {}, {}\nn, k = a + b, min(a, b)\nprint(min(1.0, 2 * sum(comb(n, i) for i in range(k + 1)) / 2 ** n))",
+            expected[1], expected[2]
+        ))
+        .output()
+        .unwrap();
+    let p_python: f64 = String::from_utf8(python.stdout)
+        .unwrap()
+        .trim()
+        .parse()
+        .unwrap();
+    let p_shown: f64 = b
+        .find("#mcnemar [data-p]")
+        .attr("data-p")
+        .unwrap()
+        .parse()
+        .unwrap();
+    assert!(
+        (p_shown - p_python).abs() < 1e-12,
+        "{p_shown} vs Python's {p_python}"
+    );
     let classes = b.execute(
         "return [...document.querySelectorAll('#compare tbody tr')].map(r => r.className);",
     );

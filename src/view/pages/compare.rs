@@ -46,6 +46,7 @@ pub async fn page(
                 "a": {"run": run_a, "strategy": side_a.strategy, "n": side_a.n, "choices": label(&choices_a)},
                 "b": {"run": run_b, "strategy": side_b.strategy, "n": side_b.n, "choices": label(&choices_b)},
                 "rows": rows.rows,
+                "mcnemar_p": crate::stats::paired::mcnemar_exact(counts.only_a, counts.only_b),
                 "counts": counts,
                 "pager": pager(&rows, "/compare", &params),
                 "query": params.values(),
