@@ -52,7 +52,7 @@ pub enum ViewError {
         "refusing to serve {addr} without --token: beyond loopback anyone who can reach the port could read the traces; pass --token (a random one is printed) or bind 127.0.0.1"
     )]
     NeedsToken { addr: SocketAddr },
-    #[error("cannot listen on {addr}: {source}")]
+    #[error("cannot listen on {addr}: {source}; pass another --port (0 picks a free one)")]
     Bind {
         addr: SocketAddr,
         #[source]
