@@ -28,6 +28,29 @@ use crate::scenario::failure::FailureMode;
 /// these raters as people.
 pub const HUMAN_RATER_PREFIX: &str = "human:";
 
+/// Longest annotator name, in characters.
+const NAME_CHARS: usize = 64;
+
+/// Whether `name` (without [`HUMAN_RATER_PREFIX`]) can name an annotator:
+/// 1–64 characters, no control characters, no `#` (which marks a judge's
+/// repeat among raters), no leading or trailing spaces. The one rule for
+/// the viewer, `--annotator` and imported files.
+pub fn valid_annotator(name: &str) -> Result<(), String> {
+    let n = name.chars().count();
+    if n == 0 || n > NAME_CHARS {
+        return Err(format!(
+            "an annotator's name has 1 to {NAME_CHARS} characters"
+        ));
+    }
+    if name.chars().any(|c| c.is_control() || c == '#') || name.trim() != name {
+        return Err(
+            "an annotator's name has no control characters, no `#` and no leading or trailing spaces"
+                .into(),
+        );
+    }
+    Ok(())
+}
+
 /// A person's label of a trace for one failure mode.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, serde::Serialize, serde::Deserialize)]
 #[serde(rename_all = "lowercase")]
@@ -390,11 +413,12 @@ fn person(record: &Record<'_>, errors: &mut Errors, not_people: &mut NotPeople) 
         return None;
     };
     match rater.strip_prefix(HUMAN_RATER_PREFIX) {
-        Some(name) if !name.trim().is_empty() => return Some(name.to_owned()),
-        Some(_) => errors.push(record.error(
-            &[Key("rater")],
-            format!("rater `{rater}` names no one: a person rates as `{HUMAN_RATER_PREFIX}NAME`"),
-        )),
+        Some(name) => match valid_annotator(name) {
+            Ok(()) => return Some(name.to_owned()),
+            Err(why) => {
+                errors.push(record.error(&[Key("rater")], format!("rater `{rater}`: {why}")))
+            }
+        },
         None => {
             not_people
                 .entry(rater.to_owned())
@@ -413,6 +437,17 @@ fn person(record: &Record<'_>, errors: &mut Errors, not_people: &mut NotPeople) 
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn annotator_names_follow_one_rule() {
+        assert!(valid_annotator("ana").is_ok());
+        assert!(valid_annotator("Zoë O'Neil").is_ok());
+        assert!(valid_annotator("").is_err());
+        assert!(valid_annotator(" ana").is_err());
+        assert!(valid_annotator("a#2").is_err());
+        assert!(valid_annotator("a\u{1b}[31m").is_err());
+        assert!(valid_annotator(&"x".repeat(65)).is_err());
+    }
 
     fn run() -> (Vec<String>, BTreeSet<(usize, usize)>) {
         let ids = vec!["alpha".to_owned(), "beta".to_owned(), "gamma".to_owned()];

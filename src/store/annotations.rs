@@ -9,7 +9,7 @@
 use rusqlite::types::{FromSql, FromSqlError, FromSqlResult, ToSql, ToSqlOutput, ValueRef};
 use rusqlite::{OptionalExtension, params};
 
-pub use crate::import::labels::{HUMAN_RATER_PREFIX, HumanLabel};
+pub use crate::import::labels::{HUMAN_RATER_PREFIX, HumanLabel, valid_annotator};
 
 use super::{Result, Store, StoreError, now, sqlite_err};
 use crate::scenario::failure::FailureMode;

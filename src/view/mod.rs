@@ -17,5 +17,4 @@ mod pages;
 pub mod report;
 mod server;
 
-pub use pages::annotate::valid_name as check_annotator;
 pub use server::{ViewConfig, ViewError, Viewer, random_token};

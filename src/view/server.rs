@@ -24,7 +24,7 @@ use axum::routing::get;
 use rand::RngExt;
 
 use crate::scenario::judge_file::JudgeFile;
-use crate::store::{Store, StoreError};
+use crate::store::{Store, StoreError, valid_annotator};
 
 use super::pages::{self, PageError};
 
@@ -52,6 +52,10 @@ pub enum ViewError {
         "refusing to serve {addr} without --token: beyond loopback anyone who can reach the port could read the traces; pass --token (a random one is printed) or bind 127.0.0.1"
     )]
     NeedsToken { addr: SocketAddr },
+    #[error(
+        "--token: a token has at least {MIN_TOKEN} characters, letters, digits and `-._~` only (it goes into an address and a cookie as it is); or pass --token alone for a random one"
+    )]
+    BadToken,
     #[error("cannot listen on {addr}: {source}; pass another --port (0 picks a free one)")]
     Bind {
         addr: SocketAddr,
@@ -88,6 +92,21 @@ pub(crate) struct Visitor {
     pub annotator: Option<String>,
 }
 
+/// Shortest token `--token` accepts.
+const MIN_TOKEN: usize = 16;
+
+/// A token that survives an address and a cookie as it is, and is not
+/// guessed in a few tries.
+fn check_token(token: &str) -> Result<(), ViewError> {
+    let safe = token
+        .bytes()
+        .all(|b| b.is_ascii_alphanumeric() || b"-._~".contains(&b));
+    if token.len() < MIN_TOKEN || !safe {
+        return Err(ViewError::BadToken);
+    }
+    Ok(())
+}
+
 /// 128 random bits as hex, from the operating system's generator: a
 /// token, a session id.
 pub fn random_token() -> String {
@@ -112,6 +131,9 @@ impl Viewer {
         if !config.bind.is_loopback() && config.token.is_none() {
             return Err(ViewError::NeedsToken { addr });
         }
+        if let Some(token) = &config.token {
+            check_token(token)?;
+        }
         if !config.db.exists() {
             return Err(ViewError::NoDatabase(config.db));
         }
@@ -133,10 +155,16 @@ impl Viewer {
             IpAddr::V4(ip) => ip.to_string(),
         };
         let hosts = config.bind.is_loopback().then(|| {
-            [host.as_str(), "localhost", "127.0.0.1", "[::1]"]
+            let names = [host.as_str(), "localhost", "127.0.0.1", "[::1]"];
+            let mut hosts: Vec<String> = names
                 .iter()
                 .map(|h| format!("{h}:{}", local.port()))
-                .collect()
+                .collect();
+            // Browsers leave the default port out of `Host`.
+            if local.port() == 80 {
+                hosts.extend(names.iter().map(|h| h.to_string()));
+            }
+            hosts
         });
         let url = match &config.token {
             Some(t) => format!("http://{host}:{}/?token={t}", local.port()),
@@ -313,7 +341,7 @@ fn percent_decode(s: &str) -> String {
 }
 
 /// Equal, in time that does not depend on where they differ.
-fn same_secret(a: &str, b: &str) -> bool {
+pub(crate) fn same_secret(a: &str, b: &str) -> bool {
     a.len() == b.len() && a.bytes().zip(b.bytes()).fold(0u8, |d, (x, y)| d | (x ^ y)) == 0
 }
 
@@ -331,17 +359,37 @@ fn take_token(uri: &Uri) -> Option<(String, String)> {
             None => true,
         })
         .collect();
+    // One leading slash: `//host/` would send the browser to another site.
+    let path = format!("/{}", uri.path().trim_start_matches(['/', '\\']));
     let path = if rest.is_empty() {
-        uri.path().to_owned()
+        path
     } else {
-        format!("{}?{}", uri.path(), rest.join("&"))
+        format!("{path}?{}", rest.join("&"))
     };
     Some((token?, path))
 }
 
 /// Every request passes here first; see the module's documentation.
+/// Refusals carry the same security headers as pages.
 async fn guard(State(app): State<Arc<App>>, mut request: Request, next: Next) -> Response {
-    let headers = request.headers().clone();
+    let (visitor, set_cookies) = match admit(&app, &request) {
+        Ok(admitted) => admitted,
+        Err(refusal) => return secured(refusal),
+    };
+    request.extensions_mut().insert(visitor);
+    let mut response = next.run(request).await;
+    for c in set_cookies {
+        if let Ok(v) = HeaderValue::from_str(&c) {
+            response.headers_mut().append(header::SET_COOKIE, v);
+        }
+    }
+    secured(response)
+}
+
+/// Who `request` comes from and the cookies to set, or the response that
+/// refuses it (or, for `?token=`, moves the token into a cookie).
+fn admit(app: &App, request: &Request) -> Result<(Visitor, Vec<String>), Response> {
+    let headers = request.headers();
     let host = headers
         .get(header::HOST)
         .and_then(|h| h.to_str().ok())
@@ -349,38 +397,42 @@ async fn guard(State(app): State<Arc<App>>, mut request: Request, next: Next) ->
     if let Some(hosts) = &app.hosts
         && !hosts.iter().any(|h| h.eq_ignore_ascii_case(host))
     {
-        return PageError::forbidden(format!(
+        return Err(PageError::forbidden(format!(
             "this viewer answers to {} only, not to Host `{host}`",
             hosts[0]
         ))
-        .into_response();
+        .into_response());
     }
-    let mut set_cookies: Vec<String> = Vec::new();
     if let Some(token) = &app.token {
         if let Some((given, rest)) = take_token(request.uri()) {
             if !same_secret(&given, token) {
-                return PageError::unauthorized().into_response();
+                return Err(PageError::unauthorized().into_response());
             }
             // Keep the token out of the address bar, history and referrers.
-            return Response::builder()
+            // Lax, so that the page after a link from elsewhere (a chat, a
+            // mail) gets the cookie; writes are guarded by origin and CSRF.
+            return Err(Response::builder()
                 .status(StatusCode::SEE_OTHER)
                 .header(header::LOCATION, rest)
-                .header(header::SET_COOKIE, cookie(&app.cookie_name("token"), token))
+                .header(
+                    header::SET_COOKIE,
+                    cookie(&app.cookie_name("token"), token).replace("Strict", "Lax"),
+                )
                 .body(Body::empty())
-                .map(secured)
-                .unwrap_or_else(|e| PageError::internal(e.to_string()).into_response());
+                .unwrap_or_else(|e| PageError::internal(e.to_string()).into_response()));
         }
         let bearer = headers
             .get(header::AUTHORIZATION)
             .and_then(|v| v.to_str().ok())
             .and_then(|v| v.strip_prefix("Bearer "))
             .map(str::to_owned);
-        let given = bearer.or_else(|| cookie_value(&headers, &app.cookie_name("token")));
+        let given = bearer.or_else(|| cookie_value(headers, &app.cookie_name("token")));
         if !given.is_some_and(|g| same_secret(&g, token)) {
-            return PageError::unauthorized().into_response();
+            return Err(PageError::unauthorized().into_response());
         }
     }
-    let session = match cookie_value(&headers, &app.cookie_name("session")) {
+    let mut set_cookies = Vec::new();
+    let session = match cookie_value(headers, &app.cookie_name("session")) {
         Some(s) if s.len() == 32 && s.bytes().all(|b| b.is_ascii_hexdigit()) => s,
         _ => {
             let s = random_token();
@@ -388,10 +440,9 @@ async fn guard(State(app): State<Arc<App>>, mut request: Request, next: Next) ->
             s
         }
     };
-    let writes = !matches!(*request.method(), Method::GET | Method::HEAD);
-    if writes {
+    if !matches!(*request.method(), Method::GET | Method::HEAD) {
         if app.writer.is_none() {
-            return PageError::read_only().into_response();
+            return Err(PageError::read_only().into_response());
         }
         let origin = headers.get(header::ORIGIN).and_then(|v| v.to_str().ok());
         let expected = format!("http://{host}");
@@ -402,29 +453,23 @@ async fn guard(State(app): State<Arc<App>>, mut request: Request, next: Next) ->
                 .is_some_and(|v| v.as_bytes() == b"same-origin"),
         };
         if !same_origin {
-            return PageError::forbidden(format!(
+            return Err(PageError::forbidden(format!(
                 "a write must come from this viewer's own pages ({expected}), not from `{}`",
                 origin.unwrap_or("an unknown origin")
             ))
-            .into_response();
+            .into_response());
         }
     }
     let annotator = app.annotator.clone().or_else(|| {
-        cookie_value(&headers, &app.cookie_name("annotator"))
+        cookie_value(headers, &app.cookie_name("annotator"))
             .map(|v| percent_decode(&v))
-            .filter(|n| super::pages::annotate::valid_name(n).is_ok())
+            .filter(|n| valid_annotator(n).is_ok())
     });
-    request.extensions_mut().insert(Visitor {
+    let visitor = Visitor {
         csrf: app.csrf_for(&session),
         annotator,
-    });
-    let mut response = next.run(request).await;
-    for c in set_cookies {
-        if let Ok(v) = HeaderValue::from_str(&c) {
-            response.headers_mut().append(header::SET_COOKIE, v);
-        }
-    }
-    secured(response)
+    };
+    Ok((visitor, set_cookies))
 }
 
 /// The headers every response carries: no script but the viewer's own, no
@@ -463,6 +508,14 @@ mod tests {
         );
         let uri: Uri = "/?token=x".parse().unwrap();
         assert_eq!(take_token(&uri), Some(("x".into(), "/".into())));
+        let uri: Uri = "//evil.example/?token=x".parse().unwrap();
+        assert_eq!(
+            take_token(&uri),
+            Some(("x".into(), "/evil.example/".into()))
+        );
+        assert!(check_token("0123456789abcdef").is_ok());
+        assert!(check_token("short").is_err());
+        assert!(check_token("has;semicolon-and-more").is_err());
         assert_eq!(take_token(&"/?page=1".parse().unwrap()), None);
     }
 

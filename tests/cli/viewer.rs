@@ -612,19 +612,37 @@ fn beyond_loopback_a_token_is_required_and_checked_on_every_request() {
         "{err}"
     );
 
-    let viewer = Viewer::start(&db, &["--bind", "0.0.0.0", "--token", "s3cret"]);
-    assert!(viewer.url.ends_with("/?token=s3cret"), "{}", viewer.url);
+    // A token must survive an address and a cookie, and not be guessed.
+    for bad in ["short", "has;a-semicolon-in-it", "has space and more"] {
+        let out = Crucible::new(&["view", "--port", "0", "--token", bad])
+            .db(&db)
+            .output();
+        assert!(!out.status.success());
+        assert!(String::from_utf8_lossy(&out.stderr).contains("--token: a token has at least 16"));
+    }
+    let viewer = Viewer::start(&db, &["--bind", "0.0.0.0", "--token", "s3cret-0123456789"]);
+    assert!(
+        viewer.url.ends_with("/?token=s3cret-0123456789"),
+        "{}",
+        viewer.url
+    );
     let port = viewer.base.rsplit(':').next().unwrap().to_owned();
     let host = format!("127.0.0.1:{port}");
     assert_eq!(get(&host, "/", "").status, 401);
     assert_eq!(get(&host, "/?token=wrong", "").status, 401);
     assert_eq!(get(&host, "/assets/viewer.css", "").status, 401);
-    let entry = get(&host, "/runs/1?token=s3cret", "");
+    let entry = get(&host, "/runs/1?token=s3cret-0123456789", "");
     assert_eq!(entry.status, 303);
     assert_eq!(
         entry.header("location"),
         Some("/runs/1"),
         "the token leaves the address"
+    );
+    let doubled = get(&host, "//evil.example/?token=s3cret-0123456789", "");
+    assert_eq!(
+        doubled.header("location"),
+        Some("/evil.example/"),
+        "never to another site"
     );
     let cookie = entry.cookie("crucible_token_").unwrap();
     assert_eq!(
@@ -632,7 +650,12 @@ fn beyond_loopback_a_token_is_required_and_checked_on_every_request() {
         200
     );
     assert_eq!(
-        get(&host, "/runs/1", "Authorization: Bearer s3cret\r\n").status,
+        get(
+            &host,
+            "/runs/1",
+            "Authorization: Bearer s3cret-0123456789\r\n"
+        )
+        .status,
         200
     );
     // A generated token is printed in the address.

@@ -17,28 +17,10 @@ use axum::response::{Html, IntoResponse, Redirect, Response};
 use serde_json::json;
 
 use crate::scenario::failure::FailureMode;
-use crate::store::{HumanLabel, ModeAnnotation, TraceAnnotation};
+use crate::store::{HumanLabel, ModeAnnotation, TraceAnnotation, valid_annotator};
 
-use super::super::server::{App, Visitor};
+use super::super::server::{App, Visitor, same_secret};
 use super::{PageError, Params, render};
-
-/// Longest annotator name, in characters.
-const NAME_CHARS: usize = 64;
-
-/// Whether `name` can name an annotator: 1–64 characters, no control
-/// characters, no `#` (which marks a judge's repeat among raters).
-pub fn valid_name(name: &str) -> Result<(), String> {
-    let n = name.chars().count();
-    if n == 0 || n > NAME_CHARS {
-        return Err(format!(
-            "an annotator's name has 1 to {NAME_CHARS} characters"
-        ));
-    }
-    if name.chars().any(|c| c.is_control() || c == '#') || name.trim() != name {
-        return Err("an annotator's name has no control characters, no `#` and no leading or trailing spaces".into());
-    }
-    Ok(())
-}
 
 /// The form's fields, as submitted.
 type Fields = Vec<(String, String)>;
@@ -51,13 +33,31 @@ fn field<'a>(fields: &'a Fields, name: &str) -> Option<&'a str> {
         .filter(|v| !v.is_empty())
 }
 
-/// Refuses a form without this session's CSRF token.
-fn check_csrf(fields: &Fields, visitor: &Visitor) -> Result<(), PageError> {
-    match field(fields, "csrf") {
-        Some(t) if t == visitor.csrf => Ok(()),
-        _ => Err(PageError::forbidden(
-            "the form's CSRF token is missing or from another session: reload the page and submit again".into(),
-        )),
+/// A submitted form, admitted only with this session's CSRF token: every
+/// handler that writes takes its fields through this extractor.
+pub struct CsrfForm(pub Fields);
+
+impl<S: Send + Sync> axum::extract::FromRequest<S> for CsrfForm {
+    type Rejection = Response;
+
+    async fn from_request(request: axum::extract::Request, state: &S) -> Result<Self, Response> {
+        let visitor = request
+            .extensions()
+            .get::<Visitor>()
+            .cloned()
+            .ok_or_else(|| {
+                PageError::internal("no visitor: the guard did not run".into()).into_response()
+            })?;
+        let Form(fields) = Form::<Fields>::from_request(request, state)
+            .await
+            .map_err(IntoResponse::into_response)?;
+        match field(&fields, "csrf") {
+            Some(t) if same_secret(t, &visitor.csrf) => Ok(CsrfForm(fields)),
+            _ => Err(PageError::forbidden(
+                "the form's CSRF token is missing or from another session: reload the page and submit again".into(),
+            )
+            .into_response()),
+        }
     }
 }
 
@@ -109,9 +109,8 @@ pub async fn submit(
     State(app): State<Arc<App>>,
     Extension(visitor): Extension<Visitor>,
     Path((run, task, attempt)): Path<(i64, usize, usize)>,
-    Form(fields): Form<Fields>,
+    CsrfForm(fields): CsrfForm,
 ) -> Result<Response, PageError> {
-    check_csrf(&fields, &visitor)?;
     let annotator = visitor.annotator.clone().ok_or_else(|| {
         PageError::bad_request("give your name first: labels are stored under it".into())
     })?;
@@ -194,20 +193,17 @@ pub async fn queue(
 /// Remember the visitor's name (a cookie) and go back.
 pub async fn name(
     State(app): State<Arc<App>>,
-    Extension(visitor): Extension<Visitor>,
-    Form(fields): Form<Fields>,
+    CsrfForm(fields): CsrfForm,
 ) -> Result<Response, PageError> {
-    check_csrf(&fields, &visitor)?;
     if app.annotator.is_some() {
         return Err(PageError::forbidden(
             "this viewer labels under the name given by --annotator".into(),
         ));
     }
     let name = field(&fields, "name").unwrap_or("");
-    valid_name(name).map_err(PageError::bad_request)?;
-    // Only a path of this site: never a redirect elsewhere.
+    valid_annotator(name).map_err(PageError::bad_request)?;
     let back = field(&fields, "back")
-        .filter(|b| b.starts_with('/') && !b.starts_with("//") && !b.contains('\\'))
+        .filter(|b| own_path(b))
         .unwrap_or("/");
     Ok((
         StatusCode::SEE_OTHER,
@@ -220,19 +216,32 @@ pub async fn name(
         .into_response())
 }
 
+/// Whether `to` is a path of this site, and only that: visible ASCII, one
+/// leading slash (`//host` and `/\host` lead elsewhere), no scheme.
+fn own_path(to: &str) -> bool {
+    let bytes = to.as_bytes();
+    bytes.first() == Some(&b'/')
+        && !matches!(bytes.get(1), Some(b'/' | b'\\'))
+        && bytes.iter().all(|b| b.is_ascii_graphic())
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
 
     #[test]
-    fn names_are_checked() {
-        assert!(valid_name("ana").is_ok());
-        assert!(valid_name("Zoë O'Neil").is_ok());
-        assert!(valid_name("").is_err());
-        assert!(valid_name(" ana").is_err());
-        assert!(valid_name("a#2").is_err());
-        assert!(valid_name("a\u{1b}[31m").is_err());
-        assert!(valid_name(&"x".repeat(65)).is_err());
+    fn only_paths_of_this_site_are_gone_back_to() {
+        assert!(own_path("/runs/1/traces/0/0?queue=1"));
+        for elsewhere in [
+            "//evil.example/",
+            "/\\evil.example",
+            "/\t/evil.example",
+            "https://evil.example",
+            "",
+            "runs/1",
+        ] {
+            assert!(!own_path(elsewhere), "{elsewhere:?}");
+        }
     }
 
     #[test]

@@ -11,7 +11,7 @@ use std::process::ExitCode;
 use crucible::Error;
 use crucible::import::labels::{self, LabelLine, RunTraces};
 use crucible::scenario::diagnostic::Diagnostic;
-use crucible::store::{HUMAN_RATER_PREFIX, ModeAnnotation, TraceAnnotation};
+use crucible::store::{HUMAN_RATER_PREFIX, ModeAnnotation, TraceAnnotation, valid_annotator};
 
 use super::common::{StoredRun, open_existing};
 
@@ -58,13 +58,10 @@ pub enum Action {
 }
 
 /// A person's name, with or without its `human:` prefix.
-fn annotator_name(s: &str) -> Result<String, String> {
-    match s.strip_prefix(HUMAN_RATER_PREFIX).unwrap_or(s) {
-        name if name.trim().is_empty() => {
-            Err("expected the annotator's name, such as `alice`".into())
-        }
-        name => Ok(name.to_owned()),
-    }
+pub fn annotator_name(s: &str) -> Result<String, String> {
+    let name = s.strip_prefix(HUMAN_RATER_PREFIX).unwrap_or(s);
+    valid_annotator(name)?;
+    Ok(name.to_owned())
 }
 
 pub fn exec(Args { action }: Args) -> anyhow::Result<ExitCode> {

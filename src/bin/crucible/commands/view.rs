@@ -48,10 +48,12 @@ pub fn exec(args: Args) -> anyhow::Result<ExitCode> {
         Some(path) => JudgeFile::load(path).map_err(crucible::Error::Invalid)?,
         None => JudgeFile::mast(),
     };
-    if let Some(name) = &args.annotator {
-        crucible::view::check_annotator(name)
-            .map_err(|why| anyhow::anyhow!("--annotator `{name}`: {why}"))?;
-    }
+    let annotator = args
+        .annotator
+        .as_deref()
+        .map(super::labels::annotator_name)
+        .transpose()
+        .map_err(|why| anyhow::anyhow!("--annotator: {why}"))?;
     let token = args
         .token
         .map(|t| if t.is_empty() { random_token() } else { t });
@@ -61,7 +63,7 @@ pub fn exec(args: Args) -> anyhow::Result<ExitCode> {
         port: args.port,
         token,
         read_only: args.read_only,
-        annotator: args.annotator,
+        annotator,
         blind: args.blind,
         judge,
     };
