@@ -273,20 +273,6 @@ impl Store {
             )
             .map_err(self.err())
     }
-
-    /// `NoSuchRun` unless the database holds run `run_id`: so that a run
-    /// with no traces is not mistaken for one that does not exist.
-    fn require_run(&self, run_id: i64) -> Result<()> {
-        let found = self
-            .conn
-            .prepare_cached("SELECT 1 FROM runs WHERE id = ?1")
-            .and_then(|mut st| st.exists([run_id]))
-            .map_err(self.err())?;
-        match found {
-            true => Ok(()),
-            false => Err(self.no_such_run(run_id)),
-        }
-    }
 }
 
 #[cfg(test)]

@@ -201,16 +201,40 @@ impl Store {
     /// Every label of run `run_id` (of its task `task_id` only, when
     /// given), by trace, rater and label.
     pub fn labels(&self, run_id: i64, task_id: Option<&str>) -> Result<Vec<StoredLabel>> {
+        self.labels_where(
+            "run_id = ?1 AND (?2 IS NULL OR trace = ?2)",
+            params![run_id, task_id],
+        )
+    }
+
+    /// Every label of graph run `attempt` of task `task_index`, by rater and label.
+    pub fn trace_labels(
+        &self,
+        run_id: i64,
+        task_index: usize,
+        attempt: usize,
+    ) -> Result<Vec<StoredLabel>> {
+        self.labels_where(
+            "run_id = ?1 AND task_index = ?2 AND attempt = ?3",
+            params![run_id, task_index as i64, attempt as i64],
+        )
+    }
+
+    fn labels_where(
+        &self,
+        filter: &str,
+        params: &[&dyn rusqlite::ToSql],
+    ) -> Result<Vec<StoredLabel>> {
         let mut st = self
             .conn
-            .prepare(
+            .prepare(&format!(
                 "SELECT trace, task_index, attempt, source_id, mas_name, code, original, rater,
                         present, agent, turn, quote, evidence_verified, rationale
-                 FROM label_rows WHERE run_id = ?1 AND (?2 IS NULL OR trace = ?2)
-                 ORDER BY task_index, attempt, rater, code, original",
-            )
+                 FROM label_rows WHERE {filter}
+                 ORDER BY task_index, attempt, rater, code, original"
+            ))
             .map_err(self.err())?;
-        st.query_map(params![run_id, task_id], |r| {
+        st.query_map(params, |r| {
             Ok(StoredLabel {
                 trace: r.get(0)?,
                 task_index: r.get::<_, i64>(1)? as usize,

@@ -199,6 +199,19 @@ impl Store {
         }
     }
 
+    /// Fails with [`StoreError::NoSuchRun`] unless run `run_id` exists.
+    fn require_run(&self, run_id: i64) -> Result<()> {
+        let found = self
+            .conn
+            .prepare_cached("SELECT 1 FROM runs WHERE id = ?1")
+            .and_then(|mut st| st.exists([run_id]))
+            .map_err(self.err())?;
+        match found {
+            true => Ok(()),
+            false => Err(self.no_such_run(run_id)),
+        }
+    }
+
     fn err(&self) -> impl Fn(rusqlite::Error) -> StoreError + '_ {
         sqlite_err(&self.path)
     }

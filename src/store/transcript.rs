@@ -3,7 +3,7 @@
 
 use std::sync::Arc;
 
-use rusqlite::params;
+use rusqlite::{OptionalExtension, params};
 
 use super::{MessageRecord, Result, Store};
 
@@ -26,43 +26,59 @@ impl Store {
         let mut st = self
             .conn
             .prepare(
-                "SELECT g.attempt, g.ending, g.turns, g.final FROM graph_runs g
+                "SELECT g.task_index, g.attempt FROM graph_runs g
                  JOIN tasks t ON t.run_id = g.run_id AND t.task_index = g.task_index
                  WHERE g.run_id = ?1 AND t.task_id = ?2 ORDER BY g.attempt",
             )
             .map_err(self.err())?;
-        let mut runs: Vec<Transcript> = st
-            .query_map(params![run_id, task_id], |r| {
-                Ok(Transcript {
-                    attempt: r.get::<_, i64>(0)? as usize,
-                    ending: r.get(1)?,
-                    turns: r.get::<_, i64>(2)? as usize,
-                    final_message: r.get::<_, Option<i64>>(3)?.map(|m| m as usize),
-                    messages: Vec::new(),
-                    injected: Vec::new(),
-                })
-            })
+        let keys: Vec<(i64, i64)> = st
+            .query_map(params![run_id, task_id], |r| Ok((r.get(0)?, r.get(1)?)))
             .and_then(|rows| rows.collect())
             .map_err(self.err())?;
-        let mut st = self
+        let mut runs = Vec::with_capacity(keys.len());
+        for (task_index, attempt) in keys {
+            runs.extend(self.trace(run_id, task_index as usize, attempt as usize)?);
+        }
+        Ok(runs)
+    }
+
+    /// Graph run `attempt` of task `task_index` in run `run_id`, with its
+    /// messages in order and the failures injected into it.
+    pub fn trace(
+        &self,
+        run_id: i64,
+        task_index: usize,
+        attempt: usize,
+    ) -> Result<Option<Transcript>> {
+        let key = params![run_id, task_index as i64, attempt as i64];
+        let head = self
             .conn
-            .prepare(
-                "SELECT m.turn, m.node, m.sender, m.reply_to, m.receivers, m.summary, m.text
-                 FROM messages m JOIN tasks t ON t.run_id = m.run_id AND t.task_index = m.task_index
-                 WHERE m.run_id = ?1 AND t.task_id = ?2 AND m.attempt = ?3 ORDER BY m.position",
+            .prepare_cached(
+                "SELECT ending, turns, final FROM graph_runs
+                 WHERE run_id = ?1 AND task_index = ?2 AND attempt = ?3",
             )
+            .and_then(|mut st| {
+                st.query_row(key, |r| {
+                    Ok((
+                        r.get::<_, String>(0)?,
+                        r.get::<_, i64>(1)? as usize,
+                        r.get::<_, Option<i64>>(2)?.map(|m| m as usize),
+                    ))
+                })
+                .optional()
+            })
             .map_err(self.err())?;
-        let mut injected = self
+        let Some((ending, turns, final_message)) = head else {
+            return Ok(None);
+        };
+        let messages = self
             .conn
-            .prepare(
-                "SELECT f.position, f.mode, f.name
-                 FROM injected_failures f JOIN tasks t ON t.run_id = f.run_id AND t.task_index = f.task_index
-                 WHERE f.run_id = ?1 AND t.task_id = ?2 AND f.attempt = ?3 ORDER BY f.position",
+            .prepare_cached(
+                "SELECT turn, node, sender, reply_to, receivers, summary, text FROM messages
+                 WHERE run_id = ?1 AND task_index = ?2 AND attempt = ?3 ORDER BY position",
             )
-            .map_err(self.err())?;
-        for run in &mut runs {
-            run.messages = st
-                .query_map(params![run_id, task_id, run.attempt as i64], |r| {
+            .and_then(|mut st| {
+                st.query_map(key, |r| {
                     let receivers: String = r.get(4)?;
                     Ok(MessageRecord {
                         turn: r.get::<_, i64>(0)? as usize,
@@ -75,14 +91,28 @@ impl Store {
                     })
                 })
                 .and_then(|rows| rows.collect())
-                .map_err(self.err())?;
-            run.injected = injected
-                .query_map(params![run_id, task_id, run.attempt as i64], |r| {
+            })
+            .map_err(self.err())?;
+        let injected = self
+            .conn
+            .prepare_cached(
+                "SELECT position, mode, name FROM injected_failures
+                 WHERE run_id = ?1 AND task_index = ?2 AND attempt = ?3 ORDER BY position",
+            )
+            .and_then(|mut st| {
+                st.query_map(key, |r| {
                     Ok((r.get::<_, i64>(0)? as usize, r.get(1)?, r.get(2)?))
                 })
                 .and_then(|rows| rows.collect())
-                .map_err(self.err())?;
-        }
-        Ok(runs)
+            })
+            .map_err(self.err())?;
+        Ok(Some(Transcript {
+            attempt,
+            ending,
+            turns,
+            final_message,
+            messages,
+            injected,
+        }))
     }
 }

@@ -89,6 +89,28 @@ fn text(s: &str) -> Value {
     Value::Text(s.to_owned())
 }
 
+/// How many failure modes some rater (not the injected truth, not one
+/// repeat of a judge) found in the traces of task `{alias}.task_index` —
+/// of graph run `{alias}.attempt` only, when `per_trace`.
+fn modes_found(alias: &str, per_trace: bool) -> String {
+    let attempt = if per_trace {
+        format!(" AND l.attempt = {alias}.attempt")
+    } else {
+        String::new()
+    };
+    format!(
+        "(SELECT count(DISTINCT l.code) FROM labels l WHERE l.run_id = {alias}.run_id
+            AND l.task_index = {alias}.task_index{attempt} AND l.present = 1
+            AND l.rater <> 'injected' AND l.rater NOT LIKE '%#%')"
+    )
+}
+
+/// Whether graph run `g` answered right: its entry in the graph's pool
+/// (`pools.correct`, one byte per graph run); NULL without a pool row (an
+/// imported trace, an unfinished task).
+const GRAPH_RUN_CORRECT: &str = "(SELECT substr(p.correct, g.attempt + 1, 1) = x'01' FROM pools p
+    WHERE p.run_id = g.run_id AND p.task_index = g.task_index AND p.agent = 'graph')";
+
 /// Where a failure label comes from, for filtering.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum LabelSource {
@@ -204,6 +226,17 @@ pub struct RunRow {
     pub calls: i64,
     pub tokens: i64,
     pub cost_usd: f64,
+}
+
+/// A run as the pages under it name it: no counts, nothing read but its row.
+#[derive(Debug, Clone, serde::Serialize)]
+pub struct RunHead {
+    pub id: i64,
+    pub name: String,
+    pub kind: String,
+    pub status: String,
+    pub started_at: f64,
+    pub finished_at: Option<f64>,
 }
 
 /// A run's tasks' filters.
@@ -503,6 +536,29 @@ impl Store {
         Ok(self.page(rows, total, page))
     }
 
+    /// Run `run_id`'s name, kind and status.
+    pub fn run_head(&self, run_id: i64) -> Result<RunHead> {
+        self.conn
+            .prepare_cached(
+                "SELECT id, name, kind, status, started_at, finished_at FROM runs WHERE id = ?1",
+            )
+            .and_then(|mut st| {
+                st.query_row([run_id], |r| {
+                    Ok(RunHead {
+                        id: r.get(0)?,
+                        name: r.get(1)?,
+                        kind: r.get(2)?,
+                        status: r.get(3)?,
+                        started_at: r.get(4)?,
+                        finished_at: r.get(5)?,
+                    })
+                })
+                .optional()
+            })
+            .map_err(self.err())?
+            .ok_or_else(|| self.no_such_run(run_id))
+    }
+
     /// Run `run_id` as the run list shows it.
     pub fn run_row(&self, run_id: i64) -> Result<RunRow> {
         let q = RunQuery {
@@ -526,7 +582,7 @@ impl Store {
         q: &TaskQuery,
         page: PageRequest,
     ) -> Result<Page<TaskListRow>> {
-        self.run_summary_head(run_id)?;
+        self.require_run(run_id)?;
         let mut f = Filter::new("t.run_id = ?", Value::Integer(run_id));
         let (strategy, n) = q
             .outcome
@@ -574,9 +630,9 @@ impl Store {
                 (SELECT count(*) FROM samples s WHERE s.run_id = t.run_id AND s.task_index = t.task_index
                     AND s.correct = 1),
                 (SELECT count(*) FROM graph_runs g WHERE g.run_id = t.run_id AND g.task_index = t.task_index),
-                (SELECT count(DISTINCT l.code) FROM labels l WHERE l.run_id = t.run_id
-                    AND l.task_index = t.task_index AND l.present = 1 AND l.rater <> 'injected')
+                {}
              FROM tasks t WHERE {} ORDER BY t.task_index LIMIT ? OFFSET ?",
+            modes_found("t", false),
             f.sql()
         );
         let params = [strategy.clone(), n.clone(), strategy, n]
@@ -606,7 +662,7 @@ impl Store {
         q: &SampleQuery,
         page: PageRequest,
     ) -> Result<Page<SampleRow>> {
-        self.run_summary_head(run_id)?;
+        self.require_run(run_id)?;
         let mut f = Filter::new("s.run_id = ?", Value::Integer(run_id));
         if let Some(a) = &q.agent {
             f.and("s.agent = ?", [text(a)]);
@@ -698,15 +754,14 @@ impl Store {
             },
         )?;
         let graph_runs = self.rows(
-            "SELECT g.attempt, g.ending, g.turns,
-                (SELECT count(*) FROM messages m WHERE m.run_id = g.run_id AND m.task_index = g.task_index
-                    AND m.attempt = g.attempt),
-                (SELECT s.correct FROM samples s WHERE s.run_id = g.run_id AND s.task_index = g.task_index
-                    AND s.strategy = 'graph' AND s.sample_index = g.attempt LIMIT 1),
-                (SELECT count(DISTINCT l.code) FROM labels l WHERE l.run_id = g.run_id
-                    AND l.task_index = g.task_index AND l.attempt = g.attempt AND l.present = 1
-                    AND l.rater <> 'injected')
-             FROM graph_runs g WHERE g.run_id = ?1 AND g.task_index = ?2 ORDER BY g.attempt",
+            &format!(
+                "SELECT g.attempt, g.ending, g.turns,
+                    (SELECT count(*) FROM messages m WHERE m.run_id = g.run_id
+                        AND m.task_index = g.task_index AND m.attempt = g.attempt),
+                    {GRAPH_RUN_CORRECT}, {}
+                 FROM graph_runs g WHERE g.run_id = ?1 AND g.task_index = ?2 ORDER BY g.attempt",
+                modes_found("g", true)
+            ),
             key(),
             |r| {
                 Ok(GraphRunRow {
@@ -756,8 +811,9 @@ impl Store {
         )
     }
 
-    /// The calls made for task `task_index` of run `run_id`: its agents',
-    /// verifiers' and judges' (of graph run `attempt` only, when given).
+    /// The calls made for task `task_index` of run `run_id`, at most 500:
+    /// its agents' and verifiers' (of every graph run of the task), and its
+    /// failure judges' (of graph run `attempt` only, when given).
     pub fn task_calls(
         &self,
         run_id: i64,
@@ -768,12 +824,14 @@ impl Store {
             "SELECT c.id, c.role, c.agent, c.model, c.first_sample, c.n, c.status, c.latency_ms,
                 c.input_tokens + c.output_tokens
              FROM calls c WHERE c.run_id = ?1 AND c.task_index = ?2
-                AND (?3 IS NULL OR c.role <> 'judge' OR c.first_sample / 1024 = ?3)
+                AND (?3 IS NULL OR c.role <> 'judge' OR c.first_sample / ?4 = ?3)
              ORDER BY c.id LIMIT 500",
             [
                 Value::Integer(run_id),
                 Value::Integer(task_index as i64),
                 attempt.map_or(Value::Null, |a| Value::Integer(a as i64)),
+                // Judge call k of graph run a asks for sample a × MAX_REPEATS + k.
+                Value::Integer(crate::scenario::validator::MAX_REPEATS as i64),
             ],
             |r| {
                 Ok(CallListRow {
@@ -874,8 +932,8 @@ impl Store {
         only_different: bool,
         page: PageRequest,
     ) -> Result<(Page<CompareRow>, CompareCounts)> {
-        self.run_summary_head(a.run_id)?;
-        self.run_summary_head(b.run_id)?;
+        self.require_run(a.run_id)?;
+        self.require_run(b.run_id)?;
         let pair = "FROM tasks ta JOIN task_results ra ON ra.run_id = ta.run_id AND ra.task_index = ta.task_index
                     JOIN tasks tb ON tb.run_id = ?4 AND tb.task_id = ta.task_id
                     JOIN task_results rb ON rb.run_id = tb.run_id AND rb.task_index = tb.task_index
@@ -988,14 +1046,12 @@ impl Store {
     /// answer wrong), the most failure modes found in them first.
     pub fn worst_traces(&self, run_id: i64, limit: usize) -> Result<Vec<(usize, usize)>> {
         self.rows(
-            "SELECT g.task_index, g.attempt FROM graph_runs g
-             LEFT JOIN samples s ON s.run_id = g.run_id AND s.task_index = g.task_index
-                AND s.strategy = 'graph' AND s.sample_index = g.attempt
-             WHERE g.run_id = ?1 AND coalesce(s.correct, 0) = 0
-             ORDER BY (SELECT count(DISTINCT l.code) FROM labels l WHERE l.run_id = g.run_id
-                AND l.task_index = g.task_index AND l.attempt = g.attempt AND l.present = 1) DESC,
-                g.task_index, g.attempt
-             LIMIT ?2",
+            &format!(
+                "SELECT g.task_index, g.attempt FROM graph_runs g
+                 WHERE g.run_id = ?1 AND coalesce({GRAPH_RUN_CORRECT}, 0) = 0
+                 ORDER BY {} DESC, g.task_index, g.attempt LIMIT ?2",
+                modes_found("g", true)
+            ),
             [Value::Integer(run_id), Value::Integer(limit as i64)],
             |r| Ok((r.get::<_, i64>(0)? as usize, r.get::<_, i64>(1)? as usize)),
         )
@@ -1019,15 +1075,6 @@ impl Store {
             [Value::Integer(run_id)],
             |r| r.get(0),
         )
-    }
-
-    /// Fails with [`super::StoreError::NoSuchRun`] unless run `run_id` exists.
-    fn run_summary_head(&self, run_id: i64) -> Result<()> {
-        self.conn
-            .query_row("SELECT 1 FROM runs WHERE id = ?1", [run_id], |_| Ok(()))
-            .optional()
-            .map_err(self.err())?
-            .ok_or_else(|| self.no_such_run(run_id))
     }
 
     fn count(&self, sql: &str, params: &[Value]) -> Result<u64> {

@@ -90,6 +90,9 @@ pub(crate) struct App {
 pub(crate) struct Visitor {
     pub csrf: String,
     pub annotator: Option<String>,
+    /// The viewer is blind (`--blind`): no page shows what judges or other
+    /// people found, but a trace's own once the visitor has labelled it.
+    pub blind: bool,
 }
 
 /// Shortest token `--token` accepts.
@@ -468,6 +471,7 @@ fn admit(app: &App, request: &Request) -> Result<(Visitor, Vec<String>), Respons
     let visitor = Visitor {
         csrf: app.csrf_for(&session),
         annotator,
+        blind: app.blind,
     };
     Ok((visitor, set_cookies))
 }

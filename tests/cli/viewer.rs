@@ -281,8 +281,39 @@ fn blind_mode_hides_verdicts_and_other_labels_until_the_annotator_has_labelled()
         .ok();
     let viewer = Viewer::start(&db, &["--annotator", "bo", "--blind"]);
     let b = Browser::start();
+    // No page tells what judges or people found: no failure tables, no
+    // counts of modes found, no filter by them, no judge's call.
+    b.goto(&viewer.page("/runs/1"));
+    b.wait_for("#tasks", WAIT);
+    assert_eq!(
+        count(&b, "#mode-rates, #agreement-pairs, select[name=mode]"),
+        0
+    );
+    assert!(!b.source().contains("modes found"));
+    b.goto(&viewer.page(&format!("/runs/1/tasks/{}", trace.0)));
+    b.wait_for("#graph-runs", WAIT);
+    assert!(!b.source().contains("modes found"));
+    let host = viewer.host().to_owned();
+    assert_eq!(get(&host, "/runs/1?mode=FM-1.3", "").status, 403);
+    let judge_call: i64 = query(
+        &db,
+        &format!(
+            "SELECT min(id) FROM calls WHERE role = 'judge' AND task_index = {} AND first_sample / 1024 = {}",
+            trace.0, trace.1
+        ),
+    );
+    let judge_page = format!("/calls/{judge_call}");
+    assert_eq!(
+        get(&host, &judge_page, "").status,
+        403,
+        "a judge's reading before the trace is labelled"
+    );
     b.goto(&viewer.page(&format!("/runs/1/traces/{}/{}", trace.0, trace.1)));
     b.wait_for("#blind-note", WAIT);
+    assert!(
+        !b.source().contains(&format!("href=\"{judge_page}\"")),
+        "a judge's call listed"
+    );
     assert_eq!(count(&b, ".verdict"), 0);
     assert_eq!(count(&b, ".injected"), 0);
     assert_eq!(count(&b, "#label-matrix"), 0);
@@ -296,6 +327,12 @@ fn blind_mode_hides_verdicts_and_other_labels_until_the_annotator_has_labelled()
     assert_eq!(count(&b, "#blind-note"), 0);
     assert_eq!(count(&b, ".verdict"), verdicts(&db, trace));
     assert!(b.source().contains("human:cy"));
+    assert!(
+        b.source().contains(&format!("href=\"{judge_page}\"")),
+        "the judge's call, once labelled"
+    );
+    b.goto(&viewer.page(&judge_page));
+    b.wait_for("#call-facts", WAIT);
     assert_eq!(
         table_rows(
             &db,
@@ -829,6 +866,8 @@ fn every_lists_filters_count_what_sql_counts() {
     for (path, sql) in cases {
         let expected: i64 = query(&db, sql);
         assert_eq!(listed(&host, path), expected, "{path}");
+        // A filter that lets nothing through tests little.
+        assert!(expected > 0 || sql == "SELECT 0", "{path}: nothing to list");
     }
     assert!(
         query::<i64>(
@@ -841,9 +880,14 @@ fn every_lists_filters_count_what_sql_counts() {
         ("/runs/1?correct=perhaps", "`correct` must be yes or no"),
         ("/runs/1/samples?page=two", "`page` must be a whole number"),
         (
-            "/runs/1?source=oracle",
+            "/runs/1?mode=FM-1.3&source=oracle",
             "`source` must be judged, annotated or injected",
         ),
+        (
+            "/runs/1?source=judged",
+            "`source=judged` filters a failure `mode`",
+        ),
+        ("/runs/1/samples?mode=FM-9.9", "no failure mode `FM-9.9`"),
         ("/?sort=colour", "cannot sort runs by `colour`"),
     ] {
         let r = get(&host, path, "");

@@ -168,12 +168,11 @@ pub async fn queue(
             json!({"run_id": run, "needs_name": true, "back": format!("/runs/{run}/queue")});
         return Ok(render("queue.html", &visitor, "labelling queue", context)?.into_response());
     };
-    let (next, progress, head) = app
+    let (next, progress) = app
         .read(move |store| {
             Ok((
                 store.next_unannotated(run, &annotator, after)?,
                 store.annotation_progress(run, &annotator)?,
-                store.run_row(run)?,
             ))
         })
         .await?;
@@ -183,8 +182,7 @@ pub async fn queue(
         ))
         .into_response()),
         None => {
-            let context =
-                json!({"run": head, "run_id": run, "progress": progress, "needs_name": false});
+            let context = json!({"run_id": run, "progress": progress, "needs_name": false});
             Ok(render("queue.html", &visitor, "labelling queue", context)?.into_response())
         }
     }

@@ -32,8 +32,8 @@ pub async fn page(
     let page_request = params.page()?;
     let context = app
         .read(move |store| {
-            let run_a = store.run_row(a)?;
-            let run_b = store.run_row(b)?;
+            let run_a = store.run_head(a)?;
+            let run_b = store.run_head(b)?;
             let choices_a = store.outcome_choices(a)?;
             let choices_b = store.outcome_choices(b)?;
             let side_a = side(a, sa.as_deref(), &choices_a, None)?;

@@ -18,7 +18,8 @@ use axum::http::StatusCode;
 use axum::response::{Html, IntoResponse, Response};
 use serde_json::{Value, json};
 
-use crate::store::{LabelSource, ModeFilter, PageRequest, SampleQuery, StoreError};
+use crate::scenario::judge_file::JudgeFile;
+use crate::store::{CallListRow, LabelSource, ModeFilter, PageRequest, SampleQuery, StoreError};
 
 use super::html;
 use super::server::Visitor;
@@ -151,8 +152,40 @@ impl Params {
         })
     }
 
-    /// The failure-mode filter: `mode` (a code) and who found it, `source`.
-    pub fn mode_filter(&self) -> Result<Option<ModeFilter>, PageError> {
+    /// The failure-mode filter: `mode` (a code of `judge`) and who found
+    /// it, `source`; refused to a blind viewer, where it would tell which
+    /// traces judges flagged.
+    pub fn mode_filter(
+        &self,
+        judge: &JudgeFile,
+        blind: bool,
+    ) -> Result<Option<ModeFilter>, PageError> {
+        let Some(code) = self.text("mode") else {
+            if let Some(s) = self.text("source") {
+                return Err(PageError::bad_request(format!(
+                    "`source={s}` filters a failure `mode`; give one"
+                )));
+            }
+            return Ok(None);
+        };
+        if blind {
+            return Err(PageError::forbidden(
+                "this viewer is blind (--blind): it does not filter by what judges or people found"
+                    .into(),
+            ));
+        }
+        if !judge.modes.iter().any(|m| m.code == code) {
+            return Err(PageError::bad_request(format!(
+                "no failure mode `{code}` in judge {}: use one of {}",
+                judge.name,
+                judge
+                    .modes
+                    .iter()
+                    .map(|m| m.code.as_str())
+                    .collect::<Vec<_>>()
+                    .join(", ")
+            )));
+        }
         let source = self
             .text("source")
             .map(|s| {
@@ -163,11 +196,16 @@ impl Params {
                 })
             })
             .transpose()?;
-        Ok(self.text("mode").map(|code| ModeFilter { code, source }))
+        Ok(Some(ModeFilter { code, source }))
     }
 
     /// A sample list's filters (of task `task_index` only, when given).
-    pub fn sample_query(&self, task_index: Option<usize>) -> Result<SampleQuery, PageError> {
+    pub fn sample_query(
+        &self,
+        task_index: Option<usize>,
+        judge: &JudgeFile,
+        blind: bool,
+    ) -> Result<SampleQuery, PageError> {
         Ok(SampleQuery {
             agent: self.text("agent"),
             correct: self.flag("correct")?,
@@ -177,7 +215,7 @@ impl Params {
                 None => self.number("task")?,
             },
             search: self.text("q"),
-            mode: self.mode_filter()?,
+            mode: self.mode_filter(judge, blind)?,
         })
     }
 
@@ -221,8 +259,17 @@ fn query_encode(s: &str) -> String {
         .collect()
 }
 
+/// A call list as a viewer may see it: a blind one lists no failure
+/// judge's call (its reply is a verdict).
+pub fn visible_calls(calls: Vec<CallListRow>, blind: bool) -> Vec<CallListRow> {
+    calls
+        .into_iter()
+        .filter(|c| !blind || c.role != "judge")
+        .collect()
+}
+
 /// The failure modes a filter offers: the judge file's, in its order.
-pub fn mode_choices(judge: &crate::scenario::judge_file::JudgeFile) -> Value {
+pub fn mode_choices(judge: &JudgeFile) -> Value {
     judge
         .modes
         .iter()
@@ -241,6 +288,7 @@ pub fn render(
         map.insert("title".into(), json!(title));
         map.insert("csrf".into(), json!(visitor.csrf));
         map.insert("annotator".into(), json!(visitor.annotator));
+        map.insert("blind_viewer".into(), json!(visitor.blind));
     }
     Ok(Html(html::render(template, context)?))
 }

@@ -31,11 +31,12 @@ pub async fn page(
     Query(query): Query<HashMap<String, String>>,
 ) -> Result<Html<String>, PageError> {
     let params = Params(query);
-    let tasks = task_query(&params)?;
+    let tasks = task_query(&params, &app.judge, visitor.blind)?;
     let page_request = params.page()?;
     let rater = params.text("rater");
     let reader = app.clone();
     let annotator = visitor.annotator.clone();
+    let blind = visitor.blind;
     let (context, title) = app
         .read(move |store| {
             let head = store.run_row(run)?;
@@ -53,7 +54,12 @@ pub async fn page(
             }
             let task_page = store.task_page(run, &tasks, page_request)?;
             let source = store.run_source(run)?;
-            let failures = failures(store, &reader.judge, run, rater.as_deref())?;
+            // A blind viewer shows no judge's or person's findings.
+            let failures = if blind {
+                Value::Null
+            } else {
+                failures(store, &reader.judge, run, rater.as_deref())?
+            };
             let progress = annotator
                 .as_deref()
                 .map(|a| store.annotation_progress(run, a))
@@ -83,7 +89,7 @@ pub async fn page(
 }
 
 /// The task list's filters from the query.
-fn task_query(params: &Params) -> Result<TaskQuery, PageError> {
+fn task_query(params: &Params, judge: &JudgeFile, blind: bool) -> Result<TaskQuery, PageError> {
     let outcome = params
         .text("outcome")
         .map(|o| {
@@ -99,7 +105,7 @@ fn task_query(params: &Params) -> Result<TaskQuery, PageError> {
         correct: params.flag("correct")?,
         outcome,
         agent: params.text("agent"),
-        mode: params.mode_filter()?,
+        mode: params.mode_filter(judge, blind)?,
     })
 }
 

@@ -19,12 +19,12 @@ pub async fn page(
     Query(query): Query<HashMap<String, String>>,
 ) -> Result<Html<String>, PageError> {
     let params = Params(query);
-    let q = params.sample_query(None)?;
+    let q = params.sample_query(None, &app.judge, visitor.blind)?;
     let page_request = params.page()?;
     let reader = app.clone();
     let context = app
         .read(move |store| {
-            let head = store.run_row(run)?;
+            let head = store.run_head(run)?;
             let samples = store.sample_page(run, &q, page_request)?;
             Ok(json!({
                 "run": head,

@@ -10,7 +10,7 @@ use axum::response::Html;
 use serde_json::json;
 
 use super::super::server::{App, Visitor};
-use super::{PageError, Params, pager, render};
+use super::{PageError, Params, pager, render, visible_calls};
 
 pub async fn page(
     State(app): State<Arc<App>>,
@@ -19,11 +19,12 @@ pub async fn page(
     Query(query): Query<HashMap<String, String>>,
 ) -> Result<Html<String>, PageError> {
     let params = Params(query);
-    let q = params.sample_query(Some(task))?;
+    let q = params.sample_query(Some(task), &app.judge, visitor.blind)?;
     let page_request = params.page()?;
+    let blind = visitor.blind;
     let context = app
         .read(move |store| {
-            let head = store.run_row(run)?;
+            let head = store.run_head(run)?;
             let detail = store.task_detail(run, task)?.ok_or_else(|| {
                 PageError::not_found(format!("run {run} has no task at index {task}"))
             })?;
@@ -35,7 +36,7 @@ pub async fn page(
                 "pager": pager(&samples, &format!("/runs/{run}/tasks/{task}"), &params),
                 "query": params.values(),
                 "agents": store.run_agents(run)?,
-                "calls": store.task_calls(run, task, None)?,
+                "calls": visible_calls(store.task_calls(run, task, None)?, blind),
             }))
         })
         .await?;

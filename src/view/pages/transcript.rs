@@ -21,7 +21,7 @@ use crate::scenario::judge_file::JudgeFile;
 use crate::store::{HUMAN_RATER_PREFIX, Store, StoredLabel, TRUTH_RATER};
 
 use super::super::server::{App, Visitor};
-use super::{PageError, Params, render};
+use super::{PageError, Params, render, visible_calls};
 
 pub async fn page(
     State(app): State<Arc<App>>,
@@ -47,7 +47,6 @@ pub async fn page(
             context["queue"] = json!(queue);
             context["saved"] = json!(saved);
             context["writable"] = json!(reader.writer.is_some());
-            context["fixed_annotator"] = json!(reader.annotator.is_some());
             Ok(context)
         })
         .await?;
@@ -70,19 +69,15 @@ pub(crate) fn trace_context(
     me: Option<&str>,
     blind: bool,
 ) -> Result<Value, PageError> {
-    let head = store.run_row(run)?;
+    let head = store.run_head(run)?;
     let detail = store
         .task_detail(run, task)?
         .ok_or_else(|| PageError::not_found(format!("run {run} has no task at index {task}")))?;
-    let trace = store
-        .transcript(run, &detail.task_id)?
-        .into_iter()
-        .find(|t| t.attempt == attempt)
-        .ok_or_else(|| {
-            PageError::not_found(format!(
-                "task {task} of run {run} has no graph run {attempt}"
-            ))
-        })?;
+    let trace = store.trace(run, task, attempt)?.ok_or_else(|| {
+        PageError::not_found(format!(
+            "task {task} of run {run} has no graph run {attempt}"
+        ))
+    })?;
     let history = store.annotations(run, task, attempt)?;
     let mine: Vec<_> = history
         .iter()
@@ -91,9 +86,9 @@ pub(crate) fn trace_context(
     let blind = blind && mine.is_empty();
     let my_rater = me.map(|m| format!("{HUMAN_RATER_PREFIX}{m}"));
     let labels: Vec<StoredLabel> = store
-        .labels(run, Some(&detail.task_id))?
+        .trace_labels(run, task, attempt)?
         .into_iter()
-        .filter(|l| l.attempt == attempt && !l.rater.contains('#'))
+        .filter(|l| !l.rater.contains('#'))
         .filter(|l| !blind || Some(&l.rater) == my_rater.as_ref())
         .collect();
     // The visitor's latest label of each mode fills the form.
@@ -178,7 +173,7 @@ pub(crate) fn trace_context(
         "latest": latest,
         "modes": judge.modes.iter().map(|m| json!({"code": m.code, "name": m.name, "definition": m.definition})).collect::<Vec<_>>(),
         "agents": agents,
-        "calls": store.task_calls(run, task, Some(attempt))?,
+        "calls": visible_calls(store.task_calls(run, task, Some(attempt))?, blind),
     }))
 }
 
