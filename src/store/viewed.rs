@@ -26,19 +26,35 @@ impl<T> Page<T> {
     }
 }
 
+/// Most rows a page may have.
+pub const MAX_PER_PAGE: u64 = 1000;
+
 /// Which page of a list, and how long pages are.
 #[derive(Debug, Clone, Copy)]
 pub struct PageRequest {
+    /// 0-based.
     pub page: u64,
     pub per_page: u64,
 }
 
 impl PageRequest {
+    /// Page `page` (0-based) of `per_page` rows, 1 to [`MAX_PER_PAGE`].
+    pub fn new(page: u64, per_page: u64) -> PageRequest {
+        PageRequest {
+            page,
+            per_page: per_page.clamp(1, MAX_PER_PAGE),
+        }
+    }
+
+    /// The first row's place in the whole list, 0-based.
+    pub fn offset(&self) -> u64 {
+        self.page.saturating_mul(self.per_page)
+    }
+
     fn limit(&self) -> [Value; 2] {
-        let per = self.per_page.clamp(1, 1000);
         [
-            Value::Integer(per as i64),
-            Value::Integer((self.page.saturating_mul(per)).min(i64::MAX as u64) as i64),
+            Value::Integer(self.per_page as i64),
+            Value::Integer(self.offset().min(i64::MAX as u64) as i64),
         ]
     }
 }
@@ -1101,7 +1117,7 @@ impl Store {
             rows,
             total,
             page: page.page,
-            per_page: page.per_page.clamp(1, 1000),
+            per_page: page.per_page,
         }
     }
 }

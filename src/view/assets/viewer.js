@@ -13,15 +13,20 @@
     rows.forEach((r, j) => r.classList.toggle("current", j === current));
     rows[current].scrollIntoView({ block: "nearest" });
   }
-  rows.forEach((r, i) => r.addEventListener("click", () => focusRow(i)));
+  rows.forEach((r, i) => {
+    r.addEventListener("click", () => focusRow(i));
+    r.addEventListener("focusin", () => focusRow(i));
+  });
   focusRow(0);
   // Keys act unless a text field has the focus (where they are typing).
   document.addEventListener("keydown", (e) => {
     if (e.ctrlKey || e.metaKey || e.altKey) return;
     const t = e.target;
-    const typing = t && (t.tagName === "TEXTAREA" || t.tagName === "SELECT" ||
-      (t.tagName === "INPUT" && t.type !== "radio" && t.type !== "checkbox"));
-    if (typing) return;
+    // Keys are the form's only on the page itself and its radios: a text
+    // field, a select, a link or a button keeps its own.
+    const own = t === document.body || t === document.documentElement ||
+      (t.tagName === "INPUT" && t.type === "radio") || rows.includes(t);
+    if (!own) return;
     const radios = rows.length ? rows[current].querySelectorAll("input[type=radio]") : [];
     if (e.key === "j") { focusRow(current + 1); e.preventDefault(); }
     else if (e.key === "k") { focusRow(current - 1); e.preventDefault(); }
@@ -31,8 +36,14 @@
     } else if (e.key === "0") {
       const clear = Array.from(radios).find((r) => r.value === "");
       if (clear) { clear.checked = true; e.preventDefault(); }
-    } else if (e.key === "Enter") { e.preventDefault(); form.requestSubmit(); }
-    else if (e.key === "s") { e.preventDefault(); window.location.assign(form.dataset.skip); }
+    } else if (e.key === "Enter") {
+      e.preventDefault();
+      // Held down, Enter submits once.
+      if (!e.repeat) form.requestSubmit();
+    } else if (e.key === "s" && form.dataset.skip) {
+      e.preventDefault();
+      window.location.assign(form.dataset.skip);
+    }
   });
 })();
 

@@ -146,10 +146,10 @@ impl Params {
     /// `page` (1-based in the address, as people count) and `per_page`.
     pub fn page(&self) -> Result<PageRequest, PageError> {
         let page: u64 = self.number("page")?.unwrap_or(1);
-        Ok(PageRequest {
-            page: page.saturating_sub(1),
-            per_page: self.number("per_page")?.unwrap_or(PER_PAGE).clamp(1, 1000),
-        })
+        Ok(PageRequest::new(
+            page.saturating_sub(1),
+            self.number("per_page")?.unwrap_or(PER_PAGE),
+        ))
     }
 
     /// The failure-mode filter: `mode` (a code of `judge`) and who found
@@ -296,17 +296,23 @@ pub fn render(
 /// What the pagination bar shows: the page (1-based), pages, rows, and
 /// links to the first, previous, next and last pages of `path`.
 pub fn pager<T>(page: &crate::store::Page<T>, path: &str, params: &Params) -> Value {
-    let (at, pages) = (page.page + 1, page.pages());
+    let (at, pages) = (page.page.saturating_add(1), page.pages());
     let link = |p: u64| params.link(path, "page", Some(&p.to_string()));
+    let start = page.page.saturating_mul(page.per_page);
+    // A page past the end shows no rows, and links back into the list.
+    let (first_row, last_row) = match page.rows.len() as u64 {
+        0 => (0, 0),
+        n => (start + 1, start + n),
+    };
     json!({
         "page": at,
         "pages": pages,
         "total": page.total,
-        "first_row": (page.page * page.per_page + 1).min(page.total),
-        "last_row": page.page * page.per_page + page.rows.len() as u64,
+        "first_row": first_row,
+        "last_row": last_row,
         "first": (at > 1).then(|| link(1)),
-        "prev": (at > 1).then(|| link(at - 1)),
+        "prev": (at > 1).then(|| link((at - 1).min(pages))),
         "next": (at < pages).then(|| link(at + 1)),
-        "last": (at < pages).then(|| link(pages)),
+        "last": (at != pages).then(|| link(pages)),
     })
 }

@@ -52,6 +52,11 @@ pub async fn page(
                     .and_then(|(s, _)| outcomes.iter().filter(|(t, _)| t == s).max_by_key(|(_, n)| *n))
                     .cloned();
             }
+            if tasks.correct.is_some() && tasks.outcome.is_none() {
+                return Err(PageError::bad_request(format!(
+                    "`correct` filters tasks by a strategy's choice, and run {run} has no strategy outcomes"
+                )));
+            }
             let task_page = store.task_page(run, &tasks, page_request)?;
             let source = store.run_source(run)?;
             // A blind viewer shows no judge's or person's findings.

@@ -52,7 +52,8 @@ pub async fn page(
     let sort_links: HashMap<&str, String> = ["id", "name", "started", "samples", "cost"]
         .into_iter()
         .map(|col| {
-            let flip = params.text("sort").as_deref() == Some(col)
+            // The column sorted by now (id by default, newest first) flips.
+            let flip = params.text("sort").as_deref().unwrap_or("id") == col
                 && params.text("order").as_deref() != Some("asc");
             let with_sort = Params(
                 params
