@@ -255,6 +255,61 @@ pub struct RunHead {
     pub finished_at: Option<f64>,
 }
 
+/// A strategy at one n: whose choices a task list or a comparison shows.
+/// Written `STRATEGY@N` in addresses and forms.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Outcome {
+    pub strategy: String,
+    pub n: usize,
+}
+
+impl Outcome {
+    /// `STRATEGY@N`, or `None`.
+    pub fn parse(text: &str) -> Option<Outcome> {
+        let (strategy, n) = text.rsplit_once('@')?;
+        Some(Outcome {
+            strategy: strategy.to_owned(),
+            n: n.parse().ok()?,
+        })
+    }
+
+    /// Of a run's `choices` (its summary's order), the one a page shows
+    /// unless asked: the first strategy at its largest n, then the other
+    /// strategies at theirs, then every other n, largest first — skipping
+    /// `avoid` (the other side of a run compared with itself).
+    pub fn preferred<'a>(choices: &'a [Outcome], avoid: Option<&Outcome>) -> Option<&'a Outcome> {
+        let first_row = |o: &Outcome| choices.iter().position(|c| c.strategy == o.strategy);
+        let largest = |o: &Outcome| {
+            choices
+                .iter()
+                .filter(|c| c.strategy == o.strategy)
+                .map(|c| c.n)
+                .max()
+        };
+        let mut ranked: Vec<&Outcome> = choices.iter().collect();
+        ranked.sort_by_key(|o| {
+            (
+                Some(o.n) != largest(o),
+                first_row(o),
+                std::cmp::Reverse(o.n),
+            )
+        });
+        ranked.into_iter().find(|o| Some(*o) != avoid)
+    }
+}
+
+impl std::fmt::Display for Outcome {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{}@{}", self.strategy, self.n)
+    }
+}
+
+impl serde::Serialize for Outcome {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> std::result::Result<S::Ok, S::Error> {
+        s.collect_str(self)
+    }
+}
+
 /// A run's tasks' filters.
 #[derive(Debug, Clone, Default)]
 pub struct TaskQuery {
@@ -263,7 +318,7 @@ pub struct TaskQuery {
     /// Whether `outcome`'s choice was right.
     pub correct: Option<bool>,
     /// The strategy and n whose choice each task shows.
-    pub outcome: Option<(String, usize)>,
+    pub outcome: Option<Outcome>,
     /// Tasks some sample of this agent answered (or a graph message of it).
     pub agent: Option<String>,
     pub mode: Option<ModeFilter>,
@@ -461,8 +516,7 @@ pub struct CompareCounts {
 #[derive(Debug, Clone)]
 pub struct Side {
     pub run_id: i64,
-    pub strategy: String,
-    pub n: usize,
+    pub outcome: Outcome,
 }
 
 /// How far a live run has got.
@@ -600,12 +654,9 @@ impl Store {
     ) -> Result<Page<TaskListRow>> {
         self.require_run(run_id)?;
         let mut f = Filter::new("t.run_id = ?", Value::Integer(run_id));
-        let (strategy, n) = q
-            .outcome
-            .clone()
-            .map_or((Value::Null, Value::Null), |(s, n)| {
-                (Value::Text(s), Value::Integer(n as i64))
-            });
+        let (strategy, n) = q.outcome.as_ref().map_or((Value::Null, Value::Null), |o| {
+            (text(&o.strategy), Value::Integer(o.n as i64))
+        });
         if let Some(s) = &q.search {
             f.and(
                 "(t.task_id LIKE ? ESCAPE '\\' OR t.inputs LIKE ? ESCAPE '\\')",
@@ -930,11 +981,16 @@ impl Store {
     }
 
     /// The (strategy, n) pairs of a run's summary, in its order.
-    pub fn outcome_choices(&self, run_id: i64) -> Result<Vec<(String, usize)>> {
+    pub fn outcome_choices(&self, run_id: i64) -> Result<Vec<Outcome>> {
         self.rows(
             "SELECT strategy, n FROM results WHERE run_id = ?1 ORDER BY rowid",
             [Value::Integer(run_id)],
-            |r| Ok((r.get(0)?, r.get::<_, i64>(1)? as usize)),
+            |r| {
+                Ok(Outcome {
+                    strategy: r.get(0)?,
+                    n: r.get::<_, i64>(1)? as usize,
+                })
+            },
         )
     }
 
@@ -957,11 +1013,11 @@ impl Store {
         let sides = || {
             [
                 Value::Integer(a.run_id),
-                text(&a.strategy),
-                Value::Integer(a.n as i64),
+                text(&a.outcome.strategy),
+                Value::Integer(a.outcome.n as i64),
                 Value::Integer(b.run_id),
-                text(&b.strategy),
-                Value::Integer(b.n as i64),
+                text(&b.outcome.strategy),
+                Value::Integer(b.outcome.n as i64),
             ]
         };
         let mut counts = CompareCounts::default();
@@ -1152,6 +1208,32 @@ fn sample_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<SampleRow> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn the_preferred_outcome_is_the_first_strategy_at_its_largest_n() {
+        let o = |s: &str, n| Outcome {
+            strategy: s.into(),
+            n,
+        };
+        let choices = [o("vote", 1), o("vote", 8), o("best", 1), o("best", 4)];
+        assert_eq!(Outcome::preferred(&choices, None), Some(&o("vote", 8)));
+        assert_eq!(
+            Outcome::preferred(&choices, Some(&o("vote", 8))),
+            Some(&o("best", 4))
+        );
+        assert_eq!(
+            Outcome::preferred(&choices[..2], Some(&o("vote", 8))),
+            Some(&o("vote", 1))
+        );
+        assert_eq!(Outcome::preferred(&[], None), None);
+        assert_eq!(Outcome::parse("best_of_n@16"), Some(o("best_of_n", 16)));
+        assert_eq!(
+            Outcome::parse("a@b@2").map(|o| o.strategy),
+            Some("a@b".into())
+        );
+        assert_eq!(Outcome::parse("vote"), None);
+        assert_eq!(o("vote", 8).to_string(), "vote@8");
+    }
 
     #[test]
     fn like_patterns_take_the_users_wildcards_literally() {

@@ -430,9 +430,9 @@ fn two_runs_compare_task_by_task_with_the_differences_first() {
     // One run against itself compares two of its strategies' choices.
     b.goto(&viewer.page("/compare?a=1"));
     b.wait_for("#compare-counts", WAIT);
-    let sides = b.text("main > p");
+    let sides = b.text("#sides");
     assert!(
-        sides.contains("at n = 4") && sides.contains("at n = 1"),
+        sides.contains("self_consistency@4") && sides.contains("self_consistency@1"),
         "{sides}"
     );
 }

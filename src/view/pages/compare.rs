@@ -10,7 +10,7 @@ use axum::extract::{Query, State};
 use axum::response::Html;
 use serde_json::json;
 
-use crate::store::Side;
+use crate::store::{Outcome, Side};
 
 use super::super::server::{App, Visitor};
 use super::{PageError, Params, pager, render};
@@ -38,13 +38,14 @@ pub async fn page(
             let choices_b = store.outcome_choices(b)?;
             let side_a = side(a, sa.as_deref(), &choices_a, None)?;
             // One run against itself compares two of its strategies.
-            let avoid = (a == b).then_some((side_a.strategy.as_str(), side_a.n));
-            let side_b = side(b, sb.as_deref().or(sa.as_deref().filter(|_| a != b)), &choices_b, avoid)?;
-            let (rows, counts) = store.compare_page(&side_a, &side_b, only_different, page_request)?;
-            let label = |c: &[(String, usize)]| c.iter().map(|(s, n)| format!("{s}@{n}")).collect::<Vec<_>>();
+            let avoid = (a == b).then_some(&side_a.outcome);
+            let asked_b = sb.as_deref().or(sa.as_deref().filter(|_| a != b));
+            let side_b = side(b, asked_b, &choices_b, avoid)?;
+            let (rows, counts) =
+                store.compare_page(&side_a, &side_b, only_different, page_request)?;
             Ok(json!({
-                "a": {"run": run_a, "strategy": side_a.strategy, "n": side_a.n, "choices": label(&choices_a)},
-                "b": {"run": run_b, "strategy": side_b.strategy, "n": side_b.n, "choices": label(&choices_b)},
+                "a": {"run": run_a, "outcome": side_a.outcome, "choices": choices_a},
+                "b": {"run": run_b, "outcome": side_b.outcome, "choices": choices_b},
                 "rows": rows.rows,
                 "mcnemar_p": crate::stats::paired::mcnemar_exact(counts.only_a, counts.only_b),
                 "counts": counts,
@@ -62,57 +63,30 @@ pub async fn page(
     )
 }
 
-/// The side of run `run` that `asked` (STRATEGY@N) names, else the first
-/// strategy of its summary at its largest n — other than `avoid`, the
-/// other side of a run compared with itself.
+/// The side of run `run` that `asked` (STRATEGY@N) names, else its
+/// [`Outcome::preferred`] one other than `avoid`.
 fn side(
     run: i64,
     asked: Option<&str>,
-    choices: &[(String, usize)],
-    avoid: Option<(&str, usize)>,
+    choices: &[Outcome],
+    avoid: Option<&Outcome>,
 ) -> Result<Side, PageError> {
-    if let Some(asked) = asked {
-        let found = asked
-            .rsplit_once('@')
-            .and_then(|(s, n)| Some((s, n.parse::<usize>().ok()?)))
-            .filter(|(s, n)| choices.iter().any(|(t, m)| t == s && m == n));
-        return match found {
-            Some((s, n)) => Ok(Side {
-                run_id: run,
-                strategy: s.to_owned(),
-                n,
-            }),
-            None => Err(PageError::not_found(format!(
-                "run {run} has no strategy outcome `{asked}`; it has: {}",
-                choices
-                    .iter()
-                    .map(|(s, n)| format!("{s}@{n}"))
-                    .collect::<Vec<_>>()
-                    .join(", ")
-            ))),
-        };
-    }
-    // Each strategy at its largest n first, then every other n, largest first.
-    let mut candidates: Vec<(&str, usize)> =
-        choices.iter().map(|(s, n)| (s.as_str(), *n)).collect();
-    let first_row = |s: &str| choices.iter().position(|(t, _)| t == s);
-    let largest = |s: &str| {
-        choices
-            .iter()
-            .filter(|(t, _)| t == s)
-            .map(|(_, n)| *n)
-            .max()
-    };
-    candidates.sort_by_key(|&(s, n)| (Some(n) != largest(s), first_row(s), std::cmp::Reverse(n)));
-    candidates
-        .into_iter()
-        .find(|c| Some(*c) != avoid)
-        .map(|(s, n)| Side {
-            run_id: run,
-            strategy: s.to_owned(),
-            n,
-        })
-        .ok_or_else(|| {
+    let outcome = match asked {
+        Some(asked) => Outcome::parse(asked)
+            .filter(|o| choices.contains(o))
+            .ok_or_else(|| {
+                let known: Vec<String> = choices.iter().map(Outcome::to_string).collect();
+                PageError::not_found(format!(
+                    "run {run} has no strategy outcome `{asked}`; it has: {}",
+                    known.join(", ")
+                ))
+            })?,
+        None => Outcome::preferred(choices, avoid).cloned().ok_or_else(|| {
             PageError::not_found(format!("run {run} has no strategy outcomes to compare"))
-        })
+        })?,
+    };
+    Ok(Side {
+        run_id: run,
+        outcome,
+    })
 }

@@ -15,7 +15,7 @@ use crate::report::agreement::{AgreementRequest, agreement};
 use crate::report::failures::{Judged, failure_report};
 use crate::report::plot::{default_rater, failure_charts, summary_charts};
 use crate::scenario::judge_file::JudgeFile;
-use crate::store::{Progress, Store, TaskQuery};
+use crate::store::{Outcome, Progress, Store, TaskQuery};
 
 use super::super::server::{App, Visitor};
 use super::{PageError, Params, mode_choices, pager, render};
@@ -47,10 +47,7 @@ pub async fn page(
             // Each task shows the choice of the chosen strategy, by default
             // the summary's first row at its largest n.
             if tasks.outcome.is_none() {
-                tasks.outcome = outcomes
-                    .first()
-                    .and_then(|(s, _)| outcomes.iter().filter(|(t, _)| t == s).max_by_key(|(_, n)| *n))
-                    .cloned();
+                tasks.outcome = Outcome::preferred(&outcomes, None).cloned();
             }
             if tasks.correct.is_some() && tasks.outcome.is_none() {
                 return Err(PageError::bad_request(format!(
@@ -74,8 +71,8 @@ pub async fn page(
                 "run": head,
                 "summary": summary,
                 "charts": charts.iter().map(|c| json!({"name": c.name, "svg": c.svg})).collect::<Vec<_>>(),
-                "outcomes": outcomes.iter().map(|(s, n)| json!({"strategy": s, "n": n, "value": format!("{s}@{n}")})).collect::<Vec<_>>(),
-                "outcome": tasks.outcome.as_ref().map(|(s, n)| format!("{s}@{n}")),
+                "outcomes": outcomes,
+                "outcome": tasks.outcome,
                 "tasks": task_page.rows,
                 "pager": pager(&task_page, &format!("/runs/{run}"), &params),
                 "query": params.values(),
@@ -98,11 +95,9 @@ fn task_query(params: &Params, judge: &JudgeFile, blind: bool) -> Result<TaskQue
     let outcome = params
         .text("outcome")
         .map(|o| {
-            o.rsplit_once('@')
-                .and_then(|(s, n)| Some((s.to_owned(), n.parse().ok()?)))
-                .ok_or_else(|| {
-                    PageError::bad_request(format!("`outcome` must be STRATEGY@N, not `{o}`"))
-                })
+            Outcome::parse(&o).ok_or_else(|| {
+                PageError::bad_request(format!("`outcome` must be STRATEGY@N, not `{o}`"))
+            })
         })
         .transpose()?;
     Ok(TaskQuery {
