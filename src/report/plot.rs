@@ -82,7 +82,7 @@ impl Axis {
 }
 
 /// One chart, drawn: its file name and its SVG text.
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, serde::Serialize)]
 pub struct Chart {
     pub name: String,
     pub svg: String,

@@ -12,9 +12,11 @@
 //!
 //! May use: `scenario`, `stats`, `store`, `report`, `judge`, `seed`.
 
+mod error;
 mod html;
 mod pages;
 pub mod report;
 mod server;
 
+pub use error::RenderError;
 pub use server::{ViewConfig, ViewError, Viewer, random_token};

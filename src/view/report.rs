@@ -9,6 +9,7 @@ use crate::report::plot::summary_charts;
 use crate::scenario::judge_file::JudgeFile;
 use crate::store::Store;
 
+use super::error::RenderError;
 use super::html;
 use super::pages::run::failures;
 use super::pages::transcript::trace_context;
@@ -20,32 +21,28 @@ pub fn html_report(
     judge: &JudgeFile,
     run_id: i64,
     worst: usize,
-) -> Result<String, String> {
-    let build = || -> Result<String, super::pages::PageError> {
-        let head = store.run_row(run_id)?;
-        let summary = store.run_summary(run_id)?;
-        let charts = summary_charts(&summary)
-            .map_err(|e| super::pages::PageError::internal(e.to_string()))?;
-        let source = store.run_source(run_id)?;
-        let transcripts = store
-            .worst_traces(run_id, worst)?
-            .into_iter()
-            .map(|trace| trace_context(store, judge, run_id, trace, None, false))
-            .collect::<Result<Vec<_>, _>>()?;
-        let context = json!({
-            "title": format!("run {run_id} · {}", head.name),
-            "run": head,
-            "summary": summary,
-            "charts": charts.iter().map(|c| json!({"name": c.name, "svg": c.svg})).collect::<Vec<_>>(),
-            "failures": failures(store, judge, run_id, None)?,
-            "scenario": {"path": source.path, "text": source.text},
-            "transcripts": transcripts,
-            "css": html::CSS,
-            "standalone": true,
-            "generated": crate::store::now(),
-            "version": env!("CARGO_PKG_VERSION"),
-        });
-        Ok(html::render("report.html", context)?)
-    };
-    build().map_err(|e| e.to_string())
+) -> Result<String, RenderError> {
+    let head = store.run_row(run_id)?;
+    let summary = store.run_summary(run_id)?;
+    let charts = summary_charts(&summary)?;
+    let source = store.run_source(run_id)?;
+    let transcripts = store
+        .worst_traces(run_id, worst)?
+        .into_iter()
+        .map(|trace| trace_context(store, judge, run_id, trace, None, false))
+        .collect::<Result<Vec<_>, _>>()?;
+    let context = json!({
+        "title": format!("run {run_id} · {}", head.name),
+        "run": head,
+        "summary": summary,
+        "charts": charts,
+        "failures": failures(store, judge, run_id, None)?,
+        "scenario": {"path": source.path, "text": source.text},
+        "transcripts": transcripts,
+        "css": html::CSS,
+        "standalone": true,
+        "generated": crate::store::now(),
+        "version": env!("CARGO_PKG_VERSION"),
+    });
+    Ok(html::render("report.html", context)?)
 }

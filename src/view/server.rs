@@ -26,7 +26,7 @@ use rand::RngExt;
 use crate::scenario::judge_file::JudgeFile;
 use crate::store::{Store, StoreError, valid_annotator};
 
-use super::pages::{self, PageError};
+use super::pages::{self, PageError, percent_encode};
 
 /// What `crucible view` was asked for.
 pub struct ViewConfig {
@@ -309,15 +309,7 @@ fn cookie_value(headers: &HeaderMap, name: &str) -> Option<String> {
         .map(|(_, v)| v.to_owned())
 }
 
-fn percent_encode(s: &str) -> String {
-    s.bytes()
-        .map(|b| match b {
-            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'_' | b'.' => (b as char).to_string(),
-            b => format!("%{b:02X}"),
-        })
-        .collect()
-}
-
+/// `s` with `%XX` escapes decoded (invalid ones kept as they are).
 fn percent_decode(s: &str) -> String {
     let bytes = s.as_bytes();
     let mut out = Vec::with_capacity(bytes.len());
@@ -377,7 +369,7 @@ fn take_token(uri: &Uri) -> Option<(String, String)> {
 async fn guard(State(app): State<Arc<App>>, mut request: Request, next: Next) -> Response {
     let (visitor, set_cookies) = match admit(&app, &request) {
         Ok(admitted) => admitted,
-        Err(refusal) => return secured(refusal),
+        Err(refusal) => return secured(*refusal),
     };
     request.extensions_mut().insert(visitor);
     let mut response = next.run(request).await;
@@ -391,7 +383,7 @@ async fn guard(State(app): State<Arc<App>>, mut request: Request, next: Next) ->
 
 /// Who `request` comes from and the cookies to set, or the response that
 /// refuses it (or, for `?token=`, moves the token into a cookie).
-fn admit(app: &App, request: &Request) -> Result<(Visitor, Vec<String>), Response> {
+fn admit(app: &App, request: &Request) -> Result<(Visitor, Vec<String>), Box<Response>> {
     let headers = request.headers();
     let host = headers
         .get(header::HOST)
@@ -404,12 +396,13 @@ fn admit(app: &App, request: &Request) -> Result<(Visitor, Vec<String>), Respons
             "this viewer answers to {} only, not to Host `{host}`",
             hosts[0]
         ))
-        .into_response());
+        .into_response()
+        .into());
     }
     if let Some(token) = &app.token {
         if let Some((given, rest)) = take_token(request.uri()) {
             if !same_secret(&given, token) {
-                return Err(PageError::unauthorized().into_response());
+                return Err(PageError::unauthorized().into_response().into());
             }
             // Keep the token out of the address bar, history and referrers.
             // Lax, so that the page after a link from elsewhere (a chat, a
@@ -422,7 +415,8 @@ fn admit(app: &App, request: &Request) -> Result<(Visitor, Vec<String>), Respons
                     cookie(&app.cookie_name("token"), token).replace("Strict", "Lax"),
                 )
                 .body(Body::empty())
-                .unwrap_or_else(|e| PageError::internal(e.to_string()).into_response()));
+                .unwrap_or_else(|e| PageError::internal(e.to_string()).into_response())
+                .into());
         }
         let bearer = headers
             .get(header::AUTHORIZATION)
@@ -431,7 +425,7 @@ fn admit(app: &App, request: &Request) -> Result<(Visitor, Vec<String>), Respons
             .map(str::to_owned);
         let given = bearer.or_else(|| cookie_value(headers, &app.cookie_name("token")));
         if !given.is_some_and(|g| same_secret(&g, token)) {
-            return Err(PageError::unauthorized().into_response());
+            return Err(PageError::unauthorized().into_response().into());
         }
     }
     let mut set_cookies = Vec::new();
@@ -445,7 +439,7 @@ fn admit(app: &App, request: &Request) -> Result<(Visitor, Vec<String>), Respons
     };
     if !matches!(*request.method(), Method::GET | Method::HEAD) {
         if app.writer.is_none() {
-            return Err(PageError::read_only().into_response());
+            return Err(PageError::read_only().into_response().into());
         }
         let origin = headers.get(header::ORIGIN).and_then(|v| v.to_str().ok());
         let expected = format!("http://{host}");
@@ -460,7 +454,8 @@ fn admit(app: &App, request: &Request) -> Result<(Visitor, Vec<String>), Respons
                 "a write must come from this viewer's own pages ({expected}), not from `{}`",
                 origin.unwrap_or("an unknown origin")
             ))
-            .into_response());
+            .into_response()
+            .into());
         }
     }
     let annotator = app.annotator.clone().or_else(|| {

@@ -21,6 +21,7 @@ use serde_json::{Value, json};
 use crate::scenario::judge_file::JudgeFile;
 use crate::store::{CallListRow, LabelSource, ModeFilter, PageRequest, SampleQuery, StoreError};
 
+use super::error::RenderError;
 use super::html;
 use super::server::Visitor;
 
@@ -85,7 +86,23 @@ impl From<StoreError> for PageError {
 
 impl From<minijinja::Error> for PageError {
     fn from(e: minijinja::Error) -> PageError {
-        PageError::internal(format!("rendering the page: {e:#}"))
+        RenderError::from(e).into()
+    }
+}
+
+impl From<crate::report::plot::PlotError> for PageError {
+    fn from(e: crate::report::plot::PlotError) -> PageError {
+        RenderError::from(e).into()
+    }
+}
+
+impl From<RenderError> for PageError {
+    fn from(e: RenderError) -> PageError {
+        match e {
+            RenderError::NotFound(why) => PageError::not_found(why),
+            RenderError::Store(e) => e.into(),
+            e => PageError::internal(e.to_string()),
+        }
     }
 }
 
@@ -241,19 +258,20 @@ impl Params {
         }
         let query: Vec<String> = pairs
             .iter()
-            .map(|(k, v)| format!("{}={}", query_encode(k), query_encode(v)))
+            .map(|(k, v)| format!("{}={}", percent_encode(k), percent_encode(v)))
             .collect();
         format!("{path}?{}", query.join("&"))
     }
 }
 
-fn query_encode(s: &str) -> String {
+/// `s` with every byte but the unreserved ones (letters, digits, `-._~`)
+/// percent-encoded: safe in a query, a path segment or a cookie value.
+pub(crate) fn percent_encode(s: &str) -> String {
     s.bytes()
         .map(|b| match b {
             b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'_' | b'.' | b'~' => {
                 (b as char).to_string()
             }
-            b' ' => "+".into(),
             b => format!("%{b:02X}"),
         })
         .collect()

@@ -17,6 +17,7 @@ use crate::report::plot::{default_rater, failure_charts, summary_charts};
 use crate::scenario::judge_file::JudgeFile;
 use crate::store::{Outcome, Progress, Store, TaskQuery};
 
+use super::super::error::RenderError;
 use super::super::server::{App, Visitor};
 use super::{PageError, Params, mode_choices, pager, render};
 
@@ -41,7 +42,7 @@ pub async fn page(
         .read(move |store| {
             let head = store.run_row(run)?;
             let summary = store.run_summary(run)?;
-            let charts = summary_charts(&summary).map_err(|e| PageError::internal(e.to_string()))?;
+            let charts = summary_charts(&summary)?;
             let outcomes = store.outcome_choices(run)?;
             let mut tasks = tasks;
             // Each task shows the choice of the chosen strategy, by default
@@ -70,7 +71,7 @@ pub async fn page(
             let context = json!({
                 "run": head,
                 "summary": summary,
-                "charts": charts.iter().map(|c| json!({"name": c.name, "svg": c.svg})).collect::<Vec<_>>(),
+                "charts": charts,
                 "outcomes": outcomes,
                 "outcome": tasks.outcome,
                 "tasks": task_page.rows,
@@ -116,7 +117,7 @@ pub(crate) fn failures(
     judge: &JudgeFile,
     run: i64,
     asked: Option<&str>,
-) -> Result<Value, PageError> {
+) -> Result<Value, RenderError> {
     let table = store.label_table(run)?;
     if table.raters.is_empty() {
         return Ok(Value::Null);
@@ -126,7 +127,7 @@ pub(crate) fn failures(
     let rater = match asked {
         Some(r) if raters.iter().any(|x| x == r) => Some(r.to_owned()),
         Some(r) => {
-            return Err(PageError::not_found(format!(
+            return Err(RenderError::NotFound(format!(
                 "run {run} has no labels of rater `{r}`; its raters: {}",
                 raters.join(", ")
             )));
@@ -135,11 +136,17 @@ pub(crate) fn failures(
     };
     let report = match &rater {
         Some(r) => {
-            let report = failure_report(judge, r, Judged::read(store, run, r)?, (REPLICATES, 0));
-            let charts = failure_charts(&report).map_err(|e| PageError::internal(e.to_string()))?;
+            // The table already read, not a second read of every label.
+            let judged = Judged {
+                labels: table.clone(),
+                accused: store.accused(run, r)?,
+                judgements: store.judgement_counts(run)?,
+            };
+            let report = failure_report(judge, r, judged, (REPLICATES, 0));
+            let charts = failure_charts(&report)?;
             json!({
                 "report": report,
-                "charts": charts.iter().map(|c| json!({"name": c.name, "svg": c.svg})).collect::<Vec<_>>(),
+                "charts": charts,
             })
         }
         None => Value::Null,

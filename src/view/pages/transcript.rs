@@ -20,6 +20,7 @@ use crate::judge::evidence::quoted_spans;
 use crate::scenario::judge_file::JudgeFile;
 use crate::store::{HUMAN_RATER_PREFIX, Store, StoredLabel, TRUTH_RATER};
 
+use super::super::error::RenderError;
 use super::super::server::{App, Visitor};
 use super::{PageError, Params, render, visible_calls};
 
@@ -68,13 +69,13 @@ pub(crate) fn trace_context(
     (task, attempt): (usize, usize),
     me: Option<&str>,
     blind: bool,
-) -> Result<Value, PageError> {
+) -> Result<Value, RenderError> {
     let head = store.run_head(run)?;
     let detail = store
         .task_detail(run, task)?
-        .ok_or_else(|| PageError::not_found(format!("run {run} has no task at index {task}")))?;
+        .ok_or_else(|| RenderError::NotFound(format!("run {run} has no task at index {task}")))?;
     let trace = store.trace(run, task, attempt)?.ok_or_else(|| {
-        PageError::not_found(format!(
+        RenderError::NotFound(format!(
             "task {task} of run {run} has no graph run {attempt}"
         ))
     })?;
