@@ -539,6 +539,20 @@ fn model_output_names_and_annotations_are_shown_as_text_and_run_nothing() {
             "{x} not shown as text"
         );
     }
+    // Refusals that quote what they were given.
+    for path in [
+        "/runs/1?outcome=%3Cscript%3Ewindow.__xss%3D9%3C%2Fscript%3E",
+        "/compare?a=1&sa=%3Cimg%20src%3Dx%20onerror%3Dwindow.__xss%3D10%3E",
+        "/runs/1/samples?mode=%22%3E%3Csvg%20onload%3Dwindow.__xss%3D11%3E",
+    ] {
+        b.goto(&viewer.page(path));
+        b.wait_for("#error-message", WAIT);
+        assert_eq!(executable(&b), clean, "{path}");
+        assert!(
+            b.text("#error-message").contains("window.__xss"),
+            "{path}: the value is quoted as text"
+        );
+    }
     // An annotation's rationale is untrusted too.
     b.goto(&viewer.page("/runs/1/traces/0/0"));
     b.wait_for("#annotate", WAIT);
@@ -568,6 +582,11 @@ fn writes_need_this_sessions_token_from_this_origin_and_a_writable_viewer() {
     assert_eq!(page.status, 200);
     let session = page.cookie("crucible_session_").expect("a session cookie");
     let csrf = csrf_of(&page.body);
+    let other_session = format!(
+        "{}={}",
+        session.split('=').next().unwrap(),
+        "0123456789abcdef0123456789abcdef"
+    );
     let origin = format!("Origin: http://{host}\r\n");
     let cookie = format!("Cookie: {session}\r\n");
     let form = |token: &str| format!("csrf={token}&label%3AFM-1.1=present");
@@ -583,7 +602,8 @@ fn writes_need_this_sessions_token_from_this_origin_and_a_writable_viewer() {
         post(
             &host,
             path,
-            &format!("{origin}Cookie: crucible_session_1=00000000000000000000000000000000\r\n"),
+            // A valid session of this server, but not the one the token is of.
+            &format!("{origin}Cookie: {other_session}\r\n"),
             &form(&csrf),
         ),
         post(
