@@ -201,14 +201,21 @@ impl Store {
     /// Every label of run `run_id` (of its task `task_id` only, when
     /// given), by trace, rater and label.
     pub fn labels(&self, run_id: i64, task_id: Option<&str>) -> Result<Vec<StoredLabel>> {
+        // One task's labels are found by its index (`tasks_by_id`), not by
+        // reading every label of the run and its task's id.
+        let task = if task_id.is_some() {
+            "task_index IN (SELECT task_index FROM tasks WHERE run_id = ?1 AND task_id = ?2)"
+        } else {
+            "?2 IS NULL"
+        };
         let mut st = self
             .conn
-            .prepare(
+            .prepare_cached(&format!(
                 "SELECT trace, task_index, attempt, source_id, mas_name, code, original, rater,
                         present, agent, turn, quote, evidence_verified, rationale
-                 FROM label_rows WHERE run_id = ?1 AND (?2 IS NULL OR trace = ?2)
-                 ORDER BY task_index, attempt, rater, code, original",
-            )
+                 FROM label_rows WHERE run_id = ?1 AND {task}
+                 ORDER BY task_index, attempt, rater, code, original"
+            ))
             .map_err(self.err())?;
         st.query_map(params![run_id, task_id], |r| {
             Ok(StoredLabel {

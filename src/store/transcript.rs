@@ -21,14 +21,17 @@ pub struct Transcript {
 
 impl Store {
     /// The graph runs of `task_id` in run `run_id`, each with its messages in
-    /// order: what `show --transcript` prints.
+    /// order: what `show --transcript` prints. The task is found by its id
+    /// in `tasks_by_id`, then its rows by primary key: nothing else of the
+    /// run is read.
     pub fn transcript(&self, run_id: i64, task_id: &str) -> Result<Vec<Transcript>> {
         let mut st = self
             .conn
             .prepare(
                 "SELECT g.attempt, g.ending, g.turns, g.final FROM graph_runs g
-                 JOIN tasks t ON t.run_id = g.run_id AND t.task_index = g.task_index
-                 WHERE g.run_id = ?1 AND t.task_id = ?2 ORDER BY g.attempt",
+                 WHERE g.run_id = ?1 AND g.task_index IN (SELECT task_index FROM tasks
+                    WHERE run_id = ?1 AND task_id = ?2)
+                 ORDER BY g.attempt",
             )
             .map_err(self.err())?;
         let mut runs: Vec<Transcript> = st
@@ -48,16 +51,20 @@ impl Store {
             .conn
             .prepare(
                 "SELECT m.turn, m.node, m.sender, m.reply_to, m.receivers, m.summary, m.text
-                 FROM messages m JOIN tasks t ON t.run_id = m.run_id AND t.task_index = m.task_index
-                 WHERE m.run_id = ?1 AND t.task_id = ?2 AND m.attempt = ?3 ORDER BY m.position",
+                 FROM messages m
+                 WHERE m.run_id = ?1 AND m.task_index IN (SELECT task_index FROM tasks
+                    WHERE run_id = ?1 AND task_id = ?2)
+                    AND m.attempt = ?3 ORDER BY m.position",
             )
             .map_err(self.err())?;
         let mut injected = self
             .conn
             .prepare(
                 "SELECT f.position, f.mode, f.name
-                 FROM injected_failures f JOIN tasks t ON t.run_id = f.run_id AND t.task_index = f.task_index
-                 WHERE f.run_id = ?1 AND t.task_id = ?2 AND f.attempt = ?3 ORDER BY f.position",
+                 FROM injected_failures f
+                 WHERE f.run_id = ?1 AND f.task_index IN (SELECT task_index FROM tasks
+                    WHERE run_id = ?1 AND task_id = ?2)
+                    AND f.attempt = ?3 ORDER BY f.position",
             )
             .map_err(self.err())?;
         for run in &mut runs {
