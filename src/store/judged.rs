@@ -201,10 +201,15 @@ impl Store {
     /// Every label of run `run_id` (of its task `task_id` only, when
     /// given), by trace, rater and label.
     pub fn labels(&self, run_id: i64, task_id: Option<&str>) -> Result<Vec<StoredLabel>> {
-        self.labels_where(
-            "run_id = ?1 AND (?2 IS NULL OR trace = ?2)",
-            params![run_id, task_id],
-        )
+        // One task's labels are found by its index (`tasks_by_id`), not by
+        // reading every label of the run and its task's id.
+        let filter = match task_id {
+            Some(_) => {
+                "run_id = ?1 AND task_index IN (SELECT task_index FROM tasks WHERE run_id = ?1 AND task_id = ?2)"
+            }
+            None => "run_id = ?1 AND ?2 IS NULL",
+        };
+        self.labels_where(filter, params![run_id, task_id])
     }
 
     /// Every label of graph run `attempt` of task `task_index`, by rater and label.
@@ -227,7 +232,7 @@ impl Store {
     ) -> Result<Vec<StoredLabel>> {
         let mut st = self
             .conn
-            .prepare(&format!(
+            .prepare_cached(&format!(
                 "SELECT trace, task_index, attempt, source_id, mas_name, code, original, rater,
                         present, agent, turn, quote, evidence_verified, rationale
                  FROM label_rows WHERE {filter}

@@ -21,14 +21,17 @@ pub struct Transcript {
 
 impl Store {
     /// The graph runs of `task_id` in run `run_id`, each with its messages in
-    /// order: what `show --transcript` prints.
+    /// order: what `show --transcript` prints. The task is found by its id
+    /// in `tasks_by_id`, then its rows by primary key: nothing else of the
+    /// run is read.
     pub fn transcript(&self, run_id: i64, task_id: &str) -> Result<Vec<Transcript>> {
         let mut st = self
             .conn
             .prepare(
                 "SELECT g.task_index, g.attempt FROM graph_runs g
-                 JOIN tasks t ON t.run_id = g.run_id AND t.task_index = g.task_index
-                 WHERE g.run_id = ?1 AND t.task_id = ?2 ORDER BY g.attempt",
+                 WHERE g.run_id = ?1 AND g.task_index IN (SELECT task_index FROM tasks
+                    WHERE run_id = ?1 AND task_id = ?2)
+                 ORDER BY g.attempt",
             )
             .map_err(self.err())?;
         let keys: Vec<(i64, i64)> = st

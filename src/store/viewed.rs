@@ -750,10 +750,6 @@ impl Store {
             let (clause, values) = m.clause("s");
             f.and(&clause, values);
         }
-        let total = self.count(
-            &format!("SELECT count(*) FROM samples s WHERE {}", f.sql()),
-            &f.params,
-        )?;
         let sql = format!(
             "SELECT s.id, s.task_index, t.task_id, s.agent, s.model, s.sample_index, s.answer,
                 s.normalized, s.correct, s.abstained, s.error, s.output_tokens, s.latency_ms,
@@ -770,6 +766,18 @@ impl Store {
             f.params.iter().cloned().chain(page.limit()),
             sample_row,
         )?;
+        // A page short of rows ends the list, so the list's length is known
+        // without counting it: a text search whose matches fit on one page
+        // then reads the run's texts once, not twice.
+        let (per, offset) = (page.per_page, page.offset());
+        let total = if (rows.len() as u64) < per && (!rows.is_empty() || offset == 0) {
+            offset + rows.len() as u64
+        } else {
+            self.count(
+                &format!("SELECT count(*) FROM samples s WHERE {}", f.sql()),
+                &f.params,
+            )?
+        };
         Ok(self.page(rows, total, page))
     }
 
@@ -1006,9 +1014,13 @@ impl Store {
     ) -> Result<(Page<CompareRow>, CompareCounts)> {
         self.require_run(a.run_id)?;
         self.require_run(b.run_id)?;
+        // Side B's task is found by id (`tasks_by_id`) before its result:
+        // left to choose, SQLite reads B's results first and, for each of
+        // A's tasks, every one of them (10,000 × 10,000 rows on the
+        // 10,000-task run). `CROSS JOIN` keeps that order.
         let pair = "FROM tasks ta JOIN task_results ra ON ra.run_id = ta.run_id AND ra.task_index = ta.task_index
                     JOIN tasks tb ON tb.run_id = ?4 AND tb.task_id = ta.task_id
-                    JOIN task_results rb ON rb.run_id = tb.run_id AND rb.task_index = tb.task_index
+                    CROSS JOIN task_results rb ON rb.run_id = tb.run_id AND rb.task_index = tb.task_index
                     WHERE ta.run_id = ?1 AND ra.strategy = ?2 AND ra.n = ?3 AND rb.strategy = ?5 AND rb.n = ?6";
         let sides = || {
             [
@@ -1131,9 +1143,19 @@ impl Store {
 
     /// Distinct agents of a run's samples and messages: a filter's choices.
     pub fn run_agents(&self, run_id: i64) -> Result<Vec<String>> {
+        // Each next name is one seek in an index (`samples`' unique key,
+        // `messages_by_sender`), so this reads as many index entries as
+        // there are names, not every sample of the run.
         self.rows(
-            "SELECT DISTINCT agent FROM samples WHERE run_id = ?1
-             UNION SELECT DISTINCT sender FROM messages WHERE run_id = ?1 AND sender IS NOT NULL
+            "WITH RECURSIVE
+                a(name) AS (SELECT (SELECT min(agent) FROM samples WHERE run_id = ?1)
+                    UNION ALL SELECT (SELECT min(agent) FROM samples WHERE run_id = ?1 AND agent > a.name)
+                    FROM a WHERE a.name IS NOT NULL),
+                m(name) AS (SELECT (SELECT min(sender) FROM messages WHERE run_id = ?1 AND sender IS NOT NULL)
+                    UNION ALL SELECT (SELECT min(sender) FROM messages WHERE run_id = ?1 AND sender > m.name)
+                    FROM m WHERE m.name IS NOT NULL)
+             SELECT name FROM a WHERE name IS NOT NULL
+             UNION SELECT name FROM m WHERE name IS NOT NULL
              ORDER BY 1",
             [Value::Integer(run_id)],
             |r| r.get(0),
@@ -1142,8 +1164,13 @@ impl Store {
 
     /// Distinct `samples.strategy` values of a run: a filter's choices.
     pub fn sample_strategies(&self, run_id: i64) -> Result<Vec<String>> {
+        // One seek in `samples_by_strategy` per value, as in `run_agents`.
         self.rows(
-            "SELECT DISTINCT strategy FROM samples WHERE run_id = ?1 AND strategy IS NOT NULL ORDER BY 1",
+            "WITH RECURSIVE s(name) AS (
+                SELECT (SELECT min(strategy) FROM samples WHERE run_id = ?1 AND strategy IS NOT NULL)
+                UNION ALL SELECT (SELECT min(strategy) FROM samples WHERE run_id = ?1 AND strategy > s.name)
+                FROM s WHERE s.name IS NOT NULL)
+             SELECT name FROM s WHERE name IS NOT NULL",
             [Value::Integer(run_id)],
             |r| r.get(0),
         )
