@@ -13,8 +13,9 @@ if [ -z "${BIN:-}" ]; then
     cargo build --release --quiet
     BIN=target/release/crucible
 fi
-DB=${DB:-/tmp/view640.db}
-GRAPH_DB=${GRAPH_DB:-/tmp/viewgraph.db}
+BIN=$(readlink -f "$BIN")
+DB=$(readlink -f "${DB:-/tmp/view640.db}")
+GRAPH_DB=$(readlink -f "${GRAPH_DB:-/tmp/viewgraph.db}")
 ROUNDS=${ROUNDS:-7}
 out=$(mktemp -d)
 viewers=()
@@ -35,7 +36,7 @@ t = t.replace("synthetic: {count: 100}", "synthetic: {count: 10000}")
 t = t.replace("\nstrategies:", "\njudges: [{file: judges/mast.yaml, model: judge}]\n\nstrategies:")
 open(f"{sys.argv[1]}/graph.yaml", "w").write(t)
 PY
-    (cd "$out/graph" && "$OLDPWD/$BIN" run graph.yaml --db "$GRAPH_DB" >/dev/null)
+    (cd "$out/graph" && $BIN run graph.yaml --db "$GRAPH_DB" >/dev/null)
 fi
 echo "db=$DB $(stat -c %s "$DB") bytes; graph_db=$GRAPH_DB $(stat -c %s "$GRAPH_DB") bytes"
 
