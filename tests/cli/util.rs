@@ -295,6 +295,16 @@ pub fn simulated_scenario(
     )
 }
 
+/// The first line a started server printed on stdout (its address).
+pub fn first_line(child: &mut std::process::Child) -> String {
+    use std::io::BufRead;
+    let mut line = String::new();
+    std::io::BufReader::new(child.stdout.take().expect("stdout piped"))
+        .read_line(&mut line)
+        .unwrap();
+    line
+}
+
 /// A running `crucible sim-server`, killed on drop.
 pub struct SimServer {
     child: std::process::Child,
@@ -303,7 +313,6 @@ pub struct SimServer {
 
 impl SimServer {
     pub fn start(scenario: &Path, args: &[&str]) -> SimServer {
-        use std::io::BufRead;
         let mut child = Command::new(env!("CARGO_BIN_EXE_crucible"))
             .arg("sim-server")
             .arg(scenario)
@@ -313,10 +322,7 @@ impl SimServer {
             .stderr(std::process::Stdio::null())
             .spawn()
             .unwrap();
-        let mut line = String::new();
-        std::io::BufReader::new(child.stdout.take().unwrap())
-            .read_line(&mut line)
-            .unwrap();
+        let line = first_line(&mut child);
         let url = line
             .trim()
             .strip_prefix("listening on ")

@@ -6,14 +6,14 @@
 //! request. With `CRUCIBLE_SCREENSHOTS=DIR`, the tests save the main pages'
 //! screenshots there (the README's come from `docs/screenshots`).
 
-use std::io::{BufRead, Read, Write};
+use std::io::{Read, Write};
 use std::path::Path;
 use std::process::{Child, Command, Stdio};
 use std::time::Duration;
 
 use crate::browser::{Browser, Key, screenshot_dir};
 use crate::judges::failures_run;
-use crate::util::{Crucible, Scratch, http_client_scenario, query, served, table_rows};
+use crate::util::{Crucible, Scratch, first_line, http_client_scenario, query, served, table_rows};
 
 /// How long a page may take to show what a test waits for.
 const WAIT: Duration = Duration::from_secs(20);
@@ -40,10 +40,7 @@ impl Viewer {
             .stderr(Stdio::piped())
             .spawn()
             .unwrap();
-        let mut line = String::new();
-        std::io::BufReader::new(child.stdout.take().unwrap())
-            .read_line(&mut line)
-            .unwrap();
+        let line = first_line(&mut child);
         let url = match line.trim().rsplit_once(" at ") {
             Some((_, url)) => url.to_owned(),
             None => {
