@@ -586,6 +586,7 @@ impl<'a> Conversation<'a> {
             n,
             scene: self.scene.as_ref(),
             trace: None,
+            explaining: None,
         };
         sh.caller.send(agent.model, req).await
     }
@@ -808,6 +809,7 @@ async fn judge_one(
         n: 1,
         scene: None,
         trace: None,
+        explaining: None,
     };
     let (key, response, origin) = sh.caller.send(model, req).await?;
     let fatal = match &response {

@@ -336,6 +336,7 @@ async fn ask(
             n: 1,
             scene: None,
             trace: Some(view),
+            explaining: None,
         };
         let (key, response, origin) = caller.send(model, req).await?;
         let fatal = match &response {

@@ -10,6 +10,7 @@
 //! May use: `scenario`, `seed`.
 
 pub mod actor;
+pub mod explaining;
 pub mod http;
 pub mod judged;
 pub mod network;

@@ -651,6 +651,7 @@ mod tests {
             n: 1,
             scene: None,
             trace: None,
+            explaining: None,
         }
     }
 

@@ -24,6 +24,9 @@ pub struct CallRequest<'a> {
     pub scene: Option<&'a crate::model::scene::Scene>,
     /// For a failure judge's call: the trace it judges, for simulated judges only.
     pub trace: Option<&'a crate::model::judged::TraceView>,
+    /// For a faithfulness experiment's call: its case(s), for simulated
+    /// explainers and predictors only.
+    pub explaining: Option<&'a crate::model::explaining::Explaining>,
 }
 
 /// One round of a conversation after the first prompt: the model's reply and
@@ -124,6 +127,9 @@ pub fn call_key(fingerprint: &str, req: &CallRequest<'_>) -> String {
     if let Some(trace) = req.trace {
         h.update(req.task.id.as_bytes());
         h.update(trace.key().as_bytes());
+    }
+    if let Some(explaining) = req.explaining {
+        h.update(explaining.key().as_bytes());
     }
     h.finalize().to_hex()[..32].to_owned()
 }

@@ -313,6 +313,7 @@ mod tests {
             n: 1,
             scene: None,
             trace: None,
+            explaining: None,
         };
         let bound = m
             .usage_bound(&req)

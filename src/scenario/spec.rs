@@ -28,6 +28,7 @@ pub const TOP_LEVEL_KEYS: &[&str] = &[
     "fail_on_error",
     "graph",
     "judges",
+    "faithfulness",
     "sweep",
 ];
 
@@ -81,9 +82,207 @@ pub struct ScenarioSchema {
     /// Failure judges applied to every graph run when it finishes.
     #[serde(default)]
     pub judges: Vec<JudgeSpec>,
+    /// A self-explanation faithfulness experiment: explained models answer
+    /// and explain reference cases, predictors guess their answers on
+    /// counterfactual cases with and without the explanation. With it,
+    /// `dataset` and `strategies` may be left out: the cases are the tasks.
+    #[serde(default)]
+    pub faithfulness: Option<FaithfulnessSpec>,
     /// Reserved: parameter sweeps (not supported yet).
     #[serde(default)]
     pub sweep: Option<serde_json::Value>,
+}
+
+/// The `faithfulness:` section: who explains, who predicts, on which cases.
+#[derive(Debug, Clone, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct FaithfulnessSpec {
+    /// The agents whose self-explanations are measured.
+    pub explained: Vec<Located<String>>,
+    /// The agents that predict an explained agent's answer on a counterfactual.
+    pub predictors: Vec<Located<String>>,
+    /// Predictions per (counterfactual, predictor, condition) (default 1).
+    #[serde(default)]
+    pub repeats: Option<Located<i64>>,
+    /// The answer set, e.g. `[YES, NO]`, for every data set that gives none.
+    #[serde(default)]
+    pub answers: Option<Vec<Located<String>>>,
+    /// Where the explained agent puts its answer: `answer_first` (default),
+    /// `answer_last` (after its explanation) or `both` (each is measured).
+    #[serde(default)]
+    pub layout: Option<Located<LayoutSpec>>,
+    /// Also predict with another explained agent's explanation of the same
+    /// reference answer (self vs external explanations; default true when
+    /// there are two or more explained agents).
+    #[serde(default)]
+    pub external: Option<Located<bool>>,
+    /// The data sets: each a question, a case template and its counterfactuals.
+    pub datasets: Vec<FaithDatasetSpec>,
+    /// Templates replacing the built-in prompts.
+    #[serde(default)]
+    pub prompts: Option<FaithPromptsSpec>,
+}
+
+/// Where the explained agent puts its answer relative to its explanation.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, JsonSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum LayoutSpec {
+    AnswerFirst,
+    AnswerLast,
+    Both,
+}
+
+/// Templates of a faithfulness experiment's prompts.
+#[derive(Debug, Clone, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct FaithPromptsSpec {
+    /// What the explained agent is asked about a case: a template over
+    /// `question`, `case`, `answers` and `layout` (`answer_first` or `answer_last`).
+    #[serde(default)]
+    pub explain: Option<Located<String>>,
+    /// What a predictor is asked: a template over `question`, `answers`,
+    /// `reference`, `reference_answer`, `explanation` (empty without one),
+    /// `factors` and `counterfactual`.
+    #[serde(default)]
+    pub predict: Option<Located<String>>,
+}
+
+/// One data set of a faithfulness experiment: exactly one of `natural`,
+/// `given` or `generated`.
+#[derive(Debug, Clone, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct FaithDatasetSpec {
+    /// The data set's name in results.
+    pub name: Located<String>,
+    /// The question every case asks, e.g. "Does this patient have heart disease?".
+    pub question: Located<String>,
+    /// This data set's answer set (default: the section's `answers`).
+    #[serde(default)]
+    pub answers: Option<Vec<Located<String>>>,
+    /// How a case's fields are described to a model: a template over the
+    /// row's columns (default: one `column: value` line per feature).
+    #[serde(default)]
+    pub case: Option<Located<String>>,
+    /// Counterfactuals from a table: neighbours of each reference row.
+    #[serde(default)]
+    pub natural: Option<NaturalSpec>,
+    /// Counterfactuals given as a JSONL of `{reference, counterfactual}` pairs.
+    #[serde(default)]
+    pub given: Option<GivenSpec>,
+    /// Counterfactuals written by an agent that changes stated features.
+    #[serde(default)]
+    pub generated: Option<GeneratedSpec>,
+}
+
+/// Natural counterfactuals from a CSV table: for each reference row, other
+/// rows within `max_distance` binned features of it.
+#[derive(Debug, Clone, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct NaturalSpec {
+    /// The CSV file (header row first), relative to the scenario.
+    pub file: Located<String>,
+    /// The label column: groups are balanced on it; it is never a feature.
+    pub label: Located<String>,
+    /// The column holding each row's id (default: the row's line number).
+    #[serde(default)]
+    pub id: Option<Located<String>>,
+    /// The feature columns (default: every column but `label` and `id`).
+    #[serde(default)]
+    pub features: Option<Vec<Located<String>>>,
+    /// Bins per numeric column: a list of edges (`[40, 50, 60]`), or a
+    /// whole number of quantile bins (`4`).
+    #[serde(default)]
+    pub bins: Option<Located<BTreeMap<String, Located<BinsSpec>>>>,
+    /// Quantile bins for numeric columns with more distinct values than this
+    /// that `bins` does not name (default 4).
+    #[serde(default)]
+    pub quantiles: Option<Located<i64>>,
+    /// Most binned features a counterfactual may differ in (default 2).
+    #[serde(default)]
+    pub max_distance: Option<Located<i64>>,
+    /// Fewest counterfactuals a reference needs to be used (default 5).
+    #[serde(default)]
+    pub min_group: Option<Located<i64>>,
+    /// Most counterfactuals per reference (default 10).
+    #[serde(default)]
+    pub max_group: Option<Located<i64>>,
+    /// Balance each group on the label as far as its candidates allow (default true).
+    #[serde(default)]
+    pub balance: Option<Located<bool>>,
+    /// How many reference rows to use, drawn with the scenario's seed (default: all).
+    #[serde(default)]
+    pub references: Option<Located<i64>>,
+}
+
+/// A column's bins: edges, or a number of quantile bins.
+#[derive(Debug, Clone, PartialEq, JsonSchema)]
+#[schemars(untagged)]
+pub enum BinsSpec {
+    Quantiles(i64),
+    Edges(Vec<f64>),
+}
+
+impl<'de> Deserialize<'de> for BinsSpec {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        struct V;
+        impl<'de> serde::de::Visitor<'de> for V {
+            type Value = BinsSpec;
+            fn expecting(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
+                f.write_str("a whole number of quantile bins or a list of bin edges")
+            }
+            fn visit_i64<E>(self, v: i64) -> Result<BinsSpec, E> {
+                Ok(BinsSpec::Quantiles(v))
+            }
+            fn visit_u64<E>(self, v: u64) -> Result<BinsSpec, E> {
+                Ok(BinsSpec::Quantiles(v.min(i64::MAX as u64) as i64))
+            }
+            fn visit_seq<A: serde::de::SeqAccess<'de>>(
+                self,
+                mut a: A,
+            ) -> Result<BinsSpec, A::Error> {
+                let mut out = Vec::new();
+                while let Some(x) = a.next_element::<f64>()? {
+                    out.push(x);
+                }
+                Ok(BinsSpec::Edges(out))
+            }
+        }
+        d.deserialize_any(V)
+    }
+}
+
+/// Counterfactual pairs given in a file.
+#[derive(Debug, Clone, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct GivenSpec {
+    /// A JSONL file, one `{"reference": {...}, "counterfactual": {...}}` per
+    /// line; each case an object of fields, with an optional `id`.
+    pub file: Located<String>,
+}
+
+/// Counterfactuals an agent writes: it is asked to change one or two stated
+/// features of each reference case and keep the rest.
+#[derive(Debug, Clone, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct GeneratedSpec {
+    /// The agent that writes counterfactuals.
+    pub agent: Located<String>,
+    /// The reference cases: a CSV table, read as for `natural`.
+    pub file: Located<String>,
+    /// The label column of `file`.
+    pub label: Located<String>,
+    /// The id column of `file` (default: the row's line number).
+    #[serde(default)]
+    pub id: Option<Located<String>>,
+    /// The feature columns (default: every column but `label` and `id`).
+    #[serde(default)]
+    pub features: Option<Vec<Located<String>>>,
+    /// Counterfactuals asked for per reference (default 5).
+    #[serde(default)]
+    pub per_reference: Option<Located<i64>>,
+    /// How many reference rows to use, drawn with the scenario's seed (default: all).
+    #[serde(default)]
+    pub references: Option<Located<i64>>,
 }
 
 /// A failure judge applied to the run's transcripts: a judge file and the
@@ -191,6 +390,56 @@ pub struct ModelSpec {
     /// `judges`, `crucible judge`); then `distribution` may be left out.
     #[serde(default)]
     pub judge: Option<SimulatedJudgeSpec>,
+    /// Simulated: how the model answers and explains as an explained agent
+    /// of a `faithfulness` experiment; then `distribution` may be left out.
+    #[serde(default)]
+    pub explainer: Option<SimulatedExplainerSpec>,
+    /// Simulated: how the model predicts as a predictor of a `faithfulness`
+    /// experiment; then `distribution` may be left out.
+    #[serde(default)]
+    pub predictor: Option<SimulatedPredictorSpec>,
+}
+
+/// A simulated explained model whose faithfulness is known: it decides by a
+/// hidden weighted-threshold rule over a case's features, and names the
+/// features the rule used, each with probability `faithfulness` (else a
+/// feature drawn at random).
+#[derive(Debug, Clone, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct SimulatedExplainerSpec {
+    /// Feature → weight: the answer is the first of the answer set when the
+    /// weighted sum of the case's feature values reaches `threshold`, else
+    /// the second. A feature's value is its bin's index (natural
+    /// counterfactuals) or its number (given ones; 0 for text).
+    pub weights: Located<BTreeMap<String, f64>>,
+    /// The rule's threshold (default 0).
+    #[serde(default)]
+    pub threshold: Option<Located<f64>>,
+    /// Probability that each factor the explanation names is one the rule
+    /// uses (default 1).
+    #[serde(default)]
+    pub faithfulness: Option<Located<f64>>,
+    /// Share of replies with no readable answer (default 0).
+    #[serde(default)]
+    pub malformed: Option<Located<f64>>,
+}
+
+/// A simulated predictor: it believes the explained model's answer depends on
+/// the features the explanation names — the reference answer when a
+/// counterfactual keeps them all, another answer when it changes one — and
+/// without an explanation guesses `guess` features at random.
+#[derive(Debug, Clone, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct SimulatedPredictorSpec {
+    /// How many features it guesses without an explanation (default 2).
+    #[serde(default)]
+    pub guess: Option<Located<i64>>,
+    /// Share of replies naming two answers (a hedge; default 0).
+    #[serde(default)]
+    pub hedge: Option<Located<f64>>,
+    /// Share of replies with no readable answer (default 0).
+    #[serde(default)]
+    pub malformed: Option<Located<f64>>,
 }
 
 /// A simulated failure judge: it reads the failures injected into a trace
