@@ -12,6 +12,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 
 use crate::engine::error::Error;
 use crate::engine::executor::{Executor, Progress, Status};
+use crate::engine::faithfulness::faith_pairs;
 use crate::model::network::NetworkModel;
 use crate::model::provider::Provider;
 use crate::model::replay::{Recorded, Recordings};
@@ -76,6 +77,7 @@ impl Runner {
                 seed: scenario.seed,
                 concurrency: self.options.concurrency,
                 planned_samples: scenario.planned_samples(),
+                faith_pairs: &faith_pairs(scenario),
             },
             scenario.tasks.iter().map(|t| TaskRow {
                 index: t.index,

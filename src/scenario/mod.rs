@@ -17,6 +17,8 @@ pub mod dataset;
 pub mod diagnostic;
 pub mod environment;
 pub mod failure;
+pub mod faithfulness;
+mod faithfulness_validator;
 pub mod graph;
 pub mod judge_file;
 pub mod loader;

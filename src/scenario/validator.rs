@@ -11,6 +11,7 @@ use crate::scenario::budget::{Budget, Cap, Price};
 use crate::scenario::canonicalizer::Canonicalizer;
 use crate::scenario::diagnostic::{Diagnostic, Diagnostics, SourceFile, Span, did_you_mean};
 use crate::scenario::failure::FailureMode;
+use crate::scenario::faithfulness_validator::FaithfulnessValidator;
 use crate::scenario::judge_file::JudgeUse;
 use crate::scenario::loader::Loaded;
 use crate::scenario::node::Located;
@@ -136,7 +137,21 @@ impl<'a> Validator<'a> {
         };
         let seed = l.seed.unwrap_or(0);
         let answer = self.answer_rule();
-        let tasks = self.tasks(answer.as_ref());
+        let (faithfulness, tasks) = match &l.faithfulness {
+            Some(section) => {
+                let names: Vec<&str> = l.agents.iter().map(|(n, _, _)| n.as_str()).collect();
+                let mut checker = FaithfulnessValidator {
+                    loaded: l,
+                    source: &self.source,
+                    diags: &mut self.diags,
+                };
+                match checker.validate(section, &names, seed) {
+                    Some((f, tasks)) => (Some(f), tasks),
+                    None => (None, Vec::new()),
+                }
+            }
+            None => (None, self.tasks(answer.as_ref())),
+        };
         let models = self.models(seed, answer.as_ref(), &tasks);
         let mut agents = self.agents();
         let graph_agent = self.graph_agent(&mut agents);
@@ -178,6 +193,7 @@ impl<'a> Validator<'a> {
             graph,
             graph_agent,
             judges,
+            faithfulness,
         };
         for (cap, message) in crate::scenario::budget::unenforceable(&scenario) {
             let b = &l.budget;
@@ -264,6 +280,7 @@ impl<'a> Validator<'a> {
         graph: Option<&crate::scenario::graph::Graph>,
     ) {
         use crate::scenario::failure::FailureMode;
+use crate::scenario::faithfulness_validator::FaithfulnessValidator;
         use crate::scenario::graph::NodeKind;
         let has_graph = self.loaded.graph.is_some();
         for (name, spec, src) in &self.loaded.agents {
@@ -1101,12 +1118,18 @@ impl<'a> Validator<'a> {
                     idx
                 }
             };
-            let Some(prompt) = &spec.prompt else {
-                self.diags.push(src.error(
-                    name.span,
-                    format!("agent `{}` needs a `prompt`", name.value),
-                ));
-                continue;
+            // A faithfulness experiment's prompts are its own.
+            let unused = Located::new(name.span, String::new());
+            let prompt = match &spec.prompt {
+                Some(p) => p,
+                None if self.loaded.faithfulness.is_some() => &unused,
+                None => {
+                    self.diags.push(src.error(
+                        name.span,
+                        format!("agent `{}` needs a `prompt`", name.value),
+                    ));
+                    continue;
+                }
             };
             let template = match Template::compile(&prompt.value) {
                 Ok(t) => t,
