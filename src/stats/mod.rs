@@ -3,8 +3,9 @@
 //! Owns the exact estimators over size-k subsets of a pool, percentile
 //! bootstrap intervals, a strategy's expected accuracy on one task's pool,
 //! a run's summary rows, agreement between raters (κ, α, confusion
-//! against a reference, corrected prevalence, Kendall's W), and McNemar's
-//! test of two strategies on the same tasks.
+//! against a reference, corrected prevalence, Kendall's W), McNemar's test
+//! of two strategies on the same tasks, and the faithfulness of
+//! self-explanations (normalized simulatability gain).
 //!
 //! May use: `scenario`, `seed`.
 
@@ -12,6 +13,7 @@ pub mod agreement;
 pub mod agreement_report;
 pub mod bootstrap;
 pub mod estimator;
+pub mod faithfulness;
 pub mod paired;
 pub mod strategy;
 pub mod summary;
