@@ -3,8 +3,8 @@
 //! Owns everything a scenario file means — located YAML nodes and their
 //! diagnostics, `--set` overrides, the serialized `spec` types, the loader
 //! and datasets, prompt templates, answer extraction and normalization, agent
-//! graphs, the failure-mode taxonomy, and the validator that builds the
-//! engine's types. Model settings are data here; `model` builds providers
+//! graphs, the failure-mode taxonomy, self-explanation replies and their
+//! prompts, and the validator that builds the engine's types. Model settings are data here; `model` builds providers
 //! from them.
 //!
 //! May use: `seed`. Nothing here imports `model`, `stats`, `store`,
@@ -16,6 +16,7 @@ pub mod canonicalizer;
 pub mod dataset;
 pub mod diagnostic;
 pub mod environment;
+pub mod explanation;
 pub mod failure;
 pub mod faithfulness;
 mod faithfulness_validator;
