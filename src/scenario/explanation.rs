@@ -28,9 +28,12 @@
 //!   whole reply.
 //! - **Answers** are matched as whole words, case-insensitively (`YES`
 //!   matches `yes`, `**Yes.**`), the longest first so that `no heart
-//!   disease` is not also read as `heart disease`. In the whole-reply
-//!   fallback a one-letter answer (`A`) is matched only in its own case, or
-//!   every article would name it.
+//!   disease` is not also read as `heart disease`. Outside an answer
+//!   section (prose) an answer counts only where it stands alone — before
+//!   punctuation, markup, a line break, the end, or "or"/"and"/"nor" — so
+//!   that "No other features" and "there is no evidence" name no answer
+//!   while "so, no." and "**Yes**" do; and a one-letter answer (`A`) only in
+//!   its own case, or every article would name it.
 //! - **Hedges and negation.** Two different answers named in the deciding
 //!   text are a [`Reading::Hedge`] (`YES or NO`, `YES/NO`). A mention with a
 //!   negation among the two words before it in its clause (`not YES`,
@@ -255,9 +258,33 @@ fn is_word(c: char) -> bool {
     c.is_alphanumeric() || c == '_'
 }
 
-/// Where `answer` occurs in `text` as whole words: case-insensitively, or,
-/// with `exact_letters`, a one-letter answer only in its own case.
-fn occurrences(text: &str, answer: &str, exact_letters: bool) -> Vec<(usize, usize)> {
+/// Where the deciding text comes from: an answer section, which holds the
+/// answer, or prose, where answer words are also ordinary words.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Source {
+    Section,
+    Prose,
+}
+
+/// Whether the words ending at `end` stand alone in prose: at the end of
+/// the text or of a phrase (punctuation, markup, a line break), or listed
+/// with "or", "and" or "nor". So "No other features" and "no evidence" name
+/// no answer, while "so no.", "**No**" and "yes or no" do.
+fn stands_alone(text: &str, end: usize) -> bool {
+    let rest = text[end..].trim_start_matches([' ', '\t']);
+    match rest.chars().next() {
+        Some(c) if is_word(c) => {
+            let word: String = rest.chars().take_while(|c| is_word(*c)).collect();
+            matches!(word.to_lowercase().as_str(), "or" | "and" | "nor")
+        }
+        _ => true,
+    }
+}
+
+/// Where `answer` occurs in `text` as whole words, case-insensitively; in
+/// prose, only where it stands alone, and a one-letter answer only in its
+/// own case.
+fn occurrences(text: &str, answer: &str, source: Source) -> Vec<(usize, usize)> {
     let answer = answer.trim();
     let (Some(first), Some(last)) = (answer.chars().next(), answer.chars().next_back()) else {
         return Vec::new();
@@ -271,7 +298,7 @@ fn occurrences(text: &str, answer: &str, exact_letters: bool) -> Vec<(usize, usi
     // An answer the regex engine cannot hold (an absurdly long one) is
     // never found rather than a panic.
     let Ok(re) = RegexBuilder::new(&pattern)
-        .case_insensitive(!(exact_letters && one_letter))
+        .case_insensitive(!(source == Source::Prose && one_letter))
         .build()
     else {
         return Vec::new();
@@ -282,6 +309,7 @@ fn occurrences(text: &str, answer: &str, exact_letters: bool) -> Vec<(usize, usi
             let after = text[m.end()..].chars().next();
             !(is_word(first) && before.is_some_and(is_word)
                 || is_word(last) && after.is_some_and(is_word))
+                && (source == Source::Section || stands_alone(text, m.end()))
         })
         .map(|m| (m.start(), m.end()))
         .collect()
@@ -309,12 +337,12 @@ fn negated(text: &str, at: usize) -> bool {
 
 /// The answers `text` mentions: every whole-word occurrence, the longest
 /// first, an occurrence inside a longer one left out.
-fn mentions(text: &str, answers: &[String], exact_letters: bool) -> Mentions {
+fn mentions(text: &str, answers: &[String], source: Source) -> Mentions {
     let mut found: Vec<(usize, usize, usize)> = answers
         .iter()
         .enumerate()
         .flat_map(|(i, a)| {
-            occurrences(text, a, exact_letters)
+            occurrences(text, a, source)
                 .into_iter()
                 .map(move |(s, e)| (s, e, i))
         })
@@ -342,11 +370,11 @@ fn section_mentions(text: &str, answers: &[String]) -> Mentions {
         .lines()
         .find(|l| !l.trim().is_empty())
         .unwrap_or_default();
-    let m = mentions(first, answers, false);
+    let m = mentions(first, answers, Source::Section);
     if m.mentioned {
         m
     } else {
-        mentions(text, answers, false)
+        mentions(text, answers, Source::Section)
     }
 }
 
@@ -370,11 +398,11 @@ fn decide(text: &str, answers: &[String], groups: &[Label]) -> Reading {
     if sections.iter().any(|s| groups.contains(&s.label)) {
         return Reading::Unparsed;
     }
-    let m = mentions(preamble, answers, true);
+    let m = mentions(preamble, answers, Source::Prose);
     if m.mentioned {
         return m.reading();
     }
-    mentions(text, answers, true).reading()
+    mentions(text, answers, Source::Prose).reading()
 }
 
 /// A section's text without code fences and surrounding markdown.
@@ -538,6 +566,69 @@ mod tests {
         assert!(wrong.is_empty(), "{}", wrong.join("\n"));
     }
 
+    /// Replies SmolLM2-135M-Instruct wrote to the built-in prompts (about
+    /// heart disease, answers YES and NO), cut where long: read
+    /// conservatively, never guessed from "No other features".
+    #[test]
+    fn small_model_replies_read_conservatively() {
+        use Reading::*;
+        let explained: &[(&str, Reading)] = &[
+            (
+                "Case:\n1. Age: 63\n2. Sex: male\n3. Chest pain type: Typical angina\n\
+                 6. No other features, but a good example of how to identify and address the heart disease.",
+                Unparsed,
+            ),
+            (
+                "Case:\n1. Age: 63\n8. Maximum heart rate: 150\n9. No: No\n\nConfidence: 100\n\n\
+                 Answer: YES, NO\n\nThe patient has heart disease.",
+                Hedge(vec![0, 1]),
+            ),
+            ("No", Answer(1)),
+            (
+                "YES, I can answer your question, \"This patient has heart disease. The most \
+                 important features are high cholesterol, a positive heart rate.\"",
+                Answer(0),
+            ),
+            (
+                "The patient with heart disease had a high maximum heart rate but had a normal \
+                 cholesterol level, with no signs of heart failure.",
+                Unparsed,
+            ),
+            (
+                "ANSWER: <a name=\"case1\" style=\"background-image:none\">\nCase 1: Male, Female</br>\n\
+                 Chest pain type: asymptomatic</br>\nPossible answers:\n1. No\n2. Yes",
+                Hedge(vec![0, 1]),
+            ),
+            (
+                "This case has heart disease, as evidenced by the condition of typical angina.",
+                Unparsed,
+            ),
+        ];
+        for (text, want) in explained {
+            assert_eq!(read_explanation(text, &yes_no()).answer, *want, "{text:?}");
+        }
+        let predicted: &[(&str, Reading)] = &[
+            (
+                "Here is a proof of the model's prediction:\n\nAge: 57\nCheol: 354\n\n\
+                 The model's prediction is:\nYES\n\nSo the model's prediction is YES, and the \
+                 model's output is a positive prediction.",
+                Answer(0),
+            ),
+            ("The correct prediction for this case is: YES.", Answer(0)),
+            ("The model's answer for this case is: No.", Answer(1)),
+            ("SELFPROFIT: The answer to this question is YES", Answer(0)),
+            ("The answer to this question is:\n\nYes", Answer(0)),
+            (
+                "The patient in this case is 57 years old and 57% male, which indicates a higher \
+                 likelihood of heart disease.",
+                Unparsed,
+            ),
+        ];
+        for (text, want) in predicted {
+            assert_eq!(read_prediction(text, &yes_no()), *want, "{text:?}");
+        }
+    }
+
     #[test]
     fn the_longest_answer_wins_and_letters_are_strict_in_prose() {
         let answers: Vec<String> = vec!["heart disease".into(), "no heart disease".into()];
@@ -551,7 +642,7 @@ mod tests {
         );
         let letters: Vec<String> = vec!["A".into(), "B".into()];
         assert_eq!(
-            read_prediction("I pick a model of B here.", &letters),
+            read_prediction("Of a and b, I pick B.", &letters),
             Reading::Answer(1)
         );
         assert_eq!(
@@ -633,8 +724,12 @@ mod tests {
             ("Answer: YES\nPREDICTION: NO", Answer(1)),
             ("PREDICTION: YES or NO", Hedge(vec![0, 1])),
             (
-                "The model answered YES before, and age changed, so NO.",
+                "The model answered YES, and age changed, so NO.",
                 Hedge(vec![0, 1]),
+            ),
+            (
+                "No other feature changed, so the answer stays YES.",
+                Answer(0),
             ),
             ("I cannot tell.\nPREDICTION:", Unparsed),
             ("It will say yes.", Answer(0)),
