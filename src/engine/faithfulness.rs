@@ -62,6 +62,9 @@ pub fn faith_pairs(scenario: &Scenario) -> Vec<FaithPairRecord> {
 struct Answered {
     reading: Reading,
     explanation: Option<String>,
+    /// What a predictor is shown as the explanation: its section, or the
+    /// whole reply when it has none (small models often write no sections).
+    shown: String,
     factors: Vec<String>,
     /// Why the call failed, when it did.
     error: Option<String>,
@@ -78,8 +81,8 @@ impl Answered {
 }
 
 /// One prediction to make.
-struct Ask<'a> {
-    dataset: &'a FaithDataset,
+struct Ask {
+    dataset: usize,
     variant: usize,
     reference: usize,
     counterfactual: usize,
@@ -204,7 +207,7 @@ impl Experiment {
                     for predictor in 0..f.predictors.len() {
                         for repeat in 0..f.repeats {
                             asks.push(Ask {
-                                dataset: set,
+                                dataset: d,
                                 variant: v,
                                 reference: group.reference,
                                 counterfactual: member.case,
@@ -225,11 +228,16 @@ impl Experiment {
             .buffer_unordered(concurrency.max(1))
             .collect::<Vec<_>>()
             .await;
-        let mut stop = None;
+        let mut stop: Option<Stop> = None;
         for p in predicted {
             match p {
                 Ok(error) => errors.note(error.as_deref()),
-                Err(s) => stop = Some(stop.map_or(s, |earlier: Stop| earlier.and(s))),
+                Err(s) => {
+                    stop = Some(match stop.take() {
+                        Some(earlier) => earlier.and(s),
+                        None => s,
+                    })
+                }
             }
         }
         match (stop, errors.first) {
@@ -268,7 +276,6 @@ impl Experiment {
         let sc = &*self.scenario;
         let f = sc.faithfulness.as_ref().expect("faithfulness");
         let (agent_idx, layout) = self.variants[v];
-        let agent = &sc.agents[agent_idx];
         let task = &sc.tasks[set.first_task + case];
         let context = serde_json::json!({
             "question": set.question,
@@ -294,6 +301,7 @@ impl Experiment {
         let read = read_explanation(&reply, &set.answers);
         let answered = Answered {
             reading: read.answer,
+            shown: read.explanation.clone().unwrap_or_else(|| reply.trim().to_owned()),
             explanation: read.explanation,
             factors: read.factors,
             error,
@@ -317,10 +325,10 @@ impl Experiment {
     }
 
     /// Make one prediction and store it; the call's error, when it failed.
-    async fn predict(&self, ask: Ask<'_>, replies: &[Vec<Answered>]) -> Result<Option<String>, Stop> {
+    async fn predict(&self, ask: Ask, replies: &[Vec<Answered>]) -> Result<Option<String>, Stop> {
         let sc = &*self.scenario;
         let f = sc.faithfulness.as_ref().expect("faithfulness");
-        let set = ask.dataset;
+        let set = &f.datasets[ask.dataset];
         let predictor_idx = f.predictors[ask.predictor];
         let reference = &sc.tasks[set.first_task + ask.reference];
         let counterfactual = &sc.tasks[set.first_task + ask.counterfactual];
@@ -330,7 +338,7 @@ impl Experiment {
             "answers": set.answers,
             "reference": set.descriptions[ask.reference],
             "reference_answer": set.answers[ask.reference_answer],
-            "explanation": shown.and_then(|a| a.explanation.clone()).unwrap_or_default(),
+            "explanation": shown.map(|a| a.shown.clone()).unwrap_or_default(),
             "factors": shown.map(|a| a.factors.clone()).unwrap_or_default(),
             "counterfactual": set.descriptions[ask.counterfactual],
         });

@@ -281,7 +281,6 @@ impl<'a> Validator<'a> {
         graph: Option<&crate::scenario::graph::Graph>,
     ) {
         use crate::scenario::failure::FailureMode;
-use crate::scenario::faithfulness_validator::FaithfulnessValidator;
         use crate::scenario::graph::NodeKind;
         let has_graph = self.loaded.graph.is_some();
         for (name, spec, src) in &self.loaded.agents {
