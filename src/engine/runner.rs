@@ -145,6 +145,13 @@ impl Runner {
         crate::scenario::judge_file::JudgeFile::load(path).map_err(Error::Invalid)
     }
 
+    /// Run `run_id`'s stored scenario, validated as it was run (with the
+    /// files it read), from the database at `db`.
+    pub fn stored_scenario(db: &Path, run_id: i64) -> Result<Scenario, Error> {
+        let source = Store::open(db)?.run_source(run_id)?;
+        with_stored_scenario(&source, run_id, |file| Self::validate(file, &[]))
+    }
+
     /// Validate `path`, with `overrides` applied, without running it.
     pub fn validate(path: &Path, overrides: &[String]) -> Result<Scenario, Error> {
         load_scenario(path, overrides).map_err(Error::Invalid)

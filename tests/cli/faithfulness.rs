@@ -172,6 +172,14 @@ fn simulated_explainer_nsg_tracks_its_known_faithfulness() {
     // At faithfulness 0 the explanation is a random guess: NSG ≈ 0.
     assert!(expected["explainer-0"].as_f64().unwrap().abs() < 0.01, "{expected}");
     assert!(measured[4] > 0.4, "{measured:?}");
+    // `crucible plot` draws the curve: a point per level.
+    let dir = s.path("plots");
+    Crucible::new(&["plot", "1", "--out"]).arg(&dir).db(&db).ok();
+    let svg = std::fs::read_to_string(dir.join("faithfulness.svg")).unwrap();
+    let doc = roxmltree::Document::parse(&svg).unwrap();
+    let points = doc.descendants().filter(|n| n.has_tag_name("circle")).count();
+    assert_eq!(points, levels.len(), "{svg}");
+    assert!(svg.contains("faithfulness of the simulated explainer"));
 }
 
 /// Three simulated explainers (one replying unreadably now and then) and two

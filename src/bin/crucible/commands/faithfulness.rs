@@ -74,6 +74,14 @@ pub fn exec(args: Args) -> anyhow::Result<ExitCode> {
     Ok(ExitCode::SUCCESS)
 }
 
+/// What `crucible run` and `crucible plot` report a faithfulness run with:
+/// the command's defaults.
+pub const DEFAULT_SETTINGS: Settings = Settings {
+    replicates: 1000,
+    seed: 0,
+    level: 0.95,
+};
+
 /// The faithfulness report of run `run`.
 pub fn report(
     store: &Store,

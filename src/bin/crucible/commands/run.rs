@@ -113,11 +113,7 @@ pub fn run(
         true => Some(super::faithfulness::report(
             &store,
             summary.run_id,
-            &crucible::stats::faithfulness::Settings {
-                replicates: 1000,
-                seed: 0,
-                level: 0.95,
-            },
+            &super::faithfulness::DEFAULT_SETTINGS,
         )?),
         false => None,
     };
