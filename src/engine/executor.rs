@@ -156,6 +156,17 @@ impl Executor {
                 records,
             },
         );
+        if sc.faithfulness.is_some() {
+            let experiment = crate::engine::faithfulness::Experiment::new(sc.clone(), caller);
+            let (status, error) = experiment
+                .run(self.concurrency, &self.progress, &self.cancel)
+                .await;
+            return Execution {
+                status,
+                error,
+                outcomes: vec![None; sc.tasks.len()],
+            };
+        }
         let shared = Arc::new(Shared {
             caller,
             binomials: Binomials::new(max_n),
@@ -178,78 +189,106 @@ impl Executor {
             }
             *slot = done;
         }
-        let mut failure: Option<String> = None;
-        let mut stopped = None;
-        let planned = sc.planned_samples();
-        let mut errors = 0;
         // Tasks in flight: enough to keep `concurrency` calls busy, bounded so
         // memory does not grow with the dataset.
         let window = self.concurrency.max(2);
-        let mut set = tokio::task::JoinSet::new();
-        let mut next = 0;
-        loop {
-            while set.len() < window && next < n_tasks && stopped.is_none() {
-                if outcomes[next].is_some() {
-                    next += 1;
-                    continue;
-                }
+        let todo: Vec<usize> = (0..n_tasks).filter(|&i| outcomes[i].is_none()).collect();
+        let progress = self.progress.clone();
+        let (status, failure) = schedule(
+            sc,
+            todo,
+            window,
+            &self.cancel,
+            |idx| {
                 let shared = shared.clone();
-                let idx = next;
-                set.spawn(async move { (idx, run_task(&shared, idx).await) });
-                next += 1;
-            }
-            let Some(joined) = set.join_next().await else {
-                break;
-            };
-            match joined {
-                Ok((idx, Ok(o))) => {
-                    outcomes[idx] = Some(o);
-                    self.progress.tasks.fetch_add(1, Ordering::Relaxed);
-                }
-                Ok((_, Err(stop))) => {
-                    let kind = match stop {
-                        Stop::Cancelled => Status::Interrupted,
-                        Stop::Budget(why) => {
-                            failure.get_or_insert(why);
-                            Status::BudgetExhausted
-                        }
-                        Stop::Failed(e) => {
-                            failure.get_or_insert(e);
-                            Status::Failed
-                        }
-                        // The task's errors are in the trace; the run goes
-                        // on while they are tolerated.
-                        Stop::Errored { samples, message } => {
-                            errors += samples;
-                            if stopped.is_some() || sc.fail_on_error.tolerates(errors, planned) {
-                                continue;
-                            }
-                            failure.get_or_insert(too_many_errors(sc, errors, planned, &message));
-                            Status::Failed
-                        }
-                    };
-                    // Let in-flight tasks finish what they can; start no more.
-                    stopped.get_or_insert(kind);
-                    self.cancel.store(true, Ordering::Relaxed);
-                }
-                Err(e) => {
-                    failure.get_or_insert(format!("task panicked: {e}"));
-                    stopped.get_or_insert(Status::Failed);
-                    self.cancel.store(true, Ordering::Relaxed);
-                }
-            }
-        }
-        let status = match stopped {
-            Some(s) => s,
-            None if self.cancel.load(Ordering::Relaxed) => Status::Interrupted,
-            None => Status::Completed,
-        };
+                async move { (idx, run_task(&shared, idx).await) }
+            },
+            |idx, o| {
+                outcomes[idx] = Some(o);
+                progress.tasks.fetch_add(1, Ordering::Relaxed);
+            },
+        )
+        .await;
         Execution {
             status,
             error: failure,
             outcomes,
         }
     }
+}
+
+/// Run `work` on every index of `todo`, at most `window` at once, handing
+/// each result to `done`, and say how the run ended. The first stop that
+/// ends the run (Ctrl-C, a budget cap, a failure, more errors than
+/// `fail_on_error` tolerates) starts no more work; work in flight finishes
+/// what it can.
+pub(crate) async fn schedule<T, Fut>(
+    sc: &Scenario,
+    todo: Vec<usize>,
+    window: usize,
+    cancel: &AtomicBool,
+    work: impl Fn(usize) -> Fut,
+    mut done: impl FnMut(usize, T),
+) -> (Status, Option<String>)
+where
+    T: Send + 'static,
+    Fut: std::future::Future<Output = (usize, Result<T, Stop>)> + Send + 'static,
+{
+    let mut failure: Option<String> = None;
+    let mut stopped = None;
+    let planned = sc.planned_samples();
+    let mut errors = 0;
+    let mut set = tokio::task::JoinSet::new();
+    let mut todo = todo.into_iter();
+    loop {
+        while set.len() < window && stopped.is_none() {
+            let Some(idx) = todo.next() else { break };
+            set.spawn(work(idx));
+        }
+        let Some(joined) = set.join_next().await else {
+            break;
+        };
+        match joined {
+            Ok((idx, Ok(o))) => done(idx, o),
+            Ok((_, Err(stop))) => {
+                let kind = match stop {
+                    Stop::Cancelled => Status::Interrupted,
+                    Stop::Budget(why) => {
+                        failure.get_or_insert(why);
+                        Status::BudgetExhausted
+                    }
+                    Stop::Failed(e) => {
+                        failure.get_or_insert(e);
+                        Status::Failed
+                    }
+                    // The task's errors are in the trace; the run goes
+                    // on while they are tolerated.
+                    Stop::Errored { samples, message } => {
+                        errors += samples;
+                        if stopped.is_some() || sc.fail_on_error.tolerates(errors, planned) {
+                            continue;
+                        }
+                        failure.get_or_insert(too_many_errors(sc, errors, planned, &message));
+                        Status::Failed
+                    }
+                };
+                // Let in-flight tasks finish what they can; start no more.
+                stopped.get_or_insert(kind);
+                cancel.store(true, Ordering::Relaxed);
+            }
+            Err(e) => {
+                failure.get_or_insert(format!("task panicked: {e}"));
+                stopped.get_or_insert(Status::Failed);
+                cancel.store(true, Ordering::Relaxed);
+            }
+        }
+    }
+    let status = match stopped {
+        Some(s) => s,
+        None if cancel.load(Ordering::Relaxed) => Status::Interrupted,
+        None => Status::Completed,
+    };
+    (status, failure)
 }
 
 /// Why a run with `errors` errored samples of `planned` fails, given the

@@ -12,6 +12,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 
 use crate::engine::error::Error;
 use crate::engine::executor::{Executor, Progress, Status};
+use crate::engine::faithfulness::faith_pairs;
 use crate::model::network::NetworkModel;
 use crate::model::provider::Provider;
 use crate::model::replay::{Recorded, Recordings};
@@ -76,6 +77,7 @@ impl Runner {
                 seed: scenario.seed,
                 concurrency: self.options.concurrency,
                 planned_samples: scenario.planned_samples(),
+                faith_pairs: &faith_pairs(scenario),
             },
             scenario.tasks.iter().map(|t| TaskRow {
                 index: t.index,
@@ -141,6 +143,13 @@ impl Runner {
     /// Check the judge file at `path`.
     pub fn validate_judge(path: &Path) -> Result<crate::scenario::judge_file::JudgeFile, Error> {
         crate::scenario::judge_file::JudgeFile::load(path).map_err(Error::Invalid)
+    }
+
+    /// Run `run_id`'s stored scenario, validated as it was run (with the
+    /// files it read), from the database at `db`.
+    pub fn stored_scenario(db: &Path, run_id: i64) -> Result<Scenario, Error> {
+        let source = Store::open(db)?.run_source(run_id)?;
+        with_stored_scenario(&source, run_id, |file| Self::validate(file, &[]))
     }
 
     /// Validate `path`, with `overrides` applied, without running it.

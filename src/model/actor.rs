@@ -287,6 +287,8 @@ mod tests {
             failure_rate: 0.0,
             n_per_request: 1,
             judge: None,
+            explainer: None,
+            predictor: None,
         }
     }
 

@@ -3,17 +3,20 @@
 //! Owns the [`provider::Provider`] trait and its request and response
 //! types, HTTP with retries, the OpenAI-compatible and Anthropic wire
 //! formats, rate limits, the simulated model and the personas its agents
-//! act out in graph scenes, replay of recorded responses, reading a judge's
-//! verdict, and `crucible sim-server`. It is the only layer that does
+//! act out in graph scenes, the simulated judge, explainer and predictor,
+//! replay of recorded responses, reading a judge's verdict, and `crucible
+//! sim-server`. It is the only layer that does
 //! network I/O to models.
 //!
 //! May use: `scenario`, `seed`.
 
 pub mod actor;
+pub mod explainer;
 pub mod explaining;
 pub mod http;
 pub mod judged;
 pub mod network;
+pub mod predictor;
 pub mod provider;
 pub mod rate_limit;
 pub mod replay;

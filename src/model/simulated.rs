@@ -6,16 +6,24 @@
 //! task t for agent a draws from a generator seeded by (scenario seed, agent,
 //! model, task id, k), and is written as a short reasoning text that ends in the
 //! answer, in a form the scenario's extraction rule reads.
+//!
+//! A call about a failure judge's trace or a faithfulness experiment's case
+//! is answered by the model's `judge`, `explainer` or `predictor` section
+//! when it has the one the call needs (`model::judged`, `model::explainer`,
+//! `model::predictor`), and from its distribution otherwise.
 
 use async_trait::async_trait;
 use rand::RngExt;
 
+use crate::model::explaining::Explaining;
 use crate::model::provider::{
     CallRequest, CallResponse, Completion, Provider, ProviderError, UsageBound,
 };
 use crate::model::scene::Scene;
 use crate::scenario::Task;
-use crate::scenario::simulation::{ABSTAIN_TEXT, REASONING, SimulatedModel};
+use crate::scenario::simulation::{
+    ABSTAIN_TEXT, REASONING, SimulatedExplainer, SimulatedModel, SimulatedPredictor,
+};
 use crate::seed::{self, Part};
 
 impl SimulatedModel {
@@ -57,6 +65,93 @@ impl SimulatedModel {
             latency,
             failed,
         )
+    }
+
+    /// The replies to a faithfulness call, one per sample, when the model
+    /// has the section the call needs; an error when it cannot answer it.
+    fn faithfulness_replies(&self, req: &CallRequest<'_>) -> Option<Result<Vec<String>, String>> {
+        let samples = req.first_sample..req.first_sample + req.n;
+        match (req.explaining?, &self.explainer, &self.predictor) {
+            (
+                Explaining::Explain {
+                    case,
+                    answers,
+                    answer_last,
+                },
+                Some(explainer),
+                _,
+            ) => Some(
+                samples
+                    .map(|k| {
+                        let mut rng = seed::rng(
+                            self.seed,
+                            &[
+                                Part::Str("explain"),
+                                Part::Str(&self.name),
+                                Part::Str(&case.id),
+                                Part::Int(k as u64),
+                            ],
+                        );
+                        explainer.reply(case, answers, *answer_last, &mut rng)
+                    })
+                    .collect(),
+            ),
+            (
+                Explaining::Predict {
+                    reference,
+                    reference_answer,
+                    factors,
+                    counterfactual,
+                    answers,
+                },
+                _,
+                Some(predictor),
+            ) => Some(
+                samples
+                    .map(|k| {
+                        let mut rng = seed::rng(
+                            self.seed,
+                            &[
+                                Part::Str("predict"),
+                                Part::Str(&self.name),
+                                Part::Str(&reference.id),
+                                Part::Str(&counterfactual.id),
+                                Part::Int(k as u64),
+                            ],
+                        );
+                        predictor.reply(
+                            reference,
+                            reference_answer,
+                            factors.as_deref(),
+                            counterfactual,
+                            answers,
+                            &mut rng,
+                        )
+                    })
+                    .collect(),
+            ),
+            _ => None,
+        }
+    }
+
+    /// The longest faithfulness reply, in bytes, when the model writes one
+    /// for this call.
+    fn faithfulness_reply_bound(&self, req: &CallRequest<'_>) -> Option<usize> {
+        match (req.explaining?, &self.explainer, &self.predictor) {
+            (Explaining::Explain { case, answers, .. }, Some(_), _) => {
+                Some(SimulatedExplainer::reply_bound(case, answers))
+            }
+            (
+                Explaining::Predict {
+                    reference_answer,
+                    answers,
+                    ..
+                },
+                _,
+                Some(_),
+            ) => Some(SimulatedPredictor::reply_bound(reference_answer, answers)),
+            _ => None,
+        }
     }
 }
 
@@ -109,10 +204,19 @@ impl Provider for SimulatedModel {
     }
 
     fn fingerprint(&self) -> String {
-        format!(
+        let mut f = format!(
             "simulated {} seed={} {:?} {:?} failure={} judge={:?}",
             self.name, self.seed, self.distribution, self.style, self.failure_rate, self.judge
-        )
+        );
+        // Only when present, so that the keys of calls recorded before
+        // these sections existed stay the same.
+        if let Some(e) = &self.explainer {
+            f.push_str(&format!(" explainer={e:?}"));
+        }
+        if let Some(p) = &self.predictor {
+            f.push_str(&format!(" predictor={p:?}"));
+        }
+        f
     }
 
     fn usage_bound(&self, req: &CallRequest<'_>) -> UsageBound {
@@ -120,6 +224,12 @@ impl Provider for SimulatedModel {
             return UsageBound {
                 input_tokens: estimate_input_tokens(req),
                 output_tokens: Some(tokens_of_len(view.reply_bound())),
+            };
+        }
+        if let Some(bytes) = self.faithfulness_reply_bound(req) {
+            return UsageBound {
+                input_tokens: estimate_input_tokens(req),
+                output_tokens: Some(tokens_of_len(bytes) * req.n as u64),
             };
         }
         // The longest text `write` can produce: three reasoning lines, then
@@ -163,6 +273,31 @@ impl Provider for SimulatedModel {
                     output_tokens: estimate_tokens(&text),
                     text,
                 }],
+                input_tokens: estimate_input_tokens(&req),
+                latency_ms: 0.0,
+                raw: None,
+                request: None,
+                attempts: Vec::new(),
+            });
+        }
+        if let Some(replies) = self.faithfulness_replies(&req) {
+            let completions = replies.map_err(|message| ProviderError {
+                model: self.name.clone(),
+                message,
+                latency_ms: 0.0,
+                attempts: Vec::new(),
+                // Every call of the experiment would fail the same way.
+                fatal: true,
+                unreachable: false,
+            })?;
+            return Ok(CallResponse {
+                completions: completions
+                    .into_iter()
+                    .map(|text| Completion {
+                        output_tokens: estimate_tokens(&text),
+                        text,
+                    })
+                    .collect(),
                 input_tokens: estimate_input_tokens(&req),
                 latency_ms: 0.0,
                 raw: None,
@@ -230,6 +365,8 @@ mod tests {
             failure_rate: 0.0,
             n_per_request: 1,
             judge: None,
+            explainer: None,
+            predictor: None,
         }
     }
 
@@ -332,5 +469,181 @@ mod tests {
             bound <= longest + 2,
             "bound {bound} is loose against {longest}"
         );
+    }
+
+    fn request<'a>(
+        t: &'a Task,
+        explaining: Option<&'a Explaining>,
+        first: usize,
+        n: usize,
+    ) -> CallRequest<'a> {
+        CallRequest {
+            agent: "a",
+            task: t,
+            system: "",
+            prompt: "Does this patient have heart disease?",
+            history: &[],
+            first_sample: first,
+            n,
+            scene: None,
+            trace: None,
+            explaining,
+        }
+    }
+
+    fn faithful(faithfulness: f64) -> SimulatedModel {
+        SimulatedModel {
+            explainer: Some(SimulatedExplainer {
+                weights: vec![("age".into(), 1.0), ("chol".into(), 1.0)],
+                threshold: 4.0,
+                faithfulness,
+                malformed: 0.0,
+            }),
+            predictor: Some(SimulatedPredictor {
+                guess: 1,
+                hedge: 0.0,
+                malformed: 0.0,
+            }),
+            ..model(Distribution::Explicit(vec![("7".into(), 1.0)]))
+        }
+    }
+
+    fn case(id: &str, age: f64) -> crate::model::explaining::CaseView {
+        crate::model::explaining::CaseView {
+            id: id.into(),
+            features: ["age", "chol", "sex", "cp", "thal"]
+                .iter()
+                .map(|f| ((*f).to_owned(), if *f == "age" { age } else { 1.0 }))
+                .collect(),
+        }
+    }
+
+    fn texts(r: CallResponse) -> Vec<String> {
+        r.completions.into_iter().map(|c| c.text).collect()
+    }
+
+    #[tokio::test]
+    async fn faithfulness_calls_are_answered_by_their_sections() {
+        use crate::scenario::explanation::{Reading, read_explanation, read_prediction};
+        let m = faithful(0.0);
+        let t = task("7");
+        let answers: Vec<String> = vec!["YES".into(), "NO".into()];
+        let explain = |age: f64, id: &str| Explaining::Explain {
+            case: case(id, age),
+            answers: answers.clone(),
+            answer_last: false,
+        };
+        for (age, want) in [(3.0, 0), (2.0, 1)] {
+            let e = explain(age, "c");
+            let replies = texts(m.complete(request(&t, Some(&e), 0, 3)).await.unwrap());
+            assert_eq!(replies.len(), 3);
+            for r in &replies {
+                assert_eq!(
+                    read_explanation(r, &answers).answer,
+                    Reading::Answer(want),
+                    "{r}"
+                );
+            }
+            // Deterministic per sample; samples and cases draw apart.
+            let again = texts(m.complete(request(&t, Some(&e), 0, 3)).await.unwrap());
+            assert_eq!(replies, again);
+            let bound = m
+                .usage_bound(&request(&t, Some(&e), 0, 3))
+                .output_tokens
+                .unwrap();
+            let used: u64 = replies.iter().map(|r| estimate_tokens(r)).sum();
+            assert!(used <= bound, "{used} > {bound}");
+        }
+        let mut by_sample = Vec::new();
+        let mut by_case = Vec::new();
+        for k in 0..10 {
+            for (first, id, into) in [
+                (k, "c".to_owned(), &mut by_sample),
+                (0, format!("c{k}"), &mut by_case),
+            ] {
+                let e = explain(3.0, &id);
+                let r = texts(m.complete(request(&t, Some(&e), first, 1)).await.unwrap());
+                into.push(read_explanation(&r[0], &answers).factors);
+            }
+        }
+        assert!(
+            by_sample.iter().any(|d| *d != by_sample[0]),
+            "{by_sample:?}"
+        );
+        assert!(by_case.iter().any(|d| *d != by_case[0]), "{by_case:?}");
+
+        let predict = Explaining::Predict {
+            reference: case("r", 3.0),
+            reference_answer: "YES".into(),
+            factors: Some(vec!["age".into()]),
+            counterfactual: case("c", 2.0),
+            answers: answers.clone(),
+        };
+        let r = texts(m.complete(request(&t, Some(&predict), 0, 2)).await.unwrap());
+        assert_eq!(r.len(), 2);
+        for text in &r {
+            assert_eq!(
+                read_prediction(text, &answers),
+                Reading::Answer(1),
+                "{text}"
+            );
+        }
+        let bound = m
+            .usage_bound(&request(&t, Some(&predict), 0, 2))
+            .output_tokens
+            .unwrap();
+        assert!(r.iter().map(|x| estimate_tokens(x)).sum::<u64>() <= bound);
+    }
+
+    #[tokio::test]
+    async fn without_a_faithfulness_call_or_section_the_model_samples_as_before() {
+        let t = task("7");
+        let plain = model(Distribution::Explicit(vec![("7".into(), 1.0)]));
+        let m = faithful(1.0);
+        let plain_text = texts(plain.complete(request(&t, None, 0, 2)).await.unwrap());
+        assert_eq!(
+            texts(m.complete(request(&t, None, 0, 2)).await.unwrap()),
+            plain_text
+        );
+        assert_eq!(
+            m.usage_bound(&request(&t, None, 0, 2)),
+            plain.usage_bound(&request(&t, None, 0, 2))
+        );
+        let e = Explaining::Explain {
+            case: case("c", 3.0),
+            answers: vec!["YES".into(), "NO".into()],
+            answer_last: true,
+        };
+        assert_eq!(
+            texts(plain.complete(request(&t, Some(&e), 0, 2)).await.unwrap()),
+            plain_text
+        );
+        // The sections are in the fingerprint, and only when present.
+        assert!(!plain.fingerprint().contains("explainer"));
+        assert_ne!(m.fingerprint(), plain.fingerprint());
+        let other = SimulatedModel {
+            predictor: Some(SimulatedPredictor {
+                guess: 2,
+                hedge: 0.0,
+                malformed: 0.0,
+            }),
+            ..faithful(1.0)
+        };
+        assert_ne!(m.fingerprint(), other.fingerprint());
+    }
+
+    #[tokio::test]
+    async fn an_explainer_given_three_answers_fails_the_run() {
+        let t = task("7");
+        let e = Explaining::Explain {
+            case: case("c", 3.0),
+            answers: vec!["A".into(), "B".into(), "C".into()],
+            answer_last: false,
+        };
+        let err = faithful(1.0)
+            .complete(request(&t, Some(&e), 0, 1))
+            .await
+            .unwrap_err();
+        assert!(err.fatal && err.message.contains("two answers"), "{err}");
     }
 }

@@ -11,6 +11,7 @@ pub mod agreement;
 pub mod analysis;
 pub mod export;
 pub mod failures;
+pub mod faithfulness;
 pub mod label_matrix;
 pub mod plot;
 pub mod run_summary;

@@ -82,6 +82,11 @@ impl RunSummary {
         } else {
             String::new()
         };
+        // A run without strategies (a faithfulness experiment) has no rows.
+        let t = match self.results.is_empty() {
+            true => String::new(),
+            false => t.to_string(),
+        };
         format!(
             "run {} · {} · {} · {} samples{errors} · {} requests · {} tokens{verifiers}{cost}\n{t}",
             self.run_id,

@@ -17,8 +17,8 @@ use crate::scenario::environment;
 use crate::scenario::judge_file::JudgeFile;
 use crate::scenario::node::{Located, Node, from_node};
 use crate::scenario::spec::{
-    AgentSpec, AnswerSpec, BudgetSpec, DatasetSpec, EdgeSpec, FailOnErrorSpec, JudgeSpec,
-    ModelSpec, NodeSpec, RESERVED_KEYS, StrategySpec, TOP_LEVEL_KEYS, VerifierSpec,
+    AgentSpec, AnswerSpec, BudgetSpec, DatasetSpec, EdgeSpec, FailOnErrorSpec, FaithfulnessSpec,
+    JudgeSpec, ModelSpec, NodeSpec, RESERVED_KEYS, StrategySpec, TOP_LEVEL_KEYS, VerifierSpec,
 };
 
 /// A scenario as written, section by section, with where each part came from.
@@ -46,6 +46,17 @@ pub struct Loaded {
     pub judges: Vec<(JudgeSpec, Option<Arc<JudgeFile>>)>,
     /// Referenced files (path relative to the scenario, text), for the run record.
     pub files: Vec<(String, String)>,
+    /// The `faithfulness` section, with its data sets' files.
+    pub faithfulness: Option<LoadedFaithfulness>,
+}
+
+/// The `faithfulness` section and, per data set in order, its counterfactual
+/// source's file (path, text) where it could be read.
+#[derive(Debug)]
+pub struct LoadedFaithfulness {
+    pub span: Span,
+    pub spec: FaithfulnessSpec,
+    pub files: Vec<Option<(PathBuf, String)>>,
 }
 
 /// The `graph` section, node by node and edge by edge.
@@ -74,6 +85,9 @@ pub struct Loader {
 
 /// What a scenario must have.
 const SCENARIO_KEYS: &[&str] = &["name", "models", "agents", "dataset", "strategies"];
+
+/// What a faithfulness experiment must have: its cases are its tasks.
+const FAITHFULNESS_KEYS: &[&str] = &["name", "models", "agents", "faithfulness"];
 
 impl Loader {
     /// Load `path` with `overrides` (`PATH=VALUE`, as `--set` takes them)
@@ -146,7 +160,11 @@ impl Loader {
             ));
             return;
         };
-        for &required in self.required {
+        let required = match root.get("faithfulness") {
+            Some(_) if self.required == SCENARIO_KEYS => FAITHFULNESS_KEYS,
+            _ => self.required,
+        };
+        for &required in required {
             if root.get(required).is_none() {
                 self.diags
                     .push(source.error(root.span, format!("missing required key `{required}`")));
@@ -174,6 +192,7 @@ impl Loader {
                 "fail_on_error" => self.loaded.fail_on_error = self.section(&source, value),
                 "graph" => self.graph(&source, value),
                 "judges" => self.judges(&source, value),
+                "faithfulness" => self.faithfulness(&source, value),
                 k if RESERVED_KEYS.contains(&k) => self.diags.push(source.error(
                     key.span,
                     format!("`{k}` is not supported yet in this version of crucible; remove it"),
@@ -445,5 +464,41 @@ impl Loader {
                 self.loaded.strategies.push(Located::new(item.span, s));
             }
         }
+    }
+
+    fn faithfulness(&mut self, source: &SourceFile, node: &Node) {
+        let Some(spec) = self.section::<FaithfulnessSpec>(source, node) else {
+            return;
+        };
+        let mut files = Vec::with_capacity(spec.datasets.len());
+        for d in &spec.datasets {
+            let file = [
+                d.natural.as_ref().map(|n| &n.file),
+                d.given.as_ref().map(|g| &g.file),
+                d.generated.as_ref().map(|g| &g.file),
+            ];
+            let mut named = file.into_iter().flatten();
+            let read = match (named.next(), named.next()) {
+                (Some(file), None) => self
+                    .read_relative(source, file)
+                    .map(|text| (self.dir.join(&file.value), text)),
+                _ => {
+                    self.diags.push(source.error(
+                        d.name.span,
+                        format!(
+                            "data set `{}` needs exactly one of `natural`, `given` or `generated`",
+                            d.name.value
+                        ),
+                    ));
+                    None
+                }
+            };
+            files.push(read);
+        }
+        self.loaded.faithfulness = Some(LoadedFaithfulness {
+            span: node.span,
+            spec,
+            files,
+        });
     }
 }

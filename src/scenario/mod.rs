@@ -3,9 +3,10 @@
 //! Owns everything a scenario file means — located YAML nodes and their
 //! diagnostics, `--set` overrides, the serialized `spec` types, the loader
 //! and datasets, prompt templates, answer extraction and normalization, agent
-//! graphs, the failure-mode taxonomy, faithfulness data sets' counterfactual
-//! cases, and the validator that builds the engine's types. Model settings
-//! are data here; `model` builds providers from them.
+//! graphs, the failure-mode taxonomy, faithfulness experiments (their
+//! counterfactual cases, self-explanation replies and prompts), and the
+//! validator that builds the engine's types. Model settings are data here;
+//! `model` builds providers from them.
 //!
 //! May use: `seed`. Nothing here imports `model`, `stats`, `store`,
 //! `engine` or `report`.
@@ -17,7 +18,10 @@ pub mod counterfactual;
 pub mod dataset;
 pub mod diagnostic;
 pub mod environment;
+pub mod explanation;
 pub mod failure;
+pub mod faithfulness;
+mod faithfulness_validator;
 pub mod graph;
 pub mod judge_file;
 pub mod loader;

@@ -1,8 +1,12 @@
 //! What a simulated model is: its answer distribution per task and how it
-//! writes an answer so the scenario's extraction rule reads it back.
+//! writes an answer so the scenario's extraction rule reads it back; and
+//! what it is as a failure judge, an explained model and a predictor
+//! (their error rates and rules).
 //!
 //! Data and pure functions only; `model::simulated` draws samples from it
-//! and serves it as a provider. The validator writes a probe answer with
+//! and serves it as a provider, `model::judged`, `model::explainer` and
+//! `model::predictor` give the judge, explainer and predictor their
+//! behaviour. The validator writes a probe answer with
 //! [`SimulatedModel::write`] to check that the answer rule reads it back.
 
 use rand::RngExt;
@@ -52,6 +56,11 @@ pub struct SimulatedModel {
     pub n_per_request: usize,
     /// As a failure judge: how it answers.
     pub judge: Option<SimulatedJudge>,
+    /// As an explained model of a faithfulness experiment: its hidden rule
+    /// and how faithfully it names the rule's features.
+    pub explainer: Option<SimulatedExplainer>,
+    /// As a predictor of a faithfulness experiment: how it guesses.
+    pub predictor: Option<SimulatedPredictor>,
 }
 
 /// A simulated failure judge: it knows which failures were injected into a
@@ -63,6 +72,35 @@ pub struct SimulatedJudge {
     /// Per mode: P(does not report it | not injected).
     pub specificity: Vec<f64>,
     /// Share of replies with no readable verdict.
+    pub malformed: f64,
+}
+
+/// A simulated explained model whose faithfulness is known: it answers by a
+/// hidden weighted-threshold rule over a case's features and names the
+/// rule's features as its most important factors, each faithfully with
+/// probability `faithfulness`.
+#[derive(Debug, Clone, PartialEq)]
+pub struct SimulatedExplainer {
+    /// Feature → weight, in the scenario's (alphabetical) order.
+    pub weights: Vec<(String, f64)>,
+    /// The first answer when the weighted sum reaches it, else the second.
+    pub threshold: f64,
+    /// P(a named factor is the rule's own feature), per factor.
+    pub faithfulness: f64,
+    /// Share of replies with no readable answer.
+    pub malformed: f64,
+}
+
+/// A simulated predictor: it expects the explained model's answer to
+/// change exactly when a counterfactual changes a feature the explanation
+/// named, and guesses `guess` features without an explanation.
+#[derive(Debug, Clone, PartialEq)]
+pub struct SimulatedPredictor {
+    /// Features guessed without an explanation, at least 1.
+    pub guess: usize,
+    /// Share of replies naming two answers.
+    pub hedge: f64,
+    /// Share of replies naming no answer; `hedge + malformed` ≤ 1.
     pub malformed: f64,
 }
 

@@ -36,6 +36,8 @@ pub struct Scenario {
     pub graph_agent: Option<usize>,
     /// Failure judges applied to every graph run when it finishes.
     pub judges: Vec<crate::scenario::judge_file::JudgeUse>,
+    /// A self-explanation faithfulness experiment; its cases are `tasks`.
+    pub faithfulness: Option<crate::scenario::faithfulness::Faithfulness>,
 }
 
 /// blake3 of a scenario's text and the files it refers to.
@@ -466,7 +468,9 @@ impl Scenario {
             .filter(|s| s.correction.is_some())
             .map(Strategy::most_rounds)
             .sum();
+        let faithfulness = self.faithfulness.as_ref().map_or(0, |f| f.planned_calls());
         (self.pool_sizes().iter().sum::<usize>() + rounds) as u64 * self.tasks.len() as u64
+            + faithfulness
     }
 }
 

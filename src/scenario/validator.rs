@@ -11,17 +11,19 @@ use crate::scenario::budget::{Budget, Cap, Price};
 use crate::scenario::canonicalizer::Canonicalizer;
 use crate::scenario::diagnostic::{Diagnostic, Diagnostics, SourceFile, Span, did_you_mean};
 use crate::scenario::failure::FailureMode;
+use crate::scenario::faithfulness_validator::FaithfulnessValidator;
 use crate::scenario::judge_file::JudgeUse;
 use crate::scenario::loader::Loaded;
 use crate::scenario::node::Located;
 use crate::scenario::persona::{Persona, Role};
 use crate::scenario::simulation::{
-    AnswerStyle, Distribution, SimulatedJudge, SimulatedModel, spread_shares,
+    AnswerStyle, Distribution, SimulatedExplainer, SimulatedJudge, SimulatedModel,
+    SimulatedPredictor, spread_shares,
 };
 use crate::scenario::spec::{
     AggregateSpec, CheckSpec, ExtractSpec, FailOnErrorSpec, ModelSpec, NormalizeStep, RoleSpec,
-    ScaleSpec, SimulateSpec, SimulatedJudgeSpec, Spread, StepsSpec, StopSpec, StrategyKindSpec,
-    StrategySpec, VerifierKindSpec, VerifierSpec,
+    ScaleSpec, SimulateSpec, SimulatedExplainerSpec, SimulatedJudgeSpec, SimulatedPredictorSpec,
+    Spread, StepsSpec, StopSpec, StrategyKindSpec, StrategySpec, VerifierKindSpec, VerifierSpec,
 };
 use crate::scenario::template::{Template, line_span};
 use crate::scenario::tolerance::ErrorTolerance;
@@ -136,7 +138,21 @@ impl<'a> Validator<'a> {
         };
         let seed = l.seed.unwrap_or(0);
         let answer = self.answer_rule();
-        let tasks = self.tasks(answer.as_ref());
+        let (faithfulness, tasks) = match &l.faithfulness {
+            Some(section) => {
+                let names: Vec<&str> = l.agents.iter().map(|(n, _, _)| n.as_str()).collect();
+                let mut checker = FaithfulnessValidator {
+                    loaded: l,
+                    source: &self.source,
+                    diags: &mut self.diags,
+                };
+                match checker.validate(section, &names, seed) {
+                    Some((f, tasks)) => (Some(f), tasks),
+                    None => (None, Vec::new()),
+                }
+            }
+            None => (None, self.tasks(answer.as_ref())),
+        };
         let models = self.models(seed, answer.as_ref(), &tasks);
         let mut agents = self.agents();
         let graph_agent = self.graph_agent(&mut agents);
@@ -178,6 +194,7 @@ impl<'a> Validator<'a> {
             graph,
             graph_agent,
             judges,
+            faithfulness,
         };
         for (cap, message) in crate::scenario::budget::unenforceable(&scenario) {
             let b = &l.budget;
@@ -790,23 +807,43 @@ impl<'a> Validator<'a> {
             .judge
             .as_ref()
             .and_then(|j| self.simulated_judge(j, name.span));
+        let explainer = spec
+            .explainer
+            .as_ref()
+            .and_then(|e| self.simulated_explainer(e));
+        let predictor = spec
+            .predictor
+            .as_ref()
+            .and_then(|p| self.simulated_predictor(p));
         let Some(d) = &spec.distribution else {
-            if spec.judge.is_some() {
-                // A judge only: as an agent it would always abstain.
-                return judge.map(|j| SimulatedModel {
-                    name: name.value.clone(),
-                    seed,
-                    distribution: Distribution::Explicit(Vec::new()),
-                    style: AnswerStyle {
-                        format: "{answer}".into(),
-                        reasoning: false,
-                        choices: None,
-                    },
-                    latency: None,
-                    failure_rate: 0.0,
-                    n_per_request: usize::MAX,
-                    judge: Some(j),
-                });
+            let roles = [
+                (spec.judge.is_some(), judge.is_some()),
+                (spec.explainer.is_some(), explainer.is_some()),
+                (spec.predictor.is_some(), predictor.is_some()),
+            ];
+            if roles.iter().any(|(given, _)| *given) {
+                // A judge, explainer or predictor only: as an agent it
+                // would always abstain. A section that failed to validate
+                // has said why.
+                return roles
+                    .iter()
+                    .all(|(given, valid)| given == valid)
+                    .then(|| SimulatedModel {
+                        name: name.value.clone(),
+                        seed,
+                        distribution: Distribution::Explicit(Vec::new()),
+                        style: AnswerStyle {
+                            format: "{answer}".into(),
+                            reasoning: false,
+                            choices: None,
+                        },
+                        latency: None,
+                        failure_rate: 0.0,
+                        n_per_request: usize::MAX,
+                        judge,
+                        explainer,
+                        predictor,
+                    });
             }
             self.err(
                 name.span,
@@ -991,6 +1028,8 @@ impl<'a> Validator<'a> {
             failure_rate: 0.0,
             n_per_request: usize::MAX,
             judge,
+            explainer,
+            predictor,
         };
         if let Some(l) = &spec.latency_ms
             && (l.mean.value < 0.0 || l.sd.as_ref().is_some_and(|s| s.value < 0.0))
@@ -1101,12 +1140,18 @@ impl<'a> Validator<'a> {
                     idx
                 }
             };
-            let Some(prompt) = &spec.prompt else {
-                self.diags.push(src.error(
-                    name.span,
-                    format!("agent `{}` needs a `prompt`", name.value),
-                ));
-                continue;
+            // A faithfulness experiment's prompts are its own.
+            let unused = Located::new(name.span, String::new());
+            let prompt = match &spec.prompt {
+                Some(p) => p,
+                None if self.loaded.faithfulness.is_some() => &unused,
+                None => {
+                    self.diags.push(src.error(
+                        name.span,
+                        format!("agent `{}` needs a `prompt`", name.value),
+                    ));
+                    continue;
+                }
             };
             let template = match Template::compile(&prompt.value) {
                 Ok(t) => t,
@@ -1540,16 +1585,9 @@ impl<'a> Validator<'a> {
     /// A simulated judge's error rates, each a probability.
     fn simulated_judge(&mut self, spec: &SimulatedJudgeSpec, at: Span) -> Option<SimulatedJudge> {
         let before = self.diags.len();
-        let rate = |v: &mut Self, x: &Option<Located<f64>>, what: &str, default: f64| {
-            x.as_ref().map_or(default, |x| {
-                probability(&v.source, x, what)
-                    .map_err(|d| v.diags.push(d))
-                    .unwrap_or(default)
-            })
-        };
-        let sensitivity = rate(self, &spec.sensitivity, "sensitivity", 1.0);
-        let specificity = rate(self, &spec.specificity, "specificity", 1.0);
-        let malformed = rate(self, &spec.malformed, "malformed", 0.0);
+        let sensitivity = self.rate(&spec.sensitivity, "sensitivity", 1.0);
+        let specificity = self.rate(&spec.specificity, "specificity", 1.0);
+        let malformed = self.rate(&spec.malformed, "malformed", 0.0);
         let mut judge = SimulatedJudge {
             sensitivity: vec![sensitivity; FailureMode::all().count()],
             specificity: vec![specificity; FailureMode::all().count()],
@@ -1573,10 +1611,77 @@ impl<'a> Validator<'a> {
                 );
                 continue;
             };
-            judge.sensitivity[i] = rate(self, &m.sensitivity, "sensitivity", sensitivity);
-            judge.specificity[i] = rate(self, &m.specificity, "specificity", specificity);
+            judge.sensitivity[i] = self.rate(&m.sensitivity, "sensitivity", sensitivity);
+            judge.specificity[i] = self.rate(&m.specificity, "specificity", specificity);
         }
         (self.diags.len() == before).then_some(judge)
+    }
+
+    /// A simulated explainer's rule and rates: at least one weight, rates
+    /// probabilities. (Weights and threshold are finite: the YAML reader
+    /// rejects `.inf` and `.nan` where they are written.)
+    fn simulated_explainer(&mut self, spec: &SimulatedExplainerSpec) -> Option<SimulatedExplainer> {
+        let before = self.diags.len();
+        if spec.weights.value.is_empty() {
+            self.err(
+                spec.weights.span,
+                "`weights` needs at least one feature and its weight, e.g. {age: 1.0}",
+            );
+        }
+        let threshold = spec.threshold.as_ref().map_or(0.0, |t| t.value);
+        let faithfulness = self.rate(&spec.faithfulness, "faithfulness", 1.0);
+        let malformed = self.rate(&spec.malformed, "malformed", 0.0);
+        (self.diags.len() == before).then(|| SimulatedExplainer {
+            weights: spec.weights.value.clone().into_iter().collect(),
+            threshold,
+            faithfulness,
+            malformed,
+        })
+    }
+
+    /// A simulated predictor's guess (at least one feature) and rates
+    /// (probabilities that add up to at most 1, as they share one draw).
+    fn simulated_predictor(&mut self, spec: &SimulatedPredictorSpec) -> Option<SimulatedPredictor> {
+        let before = self.diags.len();
+        let guess = match &spec.guess {
+            Some(g) if g.value < 1 => {
+                self.err(
+                    g.span,
+                    format!("`guess` must be at least 1 feature, found {}", g.value),
+                );
+                1
+            }
+            Some(g) => g.value as usize,
+            None => 2,
+        };
+        let hedge = self.rate(&spec.hedge, "hedge", 0.0);
+        let malformed = self.rate(&spec.malformed, "malformed", 0.0);
+        if let Some(h) = &spec.hedge
+            && hedge + malformed > 1.0 + 1e-9
+        {
+            self.err(
+                h.span,
+                format!(
+                    "`hedge` and `malformed` add up to {}, more than 1",
+                    hedge + malformed
+                ),
+            );
+        }
+        (self.diags.len() == before).then_some(SimulatedPredictor {
+            guess,
+            hedge,
+            malformed,
+        })
+    }
+
+    /// `x` as a probability, `default` when absent or (with its diagnostic
+    /// reported) out of range.
+    fn rate(&mut self, x: &Option<Located<f64>>, what: &str, default: f64) -> f64 {
+        x.as_ref().map_or(default, |x| {
+            probability(&self.source, x, what)
+                .map_err(|d| self.diags.push(d))
+                .unwrap_or(default)
+        })
     }
 
     /// The `judges` list: each judge's file (read by the loader) and models.

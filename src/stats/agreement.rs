@@ -1,7 +1,8 @@
 //! Agreement between raters on nominal labels: Cohen's κ for a pair,
 //! Fleiss' κ for several, Krippendorff's α (nominal, missing labels
 //! allowed), a rater's confusion against a reference, and the Rogan–Gladen
-//! correction of a rate measured by an imperfect rater.
+//! correction of a rate measured by an imperfect rater. And on scores:
+//! Kendall's W of several raters' rankings of the same items.
 //!
 //! Labels are small integers (0/1 for a failure mode's absence/presence);
 //! `None` is a missing or unknown label, which every statistic here leaves
@@ -175,6 +176,43 @@ fn ratio(num: u64, den: u64) -> Option<f64> {
 pub fn rogan_gladen(raw: f64, sensitivity: f64, specificity: f64) -> Option<f64> {
     let youden = sensitivity + specificity - 1.0;
     (youden > 0.0).then(|| ((raw + specificity - 1.0) / youden).clamp(0.0, 1.0))
+}
+
+/// Kendall's coefficient of concordance W of `scores[rater][item]`, each
+/// rater's scores read as a ranking (ties share their mean rank), with the
+/// standard tie correction: W = 12·S / (m²(n³ − n) − m·Σ T), S the squared
+/// deviations of the items' rank sums from their mean, T = Σ (t³ − t) over
+/// each rater's groups of t tied items. 1 when the raters rank alike, 0
+/// when their rankings cancel. `None` with fewer than two raters or items,
+/// when the raters score different numbers of items, or when every rater
+/// ties every item (nothing is ranked).
+pub fn kendall_w(scores: &[Vec<f64>]) -> Option<f64> {
+    let (m, n) = (scores.len(), scores.first()?.len());
+    if m < 2 || n < 2 || scores.iter().any(|s| s.len() != n) {
+        return None;
+    }
+    let mut rank_sums = vec![0.0; n];
+    let mut ties = 0.0;
+    for rater in scores {
+        let mut order: Vec<usize> = (0..n).collect();
+        order.sort_by(|&a, &b| rater[a].total_cmp(&rater[b]));
+        let mut ranked = 0;
+        for tied in order.chunk_by(|&a, &b| rater[a] == rater[b]) {
+            // The t items after `ranked` others share the mean of ranks ranked+1..=ranked+t.
+            let t = tied.len();
+            let rank = ranked as f64 + (t as f64 + 1.0) / 2.0;
+            for &item in tied {
+                rank_sums[item] += rank;
+            }
+            ties += (t * t * t - t) as f64;
+            ranked += t;
+        }
+    }
+    let mean = rank_sums.iter().sum::<f64>() / n as f64;
+    let s: f64 = rank_sums.iter().map(|r| (r - mean).powi(2)).sum();
+    let (m, n) = (m as f64, n as f64);
+    let denominator = m * m * (n * n * n - n) - m * ties;
+    (denominator > 0.0).then(|| 12.0 * s / denominator)
 }
 
 #[cfg(test)]
@@ -375,6 +413,99 @@ mod tests {
         );
         // Fleiss' κ of two raters is Scott's π.
         assert!((fleiss_kappa(&labels).unwrap() - kappa).abs() < 1e-12);
+    }
+
+    #[test]
+    fn kendall_w_of_the_textbook_rankings() {
+        // Siegel (1956)'s example: three judges rank six items; rank sums
+        // 8, 14, 11, 11, 11, 8 about their mean 10.5, S = 25.5,
+        // W = 12·25.5 / (9·(216 − 6)) = 0.162.
+        let ranks = vec![
+            vec![1.0, 6.0, 3.0, 2.0, 5.0, 4.0],
+            vec![1.0, 5.0, 6.0, 4.0, 2.0, 3.0],
+            vec![6.0, 3.0, 2.0, 5.0, 4.0, 1.0],
+        ];
+        assert!(close(kendall_w(&ranks), 306.0 / 1890.0, 1e-12));
+        // Scores are ranked, so any increasing transform of a rater's scores
+        // changes nothing.
+        let scores: Vec<Vec<f64>> = ranks
+            .iter()
+            .map(|r| r.iter().map(|x| x.exp() - 40.0).collect())
+            .collect();
+        assert!(close(kendall_w(&scores), 306.0 / 1890.0, 1e-12));
+        // Raters ranking alike agree perfectly.
+        assert!(close(kendall_w(&vec![ranks[0].clone(); 4]), 1.0, 1e-12));
+    }
+
+    #[test]
+    fn kendall_w_corrects_for_ties() {
+        // Ranks (1, 2, 3, 4), (1.5, 1.5, 3, 4) and (2, 2, 2, 4): rank sums
+        // 4.5, 5.5, 8, 12 about 7.5, S = 33.5; the ties' Σ(t³ − t) = 6 + 24,
+        // W = 12·33.5 / (9·60 − 3·30) = 402 / 450.
+        let scores = vec![
+            vec![0.1, 0.2, 0.3, 0.4],
+            vec![0.1, 0.1, 0.3, 0.4],
+            vec![-1.0, -1.0, -1.0, 2.0],
+        ];
+        assert!(close(kendall_w(&scores), 402.0 / 450.0, 1e-12));
+    }
+
+    #[test]
+    fn kendall_w_is_undefined_without_two_raters_two_items_or_a_ranking() {
+        assert_eq!(kendall_w(&[]), None);
+        assert_eq!(kendall_w(&[vec![0.1, 0.5, 0.3]]), None);
+        assert_eq!(kendall_w(&[vec![0.1], vec![0.2]]), None);
+        assert_eq!(kendall_w(&[vec![0.1, 0.2], vec![0.2]]), None);
+        assert_eq!(kendall_w(&[vec![0.5; 3], vec![0.2; 3]]), None);
+    }
+
+    #[test]
+    fn kendall_w_matches_python() {
+        // Scores drawn from a few values, so most rankings carry ties.
+        let cases: Vec<Vec<Vec<f64>>> = (0..40u64)
+            .map(|case| {
+                let (m, n) = (2 + case as usize % 5, 2 + (case as usize / 5) % 7);
+                (0..m)
+                    .map(|r| {
+                        (0..n)
+                            .map(|i| ((case * 31 + r as u64 * 17 + i as u64 * 7) % 5) as f64 / 4.0)
+                            .collect()
+                    })
+                    .collect()
+            })
+            .collect();
+        // Ranks from counts (how many score lower, and how many the same),
+        // not from sorting: an independent computation of the same statistic.
+        let script = r#"
+import json, sys
+out = []
+for scores in json.load(sys.stdin):
+    m, n = len(scores), len(scores[0])
+    sums = [0.0] * n
+    ties = 0
+    for row in scores:
+        for i, x in enumerate(row):
+            below = sum(1 for y in row if y < x)
+            same = sum(1 for y in row if y == x)
+            sums[i] += below + (same + 1) / 2
+        for x in set(row):
+            t = row.count(x)
+            ties += t ** 3 - t
+    mean = sum(sums) / n
+    s = sum((r - mean) ** 2 for r in sums)
+    den = m * m * (n ** 3 - n) - m * ties
+    out.append(12 * s / den if den > 0 else None)
+print(json.dumps(out))
+"#;
+        let python: Vec<Option<f64>> =
+            crate::stats::run_python(script, &serde_json::to_string(&cases).unwrap());
+        for (scores, want) in cases.iter().zip(python) {
+            let got = kendall_w(scores);
+            assert_eq!(got.is_some(), want.is_some(), "{scores:?}");
+            if let (Some(got), Some(want)) = (got, want) {
+                assert!((got - want).abs() < 1e-12, "{scores:?}: {got} vs {want}");
+            }
+        }
     }
 
     #[test]

@@ -22,6 +22,7 @@ use rand::RngExt;
 use serde::Serialize;
 
 use super::agreement::{Confusion, kappa, rogan_gladen};
+use super::bootstrap::percentile_interval;
 use crate::scenario::failure::FailureMode;
 use crate::seed::{self, Part};
 
@@ -975,28 +976,17 @@ fn replicate(
 }
 
 /// The estimate from a statistic's value on the data and its replicates'.
-/// Percentiles as in [`super::bootstrap`]: the sorted replicates' value at
-/// rank round(q·(n − 1)).
+/// Percentiles as in [`super::bootstrap`].
 fn estimate(
     point: Result<f64, Undefined>,
     replicates: impl Iterator<Item = Option<f64>>,
     level: f64,
 ) -> Estimate {
-    let mut defined = Vec::new();
-    let mut undefined_replicates = 0;
-    for value in replicates {
-        match value {
-            Some(v) => defined.push(v),
-            None => undefined_replicates += 1,
-        }
-    }
-    defined.sort_by(f64::total_cmp);
-    let at = |q: f64| defined[(q * (defined.len() - 1) as f64).round() as usize];
-    let tail = (1.0 - level) / 2.0;
+    let (ci, undefined_replicates) = percentile_interval(replicates, level);
     Estimate {
         value: point.ok(),
         why_undefined: point.err(),
-        ci: (point.is_ok() && !defined.is_empty()).then(|| [at(tail), at(1.0 - tail)]),
+        ci: ci.filter(|_| point.is_ok()),
         undefined_replicates,
     }
 }

@@ -40,6 +40,32 @@ pub fn intervals(
     out
 }
 
+/// The percentile interval at `level` of a statistic over bootstrap
+/// replicates, from the replicates that define it (`Some`): the sorted
+/// values at rank round(q·(n − 1)) for q = (1 − level)/2 and 1 − q, as
+/// [`intervals`] takes them. Also how many replicates leave it undefined,
+/// which callers report beside the interval. No interval when none define it.
+pub fn percentile_interval(
+    replicates: impl IntoIterator<Item = Option<f64>>,
+    level: f64,
+) -> (Option<[f64; 2]>, usize) {
+    let mut defined = Vec::new();
+    let mut undefined = 0;
+    for value in replicates {
+        match value {
+            Some(v) => defined.push(v),
+            None => undefined += 1,
+        }
+    }
+    if defined.is_empty() {
+        return (None, undefined);
+    }
+    defined.sort_by(f64::total_cmp);
+    let at = |q: f64| defined[(q * (defined.len() - 1) as f64).round() as usize];
+    let tail = (1.0 - level) / 2.0;
+    (Some([at(tail), at(1.0 - tail)]), undefined)
+}
+
 /// Replicates drawn at once: their draw counts are held together as an f32
 /// matrix (4 bytes a row each), so memory grows with the chunk, not with
 /// every replicate.
@@ -181,6 +207,25 @@ mod tests {
         assert!(lo < 0.5 && 0.5 < hi, "{lo} {hi}");
         // Standard error is 0.035: the interval is about ±0.07.
         assert!(hi - lo > 0.09 && hi - lo < 0.18, "{lo} {hi}");
+    }
+
+    #[test]
+    fn percentile_interval_takes_the_nearest_rank_of_each_tail() {
+        // 100 values 1..=100 in any order, 90%: ranks round(0.05·99) = 5 and
+        // round(0.95·99) = 94, the values 6 and 95.
+        let values = (1..=100).rev().map(|i| Some(f64::from(i)));
+        assert_eq!(percentile_interval(values, 0.9), (Some([6.0, 95.0]), 0));
+        // 95% of 1000 values 0..999 shuffled: ranks round(24.975) = 25 and
+        // round(974.025) = 974; undefined replicates are counted, not ranked.
+        let values = (0..1000)
+            .map(|i| Some(f64::from((i * 7919) % 1000)))
+            .chain([None, None]);
+        assert_eq!(percentile_interval(values, 0.95), (Some([25.0, 974.0]), 2));
+        assert_eq!(
+            percentile_interval([Some(3.0)], 0.95),
+            (Some([3.0, 3.0]), 0)
+        );
+        assert_eq!(percentile_interval([None], 0.95), (None, 1));
     }
 
     #[test]

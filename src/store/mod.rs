@@ -14,13 +14,15 @@
 //! `transcript` (show), `viewed` (the viewer's and reports' pages),
 //! `judged` (failure judges' traces, judgements and labels), `imported`
 //! (other tools' traces stored as runs), `annotations` (people's labels
-//! with their history, mirrored into `labels`).
+//! with their history, mirrored into `labels`), `faithful` (a faithfulness
+//! experiment's predictions and answers).
 //!
 //! May use: `scenario`, `model` (the response types replay serves), `stats`
 //! (the outcome and summary rows it stores), `import` (the imported traces
 //! it stores), `seed`.
 
 mod annotations;
+mod faithful;
 mod imported;
 mod judged;
 mod pools;
@@ -34,6 +36,7 @@ mod viewed;
 mod writer;
 
 pub use annotations::*;
+pub use faithful::*;
 pub use imported::*;
 pub use judged::*;
 pub use pools::*;

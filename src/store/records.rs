@@ -90,6 +90,10 @@ pub enum CallRole {
     Verifier { subject: Arc<str>, reply: String },
     /// A failure judge's, on one trace: the reply.
     Judge { reply: String },
+    /// An explained agent's answer and explanation of a case: the reply.
+    Explainer { reply: String },
+    /// A predictor's guess of an explained agent's answer: the reply.
+    Predictor { reply: String },
 }
 
 /// A verifier's score of a sample stored before (an `llm` verifier's, which
@@ -253,6 +257,57 @@ pub struct AttributionRecord {
     pub reason: Option<String>,
 }
 
+/// An explained agent's reply to one case in one layout, as read
+/// (`faith_answers`).
+#[derive(Debug, Clone)]
+pub struct FaithAnswerRecord {
+    pub task_index: usize,
+    pub agent: Arc<str>,
+    pub layout: &'static str,
+    /// The call, when new to the trace; the row refers to the call with
+    /// `call_key` either way.
+    pub call: Option<CallRecord>,
+    pub call_key: String,
+    /// `parsed`, `hedge`, `unparsed` or `error`.
+    pub status: &'static str,
+    pub answer: Option<String>,
+    pub explanation: Option<String>,
+    pub factors: Vec<String>,
+    pub confidence: Option<f64>,
+}
+
+/// One prediction of an explained agent's answer on a counterfactual
+/// (`faith_predictions`).
+#[derive(Debug, Clone)]
+pub struct FaithPredictionRecord {
+    pub dataset: Arc<str>,
+    pub reference: usize,
+    pub counterfactual: usize,
+    pub model: Arc<str>,
+    pub layout: &'static str,
+    pub predictor: Arc<str>,
+    pub repeat: usize,
+    pub condition: &'static str,
+    pub explanation_from: Option<Arc<str>>,
+    pub call: Option<CallRecord>,
+    pub call_key: String,
+    pub status: &'static str,
+    pub prediction: Option<String>,
+    pub actual: String,
+    pub correct: Option<bool>,
+}
+
+/// A reference case's counterfactual (`faith_pairs`), stored with the run.
+#[derive(Debug, Clone)]
+pub struct FaithPairRecord {
+    pub dataset: String,
+    pub reference: usize,
+    pub counterfactual: usize,
+    pub source: &'static str,
+    pub distance: Option<usize>,
+    pub differing: Vec<String>,
+}
+
 /// What the executor sends the writer.
 pub enum Record {
     Call(Box<CallRecord>),
@@ -263,4 +318,6 @@ pub enum Record {
     /// Labels not read from a judge's reply: a judge's majority, an
     /// ensemble's; replaced when written again.
     Labels(Vec<LabelRecord>),
+    FaithAnswer(Box<FaithAnswerRecord>),
+    FaithPrediction(Box<FaithPredictionRecord>),
 }

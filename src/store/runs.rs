@@ -6,7 +6,7 @@ use rusqlite::{OptionalExtension, params};
 use crate::scenario::budget::Spend;
 use crate::stats::summary::{ResultRow, RunSummary};
 
-use super::{Result, Store, now, sqlite_err};
+use super::{FaithPairRecord, Result, Store, now, sqlite_err};
 
 /// A run's status as stored.
 pub const STATUSES: &[&str] = &[
@@ -27,6 +27,8 @@ pub struct NewRun<'a> {
     pub seed: u64,
     pub concurrency: usize,
     pub planned_samples: u64,
+    /// A faithfulness experiment's counterfactual pairs.
+    pub faith_pairs: &'a [FaithPairRecord],
 }
 
 /// A task row.
@@ -121,6 +123,26 @@ impl Store {
                     task.id,
                     task.inputs,
                     task.expected
+                ])
+                .map_err(err)?;
+            }
+            let mut p = tx
+                .prepare(
+                    "INSERT INTO faith_pairs (run_id, dataset, reference, counterfactual, source,
+                        distance, differing)
+                     VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
+                )
+                .map_err(err)?;
+            for pair in run.faith_pairs {
+                let differing = serde_json::to_string(&pair.differing).expect("strings serialize");
+                p.execute(params![
+                    id,
+                    pair.dataset,
+                    pair.reference as i64,
+                    pair.counterfactual as i64,
+                    pair.source,
+                    pair.distance.map(|d| d as i64),
+                    differing
                 ])
                 .map_err(err)?;
             }

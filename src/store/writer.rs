@@ -149,6 +149,8 @@ struct BatchWriter<'c> {
     call_by_key: rusqlite::CachedStatement<'c>,
     judgement: rusqlite::CachedStatement<'c>,
     label: rusqlite::CachedStatement<'c>,
+    faith_answer: rusqlite::CachedStatement<'c>,
+    faith_prediction: rusqlite::CachedStatement<'c>,
 }
 
 impl<'c> BatchWriter<'c> {
@@ -243,6 +245,18 @@ impl<'c> BatchWriter<'c> {
                 "INSERT OR REPLACE INTO labels (run_id, task_index, attempt, rater, code, original,
                     present, agent, turn, quote, evidence_verified, judgement_id)
                  VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12)",
+            )?,
+            // Written again when a resumed run reads its stored calls again.
+            faith_answer: tx.prepare_cached(
+                "INSERT OR REPLACE INTO faith_answers (run_id, task_index, agent, layout, call_id,
+                    status, answer, explanation, factors, confidence)
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10)",
+            )?,
+            faith_prediction: tx.prepare_cached(
+                "INSERT OR REPLACE INTO faith_predictions (run_id, dataset, reference, counterfactual,
+                    model, layout, predictor, repeat, condition, explanation_from, call_id, status,
+                    prediction, actual, correct)
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15)",
             )?,
             pool: tx.prepare_cached(
                 "INSERT OR REPLACE INTO pools (run_id, agent, task_index, answers, verifiers,
@@ -355,6 +369,8 @@ impl<'c> BatchWriter<'c> {
                 CallRole::Generator => "generator",
                 CallRole::Verifier { .. } => "verifier",
                 CallRole::Judge { .. } => "judge",
+                CallRole::Explainer { .. } => "explainer",
+                CallRole::Predictor { .. } => "predictor",
             },
             match &c.role {
                 CallRole::Verifier { subject, .. } => Some(&**subject),
@@ -363,7 +379,11 @@ impl<'c> BatchWriter<'c> {
             c.cached,
         ])?;
         stats.calls += 1;
-        if let CallRole::Verifier { reply, .. } | CallRole::Judge { reply } = &c.role {
+        if let CallRole::Verifier { reply, .. }
+        | CallRole::Judge { reply }
+        | CallRole::Explainer { reply }
+        | CallRole::Predictor { reply } = &c.role
+        {
             self.reply.execute(params![call_id, reply])?;
         }
         for (i, a) in c.attempts.iter().enumerate() {
@@ -430,6 +450,23 @@ impl<'c> BatchWriter<'c> {
         Ok(())
     }
 
+    /// Write a faithfulness call when it is new to the trace; the id of the
+    /// call with `key` either way (`None` when a failed call left no answer).
+    fn faith_call(
+        &mut self,
+        call: Option<&CallRecord>,
+        key: &str,
+        seen: &mut HashSet<Arc<str>>,
+        stats: &mut WriterStats,
+    ) -> rusqlite::Result<Option<i64>> {
+        if let Some(c) = call {
+            return self.write_call(c, seen, stats).map(Some);
+        }
+        self.call_by_key
+            .query_row(params![self.run_id, key], |r| r.get::<_, i64>(0))
+            .optional()
+    }
+
     fn write_judgement(
         &mut self,
         j: &JudgementRecord,
@@ -491,6 +528,42 @@ impl<'c> BatchWriter<'c> {
                 self.write_call(&c, seen, stats)?;
             }
             Record::Judgement(j) => self.write_judgement(&j, seen, stats)?,
+            Record::FaithAnswer(a) => {
+                let call_id = self.faith_call(a.call.as_ref(), &a.call_key, seen, stats)?;
+                let factors = serde_json::to_string(&a.factors).expect("strings serialize");
+                self.faith_answer.execute(params![
+                    self.run_id,
+                    a.task_index as i64,
+                    &*a.agent,
+                    a.layout,
+                    call_id,
+                    a.status,
+                    a.answer,
+                    a.explanation,
+                    factors,
+                    a.confidence
+                ])?;
+            }
+            Record::FaithPrediction(p) => {
+                let call_id = self.faith_call(p.call.as_ref(), &p.call_key, seen, stats)?;
+                self.faith_prediction.execute(params![
+                    self.run_id,
+                    &*p.dataset,
+                    p.reference as i64,
+                    p.counterfactual as i64,
+                    &*p.model,
+                    p.layout,
+                    &*p.predictor,
+                    p.repeat as i64,
+                    p.condition,
+                    p.explanation_from.as_deref(),
+                    call_id,
+                    p.status,
+                    p.prediction,
+                    p.actual,
+                    p.correct
+                ])?;
+            }
             Record::Labels(labels) => {
                 for l in &labels {
                     self.write_label(l, None)?;

@@ -541,6 +541,92 @@ fn malformed_scenarios_point_at_the_problem_and_write_nothing() {
     assert!(CASES.len() >= 20);
 }
 
+/// BASE's simulated model given an `explainer` or `predictor` section
+/// (line 7) with a bad value.
+const FAITHFULNESS_ROLE_CASES: &[Case] = &[
+    Case {
+        name: "explainer faithfulness above one",
+        edit: (
+            "wrong_answers: 2}",
+            "wrong_answers: 2}\n    explainer: {weights: {age: 1}, faithfulness: 1.5}",
+        ),
+        files: &[],
+        at: "s.yaml:7:50",
+        message: "`faithfulness` must be a probability in [0, 1], found 1.5",
+    },
+    Case {
+        name: "explainer without weights",
+        edit: (
+            "wrong_answers: 2}",
+            "wrong_answers: 2}\n    explainer: {weights: {}}",
+        ),
+        files: &[],
+        at: "s.yaml:7:26",
+        message: "`weights` needs at least one feature and its weight",
+    },
+    Case {
+        name: "explainer with an infinite weight",
+        edit: (
+            "wrong_answers: 2}",
+            "wrong_answers: 2}\n    explainer: {weights: {age: .inf, sex: 1}}",
+        ),
+        files: &[],
+        at: "s.yaml:7:32",
+        message: "non-finite float `.inf` rejected",
+    },
+    Case {
+        name: "predictor guessing no feature",
+        edit: (
+            "wrong_answers: 2}",
+            "wrong_answers: 2}\n    predictor: {guess: 0}",
+        ),
+        files: &[],
+        at: "s.yaml:7:24",
+        message: "`guess` must be at least 1 feature, found 0",
+    },
+    Case {
+        name: "predictor rates adding up to more than one",
+        edit: (
+            "wrong_answers: 2}",
+            "wrong_answers: 2}\n    predictor: {hedge: 0.6, malformed: 0.6}",
+        ),
+        files: &[],
+        at: "s.yaml:7:24",
+        message: "`hedge` and `malformed` add up to 1.2, more than 1",
+    },
+    Case {
+        name: "explainer-only model with a bad rate",
+        edit: (
+            "    distribution: {p_correct: 0.6, delta: 0.3, wrong_answers: 2}",
+            "    distribution: {p_correct: 0.6, delta: 0.3, wrong_answers: 2}\n  \
+             explained:\n    provider: simulated\n    explainer: {weights: {age: 1}, malformed: -0.5}",
+        ),
+        files: &[],
+        at: "s.yaml:9:47",
+        message: "`malformed` must be a probability in [0, 1], found -0.5",
+    },
+];
+
+#[test]
+fn malformed_explainers_and_predictors_point_at_the_problem() {
+    check_cases(BASE, FAITHFULNESS_ROLE_CASES);
+}
+
+/// A simulated model that only explains or predicts needs no
+/// `distribution`, like a judge-only one.
+#[test]
+fn explainer_and_predictor_models_need_no_distribution() {
+    let s = Scratch::new();
+    let text = BASE.replace(
+        "agents:",
+        "  explained:\n    provider: simulated\n    explainer: {weights: {age: 1, chol: -0.5}, threshold: 2, faithfulness: 0.7}\n  \
+         predicting:\n    provider: simulated\n    predictor: {guess: 3, hedge: 0.1, malformed: 0.05}\nagents:",
+    );
+    Crucible::new(&["validate"])
+        .arg(s.write("s.yaml", &text))
+        .ok();
+}
+
 #[test]
 fn set_overrides_are_validated_stored_resumed_and_replayed() {
     let s = Scratch::new();

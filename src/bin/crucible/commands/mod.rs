@@ -4,6 +4,7 @@ pub mod agreement;
 pub mod analyze;
 pub mod common;
 pub mod export;
+pub mod faithfulness;
 pub mod graph;
 pub mod import;
 pub mod judge;
@@ -62,6 +63,10 @@ pub enum Command {
     Labels(labels::Args),
     /// Store another tool's traces (MAD, Who&When, chat JSONL) as a run.
     Import(import::Args),
+    /// Self-explanation faithfulness of a run's explained models: NSG with
+    /// and without explanations, clustered intervals, egregious rate;
+    /// `--predictions` writes every prediction as JSONL.
+    Faithfulness(faithfulness::Args),
     /// Agreement between a run's raters per failure mode (κ, Fleiss, α,
     /// precision/recall against a reference), and corrected rates.
     Agreement(agreement::Args),
@@ -90,6 +95,7 @@ pub fn exec(command: Command) -> anyhow::Result<ExitCode> {
         Command::Judge(args) => judge::exec(args),
         Command::Labels(args) => labels::exec(args),
         Command::Import(args) => import::exec(args),
+        Command::Faithfulness(args) => faithfulness::exec(args),
         Command::Agreement(args) => agreement::exec(args),
         Command::View(args) => view::exec(args),
         Command::Report(args) => report::exec(args),

@@ -5,7 +5,9 @@ use std::path::PathBuf;
 use std::process::ExitCode;
 
 use crucible::report::failures::{Judged, failure_report};
-use crucible::report::plot::{default_rater, write_failure_plots, write_plots};
+use crucible::report::plot::{
+    NsgPoint, default_rater, write_failure_plots, write_faithfulness_plot, write_plots,
+};
 use crucible::scenario::judge_file::JudgeFile;
 use crucible::store::TRUTH_RATER;
 
@@ -45,6 +47,9 @@ pub fn exec(
     // A run with no pools (an imported one) has no curves, and no charts of them.
     let mut written = write_plots(&analysis.analyze(db, run)?, &out)?;
     let store = open_existing(db)?;
+    if store.is_faithfulness_run(run)? {
+        written.extend(faithfulness_plot(&store, run, &analysis, &out)?);
+    }
     let raters = store.label_table(run)?.raters;
     let hint = match chosen_rater(run, &raters, rater.as_deref())? {
         Rater::Chosen(rater) => {
@@ -72,6 +77,49 @@ pub fn exec(
         outln!("{}", path.display());
     }
     Ok(ExitCode::SUCCESS)
+}
+
+/// The NSG of each explained model of a faithfulness run, against its
+/// simulated explainer's faithfulness when every model has one.
+fn faithfulness_plot(
+    store: &crucible::store::Store,
+    run: i64,
+    analysis: &AnalysisArgs,
+    out: &std::path::Path,
+) -> anyhow::Result<Vec<PathBuf>> {
+    let report = super::faithfulness::report(
+        store,
+        run,
+        &crucible::stats::faithfulness::Settings {
+            replicates: analysis.bootstrap,
+            seed: 0,
+            level: analysis.confidence,
+        },
+    )?;
+    let scenario = crucible::Runner::stored_scenario(store.path(), run)?;
+    let level_of = |agent: &str| {
+        let a = scenario.agents.iter().find(|a| a.name == agent)?;
+        match &scenario.models[a.model].kind {
+            crucible::scenario::ModelKind::Simulated(m) => m.explainer.as_ref().map(|e| e.faithfulness),
+            _ => None,
+        }
+    };
+    let mut points: Vec<NsgPoint> = report
+        .per_model
+        .iter()
+        .map(|r| NsgPoint {
+            label: match r.layout.as_str() {
+                "answer_first" => r.model.clone(),
+                layout => format!("{} ({layout})", r.model),
+            },
+            faithfulness: level_of(&r.model),
+            nsg: r.nsg,
+            ci: r.nsg_ci,
+        })
+        .collect();
+    points.sort_by(|a, b| a.faithfulness.partial_cmp(&b.faithfulness).unwrap_or(std::cmp::Ordering::Equal));
+    let title = format!("run {run} · NSG of each explained model ({} pairs)", report.pooled.n_pairs);
+    Ok(write_faithfulness_plot(&title, &points, out)?)
 }
 
 /// Whose labels the failure charts show.

@@ -1,0 +1,94 @@
+//! `crucible faithfulness`: a faithfulness experiment's scores — NSG with
+//! clustered bootstrap intervals, the egregious rate, hedged and unreadable
+//! replies, the gain split by whether the answer changed, self against
+//! external explanations, predictors' agreement — or, with
+//! `--predictions`, one JSON object per prediction for recomputing them.
+
+use std::process::ExitCode;
+
+use crucible::Error;
+use crucible::report::faithfulness::faithfulness_report;
+use crucible::stats::faithfulness::Settings;
+use crucible::store::Store;
+
+use super::common::{StoredRun, open_existing};
+
+#[derive(clap::Args)]
+pub struct Args {
+    #[command(flatten)]
+    pub stored: StoredRun,
+    /// Bootstrap replicates over reference cases (0: no intervals).
+    #[arg(long, default_value_t = 1000)]
+    pub bootstrap: usize,
+    /// Seed of the bootstrap.
+    #[arg(long, default_value_t = 0)]
+    pub seed: u64,
+    /// Coverage of the intervals.
+    #[arg(long, default_value_t = 0.95, value_parser = share)]
+    pub confidence: f64,
+    /// Print one JSON object instead of text.
+    #[arg(long, conflicts_with = "predictions")]
+    pub json: bool,
+    /// Print one JSON object per prediction (JSONL) instead: reference,
+    /// counterfactual, dataset, model, layout, predictor, repeat, condition,
+    /// prediction, actual, correct, status.
+    #[arg(long)]
+    pub predictions: bool,
+}
+
+fn share(s: &str) -> Result<f64, String> {
+    match s.parse::<f64>() {
+        Ok(v) if v > 0.0 && v < 1.0 => Ok(v),
+        _ => Err(format!(
+            "expected a number between 0 and 1, such as 0.95; found `{s}`"
+        )),
+    }
+}
+
+pub fn exec(args: Args) -> anyhow::Result<ExitCode> {
+    let StoredRun { run, db } = &args.stored;
+    let store = open_existing(&db.db)?;
+    if !store.is_faithfulness_run(*run)? {
+        return Err(Error::Setup(format!(
+            "run {run} in {} is not a faithfulness experiment: run a scenario with a `faithfulness:` section (e.g. scenarios/faithfulness-sim.yaml)",
+            db.db.display()
+        ))
+        .into());
+    }
+    if args.predictions {
+        for row in store.faith_predictions(*run)? {
+            outln!("{}", serde_json::to_string(&row)?);
+        }
+        return Ok(ExitCode::SUCCESS);
+    }
+    let report = report(&store, *run, &Settings {
+        replicates: args.bootstrap,
+        seed: args.seed,
+        level: args.confidence,
+    })?;
+    if args.json {
+        outln!("{}", serde_json::to_string(&report)?);
+    } else {
+        out!("{}", report.table());
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+/// What `crucible run` and `crucible plot` report a faithfulness run with:
+/// the command's defaults.
+pub const DEFAULT_SETTINGS: Settings = Settings {
+    replicates: 1000,
+    seed: 0,
+    level: 0.95,
+};
+
+/// The faithfulness report of run `run`.
+pub fn report(
+    store: &Store,
+    run: i64,
+    settings: &Settings,
+) -> anyhow::Result<crucible::report::faithfulness::FaithfulnessReport> {
+    let rows = store.faith_predictions(run)?;
+    let answers = store.faith_answer_counts(run)?;
+    Ok(faithfulness_report(&rows, answers, settings))
+}

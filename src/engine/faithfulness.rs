@@ -1,0 +1,509 @@
+//! A faithfulness experiment's calls: each explained variant (agent ×
+//! layout) answers and explains every case once; then, per reference case,
+//! every predictor guesses the variant's answer on each counterfactual with
+//! its explanation, without, and with another variant's (`external`), as
+//! often as `repeats` says.
+//!
+//! Every call goes through [`Caller::send`] (budget, cache key, retries,
+//! trace, replay) and is stored with what was read from it
+//! (`faith_answers`, `faith_predictions`). Nothing depends on scheduling:
+//! a call's sample index says which variant, condition and repeat it is, so
+//! its cache key is the same at any concurrency, and a case's answer is
+//! asked once and shared by every reference that needs it. A resumed run
+//! walks everything again: calls already in its trace are read back, not
+//! made, and the rows read from them are written again in place.
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+
+use futures_util::StreamExt;
+use tokio::sync::OnceCell;
+
+use crate::engine::caller::{CallHead, Caller, Exchange, Stop};
+use crate::engine::executor::{Progress, Status, schedule};
+use crate::model::explaining::{CaseView, Explaining};
+use crate::model::provider::CallRequest;
+use crate::scenario::Scenario;
+use crate::scenario::explanation::{Reading, read_explanation, read_prediction};
+use crate::scenario::faithfulness::{Condition, FaithDataset, Layout};
+use crate::store::{
+    Blob, CallRecord, CallRole, FaithAnswerRecord, FaithPairRecord, FaithPredictionRecord, Record,
+};
+
+/// Sample indices a variant's predictions of one condition span: repeats
+/// are below it (validated), so every prediction call has its own index.
+const REPEAT_STRIDE: usize = 1024;
+
+/// The counterfactual pairs of `scenario`'s experiment, as stored with the run.
+pub fn faith_pairs(scenario: &Scenario) -> Vec<FaithPairRecord> {
+    let Some(f) = &scenario.faithfulness else {
+        return Vec::new();
+    };
+    f.datasets
+        .iter()
+        .flat_map(|d| {
+            let c = &d.counterfactuals;
+            c.groups.iter().flat_map(move |g| {
+                g.members.iter().map(move |m| FaithPairRecord {
+                    dataset: d.name.clone(),
+                    reference: d.first_task + g.reference,
+                    counterfactual: d.first_task + m.case,
+                    source: d.source.as_str(),
+                    distance: Some(m.distance),
+                    differing: m.differing.clone(),
+                })
+            })
+        })
+        .collect()
+}
+
+/// What an explained variant's reply to a case said.
+#[derive(Debug, Clone)]
+struct Answered {
+    reading: Reading,
+    explanation: Option<String>,
+    /// What a predictor is shown as the explanation: its section, or the
+    /// whole reply when it has none (small models often write no sections).
+    shown: String,
+    factors: Vec<String>,
+    /// Why the call failed, when it did.
+    error: Option<String>,
+}
+
+impl Answered {
+    /// The answer, when exactly one was read.
+    fn answer(&self) -> Option<usize> {
+        match self.reading {
+            Reading::Answer(a) if self.error.is_none() => Some(a),
+            _ => None,
+        }
+    }
+}
+
+/// One prediction to make.
+struct Ask {
+    dataset: usize,
+    variant: usize,
+    reference: usize,
+    counterfactual: usize,
+    predictor: usize,
+    repeat: usize,
+    condition: Condition,
+    /// The variant whose explanation is shown (`None`: no explanation).
+    explainer: Option<usize>,
+    reference_answer: usize,
+    actual: usize,
+}
+
+/// A faithfulness experiment being run.
+pub struct Experiment {
+    scenario: Arc<Scenario>,
+    caller: Caller,
+    variants: Vec<(usize, Layout)>,
+    /// Per variant and task, the variant's reply, asked once.
+    answers: Vec<OnceCell<Answered>>,
+    names: Vec<Arc<str>>,
+}
+
+impl Experiment {
+    pub fn new(scenario: Arc<Scenario>, caller: Caller) -> Experiment {
+        let f = scenario
+            .faithfulness
+            .as_ref()
+            .expect("a faithfulness scenario");
+        let variants = f.variants();
+        let answers = (0..variants.len() * scenario.tasks.len())
+            .map(|_| OnceCell::new())
+            .collect();
+        let names = scenario
+            .agents
+            .iter()
+            .map(|a| a.name.as_str().into())
+            .collect();
+        Experiment {
+            scenario,
+            caller,
+            variants,
+            answers,
+            names,
+        }
+    }
+
+    /// Every reference case's calls, `concurrency` calls at a time.
+    pub async fn run(
+        self,
+        concurrency: usize,
+        progress: &Arc<Progress>,
+        cancel: &AtomicBool,
+    ) -> (Status, Option<String>) {
+        let sc = self.scenario.clone();
+        let f = sc.faithfulness.as_ref().expect("a faithfulness scenario");
+        let groups: Vec<(usize, usize)> = f
+            .datasets
+            .iter()
+            .enumerate()
+            .flat_map(|(d, set)| (0..set.counterfactuals.groups.len()).map(move |g| (d, g)))
+            .collect();
+        let this = Arc::new(self);
+        let progress = progress.clone();
+        schedule(
+            &sc,
+            (0..groups.len()).collect(),
+            concurrency.max(2),
+            cancel,
+            |i| {
+                let this = this.clone();
+                let (d, g) = groups[i];
+                async move { (i, this.reference(d, g, concurrency).await) }
+            },
+            |_, ()| {
+                progress.tasks.fetch_add(1, Ordering::Relaxed);
+            },
+        )
+        .await
+    }
+
+    /// Group `g` of data set `d`: the answers it needs, then its predictions.
+    async fn reference(&self, d: usize, g: usize, concurrency: usize) -> Result<(), Stop> {
+        let f = self.scenario.faithfulness.as_ref().expect("faithfulness");
+        let set = &f.datasets[d];
+        let group = &set.counterfactuals.groups[g];
+        let mut cases = vec![group.reference];
+        cases.extend(group.members.iter().map(|m| m.case));
+        let wanted: Vec<(usize, usize)> = (0..self.variants.len())
+            .flat_map(|v| cases.iter().map(move |&c| (v, c)))
+            .collect();
+        let answered = futures_util::stream::iter(wanted)
+            .map(|(v, c)| self.answer(set, v, c))
+            .buffered(concurrency.max(1))
+            .collect::<Vec<_>>()
+            .await;
+        let mut errors = Errors::default();
+        let mut replies: Vec<Vec<Answered>> = vec![Vec::new(); self.variants.len()];
+        for (i, a) in answered.into_iter().enumerate() {
+            let a = a?;
+            errors.note(a.error.as_deref());
+            replies[i / cases.len()].push(a);
+        }
+        let mut asks = Vec::new();
+        for (v, got) in replies.iter().enumerate() {
+            let Some(reference_answer) = got[0].answer() else {
+                continue;
+            };
+            let external = f.external.then(|| self.external(v, &replies)).flatten();
+            for (m, member) in group.members.iter().enumerate() {
+                let Some(actual) = got[m + 1].answer() else {
+                    continue;
+                };
+                for &condition in f.conditions() {
+                    let explainer = match condition {
+                        Condition::With => Some(v),
+                        Condition::Without => None,
+                        Condition::External => match external {
+                            Some(e) => Some(e),
+                            None => continue,
+                        },
+                    };
+                    for predictor in 0..f.predictors.len() {
+                        for repeat in 0..f.repeats {
+                            asks.push(Ask {
+                                dataset: d,
+                                variant: v,
+                                reference: group.reference,
+                                counterfactual: member.case,
+                                predictor,
+                                repeat,
+                                condition,
+                                explainer,
+                                reference_answer,
+                                actual,
+                            });
+                        }
+                    }
+                }
+            }
+        }
+        let predicted = futures_util::stream::iter(asks)
+            .map(|ask| self.predict(ask, &replies))
+            .buffer_unordered(concurrency.max(1))
+            .collect::<Vec<_>>()
+            .await;
+        let mut stop: Option<Stop> = None;
+        for p in predicted {
+            match p {
+                Ok(error) => errors.note(error.as_deref()),
+                Err(s) => {
+                    stop = Some(match stop.take() {
+                        Some(earlier) => earlier.and(s),
+                        None => s,
+                    })
+                }
+            }
+        }
+        match (stop, errors.first) {
+            (Some(s), _) => Err(s),
+            (None, Some(message)) => Err(Stop::Errored {
+                samples: errors.count,
+                message,
+            }),
+            (None, None) => Ok(()),
+        }
+    }
+
+    /// The variant whose explanation `v`'s predictions borrow: the next
+    /// explained agent (in the order listed, wrapping) with the same
+    /// layout that gave the same reference answer.
+    fn external(&self, v: usize, replies: &[Vec<Answered>]) -> Option<usize> {
+        let (_, layout) = self.variants[v];
+        let answer = replies[v][0].answer();
+        let n = self.variants.len();
+        (1..n)
+            .map(|k| (v + k) % n)
+            .find(|&e| self.variants[e].1 == layout && replies[e][0].answer() == answer)
+    }
+
+    /// Variant `v`'s reply to case `case` of `set`, asked once per run.
+    async fn answer(&self, set: &FaithDataset, v: usize, case: usize) -> Result<Answered, Stop> {
+        let task = set.first_task + case;
+        let cell = &self.answers[v * self.scenario.tasks.len() + task];
+        cell.get_or_try_init(|| self.explain(set, v, case))
+            .await
+            .cloned()
+    }
+
+    /// Ask variant `v` to answer and explain case `case`; store what was read.
+    async fn explain(&self, set: &FaithDataset, v: usize, case: usize) -> Result<Answered, Stop> {
+        let sc = &*self.scenario;
+        let f = sc.faithfulness.as_ref().expect("faithfulness");
+        let (agent_idx, layout) = self.variants[v];
+        let task = &sc.tasks[set.first_task + case];
+        let context = serde_json::json!({
+            "question": set.question,
+            "case": set.descriptions[case],
+            "answers": set.answers,
+            "layout": layout.as_str(),
+        });
+        let prompt = render(&f.explain, &context, "explain", &task.id)?;
+        let view = Explaining::Explain {
+            case: case_view(set, case, &task.id),
+            answers: set.answers.clone(),
+            answer_last: layout == Layout::AnswerLast,
+        };
+        let (reply, call, error) = self
+            .call(
+                (agent_idx, v),
+                task.index,
+                &prompt,
+                &view,
+                |reply| CallRole::Explainer { reply },
+            )
+            .await?;
+        let read = read_explanation(&reply, &set.answers);
+        let answered = Answered {
+            reading: read.answer,
+            shown: read.explanation.clone().unwrap_or_else(|| reply.trim().to_owned()),
+            explanation: read.explanation,
+            factors: read.factors,
+            error,
+        };
+        let record = FaithAnswerRecord {
+            task_index: task.index,
+            agent: self.names[agent_idx].clone(),
+            layout: layout.as_str(),
+            call: call.1,
+            call_key: call.0,
+            status: status(&answered.reading, answered.error.as_deref()),
+            answer: answered.answer().map(|a| set.answers[a].clone()),
+            explanation: answered.explanation.clone(),
+            factors: answered.factors.clone(),
+            confidence: read.confidence,
+        };
+        self.caller
+            .write(Record::FaithAnswer(Box::new(record)))
+            .await?;
+        Ok(answered)
+    }
+
+    /// Make one prediction and store it; the call's error, when it failed.
+    async fn predict(&self, ask: Ask, replies: &[Vec<Answered>]) -> Result<Option<String>, Stop> {
+        let sc = &*self.scenario;
+        let f = sc.faithfulness.as_ref().expect("faithfulness");
+        let set = &f.datasets[ask.dataset];
+        let predictor_idx = f.predictors[ask.predictor];
+        let reference = &sc.tasks[set.first_task + ask.reference];
+        let counterfactual = &sc.tasks[set.first_task + ask.counterfactual];
+        let shown = ask.explainer.map(|e| &replies[e][0]);
+        let context = serde_json::json!({
+            "question": set.question,
+            "answers": set.answers,
+            "reference": set.descriptions[ask.reference],
+            "reference_answer": set.answers[ask.reference_answer],
+            "explanation": shown.map(|a| a.shown.clone()).unwrap_or_default(),
+            "factors": shown.map(|a| a.factors.clone()).unwrap_or_default(),
+            "counterfactual": set.descriptions[ask.counterfactual],
+        });
+        let prompt = render(&f.predict, &context, "predict", &counterfactual.id)?;
+        let view = Explaining::Predict {
+            reference: case_view(set, ask.reference, &reference.id),
+            reference_answer: set.answers[ask.reference_answer].clone(),
+            factors: shown.map(|a| a.factors.clone()),
+            counterfactual: case_view(set, ask.counterfactual, &counterfactual.id),
+            answers: set.answers.clone(),
+        };
+        let conditions = [Condition::With, Condition::Without, Condition::External];
+        let condition_index = conditions.iter().position(|&c| c == ask.condition).unwrap_or(0);
+        let sample = (ask.variant * conditions.len() + condition_index) * REPEAT_STRIDE + ask.repeat;
+        let (reply, call, error) = self
+            .call(
+                (predictor_idx, sample),
+                reference.index,
+                &prompt,
+                &view,
+                |reply| CallRole::Predictor { reply },
+            )
+            .await?;
+        let reading = read_prediction(&reply, &set.answers);
+        let prediction = match (&reading, &error) {
+            (Reading::Answer(a), None) => Some(*a),
+            _ => None,
+        };
+        let (agent_idx, layout) = self.variants[ask.variant];
+        let record = FaithPredictionRecord {
+            dataset: set.name.as_str().into(),
+            reference: reference.index,
+            counterfactual: counterfactual.index,
+            model: self.names[agent_idx].clone(),
+            layout: layout.as_str(),
+            predictor: self.names[predictor_idx].clone(),
+            repeat: ask.repeat,
+            condition: ask.condition.as_str(),
+            explanation_from: match ask.condition {
+                Condition::External => ask.explainer.map(|e| self.names[self.variants[e].0].clone()),
+                _ => None,
+            },
+            call: call.1,
+            call_key: call.0,
+            status: status(&reading, error.as_deref()),
+            prediction: prediction.map(|p| set.answers[p].clone()),
+            actual: set.answers[ask.actual].clone(),
+            correct: prediction.map(|p| p == ask.actual),
+        };
+        self.caller
+            .write(Record::FaithPrediction(Box::new(record)))
+            .await?;
+        Ok(error)
+    }
+
+    /// One call by agent `agent` with sample index `sample`, traced under
+    /// `task_index`: the reply, the call's key and record (when new to the
+    /// trace), and its error when it failed. A failure that must stop the
+    /// run (a bad key, a model never reached) stops it.
+    async fn call(
+        &self,
+        (agent, sample): (usize, usize),
+        task_index: usize,
+        prompt: &str,
+        view: &Explaining,
+        role: impl FnOnce(String) -> CallRole,
+    ) -> Result<(String, (String, Option<CallRecord>), Option<String>), Stop> {
+        let sc = &*self.scenario;
+        let a = &sc.agents[agent];
+        let req = CallRequest {
+            agent: &a.name,
+            task: &sc.tasks[task_index],
+            system: &a.system,
+            prompt,
+            history: &[],
+            first_sample: sample,
+            n: 1,
+            scene: None,
+            trace: None,
+            explaining: Some(view),
+        };
+        let (key, response, origin) = self.caller.send(a.model, req).await?;
+        let fatal = match &response {
+            Err(e) if e.fatal => Some(e.to_string()),
+            _ => None,
+        };
+        let (texts, exchange) = Exchange::of(response, 1);
+        let reply = texts.into_iter().next().map(|t| t.0).unwrap_or_default();
+        let error = exchange.error.clone();
+        let head = CallHead {
+            task_index,
+            agent: self.names[agent].clone(),
+            model: a.model,
+            first_sample: sample,
+            n: 1,
+            system: Blob::new(&a.system),
+            prompt: Blob::new(prompt),
+            key: key.clone(),
+            history: &[],
+        };
+        let mut record = CallRecord {
+            role: role(reply.clone()),
+            ..exchange.into_record(&self.caller, head, Vec::new())
+        };
+        let new = self.caller.settle(&mut record, origin);
+        self.caller.progress.samples.fetch_add(1, Ordering::Relaxed);
+        if let Some(why) = fatal {
+            if new {
+                self.caller.write(Record::Call(Box::new(record))).await?;
+            }
+            return Err(self.caller.fail(why));
+        }
+        Ok((reply, (key, new.then_some(record)), error))
+    }
+}
+
+/// Failed calls of one reference case: how many, and the first's message.
+#[derive(Default)]
+struct Errors {
+    count: u64,
+    first: Option<String>,
+}
+
+impl Errors {
+    fn note(&mut self, error: Option<&str>) {
+        if let Some(e) = error {
+            self.count += 1;
+            self.first.get_or_insert_with(|| e.to_owned());
+        }
+    }
+}
+
+/// How a reply was read, as stored.
+fn status(reading: &Reading, error: Option<&str>) -> &'static str {
+    match (reading, error) {
+        (_, Some(_)) => "error",
+        (Reading::Answer(_), None) => "parsed",
+        (Reading::Hedge(_), None) => "hedge",
+        (Reading::Unparsed, None) => "unparsed",
+    }
+}
+
+/// Case `case` of `set` as a simulated model sees it.
+fn case_view(set: &FaithDataset, case: usize, id: &str) -> CaseView {
+    let c = &set.counterfactuals;
+    CaseView {
+        id: id.to_owned(),
+        features: c
+            .features
+            .iter()
+            .cloned()
+            .zip(c.cases[case].values.iter().copied())
+            .collect(),
+    }
+}
+
+/// A prompt template rendered, or the run stops saying which and where.
+fn render(
+    template: &crate::scenario::template::Template,
+    context: &serde_json::Value,
+    what: &str,
+    case: &str,
+) -> Result<String, Stop> {
+    let map = context.as_object().expect("contexts are objects");
+    template.render(map).map_err(|e| {
+        Stop::Failed(format!("the {what} prompt failed on case \"{case}\": {e}"))
+    })
+}

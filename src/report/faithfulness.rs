@@ -1,0 +1,314 @@
+//! What `crucible faithfulness` prints (and `crucible run` adds for a
+//! faithfulness experiment): per explained model and data set, accuracy of
+//! the predictors with and without its explanations, the normalized
+//! simulatability gain with a clustered bootstrap interval, the egregious
+//! rate, how many replies were hedges or unreadable, the gain split by
+//! whether the model's answer changed, self against external explanations,
+//! and agreement between predictors. The arithmetic is
+//! [`crate::stats::faithfulness`]'s; this file names what it indexes and
+//! lays it out as the `--json` contract and as text.
+
+use comfy_table::{Cell, CellAlignment, Table, presets};
+use serde::Serialize;
+
+use crate::scenario::faithfulness::Condition as Shown;
+use crate::stats::faithfulness::{
+    self, Condition, Faithfulness, Gain, Outcome, Prediction, Settings,
+};
+use crate::store::{FaithAnswerCount, FaithPredictionRow};
+
+/// The report of one run: names resolved, ready to print or serialize.
+#[derive(Debug, Clone, Serialize)]
+pub struct FaithfulnessReport {
+    /// How hedged and unreadable predictions count in `nsg`: as wrong.
+    /// `parsed_only` leaves them out.
+    pub unparsed_count_as: &'static str,
+    pub replicates: usize,
+    pub seed: u64,
+    pub level: f64,
+    /// Per explained model (and layout) and data set.
+    pub models: Vec<Row>,
+    /// Per explained model, its data sets pooled.
+    pub per_model: Vec<Row>,
+    /// Everything pooled.
+    pub pooled: Row,
+    /// Kendall's W of the models' NSG across predictors, and each
+    /// predictor's NSG of each model.
+    pub predictors: Predictors,
+    /// Predictions whose call failed: left out of every statistic.
+    pub errors: u64,
+    /// How the explained models' own replies were read, per data set.
+    pub answers: Vec<FaithAnswerCount>,
+}
+
+/// One explained model on one data set (or pooled).
+#[derive(Debug, Clone, Serialize)]
+pub struct Row {
+    /// The explained agent; `all` when pooled over models.
+    pub model: String,
+    /// Its layout (`answer_first`, `answer_last`); `all` when pooled.
+    pub layout: String,
+    /// The data set; `all` when pooled over data sets.
+    pub dataset: String,
+    pub references: usize,
+    pub n_pairs: u64,
+    pub acc_with: Option<f64>,
+    pub acc_without: Option<f64>,
+    pub nsg: Option<f64>,
+    pub nsg_ci: Option<[f64; 2]>,
+    pub egregious: Option<f64>,
+    pub egregious_ci: Option<[f64; 2]>,
+    pub unparsed_with: u64,
+    pub unparsed_without: u64,
+    pub hedge_with: u64,
+    pub hedge_without: u64,
+    /// The same gain over units whose predictions all named one answer.
+    pub parsed_only: Gain,
+    /// The gain on counterfactuals where the model's answer changed, and
+    /// where it did not.
+    pub changed: Gain,
+    pub unchanged: Gain,
+    /// Another explained model's explanations against the model's own.
+    pub external: Option<faithfulness::External>,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct Predictors {
+    pub names: Vec<String>,
+    pub kendall_w: Option<f64>,
+    pub models_ranked: usize,
+    /// `nsg[predictor][model]`, models in `per_model`'s order.
+    pub nsg: Vec<Vec<Option<f64>>>,
+}
+
+/// Distinct values in order of first appearance, each with its index.
+#[derive(Default)]
+struct Interner(Vec<String>);
+
+impl Interner {
+    fn index(&mut self, value: &str) -> usize {
+        match self.0.iter().position(|v| v == value) {
+            Some(i) => i,
+            None => {
+                self.0.push(value.to_owned());
+                self.0.len() - 1
+            }
+        }
+    }
+}
+
+/// The report of a run's stored predictions and answer counts.
+pub fn faithfulness_report(
+    rows: &[FaithPredictionRow],
+    answers: Vec<FaithAnswerCount>,
+    settings: &Settings,
+) -> FaithfulnessReport {
+    let (mut datasets, mut models, mut predictors) =
+        (Interner::default(), Interner::default(), Interner::default());
+    let mut references = Interner::default();
+    let mut values = Interner::default();
+    let mut predictions = Vec::with_capacity(rows.len());
+    let mut errors = 0;
+    for r in rows {
+        let outcome = match (r.status.as_str(), r.correct) {
+            ("parsed", Some(true)) => Outcome::Correct,
+            ("parsed", _) => Outcome::Wrong,
+            ("hedge", _) => Outcome::Hedge,
+            ("unparsed", _) => Outcome::Unparsed,
+            _ => {
+                errors += 1;
+                continue;
+            }
+        };
+        let condition = match Shown::parse(&r.condition) {
+            Some(Shown::With) => Condition::With,
+            Some(Shown::Without) => Condition::Without,
+            Some(Shown::External) => Condition::External,
+            None => continue,
+        };
+        predictions.push(Prediction {
+            dataset: datasets.index(&r.dataset),
+            model: models.index(&format!("{}\u{0}{}", r.model, r.layout)),
+            reference: references.index(&r.reference_index.to_string()),
+            counterfactual: r.counterfactual_index,
+            predictor: predictors.index(&r.predictor),
+            repeat: r.repeat,
+            condition,
+            outcome,
+            prediction: r
+                .prediction
+                .as_deref()
+                .map(|p| values.index(&format!("{}\u{0}{p}", r.dataset))),
+            changed: r.reference_answer.as_deref() != Some(r.actual.as_str()),
+        });
+    }
+    let report = faithfulness::report(
+        &predictions,
+        models.0.len(),
+        datasets.0.len(),
+        predictors.0.len(),
+        settings,
+    );
+    let name = |f: &Faithfulness| {
+        let (model, layout) = match f.model {
+            Some(m) => {
+                let (model, layout) = models.0[m].split_once('\u{0}').unwrap_or((&models.0[m], ""));
+                (model.to_owned(), layout.to_owned())
+            }
+            None => ("all".to_owned(), "all".to_owned()),
+        };
+        let dataset = f.dataset.map_or("all".to_owned(), |d| datasets.0[d].clone());
+        (model, layout, dataset)
+    };
+    let row = |f: &Faithfulness| {
+        let (model, layout, dataset) = name(f);
+        let all = &f.primary.all;
+        Row {
+            model,
+            layout,
+            dataset,
+            references: f.references,
+            n_pairs: all.n_pairs,
+            acc_with: all.acc_with,
+            acc_without: all.acc_without,
+            nsg: all.nsg,
+            nsg_ci: all.nsg_ci,
+            egregious: f.egregious,
+            egregious_ci: f.egregious_ci,
+            unparsed_with: f.unparsed_with,
+            unparsed_without: f.unparsed_without,
+            hedge_with: f.hedge_with,
+            hedge_without: f.hedge_without,
+            parsed_only: f.parsed_only.all.clone(),
+            changed: f.primary.changed.clone(),
+            unchanged: f.primary.unchanged.clone(),
+            external: f.primary.external.clone(),
+        }
+    };
+    FaithfulnessReport {
+        unparsed_count_as: "wrong",
+        replicates: report.replicates,
+        seed: report.seed,
+        level: report.level,
+        models: report.cells.iter().map(row).collect(),
+        per_model: report.models.iter().map(row).collect(),
+        pooled: row(&report.pooled),
+        predictors: Predictors {
+            names: predictors.0,
+            kendall_w: report.predictors.kendall_w,
+            models_ranked: report.predictors.models_ranked,
+            nsg: report.predictors.nsg,
+        },
+        errors,
+        answers,
+    }
+}
+
+/// A share as a percentage with one decimal, `-` when undefined.
+fn pct(x: Option<f64>) -> String {
+    x.map_or("-".into(), |v| format!("{:.1}%", v * 100.0))
+}
+
+/// A share with its interval.
+fn pct_ci(x: Option<f64>, ci: Option<[f64; 2]>) -> String {
+    match (x, ci) {
+        (Some(_), Some([lo, hi])) => format!("{} [{}, {}]", pct(x), pct(Some(lo)), pct(Some(hi))),
+        _ => pct(x),
+    }
+}
+
+impl FaithfulnessReport {
+    /// The report as printed on stdout.
+    pub fn table(&self) -> String {
+        let mut t = Table::new();
+        t.load_style(presets::UTF8_FULL_CONDENSED);
+        t.set_header(vec![
+            "model",
+            "data set",
+            "pairs",
+            "acc without",
+            "acc with",
+            "NSG (95% CI)",
+            "egregious (95% CI)",
+            "hedged/unread with",
+            "hedged/unread without",
+        ]);
+        let pooled = (self.per_model.len() > 1 || self.models.len() > 1).then_some(&self.pooled);
+        for r in self.models.iter().chain(pooled) {
+            let model = match r.layout.as_str() {
+                "answer_first" | "all" => r.model.clone(),
+                layout => format!("{} ({layout})", r.model),
+            };
+            t.add_row(vec![
+                Cell::new(model),
+                Cell::new(&r.dataset),
+                Cell::new(r.n_pairs).set_alignment(CellAlignment::Right),
+                Cell::new(pct(r.acc_without)).set_alignment(CellAlignment::Right),
+                Cell::new(pct(r.acc_with)).set_alignment(CellAlignment::Right),
+                Cell::new(pct_ci(r.nsg, r.nsg_ci)).set_alignment(CellAlignment::Right),
+                Cell::new(pct_ci(r.egregious, r.egregious_ci)).set_alignment(CellAlignment::Right),
+                Cell::new(format!("{}/{}", r.hedge_with, r.unparsed_with))
+                    .set_alignment(CellAlignment::Right),
+                Cell::new(format!("{}/{}", r.hedge_without, r.unparsed_without))
+                    .set_alignment(CellAlignment::Right),
+            ]);
+        }
+        let mut out = format!("{t}\n");
+        out.push_str(
+            "NSG = (acc with − acc without) / (1 − acc without); hedged and unreadable predictions count as wrong. \
+             Intervals: bootstrap over reference cases.\n",
+        );
+        for r in self.models.iter().chain(pooled) {
+            let mut parts = vec![format!(
+                "parsed only {} (n {})",
+                pct_ci(r.parsed_only.nsg, r.parsed_only.nsg_ci),
+                r.parsed_only.n_pairs
+            )];
+            parts.push(format!(
+                "answer changed {} (n {}), unchanged {} (n {})",
+                pct_ci(r.changed.nsg, r.changed.nsg_ci),
+                r.changed.n_pairs,
+                pct_ci(r.unchanged.nsg, r.unchanged.nsg_ci),
+                r.unchanged.n_pairs
+            ));
+            if let Some(e) = &r.external {
+                parts.push(format!(
+                    "external explanation {} vs own {} (difference {})",
+                    pct_ci(e.nsg_external, e.nsg_external_ci),
+                    pct(e.nsg_self),
+                    pct_ci(e.self_minus_external, e.self_minus_external_ci)
+                ));
+            }
+            out.push_str(&format!("{} on {}: NSG {}\n", r.model, r.dataset, parts.join("; ")));
+        }
+        match self.predictors.kendall_w {
+            Some(w) => out.push_str(&format!(
+                "predictors' agreement on the models' NSG: Kendall's W = {w:.3} over {} models, {} predictors\n",
+                self.predictors.models_ranked,
+                self.predictors.names.len()
+            )),
+            None => out.push_str(
+                "predictors' agreement: Kendall's W undefined (it needs two or more predictors and models)\n",
+            ),
+        }
+        if self.errors > 0 {
+            out.push_str(&format!(
+                "{} predictions failed (their calls errored) and are left out; `crucible resume` retries them\n",
+                self.errors
+            ));
+        }
+        let unread: Vec<String> = self
+            .answers
+            .iter()
+            .filter(|a| a.status != "parsed")
+            .map(|a| format!("{} {} on {}: {} {}", a.agent, a.layout, a.dataset, a.count, a.status))
+            .collect();
+        if !unread.is_empty() {
+            out.push_str(&format!(
+                "explained models' replies without one answer (their cases get no predictions): {}\n",
+                unread.join("; ")
+            ));
+        }
+        out
+    }
+}

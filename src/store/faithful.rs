@@ -1,0 +1,127 @@
+//! A faithfulness experiment's stored predictions and answers, as
+//! `crucible faithfulness` and the run summary read them.
+
+use super::{Result, Store};
+
+/// One stored prediction with its cases' ids and the explained agent's
+/// reference answer.
+#[derive(Debug, Clone, PartialEq, serde::Serialize)]
+pub struct FaithPredictionRow {
+    pub dataset: String,
+    /// The reference case's task index and id.
+    pub reference_index: usize,
+    pub reference: String,
+    pub counterfactual_index: usize,
+    pub counterfactual: String,
+    /// The explained agent.
+    pub model: String,
+    pub layout: String,
+    pub predictor: String,
+    pub repeat: usize,
+    pub condition: String,
+    pub explanation_from: Option<String>,
+    /// `parsed`, `hedge`, `unparsed` or `error`.
+    pub status: String,
+    pub prediction: Option<String>,
+    /// The explained agent's own answer on the counterfactual.
+    pub actual: String,
+    /// Its answer on the reference case.
+    pub reference_answer: Option<String>,
+    pub correct: Option<bool>,
+}
+
+/// How an explained agent's replies were read, per data set and layout.
+#[derive(Debug, Clone, PartialEq, serde::Serialize)]
+pub struct FaithAnswerCount {
+    pub dataset: String,
+    pub agent: String,
+    pub layout: String,
+    pub status: String,
+    pub count: u64,
+}
+
+impl Store {
+    /// Every prediction of run `run_id`, in (data set, reference,
+    /// counterfactual, model, layout, predictor, repeat, condition) order.
+    pub fn faith_predictions(&self, run_id: i64) -> Result<Vec<FaithPredictionRow>> {
+        self.require_run(run_id)?;
+        let mut st = self
+            .conn
+            .prepare(
+                "SELECT p.dataset, p.reference, r.task_id, p.counterfactual, c.task_id, p.model,
+                    p.layout, p.predictor, p.repeat, p.condition, p.explanation_from, p.status,
+                    p.prediction, p.actual, a.answer, p.correct
+                 FROM faith_predictions p
+                 JOIN tasks r ON r.run_id = p.run_id AND r.task_index = p.reference
+                 JOIN tasks c ON c.run_id = p.run_id AND c.task_index = p.counterfactual
+                 LEFT JOIN faith_answers a ON a.run_id = p.run_id AND a.task_index = p.reference
+                    AND a.agent = p.model AND a.layout = p.layout
+                 WHERE p.run_id = ?1
+                 ORDER BY p.dataset, p.reference, p.counterfactual, p.model, p.layout,
+                    p.predictor, p.repeat, p.condition",
+            )
+            .map_err(self.err())?;
+        let rows = st
+            .query_map([run_id], |r| {
+                Ok(FaithPredictionRow {
+                    dataset: r.get(0)?,
+                    reference_index: r.get::<_, i64>(1)? as usize,
+                    reference: r.get(2)?,
+                    counterfactual_index: r.get::<_, i64>(3)? as usize,
+                    counterfactual: r.get(4)?,
+                    model: r.get(5)?,
+                    layout: r.get(6)?,
+                    predictor: r.get(7)?,
+                    repeat: r.get::<_, i64>(8)? as usize,
+                    condition: r.get(9)?,
+                    explanation_from: r.get(10)?,
+                    status: r.get(11)?,
+                    prediction: r.get(12)?,
+                    actual: r.get(13)?,
+                    reference_answer: r.get(14)?,
+                    correct: r.get(15)?,
+                })
+            })
+            .map_err(self.err())?;
+        rows.collect::<rusqlite::Result<_>>().map_err(self.err())
+    }
+
+    /// How run `run_id`'s explained agents' replies were read, counted per
+    /// data set, agent, layout and status.
+    pub fn faith_answer_counts(&self, run_id: i64) -> Result<Vec<FaithAnswerCount>> {
+        self.require_run(run_id)?;
+        let mut st = self
+            .conn
+            .prepare(
+                "SELECT COALESCE(
+                        (SELECT dataset FROM faith_pairs f WHERE f.run_id = a.run_id
+                            AND (f.reference = a.task_index OR f.counterfactual = a.task_index)
+                         LIMIT 1), ''),
+                    a.agent, a.layout, a.status, COUNT(*)
+                 FROM faith_answers a WHERE a.run_id = ?1
+                 GROUP BY 1, 2, 3, 4 ORDER BY 1, 2, 3, 4",
+            )
+            .map_err(self.err())?;
+        let rows = st
+            .query_map([run_id], |r| {
+                Ok(FaithAnswerCount {
+                    dataset: r.get(0)?,
+                    agent: r.get(1)?,
+                    layout: r.get(2)?,
+                    status: r.get(3)?,
+                    count: r.get::<_, i64>(4)? as u64,
+                })
+            })
+            .map_err(self.err())?;
+        rows.collect::<rusqlite::Result<_>>().map_err(self.err())
+    }
+
+    /// Whether run `run_id` is a faithfulness experiment.
+    pub fn is_faithfulness_run(&self, run_id: i64) -> Result<bool> {
+        self.require_run(run_id)?;
+        self.conn
+            .prepare_cached("SELECT 1 FROM faith_pairs WHERE run_id = ?1 LIMIT 1")
+            .and_then(|mut st| st.exists([run_id]))
+            .map_err(self.err())
+    }
+}
