@@ -83,17 +83,19 @@ pub struct Predictors {
 
 /// Distinct values in order of first appearance, each with its index.
 #[derive(Default)]
-struct Interner(Vec<String>);
+struct Interner {
+    values: Vec<String>,
+    index: std::collections::HashMap<String, usize>,
+}
 
 impl Interner {
     fn index(&mut self, value: &str) -> usize {
-        match self.0.iter().position(|v| v == value) {
-            Some(i) => i,
-            None => {
-                self.0.push(value.to_owned());
-                self.0.len() - 1
-            }
+        if let Some(&i) = self.index.get(value) {
+            return i;
         }
+        self.values.push(value.to_owned());
+        self.index.insert(value.to_owned(), self.values.len() - 1);
+        self.values.len() - 1
     }
 }
 
@@ -144,20 +146,24 @@ pub fn faithfulness_report(
     }
     let report = faithfulness::report(
         &predictions,
-        models.0.len(),
-        datasets.0.len(),
-        predictors.0.len(),
+        models.values.len(),
+        datasets.values.len(),
+        predictors.values.len(),
         settings,
     );
     let name = |f: &Faithfulness| {
         let (model, layout) = match f.model {
             Some(m) => {
-                let (model, layout) = models.0[m].split_once('\u{0}').unwrap_or((&models.0[m], ""));
+                let (model, layout) = models.values[m]
+                    .split_once('\u{0}')
+                    .unwrap_or((&models.values[m], ""));
                 (model.to_owned(), layout.to_owned())
             }
             None => ("all".to_owned(), "all".to_owned()),
         };
-        let dataset = f.dataset.map_or("all".to_owned(), |d| datasets.0[d].clone());
+        let dataset = f
+            .dataset
+            .map_or("all".to_owned(), |d| datasets.values[d].clone());
         (model, layout, dataset)
     };
     let row = |f: &Faithfulness| {
@@ -194,7 +200,7 @@ pub fn faithfulness_report(
         per_model: report.models.iter().map(row).collect(),
         pooled: row(&report.pooled),
         predictors: Predictors {
-            names: predictors.0,
+            names: predictors.values,
             kendall_w: report.predictors.kendall_w,
             models_ranked: report.predictors.models_ranked,
             nsg: report.predictors.nsg,

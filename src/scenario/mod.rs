@@ -3,9 +3,10 @@
 //! Owns everything a scenario file means — located YAML nodes and their
 //! diagnostics, `--set` overrides, the serialized `spec` types, the loader
 //! and datasets, prompt templates, answer extraction and normalization, agent
-//! graphs, the failure-mode taxonomy, self-explanation replies and their
-//! prompts, and the validator that builds the engine's types. Model settings are data here; `model` builds providers
-//! from them.
+//! graphs, the failure-mode taxonomy, faithfulness experiments (their
+//! counterfactual cases, self-explanation replies and prompts), and the
+//! validator that builds the engine's types. Model settings are data here;
+//! `model` builds providers from them.
 //!
 //! May use: `seed`. Nothing here imports `model`, `stats`, `store`,
 //! `engine` or `report`.
@@ -13,6 +14,7 @@
 pub mod answer;
 pub mod budget;
 pub mod canonicalizer;
+pub mod counterfactual;
 pub mod dataset;
 pub mod diagnostic;
 pub mod environment;

@@ -93,12 +93,13 @@ impl Store {
         let mut st = self
             .conn
             .prepare(
-                "SELECT COALESCE(
-                        (SELECT dataset FROM faith_pairs f WHERE f.run_id = a.run_id
-                            AND (f.reference = a.task_index OR f.counterfactual = a.task_index)
-                         LIMIT 1), ''),
-                    a.agent, a.layout, a.status, COUNT(*)
-                 FROM faith_answers a WHERE a.run_id = ?1
+                // A case's data set: that of any pair it is in.
+                "WITH cases AS (
+                    SELECT reference AS task_index, dataset FROM faith_pairs WHERE run_id = ?1
+                    UNION SELECT counterfactual, dataset FROM faith_pairs WHERE run_id = ?1)
+                 SELECT c.dataset, a.agent, a.layout, a.status, COUNT(*)
+                 FROM faith_answers a JOIN cases c ON c.task_index = a.task_index
+                 WHERE a.run_id = ?1
                  GROUP BY 1, 2, 3, 4 ORDER BY 1, 2, 3, 4",
             )
             .map_err(self.err())?;

@@ -704,3 +704,55 @@ faithfulness:
     assert_eq!(report(&db, 2)["models"], report1["models"]);
     assert_eq!(count("SELECT count(*) FROM calls WHERE run_id = 2 AND cached = 0"), 0);
 }
+
+/// Given pairs from JSONL: stored with the distances and differing
+/// features the file implies, run like natural ones, and `show` prints
+/// their scores as `run` does.
+#[test]
+fn given_pairs_are_stored_with_their_differences_and_scored() {
+    let s = Scratch::new();
+    s.write(
+        "pairs.jsonl",
+        concat!(
+            r#"{"reference": {"id": "r1", "x": 1, "z": 0}, "counterfactual": {"id": "c1", "x": 3, "z": 0}}"#, "\n",
+            r#"{"reference": {"id": "r1", "x": 1, "z": 0}, "counterfactual": {"id": "c2", "x": 1, "z": 5}}"#, "\n",
+            r#"{"reference": {"id": "r2", "x": 2, "z": 1}, "counterfactual": {"id": "c3", "x": 0, "z": 2}}"#, "\n",
+        ),
+    );
+    let file = s.write(
+        "given.yaml",
+        &FAITH_BASE.replace(
+            "natural:\n        file: t.csv\n        label: y\n        min_group: 1",
+            "given: {file: pairs.jsonl}",
+        ),
+    );
+    let db = s.path("g.db");
+    let run = Crucible::new(&["run"]).arg(&file).db(&db).json();
+    assert_eq!(run["status"], "completed", "{run}");
+    assert_eq!(
+        table_rows(
+            &db,
+            "SELECT r.task_id, c.task_id, p.source, p.distance, p.differing FROM faith_pairs p
+             JOIN tasks r ON r.run_id = p.run_id AND r.task_index = p.reference
+             JOIN tasks c ON c.run_id = p.run_id AND c.task_index = p.counterfactual
+             ORDER BY 1, 2"
+        ),
+        [
+            r#"r1|c1|given|1|["x"]"#,
+            r#"r1|c2|given|1|["z"]"#,
+            r#"r2|c3|given|2|["x","z"]"#
+        ]
+    );
+    // The rule answers YES when x ≥ 1: c1 and r1 agree, c3 changes.
+    assert_eq!(
+        table_rows(&db, "SELECT t.task_id, a.answer FROM faith_answers a JOIN tasks t ON t.run_id = a.run_id AND t.task_index = a.task_index ORDER BY 1"),
+        ["c1|YES", "c2|YES", "c3|NO", "r1|YES", "r2|YES"]
+    );
+    assert_eq!(query::<i64>(&db, "SELECT count(*) FROM faith_predictions"), 6);
+    let shown = Crucible::new(&["show", "1"]).db(&db).ok();
+    assert!(shown.contains("NSG"), "{shown}");
+    assert_eq!(
+        Crucible::new(&["show", "1"]).db(&db).json()["faithfulness"],
+        run["faithfulness"]
+    );
+}

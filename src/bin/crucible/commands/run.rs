@@ -107,28 +107,8 @@ pub fn run(
         let _ = t.join();
     }
     let summary = summary?;
-    // A faithfulness experiment's results are its scores, not strategies'.
     let store = super::common::open_existing(&db)?;
-    let faithfulness = match store.is_faithfulness_run(summary.run_id)? {
-        true => Some(super::faithfulness::report(
-            &store,
-            summary.run_id,
-            &super::faithfulness::DEFAULT_SETTINGS,
-        )?),
-        false => None,
-    };
-    if json {
-        let mut value = summary.json(&db);
-        if let Some(f) = &faithfulness {
-            value["faithfulness"] = serde_json::to_value(f)?;
-        }
-        outln!("{value}");
-    } else {
-        outln!("{}", summary.table());
-        if let Some(f) = &faithfulness {
-            out!("{}", f.table());
-        }
-    }
+    super::show::print_summary(&store, &summary, json)?;
     Ok(match summary.status.as_str() {
         "completed" => ExitCode::SUCCESS,
         "interrupted" => {

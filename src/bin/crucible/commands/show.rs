@@ -78,13 +78,39 @@ pub fn exec(
 /// The run's summary, as `crucible run` prints it.
 fn summary(run: i64, db: &DbArg, json: bool) -> anyhow::Result<ExitCode> {
     let store = open_existing(&db.db)?;
-    let summary = store.run_summary(run)?;
+    print_summary(&store, &store.run_summary(run)?, json)?;
+    Ok(ExitCode::SUCCESS)
+}
+
+/// A run's summary as text or one JSON object; a faithfulness
+/// experiment's scores with it, since its results are those, not
+/// strategies'.
+pub fn print_summary(
+    store: &crucible::store::Store,
+    summary: &crucible::stats::summary::RunSummary,
+    json: bool,
+) -> anyhow::Result<()> {
+    let faithfulness = match store.is_faithfulness_run(summary.run_id)? {
+        true => Some(super::faithfulness::report(
+            store,
+            summary.run_id,
+            &super::faithfulness::DEFAULT_SETTINGS,
+        )?),
+        false => None,
+    };
     if json {
-        outln!("{}", summary.json(&db.db));
+        let mut value = summary.json(store.path());
+        if let Some(f) = &faithfulness {
+            value["faithfulness"] = serde_json::to_value(f)?;
+        }
+        outln!("{value}");
     } else {
         outln!("{}", summary.table());
+        if let Some(f) = &faithfulness {
+            out!("{}", f.table());
+        }
     }
-    Ok(ExitCode::SUCCESS)
+    Ok(())
 }
 
 /// Graph runs as chat transcripts: each message's turn, node, sender and
