@@ -7,7 +7,8 @@
 //! Every call goes through [`Caller::send`] (budget, cache key, retries,
 //! trace, replay) and is stored with what was read from it
 //! (`faith_answers`, `faith_predictions`). Nothing depends on scheduling:
-//! a call's sample index says which variant, condition and repeat it is, so
+//! a call's sample index says which variant, condition, predictor and
+//! repeat it is (positions in the section's lists), so
 //! its cache key is the same at any concurrency, and a case's answer is
 //! asked once and shared by every reference that needs it. A resumed run
 //! walks everything again: calls already in its trace are read back, not
@@ -30,8 +31,10 @@ use crate::store::{
     Blob, CallRecord, CallRole, FaithAnswerRecord, FaithPairRecord, FaithPredictionRecord, Record,
 };
 
-/// Sample indices a variant's predictions of one condition span: repeats
-/// are below it (validated), so every prediction call has its own index.
+/// Sample indices one predictor's predictions of a variant in one
+/// condition span: repeats are below it (validated), so every prediction
+/// call has its own index, and so its own cache key and simulated draw,
+/// whatever the predictors' prompts.
 const REPEAT_STRIDE: usize = 1024;
 
 /// The counterfactual pairs of `scenario`'s experiment, as stored with the run.
@@ -352,7 +355,10 @@ impl Experiment {
         };
         let conditions = [Condition::With, Condition::Without, Condition::External];
         let condition_index = conditions.iter().position(|&c| c == ask.condition).unwrap_or(0);
-        let sample = (ask.variant * conditions.len() + condition_index) * REPEAT_STRIDE + ask.repeat;
+        let sample = ((ask.variant * conditions.len() + condition_index) * f.predictors.len()
+            + ask.predictor)
+            * REPEAT_STRIDE
+            + ask.repeat;
         let (reply, call, error) = self
             .call(
                 (predictor_idx, sample),

@@ -210,6 +210,16 @@ pub fn faithfulness_report(
     }
 }
 
+impl Row {
+    /// The explained model as shown: its layout named when not the default.
+    pub fn label(&self) -> String {
+        match self.layout.as_str() {
+            "answer_first" | "all" => self.model.clone(),
+            layout => format!("{} ({layout})", self.model),
+        }
+    }
+}
+
 /// A share as a percentage with one decimal, `-` when undefined.
 fn pct(x: Option<f64>) -> String {
     x.map_or("-".into(), |v| format!("{:.1}%", v * 100.0))
@@ -228,25 +238,22 @@ impl FaithfulnessReport {
     pub fn table(&self) -> String {
         let mut t = Table::new();
         t.load_style(presets::UTF8_FULL_CONDENSED);
+        let level = format!("{:.0}% CI", self.level * 100.0);
         t.set_header(vec![
-            "model",
-            "data set",
-            "pairs",
-            "acc without",
-            "acc with",
-            "NSG (95% CI)",
-            "egregious (95% CI)",
-            "hedged/unread with",
-            "hedged/unread without",
+            "model".to_owned(),
+            "data set".to_owned(),
+            "pairs".to_owned(),
+            "acc without".to_owned(),
+            "acc with".to_owned(),
+            format!("NSG ({level})"),
+            format!("egregious ({level})"),
+            "hedged/unread with".to_owned(),
+            "hedged/unread without".to_owned(),
         ]);
         let pooled = (self.per_model.len() > 1 || self.models.len() > 1).then_some(&self.pooled);
         for r in self.models.iter().chain(pooled) {
-            let model = match r.layout.as_str() {
-                "answer_first" | "all" => r.model.clone(),
-                layout => format!("{} ({layout})", r.model),
-            };
             t.add_row(vec![
-                Cell::new(model),
+                Cell::new(r.label()),
                 Cell::new(&r.dataset),
                 Cell::new(r.n_pairs).set_alignment(CellAlignment::Right),
                 Cell::new(pct(r.acc_without)).set_alignment(CellAlignment::Right),
@@ -285,7 +292,7 @@ impl FaithfulnessReport {
                     pct_ci(e.self_minus_external, e.self_minus_external_ci)
                 ));
             }
-            out.push_str(&format!("{} on {}: NSG {}\n", r.model, r.dataset, parts.join("; ")));
+            out.push_str(&format!("{} on {}: NSG {}\n", r.label(), r.dataset, parts.join("; ")));
         }
         match self.predictors.kendall_w {
             Some(w) => out.push_str(&format!(

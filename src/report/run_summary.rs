@@ -85,10 +85,10 @@ impl RunSummary {
         // A run without strategies (a faithfulness experiment) has no rows.
         let t = match self.results.is_empty() {
             true => String::new(),
-            false => t.to_string(),
+            false => format!("\n{t}"),
         };
         format!(
-            "run {} · {} · {} · {} samples{errors} · {} requests · {} tokens{verifiers}{cost}\n{t}",
+            "run {} · {} · {} · {} samples{errors} · {} requests · {} tokens{verifiers}{cost}{t}",
             self.run_id,
             self.name,
             self.status,

@@ -14,7 +14,7 @@ use crate::scenario::faithfulness::{
 };
 use crate::scenario::loader::{Loaded, LoadedFaithfulness};
 use crate::scenario::node::Located;
-use crate::scenario::spec::{FaithDatasetSpec, LayoutSpec};
+use crate::scenario::spec::{FaithDatasetSpec, LayoutSpec, ModelSpec};
 use crate::scenario::template::{Template, line_span};
 
 /// Most predictions per (counterfactual, predictor, condition).
@@ -41,7 +41,7 @@ pub struct FaithfulnessValidator<'a> {
     pub diags: &'a mut Diagnostics,
 }
 
-impl FaithfulnessValidator<'_> {
+impl<'a> FaithfulnessValidator<'a> {
     fn err(&mut self, span: Span, msg: impl Into<String>) {
         let d = self.source.error(span, msg);
         self.diags.push(d);
@@ -170,6 +170,9 @@ impl FaithfulnessValidator<'_> {
                 descriptions,
             });
         }
+        for name in &spec.explained {
+            self.simulated_rule(name, &datasets);
+        }
         let experiment = Faithfulness {
             explained,
             predictors,
@@ -221,19 +224,21 @@ impl FaithfulnessValidator<'_> {
         self.loaded.faithfulness.as_ref().map_or(Span::new(1, 1), |f| f.span)
     }
 
+    /// The simulated model agent `agent` uses, with its name; `None` for a
+    /// network model or one that is not defined (reported elsewhere).
+    fn simulated_model(&self, agent: &str) -> Option<(&'a str, &'a ModelSpec)> {
+        let loaded: &'a Loaded = self.loaded;
+        let (_, spec, _) = loaded.agents.iter().find(|(n, _, _)| n.value == agent)?;
+        let model = spec.model.as_ref()?;
+        let (name, m) = loaded.models.iter().find(|(n, _)| n.value == model.value)?;
+        (m.provider.as_str() == "simulated").then_some((name.as_str(), m))
+    }
+
     /// A simulated agent's model must know how to play `role`.
     fn simulated_role(&mut self, agent: &Located<String>, role: Role) {
-        let Some((_, spec, _)) = self.loaded.agents.iter().find(|(n, _, _)| n.value == agent.value)
-        else {
+        let Some((model, m)) = self.simulated_model(&agent.value) else {
             return;
         };
-        let Some(model) = &spec.model else { return };
-        let Some((_, m)) = self.loaded.models.iter().find(|(n, _)| n.value == model.value) else {
-            return;
-        };
-        if m.provider.as_str() != "simulated" {
-            return;
-        }
         let (has, section, what) = match role {
             Role::Explained => (m.explainer.is_some(), "explainer", "answer and explain a case"),
             Role::Predictor => (m.predictor.is_some(), "predictor", "predict another model's answer"),
@@ -242,10 +247,45 @@ impl FaithfulnessValidator<'_> {
             self.err(
                 agent.span,
                 format!(
-                    "agent `{}` uses simulated model `{}`, which has no `{section}` section, so it cannot {what}; add one",
-                    agent.value, model.value
+                    "agent `{}` uses simulated model `{model}`, which has no `{section}` section, so it cannot {what}; add one",
+                    agent.value
                 ),
             );
+        }
+    }
+
+    /// A simulated explainer's rule must fit every data set: two answers to
+    /// choose between, and weights on features the cases have.
+    fn simulated_rule(&mut self, agent: &Located<String>, datasets: &[FaithDataset]) {
+        let Some((model, m)) = self.simulated_model(&agent.value) else {
+            return;
+        };
+        let Some(explainer) = &m.explainer else { return };
+        for d in datasets {
+            if d.answers.len() != 2 {
+                self.err(
+                    agent.span,
+                    format!(
+                        "agent `{}` uses simulated explainer `{model}`, which chooses between two answers, and data set `{}` has {}; give it two",
+                        agent.value,
+                        d.name,
+                        d.answers.len()
+                    ),
+                );
+            }
+            let features = &d.counterfactuals.features;
+            for feature in explainer.weights.keys() {
+                if !features.contains(feature) {
+                    self.err(
+                        explainer.weights.span,
+                        format!(
+                            "simulated explainer `{model}` weighs `{feature}`, which is not a feature of data set `{}`{}",
+                            d.name,
+                            did_you_mean(feature, features.iter().map(String::as_str))
+                        ),
+                    );
+                }
+            }
         }
     }
 

@@ -41,8 +41,10 @@ pub struct FaithAnswerCount {
 }
 
 impl Store {
-    /// Every prediction of run `run_id`, in (data set, reference,
-    /// counterfactual, model, layout, predictor, repeat, condition) order.
+    /// Every prediction of run `run_id`, by data set, reference and
+    /// counterfactual, then in the scenario's order of explained agents,
+    /// layouts, conditions, predictors and repeats (their calls' sample
+    /// indices say it).
     pub fn faith_predictions(&self, run_id: i64) -> Result<Vec<FaithPredictionRow>> {
         self.require_run(run_id)?;
         let mut st = self
@@ -56,9 +58,11 @@ impl Store {
                  JOIN tasks c ON c.run_id = p.run_id AND c.task_index = p.counterfactual
                  LEFT JOIN faith_answers a ON a.run_id = p.run_id AND a.task_index = p.reference
                     AND a.agent = p.model AND a.layout = p.layout
+                 LEFT JOIN calls ac ON ac.id = a.call_id
+                 LEFT JOIN calls pc ON pc.id = p.call_id
                  WHERE p.run_id = ?1
-                 ORDER BY p.dataset, p.reference, p.counterfactual, p.model, p.layout,
-                    p.predictor, p.repeat, p.condition",
+                 ORDER BY p.dataset, p.reference, p.counterfactual, ac.first_sample,
+                    pc.first_sample, p.model, p.layout, p.predictor, p.repeat, p.condition",
             )
             .map_err(self.err())?;
         let rows = st

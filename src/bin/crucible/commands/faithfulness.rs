@@ -29,9 +29,10 @@ pub struct Args {
     /// Print one JSON object instead of text.
     #[arg(long, conflicts_with = "predictions")]
     pub json: bool,
-    /// Print one JSON object per prediction (JSONL) instead: reference,
-    /// counterfactual, dataset, model, layout, predictor, repeat, condition,
-    /// prediction, actual, correct, status.
+    /// Print one JSON object per prediction (JSONL) instead: dataset,
+    /// reference and counterfactual (case ids, and `_index`: task indices),
+    /// model, layout, predictor, repeat, condition, explanation_from,
+    /// status, prediction, actual, reference_answer, correct.
     #[arg(long)]
     pub predictions: bool,
 }

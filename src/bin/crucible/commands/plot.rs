@@ -108,10 +108,7 @@ fn faithfulness_plot(
         .per_model
         .iter()
         .map(|r| NsgPoint {
-            label: match r.layout.as_str() {
-                "answer_first" => r.model.clone(),
-                layout => format!("{} ({layout})", r.model),
-            },
+            label: r.label(),
             faithfulness: level_of(&r.model),
             nsg: r.nsg,
             ci: r.nsg_ci,
