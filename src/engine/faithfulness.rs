@@ -26,16 +26,10 @@ use crate::model::explaining::{CaseView, Explaining};
 use crate::model::provider::CallRequest;
 use crate::scenario::Scenario;
 use crate::scenario::explanation::{Reading, read_explanation, read_prediction};
-use crate::scenario::faithfulness::{Condition, FaithDataset, Layout};
+use crate::scenario::faithfulness::{Condition, FaithDataset, Layout, REPEAT_STRIDE};
 use crate::store::{
     Blob, CallRecord, CallRole, FaithAnswerRecord, FaithPairRecord, FaithPredictionRecord, Record,
 };
-
-/// Sample indices one predictor's predictions of a variant in one
-/// condition span: repeats are below it (validated), so every prediction
-/// call has its own index, and so its own cache key and simulated draw,
-/// whatever the predictors' prompts.
-const REPEAT_STRIDE: usize = 1024;
 
 /// The counterfactual pairs of `scenario`'s experiment, as stored with the run.
 pub fn faith_pairs(scenario: &Scenario) -> Vec<FaithPairRecord> {
@@ -293,18 +287,17 @@ impl Experiment {
             answer_last: layout == Layout::AnswerLast,
         };
         let (reply, call, error) = self
-            .call(
-                (agent_idx, v),
-                task.index,
-                &prompt,
-                &view,
-                |reply| CallRole::Explainer { reply },
-            )
+            .call((agent_idx, v), task.index, &prompt, &view, |reply| {
+                CallRole::Explainer { reply }
+            })
             .await?;
         let read = read_explanation(&reply, &set.answers);
         let answered = Answered {
             reading: read.answer,
-            shown: read.explanation.clone().unwrap_or_else(|| reply.trim().to_owned()),
+            shown: read
+                .explanation
+                .clone()
+                .unwrap_or_else(|| reply.trim().to_owned()),
             explanation: read.explanation,
             factors: read.factors,
             error,
@@ -354,7 +347,13 @@ impl Experiment {
             answers: set.answers.clone(),
         };
         let conditions = [Condition::With, Condition::Without, Condition::External];
-        let condition_index = conditions.iter().position(|&c| c == ask.condition).unwrap_or(0);
+        let condition_index = conditions
+            .iter()
+            .position(|&c| c == ask.condition)
+            .unwrap_or(0);
+        // Every prediction call its own sample index (repeats stay below
+        // the stride, as validated), so its own cache key and simulated
+        // draw, whatever the predictors' prompts.
         let sample = ((ask.variant * conditions.len() + condition_index) * f.predictors.len()
             + ask.predictor)
             * REPEAT_STRIDE
@@ -384,7 +383,9 @@ impl Experiment {
             repeat: ask.repeat,
             condition: ask.condition.as_str(),
             explanation_from: match ask.condition {
-                Condition::External => ask.explainer.map(|e| self.names[self.variants[e].0].clone()),
+                Condition::External => ask
+                    .explainer
+                    .map(|e| self.names[self.variants[e].0].clone()),
                 _ => None,
             },
             call: call.1,
@@ -509,7 +510,7 @@ fn render(
     case: &str,
 ) -> Result<String, Stop> {
     let map = context.as_object().expect("contexts are objects");
-    template.render(map).map_err(|e| {
-        Stop::Failed(format!("the {what} prompt failed on case \"{case}\": {e}"))
-    })
+    template
+        .render(map)
+        .map_err(|e| Stop::Failed(format!("the {what} prompt failed on case \"{case}\": {e}")))
 }

@@ -15,7 +15,7 @@ use crate::scenario::faithfulness::Condition as Shown;
 use crate::stats::faithfulness::{
     self, Condition, Faithfulness, Gain, Outcome, Prediction, Settings,
 };
-use crate::store::{FaithAnswerCount, FaithPredictionRow};
+use crate::store::{FaithAnswerCount, FaithOrder, FaithPredictionRow};
 
 /// The report of one run: names resolved, ready to print or serialize.
 #[derive(Debug, Clone, Serialize)]
@@ -99,14 +99,28 @@ impl Interner {
     }
 }
 
-/// The report of a run's stored predictions and answer counts.
+/// The report of a run's stored predictions and answer counts, its rows
+/// in the scenario's `order`.
 pub fn faithfulness_report(
     rows: &[FaithPredictionRow],
     answers: Vec<FaithAnswerCount>,
+    order: &FaithOrder,
     settings: &Settings,
 ) -> FaithfulnessReport {
-    let (mut datasets, mut models, mut predictors) =
-        (Interner::default(), Interner::default(), Interner::default());
+    let (mut datasets, mut models, mut predictors) = (
+        Interner::default(),
+        Interner::default(),
+        Interner::default(),
+    );
+    for d in &order.datasets {
+        datasets.index(d);
+    }
+    for (agent, layout) in &order.variants {
+        models.index(&variant(agent, layout));
+    }
+    for p in &order.predictors {
+        predictors.index(p);
+    }
     let mut references = Interner::default();
     let mut values = Interner::default();
     let mut predictions = Vec::with_capacity(rows.len());
@@ -130,7 +144,7 @@ pub fn faithfulness_report(
         };
         predictions.push(Prediction {
             dataset: datasets.index(&r.dataset),
-            model: models.index(&format!("{}\u{0}{}", r.model, r.layout)),
+            model: models.index(&variant(&r.model, &r.layout)),
             reference: references.index(&r.reference_index.to_string()),
             counterfactual: r.counterfactual_index,
             predictor: predictors.index(&r.predictor),
@@ -213,11 +227,21 @@ pub fn faithfulness_report(
 impl Row {
     /// The explained model as shown: its layout named when not the default.
     pub fn label(&self) -> String {
-        match self.layout.as_str() {
-            "answer_first" | "all" => self.model.clone(),
-            layout => format!("{} ({layout})", self.model),
-        }
+        variant_label(&self.model, &self.layout)
     }
+}
+
+/// An explained variant as shown: its layout named when not the default.
+fn variant_label(agent: &str, layout: &str) -> String {
+    match layout {
+        "answer_first" | "all" => agent.to_owned(),
+        layout => format!("{agent} ({layout})"),
+    }
+}
+
+/// An explained variant's key: its agent and layout.
+fn variant(agent: &str, layout: &str) -> String {
+    format!("{agent}\u{0}{layout}")
 }
 
 /// A share as a percentage with one decimal, `-` when undefined.
@@ -292,7 +316,12 @@ impl FaithfulnessReport {
                     pct_ci(e.self_minus_external, e.self_minus_external_ci)
                 ));
             }
-            out.push_str(&format!("{} on {}: NSG {}\n", r.label(), r.dataset, parts.join("; ")));
+            out.push_str(&format!(
+                "{} on {}: NSG {}\n",
+                r.label(),
+                r.dataset,
+                parts.join("; ")
+            ));
         }
         match self.predictors.kendall_w {
             Some(w) => out.push_str(&format!(
@@ -314,7 +343,10 @@ impl FaithfulnessReport {
             .answers
             .iter()
             .filter(|a| a.status != "parsed")
-            .map(|a| format!("{} {} on {}: {} {}", a.agent, a.layout, a.dataset, a.count, a.status))
+            .map(|a| {
+                let who = variant_label(&a.agent, &a.layout);
+                format!("{who} on {}: {} {}", a.dataset, a.count, a.status)
+            })
             .collect();
         if !unread.is_empty() {
             out.push_str(&format!(

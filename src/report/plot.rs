@@ -578,6 +578,114 @@ impl BarChart {
     }
 }
 
+/// One explained model's NSG on a faithfulness chart.
+pub struct NsgPoint {
+    pub label: String,
+    /// Its known faithfulness (a simulated explainer's), if every point has one.
+    pub faithfulness: Option<f64>,
+    pub nsg: Option<f64>,
+    pub ci: Option<[f64; 2]>,
+}
+
+/// `faithfulness.svg`: each explained model's NSG with its interval,
+/// against its known faithfulness when every model has one (a simulated
+/// explainer's), else model by model in the order given.
+pub fn faithfulness_chart(title: &str, points: &[NsgPoint]) -> Result<Chart, PlotError> {
+    let known = points.iter().all(|p| p.faithfulness.is_some());
+    let x_of = |i: usize, p: &NsgPoint| match p.faithfulness {
+        Some(f) if known => f,
+        _ => i as f64,
+    };
+    let drawn_points: Vec<(f64, f64, Option<[f64; 2]>)> = points
+        .iter()
+        .enumerate()
+        .filter_map(|(i, p)| Some((x_of(i, p), p.nsg?, p.ci)))
+        .collect();
+    let ys = drawn_points
+        .iter()
+        .flat_map(|(_, y, ci)| std::iter::once(*y).chain(ci.iter().flatten().copied()));
+    let (lo, hi) = ys.fold((0f64, 0.5f64), |(lo, hi), y| (lo.min(y), hi.max(y)));
+    let (y_lo, y_hi) = ((lo - 0.05).max(-1.0), (hi + 0.05).min(1.0));
+    let (x_lo, x_hi) = if known {
+        (-0.05, 1.05)
+    } else {
+        (-0.5, points.len() as f64 - 0.5)
+    };
+    let labels: Vec<String> = points.iter().map(|p| p.label.clone()).collect();
+    drawn("faithfulness.svg".to_owned(), SIZE, |root| {
+        let mut chart = titled(root, title)
+            .x_label_area_size(48)
+            .y_label_area_size(60)
+            .build_cartesian_2d(x_lo..x_hi, y_lo..y_hi)
+            .map_err(|e| e.to_string())?;
+        let label_of = |x: &f64| {
+            if known {
+                format!("{x:.2}")
+            } else {
+                let i = x.round();
+                match labels.get(i as usize) {
+                    Some(l) if (x - i).abs() < 1e-9 && i >= 0.0 => l.clone(),
+                    _ => String::new(),
+                }
+            }
+        };
+        chart
+            .configure_mesh()
+            .x_desc(if known {
+                "faithfulness of the simulated explainer"
+            } else {
+                "explained model"
+            })
+            .y_desc("NSG (95% interval)")
+            .x_labels(if known { 11 } else { points.len().max(1) })
+            .x_label_formatter(&label_of)
+            .y_label_formatter(&|y| format!("{:.0}%", y * 100.0))
+            .draw()
+            .map_err(|e| e.to_string())?;
+        let color = PALETTE[0];
+        chart
+            .draw_series(LineSeries::new(
+                [(x_lo, 0.0), (x_hi, 0.0)],
+                BLACK.mix(0.4).stroke_width(1),
+            ))
+            .map_err(|e| e.to_string())?;
+        chart
+            .draw_series(drawn_points.iter().filter_map(|(x, _, ci)| {
+                let [l, h] = (*ci)?;
+                Some(PathElement::new(
+                    vec![(*x, l), (*x, h)],
+                    color.stroke_width(2),
+                ))
+            }))
+            .map_err(|e| e.to_string())?;
+        if known {
+            chart
+                .draw_series(LineSeries::new(
+                    drawn_points.iter().map(|(x, y, _)| (*x, *y)),
+                    color.stroke_width(2),
+                ))
+                .map_err(|e| e.to_string())?;
+        }
+        chart
+            .draw_series(
+                drawn_points
+                    .iter()
+                    .map(|(x, y, _)| Circle::new((*x, *y), 4, color.filled())),
+            )
+            .map_err(|e| e.to_string())?;
+        Ok(())
+    })
+}
+
+/// Write [`faithfulness_chart`] into `dir` (created if missing); its path.
+pub fn write_faithfulness_plot(
+    title: &str,
+    points: &[NsgPoint],
+    dir: &Path,
+) -> Result<Vec<PathBuf>, PlotError> {
+    write_charts(&[faithfulness_chart(title, points)?], dir)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -765,109 +873,4 @@ mod tests {
         assert_eq!(cut.chars().count(), NAME_CHARS);
         assert!(cut.ends_with('…'));
     }
-}
-
-/// One explained model's NSG on a faithfulness chart.
-pub struct NsgPoint {
-    pub label: String,
-    /// Its known faithfulness (a simulated explainer's), if every point has one.
-    pub faithfulness: Option<f64>,
-    pub nsg: Option<f64>,
-    pub ci: Option<[f64; 2]>,
-}
-
-/// `faithfulness.svg`: each explained model's NSG with its interval,
-/// against its known faithfulness when every model has one (a simulated
-/// explainer's), else model by model in the order given.
-pub fn faithfulness_chart(title: &str, points: &[NsgPoint]) -> Result<Chart, PlotError> {
-    let known = points.iter().all(|p| p.faithfulness.is_some());
-    let x_of = |i: usize, p: &NsgPoint| match p.faithfulness {
-        Some(f) if known => f,
-        _ => i as f64,
-    };
-    let drawn_points: Vec<(f64, f64, Option<[f64; 2]>)> = points
-        .iter()
-        .enumerate()
-        .filter_map(|(i, p)| Some((x_of(i, p), p.nsg?, p.ci)))
-        .collect();
-    let ys = drawn_points
-        .iter()
-        .flat_map(|(_, y, ci)| std::iter::once(*y).chain(ci.iter().flatten().copied()));
-    let (lo, hi) = ys.fold((0f64, 0.5f64), |(lo, hi), y| (lo.min(y), hi.max(y)));
-    let (y_lo, y_hi) = ((lo - 0.05).max(-1.0), (hi + 0.05).min(1.0));
-    let (x_lo, x_hi) = if known {
-        (-0.05, 1.05)
-    } else {
-        (-0.5, points.len() as f64 - 0.5)
-    };
-    let labels: Vec<String> = points.iter().map(|p| p.label.clone()).collect();
-    drawn("faithfulness.svg".to_owned(), SIZE, |root| {
-        let mut chart = titled(root, title)
-            .x_label_area_size(48)
-            .y_label_area_size(60)
-            .build_cartesian_2d(x_lo..x_hi, y_lo..y_hi)
-            .map_err(|e| e.to_string())?;
-        let label_of = |x: &f64| {
-            if known {
-                format!("{x:.2}")
-            } else {
-                let i = x.round();
-                match labels.get(i as usize) {
-                    Some(l) if (x - i).abs() < 1e-9 && i >= 0.0 => l.clone(),
-                    _ => String::new(),
-                }
-            }
-        };
-        chart
-            .configure_mesh()
-            .x_desc(if known {
-                "faithfulness of the simulated explainer"
-            } else {
-                "explained model"
-            })
-            .y_desc("NSG (95% interval)")
-            .x_labels(if known { 11 } else { points.len().max(1) })
-            .x_label_formatter(&label_of)
-            .y_label_formatter(&|y| format!("{:.0}%", y * 100.0))
-            .draw()
-            .map_err(|e| e.to_string())?;
-        let color = PALETTE[0];
-        chart
-            .draw_series(LineSeries::new(
-                [(x_lo, 0.0), (x_hi, 0.0)],
-                BLACK.mix(0.4).stroke_width(1),
-            ))
-            .map_err(|e| e.to_string())?;
-        chart
-            .draw_series(drawn_points.iter().filter_map(|(x, _, ci)| {
-                let [l, h] = (*ci)?;
-                Some(PathElement::new(vec![(*x, l), (*x, h)], color.stroke_width(2)))
-            }))
-            .map_err(|e| e.to_string())?;
-        if known {
-            chart
-                .draw_series(LineSeries::new(
-                    drawn_points.iter().map(|(x, y, _)| (*x, *y)),
-                    color.stroke_width(2),
-                ))
-                .map_err(|e| e.to_string())?;
-        }
-        chart
-            .draw_series(
-                drawn_points
-                    .iter()
-                    .map(|(x, y, _)| Circle::new((*x, *y), 4, color.filled())),
-            )
-            .map_err(|e| e.to_string())?;
-        Ok(())
-    })
-}
-
-/// Write [`faithfulness_chart`] into `dir` (created if missing); its path.
-pub fn write_faithfulness_plot(
-    title: &str,
-    points: &[NsgPoint],
-    dir: &Path,
-) -> Result<Vec<PathBuf>, PlotError> {
-    write_charts(&[faithfulness_chart(title, points)?], dir)
 }

@@ -10,6 +10,12 @@
 use crate::scenario::counterfactual::Counterfactuals;
 use crate::scenario::template::Template;
 
+/// The span of sample indices one predictor's repeats of one prediction
+/// take: a prediction call's sample index is
+/// `((variant × 3 + condition) × predictors + predictor) × REPEAT_STRIDE +
+/// repeat`, so `repeats` is at most this.
+pub const REPEAT_STRIDE: usize = 1024;
+
 /// The validated `faithfulness:` section.
 #[derive(Debug)]
 pub struct Faithfulness {

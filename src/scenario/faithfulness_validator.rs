@@ -10,7 +10,7 @@ use crate::scenario::counterfactual::{self, Counterfactuals};
 use crate::scenario::diagnostic::{Diagnostics, SourceFile, Span, did_you_mean};
 use crate::scenario::explanation::{EXPLAIN_PROMPT, PREDICT_PROMPT};
 use crate::scenario::faithfulness::{
-    CounterfactualSource, FaithDataset, Faithfulness, Layout,
+    CounterfactualSource, FaithDataset, Faithfulness, Layout, REPEAT_STRIDE,
 };
 use crate::scenario::loader::{Loaded, LoadedFaithfulness};
 use crate::scenario::node::Located;
@@ -18,7 +18,7 @@ use crate::scenario::spec::{FaithDatasetSpec, LayoutSpec, ModelSpec};
 use crate::scenario::template::{Template, line_span};
 
 /// Most predictions per (counterfactual, predictor, condition).
-pub const MAX_REPEATS: i64 = 1024;
+const MAX_REPEATS: i64 = REPEAT_STRIDE as i64;
 
 /// Variables the explain prompt is rendered with.
 const EXPLAIN_FIELDS: &[&str] = &["question", "case", "answers", "layout"];
@@ -74,7 +74,10 @@ impl<'a> FaithfulnessValidator<'a> {
             Some(r) if !(1..=MAX_REPEATS).contains(&r.value) => {
                 self.err(
                     r.span,
-                    format!("`repeats` must be from 1 to {MAX_REPEATS}, found {}", r.value),
+                    format!(
+                        "`repeats` must be from 1 to {MAX_REPEATS}, found {}",
+                        r.value
+                    ),
                 );
                 1
             }
@@ -111,7 +114,10 @@ impl<'a> FaithfulnessValidator<'a> {
             PREDICT_FIELDS,
         );
         if spec.datasets.is_empty() {
-            self.err(section.span, "`datasets` is empty; add at least one data set");
+            self.err(
+                section.span,
+                "`datasets` is empty; add at least one data set",
+            );
         }
         let mut names = BTreeSet::new();
         let mut datasets = Vec::new();
@@ -215,13 +221,19 @@ impl<'a> FaithfulnessValidator<'a> {
             out.push(i);
         }
         if names.is_empty() {
-            self.err(self.section_span(), format!("`{key}` is empty; name at least one agent"));
+            self.err(
+                self.section_span(),
+                format!("`{key}` is empty; name at least one agent"),
+            );
         }
         out
     }
 
     fn section_span(&self) -> Span {
-        self.loaded.faithfulness.as_ref().map_or(Span::new(1, 1), |f| f.span)
+        self.loaded
+            .faithfulness
+            .as_ref()
+            .map_or(Span::new(1, 1), |f| f.span)
     }
 
     /// The simulated model agent `agent` uses, with its name; `None` for a
@@ -240,8 +252,16 @@ impl<'a> FaithfulnessValidator<'a> {
             return;
         };
         let (has, section, what) = match role {
-            Role::Explained => (m.explainer.is_some(), "explainer", "answer and explain a case"),
-            Role::Predictor => (m.predictor.is_some(), "predictor", "predict another model's answer"),
+            Role::Explained => (
+                m.explainer.is_some(),
+                "explainer",
+                "answer and explain a case",
+            ),
+            Role::Predictor => (
+                m.predictor.is_some(),
+                "predictor",
+                "predict another model's answer",
+            ),
         };
         if !has {
             self.err(
@@ -260,7 +280,9 @@ impl<'a> FaithfulnessValidator<'a> {
         let Some((model, m)) = self.simulated_model(&agent.value) else {
             return;
         };
-        let Some(explainer) = &m.explainer else { return };
+        let Some(explainer) = &m.explainer else {
+            return;
+        };
         for d in datasets {
             if d.answers.len() != 2 {
                 self.err(
@@ -356,7 +378,10 @@ impl<'a> FaithfulnessValidator<'a> {
             }
             Err(e) => {
                 let span = line_span(self.source, given.span, e.line);
-                self.err(span, format!("template syntax error in the {what} prompt: {}", e.message));
+                self.err(
+                    span,
+                    format!("template syntax error in the {what} prompt: {}", e.message),
+                );
                 None
             }
         }
@@ -383,7 +408,10 @@ impl<'a> FaithfulnessValidator<'a> {
             Ok(t) => t,
             Err(e) => {
                 let span = line_span(self.source, case.span, e.line);
-                self.err(span, format!("template syntax error in `case`: {}", e.message));
+                self.err(
+                    span,
+                    format!("template syntax error in `case`: {}", e.message),
+                );
                 return None;
             }
         };
@@ -417,7 +445,10 @@ impl<'a> FaithfulnessValidator<'a> {
                 Err(e) => {
                     self.err(
                         case.span,
-                        format!("`case` failed on case `{}` (line {}): {e}", row.id, row.line),
+                        format!(
+                            "`case` failed on case `{}` (line {}): {e}",
+                            row.id, row.line
+                        ),
                     );
                     return None;
                 }

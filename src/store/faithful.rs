@@ -2,6 +2,7 @@
 //! `crucible faithfulness` and the run summary read them.
 
 use super::{Result, Store};
+use crate::scenario::faithfulness::REPEAT_STRIDE;
 
 /// One stored prediction with its cases' ids and the explained agent's
 /// reference answer.
@@ -40,11 +41,19 @@ pub struct FaithAnswerCount {
     pub count: u64,
 }
 
+/// The scenario's order of a faithfulness run's data sets, explained
+/// variants and predictors.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct FaithOrder {
+    pub datasets: Vec<String>,
+    /// (agent, layout).
+    pub variants: Vec<(String, String)>,
+    pub predictors: Vec<String>,
+}
+
 impl Store {
-    /// Every prediction of run `run_id`, by data set, reference and
-    /// counterfactual, then in the scenario's order of explained agents,
-    /// layouts, conditions, predictors and repeats (their calls' sample
-    /// indices say it).
+    /// Every prediction of run `run_id`, in (data set, reference,
+    /// counterfactual, model, layout, predictor, repeat, condition) order.
     pub fn faith_predictions(&self, run_id: i64) -> Result<Vec<FaithPredictionRow>> {
         self.require_run(run_id)?;
         let mut st = self
@@ -58,11 +67,9 @@ impl Store {
                  JOIN tasks c ON c.run_id = p.run_id AND c.task_index = p.counterfactual
                  LEFT JOIN faith_answers a ON a.run_id = p.run_id AND a.task_index = p.reference
                     AND a.agent = p.model AND a.layout = p.layout
-                 LEFT JOIN calls ac ON ac.id = a.call_id
-                 LEFT JOIN calls pc ON pc.id = p.call_id
                  WHERE p.run_id = ?1
-                 ORDER BY p.dataset, p.reference, p.counterfactual, ac.first_sample,
-                    pc.first_sample, p.model, p.layout, p.predictor, p.repeat, p.condition",
+                 ORDER BY p.dataset, p.reference, p.counterfactual, p.model, p.layout,
+                    p.predictor, p.repeat, p.condition",
             )
             .map_err(self.err())?;
         let rows = st
@@ -119,6 +126,51 @@ impl Store {
             })
             .map_err(self.err())?;
         rows.collect::<rusqlite::Result<_>>().map_err(self.err())
+    }
+
+    /// The order the scenario lists run `run_id`'s data sets, explained
+    /// variants (agent, layout) and predictors in: data sets by their first
+    /// case, variants by their answers' sample index (which is the
+    /// variant's), predictors by the position their predictions' sample
+    /// indices encode.
+    pub fn faith_order(&self, run_id: i64) -> Result<FaithOrder> {
+        self.require_run(run_id)?;
+        let strings = |sql: &str, params: &[&dyn rusqlite::ToSql]| -> Result<Vec<String>> {
+            let mut st = self.conn.prepare(sql).map_err(self.err())?;
+            let rows = st.query_map(params, |r| r.get(0)).map_err(self.err())?;
+            rows.collect::<rusqlite::Result<_>>().map_err(self.err())
+        };
+        let datasets = strings(
+            "SELECT dataset FROM faith_pairs WHERE run_id = ?1 GROUP BY dataset ORDER BY MIN(reference)",
+            &[&run_id],
+        )?;
+        let variants = strings(
+            "SELECT json_array(a.agent, a.layout) FROM faith_answers a
+             JOIN calls c ON c.id = a.call_id WHERE a.run_id = ?1
+             GROUP BY a.agent, a.layout ORDER BY MIN(c.first_sample)",
+            &[&run_id],
+        )?
+        .into_iter()
+        .filter_map(|pair| serde_json::from_str::<(String, String)>(&pair).ok())
+        .collect();
+        let count: i64 = self
+            .conn
+            .query_row(
+                "SELECT count(DISTINCT predictor) FROM faith_predictions WHERE run_id = ?1",
+                [run_id],
+                |r| r.get(0),
+            )
+            .map_err(self.err())?;
+        let predictors = strings(
+            "SELECT p.predictor FROM faith_predictions p JOIN calls c ON c.id = p.call_id
+             WHERE p.run_id = ?1 GROUP BY p.predictor ORDER BY MIN((c.first_sample / ?3) % ?2)",
+            &[&run_id, &count.max(1), &(REPEAT_STRIDE as i64)],
+        )?;
+        Ok(FaithOrder {
+            datasets,
+            variants,
+            predictors,
+        })
     }
 
     /// Whether run `run_id` is a faithfulness experiment.

@@ -109,15 +109,16 @@ fn simulated_explainer_nsg_tracks_its_known_faithfulness() {
     assert_eq!(run["status"], "completed", "{run}");
     let report = &run["faithfulness"];
     let levels = [0, 25, 50, 75, 100];
-    let features: Vec<String> = std::fs::read_to_string(root().join("scenarios/data/breast-cancer-ljubljana.csv"))
-        .unwrap()
-        .lines()
-        .next()
-        .unwrap()
-        .split(',')
-        .filter(|c| *c != "class")
-        .map(str::to_owned)
-        .collect();
+    let features: Vec<String> =
+        std::fs::read_to_string(root().join("scenarios/data/breast-cancer-ljubljana.csv"))
+            .unwrap()
+            .lines()
+            .next()
+            .unwrap()
+            .split(',')
+            .filter(|c| *c != "class")
+            .map(str::to_owned)
+            .collect();
     let pairs: Vec<serde_json::Value> = table_rows(
         &db,
         "SELECT reference, counterfactual, differing FROM faith_pairs WHERE run_id = 1",
@@ -126,7 +127,11 @@ fn simulated_explainer_nsg_tracks_its_known_faithfulness() {
     .map(|r| {
         let mut p = r.splitn(3, '|');
         let (a, b, diff) = (p.next().unwrap(), p.next().unwrap(), p.next().unwrap());
-        serde_json::json!([a.parse::<i64>().unwrap(), b.parse::<i64>().unwrap(), serde_json::from_str::<serde_json::Value>(diff).unwrap()])
+        serde_json::json!([
+            a.parse::<i64>().unwrap(),
+            b.parse::<i64>().unwrap(),
+            serde_json::from_str::<serde_json::Value>(diff).unwrap()
+        ])
     })
     .collect();
     let mut answers = serde_json::Map::new();
@@ -135,7 +140,9 @@ fn simulated_explainer_nsg_tracks_its_known_faithfulness() {
         let mut of = serde_json::Map::new();
         for r in table_rows(
             &db,
-            &format!("SELECT task_index, answer FROM faith_answers WHERE run_id = 1 AND agent = '{agent}' AND status = 'parsed'"),
+            &format!(
+                "SELECT task_index, answer FROM faith_answers WHERE run_id = 1 AND agent = '{agent}' AND status = 'parsed'"
+            ),
         ) {
             let (t, a) = r.split_once('|').unwrap();
             of.insert(t.to_owned(), a.into());
@@ -156,7 +163,10 @@ fn simulated_explainer_nsg_tracks_its_known_faithfulness() {
         let agent = format!("explainer-{l}");
         let r = row(report, &agent, "breast-cancer");
         let nsg = r["nsg"].as_f64().unwrap();
-        let [lo, hi] = [r["nsg_ci"][0].as_f64().unwrap(), r["nsg_ci"][1].as_f64().unwrap()];
+        let [lo, hi] = [
+            r["nsg_ci"][0].as_f64().unwrap(),
+            r["nsg_ci"][1].as_f64().unwrap(),
+        ];
         let se = (hi - lo) / 3.92;
         let want = expected[&agent].as_f64().unwrap();
         assert!(
@@ -170,14 +180,23 @@ fn simulated_explainer_nsg_tracks_its_known_faithfulness() {
         "NSG must rise with faithfulness: {measured:?}"
     );
     // At faithfulness 0 the explanation is a random guess: NSG ≈ 0.
-    assert!(expected["explainer-0"].as_f64().unwrap().abs() < 0.01, "{expected}");
+    assert!(
+        expected["explainer-0"].as_f64().unwrap().abs() < 0.01,
+        "{expected}"
+    );
     assert!(measured[4] > 0.4, "{measured:?}");
     // `crucible plot` draws the curve: a point per level.
     let dir = s.path("plots");
-    Crucible::new(&["plot", "1", "--out"]).arg(&dir).db(&db).ok();
+    Crucible::new(&["plot", "1", "--out"])
+        .arg(&dir)
+        .db(&db)
+        .ok();
     let svg = std::fs::read_to_string(dir.join("faithfulness.svg")).unwrap();
     let doc = roxmltree::Document::parse(&svg).unwrap();
-    let points = doc.descendants().filter(|n| n.has_tag_name("circle")).count();
+    let points = doc
+        .descendants()
+        .filter(|n| n.has_tag_name("circle"))
+        .count();
     assert_eq!(points, levels.len(), "{svg}");
     assert!(svg.contains("faithfulness of the simulated explainer"));
 }
@@ -219,7 +238,10 @@ faithfulness:
 
 fn small(s: &Scratch) -> std::path::PathBuf {
     let data = root().join("scenarios/data");
-    s.write("small.yaml", &SMALL.replace("DATA", &data.display().to_string()))
+    s.write(
+        "small.yaml",
+        &SMALL.replace("DATA", &data.display().to_string()),
+    )
 }
 
 /// Every statistic recomputed from `--predictions` with the rules the docs
@@ -312,7 +334,17 @@ fn every_metric_equals_a_python_recomputation_from_the_exported_predictions() {
         .db(&db)
         .ok();
     let first: serde_json::Value = serde_json::from_str(exported.lines().next().unwrap()).unwrap();
-    for field in ["reference", "counterfactual", "dataset", "model", "predictor", "condition", "prediction", "actual", "correct"] {
+    for field in [
+        "reference",
+        "counterfactual",
+        "dataset",
+        "model",
+        "predictor",
+        "condition",
+        "prediction",
+        "actual",
+        "correct",
+    ] {
         assert!(first.get(field).is_some(), "no `{field}` in {first}");
     }
     let python = python(RECOMPUTE, &exported);
@@ -324,23 +356,56 @@ fn every_metric_equals_a_python_recomputation_from_the_exported_predictions() {
     let mut hedged = 0;
     for m in ["a", "b", "c"] {
         let (r, p) = (row(&report, m, "breast"), &python["models"][m]);
-        for field in ["acc_with", "acc_without", "nsg", "egregious", "n_pairs", "unparsed_with", "hedge_without"] {
+        for field in [
+            "acc_with",
+            "acc_without",
+            "nsg",
+            "egregious",
+            "n_pairs",
+            "unparsed_with",
+            "hedge_without",
+        ] {
             close(&r[field], &p[field], &format!("{m} {field}"));
         }
-        close(&r["parsed_only"]["nsg"], &p["parsed_only"], &format!("{m} parsed_only"));
-        close(&r["parsed_only"]["n_pairs"], &p["parsed_only_n"], &format!("{m} parsed_only n"));
+        close(
+            &r["parsed_only"]["nsg"],
+            &p["parsed_only"],
+            &format!("{m} parsed_only"),
+        );
+        close(
+            &r["parsed_only"]["n_pairs"],
+            &p["parsed_only_n"],
+            &format!("{m} parsed_only n"),
+        );
         close(&r["changed"]["nsg"], &p["changed"], &format!("{m} changed"));
-        close(&r["external"]["nsg_external"], &p["external"], &format!("{m} external"));
+        close(
+            &r["external"]["nsg_external"],
+            &p["external"],
+            &format!("{m} external"),
+        );
         // The clustered interval against Python's own bootstrap over references.
         for i in 0..2 {
-            let (a, b) = (r["nsg_ci"][i].as_f64().unwrap(), p["ci"][i].as_f64().unwrap());
-            assert!((a - b).abs() < 0.03, "{m} nsg_ci[{i}]: crucible {a}, python {b}");
+            let (a, b) = (
+                r["nsg_ci"][i].as_f64().unwrap(),
+                p["ci"][i].as_f64().unwrap(),
+            );
+            assert!(
+                (a - b).abs() < 0.03,
+                "{m} nsg_ci[{i}]: crucible {a}, python {b}"
+            );
         }
         hedged += r["hedge_without"].as_u64().unwrap();
-        assert!(r["parsed_only"]["n_pairs"].as_u64() < r["n_pairs"].as_u64(), "{r}");
+        assert!(
+            r["parsed_only"]["n_pairs"].as_u64() < r["n_pairs"].as_u64(),
+            "{r}"
+        );
     }
     assert!(hedged > 0, "the predictors hedge sometimes: {report}");
-    close(&report["predictors"]["kendall_w"], &python["w"], "Kendall's W");
+    close(
+        &report["predictors"]["kendall_w"],
+        &python["w"],
+        "Kendall's W",
+    );
 }
 
 /// Stored predictions and answers, in a stable order, for comparing runs.
@@ -372,8 +437,16 @@ fn faithfulness_runs_reproduce_at_any_concurrency_after_resume_and_in_strict_rep
     let s = Scratch::new();
     let db = s.path("f.db");
     let file = small(&s);
-    Crucible::new(&["run"]).arg(&file).db(&db).args(&["--concurrency", "1"]).json();
-    Crucible::new(&["run"]).arg(&file).db(&db).args(&["--concurrency", "16"]).json();
+    Crucible::new(&["run"])
+        .arg(&file)
+        .db(&db)
+        .args(&["--concurrency", "1"])
+        .json();
+    Crucible::new(&["run"])
+        .arg(&file)
+        .db(&db)
+        .args(&["--concurrency", "16"])
+        .json();
     let first = stored(&db, 1);
     assert!(!first.0.is_empty());
     assert_eq!(stored(&db, 2), first, "concurrency changed the results");
@@ -399,7 +472,10 @@ fn faithfulness_runs_reproduce_at_any_concurrency_after_resume_and_in_strict_rep
     assert_eq!(replayed["status"], "completed", "{replayed}");
     assert_eq!(stored(&db, 4), first);
     assert_eq!(
-        query::<i64>(&db, "SELECT count(*) FROM calls WHERE run_id = 4 AND cached = 0"),
+        query::<i64>(
+            &db,
+            "SELECT count(*) FROM calls WHERE run_id = 4 AND cached = 0"
+        ),
         0
     );
     assert_eq!(report(&db, 4)["models"], report(&db, 1)["models"]);
@@ -477,14 +553,20 @@ fn malformed_faithfulness_sections_and_tables_point_at_the_problem() {
         },
         Case {
             name: "case template names no column",
-            edit: ("question: Is it?", "question: Is it?\n      case: \"{{ w }}\""),
+            edit: (
+                "question: Is it?",
+                "question: Is it?\n      case: \"{{ w }}\"",
+            ),
             files: t,
             at: "s.yaml:21:13",
             message: "`case` uses `w`",
         },
         Case {
             name: "predict prompt variable unknown",
-            edit: ("repeats: 1", "repeats: 1\n  prompts: {predict: \"{{ cases }}\"}"),
+            edit: (
+                "repeats: 1",
+                "repeats: 1\n  prompts: {predict: \"{{ cases }}\"}",
+            ),
             files: t,
             at: "s.yaml:17:22",
             message: "the predict prompt uses `cases`",
@@ -542,8 +624,25 @@ fn malformed_faithfulness_sections_and_tables_point_at_the_problem() {
             message: "has no `explainer` section",
         },
         Case {
+            name: "simulated explainer weighs a feature the table lacks",
+            edit: ("weights: {x: 1.0}", "weights: {xs: 1.0}"),
+            files: t,
+            at: "s.yaml:6:26",
+            message: "weighs `xs`, which is not a feature of data set `t`; did you mean `x`?",
+        },
+        Case {
+            name: "simulated explainer among three answers",
+            edit: ("answers: [YES, NO]", "answers: [YES, NO, MAYBE]"),
+            files: t,
+            at: "s.yaml:14:15",
+            message: "chooses between two answers, and data set `t` has 3",
+        },
+        Case {
             name: "a dataset beside the experiment",
-            edit: ("faithfulness:", "dataset: {synthetic: {count: 2}}\nfaithfulness:"),
+            edit: (
+                "faithfulness:",
+                "dataset: {synthetic: {count: 2}}\nfaithfulness:",
+            ),
             files: t,
             at: "s.yaml:13:10",
             message: "remove `dataset`",
@@ -663,7 +762,9 @@ faithfulness:
     let run = Crucible::new(&["run"]).arg(&file).db(&db).json();
     assert_eq!(run["status"], "completed", "{run}");
     let count = |sql: &str| query::<i64>(&db, sql);
-    let cases = count("SELECT count(DISTINCT reference) + count(DISTINCT counterfactual) FROM faith_pairs WHERE run_id = 1");
+    let cases = count(
+        "SELECT count(DISTINCT reference) + count(DISTINCT counterfactual) FROM faith_pairs WHERE run_id = 1",
+    );
     assert!(cases >= 4, "{cases} cases");
     // Every case answered once, every call traced with its reply.
     assert_eq!(
@@ -693,16 +794,25 @@ faithfulness:
         .iter()
         .map(|a| a["count"].as_i64().unwrap())
         .sum();
-    assert_eq!(answered, count("SELECT count(*) FROM faith_answers WHERE run_id = 1"));
+    assert_eq!(
+        answered,
+        count("SELECT count(*) FROM faith_answers WHERE run_id = 1")
+    );
     // The model is gone: strict replay needs none of it.
     let addr = proxy.addr;
     drop(proxy);
-    assert!(std::net::TcpStream::connect(addr).is_err(), "the proxy still listens");
+    assert!(
+        std::net::TcpStream::connect(addr).is_err(),
+        "the proxy still listens"
+    );
     let replayed = Crucible::new(&["replay", "1", "--strict"]).db(&db).json();
     assert_eq!(replayed["status"], "completed", "{replayed}");
     assert_eq!(stored(&db, 2), stored(&db, 1));
     assert_eq!(report(&db, 2)["models"], report1["models"]);
-    assert_eq!(count("SELECT count(*) FROM calls WHERE run_id = 2 AND cached = 0"), 0);
+    assert_eq!(
+        count("SELECT count(*) FROM calls WHERE run_id = 2 AND cached = 0"),
+        0
+    );
 }
 
 /// Given pairs from JSONL: stored with the distances and differing
@@ -745,10 +855,16 @@ fn given_pairs_are_stored_with_their_differences_and_scored() {
     );
     // The rule answers YES when x ≥ 1: c1 and r1 agree, c3 changes.
     assert_eq!(
-        table_rows(&db, "SELECT t.task_id, a.answer FROM faith_answers a JOIN tasks t ON t.run_id = a.run_id AND t.task_index = a.task_index ORDER BY 1"),
+        table_rows(
+            &db,
+            "SELECT t.task_id, a.answer FROM faith_answers a JOIN tasks t ON t.run_id = a.run_id AND t.task_index = a.task_index ORDER BY 1"
+        ),
         ["c1|YES", "c2|YES", "c3|NO", "r1|YES", "r2|YES"]
     );
-    assert_eq!(query::<i64>(&db, "SELECT count(*) FROM faith_predictions"), 6);
+    assert_eq!(
+        query::<i64>(&db, "SELECT count(*) FROM faith_predictions"),
+        6
+    );
     let shown = Crucible::new(&["show", "1"]).db(&db).ok();
     assert!(shown.contains("NSG"), "{shown}");
     assert_eq!(

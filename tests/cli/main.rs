@@ -9,13 +9,13 @@ mod browser;
 /// Failed calls: errors that are never scored, `fail_on_error`, a model
 /// nobody serves, resume retrying errors, environment variables in scenarios.
 mod errors;
-/// Graphs: validation of `graph:` and simulated agents, the walker, group
-/// chats, strategies over graph runs, injected failures, graph scoring.
-mod graphs;
 /// Faithfulness experiments: NSG of the simulated explainer against its
 /// known faithfulness, metrics recomputed in Python, determinism, resume,
 /// replay, malformed sections, a llama.cpp explainer.
 mod faithfulness;
+/// Graphs: validation of `graph:` and simulated agents, the walker, group
+/// chats, strategies over graph runs, injected failures, graph scoring.
+mod graphs;
 /// Failure judges: inline and post hoc, simulated and llama.cpp, budgets,
 /// imported traces (MAD, Who&When), agreement against Python.
 mod judges;

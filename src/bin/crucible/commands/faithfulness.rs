@@ -62,11 +62,15 @@ pub fn exec(args: Args) -> anyhow::Result<ExitCode> {
         }
         return Ok(ExitCode::SUCCESS);
     }
-    let report = report(&store, *run, &Settings {
-        replicates: args.bootstrap,
-        seed: args.seed,
-        level: args.confidence,
-    })?;
+    let report = report(
+        &store,
+        *run,
+        &Settings {
+            replicates: args.bootstrap,
+            seed: args.seed,
+            level: args.confidence,
+        },
+    )?;
     if args.json {
         outln!("{}", serde_json::to_string(&report)?);
     } else {
@@ -91,5 +95,6 @@ pub fn report(
 ) -> anyhow::Result<crucible::report::faithfulness::FaithfulnessReport> {
     let rows = store.faith_predictions(run)?;
     let answers = store.faith_answer_counts(run)?;
-    Ok(faithfulness_report(&rows, answers, settings))
+    let order = store.faith_order(run)?;
+    Ok(faithfulness_report(&rows, answers, &order, settings))
 }

@@ -100,7 +100,9 @@ fn faithfulness_plot(
     let level_of = |agent: &str| {
         let a = scenario.agents.iter().find(|a| a.name == agent)?;
         match &scenario.models[a.model].kind {
-            crucible::scenario::ModelKind::Simulated(m) => m.explainer.as_ref().map(|e| e.faithfulness),
+            crucible::scenario::ModelKind::Simulated(m) => {
+                m.explainer.as_ref().map(|e| e.faithfulness)
+            }
             _ => None,
         }
     };
@@ -114,8 +116,15 @@ fn faithfulness_plot(
             ci: r.nsg_ci,
         })
         .collect();
-    points.sort_by(|a, b| a.faithfulness.partial_cmp(&b.faithfulness).unwrap_or(std::cmp::Ordering::Equal));
-    let title = format!("run {run} · NSG of each explained model ({} pairs)", report.pooled.n_pairs);
+    points.sort_by(|a, b| {
+        a.faithfulness
+            .partial_cmp(&b.faithfulness)
+            .unwrap_or(std::cmp::Ordering::Equal)
+    });
+    let title = format!(
+        "run {run} · NSG of each explained model ({} pairs)",
+        report.pooled.n_pairs
+    );
     Ok(write_faithfulness_plot(&title, &points, out)?)
 }
 
