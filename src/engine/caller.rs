@@ -223,6 +223,64 @@ impl Caller {
     }
 }
 
+/// What one call for a single reply left.
+pub struct Reply {
+    pub key: String,
+    /// The reply; empty when the call failed.
+    pub text: String,
+    /// The call's trace record, settled; `None` when the run's trace holds
+    /// it already (resume).
+    pub record: Option<CallRecord>,
+    /// Why the call failed, when it did.
+    pub error: Option<String>,
+    /// Why the whole run must stop, when the failure says so (a bad key, a
+    /// model never reached).
+    pub fatal: Option<String>,
+}
+
+impl Caller {
+    /// One call of `req` to model `model` for a single reply, traced as
+    /// `role` under the request's task and agent, and settled.
+    pub async fn reply(
+        &self,
+        model: usize,
+        req: CallRequest<'_>,
+        role: impl FnOnce(String) -> CallRole,
+    ) -> Result<Reply, Stop> {
+        let (key, response, origin) = self.send(model, req).await?;
+        let fatal = match &response {
+            Err(e) if e.fatal => Some(e.to_string()),
+            _ => None,
+        };
+        let (texts, exchange) = Exchange::of(response, 1);
+        let text = texts.into_iter().next().map(|t| t.0).unwrap_or_default();
+        let error = exchange.error.clone();
+        let head = CallHead {
+            task_index: req.task.index,
+            agent: req.agent.into(),
+            model,
+            first_sample: req.first_sample,
+            n: 1,
+            system: Blob::new(req.system),
+            prompt: Blob::new(req.prompt),
+            key: key.clone(),
+            history: req.history,
+        };
+        let mut record = CallRecord {
+            role: role(text.clone()),
+            ..exchange.into_record(self, head, Vec::new())
+        };
+        let new = self.settle(&mut record, origin);
+        Ok(Reply {
+            key,
+            text,
+            record: new.then_some(record),
+            error,
+            fatal,
+        })
+    }
+}
+
 /// Who made a call, and what it asked.
 pub struct CallHead<'a> {
     pub task_index: usize,

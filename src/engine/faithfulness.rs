@@ -20,7 +20,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use futures_util::StreamExt;
 use tokio::sync::OnceCell;
 
-use crate::engine::caller::{CallHead, Caller, Exchange, Stop};
+use crate::engine::caller::{Caller, Stop};
 use crate::engine::executor::{Progress, Status, schedule};
 use crate::model::explaining::{CaseView, Explaining};
 use crate::model::provider::CallRequest;
@@ -28,7 +28,7 @@ use crate::scenario::Scenario;
 use crate::scenario::explanation::{Reading, read_explanation, read_prediction};
 use crate::scenario::faithfulness::{Condition, FaithDataset, Layout, REPEAT_STRIDE};
 use crate::store::{
-    Blob, CallRecord, CallRole, FaithAnswerRecord, FaithPairRecord, FaithPredictionRecord, Record,
+    CallRecord, CallRole, FaithAnswerRecord, FaithPairRecord, FaithPredictionRecord, Record,
 };
 
 /// The counterfactual pairs of `scenario`'s experiment, as stored with the run.
@@ -427,38 +427,15 @@ impl Experiment {
             trace: None,
             explaining: Some(view),
         };
-        let (key, response, origin) = self.caller.send(a.model, req).await?;
-        let fatal = match &response {
-            Err(e) if e.fatal => Some(e.to_string()),
-            _ => None,
-        };
-        let (texts, exchange) = Exchange::of(response, 1);
-        let reply = texts.into_iter().next().map(|t| t.0).unwrap_or_default();
-        let error = exchange.error.clone();
-        let head = CallHead {
-            task_index,
-            agent: self.names[agent].clone(),
-            model: a.model,
-            first_sample: sample,
-            n: 1,
-            system: Blob::new(&a.system),
-            prompt: Blob::new(prompt),
-            key: key.clone(),
-            history: &[],
-        };
-        let mut record = CallRecord {
-            role: role(reply.clone()),
-            ..exchange.into_record(&self.caller, head, Vec::new())
-        };
-        let new = self.caller.settle(&mut record, origin);
+        let sent = self.caller.reply(a.model, req, role).await?;
         self.caller.progress.samples.fetch_add(1, Ordering::Relaxed);
-        if let Some(why) = fatal {
-            if new {
+        if let Some(why) = sent.fatal {
+            if let Some(record) = sent.record {
                 self.caller.write(Record::Call(Box::new(record))).await?;
             }
             return Err(self.caller.fail(why));
         }
-        Ok((reply, (key, new.then_some(record)), error))
+        Ok((sent.text, (sent.key, sent.record), sent.error))
     }
 }
 

@@ -11,11 +11,9 @@
 //! when the judge judges once), and `mast` the majority of the models'
 //! majorities when several models judge (an ensemble).
 
-use std::sync::Arc;
-
 use futures_util::StreamExt;
 
-use crate::engine::caller::{CallHead, Caller, Exchange, Stop};
+use crate::engine::caller::{Caller, Stop};
 use crate::judge::evidence::quoted_in;
 use crate::judge::prompt::{self, Prompt};
 use crate::judge::reply::{self, Reading, ReplyFormat};
@@ -24,9 +22,7 @@ use crate::model::provider::{CallRequest, Turn};
 use crate::scenario::Task;
 use crate::scenario::failure::FailureMode;
 use crate::scenario::judge_file::JudgeUse;
-use crate::store::{
-    Blob, CallRecord, CallRole, JudgementRecord, LabelRecord, MessageRecord, Record,
-};
+use crate::store::{CallRole, JudgementRecord, LabelRecord, MessageRecord, Record};
 
 /// One trace to judge: a graph run (`attempt`) of `task`.
 pub struct Subject<'a> {
@@ -321,7 +317,6 @@ async fn ask(
     (model, repeat): (usize, usize),
 ) -> Result<(JudgementRecord, Option<String>), Stop> {
     let file = &judge.file;
-    let name: Arc<str> = file.name.as_str().into();
     let first_sample = subject.attempt * REPEAT_STRIDE + repeat;
     let mut history: Vec<Turn> = Vec::new();
     let mut calls = Vec::new();
@@ -338,34 +333,11 @@ async fn ask(
             trace: Some(view),
             explaining: None,
         };
-        let (key, response, origin) = caller.send(model, req).await?;
-        let fatal = match &response {
-            Err(e) if e.fatal => Some(e.to_string()),
-            _ => None,
-        };
-        let (texts, exchange) = Exchange::of(response, 1);
-        let reply = texts.into_iter().next().map(|t| t.0).unwrap_or_default();
-        let error = exchange.error.clone();
-        let head = CallHead {
-            task_index: subject.task.index,
-            agent: name.clone(),
-            model,
-            first_sample,
-            n: 1,
-            system: Blob::new(&prompt.system),
-            prompt: Blob::new(&prompt.user),
-            key: key.clone(),
-            history: &history,
-        };
-        let mut record = CallRecord {
-            role: CallRole::Judge {
-                reply: reply.clone(),
-            },
-            ..exchange.into_record(caller, head, Vec::new())
-        };
-        if caller.settle(&mut record, origin) {
-            calls.push(record);
-        }
+        let sent = caller
+            .reply(model, req, |reply| CallRole::Judge { reply })
+            .await?;
+        let (key, reply, error, fatal) = (sent.key, sent.text, sent.error, sent.fatal);
+        calls.extend(sent.record);
         let reading = match error {
             Some(e) => Err(("error", e)),
             None => reply::read(&reply).map_err(|why| ("unparsed", why)),

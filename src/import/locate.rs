@@ -15,6 +15,8 @@ use std::path::Path;
 use serde_json::{Map, Value};
 
 use crate::scenario::diagnostic::{Diagnostic, Span};
+pub use crate::scenario::json_text::kind;
+use crate::scenario::json_text::{skip_string, skip_value, skip_ws};
 
 /// One step of a path into a JSON value.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -297,18 +299,6 @@ fn must_be(expected: &str, found: &Value) -> String {
     format!("must be {expected}, not {}", kind(found))
 }
 
-/// A JSON value's kind, as messages name it.
-pub fn kind(value: &Value) -> &'static str {
-    match value {
-        Value::Null => "null",
-        Value::Bool(_) => "a boolean",
-        Value::Number(_) => "a number",
-        Value::String(_) => "a string",
-        Value::Array(_) => "a list",
-        Value::Object(_) => "an object",
-    }
-}
-
 /// The records of a JSON array (the text starts with `[`) or of JSONL (one
 /// per non-blank line), each problem a diagnostic.
 pub fn records<'t>(text: &'t Text<'t>) -> Result<Vec<Record<'t>>, Vec<Diagnostic>> {
@@ -365,66 +355,6 @@ pub fn document<'t>(text: &'t Text<'t>) -> Result<Record<'t>, Diagnostic> {
     let value = serde_json::from_str(text.text).map_err(|e| text.json_error(0, &e, ""))?;
     let start = skip_ws(text.text.as_bytes(), 0);
     Ok(Record::new(text, value, 1, start))
-}
-
-// The walk below reads text serde_json has accepted, so it checks nothing.
-
-fn skip_ws(b: &[u8], mut i: usize) -> usize {
-    while b.get(i).is_some_and(u8::is_ascii_whitespace) {
-        i += 1;
-    }
-    i
-}
-
-/// Past the string whose opening quote is at `i`.
-fn skip_string(b: &[u8], mut i: usize) -> usize {
-    i += 1;
-    while let Some(&c) = b.get(i) {
-        i += match c {
-            b'\\' => 2,
-            b'"' => return i + 1,
-            _ => 1,
-        };
-    }
-    i
-}
-
-/// Past the value that starts at `i`.
-fn skip_value(b: &[u8], i: usize) -> usize {
-    match b.get(i) {
-        Some(b'"') => skip_string(b, i),
-        Some(b'{' | b'[') => {
-            let (mut depth, mut i) = (0usize, i);
-            while let Some(&c) = b.get(i) {
-                match c {
-                    b'"' => {
-                        i = skip_string(b, i);
-                        continue;
-                    }
-                    b'{' | b'[' => depth += 1,
-                    b'}' | b']' => {
-                        depth -= 1;
-                        if depth == 0 {
-                            return i + 1;
-                        }
-                    }
-                    _ => {}
-                }
-                i += 1;
-            }
-            i
-        }
-        _ => {
-            let mut i = i;
-            while b
-                .get(i)
-                .is_some_and(|c| !matches!(c, b',' | b']' | b'}') && !c.is_ascii_whitespace())
-            {
-                i += 1;
-            }
-            i
-        }
-    }
 }
 
 /// The start of each element of the array whose `[` is at `i`.

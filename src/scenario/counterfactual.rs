@@ -20,6 +20,7 @@ use rand::seq::SliceRandom;
 use serde_json::{Map, Number, Value};
 
 use crate::scenario::diagnostic::{Diagnostic, Diagnostics, SourceFile, Span, did_you_mean};
+use crate::scenario::json_text::{kind, object_entries};
 use crate::scenario::node::Located;
 use crate::scenario::spec::{BinsSpec, NaturalSpec};
 use crate::seed;
@@ -1257,7 +1258,7 @@ impl PairsReader<'_> {
                     start,
                     format!(
                         "each line must be an object {{\"reference\": {{...}}, \"counterfactual\": {{...}}}}, not {}",
-                        json_kind(&other)
+                        kind(&other)
                     ),
                 ));
                 return;
@@ -1296,10 +1297,7 @@ impl PairsReader<'_> {
                 }
                 other => diags.push(self.file.error(
                     *value_at,
-                    format!(
-                        "`{role}` must be an object of fields, not {}",
-                        json_kind(other)
-                    ),
+                    format!("`{role}` must be an object of fields, not {}", kind(other)),
                 )),
             }
         }
@@ -1385,10 +1383,7 @@ impl PairsReader<'_> {
             Some(other) => {
                 diags.push(self.file.error(
                     value_at("id"),
-                    format!(
-                        "`id` must be a string or a number, not {}",
-                        json_kind(other)
-                    ),
+                    format!("`id` must be a string or a number, not {}", kind(other)),
                 ));
                 return None;
             }
@@ -1398,7 +1393,7 @@ impl PairsReader<'_> {
                 value_at("label"),
                 format!(
                     "`label` must be a string, a number or a boolean, not {}",
-                    json_kind(label)
+                    kind(label)
                 ),
             ));
         }
@@ -1521,107 +1516,10 @@ fn value_label(value: &Value) -> String {
     }
 }
 
-fn json_kind(value: &Value) -> &'static str {
-    match value {
-        Value::Null => "null",
-        Value::Bool(_) => "a boolean",
-        Value::Number(_) => "a number",
-        Value::String(_) => "a string",
-        Value::Array(_) => "a list",
-        Value::Object(_) => "an object",
-    }
-}
-
 /// serde_json's message without its " at line L column C": the diagnostic
 /// says where.
 fn without_position(message: &str) -> &str {
     message.rsplit_once(" at line ").map_or(message, |(m, _)| m)
-}
-
-// serde_json's `Map` keeps no positions (and sorts its keys), so the
-// entries of an object are found again in the text, which serde_json has
-// already accepted: the walk below checks nothing.
-
-/// The entries of the JSON object at byte `start` of `text`, in written
-/// order: each key with the byte offsets of the key and of its value.
-fn object_entries(text: &str, start: usize) -> Vec<(String, usize, usize)> {
-    let b = text.as_bytes();
-    let mut at = skip_space(b, start) + 1;
-    let mut entries = Vec::new();
-    loop {
-        at = skip_space(b, at);
-        if b.get(at) != Some(&b'"') {
-            return entries;
-        }
-        let key_at = at;
-        at = skip_string(b, at);
-        let key = serde_json::from_str(&text[key_at..at]).unwrap_or_default();
-        let value_at = skip_space(b, skip_space(b, at) + 1);
-        at = skip_space(b, skip_value(b, value_at));
-        entries.push((key, key_at, value_at));
-        if b.get(at) != Some(&b',') {
-            return entries;
-        }
-        at += 1;
-    }
-}
-
-fn skip_space(b: &[u8], mut at: usize) -> usize {
-    while b.get(at).is_some_and(|c| matches!(c, b' ' | b'\t' | b'\r')) {
-        at += 1;
-    }
-    at
-}
-
-/// Past the string whose opening quote is at `at`.
-fn skip_string(b: &[u8], mut at: usize) -> usize {
-    at += 1;
-    while let Some(&c) = b.get(at) {
-        match c {
-            b'\\' => at += 2,
-            b'"' => return at + 1,
-            _ => at += 1,
-        }
-    }
-    at
-}
-
-/// Past the value that starts at `at`.
-fn skip_value(b: &[u8], at: usize) -> usize {
-    match b.get(at) {
-        Some(b'"') => skip_string(b, at),
-        Some(b'{' | b'[') => {
-            let (mut depth, mut at) = (0usize, at);
-            while let Some(&c) = b.get(at) {
-                match c {
-                    b'"' => {
-                        at = skip_string(b, at);
-                        continue;
-                    }
-                    b'{' | b'[' => depth += 1,
-                    b'}' | b']' => {
-                        depth -= 1;
-                        if depth == 0 {
-                            return at + 1;
-                        }
-                    }
-                    _ => {}
-                }
-                at += 1;
-            }
-            at
-        }
-        _ => {
-            let mut at = at;
-            while b
-                .get(at)
-                .is_some_and(|c| !matches!(c, b',' | b'}' | b']' | b' ' | b'\t' | b'\r' | b'\n'))
-            {
-                at += 1;
-            }
-            at
-        }
-    }
 }
 
 #[cfg(test)]

@@ -8,6 +8,7 @@ use rand::RngExt;
 use serde_json::{Map, Value};
 
 use crate::scenario::diagnostic::{Diagnostic, Diagnostics, SourceFile, Span};
+use crate::scenario::json_text::kind;
 use crate::scenario::node::Located;
 use crate::seed;
 
@@ -43,7 +44,7 @@ pub fn from_values(
                 v.span,
                 format!(
                     "a dataset item must be a mapping of fields, found {}",
-                    json_kind(other)
+                    kind(other)
                 ),
             )),
         }
@@ -83,10 +84,7 @@ fn from_jsonl(source: &Arc<SourceFile>, diags: &mut Diagnostics) -> Vec<RawItem>
             }),
             Ok(other) => diags.push(source.error(
                 Span::new(line_no, 1),
-                format!(
-                    "each line must be a JSON object, found {}",
-                    json_kind(&other)
-                ),
+                format!("each line must be a JSON object, found {}", kind(&other)),
             )),
             Err(e) => diags.push(source.error(
                 Span::new(line_no, e.column().max(1)),
@@ -158,17 +156,6 @@ pub fn synthetic(source: &Arc<SourceFile>, span: Span, count: usize, seed: u64) 
             }
         })
         .collect()
-}
-
-fn json_kind(v: &Value) -> &'static str {
-    match v {
-        Value::Null => "null",
-        Value::Bool(_) => "a boolean",
-        Value::Number(_) => "a number",
-        Value::String(_) => "a string",
-        Value::Array(_) => "an array",
-        Value::Object(_) => "an object",
-    }
 }
 
 /// serde_json appends " at line L column C"; we print our own location.

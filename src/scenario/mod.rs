@@ -23,6 +23,7 @@ pub mod failure;
 pub mod faithfulness;
 mod faithfulness_validator;
 pub mod graph;
+pub mod json_text;
 pub mod judge_file;
 pub mod loader;
 pub mod node;

@@ -95,7 +95,8 @@ impl From<BudgetArgs> for Budget {
     }
 }
 
-fn coverage(s: &str) -> Result<f64, String> {
+/// An interval's coverage, strictly between 0 and 1.
+pub fn coverage(s: &str) -> Result<f64, String> {
     match s.parse::<f64>() {
         Ok(v) if v > 0.0 && v < 1.0 => Ok(v),
         _ => Err(format!(

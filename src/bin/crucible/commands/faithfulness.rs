@@ -11,7 +11,7 @@ use crucible::report::faithfulness::faithfulness_report;
 use crucible::stats::faithfulness::Settings;
 use crucible::store::Store;
 
-use super::common::{StoredRun, open_existing};
+use super::common::{StoredRun, coverage, open_existing};
 
 #[derive(clap::Args)]
 pub struct Args {
@@ -24,7 +24,7 @@ pub struct Args {
     #[arg(long, default_value_t = 0)]
     pub seed: u64,
     /// Coverage of the intervals.
-    #[arg(long, default_value_t = 0.95, value_parser = share)]
+    #[arg(long, default_value_t = 0.95, value_parser = coverage)]
     pub confidence: f64,
     /// Print one JSON object instead of text.
     #[arg(long, conflicts_with = "predictions")]
@@ -35,15 +35,6 @@ pub struct Args {
     /// status, prediction, actual, reference_answer, correct.
     #[arg(long)]
     pub predictions: bool,
-}
-
-fn share(s: &str) -> Result<f64, String> {
-    match s.parse::<f64>() {
-        Ok(v) if v > 0.0 && v < 1.0 => Ok(v),
-        _ => Err(format!(
-            "expected a number between 0 and 1, such as 0.95; found `{s}`"
-        )),
-    }
 }
 
 pub fn exec(args: Args) -> anyhow::Result<ExitCode> {
