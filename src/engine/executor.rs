@@ -158,9 +158,7 @@ impl Executor {
         );
         if sc.faithfulness.is_some() {
             let experiment = crate::engine::faithfulness::Experiment::new(sc.clone(), caller);
-            let (status, error) = experiment
-                .run(self.concurrency, &self.progress, &self.cancel)
-                .await;
+            let (status, error) = experiment.run(self.concurrency, &self.cancel).await;
             return Execution {
                 status,
                 error,

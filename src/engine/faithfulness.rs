@@ -21,7 +21,7 @@ use futures_util::StreamExt;
 use tokio::sync::OnceCell;
 
 use crate::engine::caller::{Caller, Stop};
-use crate::engine::executor::{Progress, Status, schedule};
+use crate::engine::executor::{Status, schedule};
 use crate::model::explaining::{CaseView, Explaining};
 use crate::model::provider::CallRequest;
 use crate::scenario::Scenario;
@@ -127,12 +127,7 @@ impl Experiment {
     }
 
     /// Every reference case's calls, `concurrency` calls at a time.
-    pub async fn run(
-        self,
-        concurrency: usize,
-        progress: &Arc<Progress>,
-        cancel: &AtomicBool,
-    ) -> (Status, Option<String>) {
+    pub async fn run(self, concurrency: usize, cancel: &AtomicBool) -> (Status, Option<String>) {
         let sc = self.scenario.clone();
         let f = sc.faithfulness.as_ref().expect("a faithfulness scenario");
         let groups: Vec<(usize, usize)> = f
@@ -142,7 +137,6 @@ impl Experiment {
             .flat_map(|(d, set)| (0..set.counterfactuals.groups.len()).map(move |g| (d, g)))
             .collect();
         let this = Arc::new(self);
-        let progress = progress.clone();
         schedule(
             &sc,
             (0..groups.len()).collect(),
@@ -153,9 +147,7 @@ impl Experiment {
                 let (d, g) = groups[i];
                 async move { (i, this.reference(d, g, concurrency).await) }
             },
-            |_, ()| {
-                progress.tasks.fetch_add(1, Ordering::Relaxed);
-            },
+            |_, ()| {},
         )
         .await
     }
@@ -317,6 +309,11 @@ impl Experiment {
         self.caller
             .write(Record::FaithAnswer(Box::new(record)))
             .await?;
+        // Tasks are cases: one is done for the progress display once the
+        // first variant has answered it.
+        if v == 0 {
+            self.caller.progress.tasks.fetch_add(1, Ordering::Relaxed);
+        }
         Ok(answered)
     }
 

@@ -836,6 +836,11 @@ fn given_pairs_are_stored_with_their_differences_and_scored() {
             "given: {file: pairs.jsonl}",
         ),
     );
+    let validated = Crucible::new(&["validate"]).arg(&file).ok();
+    assert!(
+        validated.contains("data set t: 2 references with 3 given counterfactuals, 5 cases"),
+        "{validated}"
+    );
     let db = s.path("g.db");
     let run = Crucible::new(&["run"]).arg(&file).db(&db).json();
     assert_eq!(run["status"], "completed", "{run}");

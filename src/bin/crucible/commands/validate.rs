@@ -38,6 +38,22 @@ pub fn exec(Args { file, set }: Args) -> anyhow::Result<ExitCode> {
         s.strategies.len(),
         s.planned_samples()
     );
+    // How far each data set's table went: references are drawn from the
+    // eligible rows only, so fewer may be used than `references` asks.
+    for d in s.faithfulness.iter().flat_map(|f| &f.datasets) {
+        let c = &d.counterfactuals;
+        let pairs: usize = c.groups.iter().map(|g| g.members.len()).sum();
+        outln!(
+            "  data set {}: {} references with {pairs} {} counterfactuals, {} cases; {} rows eligible as references, {} with too few neighbours, {} duplicates dropped",
+            d.name,
+            c.groups.len(),
+            d.source.as_str(),
+            c.cases.len(),
+            c.eligible,
+            c.too_few,
+            c.duplicates
+        );
+    }
     Ok(ExitCode::SUCCESS)
 }
 
