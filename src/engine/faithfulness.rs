@@ -170,8 +170,10 @@ impl Experiment {
         let mut errors = Errors::default();
         let mut replies: Vec<Vec<Answered>> = vec![Vec::new(); self.variants.len()];
         for (i, a) in answered.into_iter().enumerate() {
-            let a = a?;
-            errors.note(a.error.as_deref());
+            let (a, asked) = a?;
+            if asked {
+                errors.note(a.error.as_deref());
+            }
             replies[i / cases.len()].push(a);
         }
         let mut asks = Vec::new();
@@ -251,13 +253,25 @@ impl Experiment {
             .find(|&e| self.variants[e].1 == layout && replies[e][0].answer() == answer)
     }
 
-    /// Variant `v`'s reply to case `case` of `set`, asked once per run.
-    async fn answer(&self, set: &FaithDataset, v: usize, case: usize) -> Result<Answered, Stop> {
+    /// Variant `v`'s reply to case `case` of `set`, asked once per run,
+    /// and whether this call asked it (a failed call counts once, where it
+    /// was made, however many references share the case).
+    async fn answer(
+        &self,
+        set: &FaithDataset,
+        v: usize,
+        case: usize,
+    ) -> Result<(Answered, bool), Stop> {
         let task = set.first_task + case;
         let cell = &self.answers[v * self.scenario.tasks.len() + task];
-        cell.get_or_try_init(|| self.explain(set, v, case))
-            .await
-            .cloned()
+        let mut asked = false;
+        let answered = cell
+            .get_or_try_init(|| {
+                asked = true;
+                self.explain(set, v, case)
+            })
+            .await?;
+        Ok((answered.clone(), asked))
     }
 
     /// Ask variant `v` to answer and explain case `case`; store what was read.

@@ -244,9 +244,16 @@ impl Store {
         let head = self
             .conn
             .query_row(
+                // A faithfulness experiment's failed calls are its answers'
+                // and predictions' (a run has those or samples, not both).
                 "SELECT name, status, scenario_path, (SELECT count(*) FROM samples WHERE run_id = ?1), error,
-                    (SELECT count(*) FROM samples WHERE run_id = ?1 AND error IS NOT NULL),
+                    (SELECT count(*) FROM samples WHERE run_id = ?1 AND error IS NOT NULL)
+                    + (SELECT count(*) FROM faith_answers WHERE run_id = ?1 AND status = 'error')
+                    + (SELECT count(*) FROM faith_predictions WHERE run_id = ?1 AND status = 'error'),
                     (SELECT count(DISTINCT task_index) FROM samples WHERE run_id = ?1 AND error IS NOT NULL)
+                    + (SELECT count(*) FROM (
+                        SELECT task_index FROM faith_answers WHERE run_id = ?1 AND status = 'error'
+                        UNION SELECT reference FROM faith_predictions WHERE run_id = ?1 AND status = 'error'))
                  FROM runs WHERE id = ?1",
                 [run_id],
                 |r| {

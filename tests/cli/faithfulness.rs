@@ -877,3 +877,82 @@ fn given_pairs_are_stored_with_their_differences_and_scored() {
         run["faithfulness"]
     );
 }
+
+/// Explained agents and predictors served over HTTP by a sim-server that
+/// fails a share of requests with 500: each failed call is an error (never
+/// an unreadable reply), counted once, and its case gets no predictions;
+/// the run goes on as `fail_on_error` allows, and resume makes the failed
+/// calls again until the results equal those of a run that never failed.
+#[test]
+fn failed_calls_are_errors_counted_once_and_resume_retries_them() {
+    use crate::util::SimServer;
+    let s = Scratch::new();
+    let served = r#"name: served
+seed: 1
+models:
+  sim:
+    provider: simulated
+    distribution: {answers: {"YES": 0.5, "NO": 0.5}}
+    format: "ANSWER: {answer}"
+agents:
+  a: {model: sim, prompt: "{{ question }}"}
+dataset: {synthetic: {count: 1}}
+strategies: [{kind: self_consistency, agent: a, n: 1}]
+"#;
+    let client = |url: &str| {
+        FAITH_BASE
+            .replace(
+                "  rule:\n    provider: simulated\n    explainer: {weights: {x: 1.0}, threshold: 1}\n  guesser:\n    provider: simulated\n    predictor: {guess: 1}",
+                &format!("  http:\n    provider: openai\n    base_url: {url}\n    model: sim\n    max_retries: 0"),
+            )
+            .replace("e: {model: rule}", "e: {model: http}")
+            .replace("p: {model: guesser}", "p: {model: http, system: predict}")
+            .replace("faithfulness:", "fail_on_error: false\nfaithfulness:")
+    };
+    s.write("t.csv", TABLE);
+    let flaky = SimServer::start(&s.write("served.yaml", served), &["--fail-500", "0.3"]);
+    let file = s.write("flaky.yaml", &client(&flaky.url));
+    let db = s.path("e.db");
+    let run = Crucible::new(&["run"]).arg(&file).db(&db).json();
+    assert_eq!(run["status"], "completed", "{run}");
+    let failed_calls = query::<i64>(
+        &db,
+        "SELECT count(*) FROM calls WHERE run_id = 1 AND status != 'ok'",
+    );
+    let failed_rows = query::<i64>(
+        &db,
+        "SELECT (SELECT count(*) FROM faith_answers WHERE run_id = 1 AND status = 'error')
+              + (SELECT count(*) FROM faith_predictions WHERE run_id = 1 AND status = 'error')",
+    );
+    assert!(failed_calls > 0, "the server failed no call");
+    assert_eq!(failed_rows, failed_calls, "each failed call is one error");
+    assert_eq!(run["errors"].as_i64(), Some(failed_calls), "{run}");
+    // An errored answer is no answer: nothing is predicted from it.
+    assert_eq!(
+        query::<i64>(
+            &db,
+            "SELECT count(*) FROM faith_predictions p JOIN faith_answers a
+               ON a.run_id = p.run_id AND a.agent = p.model
+              AND a.task_index IN (p.reference, p.counterfactual)
+             WHERE p.run_id = 1 AND a.status = 'error'"
+        ),
+        0
+    );
+    // Resumed against a server that no longer fails: every failed call is
+    // made again, and the run ends as one that never failed.
+    let port: u16 = flaky
+        .url
+        .rsplit(':')
+        .next()
+        .unwrap()
+        .trim_end_matches("/v1")
+        .parse()
+        .unwrap();
+    drop(flaky);
+    let _steady = SimServer::start_on(&s.path("served.yaml"), port, &[]);
+    let resumed = Crucible::new(&["resume", "1"]).db(&db).json();
+    assert_eq!(resumed["status"], "completed", "{resumed}");
+    assert_eq!(resumed["errors"], 0, "{resumed}");
+    Crucible::new(&["run"]).arg(&file).db(&db).json();
+    assert_eq!(stored(&db, 1), stored(&db, 2));
+}

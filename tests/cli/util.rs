@@ -313,10 +313,15 @@ pub struct SimServer {
 
 impl SimServer {
     pub fn start(scenario: &Path, args: &[&str]) -> SimServer {
+        SimServer::start_on(scenario, 0, args)
+    }
+
+    /// [`SimServer::start`] on `port` (0: a free one).
+    pub fn start_on(scenario: &Path, port: u16, args: &[&str]) -> SimServer {
         let mut child = Command::new(env!("CARGO_BIN_EXE_crucible"))
             .arg("sim-server")
             .arg(scenario)
-            .args(["--port", "0"])
+            .args(["--port", &port.to_string()])
             .args(args)
             .stdout(std::process::Stdio::piped())
             .stderr(std::process::Stdio::null())
