@@ -919,3 +919,49 @@ fn every_lists_filters_count_what_sql_counts() {
     assert_eq!(get(&host, "/calls/999999", "").status, 404);
     assert_eq!(get(&host, "/runs/1/traces/0/99", "").status, 404);
 }
+
+/// A faithfulness run's page shows its scores (the report's numbers) and
+/// its NSG chart in place of an empty strategy table.
+#[test]
+fn a_faithfulness_runs_page_shows_its_nsg_per_explained_model() {
+    let s = Scratch::new();
+    let db = s.path("f.db");
+    Crucible::new(&["run"])
+        .arg(crate::util::root().join("scenarios/faithfulness-sim.yaml"))
+        .args(&["--set", "faithfulness.datasets.0.natural.references=20"])
+        .db(&db)
+        .json();
+    let report = Crucible::new(&["faithfulness", "1", "--bootstrap", "200"])
+        .db(&db)
+        .json();
+    let viewer = Viewer::start(&db, &[]);
+    let page = get(viewer.host(), "/runs/1", "");
+    assert_eq!(page.status, 200, "{}", page.body);
+    let body = &page.body;
+    let table = body
+        .split("<table class=\"summary\" id=\"faithfulness\">")
+        .nth(1)
+        .and_then(|t| t.split("</table>").next())
+        .unwrap_or_else(|| panic!("no faithfulness table: {body}"));
+    let rows: Vec<&str> = table.split("<tr><td>").skip(1).collect();
+    let models = report["models"].as_array().unwrap();
+    assert_eq!(
+        rows.len(),
+        models.len() + 1,
+        "each model and the pooled row: {table}"
+    );
+    for (row, model) in rows.iter().zip(models) {
+        let nsg = format!("{:.1}%", model["nsg"].as_f64().unwrap() * 100.0);
+        let name = model["model"].as_str().unwrap();
+        assert!(row.starts_with(&format!("{name}</td>")), "{row}");
+        assert!(
+            row.contains(&format!("<td class=\"n\">{nsg}</td>")),
+            "{name}: {nsg} not in {row}"
+        );
+    }
+    assert!(body.contains("alt=\"faithfulness.svg\""), "no NSG chart");
+    assert!(
+        !body.contains("no strategy results stored"),
+        "an empty strategy table"
+    );
+}

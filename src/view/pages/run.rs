@@ -1,5 +1,5 @@
-//! A run: its summary table and curves, its failure judges' rates and
-//! category shares, agreement between its raters, what it spent, its
+//! A run: its summary table and curves (or a faithfulness experiment's
+//! scores and NSG chart), its failure judges' rates and category shares, agreement between its raters, what it spent, its
 //! scenario, and its tasks (filtered by correctness, agent, failure mode
 //! and text). A running run's page polls [`progress`] and updates itself.
 
@@ -13,8 +13,12 @@ use serde_json::{Value, json};
 
 use crate::report::agreement::{AgreementRequest, agreement};
 use crate::report::failures::{Judged, failure_report};
-use crate::report::plot::{default_rater, failure_charts, summary_charts};
+use crate::report::faithfulness::faithfulness_report;
+use crate::report::plot::{
+    NsgPoint, default_rater, failure_charts, faithfulness_chart, summary_charts,
+};
 use crate::scenario::judge_file::JudgeFile;
+use crate::stats::faithfulness::Settings;
 use crate::store::{Outcome, Progress, Store, TaskQuery};
 
 use super::super::error::RenderError;
@@ -80,6 +84,7 @@ pub async fn page(
                 "agents": store.run_agents(run)?,
                 "modes": mode_choices(&reader.judge),
                 "failures": failures,
+                "faithfulness": faithfulness(store, run)?,
                 "scenario": {"path": source.path, "text": source.text, "files": source.files.iter().map(|(p, _)| p).collect::<Vec<_>>()},
                 "traces": store.trace_count(run)?,
                 "annotation_progress": progress,
@@ -108,6 +113,42 @@ fn task_query(params: &Params, judge: &JudgeFile, blind: bool) -> Result<TaskQue
         agent: params.text("agent"),
         mode: params.mode_filter(judge, blind)?,
     })
+}
+
+/// A faithfulness experiment's report (as `crucible faithfulness` prints
+/// it, with the page's replicates) and its NSG chart; null for other runs.
+fn faithfulness(store: &Store, run: i64) -> Result<Value, RenderError> {
+    if !store.is_faithfulness_run(run)? {
+        return Ok(Value::Null);
+    }
+    let report = faithfulness_report(
+        &store.faith_predictions(run)?,
+        store.faith_answer_counts(run)?,
+        &store.faith_order(run)?,
+        &Settings {
+            replicates: REPLICATES,
+            seed: 0,
+            level: 0.95,
+        },
+    );
+    let points: Vec<NsgPoint> = report
+        .per_model
+        .iter()
+        .map(|r| NsgPoint {
+            label: r.label(),
+            faithfulness: None,
+            nsg: r.nsg,
+            ci: r.nsg_ci,
+        })
+        .collect();
+    let chart = faithfulness_chart(&format!("run {run} · NSG of each explained model"), &points)?;
+    let rows: Vec<Value> = report
+        .models
+        .iter()
+        .chain(std::iter::once(&report.pooled))
+        .map(|r| json!({"label": r.label(), "row": r}))
+        .collect();
+    Ok(json!({"report": report, "rows": rows, "charts": [chart]}))
 }
 
 /// The failure report of `asked` (default: the first judge-like rater),
