@@ -20,16 +20,14 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use futures_util::StreamExt;
 use tokio::sync::OnceCell;
 
-use crate::engine::caller::{Caller, Stop};
+use crate::engine::caller::{Caller, Reply, Stop};
 use crate::engine::executor::{Status, schedule};
 use crate::model::explaining::{CaseView, Explaining};
 use crate::model::provider::CallRequest;
 use crate::scenario::Scenario;
 use crate::scenario::explanation::{Reading, read_explanation, read_prediction};
 use crate::scenario::faithfulness::{Condition, FaithDataset, Layout, REPEAT_STRIDE};
-use crate::store::{
-    CallRecord, CallRole, FaithAnswerRecord, FaithPairRecord, FaithPredictionRecord, Record,
-};
+use crate::store::{CallRole, FaithAnswerRecord, FaithPairRecord, FaithPredictionRecord, Record};
 
 /// The counterfactual pairs of `scenario`'s experiment, as stored with the run.
 pub fn faith_pairs(scenario: &Scenario) -> Vec<FaithPairRecord> {
@@ -292,28 +290,28 @@ impl Experiment {
             answers: set.answers.clone(),
             answer_last: layout == Layout::AnswerLast,
         };
-        let (reply, call, error) = self
+        let sent = self
             .call((agent_idx, v), task.index, &prompt, &view, |reply| {
                 CallRole::Explainer { reply }
             })
             .await?;
-        let read = read_explanation(&reply, &set.answers);
+        let read = read_explanation(&sent.text, &set.answers);
         let answered = Answered {
             reading: read.answer,
             shown: read
                 .explanation
                 .clone()
-                .unwrap_or_else(|| reply.trim().to_owned()),
+                .unwrap_or_else(|| sent.text.trim().to_owned()),
             explanation: read.explanation,
             factors: read.factors,
-            error,
+            error: sent.error,
         };
         let record = FaithAnswerRecord {
             task_index: task.index,
             agent: self.names[agent_idx].clone(),
             layout: layout.as_str(),
-            call: call.1,
-            call_key: call.0,
+            call: sent.record,
+            call_key: sent.key,
             status: status(&answered.reading, answered.error.as_deref()),
             answer: answered.answer().map(|a| set.answers[a].clone()),
             explanation: answered.explanation.clone(),
@@ -357,19 +355,15 @@ impl Experiment {
             counterfactual: case_view(set, ask.counterfactual, &counterfactual.id),
             answers: set.answers.clone(),
         };
-        let conditions = [Condition::With, Condition::Without, Condition::External];
-        let condition_index = conditions
-            .iter()
-            .position(|&c| c == ask.condition)
-            .unwrap_or(0);
         // Every prediction call its own sample index (repeats stay below
         // the stride, as validated), so its own cache key and simulated
         // draw, whatever the predictors' prompts.
-        let sample = ((ask.variant * conditions.len() + condition_index) * f.predictors.len()
+        let sample = ((ask.variant * Condition::ALL.len() + ask.condition.index())
+            * f.predictors.len()
             + ask.predictor)
             * REPEAT_STRIDE
             + ask.repeat;
-        let (reply, call, error) = self
+        let sent = self
             .call(
                 (predictor_idx, sample),
                 reference.index,
@@ -378,8 +372,8 @@ impl Experiment {
                 |reply| CallRole::Predictor { reply },
             )
             .await?;
-        let reading = read_prediction(&reply, &set.answers);
-        let prediction = match (&reading, &error) {
+        let reading = read_prediction(&sent.text, &set.answers);
+        let prediction = match (&reading, &sent.error) {
             (Reading::Answer(a), None) => Some(*a),
             _ => None,
         };
@@ -399,9 +393,9 @@ impl Experiment {
                     .map(|e| self.names[self.variants[e].0].clone()),
                 _ => None,
             },
-            call: call.1,
-            call_key: call.0,
-            status: status(&reading, error.as_deref()),
+            call: sent.record,
+            call_key: sent.key,
+            status: status(&reading, sent.error.as_deref()),
             prediction: prediction.map(|p| set.answers[p].clone()),
             actual: set.answers[ask.actual].clone(),
             correct: prediction.map(|p| p == ask.actual),
@@ -409,13 +403,12 @@ impl Experiment {
         self.caller
             .write(Record::FaithPrediction(Box::new(record)))
             .await?;
-        Ok(error)
+        Ok(sent.error)
     }
 
     /// One call by agent `agent` with sample index `sample`, traced under
-    /// `task_index`: the reply, the call's key and record (when new to the
-    /// trace), and its error when it failed. A failure that must stop the
-    /// run (a bad key, a model never reached) stops it.
+    /// `task_index`. A failure that must stop the run (a bad key, a model
+    /// never reached) stops it; any other is the reply's `error`.
     async fn call(
         &self,
         (agent, sample): (usize, usize),
@@ -423,7 +416,7 @@ impl Experiment {
         prompt: &str,
         view: &Explaining,
         role: impl FnOnce(String) -> CallRole,
-    ) -> Result<(String, (String, Option<CallRecord>), Option<String>), Stop> {
+    ) -> Result<Reply, Stop> {
         let sc = &*self.scenario;
         let a = &sc.agents[agent];
         let req = CallRequest {
@@ -446,7 +439,7 @@ impl Experiment {
             }
             return Err(self.caller.fail(why));
         }
-        Ok((sent.text, (sent.key, sent.record), sent.error))
+        Ok(sent)
     }
 }
 

@@ -11,11 +11,11 @@
 use comfy_table::{Cell, CellAlignment, Table, presets};
 use serde::Serialize;
 
-use crate::scenario::faithfulness::Condition as Shown;
+use crate::report::plot::NsgPoint;
 use crate::stats::faithfulness::{
     self, Condition, Faithfulness, Gain, Outcome, Prediction, Settings,
 };
-use crate::store::{FaithAnswerCount, FaithOrder, FaithPredictionRow};
+use crate::store::{FaithAnswerCount, FaithOrder, FaithPredictionRow, Store, StoreError};
 
 /// The report of one run: names resolved, ready to print or serialize.
 #[derive(Debug, Clone, Serialize)]
@@ -99,6 +99,20 @@ impl Interner {
     }
 }
 
+/// The report of faithfulness run `run` as stored.
+pub fn stored_report(
+    store: &Store,
+    run: i64,
+    settings: &Settings,
+) -> Result<FaithfulnessReport, StoreError> {
+    Ok(faithfulness_report(
+        &store.faith_predictions(run)?,
+        store.faith_answer_counts(run)?,
+        &store.faith_order(run)?,
+        settings,
+    ))
+}
+
 /// The report of a run's stored predictions and answer counts, its rows
 /// in the scenario's `order`.
 pub fn faithfulness_report(
@@ -136,11 +150,8 @@ pub fn faithfulness_report(
                 continue;
             }
         };
-        let condition = match Shown::parse(&r.condition) {
-            Some(Shown::With) => Condition::With,
-            Some(Shown::Without) => Condition::Without,
-            Some(Shown::External) => Condition::External,
-            None => continue,
+        let Some(condition) = Condition::parse(&r.condition) else {
+            continue;
         };
         predictions.push(Prediction {
             dataset: datasets.index(&r.dataset),
@@ -258,6 +269,20 @@ fn pct_ci(x: Option<f64>, ci: Option<[f64; 2]>) -> String {
 }
 
 impl FaithfulnessReport {
+    /// Each explained variant's NSG (data sets pooled) as a chart's point,
+    /// at its known `faithfulness` where there is one.
+    pub fn nsg_points(&self, faithfulness: impl Fn(&Row) -> Option<f64>) -> Vec<NsgPoint> {
+        self.per_model
+            .iter()
+            .map(|r| NsgPoint {
+                label: r.label(),
+                faithfulness: faithfulness(r),
+                nsg: r.nsg,
+                ci: r.nsg_ci,
+            })
+            .collect()
+    }
+
     /// The report as printed on stdout.
     pub fn table(&self) -> String {
         let mut t = Table::new();

@@ -92,11 +92,8 @@ impl Faithfulness {
 
     /// The prediction conditions asked for each counterfactual.
     pub fn conditions(&self) -> &'static [Condition] {
-        if self.external {
-            &[Condition::With, Condition::Without, Condition::External]
-        } else {
-            &[Condition::With, Condition::Without]
-        }
+        let n = if self.external { 3 } else { 2 };
+        &Condition::ALL[..n]
     }
 
     /// Every call the experiment plans: an answer per variant and case, and
@@ -133,6 +130,9 @@ pub enum Condition {
 }
 
 impl Condition {
+    /// Every condition, in the order sample indices number them.
+    pub const ALL: [Condition; 3] = [Condition::With, Condition::Without, Condition::External];
+
     pub fn as_str(self) -> &'static str {
         match self {
             Condition::With => "with",
@@ -141,9 +141,12 @@ impl Condition {
         }
     }
 
+    /// Its position in [`Condition::ALL`].
+    pub fn index(self) -> usize {
+        self as usize
+    }
+
     pub fn parse(s: &str) -> Option<Condition> {
-        [Condition::With, Condition::Without, Condition::External]
-            .into_iter()
-            .find(|c| c.as_str() == s)
+        Condition::ALL.into_iter().find(|c| c.as_str() == s)
     }
 }

@@ -32,17 +32,8 @@ use super::bootstrap::percentile_interval;
 use crate::seed::{self, Part};
 
 /// What a predictor was shown besides the reference case and the explained
-/// model's answer on it.
-#[derive(Clone, Copy, PartialEq, Eq, Debug)]
-pub enum Condition {
-    /// The explained model's own explanation.
-    With,
-    /// No explanation.
-    Without,
-    /// The explanation another explained model gave for the same reference
-    /// answer.
-    External,
-}
+/// model's answer on it: the scenario's conditions.
+pub use crate::scenario::faithfulness::Condition;
 
 /// A predictor's reply, against the explained model's answer on the
 /// counterfactual.
@@ -306,8 +297,7 @@ impl Faithfulness {
         replicates: &[&Tally],
         level: f64,
     ) -> Faithfulness {
-        let [with, without, external] =
-            [Condition::With, Condition::Without, Condition::External].map(|c| c as usize);
+        let [with, without, external] = Condition::ALL.map(Condition::index);
         let scores = |treatment: usize| {
             let gain = |pairs: &dyn Fn(&Tally) -> Pairs| {
                 let over: Vec<Pairs> = replicates.iter().map(|t| pairs(t)).collect();
@@ -760,7 +750,7 @@ impl Tallied {
                 p.reference
             );
             let cell = &mut replies[p.model * datasets + p.dataset];
-            let c = p.condition as usize;
+            let c = p.condition.index();
             cell.predictions[c] += 1;
             cell.hedge[c] += u64::from(p.outcome == Outcome::Hedge);
             cell.unparsed[c] += u64::from(p.outcome == Outcome::Unparsed);
@@ -798,7 +788,7 @@ impl Tallied {
             {
                 let mut outcomes = [None; 3];
                 for p in unit {
-                    let slot = &mut outcomes[p.condition as usize];
+                    let slot = &mut outcomes[p.condition.index()];
                     assert!(
                         slot.is_none(),
                         "two predictions of one unit and condition: {p:?}"
@@ -1111,9 +1101,7 @@ mod tests {
                     let changed = rng.random_bool(0.4);
                     for predictor in 0..predictors {
                         for repeat in 0..repeats {
-                            for condition in
-                                [Condition::With, Condition::Without, Condition::External]
-                            {
+                            for condition in Condition::ALL {
                                 if !rng.random_bool(0.85) {
                                     continue;
                                 }

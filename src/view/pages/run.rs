@@ -13,10 +13,8 @@ use serde_json::{Value, json};
 
 use crate::report::agreement::{AgreementRequest, agreement};
 use crate::report::failures::{Judged, failure_report};
-use crate::report::faithfulness::faithfulness_report;
-use crate::report::plot::{
-    NsgPoint, default_rater, failure_charts, faithfulness_chart, summary_charts,
-};
+use crate::report::faithfulness::stored_report;
+use crate::report::plot::{default_rater, failure_charts, faithfulness_chart, summary_charts};
 use crate::scenario::judge_file::JudgeFile;
 use crate::stats::faithfulness::Settings;
 use crate::store::{Outcome, Progress, Store, TaskQuery};
@@ -121,26 +119,16 @@ fn faithfulness(store: &Store, run: i64) -> Result<Value, RenderError> {
     if !store.is_faithfulness_run(run)? {
         return Ok(Value::Null);
     }
-    let report = faithfulness_report(
-        &store.faith_predictions(run)?,
-        store.faith_answer_counts(run)?,
-        &store.faith_order(run)?,
+    let report = stored_report(
+        store,
+        run,
         &Settings {
             replicates: REPLICATES,
             seed: 0,
             level: 0.95,
         },
-    );
-    let points: Vec<NsgPoint> = report
-        .per_model
-        .iter()
-        .map(|r| NsgPoint {
-            label: r.label(),
-            faithfulness: None,
-            nsg: r.nsg,
-            ci: r.nsg_ci,
-        })
-        .collect();
+    )?;
+    let points = report.nsg_points(|_| None);
     let chart = faithfulness_chart(&format!("run {run} · NSG of each explained model"), &points)?;
     let rows: Vec<Value> = report
         .models

@@ -7,9 +7,8 @@
 use std::process::ExitCode;
 
 use crucible::Error;
-use crucible::report::faithfulness::faithfulness_report;
+use crucible::report::faithfulness::stored_report;
 use crucible::stats::faithfulness::Settings;
-use crucible::store::Store;
 
 use super::common::{StoredRun, coverage, open_existing};
 
@@ -53,7 +52,7 @@ pub fn exec(args: Args) -> anyhow::Result<ExitCode> {
         }
         return Ok(ExitCode::SUCCESS);
     }
-    let report = report(
+    let report = stored_report(
         &store,
         *run,
         &Settings {
@@ -77,15 +76,3 @@ pub const DEFAULT_SETTINGS: Settings = Settings {
     seed: 0,
     level: 0.95,
 };
-
-/// The faithfulness report of run `run`.
-pub fn report(
-    store: &Store,
-    run: i64,
-    settings: &Settings,
-) -> anyhow::Result<crucible::report::faithfulness::FaithfulnessReport> {
-    let rows = store.faith_predictions(run)?;
-    let answers = store.faith_answer_counts(run)?;
-    let order = store.faith_order(run)?;
-    Ok(faithfulness_report(&rows, answers, &order, settings))
-}

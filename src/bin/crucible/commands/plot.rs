@@ -6,7 +6,7 @@ use std::process::ExitCode;
 
 use crucible::report::failures::{Judged, failure_report};
 use crucible::report::plot::{
-    NsgPoint, default_rater, write_failure_plots, write_faithfulness_plot, write_plots,
+    default_rater, write_failure_plots, write_faithfulness_plot, write_plots,
 };
 use crucible::scenario::judge_file::JudgeFile;
 use crucible::store::TRUTH_RATER;
@@ -87,7 +87,7 @@ fn faithfulness_plot(
     analysis: &AnalysisArgs,
     out: &std::path::Path,
 ) -> anyhow::Result<Vec<PathBuf>> {
-    let report = super::faithfulness::report(
+    let report = crucible::report::faithfulness::stored_report(
         store,
         run,
         &crucible::stats::faithfulness::Settings {
@@ -106,16 +106,7 @@ fn faithfulness_plot(
             _ => None,
         }
     };
-    let mut points: Vec<NsgPoint> = report
-        .per_model
-        .iter()
-        .map(|r| NsgPoint {
-            label: r.label(),
-            faithfulness: level_of(&r.model),
-            nsg: r.nsg,
-            ci: r.nsg_ci,
-        })
-        .collect();
+    let mut points = report.nsg_points(|r| level_of(&r.model));
     points.sort_by(|a, b| {
         a.faithfulness
             .partial_cmp(&b.faithfulness)

@@ -91,7 +91,7 @@ pub fn print_summary(
     json: bool,
 ) -> anyhow::Result<()> {
     let faithfulness = match store.is_faithfulness_run(summary.run_id)? {
-        true => Some(super::faithfulness::report(
+        true => Some(crucible::report::faithfulness::stored_report(
             store,
             summary.run_id,
             &super::faithfulness::DEFAULT_SETTINGS,
