@@ -2,7 +2,10 @@
 //! layout) answers and explains every case once; then, per reference case,
 //! every predictor guesses the variant's answer on each counterfactual with
 //! its explanation, without, and with another variant's (`external`), as
-//! often as `repeats` says.
+//! often as `repeats` says. A generated data set's counterfactuals are
+//! written (and checked) first, per reference; the measures over the
+//! reasoning (`measures`: early answering, adding a mistake, a suggested
+//! answer) run per reference on each variant's reply to it.
 //!
 //! Every call goes through [`Caller::send`] (budget, cache key, retries,
 //! trace, replay) and is stored with what was read from it
@@ -26,8 +29,16 @@ use crate::model::explaining::{CaseView, Explaining};
 use crate::model::provider::CallRequest;
 use crate::scenario::Scenario;
 use crate::scenario::explanation::{Reading, read_explanation, read_prediction};
-use crate::scenario::faithfulness::{Condition, FaithDataset, Layout, REPEAT_STRIDE};
-use crate::store::{CallRole, FaithAnswerRecord, FaithPairRecord, FaithPredictionRecord, Record};
+use crate::scenario::faithfulness::{
+    Condition, FaithDataset, Faithfulness, Layout, REPEAT_STRIDE, feature_lines, shown,
+};
+use crate::scenario::generation::{Verdict, read_written};
+use crate::store::{
+    CallRole, FaithAnswerRecord, FaithGeneratedRecord, FaithPairRecord, FaithPredictionRecord,
+    Record,
+};
+
+mod measures;
 
 /// The counterfactual pairs of `scenario`'s experiment, as stored with the run.
 pub fn faith_pairs(scenario: &Scenario) -> Vec<FaithPairRecord> {
@@ -75,6 +86,28 @@ impl Answered {
     }
 }
 
+/// A generated counterfactual as written, when it checked out.
+#[derive(Debug, Clone)]
+struct Written {
+    description: String,
+    values: Vec<f64>,
+}
+
+/// A variant's replies to the cases of one group (reference first;
+/// `None`: not asked, as a counterfactual that was not written).
+type Replies = Vec<Vec<Option<Answered>>>;
+
+/// A call (or two) to make for a reference, once its answers are in.
+enum Job {
+    Predict(Ask),
+    /// The reference again, with another answer suggested.
+    Biased { variant: usize },
+    /// The answer after the first `step` reasoning steps.
+    Early { variant: usize, step: usize },
+    /// Step `step` rewritten with a mistake, then the reasoning resumed.
+    Mistake { variant: usize, step: usize },
+}
+
 /// One prediction to make.
 struct Ask {
     dataset: usize,
@@ -97,6 +130,9 @@ pub struct Experiment {
     variants: Vec<(usize, Layout)>,
     /// Per variant and task, the variant's reply, asked once.
     answers: Vec<OnceCell<Answered>>,
+    /// Per task, a generated counterfactual as written, when it is one and
+    /// it checked out.
+    written: Vec<OnceCell<Option<Written>>>,
     names: Vec<Arc<str>>,
 }
 
@@ -110,6 +146,7 @@ impl Experiment {
         let answers = (0..variants.len() * scenario.tasks.len())
             .map(|_| OnceCell::new())
             .collect();
+        let written = (0..scenario.tasks.len()).map(|_| OnceCell::new()).collect();
         let names = scenario
             .agents
             .iter()
@@ -120,8 +157,17 @@ impl Experiment {
             caller,
             variants,
             answers,
+            written,
             names,
         }
+    }
+
+    /// The experiment's section.
+    fn experiment(&self) -> &Faithfulness {
+        self.scenario
+            .faithfulness
+            .as_ref()
+            .expect("a faithfulness scenario")
     }
 
     /// Every reference case's calls, `concurrency` calls at a time.
@@ -150,38 +196,58 @@ impl Experiment {
         .await
     }
 
-    /// Group `g` of data set `d`: the answers it needs, then its predictions.
+    /// Group `g` of data set `d`: its counterfactuals written (when
+    /// generated), the answers it needs, then its predictions and measures.
     async fn reference(&self, d: usize, g: usize, concurrency: usize) -> Result<(), Stop> {
-        let f = self.scenario.faithfulness.as_ref().expect("faithfulness");
+        let f = self.experiment();
         let set = &f.datasets[d];
         let group = &set.counterfactuals.groups[g];
+        let concurrency = concurrency.max(1);
+        let mut errors = Errors::default();
+        let mut usable = vec![true; group.members.len()];
+        if set.generated.is_some() {
+            let written = futures_util::stream::iter(0..group.members.len())
+                .map(|m| self.generate(set, g, m))
+                .buffered(concurrency)
+                .collect::<Vec<_>>()
+                .await;
+            for (m, w) in written.into_iter().enumerate() {
+                let (ok, error) = w?;
+                usable[m] = ok;
+                errors.note(error.as_deref());
+            }
+        }
         let mut cases = vec![group.reference];
         cases.extend(group.members.iter().map(|m| m.case));
         let wanted: Vec<(usize, usize)> = (0..self.variants.len())
-            .flat_map(|v| cases.iter().map(move |&c| (v, c)))
+            .flat_map(|v| {
+                let usable = &usable;
+                (0..cases.len())
+                    .filter(move |&i| i == 0 || usable[i - 1])
+                    .map(move |i| (v, i))
+            })
             .collect();
-        let answered = futures_util::stream::iter(wanted)
-            .map(|(v, c)| self.answer(set, v, c))
-            .buffered(concurrency.max(1))
+        let answered = futures_util::stream::iter(wanted.iter().copied())
+            .map(|(v, i)| self.answer(set, v, cases[i]))
+            .buffered(concurrency)
             .collect::<Vec<_>>()
             .await;
-        let mut errors = Errors::default();
-        let mut replies: Vec<Vec<Answered>> = vec![Vec::new(); self.variants.len()];
-        for (i, a) in answered.into_iter().enumerate() {
+        let mut replies: Replies = vec![vec![None; cases.len()]; self.variants.len()];
+        for (&(v, i), a) in wanted.iter().zip(answered) {
             let (a, asked) = a?;
             if asked {
                 errors.note(a.error.as_deref());
             }
-            replies[i / cases.len()].push(a);
+            replies[v][i] = Some(a);
         }
-        let mut asks = Vec::new();
+        let mut jobs = Vec::new();
         for (v, got) in replies.iter().enumerate() {
-            let Some(reference_answer) = got[0].answer() else {
+            let Some(reference_answer) = got[0].as_ref().and_then(Answered::answer) else {
                 continue;
             };
             let external = f.external.then(|| self.external(v, &replies)).flatten();
             for (m, member) in group.members.iter().enumerate() {
-                let Some(actual) = got[m + 1].answer() else {
+                let Some(actual) = got[m + 1].as_ref().and_then(Answered::answer) else {
                     continue;
                 };
                 for &condition in f.conditions() {
@@ -195,7 +261,7 @@ impl Experiment {
                     };
                     for predictor in 0..f.predictors.len() {
                         for repeat in 0..f.repeats {
-                            asks.push(Ask {
+                            jobs.push(Job::Predict(Ask {
                                 dataset: d,
                                 variant: v,
                                 reference: group.reference,
@@ -206,19 +272,20 @@ impl Experiment {
                                 explainer,
                                 reference_answer,
                                 actual,
-                            });
+                            }));
                         }
                     }
                 }
             }
+            jobs.extend(self.measure_jobs(v, &replies));
         }
-        let predicted = futures_util::stream::iter(asks)
-            .map(|ask| self.predict(ask, &replies))
-            .buffer_unordered(concurrency.max(1))
+        let done = futures_util::stream::iter(jobs)
+            .map(|job| self.job(set, group.reference, job, &replies))
+            .buffer_unordered(concurrency)
             .collect::<Vec<_>>()
             .await;
         let mut stop: Option<Stop> = None;
-        for p in predicted {
+        for p in done {
             match p {
                 Ok(error) => errors.note(error.as_deref()),
                 Err(s) => {
@@ -239,16 +306,36 @@ impl Experiment {
         }
     }
 
+    /// One job; the error of a call that failed, when one did.
+    async fn job(
+        &self,
+        set: &FaithDataset,
+        reference: usize,
+        job: Job,
+        replies: &Replies,
+    ) -> Result<Option<String>, Stop> {
+        match job {
+            Job::Predict(ask) => self.predict(ask, replies).await,
+            Job::Biased { variant } => self.biased(set, reference, variant, replies).await,
+            Job::Early { variant, step } => {
+                self.early(set, reference, variant, step, replies).await
+            }
+            Job::Mistake { variant, step } => {
+                self.mistake(set, reference, variant, step, replies).await
+            }
+        }
+    }
+
     /// The variant whose explanation `v`'s predictions borrow: the next
     /// explained agent (in the order listed, wrapping) with the same
     /// layout that gave the same reference answer.
-    fn external(&self, v: usize, replies: &[Vec<Answered>]) -> Option<usize> {
+    fn external(&self, v: usize, replies: &Replies) -> Option<usize> {
         let (_, layout) = self.variants[v];
-        let answer = replies[v][0].answer();
+        let answer = |v: usize| replies[v][0].as_ref().and_then(Answered::answer);
         let n = self.variants.len();
         (1..n)
             .map(|k| (v + k) % n)
-            .find(|&e| self.variants[e].1 == layout && replies[e][0].answer() == answer)
+            .find(|&e| self.variants[e].1 == layout && answer(e) == answer(v))
     }
 
     /// Variant `v`'s reply to case `case` of `set`, asked once per run,
@@ -274,27 +361,9 @@ impl Experiment {
 
     /// Ask variant `v` to answer and explain case `case`; store what was read.
     async fn explain(&self, set: &FaithDataset, v: usize, case: usize) -> Result<Answered, Stop> {
-        let sc = &*self.scenario;
-        let f = sc.faithfulness.as_ref().expect("faithfulness");
         let (agent_idx, layout) = self.variants[v];
-        let task = &sc.tasks[set.first_task + case];
-        let context = serde_json::json!({
-            "question": set.question,
-            "case": set.descriptions[case],
-            "answers": set.answers,
-            "layout": layout.as_str(),
-        });
-        let prompt = render(&f.explain, &context, "explain", &task.id)?;
-        let view = Explaining::Explain {
-            case: case_view(set, case, &task.id),
-            answers: set.answers.clone(),
-            answer_last: layout == Layout::AnswerLast,
-        };
-        let sent = self
-            .call((agent_idx, v), task.index, &prompt, &view, |reply| {
-                CallRole::Explainer { reply }
-            })
-            .await?;
+        let task = &self.scenario.tasks[set.first_task + case];
+        let sent = self.ask_explained(set, v, case, None).await?;
         let read = read_explanation(&sent.text, &set.answers);
         let answered = Answered {
             reading: read.answer,
@@ -329,30 +398,180 @@ impl Experiment {
         Ok(answered)
     }
 
+    /// Variant `v`'s call answering and explaining case `case`, with
+    /// `suggested` put to it as the biasing test does.
+    async fn ask_explained(
+        &self,
+        set: &FaithDataset,
+        v: usize,
+        case: usize,
+        suggested: Option<&str>,
+    ) -> Result<Reply, Stop> {
+        let sc = &*self.scenario;
+        let f = sc.faithfulness.as_ref().expect("faithfulness");
+        let (agent_idx, layout) = self.variants[v];
+        let task = &sc.tasks[set.first_task + case];
+        let suggestion = match (suggested, &f.measures.biasing) {
+            (Some(answer), Some(b)) => {
+                let context = serde_json::json!({ "answer": answer });
+                render(&b.suggestion, &context, "suggestion", &task.id)?
+            }
+            _ => String::new(),
+        };
+        let (description, view) = self.described(set, case);
+        let context = serde_json::json!({
+            "question": set.question,
+            "case": description,
+            "answers": set.answers,
+            "layout": layout.as_str(),
+            "suggestion": suggestion,
+        });
+        let prompt = render(&f.explain, &context, "explain", &task.id)?;
+        let view = Explaining::Explain {
+            case: view,
+            answers: set.answers.clone(),
+            answer_last: layout == Layout::AnswerLast,
+            suggested: suggested.map(str::to_owned),
+        };
+        self.call((agent_idx, v), task.index, &prompt, &view, |reply| {
+            CallRole::Explainer { reply }
+        })
+        .await
+    }
+
+    /// Case `case` of `set` as the models read it, and as a simulated model
+    /// sees it; a generated counterfactual as written.
+    fn described(&self, set: &FaithDataset, case: usize) -> (String, CaseView) {
+        let task = &self.scenario.tasks[set.first_task + case];
+        let c = &set.counterfactuals;
+        let written = self.written[task.index].get().and_then(Option::as_ref);
+        let (description, values) = match written {
+            Some(w) => (w.description.clone(), &w.values),
+            None => (set.descriptions[case].clone(), &c.cases[case].values),
+        };
+        let view = CaseView {
+            id: task.id.clone(),
+            features: c
+                .features
+                .iter()
+                .cloned()
+                .zip(values.iter().copied())
+                .collect(),
+        };
+        (description, view)
+    }
+
+    /// Write counterfactual `m` of group `g` of a generated data set and
+    /// check it; whether it can be used, and the call's error.
+    async fn generate(
+        &self,
+        set: &FaithDataset,
+        g: usize,
+        m: usize,
+    ) -> Result<(bool, Option<String>), Stop> {
+        let sc = &*self.scenario;
+        let f = sc.faithfulness.as_ref().expect("faithfulness");
+        let generation = set.generated.as_ref().expect("a generated data set");
+        let c = &set.counterfactuals;
+        let group = &c.groups[g];
+        let member = &group.members[m];
+        let reference = &c.cases[group.reference];
+        let task = &sc.tasks[set.first_task + member.case];
+        let (description, view) = self.described(set, group.reference);
+        let context = serde_json::json!({
+            "question": set.question,
+            "case": description,
+            "features": c.features,
+            "change": member.differing,
+        });
+        let prompt = render(&f.generate, &context, "generate", &task.id)?;
+        let view = Explaining::Generate {
+            case: view,
+            shown: c
+                .features
+                .iter()
+                .map(|feature| (feature.clone(), shown(reference.fields.get(feature))))
+                .collect(),
+            change: member.differing.clone(),
+        };
+        let sent = self
+            .call((generation.agent, 0), task.index, &prompt, &view, |reply| {
+                CallRole::Writer { reply }
+            })
+            .await?;
+        let read = read_written(&sent.text, &c.features, &reference.fields, &member.differing);
+        let status = match &sent.error {
+            Some(_) => "error",
+            None => read.verdict.as_str(),
+        };
+        let usable = sent.error.is_none() && read.verdict == Verdict::Valid;
+        let described = if sent.error.is_none() && read.verdict != Verdict::Unparsed {
+            Some(match &generation.case {
+                Some(t) => {
+                    let fields = serde_json::Value::Object(read.fields.clone());
+                    render(t, &fields, "case", &task.id)?
+                }
+                None => feature_lines(&c.features, &read.fields),
+            })
+        } else {
+            None
+        };
+        // Set once: a group's counterfactuals are its own.
+        let _ = self.written[task.index].set(usable.then(|| Written {
+            description: described.clone().unwrap_or_default(),
+            values: read.values.clone(),
+        }));
+        let record = FaithGeneratedRecord {
+            pair: FaithPairRecord {
+                dataset: set.name.clone(),
+                reference: set.first_task + group.reference,
+                counterfactual: task.index,
+                source: set.source.as_str(),
+                distance: Some(read.differing.len()),
+                differing: read.differing,
+            },
+            agent: self.names[generation.agent].clone(),
+            call: sent.record,
+            call_key: sent.key,
+            status,
+            requested: member.differing.clone(),
+            fields: described.is_some().then_some(read.fields),
+            description: described,
+        };
+        self.caller
+            .write(Record::FaithGenerated(Box::new(record)))
+            .await?;
+        Ok((usable, sent.error))
+    }
+
     /// Make one prediction and store it; the call's error, when it failed.
-    async fn predict(&self, ask: Ask, replies: &[Vec<Answered>]) -> Result<Option<String>, Stop> {
+    async fn predict(&self, ask: Ask, replies: &Replies) -> Result<Option<String>, Stop> {
         let sc = &*self.scenario;
         let f = sc.faithfulness.as_ref().expect("faithfulness");
         let set = &f.datasets[ask.dataset];
         let predictor_idx = f.predictors[ask.predictor];
         let reference = &sc.tasks[set.first_task + ask.reference];
         let counterfactual = &sc.tasks[set.first_task + ask.counterfactual];
-        let shown = ask.explainer.map(|e| &replies[e][0]);
+        let explained = ask
+            .explainer
+            .map(|e| replies[e][0].as_ref().expect("an answered reference"));
+        let (reference_text, reference_view) = self.described(set, ask.reference);
+        let (counterfactual_text, counterfactual_view) = self.described(set, ask.counterfactual);
         let context = serde_json::json!({
             "question": set.question,
             "answers": set.answers,
-            "reference": set.descriptions[ask.reference],
+            "reference": reference_text,
             "reference_answer": set.answers[ask.reference_answer],
-            "explanation": shown.map(|a| a.shown.clone()).unwrap_or_default(),
-            "factors": shown.map(|a| a.factors.clone()).unwrap_or_default(),
-            "counterfactual": set.descriptions[ask.counterfactual],
+            "explanation": explained.map(|a| a.shown.clone()).unwrap_or_default(),
+            "factors": explained.map(|a| a.factors.clone()).unwrap_or_default(),
+            "counterfactual": counterfactual_text,
         });
         let prompt = render(&f.predict, &context, "predict", &counterfactual.id)?;
         let view = Explaining::Predict {
-            reference: case_view(set, ask.reference, &reference.id),
+            reference: reference_view,
             reference_answer: set.answers[ask.reference_answer].clone(),
-            factors: shown.map(|a| a.factors.clone()),
-            counterfactual: case_view(set, ask.counterfactual, &counterfactual.id),
+            factors: explained.map(|a| a.factors.clone()),
+            counterfactual: counterfactual_view,
             answers: set.answers.clone(),
         };
         // Every prediction call its own sample index (repeats stay below
@@ -466,20 +685,6 @@ fn status(reading: &Reading, error: Option<&str>) -> &'static str {
         (Reading::Answer(_), None) => "parsed",
         (Reading::Hedge(_), None) => "hedge",
         (Reading::Unparsed, None) => "unparsed",
-    }
-}
-
-/// Case `case` of `set` as a simulated model sees it.
-fn case_view(set: &FaithDataset, case: usize, id: &str) -> CaseView {
-    let c = &set.counterfactuals;
-    CaseView {
-        id: id.to_owned(),
-        features: c
-            .features
-            .iter()
-            .cloned()
-            .zip(c.cases[case].values.iter().copied())
-            .collect(),
     }
 }
 

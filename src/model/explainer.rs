@@ -15,13 +15,20 @@ use rand::{Rng, RngExt};
 use crate::model::explaining::CaseView;
 use crate::scenario::simulation::SimulatedExplainer;
 
-/// The explanation's words around the factors it names.
-const WEIGHED: &str = "I weighed the features of this case, and ";
-const MATTERED: &str = " mattered most.";
+/// The explanation's first sentence, then one per factor it names: its
+/// reasoning, a step a sentence.
+const WEIGHED: &str = "I weighed the features of this case.";
+const MATTERED: &str = " mattered.";
 /// The explanation when the case has none of the rule's features.
 const NOTHING_WEIGHED: &str = "None of the features I weigh is in this case.";
+/// The sentence that says it followed a suggested answer.
+const ACKNOWLEDGED: &str = " The suggested answer weighed on me too.";
 /// The section labels, with their line breaks and the widest confidence.
 const LABELS: &str = "ANSWER: \nEXPLANATION: \nFACTORS: \nCONFIDENCE: 100";
+/// What it writes on after a mistake, before its answer.
+const RESUMED: &str = "EXPLANATION: Going on from there.\nANSWER: ";
+/// How it rewrites a step with a mistake.
+const MISTAKEN: &str = "It is not true that ";
 
 fn value(case: &CaseView, feature: &str) -> Option<f64> {
     case.features
@@ -106,37 +113,42 @@ impl SimulatedExplainer {
 
     /// Its reply to `case`: answer, explanation, factors and confidence
     /// (its margin over the threshold, 50 to 100), the answer last with
-    /// `answer_last`; at rate `malformed`, an empty answer. Errs unless
-    /// there are exactly two answers, which its rule chooses between.
+    /// `answer_last`; at rate `malformed`, an empty answer. With a
+    /// `suggested` answer, it answers that instead of its rule's at rate
+    /// `susceptibility`, and then says so at rate `acknowledge`. Errs
+    /// unless there are exactly two answers, which its rule chooses between.
     pub fn reply(
         &self,
         case: &CaseView,
         answers: &[String],
         answer_last: bool,
+        suggested: Option<&str>,
         rng: &mut impl Rng,
     ) -> Result<String, String> {
-        let [yes, no] = answers else {
-            return Err(format!(
-                "a simulated explainer chooses between two answers by its rule, and case `{}` has {} ({}); give the data set two answers",
-                case.id,
-                answers.len(),
-                answers.join(", ")
-            ));
-        };
+        let pair = two(case, answers)?;
         // Drawn whatever the rate, so that the factors of a reply do not
         // depend on `malformed`.
         let malformed = rng.random::<f64>() < self.malformed;
         let factors = self.factors(case, rng);
-        let answer = match (malformed, self.decide(case)) {
+        // Drawn after the rest, so that a reply without a suggestion is
+        // the same whatever the rates.
+        let followed = suggested.filter(|_| rng.random::<f64>() < self.susceptibility);
+        let acknowledged = followed.is_some() && rng.random::<f64>() < self.acknowledge;
+        let answer = match (malformed, followed) {
             (true, _) => "",
-            (false, 0) => yes.as_str(),
-            (false, _) => no.as_str(),
+            (false, Some(s)) => s,
+            (false, None) => pair[self.decide(case)],
         };
-        let explanation = match factors.as_slice() {
+        let mut explanation = match factors.as_slice() {
             [] => NOTHING_WEIGHED.to_owned(),
-            [one] => format!("{WEIGHED}{one}{MATTERED}"),
-            [init @ .., last] => format!("{WEIGHED}{} and {last}{MATTERED}", init.join(", ")),
+            named => std::iter::once(WEIGHED.to_owned())
+                .chain(named.iter().map(|f| format!("{f}{MATTERED}")))
+                .collect::<Vec<_>>()
+                .join(" "),
         };
+        if acknowledged {
+            explanation.push_str(ACKNOWLEDGED);
+        }
         let margin = (self.score(case) - self.threshold).abs();
         let confidence = (50.0 + 50.0 * (1.0 - (-margin).exp())).round();
         let answer = format!("ANSWER: {answer}");
@@ -163,14 +175,117 @@ impl SimulatedExplainer {
             .join("\n"))
     }
 
+    /// Its answer after the first `shown` of `steps` steps of its
+    /// reasoning: its rule's when the case is `post_hoc` (settled before
+    /// reasoning); else its rule's with probability `shown / steps`, the
+    /// other answer otherwise.
+    pub fn early(
+        &self,
+        case: &CaseView,
+        answers: &[String],
+        (shown, steps): (usize, usize),
+        post_hoc: bool,
+        rng: &mut impl Rng,
+    ) -> Result<String, String> {
+        let pair = two(case, answers)?;
+        let rule = self.decide(case);
+        let reasoned = rng.random::<f64>() * (steps.max(1) as f64) < shown as f64;
+        let answer = if post_hoc || reasoned { rule } else { 1 - rule };
+        Ok(format!("ANSWER: {}", pair[answer]))
+    }
+
+    /// Its answer after reasoning on from a mistake: its rule's when the
+    /// case is `post_hoc`, else the other answer (it follows the mistake).
+    pub fn resume(
+        &self,
+        case: &CaseView,
+        answers: &[String],
+        post_hoc: bool,
+    ) -> Result<String, String> {
+        let pair = two(case, answers)?;
+        let rule = self.decide(case);
+        let answer = if post_hoc { rule } else { 1 - rule };
+        Ok(format!("{RESUMED}{}", pair[answer]))
+    }
+
+    /// A step rewritten with a mistake: its negation.
+    pub fn mistake(step: &str) -> String {
+        format!("{MISTAKEN}{}", step.trim_end_matches(['.', '!', '?']))
+    }
+
+    /// A counterfactual of a case: a `feature: value` line per feature,
+    /// each of `change` changed (a number by one up or down, drawn; text
+    /// negated with `not `), the others as `shown`.
+    pub fn counterfactual(
+        shown: &[(String, String)],
+        change: &[String],
+        rng: &mut impl Rng,
+    ) -> String {
+        shown
+            .iter()
+            .map(|(feature, value)| {
+                if !change.contains(feature) {
+                    return format!("{feature}: {value}");
+                }
+                let changed = match value.parse::<f64>() {
+                    Ok(x) if rng.random::<bool>() => format!("{}", x + 1.0),
+                    Ok(x) => format!("{}", x - 1.0),
+                    Err(_) => format!("not {value}"),
+                };
+                format!("{feature}: {changed}")
+            })
+            .collect::<Vec<_>>()
+            .join("\n")
+    }
+
     /// The longest reply it can write about `case`, in bytes: every feature
     /// named in both the explanation and the factors, each with its widest
-    /// separator, and the longest answer.
+    /// separator, the acknowledgement and the longest answer.
     pub fn reply_bound(case: &CaseView, answers: &[String]) -> usize {
-        let names: usize = case.features.iter().map(|(n, _)| 2 * n.len() + 7).sum();
-        let sentence = (WEIGHED.len() + MATTERED.len()).max(NOTHING_WEIGHED.len());
-        LABELS.len() + sentence + names + answers.iter().map(String::len).max().unwrap_or(0)
+        let names: usize = case
+            .features
+            .iter()
+            .map(|(n, _)| 2 * n.len() + MATTERED.len() + 3)
+            .sum();
+        let sentence = WEIGHED.len().max(NOTHING_WEIGHED.len()) + ACKNOWLEDGED.len();
+        LABELS.len() + sentence + names + longest(answers)
     }
+
+    /// The longest reply to an early-answering or resume call.
+    pub fn answer_bound(answers: &[String]) -> usize {
+        RESUMED.len() + longest(answers)
+    }
+
+    /// The longest mistaken step.
+    pub fn mistake_bound(step: &str) -> usize {
+        MISTAKEN.len() + step.len()
+    }
+
+    /// The longest counterfactual: each value as shown, the changed ones
+    /// negated or a number one further (a few more digits at most).
+    pub fn counterfactual_bound(shown: &[(String, String)]) -> usize {
+        shown
+            .iter()
+            .map(|(f, v)| f.len() + v.len() + 32)
+            .sum()
+    }
+}
+
+/// The two answers a simulated explainer's rule chooses between.
+fn two<'a>(case: &CaseView, answers: &'a [String]) -> Result<[&'a str; 2], String> {
+    match answers {
+        [yes, no] => Ok([yes.as_str(), no.as_str()]),
+        _ => Err(format!(
+            "a simulated explainer chooses between two answers by its rule, and case `{}` has {} ({}); give the data set two answers",
+            case.id,
+            answers.len(),
+            answers.join(", ")
+        )),
+    }
+}
+
+fn longest(answers: &[String]) -> usize {
+    answers.iter().map(String::len).max().unwrap_or(0)
 }
 
 #[cfg(test)]
@@ -187,6 +302,9 @@ mod tests {
             threshold: 1.0,
             faithfulness,
             malformed,
+            post_hoc: 0.0,
+            susceptibility: 0.0,
+            acknowledge: 0.0,
         }
     }
 
@@ -220,7 +338,7 @@ mod tests {
             let want = if score >= 1.0 { 0 } else { 1 };
             assert_eq!(e.decide(&c), want, "{c:?}");
             let read = read_explanation(
-                &e.reply(&c, &answers(), false, &mut rng(i)).unwrap(),
+                &e.reply(&c, &answers(), false, None, &mut rng(i)).unwrap(),
                 &answers(),
             );
             assert_eq!(read.answer, Reading::Answer(want));
@@ -286,7 +404,7 @@ mod tests {
         for i in 0..100 {
             let c = case(i);
             for answer_last in [false, true] {
-                let text = e.reply(&c, &answers(), answer_last, &mut rng(i)).unwrap();
+                let text = e.reply(&c, &answers(), answer_last, None, &mut rng(i)).unwrap();
                 // The factors drawn as the reply draws them, after its
                 // malformed draw.
                 let mut r = rng(i);
@@ -297,10 +415,11 @@ mod tests {
                 assert_eq!(read.factors, factors, "{text}");
                 let confidence = read.confidence.expect("a confidence");
                 assert!((0.5..=1.0).contains(&confidence), "{text}");
-                assert!(
-                    read.explanation.is_some_and(|x| x.starts_with("I weighed")),
-                    "{text}"
-                );
+                let explanation = read.explanation.expect("an explanation");
+                assert!(explanation.starts_with("I weighed"), "{text}");
+                // A step per factor, after the first sentence.
+                let steps = crate::scenario::reasoning::steps(&explanation, 50);
+                assert_eq!(steps.len(), 1 + factors.len(), "{explanation}");
                 assert_eq!(text.starts_with("ANSWER"), !answer_last, "{text}");
                 assert!(
                     text.len() <= SimulatedExplainer::reply_bound(&c, &answers()),
@@ -317,7 +436,7 @@ mod tests {
         let unparsed = (0..n)
             .filter(|&i| {
                 let text = e
-                    .reply(&case(i), &answers(), i % 2 == 0, &mut rng(i))
+                    .reply(&case(i), &answers(), i % 2 == 0, None, &mut rng(i))
                     .unwrap();
                 match read_explanation(&text, &answers()).answer {
                     Reading::Unparsed => true,
@@ -354,12 +473,15 @@ mod tests {
             threshold: 0.0,
             faithfulness: 0.0,
             malformed: 0.0,
+            post_hoc: 0.0,
+            susceptibility: 0.0,
+            acknowledge: 0.0,
         };
         let answers: Vec<String> = vec!["heart disease".into(), "no heart disease".into()];
         let bound = SimulatedExplainer::reply_bound(&long, &answers);
         let longest = (0..500)
             .map(|i| {
-                e.reply(&long, &answers, i % 2 == 1, &mut rng(i))
+                e.reply(&long, &answers, i % 2 == 1, None, &mut rng(i))
                     .unwrap()
                     .len()
             })
@@ -375,8 +497,98 @@ mod tests {
     fn two_answers_are_needed() {
         let three: Vec<String> = vec!["A".into(), "B".into(), "C".into()];
         let err = explainer(1.0, 0.0)
-            .reply(&case(1), &three, false, &mut rng(1))
+            .reply(&case(1), &three, false, None, &mut rng(1))
             .unwrap_err();
         assert!(err.contains("case `c1` has 3 (A, B, C)"), "{err}");
+    }
+
+    /// Early answering: unchanged at rate post_hoc + (1 − post_hoc)·k/n
+    /// (the arithmetic of the docs), within 4 standard errors.
+    #[test]
+    fn early_answers_follow_the_reasoning_shown() {
+        let e = explainer(1.0, 0.0);
+        let n = 4000;
+        for (post_hoc_rate, shown, steps) in [(0.0, 0, 3), (0.0, 2, 3), (0.4, 1, 4)] {
+            let unchanged = (0..n)
+                .filter(|&i| {
+                    let c = case(i);
+                    let mut r = rng(i);
+                    let post_hoc = r.random::<f64>() < post_hoc_rate;
+                    let text = e.early(&c, &answers(), (shown, steps), post_hoc, &mut r).unwrap();
+                    read_explanation(&text, &answers()).answer == Reading::Answer(e.decide(&c))
+                })
+                .count();
+            let p = post_hoc_rate + (1.0 - post_hoc_rate) * shown as f64 / steps as f64;
+            let got = unchanged as f64 / n as f64;
+            let se = (p * (1.0 - p) / n as f64).sqrt().max(1e-9);
+            assert!((got - p).abs() <= 4.0 * se, "{got} vs {p}");
+        }
+    }
+
+    #[test]
+    fn after_a_mistake_only_post_hoc_answers_stay() {
+        let e = explainer(1.0, 0.0);
+        for i in 0..50 {
+            let c = case(i);
+            for post_hoc in [false, true] {
+                let text = e.resume(&c, &answers(), post_hoc).unwrap();
+                let want = if post_hoc { e.decide(&c) } else { 1 - e.decide(&c) };
+                assert_eq!(read_explanation(&text, &answers()).answer, Reading::Answer(want));
+                assert!(text.len() <= SimulatedExplainer::answer_bound(&answers()));
+            }
+        }
+        assert_eq!(
+            SimulatedExplainer::mistake("Age mattered."),
+            "It is not true that Age mattered"
+        );
+    }
+
+    /// With a suggestion it follows at rate susceptibility and says so at
+    /// rate acknowledge of those; without one its reply is as before.
+    #[test]
+    fn suggestions_are_followed_and_acknowledged_at_their_rates() {
+        let mut e = explainer(1.0, 0.0);
+        e.susceptibility = 0.6;
+        e.acknowledge = 0.25;
+        let n = 4000;
+        let (mut followed, mut acknowledged) = (0, 0);
+        for i in 0..n {
+            let c = case(i);
+            let suggested = &answers()[1 - e.decide(&c)];
+            let text = e
+                .reply(&c, &answers(), false, Some(suggested), &mut rng(i))
+                .unwrap();
+            let read = read_explanation(&text, &answers());
+            if read.answer == Reading::Answer(1 - e.decide(&c)) {
+                followed += 1;
+                if read.explanation.unwrap().contains("suggested") {
+                    acknowledged += 1;
+                }
+            }
+            let plain = explainer(1.0, 0.0);
+            assert_eq!(
+                e.reply(&c, &answers(), true, None, &mut rng(i)),
+                plain.reply(&c, &answers(), true, None, &mut rng(i))
+            );
+        }
+        let f = followed as f64 / n as f64;
+        assert!((f - 0.6).abs() < 4.0 * (0.24f64 / n as f64).sqrt(), "{f}");
+        let a = acknowledged as f64 / followed as f64;
+        let se = (0.25 * 0.75 / followed as f64).sqrt();
+        assert!((a - 0.25).abs() < 4.0 * se, "{a}");
+    }
+
+    #[test]
+    fn counterfactuals_change_the_stated_features_only() {
+        let shown: Vec<(String, String)> = [("age", "63"), ("sex", "male"), ("cp", "2")]
+            .iter()
+            .map(|(f, v)| (f.to_string(), v.to_string()))
+            .collect();
+        let change = vec!["age".to_string(), "sex".to_string()];
+        let text = SimulatedExplainer::counterfactual(&shown, &change, &mut rng(1));
+        let lines: Vec<&str> = text.lines().collect();
+        assert!(lines[0] == "age: 64" || lines[0] == "age: 62", "{text}");
+        assert_eq!(lines[1..], ["sex: not male", "cp: 2"]);
+        assert!(text.len() <= SimulatedExplainer::counterfactual_bound(&shown));
     }
 }

@@ -21,6 +21,33 @@ pub enum Explaining {
         answers: Vec<String>,
         /// Whether the answer comes after the explanation.
         answer_last: bool,
+        /// The answer the prompt suggests (the biasing test), if any.
+        suggested: Option<String>,
+    },
+    /// An explained model answers after only the first `shown` of the
+    /// `steps` steps of its reasoning (early answering).
+    Early {
+        case: CaseView,
+        answers: Vec<String>,
+        shown: usize,
+        steps: usize,
+    },
+    /// An explained model reasons on from its reasoning with step
+    /// `mistake_at` of `steps` replaced by a mistaken one, and answers.
+    Resume {
+        case: CaseView,
+        answers: Vec<String>,
+        mistake_at: usize,
+        steps: usize,
+    },
+    /// A writer rewrites a reasoning step with a mistake.
+    Mistake { case: CaseView, step: String },
+    /// A writer writes a counterfactual of `case` changing `change`:
+    /// `shown` is each feature's value as the case's text gives it.
+    Generate {
+        case: CaseView,
+        shown: Vec<(String, String)>,
+        change: Vec<String>,
     },
     /// A predictor guesses the explained model's answer on `counterfactual`.
     Predict {

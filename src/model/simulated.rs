@@ -70,32 +70,85 @@ impl SimulatedModel {
     /// The replies to a faithfulness call, one per sample, when the model
     /// has the section the call needs; an error when it cannot answer it.
     fn faithfulness_replies(&self, req: &CallRequest<'_>) -> Option<Result<Vec<String>, String>> {
+        let view = req.explaining?;
         let samples = req.first_sample..req.first_sample + req.n;
-        match (req.explaining?, &self.explainer, &self.predictor) {
+        // A draw per sample, keyed by what the call is about.
+        let rng = |what: &str, parts: &[&str], k: usize| {
+            let mut key = vec![Part::Str(what), Part::Str(&self.name)];
+            key.extend(parts.iter().map(|p| Part::Str(p)));
+            key.push(Part::Int(k as u64));
+            seed::rng(self.seed, &key)
+        };
+        // Whether a case's answer is settled before reasoning: one draw
+        // per case, shared by its early answers and its resumed ones.
+        let post_hoc = |e: &SimulatedExplainer, case: &str| {
+            rng("post hoc", &[case], 0).random::<f64>() < e.post_hoc
+        };
+        let replies = match (view, &self.explainer, &self.predictor) {
             (
                 Explaining::Explain {
                     case,
                     answers,
                     answer_last,
+                    suggested,
                 },
-                Some(explainer),
+                Some(e),
                 _,
-            ) => Some(
-                samples
-                    .map(|k| {
-                        let mut rng = seed::rng(
-                            self.seed,
-                            &[
-                                Part::Str("explain"),
-                                Part::Str(&self.name),
-                                Part::Str(&case.id),
-                                Part::Int(k as u64),
-                            ],
-                        );
-                        explainer.reply(case, answers, *answer_last, &mut rng)
-                    })
-                    .collect(),
-            ),
+            ) => samples
+                .map(|k| {
+                    e.reply(
+                        case,
+                        answers,
+                        *answer_last,
+                        suggested.as_deref(),
+                        &mut rng("explain", &[&case.id], k),
+                    )
+                })
+                .collect(),
+            (
+                Explaining::Early {
+                    case,
+                    answers,
+                    shown,
+                    steps,
+                },
+                Some(e),
+                _,
+            ) => samples
+                .map(|k| {
+                    let shown_text = shown.to_string();
+                    e.early(
+                        case,
+                        answers,
+                        (*shown, *steps),
+                        post_hoc(e, &case.id),
+                        &mut rng("early", &[&case.id, &shown_text], k),
+                    )
+                })
+                .collect(),
+            (Explaining::Resume { case, answers, .. }, Some(e), _) => samples
+                .map(|_| e.resume(case, answers, post_hoc(e, &case.id)))
+                .collect(),
+            (Explaining::Mistake { step, .. }, Some(_), _) => samples
+                .map(|_| Ok(SimulatedExplainer::mistake(step)))
+                .collect(),
+            (
+                Explaining::Generate {
+                    case,
+                    shown,
+                    change,
+                },
+                Some(_),
+                _,
+            ) => samples
+                .map(|k| {
+                    Ok(SimulatedExplainer::counterfactual(
+                        shown,
+                        change,
+                        &mut rng("generate", &[&case.id], k),
+                    ))
+                })
+                .collect(),
             (
                 Explaining::Predict {
                     reference,
@@ -106,32 +159,21 @@ impl SimulatedModel {
                 },
                 _,
                 Some(predictor),
-            ) => Some(
-                samples
-                    .map(|k| {
-                        let mut rng = seed::rng(
-                            self.seed,
-                            &[
-                                Part::Str("predict"),
-                                Part::Str(&self.name),
-                                Part::Str(&reference.id),
-                                Part::Str(&counterfactual.id),
-                                Part::Int(k as u64),
-                            ],
-                        );
-                        predictor.reply(
-                            reference,
-                            reference_answer,
-                            factors.as_deref(),
-                            counterfactual,
-                            answers,
-                            &mut rng,
-                        )
-                    })
-                    .collect(),
-            ),
-            _ => None,
-        }
+            ) => samples
+                .map(|k| {
+                    predictor.reply(
+                        reference,
+                        reference_answer,
+                        factors.as_deref(),
+                        counterfactual,
+                        answers,
+                        &mut rng("predict", &[&reference.id, &counterfactual.id], k),
+                    )
+                })
+                .collect(),
+            _ => return None,
+        };
+        Some(replies)
     }
 
     /// The longest faithfulness reply, in bytes, when the model writes one
@@ -140,6 +182,15 @@ impl SimulatedModel {
         match (req.explaining?, &self.explainer, &self.predictor) {
             (Explaining::Explain { case, answers, .. }, Some(_), _) => {
                 Some(SimulatedExplainer::reply_bound(case, answers))
+            }
+            (Explaining::Early { answers, .. } | Explaining::Resume { answers, .. }, Some(_), _) => {
+                Some(SimulatedExplainer::answer_bound(answers))
+            }
+            (Explaining::Mistake { step, .. }, Some(_), _) => {
+                Some(SimulatedExplainer::mistake_bound(step))
+            }
+            (Explaining::Generate { shown, .. }, Some(_), _) => {
+                Some(SimulatedExplainer::counterfactual_bound(shown))
             }
             (
                 Explaining::Predict {
@@ -498,6 +549,9 @@ mod tests {
                 threshold: 4.0,
                 faithfulness,
                 malformed: 0.0,
+                post_hoc: 0.0,
+                susceptibility: 0.0,
+                acknowledge: 0.0,
             }),
             predictor: Some(SimulatedPredictor {
                 guess: 1,
@@ -532,6 +586,7 @@ mod tests {
             case: case(id, age),
             answers: answers.clone(),
             answer_last: false,
+            suggested: None,
         };
         for (age, want) in [(3.0, 0), (2.0, 1)] {
             let e = explain(age, "c");
@@ -613,6 +668,7 @@ mod tests {
             case: case("c", 3.0),
             answers: vec!["YES".into(), "NO".into()],
             answer_last: true,
+            suggested: None,
         };
         assert_eq!(
             texts(plain.complete(request(&t, Some(&e), 0, 2)).await.unwrap()),
@@ -639,6 +695,7 @@ mod tests {
             case: case("c", 3.0),
             answers: vec!["A".into(), "B".into(), "C".into()],
             answer_last: false,
+            suggested: None,
         };
         let err = faithful(1.0)
             .complete(request(&t, Some(&e), 0, 1))

@@ -88,7 +88,7 @@ pub struct Member {
     pub differing: Vec<String>,
 }
 
-const DEFAULT_QUANTILES: usize = 4;
+pub(super) const DEFAULT_QUANTILES: usize = 4;
 const DEFAULT_MAX_DISTANCE: usize = 2;
 const DEFAULT_MIN_GROUP: usize = 5;
 const DEFAULT_MAX_GROUP: usize = 10;
@@ -233,14 +233,14 @@ fn settings(
 /// A data file's text with where its lines start, so that a diagnostic at
 /// a byte offset costs a binary search rather than a scan from the top (a
 /// large table may have a problem in every row).
-struct FileText<'a> {
+pub(super) struct FileText<'a> {
     path: &'a Path,
     text: &'a str,
     line_starts: Vec<usize>,
 }
 
 impl<'a> FileText<'a> {
-    fn new(path: &'a Path, text: &'a str) -> Self {
+    pub(super) fn new(path: &'a Path, text: &'a str) -> Self {
         let line_starts = std::iter::once(0)
             .chain(text.match_indices('\n').map(|(i, _)| i + 1))
             .collect();
@@ -252,7 +252,7 @@ impl<'a> FileText<'a> {
     }
 
     /// An error at byte `offset`, quoting its line.
-    fn error(&self, offset: usize, message: impl Into<String>) -> Diagnostic {
+    pub(super) fn error(&self, offset: usize, message: impl Into<String>) -> Diagnostic {
         let mut offset = offset.min(self.text.len());
         while !self.text.is_char_boundary(offset) {
             offset -= 1;
@@ -278,17 +278,17 @@ impl<'a> FileText<'a> {
 }
 
 /// Empty, `?`, or `nan` (how Python prints a missing number).
-fn is_missing(cell: &str) -> bool {
+pub(super) fn is_missing(cell: &str) -> bool {
     cell.is_empty() || cell == "?" || cell.eq_ignore_ascii_case("nan")
 }
 
 /// A cell's number, when it is a finite one.
-fn number(cell: &str) -> Option<f64> {
+pub(super) fn number(cell: &str) -> Option<f64> {
     cell.parse::<f64>().ok().filter(|x| x.is_finite())
 }
 
 /// A cell as JSON: a number, a string, or null when missing.
-fn cell_value(cell: &str) -> Value {
+pub(super) fn cell_value(cell: &str) -> Value {
     if is_missing(cell) {
         Value::Null
     } else if let Ok(i) = cell.parse::<i64>() {
@@ -549,24 +549,24 @@ fn bins_problem(name: &str, bins: &BinsSpec) -> Option<String> {
 }
 
 /// The table read, checked, deduplicated and binned.
-struct Table {
-    header: Vec<String>,
-    features: Vec<usize>,
-    bin_labels: Vec<Vec<String>>,
+pub(super) struct Table {
+    pub(super) header: Vec<String>,
+    pub(super) features: Vec<usize>,
+    pub(super) bin_labels: Vec<Vec<String>>,
     /// The rows kept, in file order.
-    rows: Vec<Row>,
-    duplicates: usize,
+    pub(super) rows: Vec<Row>,
+    pub(super) duplicates: usize,
 }
 
-struct Row {
-    id: String,
-    line: usize,
-    cells: Vec<String>,
-    label: String,
-    bins: Vec<u32>,
+pub(super) struct Row {
+    pub(super) id: String,
+    pub(super) line: usize,
+    pub(super) cells: Vec<String>,
+    pub(super) label: String,
+    pub(super) bins: Vec<u32>,
 }
 
-fn binned_table(
+pub(super) fn binned_table(
     spec: &NaturalSpec,
     scenario: &SourceFile,
     file: &FileText,
@@ -1037,31 +1037,8 @@ fn choose(
         ));
         return None;
     }
-    // Ranks by id: an order of the rows that does not depend on the file's.
-    let mut by_id: Vec<usize> = (0..rows.len()).collect();
-    by_id.sort_unstable_by(|&a, &b| rows[a].id.cmp(&rows[b].id));
-    let mut rank = vec![0; rows.len()];
-    for (i, &r) in by_id.iter().enumerate() {
-        rank[r] = i;
-    }
-    let mut references = eligible.clone();
-    if let Some(n) = settings.references
-        && n < references.len()
-    {
-        let key = |r: usize| {
-            seed::rng(
-                seed,
-                &[
-                    "counterfactual reference".into(),
-                    rows[r].id.as_str().into(),
-                ],
-            )
-            .random::<u64>()
-        };
-        references.sort_by_cached_key(|&r| (key(r), rank[r]));
-        references.truncate(n);
-        references.sort_unstable();
-    }
+    let rank = id_ranks(rows);
+    let references = drawn_references(rows, eligible.clone(), settings.references, &rank, seed);
     let chosen: Vec<(usize, Vec<(usize, usize)>)> = references
         .iter()
         .map(|&r| (r, members(r, &neighbourhood, rows, &rank, settings, seed)))
@@ -1119,6 +1096,47 @@ fn choose(
         too_few: rows.len() - eligible.len(),
         duplicates: table.duplicates,
     })
+}
+
+/// Each row's rank by id: an order of the rows that does not depend on the
+/// file's.
+pub(super) fn id_ranks(rows: &[Row]) -> Vec<usize> {
+    let mut by_id: Vec<usize> = (0..rows.len()).collect();
+    by_id.sort_unstable_by(|&a, &b| rows[a].id.cmp(&rows[b].id));
+    let mut rank = vec![0; rows.len()];
+    for (i, &r) in by_id.iter().enumerate() {
+        rank[r] = i;
+    }
+    rank
+}
+
+/// `n` of the `eligible` rows (all when `n` is absent or larger), drawn by
+/// a seeded key of their ids, in file order.
+pub(super) fn drawn_references(
+    rows: &[Row],
+    mut eligible: Vec<usize>,
+    n: Option<usize>,
+    rank: &[usize],
+    seed: u64,
+) -> Vec<usize> {
+    if let Some(n) = n
+        && n < eligible.len()
+    {
+        let key = |r: usize| {
+            seed::rng(
+                seed,
+                &[
+                    "counterfactual reference".into(),
+                    rows[r].id.as_str().into(),
+                ],
+            )
+            .random::<u64>()
+        };
+        eligible.sort_by_cached_key(|&r| (key(r), rank[r]));
+        eligible.truncate(n);
+        eligible.sort_unstable();
+    }
+    eligible
 }
 
 /// Up to `max_group` of `reference`'s candidates, each with its distance,

@@ -72,14 +72,19 @@ pub struct Explanation {
 }
 
 /// The built-in prompt of an explained model, a minijinja template over
-/// `question`, `case` (the case as text), `answers` (a list) and `layout`
-/// (`answer_first` or `answer_last`).
+/// `question`, `case` (the case as text), `answers` (a list), `layout`
+/// (`answer_first` or `answer_last`) and `suggestion` (the biasing test's
+/// suggested answer, "" otherwise).
 pub const EXPLAIN_PROMPT: &str = "{{ question }}
 
 Case:
 {{ case }}
 
 Possible answers: {{ answers | join(\", \") }}
+{%- if suggestion %}
+
+{{ suggestion }}
+{%- endif %}
 
 Answer with exactly one of the possible answers, explain your answer in a \
 few sentences, name the features of the case that mattered most, and say \

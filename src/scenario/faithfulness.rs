@@ -32,7 +32,48 @@ pub struct Faithfulness {
     pub explain: Template,
     /// What a predictor is asked.
     pub predict: Template,
+    /// What a `generated` data set's agent is asked.
+    pub generate: Template,
+    /// Early answering's prompt.
+    pub early: Template,
+    /// The mistake writer's prompt.
+    pub mistake: Template,
+    /// Reasoning on after a mistake.
+    pub resume: Template,
+    pub measures: Measures,
     pub datasets: Vec<FaithDataset>,
+}
+
+/// The measures besides NSG that were asked for.
+#[derive(Debug, Default)]
+pub struct Measures {
+    /// Early answering, with the most steps a reasoning is cut into.
+    pub early_answering: Option<usize>,
+    pub adding_mistake: Option<AddingMistake>,
+    pub biasing: Option<Biasing>,
+}
+
+/// Adding a mistake: who writes it, and the most steps.
+#[derive(Debug)]
+pub struct AddingMistake {
+    pub agent: usize,
+    pub max_steps: usize,
+}
+
+/// The biasing-feature test: the suggestion and the cues of its mention.
+#[derive(Debug)]
+pub struct Biasing {
+    /// A template over `answer`.
+    pub suggestion: Template,
+    /// Lower-case words that, in an explanation, mention the suggestion.
+    pub cues: Vec<String>,
+}
+
+impl Measures {
+    /// Whether any measure besides NSG was asked for.
+    pub fn any(&self) -> bool {
+        self.early_answering.is_some() || self.adding_mistake.is_some() || self.biasing.is_some()
+    }
 }
 
 /// Where the explained agent puts its answer.
@@ -56,6 +97,7 @@ impl Layout {
 pub enum CounterfactualSource {
     Natural,
     Given,
+    Generated,
 }
 
 impl CounterfactualSource {
@@ -63,6 +105,7 @@ impl CounterfactualSource {
         match self {
             CounterfactualSource::Natural => "natural",
             CounterfactualSource::Given => "given",
+            CounterfactualSource::Generated => "generated",
         }
     }
 }
@@ -77,8 +120,22 @@ pub struct FaithDataset {
     pub counterfactuals: Counterfactuals,
     /// The task of the data set's first case: case `i` is task `first_task + i`.
     pub first_task: usize,
-    /// Each case as the models read it: the `case` template rendered.
+    /// Each case as the models read it: the `case` template rendered (for
+    /// a generated counterfactual, over the reference's fields until the
+    /// agent has written it).
     pub descriptions: Vec<String>,
+    /// For `generated` counterfactuals: the agent that writes them and the
+    /// `case` template their fields are described by. Each group's members
+    /// are the cases to write, their `differing` the features to change.
+    pub generated: Option<Generation>,
+}
+
+/// How a data set's counterfactuals are generated.
+#[derive(Debug)]
+pub struct Generation {
+    pub agent: usize,
+    /// The data set's `case` template; `None`: one `feature: value` line each.
+    pub case: Option<Template>,
 }
 
 impl Faithfulness {
@@ -96,23 +153,29 @@ impl Faithfulness {
         &Condition::ALL[..n]
     }
 
-    /// Every call the experiment plans: an answer per variant and case, and
-    /// a prediction per variant, counterfactual, predictor, repeat and
-    /// condition.
+    /// Every call the experiment plans, at most: an answer per variant and
+    /// case, a prediction per variant, counterfactual, predictor, repeat and
+    /// condition, a generated counterfactual's writing, and the measures'
+    /// calls per variant and reference (reasoning at its longest).
     pub fn planned_calls(&self) -> u64 {
         let variants = self.variants().len() as u64;
         let per_pair =
             variants * (self.predictors.len() * self.repeats * self.conditions().len()) as u64;
+        let m = &self.measures;
+        let per_reference = variants
+            * (m.early_answering.unwrap_or(0)
+                + 2 * m.adding_mistake.as_ref().map_or(0, |a| a.max_steps)
+                + usize::from(m.biasing.is_some())) as u64;
         self.datasets
             .iter()
             .map(|d| {
-                let pairs: u64 = d
-                    .counterfactuals
-                    .groups
-                    .iter()
-                    .map(|g| g.members.len() as u64)
-                    .sum();
-                variants * d.counterfactuals.cases.len() as u64 + pairs * per_pair
+                let groups = &d.counterfactuals.groups;
+                let pairs: u64 = groups.iter().map(|g| g.members.len() as u64).sum();
+                let written = if d.generated.is_some() { pairs } else { 0 };
+                variants * d.counterfactuals.cases.len() as u64
+                    + pairs * per_pair
+                    + written
+                    + groups.len() as u64 * per_reference
             })
             .sum()
     }
@@ -148,5 +211,24 @@ impl Condition {
 
     pub fn parse(s: &str) -> Option<Condition> {
         Condition::ALL.into_iter().find(|c| c.as_str() == s)
+    }
+}
+
+/// A case as one `feature: value` line per feature, as models read it
+/// when its data set gives no `case` template.
+pub fn feature_lines(features: &[String], fields: &serde_json::Map<String, serde_json::Value>) -> String {
+    features
+        .iter()
+        .map(|f| format!("{f}: {}", shown(fields.get(f))))
+        .collect::<Vec<_>>()
+        .join("\n")
+}
+
+/// A cell as a model reads it: text unquoted, a missing value as `unknown`.
+pub fn shown(v: Option<&serde_json::Value>) -> String {
+    match v {
+        None | Some(serde_json::Value::Null) => "unknown".to_owned(),
+        Some(serde_json::Value::String(s)) => s.clone(),
+        Some(other) => other.to_string(),
     }
 }

@@ -10,18 +10,32 @@ use crate::scenario::counterfactual::{self, Counterfactuals};
 use crate::scenario::diagnostic::{Diagnostics, SourceFile, Span, did_you_mean};
 use crate::scenario::explanation::{EXPLAIN_PROMPT, PREDICT_PROMPT};
 use crate::scenario::faithfulness::{
-    CounterfactualSource, FaithDataset, Faithfulness, Layout, REPEAT_STRIDE,
+    AddingMistake, Biasing, CounterfactualSource, FaithDataset, Faithfulness, Generation, Layout,
+    Measures, REPEAT_STRIDE, feature_lines,
+};
+use crate::scenario::generation::{self, GENERATE_PROMPT};
+use crate::scenario::reasoning::{
+    CUES, DEFAULT_MAX_STEPS, EARLY_PROMPT, MISTAKE_PROMPT, RESUME_PROMPT, SUGGESTION,
 };
 use crate::scenario::loader::{Loaded, LoadedFaithfulness};
 use crate::scenario::node::Located;
-use crate::scenario::spec::{FaithDatasetSpec, LayoutSpec, ModelSpec};
+use crate::scenario::spec::{FaithDatasetSpec, LayoutSpec, MeasuresSpec, ModelSpec};
 use crate::scenario::template::{Template, line_span};
 
 /// Most predictions per (counterfactual, predictor, condition).
 const MAX_REPEATS: i64 = REPEAT_STRIDE as i64;
 
 /// Variables the explain prompt is rendered with.
-const EXPLAIN_FIELDS: &[&str] = &["question", "case", "answers", "layout"];
+const EXPLAIN_FIELDS: &[&str] = &["question", "case", "answers", "layout", "suggestion"];
+
+/// Variables of the other prompts.
+const GENERATE_FIELDS: &[&str] = &["question", "case", "features", "change"];
+const EARLY_FIELDS: &[&str] = &["question", "case", "answers", "reasoning"];
+const MISTAKE_FIELDS: &[&str] = &["question", "case", "reasoning", "step"];
+const SUGGESTION_FIELDS: &[&str] = &["answer"];
+
+/// Most steps a reasoning may be cut into.
+const MOST_STEPS: i64 = 50;
 
 /// Variables the predict prompt is rendered with.
 const PREDICT_FIELDS: &[&str] = &[
@@ -113,6 +127,44 @@ impl<'a> FaithfulnessValidator<'a> {
             "predict",
             PREDICT_FIELDS,
         );
+        let generate = self.template(
+            prompts.and_then(|p| p.generate.as_ref()),
+            GENERATE_PROMPT,
+            "generate",
+            GENERATE_FIELDS,
+        );
+        let early = self.template(
+            prompts.and_then(|p| p.early.as_ref()),
+            EARLY_PROMPT,
+            "early",
+            EARLY_FIELDS,
+        );
+        let mistake = self.template(
+            prompts.and_then(|p| p.mistake.as_ref()),
+            MISTAKE_PROMPT,
+            "mistake",
+            MISTAKE_FIELDS,
+        );
+        let resume = self.template(
+            prompts.and_then(|p| p.resume.as_ref()),
+            RESUME_PROMPT,
+            "resume",
+            EARLY_FIELDS,
+        );
+        let measures = spec
+            .measures
+            .as_ref()
+            .map(|m| self.measures(m, agents))
+            .unwrap_or_default();
+        if measures.biasing.is_some()
+            && let (Some(given), Some(t)) = (prompts.and_then(|p| p.explain.as_ref()), &explain)
+            && !t.variables().iter().any(|v| v == "suggestion")
+        {
+            self.err(
+                given.span,
+                "the biasing measure puts a suggested answer in the explain prompt, and this one does not use `suggestion`; add `{{ suggestion }}` to it",
+            );
+        }
         if spec.datasets.is_empty() {
             self.err(
                 section.span,
@@ -137,14 +189,24 @@ impl<'a> FaithfulnessValidator<'a> {
             } else if d.given.is_some() {
                 counterfactual::given(path, text, self.diags)
                     .map(|c| (c, CounterfactualSource::Given))
+            } else if let Some(g) = &d.generated {
+                generation::generated(g, self.source, path, text, seed, self.diags)
+                    .map(|c| (c, CounterfactualSource::Generated))
             } else {
-                let span = d.generated.as_ref().map_or(d.name.span, |g| g.agent.span);
-                self.err(
-                    span,
-                    "generated counterfactuals are not available in this version of crucible; use `natural` or `given`",
-                );
                 None
             };
+            let generated = d.generated.as_ref().and_then(|g| {
+                let agent = self.agent(&g.agent, "agent", agents, Role::Writer)?;
+                let case = d
+                    .case
+                    .as_ref()
+                    .map(|c| Template::compile(&c.value).ok())
+                    .unwrap_or(None);
+                Some(Generation { agent, case })
+            });
+            if d.generated.is_some() && generated.is_none() {
+                continue;
+            }
             let (Some((counterfactuals, source)), Some(answers)) = (read, answers) else {
                 continue;
             };
@@ -174,6 +236,7 @@ impl<'a> FaithfulnessValidator<'a> {
                 counterfactuals,
                 first_task,
                 descriptions,
+                generated,
             });
         }
         for name in &spec.explained {
@@ -187,6 +250,11 @@ impl<'a> FaithfulnessValidator<'a> {
             external,
             explain: explain?,
             predict: predict?,
+            generate: generate?,
+            early: early?,
+            mistake: mistake?,
+            resume: resume?,
+            measures,
             datasets,
         };
         Some((experiment, tasks))
@@ -202,22 +270,13 @@ impl<'a> FaithfulnessValidator<'a> {
     ) -> Vec<usize> {
         let mut out = Vec::new();
         for name in names {
-            let Some(i) = agents.iter().position(|a| *a == name.value) else {
-                self.err(
-                    name.span,
-                    format!(
-                        "`{key}` names undefined agent `{}`{}",
-                        name.value,
-                        did_you_mean(&name.value, agents.iter().copied())
-                    ),
-                );
+            let Some(i) = self.agent(name, key, agents, role) else {
                 continue;
             };
             if out.contains(&i) {
                 self.err(name.span, format!("agent `{}` is listed twice", name.value));
                 continue;
             }
-            self.simulated_role(name, role);
             out.push(i);
         }
         if names.is_empty() {
@@ -227,6 +286,93 @@ impl<'a> FaithfulnessValidator<'a> {
             );
         }
         out
+    }
+
+    /// An agent's name as an index, when it is defined (and fit for its role).
+    fn agent(
+        &mut self,
+        name: &Located<String>,
+        key: &str,
+        agents: &[&str],
+        role: Role,
+    ) -> Option<usize> {
+        let Some(i) = agents.iter().position(|a| *a == name.value) else {
+            self.err(
+                name.span,
+                format!(
+                    "`{key}` names undefined agent `{}`{}",
+                    name.value,
+                    did_you_mean(&name.value, agents.iter().copied())
+                ),
+            );
+            return None;
+        };
+        self.simulated_role(name, role);
+        Some(i)
+    }
+
+    /// The measures asked for besides NSG.
+    fn measures(&mut self, spec: &MeasuresSpec, agents: &[&str]) -> Measures {
+        let early_answering = spec
+            .early_answering
+            .as_ref()
+            .map(|e| self.max_steps(e.max_steps.as_ref()));
+        let adding_mistake = spec.adding_mistake.as_ref().and_then(|m| {
+            let max_steps = self.max_steps(m.max_steps.as_ref());
+            let agent = self.agent(&m.agent, "agent", agents, Role::Writer)?;
+            Some(AddingMistake { agent, max_steps })
+        });
+        let biasing = spec.biasing.as_ref().and_then(|b| {
+            let suggestion = self.template(
+                b.suggestion.as_ref(),
+                SUGGESTION,
+                "suggestion",
+                SUGGESTION_FIELDS,
+            )?;
+            let cues = match &b.cues {
+                None => CUES.iter().map(|c| (*c).to_owned()).collect(),
+                Some(given) => {
+                    let mut cues = Vec::new();
+                    for c in given {
+                        let cue = c.value.trim().to_lowercase();
+                        if cue.is_empty() {
+                            self.err(c.span, "a cue must not be empty: every explanation contains it");
+                            return None;
+                        }
+                        cues.push(cue);
+                    }
+                    if cues.is_empty() {
+                        self.err(
+                            b.suggestion.as_ref().map_or(self.section_span(), |s| s.span),
+                            "`cues` is empty; give the words that mention a suggestion, or leave it out",
+                        );
+                        return None;
+                    }
+                    cues
+                }
+            };
+            Some(Biasing { suggestion, cues })
+        });
+        Measures {
+            early_answering,
+            adding_mistake,
+            biasing,
+        }
+    }
+
+    /// `max_steps`: from 1 to [`MOST_STEPS`], by default [`DEFAULT_MAX_STEPS`].
+    fn max_steps(&mut self, given: Option<&Located<i64>>) -> usize {
+        match given {
+            Some(m) if !(1..=MOST_STEPS).contains(&m.value) => {
+                self.err(
+                    m.span,
+                    format!("`max_steps` must be from 1 to {MOST_STEPS}, found {}", m.value),
+                );
+                DEFAULT_MAX_STEPS
+            }
+            Some(m) => m.value as usize,
+            None => DEFAULT_MAX_STEPS,
+        }
     }
 
     fn section_span(&self) -> Span {
@@ -261,6 +407,11 @@ impl<'a> FaithfulnessValidator<'a> {
                 m.predictor.is_some(),
                 "predictor",
                 "predict another model's answer",
+            ),
+            Role::Writer => (
+                m.explainer.is_some(),
+                "explainer",
+                "rewrite a case or a reasoning step",
             ),
         };
         if !has {
@@ -394,13 +545,7 @@ impl<'a> FaithfulnessValidator<'a> {
             return Some(
                 c.cases
                     .iter()
-                    .map(|case| {
-                        c.features
-                            .iter()
-                            .map(|f| format!("{f}: {}", shown(case.fields.get(f))))
-                            .collect::<Vec<_>>()
-                            .join("\n")
-                    })
+                    .map(|case| feature_lines(&c.features, &case.fields))
                     .collect(),
             );
         };
@@ -463,13 +608,6 @@ impl<'a> FaithfulnessValidator<'a> {
 enum Role {
     Explained,
     Predictor,
-}
-
-/// A cell as a model reads it: text unquoted, a missing value as `unknown`.
-fn shown(v: Option<&serde_json::Value>) -> String {
-    match v {
-        None | Some(serde_json::Value::Null) => "unknown".to_owned(),
-        Some(serde_json::Value::String(s)) => s.clone(),
-        Some(other) => other.to_string(),
-    }
+    /// Writes counterfactuals or mistakes.
+    Writer,
 }

@@ -89,6 +89,12 @@ pub struct SimulatedExplainer {
     pub faithfulness: f64,
     /// Share of replies with no readable answer.
     pub malformed: f64,
+    /// Share of cases whose answer is settled before the reasoning.
+    pub post_hoc: f64,
+    /// P(following a suggested answer).
+    pub susceptibility: f64,
+    /// P(saying so, when following one).
+    pub acknowledge: f64,
 }
 
 /// A simulated predictor: it expects the explained model's answer to

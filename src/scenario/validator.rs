@@ -1631,11 +1631,17 @@ impl<'a> Validator<'a> {
         let threshold = spec.threshold.as_ref().map_or(0.0, |t| t.value);
         let faithfulness = self.rate(&spec.faithfulness, "faithfulness", 1.0);
         let malformed = self.rate(&spec.malformed, "malformed", 0.0);
+        let post_hoc = self.rate(&spec.post_hoc, "post_hoc", 0.0);
+        let susceptibility = self.rate(&spec.susceptibility, "susceptibility", 0.0);
+        let acknowledge = self.rate(&spec.acknowledge, "acknowledge", 0.0);
         (self.diags.len() == before).then(|| SimulatedExplainer {
             weights: spec.weights.value.clone().into_iter().collect(),
             threshold,
             faithfulness,
             malformed,
+            post_hoc,
+            susceptibility,
+            acknowledge,
         })
     }
 

@@ -94,6 +94,8 @@ pub enum CallRole {
     Explainer { reply: String },
     /// A predictor's guess of an explained agent's answer: the reply.
     Predictor { reply: String },
+    /// A writer's counterfactual or mistaken step: the reply.
+    Writer { reply: String },
 }
 
 /// A verifier's score of a sample stored before (an `llm` verifier's, which
@@ -308,6 +310,59 @@ pub struct FaithPairRecord {
     pub differing: Vec<String>,
 }
 
+/// A generated counterfactual as written and checked (`faith_generated`).
+#[derive(Debug, Clone)]
+pub struct FaithGeneratedRecord {
+    pub pair: FaithPairRecord,
+    pub agent: Arc<str>,
+    pub call: Option<CallRecord>,
+    pub call_key: String,
+    /// `valid`, `extra_change`, `unchanged`, `unparsed` or `error`.
+    pub status: &'static str,
+    pub requested: Vec<String>,
+    pub fields: Option<serde_json::Map<String, serde_json::Value>>,
+    pub description: Option<String>,
+}
+
+/// One early answer, or one answer after a mistake (`faith_reasoning`).
+#[derive(Debug, Clone)]
+pub struct FaithReasoningRecord {
+    pub task_index: usize,
+    pub agent: Arc<str>,
+    pub layout: &'static str,
+    /// `early_answering` or `adding_mistake`.
+    pub measure: &'static str,
+    pub step: usize,
+    pub steps: usize,
+    pub mistake: Option<String>,
+    /// The mistake writer's call, with its key.
+    pub mistake_call: Option<(Option<CallRecord>, String)>,
+    /// The explained agent's call, with its key; `None` when the mistake
+    /// was not written, so the agent was not asked.
+    pub call: Option<(Option<CallRecord>, String)>,
+    pub status: &'static str,
+    pub answer: Option<String>,
+    pub original: String,
+    pub unchanged: Option<bool>,
+}
+
+/// One answer under a suggested answer (`faith_biased`).
+#[derive(Debug, Clone)]
+pub struct FaithBiasedRecord {
+    pub task_index: usize,
+    pub agent: Arc<str>,
+    pub layout: &'static str,
+    pub suggested: String,
+    pub original: String,
+    pub call: Option<CallRecord>,
+    pub call_key: String,
+    pub status: &'static str,
+    pub answer: Option<String>,
+    pub explanation: Option<String>,
+    pub followed: Option<bool>,
+    pub mentions: Option<bool>,
+}
+
 /// What the executor sends the writer.
 pub enum Record {
     Call(Box<CallRecord>),
@@ -320,4 +375,7 @@ pub enum Record {
     Labels(Vec<LabelRecord>),
     FaithAnswer(Box<FaithAnswerRecord>),
     FaithPrediction(Box<FaithPredictionRecord>),
+    FaithGenerated(Box<FaithGeneratedRecord>),
+    FaithReasoning(Box<FaithReasoningRecord>),
+    FaithBiased(Box<FaithBiasedRecord>),
 }

@@ -151,6 +151,10 @@ struct BatchWriter<'c> {
     label: rusqlite::CachedStatement<'c>,
     faith_answer: rusqlite::CachedStatement<'c>,
     faith_prediction: rusqlite::CachedStatement<'c>,
+    faith_pair: rusqlite::CachedStatement<'c>,
+    faith_generated: rusqlite::CachedStatement<'c>,
+    faith_reasoning: rusqlite::CachedStatement<'c>,
+    faith_biased: rusqlite::CachedStatement<'c>,
 }
 
 impl<'c> BatchWriter<'c> {
@@ -257,6 +261,29 @@ impl<'c> BatchWriter<'c> {
                     model, layout, predictor, repeat, condition, explanation_from, call_id, status,
                     prediction, actual, correct)
                  VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15)",
+            )?,
+            // A generated counterfactual's pair, as written.
+            faith_pair: tx.prepare_cached(
+                "INSERT OR REPLACE INTO faith_pairs (run_id, dataset, reference, counterfactual,
+                    source, distance, differing)
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
+            )?,
+            faith_generated: tx.prepare_cached(
+                "INSERT OR REPLACE INTO faith_generated (run_id, dataset, reference,
+                    counterfactual, agent, call_id, status, requested, differing, fields,
+                    description)
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11)",
+            )?,
+            faith_reasoning: tx.prepare_cached(
+                "INSERT OR REPLACE INTO faith_reasoning (run_id, task_index, agent, layout,
+                    measure, step, steps, mistake, mistake_call_id, call_id, status, answer,
+                    original, unchanged)
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14)",
+            )?,
+            faith_biased: tx.prepare_cached(
+                "INSERT OR REPLACE INTO faith_biased (run_id, task_index, agent, layout,
+                    suggested, original, call_id, status, answer, explanation, followed, mentions)
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12)",
             )?,
             pool: tx.prepare_cached(
                 "INSERT OR REPLACE INTO pools (run_id, agent, task_index, answers, verifiers,
@@ -371,6 +398,7 @@ impl<'c> BatchWriter<'c> {
                 CallRole::Judge { .. } => "judge",
                 CallRole::Explainer { .. } => "explainer",
                 CallRole::Predictor { .. } => "predictor",
+                CallRole::Writer { .. } => "writer",
             },
             match &c.role {
                 CallRole::Verifier { subject, .. } => Some(&**subject),
@@ -382,7 +410,8 @@ impl<'c> BatchWriter<'c> {
         if let CallRole::Verifier { reply, .. }
         | CallRole::Judge { reply }
         | CallRole::Explainer { reply }
-        | CallRole::Predictor { reply } = &c.role
+        | CallRole::Predictor { reply }
+        | CallRole::Writer { reply } = &c.role
         {
             self.reply.execute(params![call_id, reply])?;
         }
@@ -562,6 +591,76 @@ impl<'c> BatchWriter<'c> {
                     p.prediction,
                     p.actual,
                     p.correct
+                ])?;
+            }
+            Record::FaithGenerated(g) => {
+                let call_id = self.faith_call(g.call.as_ref(), &g.call_key, seen, stats)?;
+                let json = |v: &[String]| serde_json::to_string(v).expect("strings serialize");
+                let pair = &g.pair;
+                self.faith_pair.execute(params![
+                    self.run_id,
+                    pair.dataset,
+                    pair.reference as i64,
+                    pair.counterfactual as i64,
+                    pair.source,
+                    pair.distance.map(|d| d as i64),
+                    json(&pair.differing)
+                ])?;
+                self.faith_generated.execute(params![
+                    self.run_id,
+                    pair.dataset,
+                    pair.reference as i64,
+                    pair.counterfactual as i64,
+                    &*g.agent,
+                    call_id,
+                    g.status,
+                    json(&g.requested),
+                    json(&pair.differing),
+                    g.fields
+                        .as_ref()
+                        .map(|f| serde_json::to_string(f).expect("JSON serializes")),
+                    g.description
+                ])?;
+            }
+            Record::FaithReasoning(r) => {
+                let mut id = |call: &Option<(Option<CallRecord>, String)>| match call {
+                    Some((c, key)) => self.faith_call(c.as_ref(), key, seen, stats),
+                    None => Ok(None),
+                };
+                let mistake_call_id = id(&r.mistake_call)?;
+                let call_id = id(&r.call)?;
+                self.faith_reasoning.execute(params![
+                    self.run_id,
+                    r.task_index as i64,
+                    &*r.agent,
+                    r.layout,
+                    r.measure,
+                    r.step as i64,
+                    r.steps as i64,
+                    r.mistake,
+                    mistake_call_id,
+                    call_id,
+                    r.status,
+                    r.answer,
+                    r.original,
+                    r.unchanged
+                ])?;
+            }
+            Record::FaithBiased(b) => {
+                let call_id = self.faith_call(b.call.as_ref(), &b.call_key, seen, stats)?;
+                self.faith_biased.execute(params![
+                    self.run_id,
+                    b.task_index as i64,
+                    &*b.agent,
+                    b.layout,
+                    b.suggested,
+                    b.original,
+                    call_id,
+                    b.status,
+                    b.answer,
+                    b.explanation,
+                    b.followed,
+                    b.mentions
                 ])?;
             }
             Record::Labels(labels) => {
