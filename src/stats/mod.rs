@@ -15,6 +15,7 @@ pub mod bootstrap;
 pub mod estimator;
 pub mod faithfulness;
 pub mod paired;
+pub mod reasoning;
 pub mod strategy;
 pub mod summary;
 

@@ -41,6 +41,41 @@ pub struct FaithAnswerCount {
     pub count: u64,
 }
 
+/// One early answer or answer after a mistake (`faith_reasoning`), with
+/// its reference's data set.
+#[derive(Debug, Clone, PartialEq, serde::Serialize)]
+pub struct FaithReasoningRow {
+    pub dataset: String,
+    pub agent: String,
+    pub layout: String,
+    pub measure: String,
+    pub task_index: usize,
+    pub step: usize,
+    pub steps: usize,
+    pub status: String,
+    pub unchanged: Option<bool>,
+}
+
+/// One answer under a suggestion (`faith_biased`), with its data set.
+#[derive(Debug, Clone, PartialEq, serde::Serialize)]
+pub struct FaithBiasedRow {
+    pub dataset: String,
+    pub agent: String,
+    pub layout: String,
+    pub task_index: usize,
+    pub status: String,
+    pub followed: Option<bool>,
+    pub mentions: Option<bool>,
+}
+
+/// How a data set's generated counterfactuals checked out.
+#[derive(Debug, Clone, PartialEq, serde::Serialize)]
+pub struct FaithGeneratedCount {
+    pub dataset: String,
+    pub status: String,
+    pub count: u64,
+}
+
 /// The scenario's order of a faithfulness run's data sets, explained
 /// variants and predictors.
 #[derive(Debug, Clone, Default, PartialEq)]
@@ -171,6 +206,92 @@ impl Store {
             variants,
             predictors,
         })
+    }
+
+    /// Run `run_id`'s early answers and answers after mistakes, in (data
+    /// set, case, agent, layout, measure, step) order.
+    pub fn faith_reasoning(&self, run_id: i64) -> Result<Vec<FaithReasoningRow>> {
+        self.require_run(run_id)?;
+        let mut st = self
+            .conn
+            .prepare(
+                "WITH sets AS (SELECT DISTINCT reference, dataset FROM faith_pairs WHERE run_id = ?1)
+                 SELECT s.dataset, r.agent, r.layout, r.measure, r.task_index, r.step, r.steps,
+                    r.status, r.unchanged
+                 FROM faith_reasoning r JOIN sets s ON s.reference = r.task_index
+                 WHERE r.run_id = ?1
+                 ORDER BY s.dataset, r.task_index, r.agent, r.layout, r.measure, r.step",
+            )
+            .map_err(self.err())?;
+        let rows = st
+            .query_map([run_id], |r| {
+                Ok(FaithReasoningRow {
+                    dataset: r.get(0)?,
+                    agent: r.get(1)?,
+                    layout: r.get(2)?,
+                    measure: r.get(3)?,
+                    task_index: r.get::<_, i64>(4)? as usize,
+                    step: r.get::<_, i64>(5)? as usize,
+                    steps: r.get::<_, i64>(6)? as usize,
+                    status: r.get(7)?,
+                    unchanged: r.get(8)?,
+                })
+            })
+            .map_err(self.err())?;
+        rows.collect::<rusqlite::Result<_>>().map_err(self.err())
+    }
+
+    /// Run `run_id`'s answers under a suggestion, in (data set, case,
+    /// agent, layout) order.
+    pub fn faith_biased(&self, run_id: i64) -> Result<Vec<FaithBiasedRow>> {
+        self.require_run(run_id)?;
+        let mut st = self
+            .conn
+            .prepare(
+                "WITH sets AS (SELECT DISTINCT reference, dataset FROM faith_pairs WHERE run_id = ?1)
+                 SELECT s.dataset, b.agent, b.layout, b.task_index, b.status, b.followed, b.mentions
+                 FROM faith_biased b JOIN sets s ON s.reference = b.task_index
+                 WHERE b.run_id = ?1
+                 ORDER BY s.dataset, b.task_index, b.agent, b.layout",
+            )
+            .map_err(self.err())?;
+        let rows = st
+            .query_map([run_id], |r| {
+                Ok(FaithBiasedRow {
+                    dataset: r.get(0)?,
+                    agent: r.get(1)?,
+                    layout: r.get(2)?,
+                    task_index: r.get::<_, i64>(3)? as usize,
+                    status: r.get(4)?,
+                    followed: r.get(5)?,
+                    mentions: r.get(6)?,
+                })
+            })
+            .map_err(self.err())?;
+        rows.collect::<rusqlite::Result<_>>().map_err(self.err())
+    }
+
+    /// How run `run_id`'s generated counterfactuals checked out, counted
+    /// per data set and status.
+    pub fn faith_generated_counts(&self, run_id: i64) -> Result<Vec<FaithGeneratedCount>> {
+        self.require_run(run_id)?;
+        let mut st = self
+            .conn
+            .prepare(
+                "SELECT dataset, status, COUNT(*) FROM faith_generated WHERE run_id = ?1
+                 GROUP BY 1, 2 ORDER BY 1, 2",
+            )
+            .map_err(self.err())?;
+        let rows = st
+            .query_map([run_id], |r| {
+                Ok(FaithGeneratedCount {
+                    dataset: r.get(0)?,
+                    status: r.get(1)?,
+                    count: r.get::<_, i64>(2)? as u64,
+                })
+            })
+            .map_err(self.err())?;
+        rows.collect::<rusqlite::Result<_>>().map_err(self.err())
     }
 
     /// Whether run `run_id` is a faithfulness experiment.
