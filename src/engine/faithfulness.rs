@@ -475,7 +475,8 @@ impl Experiment {
         let c = &set.counterfactuals;
         let group = &c.groups[g];
         let member = &group.members[m];
-        let reference = &c.cases[group.reference];
+        // The case to write starts as the reference without its label.
+        let start = &c.cases[member.case];
         let task = &sc.tasks[set.first_task + member.case];
         let (description, view) = self.described(set, group.reference);
         let context = serde_json::json!({
@@ -490,7 +491,7 @@ impl Experiment {
             shown: c
                 .features
                 .iter()
-                .map(|feature| (feature.clone(), shown(reference.fields.get(feature))))
+                .map(|feature| (feature.clone(), shown(start.fields.get(feature))))
                 .collect(),
             change: member.differing.clone(),
         };
@@ -499,7 +500,7 @@ impl Experiment {
                 CallRole::Writer { reply }
             })
             .await?;
-        let read = read_written(&sent.text, &c.features, &reference.fields, &member.differing);
+        let read = read_written(&sent.text, &c.features, &start.fields, &member.differing);
         let status = match &sent.error {
             Some(_) => "error",
             None => read.verdict.as_str(),

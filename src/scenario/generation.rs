@@ -17,7 +17,7 @@ use serde_json::{Map, Value};
 
 use crate::scenario::counterfactual::{
     Case, Counterfactuals, DEFAULT_QUANTILES, FileText, Group, Member, binned_table, cell_value,
-    drawn_references, id_ranks, number,
+    drawn_references, id_ranks, is_missing, number,
 };
 use crate::scenario::diagnostic::{Diagnostics, SourceFile};
 use crate::scenario::node::Located;
@@ -44,7 +44,8 @@ that order, and nothing else.
 
 /// A generated data set's plan, read from its table: the reference cases,
 /// each followed by the counterfactuals to write, whose `fields` are (until
-/// written) the reference's and whose group member says what to change.
+/// written) the reference's without its label and whose group member says
+/// what to change.
 /// Features' values for simulated models are the cells' numbers (0 for text
 /// or a missing cell).
 pub fn generated(
@@ -110,11 +111,35 @@ pub fn generated(
     }
     let rows = &table.rows;
     let rank = id_ranks(rows);
-    let chosen = drawn_references(rows, (0..rows.len()).collect(), references, &rank, seed);
+    // Only features a row knows are changed, and one is kept: a row needs
+    // two it knows.
+    let known = |r: usize| -> Vec<String> {
+        table
+            .features
+            .iter()
+            .zip(&features)
+            .filter(|&(&c, _)| !is_missing(&rows[r].cells[c]))
+            .map(|(_, f)| f.clone())
+            .collect()
+    };
+    let eligible: Vec<usize> = (0..rows.len()).filter(|&r| known(r).len() >= 2).collect();
+    if eligible.is_empty() {
+        diags.push(scenario.error(
+            spec.file.span,
+            format!(
+                "no row of {} ({} rows) knows two of its features, so none can have one changed and another kept; fill in missing cells or choose other `features`",
+                csv_path.display(),
+                rows.len()
+            ),
+        ));
+        return None;
+    }
+    let chosen = drawn_references(rows, eligible.clone(), references, &rank, seed);
     let mut cases = Vec::new();
     let mut groups = Vec::new();
     for &r in &chosen {
         let row = &rows[r];
+        let known = known(r);
         let fields: Map<String, Value> = table
             .header
             .iter()
@@ -135,9 +160,13 @@ pub fn generated(
             values: values.clone(),
             label: row.label.clone(),
         });
+        // A counterfactual's label is not known: it starts as the
+        // reference without one.
+        let mut unlabelled = fields.clone();
+        unlabelled.insert(spec.label.value.clone(), Value::Null);
         let mut members = Vec::with_capacity(per_reference);
         for j in 0..per_reference {
-            let change = changes(&features, &row.id, j, seed);
+            let change = changes(&known, &row.id, j, seed);
             members.push(Member {
                 case: cases.len(),
                 distance: change.len(),
@@ -146,7 +175,7 @@ pub fn generated(
             cases.push(Case {
                 id: format!("{}~{}", row.id, j + 1),
                 line: row.line,
-                fields: fields.clone(),
+                fields: unlabelled.clone(),
                 bins: row.bins.clone(),
                 values: values.clone(),
                 label: String::new(),
@@ -159,15 +188,16 @@ pub fn generated(
         bin_labels: table.bin_labels,
         cases,
         groups,
-        eligible: rows.len(),
-        too_few: 0,
+        eligible: eligible.len(),
+        too_few: rows.len() - eligible.len(),
         duplicates: table.duplicates,
     })
 }
 
-/// The features counterfactual `j` of reference `id` changes: one or two
-/// (one when there are only two features, so that one is kept), drawn with
-/// the seed keyed by the reference's id, in feature order.
+/// The features counterfactual `j` of reference `id` changes, of those
+/// its row knows (`features`): one or two (one when there are only two, so
+/// that one is kept), drawn with the seed keyed by the reference's id, in
+/// feature order. A row that knows fewer than two features gets none.
 pub fn changes(features: &[String], id: &str, j: usize, seed: u64) -> Vec<String> {
     let mut rng = seed::rng(seed, &["generated change".into(), id.into(), j.into()]);
     let count = if features.len() >= 3 {

@@ -5,6 +5,7 @@ use std::path::PathBuf;
 use std::process::ExitCode;
 
 use crucible::Runner;
+use crucible::scenario::faithfulness::CounterfactualSource;
 
 use super::common::SetArgs;
 
@@ -43,8 +44,13 @@ pub fn exec(Args { file, set }: Args) -> anyhow::Result<ExitCode> {
     for d in s.faithfulness.iter().flat_map(|f| &f.datasets) {
         let c = &d.counterfactuals;
         let pairs: usize = c.groups.iter().map(|g| g.members.len()).sum();
+        // A generated data set's rows lack no neighbours but known features.
+        let too_few = match d.source {
+            CounterfactualSource::Generated => "with fewer than two known features",
+            _ => "with too few neighbours",
+        };
         outln!(
-            "  data set {}: {} references with {pairs} {} counterfactuals, {} cases; {} rows eligible as references, {} with too few neighbours, {} duplicates dropped",
+            "  data set {}: {} references with {pairs} {} counterfactuals, {} cases; {} rows eligible as references, {} {too_few}, {} duplicates dropped",
             d.name,
             c.groups.len(),
             d.source.as_str(),
