@@ -754,17 +754,27 @@ mod tests {
             let text = render(
                 EXPLAIN_PROMPT,
                 serde_json::json!({"question": "Heart disease?", "case": "age: 60",
-                    "answers": ["YES", "NO"], "layout": layout}),
+                    "answers": ["YES", "NO"], "layout": layout, "suggestion": ""}),
             );
             let format = text.split("format:\n").nth(1).unwrap();
             assert!(format.starts_with(first), "{text}");
             assert_eq!(format.lines().count(), 4, "{text}");
-            assert!(text.contains("Possible answers: YES, NO"), "{text}");
+            assert!(text.contains("Possible answers: YES, NO\n\nAnswer with"), "{text}");
+            // The biasing test's suggestion, after the answers.
+            let biased = render(
+                EXPLAIN_PROMPT,
+                serde_json::json!({"question": "Heart disease?", "case": "age: 60",
+                    "answers": ["YES", "NO"], "layout": layout, "suggestion": "I think NO."}),
+            );
+            assert!(
+                biased.contains("Possible answers: YES, NO\n\nI think NO.\n\nAnswer with"),
+                "{biased}"
+            );
         }
         assert_eq!(
             Template::compile(EXPLAIN_PROMPT).unwrap().variables(),
             std::collections::BTreeSet::from(
-                ["answers", "case", "layout", "question"].map(String::from)
+                ["answers", "case", "layout", "question", "suggestion"].map(String::from)
             )
         );
         let predict = |explanation: &str, factors: &[&str]| {
@@ -796,7 +806,7 @@ mod tests {
         let explain = render(
             EXPLAIN_PROMPT,
             serde_json::json!({"question": "Heart disease?", "case": "age: 60",
-                "answers": ["YES", "NO"], "layout": "answer_first"}),
+                "answers": ["YES", "NO"], "layout": "answer_first", "suggestion": ""}),
         );
         assert_eq!(
             read_explanation(&explain, &yes_no()).answer,

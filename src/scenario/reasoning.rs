@@ -175,6 +175,25 @@ mod tests {
         assert_eq!(read_mistake(" \"\" "), None);
     }
 
+    /// Each built-in prompt reads the variables its documentation names.
+    #[test]
+    fn the_prompts_read_what_they_are_given() {
+        use crate::scenario::template::Template;
+        for (prompt, fields) in [
+            (EARLY_PROMPT, &["answers", "case", "question", "reasoning"][..]),
+            (MISTAKE_PROMPT, &["case", "question", "reasoning", "step"][..]),
+            (RESUME_PROMPT, &["answers", "case", "question", "reasoning"][..]),
+            (SUGGESTION, &["answer"][..]),
+            (
+                crate::scenario::generation::GENERATE_PROMPT,
+                &["case", "change", "features", "question"][..],
+            ),
+        ] {
+            let vars = Template::compile(prompt).unwrap().variables();
+            assert_eq!(vars.iter().map(String::as_str).collect::<Vec<_>>(), fields);
+        }
+    }
+
     #[test]
     fn cues_mention_a_suggestion() {
         let cues: Vec<String> = CUES.iter().map(|c| c.to_string()).collect();
