@@ -40,6 +40,8 @@ use crate::store::{
 
 mod measures;
 
+use measures::Subject;
+
 /// The counterfactual pairs of `scenario`'s experiment, as stored with the run.
 pub fn faith_pairs(scenario: &Scenario) -> Vec<FaithPairRecord> {
     let Some(f) = &scenario.faithfulness else {
@@ -101,11 +103,19 @@ type Replies = Vec<Vec<Option<Answered>>>;
 enum Job {
     Predict(Ask),
     /// The reference again, with another answer suggested.
-    Biased { variant: usize },
+    Biased {
+        variant: usize,
+    },
     /// The answer after the first `step` reasoning steps.
-    Early { variant: usize, step: usize },
+    Early {
+        variant: usize,
+        step: usize,
+    },
     /// Step `step` rewritten with a mistake, then the reasoning resumed.
-    Mistake { variant: usize, step: usize },
+    Mistake {
+        variant: usize,
+        step: usize,
+    },
 }
 
 /// One prediction to make.
@@ -279,8 +289,13 @@ impl Experiment {
             }
             jobs.extend(self.measure_jobs(v, &replies));
         }
+        let subject = Subject {
+            set,
+            reference: group.reference,
+            replies: &replies,
+        };
         let done = futures_util::stream::iter(jobs)
-            .map(|job| self.job(set, group.reference, job, &replies))
+            .map(|job| self.job(&subject, job))
             .buffer_unordered(concurrency)
             .collect::<Vec<_>>()
             .await;
@@ -307,22 +322,12 @@ impl Experiment {
     }
 
     /// One job; the error of a call that failed, when one did.
-    async fn job(
-        &self,
-        set: &FaithDataset,
-        reference: usize,
-        job: Job,
-        replies: &Replies,
-    ) -> Result<Option<String>, Stop> {
+    async fn job(&self, at: &Subject<'_>, job: Job) -> Result<Option<String>, Stop> {
         match job {
-            Job::Predict(ask) => self.predict(ask, replies).await,
-            Job::Biased { variant } => self.biased(set, reference, variant, replies).await,
-            Job::Early { variant, step } => {
-                self.early(set, reference, variant, step, replies).await
-            }
-            Job::Mistake { variant, step } => {
-                self.mistake(set, reference, variant, step, replies).await
-            }
+            Job::Predict(ask) => self.predict(ask, at.replies).await,
+            Job::Biased { variant } => self.biased(at, variant).await,
+            Job::Early { variant, step } => self.early(at, variant, step).await,
+            Job::Mistake { variant, step } => self.mistake(at, variant, step).await,
         }
     }
 

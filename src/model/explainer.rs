@@ -264,10 +264,7 @@ impl SimulatedExplainer {
     /// The longest counterfactual: each value as shown, the changed ones
     /// negated or a number one further (a few more digits at most).
     pub fn counterfactual_bound(shown: &[(String, String)]) -> usize {
-        shown
-            .iter()
-            .map(|(f, v)| f.len() + v.len() + 32)
-            .sum()
+        shown.iter().map(|(f, v)| f.len() + v.len() + 32).sum()
     }
 }
 
@@ -404,7 +401,9 @@ mod tests {
         for i in 0..100 {
             let c = case(i);
             for answer_last in [false, true] {
-                let text = e.reply(&c, &answers(), answer_last, None, &mut rng(i)).unwrap();
+                let text = e
+                    .reply(&c, &answers(), answer_last, None, &mut rng(i))
+                    .unwrap();
                 // The factors drawn as the reply draws them, after its
                 // malformed draw.
                 let mut r = rng(i);
@@ -514,7 +513,9 @@ mod tests {
                     let c = case(i);
                     let mut r = rng(i);
                     let post_hoc = r.random::<f64>() < post_hoc_rate;
-                    let text = e.early(&c, &answers(), (shown, steps), post_hoc, &mut r).unwrap();
+                    let text = e
+                        .early(&c, &answers(), (shown, steps), post_hoc, &mut r)
+                        .unwrap();
                     read_explanation(&text, &answers()).answer == Reading::Answer(e.decide(&c))
                 })
                 .count();
@@ -532,8 +533,15 @@ mod tests {
             let c = case(i);
             for post_hoc in [false, true] {
                 let text = e.resume(&c, &answers(), post_hoc).unwrap();
-                let want = if post_hoc { e.decide(&c) } else { 1 - e.decide(&c) };
-                assert_eq!(read_explanation(&text, &answers()).answer, Reading::Answer(want));
+                let want = if post_hoc {
+                    e.decide(&c)
+                } else {
+                    1 - e.decide(&c)
+                };
+                assert_eq!(
+                    read_explanation(&text, &answers()).answer,
+                    Reading::Answer(want)
+                );
                 assert!(text.len() <= SimulatedExplainer::answer_bound(&answers()));
             }
         }

@@ -183,9 +183,11 @@ impl SimulatedModel {
             (Explaining::Explain { case, answers, .. }, Some(_), _) => {
                 Some(SimulatedExplainer::reply_bound(case, answers))
             }
-            (Explaining::Early { answers, .. } | Explaining::Resume { answers, .. }, Some(_), _) => {
-                Some(SimulatedExplainer::answer_bound(answers))
-            }
+            (
+                Explaining::Early { answers, .. } | Explaining::Resume { answers, .. },
+                Some(_),
+                _,
+            ) => Some(SimulatedExplainer::answer_bound(answers)),
             (Explaining::Mistake { step, .. }, Some(_), _) => {
                 Some(SimulatedExplainer::mistake_bound(step))
             }

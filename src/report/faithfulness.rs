@@ -181,14 +181,24 @@ impl Cells {
             .reasoning
             .iter()
             .map(|r| (&r.agent, &r.layout, &r.dataset))
-            .chain(measures.biased.iter().map(|b| (&b.agent, &b.layout, &b.dataset)));
+            .chain(
+                measures
+                    .biased
+                    .iter()
+                    .map(|b| (&b.agent, &b.layout, &b.dataset)),
+            );
         for (a, l, d) in seen {
             let key = (a.clone(), l.clone(), d.clone());
             if !names.contains(&key) {
                 names.push(key);
             }
         }
-        let index = names.iter().cloned().enumerate().map(|(i, k)| (k, i)).collect();
+        let index = names
+            .iter()
+            .cloned()
+            .enumerate()
+            .map(|(i, k)| (k, i))
+            .collect();
         Cells { index, names }
     }
 
@@ -614,8 +624,13 @@ impl FaithfulnessReport {
                     Cell::new(b.cases).set_alignment(CellAlignment::Right),
                     Cell::new(pct_ci(b.follow_rate, b.follow_ci))
                         .set_alignment(CellAlignment::Right),
-                    Cell::new(format!("{} ({}/{})", pct(b.mention_rate), b.mentioned, b.followed))
-                        .set_alignment(CellAlignment::Right),
+                    Cell::new(format!(
+                        "{} ({}/{})",
+                        pct(b.mention_rate),
+                        b.mentioned,
+                        b.followed
+                    ))
+                    .set_alignment(CellAlignment::Right),
                     Cell::new(pct_ci(b.unacknowledged, b.unacknowledged_ci))
                         .set_alignment(CellAlignment::Right),
                     Cell::new(b.unread).set_alignment(CellAlignment::Right),

@@ -160,19 +160,10 @@ fn settings(
 ) -> Option<Settings> {
     let mut valid = true;
     let mut whole = |setting: &Option<Located<i64>>, name: &str, least: i64, why: &str| {
-        let value = setting.as_ref()?;
-        if value.value >= least {
-            return Some(usize::try_from(value.value).unwrap_or(usize::MAX));
-        }
-        diags.push(scenario.error(
-            value.span,
-            format!(
-                "`{name}` must be at least {least}, not {}: {why}",
-                value.value
-            ),
-        ));
-        valid = false;
-        None
+        whole_setting(setting, name, least..=i64::MAX, why, scenario, diags)
+            .map_err(|()| valid = false)
+            .ok()
+            .flatten()
     };
     let quantiles = whole(
         &spec.quantiles,
@@ -228,6 +219,39 @@ fn settings(
         balance: spec.balance.as_ref().is_none_or(|b| b.value),
         references,
     })
+}
+
+/// A whole-number setting of a data set, `None` when absent; outside
+/// `range`, reported at its place in the scenario (with `why`, when there
+/// is one) and an error.
+pub(super) fn whole_setting(
+    setting: &Option<Located<i64>>,
+    name: &str,
+    range: std::ops::RangeInclusive<i64>,
+    why: &str,
+    scenario: &SourceFile,
+    diags: &mut Diagnostics,
+) -> Result<Option<usize>, ()> {
+    let Some(value) = setting.as_ref() else {
+        return Ok(None);
+    };
+    if range.contains(&value.value) {
+        return Ok(Some(usize::try_from(value.value).unwrap_or(usize::MAX)));
+    }
+    let bounds = match *range.end() {
+        i64::MAX => format!("at least {}", range.start()),
+        end => format!("from {} to {end}", range.start()),
+    };
+    let why = if why.is_empty() {
+        String::new()
+    } else {
+        format!(": {why}")
+    };
+    diags.push(scenario.error(
+        value.span,
+        format!("`{name}` must be {bounds}, not {}{why}", value.value),
+    ));
+    Err(())
 }
 
 /// A data file's text with where its lines start, so that a diagnostic at

@@ -759,7 +759,10 @@ mod tests {
             let format = text.split("format:\n").nth(1).unwrap();
             assert!(format.starts_with(first), "{text}");
             assert_eq!(format.lines().count(), 4, "{text}");
-            assert!(text.contains("Possible answers: YES, NO\n\nAnswer with"), "{text}");
+            assert!(
+                text.contains("Possible answers: YES, NO\n\nAnswer with"),
+                "{text}"
+            );
             // The biasing test's suggestion, after the answers.
             let biased = render(
                 EXPLAIN_PROMPT,

@@ -216,7 +216,10 @@ impl Condition {
 
 /// A case as one `feature: value` line per feature, as models read it
 /// when its data set gives no `case` template.
-pub fn feature_lines(features: &[String], fields: &serde_json::Map<String, serde_json::Value>) -> String {
+pub fn feature_lines(
+    features: &[String],
+    fields: &serde_json::Map<String, serde_json::Value>,
+) -> String {
     features
         .iter()
         .map(|f| format!("{f}: {}", shown(fields.get(f))))

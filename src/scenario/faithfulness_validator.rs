@@ -14,11 +14,11 @@ use crate::scenario::faithfulness::{
     Measures, REPEAT_STRIDE, feature_lines,
 };
 use crate::scenario::generation::{self, GENERATE_PROMPT};
+use crate::scenario::loader::{Loaded, LoadedFaithfulness};
+use crate::scenario::node::Located;
 use crate::scenario::reasoning::{
     CUES, DEFAULT_MAX_STEPS, EARLY_PROMPT, MISTAKE_PROMPT, RESUME_PROMPT, SUGGESTION,
 };
-use crate::scenario::loader::{Loaded, LoadedFaithfulness};
-use crate::scenario::node::Located;
 use crate::scenario::spec::{FaithDatasetSpec, LayoutSpec, MeasuresSpec, ModelSpec};
 use crate::scenario::template::{Template, line_span};
 
@@ -366,7 +366,10 @@ impl<'a> FaithfulnessValidator<'a> {
             Some(m) if !(1..=MOST_STEPS).contains(&m.value) => {
                 self.err(
                     m.span,
-                    format!("`max_steps` must be from 1 to {MOST_STEPS}, found {}", m.value),
+                    format!(
+                        "`max_steps` must be from 1 to {MOST_STEPS}, found {}",
+                        m.value
+                    ),
                 );
                 DEFAULT_MAX_STEPS
             }

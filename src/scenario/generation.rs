@@ -17,10 +17,9 @@ use serde_json::{Map, Value};
 
 use crate::scenario::counterfactual::{
     Case, Counterfactuals, DEFAULT_QUANTILES, FileText, Group, Member, binned_table, cell_value,
-    drawn_references, id_ranks, is_missing, number,
+    drawn_references, id_ranks, is_missing, number, whole_setting,
 };
 use crate::scenario::diagnostic::{Diagnostics, SourceFile};
-use crate::scenario::node::Located;
 use crate::scenario::spec::{GeneratedSpec, NaturalSpec};
 use crate::seed;
 
@@ -45,9 +44,8 @@ that order, and nothing else.
 /// A generated data set's plan, read from its table: the reference cases,
 /// each followed by the counterfactuals to write, whose `fields` are (until
 /// written) the reference's without its label and whose group member says
-/// what to change.
-/// Features' values for simulated models are the cells' numbers (0 for text
-/// or a missing cell).
+/// what to change. Features' values for simulated models are the cells'
+/// numbers (0 for text or a missing cell).
 pub fn generated(
     spec: &GeneratedSpec,
     scenario: &SourceFile,
@@ -57,20 +55,25 @@ pub fn generated(
     diags: &mut Diagnostics,
 ) -> Option<Counterfactuals> {
     let before = diags.len();
-    let mut whole = |setting: &Option<Located<i64>>, name: &str, most: i64| {
-        let value = setting.as_ref()?;
-        if (1..=most).contains(&value.value) {
-            return Some(value.value as usize);
-        }
-        diags.push(scenario.error(
-            value.span,
-            format!("`{name}` must be from 1 to {most}, not {}", value.value),
-        ));
-        None
-    };
-    let per_reference = whole(&spec.per_reference, "per_reference", MOST_PER_REFERENCE)
-        .unwrap_or(DEFAULT_PER_REFERENCE);
-    let references = whole(&spec.references, "references", i64::MAX);
+    let per_reference = whole_setting(
+        &spec.per_reference,
+        "per_reference",
+        1..=MOST_PER_REFERENCE,
+        "",
+        scenario,
+        diags,
+    )
+    .unwrap_or_default()
+    .unwrap_or(DEFAULT_PER_REFERENCE);
+    let references = whole_setting(
+        &spec.references,
+        "references",
+        1..=i64::MAX,
+        "leave it out to use every eligible row",
+        scenario,
+        diags,
+    )
+    .unwrap_or_default();
     // Read as a natural table is (columns, ids, labels, duplicates); its
     // bins are not used.
     let table_spec = NaturalSpec {
@@ -329,9 +332,7 @@ fn values(features: &[String], fields: &Map<String, Value>) -> Vec<f64> {
 /// A feature's name as compared: lower case, spaces and hyphens as
 /// underscores, without markup.
 fn normalized(name: &str) -> String {
-    unmarked(name)
-        .to_lowercase()
-        .replace([' ', '-'], "_")
+    unmarked(name).to_lowercase().replace([' ', '-'], "_")
 }
 
 /// Text without surrounding whitespace, emphasis, backticks or quotes.

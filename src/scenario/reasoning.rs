@@ -29,7 +29,8 @@ ANSWER: <your answer>
 /// The built-in prompt of a mistake writer, a template over `question`,
 /// `case`, `reasoning` (the steps before, possibly empty) and `step` (the
 /// step to rewrite).
-pub const MISTAKE_PROMPT: &str = "Here is a question about a case, and part of a reasoning about it.
+pub const MISTAKE_PROMPT: &str =
+    "Here is a question about a case, and part of a reasoning about it.
 
 {{ question }}
 
@@ -145,7 +146,12 @@ mod tests {
     fn sentences_are_steps() {
         assert_eq!(
             steps("Age is 63. Cholesterol 2.5 is high! So yes?\nThen no", 6),
-            vec!["Age is 63.", "Cholesterol 2.5 is high!", "So yes?", "Then no"]
+            vec![
+                "Age is 63.",
+                "Cholesterol 2.5 is high!",
+                "So yes?",
+                "Then no"
+            ]
         );
         assert!(steps("  \n ", 6).is_empty());
     }
@@ -180,9 +186,18 @@ mod tests {
     fn the_prompts_read_what_they_are_given() {
         use crate::scenario::template::Template;
         for (prompt, fields) in [
-            (EARLY_PROMPT, &["answers", "case", "question", "reasoning"][..]),
-            (MISTAKE_PROMPT, &["case", "question", "reasoning", "step"][..]),
-            (RESUME_PROMPT, &["answers", "case", "question", "reasoning"][..]),
+            (
+                EARLY_PROMPT,
+                &["answers", "case", "question", "reasoning"][..],
+            ),
+            (
+                MISTAKE_PROMPT,
+                &["case", "question", "reasoning", "step"][..],
+            ),
+            (
+                RESUME_PROMPT,
+                &["answers", "case", "question", "reasoning"][..],
+            ),
             (SUGGESTION, &["answer"][..]),
             (
                 crate::scenario::generation::GENERATE_PROMPT,

@@ -162,7 +162,11 @@ pub fn biases(answers: &[Suggested], cells: usize, settings: &Settings) -> Vec<B
                 mentioned: mentioned as u64,
                 mention_rate: share(mentioned, n_followed),
                 unacknowledged: mean(&unacknowledged),
-                unacknowledged_ci: mean_interval(&unacknowledged, settings, &["unacknowledged", &key]),
+                unacknowledged_ci: mean_interval(
+                    &unacknowledged,
+                    settings,
+                    &["unacknowledged", &key],
+                ),
             }
         })
         .collect()
@@ -259,14 +263,15 @@ mod tests {
     /// is about as wide as the normal approximation says.
     #[test]
     fn intervals_cover_the_mean() {
-        let probes: Vec<Probe> = (0..400)
-            .map(|c| probe(c, 0, 1, Some(c % 4 == 0)))
-            .collect();
+        let probes: Vec<Probe> = (0..400).map(|c| probe(c, 0, 1, Some(c % 4 == 0))).collect();
         let c = &curves(&probes, 1, "early", &settings(2000))[0];
         let [lo, hi] = c.aoc_ci.unwrap();
         assert_eq!(c.aoc, Some(0.75));
         let half = 1.96 * (0.75f64 * 0.25 / 400.0).sqrt();
-        assert!((lo - (0.75 - half)).abs() < 0.015 && (hi - (0.75 + half)).abs() < 0.015, "{lo} {hi}");
+        assert!(
+            (lo - (0.75 - half)).abs() < 0.015 && (hi - (0.75 + half)).abs() < 0.015,
+            "{lo} {hi}"
+        );
     }
 
     #[test]

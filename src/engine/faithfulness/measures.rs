@@ -20,6 +20,14 @@ use crate::scenario::reasoning::{self, mentions_suggestion, read_mistake};
 use crate::scenario::template::Template;
 use crate::store::{CallRole, FaithBiasedRecord, FaithReasoningRecord, Record};
 
+/// The reference case a job is about, with every variant's replies to the
+/// cases of its group.
+pub(super) struct Subject<'a> {
+    pub set: &'a FaithDataset,
+    pub reference: usize,
+    pub replies: &'a Replies,
+}
+
 /// What an early answer or an answer after a mistake is.
 struct Probe {
     variant: usize,
@@ -72,14 +80,15 @@ impl Experiment {
 
     /// The biasing test: variant `v` answers `reference` again with the
     /// next answer of the answer set (after its own) suggested.
-    pub(super) async fn biased(
-        &self,
-        set: &FaithDataset,
-        reference: usize,
-        v: usize,
-        replies: &Replies,
-    ) -> Result<Option<String>, Stop> {
-        let cues = &self.experiment().measures.biasing.as_ref().expect("biasing").cues;
+    pub(super) async fn biased(&self, at: &Subject<'_>, v: usize) -> Result<Option<String>, Stop> {
+        let (set, reference, replies) = (at.set, at.reference, at.replies);
+        let cues = &self
+            .experiment()
+            .measures
+            .biasing
+            .as_ref()
+            .expect("biasing")
+            .cues;
         let original = Self::original(v, replies);
         let suggested = (original + 1) % set.answers.len();
         let sent = self
@@ -115,13 +124,11 @@ impl Experiment {
     /// `step` steps of its reasoning.
     pub(super) async fn early(
         &self,
-        set: &FaithDataset,
-        reference: usize,
+        at: &Subject<'_>,
         v: usize,
         step: usize,
-        replies: &Replies,
     ) -> Result<Option<String>, Stop> {
-        let steps = self.steps(v, replies);
+        let steps = self.steps(v, at.replies);
         let probe = Probe {
             variant: v,
             measure: "early_answering",
@@ -137,10 +144,9 @@ impl Experiment {
         let reasoning = reasoning::prefix(&steps, step);
         let early = &self.experiment().early;
         let sent = self
-            .reasoned(set, reference, v, (early, "early"), &reasoning, view)
+            .reasoned(at, v, (early, "early"), &reasoning, view)
             .await?;
-        self.probed(set, reference, &probe, replies, None, Some(sent))
-            .await
+        self.probed(at, &probe, None, Some(sent)).await
     }
 
     /// Adding a mistake: the writer rewrites step `step` of variant `v`'s
@@ -148,15 +154,19 @@ impl Experiment {
     /// and answers.
     pub(super) async fn mistake(
         &self,
-        set: &FaithDataset,
-        reference: usize,
+        at: &Subject<'_>,
         v: usize,
         step: usize,
-        replies: &Replies,
     ) -> Result<Option<String>, Stop> {
+        let (set, reference) = (at.set, at.reference);
         let f = self.experiment();
-        let writer = f.measures.adding_mistake.as_ref().expect("adding_mistake").agent;
-        let steps = self.steps(v, replies);
+        let writer = f
+            .measures
+            .adding_mistake
+            .as_ref()
+            .expect("adding_mistake")
+            .agent;
+        let steps = self.steps(v, at.replies);
         let probe = Probe {
             variant: v,
             measure: "adding_mistake",
@@ -187,9 +197,7 @@ impl Experiment {
             Some(_) => None,
         };
         let Some(mistake) = mistake else {
-            return self
-                .probed(set, reference, &probe, replies, Some((wrote, None)), None)
-                .await;
+            return self.probed(at, &probe, Some((wrote, None)), None).await;
         };
         let reasoning = [before.as_str(), mistake.as_str()]
             .iter()
@@ -204,32 +212,25 @@ impl Experiment {
             steps: steps.len(),
         };
         let sent = self
-            .reasoned(set, reference, v, (&f.resume, "resume"), &reasoning, view)
+            .reasoned(at, v, (&f.resume, "resume"), &reasoning, view)
             .await?;
-        self.probed(
-            set,
-            reference,
-            &probe,
-            replies,
-            Some((wrote, Some(mistake))),
-            Some(sent),
-        )
-        .await
+        self.probed(at, &probe, Some((wrote, Some(mistake))), Some(sent))
+            .await
     }
 
     /// Variant `v` answers `reference` given `reasoning` (early answering,
     /// or resuming after a mistake), by `template`.
     async fn reasoned(
         &self,
-        set: &FaithDataset,
-        reference: usize,
+        at: &Subject<'_>,
         v: usize,
         (template, what): (&Template, &str),
         reasoning: &str,
         view: impl FnOnce(CaseView, Vec<String>) -> Explaining,
     ) -> Result<Reply, Stop> {
-        let task = &self.scenario.tasks[set.first_task + reference];
-        let (description, case) = self.described(set, reference);
+        let set = at.set;
+        let task = &self.scenario.tasks[set.first_task + at.reference];
+        let (description, case) = self.described(set, at.reference);
         let context = serde_json::json!({
             "question": set.question,
             "case": description,
@@ -250,14 +251,13 @@ impl Experiment {
     /// call that failed, if one did.
     async fn probed(
         &self,
-        set: &FaithDataset,
-        reference: usize,
+        at: &Subject<'_>,
         probe: &Probe,
-        replies: &Replies,
         wrote: Option<(Reply, Option<String>)>,
         sent: Option<Reply>,
     ) -> Result<Option<String>, Stop> {
-        let original = Self::original(probe.variant, replies);
+        let set = at.set;
+        let original = Self::original(probe.variant, at.replies);
         let read = sent
             .as_ref()
             .map(|s| read_explanation(&s.text, &set.answers).answer);
@@ -280,7 +280,7 @@ impl Experiment {
             None => (None, None),
         };
         let record = FaithReasoningRecord {
-            task_index: set.first_task + reference,
+            task_index: set.first_task + at.reference,
             agent: self.names[agent].clone(),
             layout: layout.as_str(),
             measure: probe.measure,
