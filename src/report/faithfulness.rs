@@ -559,16 +559,24 @@ impl FaithfulnessReport {
                 generated.join("; ")
             ));
         }
-        for (title, rows) in [
-            ("early answering", &self.early_answering),
-            ("adding a mistake", &self.adding_mistake),
+        for (title, x, rows) in [
+            (
+                "early answering",
+                "the share of reasoning kept",
+                &self.early_answering,
+            ),
+            (
+                "adding a mistake",
+                "the share of reasoning before the mistake",
+                &self.adding_mistake,
+            ),
         ] {
             if rows.is_empty() {
                 continue;
             }
             out.push_str(&format!(
                 "\n{title}: AOC = 1 − share of answers unchanged, per case, averaged; \
-                 unchanged by share of reasoning kept\n"
+                 the share unchanged by {x}\n"
             ));
             let mut t = Table::new();
             t.load_style(presets::UTF8_FULL_CONDENSED);
