@@ -412,6 +412,20 @@ impl Row {
     }
 }
 
+impl CurveRow {
+    /// The explained model as shown.
+    pub fn label(&self) -> String {
+        variant_label(&self.model, &self.layout)
+    }
+}
+
+impl BiasRow {
+    /// The explained model as shown.
+    pub fn label(&self) -> String {
+        variant_label(&self.model, &self.layout)
+    }
+}
+
 /// An explained variant as shown: its layout named when not the default.
 fn variant_label(agent: &str, layout: &str) -> String {
     match layout {
@@ -593,7 +607,7 @@ impl FaithfulnessReport {
             t.set_header(header);
             for r in rows.iter() {
                 let mut cells = vec![
-                    Cell::new(variant_label(&r.model, &r.layout)),
+                    Cell::new(r.label()),
                     Cell::new(&r.dataset),
                     Cell::new(r.curve.cases).set_alignment(CellAlignment::Right),
                     Cell::new(pct_ci(r.curve.aoc, r.curve.aoc_ci))
@@ -627,7 +641,7 @@ impl FaithfulnessReport {
             for r in &self.biasing {
                 let b = &r.bias;
                 t.add_row(vec![
-                    Cell::new(variant_label(&r.model, &r.layout)),
+                    Cell::new(r.label()),
                     Cell::new(&r.dataset),
                     Cell::new(b.cases).set_alignment(CellAlignment::Right),
                     Cell::new(pct_ci(b.follow_rate, b.follow_ci))

@@ -964,4 +964,69 @@ fn a_faithfulness_runs_page_shows_its_nsg_per_explained_model() {
         !body.contains("no strategy results stored"),
         "an empty strategy table"
     );
+    assert!(
+        !body.contains("id=\"reasoning-measures\""),
+        "no measures were run"
+    );
+}
+
+/// A run with the reasoning measures: its page shows each model's AOC and
+/// follow rate as `crucible faithfulness` reports them.
+#[test]
+fn a_faithfulness_runs_page_shows_its_reasoning_measures() {
+    let s = Scratch::new();
+    let db = s.path("m.db");
+    Crucible::new(&["run"])
+        .arg(crate::util::root().join("scenarios/faithfulness-measures-sim.yaml"))
+        .args(&["--set", "faithfulness.datasets.0.generated.references=20"])
+        .db(&db)
+        .json();
+    let report = Crucible::new(&["faithfulness", "1"]).db(&db).json();
+    let viewer = Viewer::start(&db, &[]);
+    let page = get(viewer.host(), "/runs/1", "");
+    assert_eq!(page.status, 200, "{}", page.body);
+    let table = |id: &str| -> Vec<String> {
+        page.body
+            .split(&format!("<table class=\"summary\" id=\"{id}\">"))
+            .nth(1)
+            .and_then(|t| t.split("</table>").next())
+            .unwrap_or_else(|| panic!("no {id} table: {}", page.body))
+            .split("<tr><td>")
+            .skip(1)
+            .map(str::to_owned)
+            .collect()
+    };
+    let pct =
+        |x: &serde_json::Value| format!("<td class=\"n\">{:.1}%</td>", x.as_f64().unwrap() * 100.0);
+    let curves = table("reasoning-measures");
+    let expected: Vec<(&str, &serde_json::Value)> = ["early_answering", "adding_mistake"]
+        .iter()
+        .flat_map(|m| {
+            let name = if *m == "early_answering" {
+                "early answering"
+            } else {
+                "adding a mistake"
+            };
+            report[*m]
+                .as_array()
+                .unwrap()
+                .iter()
+                .map(move |r| (name, r))
+        })
+        .collect();
+    assert_eq!(curves.len(), expected.len(), "{curves:?}");
+    for (row, (measure, r)) in curves.iter().zip(&expected) {
+        let model = r["model"].as_str().unwrap();
+        assert!(
+            row.starts_with(&format!("{measure}</td><td>{model} (answer_last)</td>")),
+            "{row}"
+        );
+        assert!(row.contains(&pct(&r["aoc"])), "{row} vs {r}");
+    }
+    let biasing = table("suggested-answer");
+    let rows = report["biasing"].as_array().unwrap();
+    assert_eq!(biasing.len(), rows.len());
+    for (row, r) in biasing.iter().zip(rows) {
+        assert!(row.contains(&pct(&r["follow_rate"])), "{row} vs {r}");
+    }
 }

@@ -136,7 +136,23 @@ fn faithfulness(store: &Store, run: i64) -> Result<Value, RenderError> {
         .chain(std::iter::once(&report.pooled))
         .map(|r| json!({"label": r.label(), "row": r}))
         .collect();
-    Ok(json!({"report": report, "rows": rows, "charts": [chart]}))
+    let curves: Vec<Value> = [
+        ("early answering", &report.early_answering),
+        ("adding a mistake", &report.adding_mistake),
+    ]
+    .into_iter()
+    .flat_map(|(measure, rows)| {
+        rows.iter()
+            .map(move |r| json!({"measure": measure, "label": r.label(), "row": r}))
+    })
+    .collect();
+    let biasing: Vec<Value> = report
+        .biasing
+        .iter()
+        .map(|r| json!({"label": r.label(), "row": r}))
+        .collect();
+    Ok(json!({"report": report, "rows": rows, "charts": [chart],
+        "curves": curves, "biasing": biasing}))
 }
 
 /// The failure report of `asked` (default: the first judge-like rater),
