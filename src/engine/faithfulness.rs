@@ -491,8 +491,12 @@ impl Experiment {
             "change": member.differing,
         });
         let prompt = render(&f.generate, &context, "generate", &task.id)?;
+        // The case to write: its own id, the reference's values.
         let view = Explaining::Generate {
-            case: view,
+            case: CaseView {
+                id: task.id.clone(),
+                features: view.features,
+            },
             shown: c
                 .features
                 .iter()

@@ -176,6 +176,24 @@ impl SimulatedModel {
         Some(replies)
     }
 
+    /// Whether a faithfulness call fails, at `failure_rate`: one draw per
+    /// call, keyed by what it is about, so a retry fails again as a
+    /// sample's does.
+    fn faithfulness_failure(&self, req: &CallRequest<'_>) -> Option<String> {
+        let view = req.explaining?;
+        let mut rng = seed::rng(
+            self.seed,
+            &[
+                Part::Str("faithfulness failure"),
+                Part::Str(&self.name),
+                Part::Str(&view.key()),
+                Part::Int(req.first_sample as u64),
+            ],
+        );
+        (self.failure_rate > 0.0 && rng.random_bool(self.failure_rate))
+            .then(|| format!("simulated failure (failure_rate {})", self.failure_rate))
+    }
+
     /// The longest faithfulness reply, in bytes, when the model writes one
     /// for this call.
     fn faithfulness_reply_bound(&self, req: &CallRequest<'_>) -> Option<usize> {
@@ -334,6 +352,16 @@ impl Provider for SimulatedModel {
             });
         }
         if let Some(replies) = self.faithfulness_replies(&req) {
+            if let Some(message) = self.faithfulness_failure(&req) {
+                return Err(ProviderError {
+                    model: self.name.clone(),
+                    message,
+                    latency_ms: 0.0,
+                    attempts: Vec::new(),
+                    fatal: false,
+                    unreachable: false,
+                });
+            }
             let completions = replies.map_err(|message| ProviderError {
                 model: self.name.clone(),
                 message,

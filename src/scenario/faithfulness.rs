@@ -70,9 +70,13 @@ pub struct Biasing {
 }
 
 impl Measures {
-    /// Whether any measure besides NSG was asked for.
-    pub fn any(&self) -> bool {
-        self.early_answering.is_some() || self.adding_mistake.is_some() || self.biasing.is_some()
+    /// The most steps a reasoning is cut into: the larger of the two
+    /// measures' `max_steps`; `None` when neither is asked for.
+    pub fn max_steps(&self) -> Option<usize> {
+        self.early_answering
+            .into_iter()
+            .chain(self.adding_mistake.as_ref().map(|a| a.max_steps))
+            .max()
     }
 }
 
@@ -162,9 +166,12 @@ impl Faithfulness {
         let per_pair =
             variants * (self.predictors.len() * self.repeats * self.conditions().len()) as u64;
         let m = &self.measures;
+        // Both measures cut a reasoning into as many steps as the larger
+        // `max_steps` allows.
+        let steps = m.max_steps().unwrap_or(0);
         let per_reference = variants
-            * (m.early_answering.unwrap_or(0)
-                + 2 * m.adding_mistake.as_ref().map_or(0, |a| a.max_steps)
+            * (usize::from(m.early_answering.is_some()) * steps
+                + 2 * usize::from(m.adding_mistake.is_some()) * steps
                 + usize::from(m.biasing.is_some())) as u64;
         self.datasets
             .iter()

@@ -815,6 +815,19 @@ impl<'a> Validator<'a> {
             .predictor
             .as_ref()
             .and_then(|p| self.simulated_predictor(p));
+        // Every call of a simulated model may fail at this rate, a judge's,
+        // explainer's or predictor's too.
+        let failure_rate = match &spec.failure_rate {
+            Some(f) if !(0.0..1.0).contains(&f.value) => {
+                self.err(
+                    f.span,
+                    format!("`failure_rate` must be in [0, 1), found {}", f.value),
+                );
+                0.0
+            }
+            Some(f) => f.value,
+            None => 0.0,
+        };
         let Some(d) = &spec.distribution else {
             let roles = [
                 (spec.judge.is_some(), judge.is_some()),
@@ -838,7 +851,7 @@ impl<'a> Validator<'a> {
                             choices: None,
                         },
                         latency: None,
-                        failure_rate: 0.0,
+                        failure_rate,
                         n_per_request: usize::MAX,
                         judge,
                         explainer,
@@ -1036,17 +1049,6 @@ impl<'a> Validator<'a> {
         {
             self.err(l.mean.span, "latency `mean` and `sd` must not be negative");
         }
-        let failure_rate = match &spec.failure_rate {
-            Some(f) if !(0.0..1.0).contains(&f.value) => {
-                self.err(
-                    f.span,
-                    format!("`failure_rate` must be in [0, 1), found {}", f.value),
-                );
-                0.0
-            }
-            Some(f) => f.value,
-            None => 0.0,
-        };
         // The simulated text must read back as the answer it was written with.
         let probe = if model.style.choices.is_some() {
             "b"

@@ -244,16 +244,20 @@ impl Store {
         let head = self
             .conn
             .query_row(
-                // A faithfulness experiment's failed calls are its answers'
-                // and predictions' (a run has those or samples, not both).
-                "SELECT name, status, scenario_path, (SELECT count(*) FROM samples WHERE run_id = ?1), error,
+                // A faithfulness experiment's failed calls are its rows with
+                // status 'error', one failed call each (a run has those or
+                // samples, not both).
+                "WITH faith_errors AS (
+                    SELECT task_index FROM faith_answers WHERE run_id = ?1 AND status = 'error'
+                    UNION ALL SELECT reference FROM faith_predictions WHERE run_id = ?1 AND status = 'error'
+                    UNION ALL SELECT counterfactual FROM faith_generated WHERE run_id = ?1 AND status = 'error'
+                    UNION ALL SELECT task_index FROM faith_reasoning WHERE run_id = ?1 AND status = 'error'
+                    UNION ALL SELECT task_index FROM faith_biased WHERE run_id = ?1 AND status = 'error')
+                 SELECT name, status, scenario_path, (SELECT count(*) FROM samples WHERE run_id = ?1), error,
                     (SELECT count(*) FROM samples WHERE run_id = ?1 AND error IS NOT NULL)
-                    + (SELECT count(*) FROM faith_answers WHERE run_id = ?1 AND status = 'error')
-                    + (SELECT count(*) FROM faith_predictions WHERE run_id = ?1 AND status = 'error'),
+                    + (SELECT count(*) FROM faith_errors),
                     (SELECT count(DISTINCT task_index) FROM samples WHERE run_id = ?1 AND error IS NOT NULL)
-                    + (SELECT count(*) FROM (
-                        SELECT task_index FROM faith_answers WHERE run_id = ?1 AND status = 'error'
-                        UNION SELECT reference FROM faith_predictions WHERE run_id = ?1 AND status = 'error'))
+                    + (SELECT count(DISTINCT task_index) FROM faith_errors)
                  FROM runs WHERE id = ?1",
                 [run_id],
                 |r| {

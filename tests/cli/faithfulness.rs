@@ -1308,3 +1308,66 @@ fn reasoning_measures_of_simulated_explainers_match_their_known_rates() {
         )
     );
 }
+
+/// A writer that fails now and then (simulated `failure_rate`): each failed
+/// call is one `error` row — a generated counterfactual never answered, a
+/// mistake never resumed from — counted in the run's errors and in the
+/// report, never read as an answer.
+#[test]
+fn failed_writer_calls_are_errors_and_nothing_is_read_from_them() {
+    let s = Scratch::new();
+    let db = s.path("w.db");
+    let run = Crucible::new(&["run"])
+        .arg(root().join("scenarios/faithfulness-measures-sim.yaml"))
+        .args(&[
+            "--set",
+            "faithfulness.datasets.0.generated.references=20",
+            "--set",
+            "models.writes.failure_rate=0.2",
+            "--set",
+            "fail_on_error=false",
+        ])
+        .db(&db)
+        .json();
+    assert_eq!(run["status"], "completed", "{run}");
+    let count = |sql: &str| query::<i64>(&db, sql);
+    let failed = count("SELECT count(*) FROM calls WHERE run_id = 1 AND status != 'ok'");
+    assert!(failed > 0, "no writer call failed");
+    assert_eq!(
+        failed,
+        count("SELECT count(*) FROM calls WHERE run_id = 1 AND status != 'ok' AND role = 'writer'")
+    );
+    let generated = count("SELECT count(*) FROM faith_generated WHERE run_id = 1 AND status = 'error'");
+    let mistakes = count(
+        "SELECT count(*) FROM faith_reasoning WHERE run_id = 1 AND status = 'error'
+         AND measure = 'adding_mistake' AND call_id IS NULL AND answer IS NULL AND unchanged IS NULL",
+    );
+    assert!(generated > 0 && mistakes > 0, "{generated} {mistakes}");
+    assert_eq!(generated + mistakes, failed);
+    assert_eq!(run["errors"].as_i64(), Some(failed), "{run}");
+    // A counterfactual that was not written is not answered or predicted.
+    assert_eq!(
+        count(
+            "SELECT count(*) FROM faith_generated g
+             JOIN faith_answers a ON a.run_id = g.run_id AND a.task_index = g.counterfactual
+             WHERE g.run_id = 1 AND g.status = 'error'"
+        ),
+        0
+    );
+    let report = &run["faithfulness"];
+    let errors: i64 = report["generated"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|g| g["status"] == "error")
+        .map(|g| g["count"].as_i64().unwrap())
+        .sum();
+    assert_eq!(errors, generated);
+    let unread: i64 = report["adding_mistake"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|r| r["unread"].as_i64().unwrap())
+        .sum();
+    assert_eq!(unread, mistakes);
+}

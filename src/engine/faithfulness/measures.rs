@@ -58,13 +58,7 @@ impl Experiment {
     /// Variant `v`'s reasoning on the group's reference cut into steps, at
     /// most as many as the measure that allows the most.
     fn steps(&self, v: usize, replies: &Replies) -> Vec<String> {
-        let m = &self.experiment().measures;
-        let most = m
-            .early_answering
-            .into_iter()
-            .chain(m.adding_mistake.as_ref().map(|a| a.max_steps))
-            .max();
-        match (most, &replies[v][0]) {
+        match (self.experiment().measures.max_steps(), &replies[v][0]) {
             (Some(most), Some(a)) => reasoning::steps(&a.shown, most),
             _ => Vec::new(),
         }
