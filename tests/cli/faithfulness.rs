@@ -1337,7 +1337,8 @@ fn failed_writer_calls_are_errors_and_nothing_is_read_from_them() {
         failed,
         count("SELECT count(*) FROM calls WHERE run_id = 1 AND status != 'ok' AND role = 'writer'")
     );
-    let generated = count("SELECT count(*) FROM faith_generated WHERE run_id = 1 AND status = 'error'");
+    let generated =
+        count("SELECT count(*) FROM faith_generated WHERE run_id = 1 AND status = 'error'");
     let mistakes = count(
         "SELECT count(*) FROM faith_reasoning WHERE run_id = 1 AND status = 'error'
          AND measure = 'adding_mistake' AND call_id IS NULL AND answer IS NULL AND unchanged IS NULL",
