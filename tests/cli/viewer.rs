@@ -419,8 +419,13 @@ fn two_runs_compare_task_by_task_with_the_differences_first() {
     // Only the differences.
     b.click("#compare-sides input[name=differ]");
     b.click("#compare-sides button");
+    // The old page has the differing rows too: wait for the new one, which
+    // has no other rows.
     b.wait_until(
-        &format!("document.querySelectorAll('#compare tbody tr.differs').length == {differ}"),
+        &format!(
+            "document.querySelectorAll('#compare tbody tr.differs').length == {differ} \
+             && document.querySelectorAll('#compare tbody tr').length == {differ}"
+        ),
         WAIT,
     );
     assert_eq!(count(&b, "#compare tbody tr"), differ);
