@@ -4,8 +4,10 @@
 //! bootstrap intervals, a strategy's expected accuracy on one task's pool,
 //! a run's summary rows, agreement between raters (κ, α, confusion
 //! against a reference, corrected prevalence, Kendall's W), McNemar's test
-//! of two strategies on the same tasks, and the faithfulness of
-//! self-explanations (normalized simulatability gain).
+//! of two strategies on the same tasks, the faithfulness of
+//! self-explanations (normalized simulatability gain) and the measures
+//! over a reasoning, and the theory: exact accuracy curves for a known
+//! answer distribution and their Monte Carlo check.
 //!
 //! May use: `scenario`, `seed`.
 
@@ -14,10 +16,12 @@ pub mod agreement_report;
 pub mod bootstrap;
 pub mod estimator;
 pub mod faithfulness;
+pub mod monte_carlo;
 pub mod paired;
 pub mod reasoning;
 pub mod strategy;
 pub mod summary;
+pub mod theory;
 
 /// Runs a Python script with `input` on its stdin and reads its stdout as
 /// JSON: tests check statistics against an independent computation.

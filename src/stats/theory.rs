@@ -1,0 +1,477 @@
+//! Exact accuracy of test-time strategies for a known answer distribution,
+//! with no sampling: what `crucible theory` prints and the data is held
+//! against.
+//!
+//! A model answers one of K answers with probabilities `p` (and abstains
+//! with the rest of the mass, which never votes); answer `correct` is
+//! right. With n independent samples:
+//!
+//! - **Majority** (plurality vote; a tie that includes the correct answer
+//!   counts 1/(number tied), as everywhere in crucible; no vote at all is
+//!   wrong) is computed exactly over the multinomial, conditioning on the
+//!   correct answer's count m: the others then share n − m samples
+//!   (multinomial with their renormalized probabilities), and the vote is
+//!   won with weight 1/(1 + j) when every other count is ≤ m and j of them
+//!   equal m. That probability is a dynamic programme over the other
+//!   answers, one at a time, each taking a binomial share of the samples
+//!   left (stick-breaking), with state (samples left, answers tied at m).
+//!   Terms below [`TAIL`] of the total are dropped, and answers that reach m
+//!   with probability below [`TAIL`] (and abstention, which never votes) are
+//!   left to absorb the samples left without being tracked; the result is
+//!   exact to about 1e-15. Cost: O(Σ_m Σ_a S·W·J) for the m with
+//!   non-negligible probability, S the live states of samples left, W the
+//!   live width of a binomial and J the live tie counts — O(K·n²) in the
+//!   worst case, about √n·√n per answer in practice.
+//! - **Best-of-n** with a verifier that accepts a correct sample with
+//!   probability 1 − fn and a wrong one with probability fp: the answer is a
+//!   uniformly chosen accepted sample, or, when none is accepted, a
+//!   uniformly chosen sample. With a = p·(1 − fn), b = (1 − p − abstain)·fp
+//!   (abstentions are never accepted) and r = 1 − a − b,
+//!   P(correct) = (1 − rⁿ)·a/(a + b) + rⁿ·p·fn/r; with a perfect verifier,
+//!   1 − (1 − p)ⁿ.
+//! - **pass@n**: 1 − (1 − p)ⁿ, any of n samples correct.
+//!
+//! [`n_for`] finds the smallest n reaching accuracy 1 − δ.
+
+use std::sync::LazyLock;
+
+use serde::Serialize;
+
+/// Relative weight below which a term of the majority DP is dropped.
+pub const TAIL: f64 = 1e-20;
+
+/// An answer distribution, checked.
+#[derive(Debug, Clone, PartialEq)]
+pub struct AnswerDistribution {
+    /// Probability of each answer.
+    pub p: Vec<f64>,
+    /// The right answer's index.
+    pub correct: usize,
+    /// Probability of no answer (1 − Σp).
+    pub abstain: f64,
+}
+
+impl AnswerDistribution {
+    /// `p` with its `correct` answer: non-empty, finite, non-negative, and
+    /// summing to 1 within 1e-9 (or to less, the rest being abstention, when
+    /// `abstain_allowed`). The error says what is wrong.
+    pub fn new(p: Vec<f64>, correct: usize, abstain_allowed: bool) -> Result<Self, String> {
+        if p.is_empty() {
+            return Err("the distribution is empty: give each answer's probability, e.g. 0.4,0.3,0.3".into());
+        }
+        if let Some((i, x)) = p.iter().enumerate().find(|(_, x)| !x.is_finite() || **x < 0.0) {
+            return Err(format!(
+                "probability {} (answer {i}) is {x}: probabilities must be finite and non-negative",
+                i + 1
+            ));
+        }
+        let sum: f64 = p.iter().sum();
+        let abstain = 1.0 - sum;
+        if abstain < -1e-9 || (!abstain_allowed && abstain > 1e-9) {
+            return Err(format!(
+                "the probabilities sum to {sum}, not 1 (within 1e-9); fix them so that they do"
+            ));
+        }
+        if correct >= p.len() {
+            return Err(format!(
+                "the correct answer is number {correct} (counting from 0), but there are only {} answers",
+                p.len()
+            ));
+        }
+        Ok(AnswerDistribution {
+            p,
+            correct,
+            abstain: abstain.max(0.0),
+        })
+    }
+
+    /// The correct answer's probability.
+    pub fn p_correct(&self) -> f64 {
+        self.p[self.correct]
+    }
+}
+
+/// A binary verifier's error rates.
+#[derive(Debug, Clone, Copy, PartialEq, Serialize)]
+pub struct Verifier {
+    /// P(accepts a wrong sample).
+    pub fp: f64,
+    /// P(rejects a correct sample).
+    pub fn_: f64,
+}
+
+impl Verifier {
+    pub const PERFECT: Verifier = Verifier { fp: 0.0, fn_: 0.0 };
+}
+
+/// A rule whose accuracy is computed.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Rule {
+    Majority,
+    BestOfN,
+    PassAtN,
+}
+
+impl Rule {
+    pub const ALL: [Rule; 3] = [Rule::Majority, Rule::BestOfN, Rule::PassAtN];
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Rule::Majority => "majority",
+            Rule::BestOfN => "best_of_n",
+            Rule::PassAtN => "pass_at_n",
+        }
+    }
+}
+
+/// `rule`'s exact accuracy with `n` samples.
+pub fn accuracy(rule: Rule, d: &AnswerDistribution, n: usize, verifier: Verifier) -> f64 {
+    match rule {
+        Rule::Majority => majority(d, n),
+        Rule::BestOfN => best_of_n(d, n, verifier),
+        Rule::PassAtN => 1.0 - (1.0 - d.p_correct()).powi(n.min(i32::MAX as usize) as i32),
+    }
+}
+
+/// Best-of-n's accuracy, in closed form (see the module's doc).
+pub fn best_of_n(d: &AnswerDistribution, n: usize, v: Verifier) -> f64 {
+    let p = d.p_correct();
+    let wrong = (1.0 - p - d.abstain).max(0.0);
+    let a = p * (1.0 - v.fn_);
+    let b = wrong * v.fp;
+    let r = (1.0 - a - b).max(0.0);
+    let rn = r.powi(n.min(i32::MAX as usize) as i32);
+    let accepted = if a + b > 0.0 { a / (a + b) } else { 0.0 };
+    let rejected = if r > 0.0 { p * v.fn_ / r } else { 0.0 };
+    if n == 0 {
+        return 0.0;
+    }
+    (1.0 - rn) * accepted + rn * rejected
+}
+
+/// ln k! for k up to the largest n asked so far, grown on demand.
+struct LogFactorials(Vec<f64>);
+
+impl LogFactorials {
+    fn upto(n: usize) -> LogFactorials {
+        static BASE: LazyLock<Vec<f64>> = LazyLock::new(|| table(4096));
+        fn table(n: usize) -> Vec<f64> {
+            let mut t = Vec::with_capacity(n + 1);
+            t.push(0.0);
+            for k in 1..=n {
+                t.push(t[k - 1] + (k as f64).ln());
+            }
+            t
+        }
+        if n <= 4096 {
+            LogFactorials(BASE.clone())
+        } else {
+            LogFactorials(table(n))
+        }
+    }
+
+    fn ln_choose(&self, n: usize, k: usize) -> f64 {
+        self.0[n] - self.0[k] - self.0[n - k]
+    }
+}
+
+/// The binomial probabilities of k = `from..=to` successes in `n` trials at
+/// rate `theta`, where they are not negligible: (first k, values).
+fn binomial_window(
+    lf: &LogFactorials,
+    n: usize,
+    theta: f64,
+    to: usize,
+) -> (usize, Vec<f64>) {
+    let to = to.min(n);
+    if theta <= 0.0 {
+        return (0, vec![1.0]);
+    }
+    if theta >= 1.0 {
+        return if n <= to { (n, vec![1.0]) } else { (0, Vec::new()) };
+    }
+    let (lt, l1t) = (theta.ln(), (1.0 - theta).ln());
+    let ln_pmf = |k: usize| lf.ln_choose(n, k) + k as f64 * lt + (n - k) as f64 * l1t;
+    // From the mode (clipped to the window) outwards while terms matter.
+    let mode = ((n as f64 + 1.0) * theta).floor().min(n as f64) as usize;
+    let peak = mode.min(to);
+    let floor = ln_pmf(mode) + TAIL.ln();
+    let mut lo = peak;
+    while lo > 0 && ln_pmf(lo - 1) > floor {
+        lo -= 1;
+    }
+    let mut hi = peak;
+    while hi < to && ln_pmf(hi + 1) > floor {
+        hi += 1;
+    }
+    if ln_pmf(peak) <= floor {
+        return (0, Vec::new());
+    }
+    (lo, (lo..=hi).map(|k| ln_pmf(k).exp()).collect())
+}
+
+/// Majority's exact accuracy with `n` samples (see the module's doc).
+pub fn majority(d: &AnswerDistribution, n: usize) -> f64 {
+    let lf = LogFactorials::upto(n);
+    majority_with(d, n, &lf)
+}
+
+fn majority_with(d: &AnswerDistribution, n: usize, lf: &LogFactorials) -> f64 {
+    let pc = d.p_correct();
+    if n == 0 || pc <= 0.0 {
+        return 0.0;
+    }
+    // The others, likeliest first; their probabilities renormalized given
+    // the correct answer's count.
+    let rest = 1.0 - pc;
+    let mut others: Vec<f64> = d
+        .p
+        .iter()
+        .enumerate()
+        .filter(|&(i, &x)| i != d.correct && x > 0.0)
+        .map(|(_, &x)| x)
+        .collect();
+    others.sort_by(|a, b| b.total_cmp(a));
+    let (start, weights) = binomial_window(lf, n, pc, n);
+    let mut total = 0.0;
+    for (i, w) in weights.iter().enumerate() {
+        let m = start + i;
+        if m == 0 {
+            continue;
+        }
+        total += w * others_at_most(lf, &others, rest, n - m, m);
+    }
+    total.min(1.0)
+}
+
+/// E[1{every other count ≤ m} / (1 + #{others = m})] when the others
+/// (probabilities `q`, of total mass `mass` with abstention) share `left`
+/// samples.
+fn others_at_most(lf: &LogFactorials, q: &[f64], mass: f64, left: usize, m: usize) -> f64 {
+    if mass <= 0.0 {
+        return if left == 0 { 1.0 } else { 0.0 };
+    }
+    // Answers that can reach m are tracked; the rest (and abstention)
+    // absorb what is left.
+    let tracked: Vec<f64> = q
+        .iter()
+        .copied()
+        .filter(|&x| {
+            let (start, tail) = binomial_window(lf, left, x / mass, left);
+            let reach: f64 = tail
+                .iter()
+                .enumerate()
+                .filter(|(k, _)| start + k >= m)
+                .map(|(_, w)| w)
+                .sum();
+            reach >= TAIL
+        })
+        .collect();
+    // states[j][r]: weight of j answers tied at m with r samples left.
+    let mut states: Vec<Vec<f64>> = vec![vec![0.0; left + 1]];
+    states[0][left] = 1.0;
+    let mut remaining = mass;
+    for &x in &tracked {
+        let theta = (x / remaining).min(1.0);
+        let mut next: Vec<Vec<f64>> = vec![vec![0.0; left + 1]; states.len() + 1];
+        let biggest = states
+            .iter()
+            .flat_map(|row| row.iter())
+            .fold(0.0f64, |a, &b| a.max(b));
+        for (j, row) in states.iter().enumerate() {
+            for (r, &w) in row.iter().enumerate() {
+                if w <= biggest * TAIL {
+                    continue;
+                }
+                let (start, pmf) = binomial_window(lf, r, theta, m);
+                for (i, b) in pmf.iter().enumerate() {
+                    let k = start + i;
+                    let tied = usize::from(k == m);
+                    next[j + tied][r - k] += w * b;
+                }
+            }
+        }
+        while next.len() > 1 && next.last().is_some_and(|row| row.iter().all(|&w| w == 0.0)) {
+            next.pop();
+        }
+        states = next;
+        remaining -= x;
+    }
+    // Whatever is left goes to untracked answers or abstention; with none,
+    // nothing may be left.
+    let untracked = remaining > 1e-12 * mass;
+    states
+        .iter()
+        .enumerate()
+        .map(|(j, row)| {
+            let w: f64 = if untracked {
+                row.iter().sum()
+            } else {
+                row[0]
+            };
+            w / (1 + j) as f64
+        })
+        .sum()
+}
+
+/// The smallest n ≤ `max_n` at which `rule` reaches accuracy `1 − delta`:
+/// doubling until it does, then bisecting (the smallest such n where
+/// accuracy does not fall as n grows, as for these rules past the first
+/// few n); `None` when `max_n` does not reach it.
+pub fn n_for(
+    rule: Rule,
+    d: &AnswerDistribution,
+    delta: f64,
+    verifier: Verifier,
+    max_n: usize,
+) -> Option<usize> {
+    let target = 1.0 - delta;
+    let reaches = |n: usize| accuracy(rule, d, n, verifier) >= target;
+    let mut hi = 1;
+    while !reaches(hi) {
+        if hi >= max_n {
+            return None;
+        }
+        hi = (hi * 2).min(max_n);
+    }
+    let mut lo = hi / 2; // does not reach (or 0)
+    while hi - lo > 1 {
+        let mid = lo + (hi - lo) / 2;
+        if reaches(mid) {
+            hi = mid;
+        } else {
+            lo = mid;
+        }
+    }
+    Some(hi)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use proptest::prelude::*;
+
+    fn dist(p: &[f64], correct: usize) -> AnswerDistribution {
+        AnswerDistribution::new(p.to_vec(), correct, true).unwrap()
+    }
+
+    /// Majority by enumerating every sequence of n answers (K + 1 outcomes
+    /// with abstention).
+    fn brute_majority(d: &AnswerDistribution, n: usize) -> f64 {
+        let k = d.p.len();
+        let outcomes = k + 1;
+        let mut total = 0.0;
+        for code in 0..outcomes.pow(n as u32) {
+            let (mut counts, mut prob, mut c) = (vec![0usize; k], 1.0, code);
+            for _ in 0..n {
+                let o = c % outcomes;
+                c /= outcomes;
+                if o == k {
+                    prob *= d.abstain;
+                } else {
+                    counts[o] += 1;
+                    prob *= d.p[o];
+                }
+            }
+            let top = *counts.iter().max().unwrap();
+            if top > 0 && counts[d.correct] == top {
+                let tied = counts.iter().filter(|&&x| x == top).count();
+                total += prob / tied as f64;
+            }
+        }
+        total
+    }
+
+    #[test]
+    fn two_way_textbook_values() {
+        // p = 0.6 against 0.4: n = 1 → 0.6; n = 2 → 0.36 + ½·0.48 = 0.6;
+        // n = 3 → 0.6³ + 3·0.6²·0.4 = 0.648.
+        let d = dist(&[0.6, 0.4], 0);
+        assert!((majority(&d, 1) - 0.6).abs() < 1e-15);
+        assert!((majority(&d, 2) - 0.6).abs() < 1e-15);
+        assert!((majority(&d, 3) - 0.648).abs() < 1e-15);
+        assert_eq!(majority(&d, 0), 0.0);
+        assert_eq!(majority(&dist(&[1.0], 0), 5), 1.0);
+    }
+
+    proptest! {
+        #![proptest_config(ProptestConfig::with_cases(200))]
+        /// Exact majority equals enumeration of every outcome sequence.
+        #[test]
+        fn majority_equals_enumeration(
+            raw in proptest::collection::vec(0.0f64..1.0, 1..4),
+            abstain in prop_oneof![Just(0.0), 0.0f64..0.3],
+            n in 1usize..8,
+            correct in 0usize..4,
+        ) {
+            let sum: f64 = raw.iter().sum::<f64>().max(1e-9);
+            let p: Vec<f64> = raw.iter().map(|x| x / sum * (1.0 - abstain)).collect();
+            let d = dist(&p, correct % p.len());
+            let exact = majority(&d, n);
+            let brute = brute_majority(&d, n);
+            prop_assert!((exact - brute).abs() < 1e-12, "{exact} vs {brute} for {d:?}, n {n}");
+        }
+
+        /// Best-of-n's closed form equals enumeration over the samples'
+        /// (correct, accepted) outcomes.
+        #[test]
+        fn best_of_n_equals_enumeration(
+            p in 0.0f64..1.0,
+            abstain in 0.0f64..0.5,
+            fp in 0.0f64..1.0,
+            fn_ in 0.0f64..1.0,
+            n in 1usize..7,
+        ) {
+            let p = p * (1.0 - abstain);
+            let d = dist(&[p, 1.0 - abstain - p], 0);
+            let v = Verifier { fp, fn_ };
+            // Each sample: correct accepted, correct rejected, wrong
+            // accepted, wrong rejected, abstained (never accepted).
+            let probs = [p * (1.0 - fn_), p * fn_, (1.0 - abstain - p) * fp, (1.0 - abstain - p) * (1.0 - fp), abstain];
+            let mut brute = 0.0;
+            for code in 0..5usize.pow(n as u32) {
+                let (mut c, mut prob, mut tally) = (code, 1.0, [0usize; 5]);
+                for _ in 0..n {
+                    tally[c % 5] += 1;
+                    prob *= probs[c % 5];
+                    c /= 5;
+                }
+                let accepted = tally[0] + tally[2];
+                brute += prob * if accepted > 0 {
+                    tally[0] as f64 / accepted as f64
+                } else {
+                    (tally[0] + tally[1]) as f64 / n as f64
+                };
+            }
+            let exact = best_of_n(&d, n, v);
+            prop_assert!((exact - brute).abs() < 1e-12, "{exact} vs {brute}");
+        }
+    }
+
+    #[test]
+    fn n_for_delta_is_the_first_n_reaching_it() {
+        let d = dist(&[0.55, 0.45], 0);
+        for delta in [0.2, 0.1, 0.05] {
+            let n = n_for(Rule::Majority, &d, delta, Verifier::PERFECT, 100_000).unwrap();
+            assert!(majority(&d, n) >= 1.0 - delta);
+            assert!(majority(&d, n - 1) < 1.0 - delta, "{n}");
+        }
+        // Perfect best-of-n: 1 − 0.45ⁿ ≥ 0.99 first at n = ⌈ln 0.01 / ln 0.45⌉ = 6.
+        assert_eq!(n_for(Rule::BestOfN, &d, 0.01, Verifier::PERFECT, 1000), Some(6));
+        // A wrong answer ahead: majority never gets there.
+        let behind = dist(&[0.4, 0.6], 0);
+        assert_eq!(n_for(Rule::Majority, &behind, 0.1, Verifier::PERFECT, 4096), None);
+    }
+
+    #[test]
+    fn invalid_distributions_say_what_is_wrong() {
+        let err = |p: &[f64], abstain| AnswerDistribution::new(p.to_vec(), 0, abstain).unwrap_err();
+        assert!(err(&[], false).contains("empty"));
+        assert!(err(&[0.5, -0.1, 0.6], false).contains("non-negative"));
+        assert!(err(&[0.5, 0.4], false).contains("sum to 0.9"));
+        assert!(err(&[0.7, 0.4], true).contains("sum to 1.1"));
+        assert!(AnswerDistribution::new(vec![0.5, 0.5], 2, false).unwrap_err().contains("only 2"));
+        assert!(AnswerDistribution::new(vec![0.5, 0.4], 0, true).is_ok());
+    }
+}
