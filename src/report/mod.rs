@@ -15,3 +15,4 @@ pub mod faithfulness;
 pub mod label_matrix;
 pub mod plot;
 pub mod run_summary;
+pub mod theory;

@@ -57,12 +57,18 @@ impl AnswerDistribution {
     /// `abstain_allowed`). The error says what is wrong.
     pub fn new(p: Vec<f64>, correct: usize, abstain_allowed: bool) -> Result<Self, String> {
         if p.is_empty() {
-            return Err("the distribution is empty: give each answer's probability, e.g. 0.4,0.3,0.3".into());
+            return Err(
+                "the distribution is empty: give each answer's probability, e.g. 0.4,0.3,0.3"
+                    .into(),
+            );
         }
-        if let Some((i, x)) = p.iter().enumerate().find(|(_, x)| !x.is_finite() || **x < 0.0) {
+        if let Some((i, x)) = p
+            .iter()
+            .enumerate()
+            .find(|(_, x)| !x.is_finite() || **x < 0.0)
+        {
             return Err(format!(
-                "probability {} (answer {i}) is {x}: probabilities must be finite and non-negative",
-                i + 1
+                "the probability of answer {i} (counting from 0) is {x}: probabilities must be finite and non-negative"
             ));
         }
         let sum: f64 = p.iter().sum();
@@ -178,18 +184,17 @@ impl LogFactorials {
 
 /// The binomial probabilities of k = `from..=to` successes in `n` trials at
 /// rate `theta`, where they are not negligible: (first k, values).
-fn binomial_window(
-    lf: &LogFactorials,
-    n: usize,
-    theta: f64,
-    to: usize,
-) -> (usize, Vec<f64>) {
+fn binomial_window(lf: &LogFactorials, n: usize, theta: f64, to: usize) -> (usize, Vec<f64>) {
     let to = to.min(n);
     if theta <= 0.0 {
         return (0, vec![1.0]);
     }
     if theta >= 1.0 {
-        return if n <= to { (n, vec![1.0]) } else { (0, Vec::new()) };
+        return if n <= to {
+            (n, vec![1.0])
+        } else {
+            (0, Vec::new())
+        };
     }
     let (lt, l1t) = (theta.ln(), (1.0 - theta).ln());
     let ln_pmf = |k: usize| lf.ln_choose(n, k) + k as f64 * lt + (n - k) as f64 * l1t;
@@ -225,13 +230,12 @@ fn majority_with(d: &AnswerDistribution, n: usize, lf: &LogFactorials) -> f64 {
     // The others, likeliest first; their probabilities renormalized given
     // the correct answer's count.
     let rest = 1.0 - pc;
-    let mut others: Vec<f64> = d
-        .p
-        .iter()
-        .enumerate()
-        .filter(|&(i, &x)| i != d.correct && x > 0.0)
-        .map(|(_, &x)| x)
-        .collect();
+    let mut others: Vec<f64> =
+        d.p.iter()
+            .enumerate()
+            .filter(|&(i, &x)| i != d.correct && x > 0.0)
+            .map(|(_, &x)| x)
+            .collect();
     others.sort_by(|a, b| b.total_cmp(a));
     let (start, weights) = binomial_window(lf, n, pc, n);
     let mut total = 0.0;
@@ -305,11 +309,7 @@ fn others_at_most(lf: &LogFactorials, q: &[f64], mass: f64, left: usize, m: usiz
         .iter()
         .enumerate()
         .map(|(j, row)| {
-            let w: f64 = if untracked {
-                row.iter().sum()
-            } else {
-                row[0]
-            };
+            let w: f64 = if untracked { row.iter().sum() } else { row[0] };
             w / (1 + j) as f64
         })
         .sum()
@@ -318,7 +318,8 @@ fn others_at_most(lf: &LogFactorials, q: &[f64], mass: f64, left: usize, m: usiz
 /// The smallest n ≤ `max_n` at which `rule` reaches accuracy `1 − delta`:
 /// doubling until it does, then bisecting (the smallest such n where
 /// accuracy does not fall as n grows, as for these rules past the first
-/// few n); `None` when `max_n` does not reach it.
+/// few n); `None` when `max_n` does not reach it, or when majority's limit
+/// is below the target and its accuracy stops rising first.
 pub fn n_for(
     rule: Rule,
     d: &AnswerDistribution,
@@ -326,8 +327,65 @@ pub fn n_for(
     verifier: Verifier,
     max_n: usize,
 ) -> Option<usize> {
-    let target = 1.0 - delta;
-    let reaches = |n: usize| accuracy(rule, d, n, verifier) >= target;
+    reaching(1.0 - delta, limit(rule, d, verifier), max_n, |n| {
+        accuracy(rule, d, n, verifier)
+    })
+}
+
+/// The smallest n ≤ `max_n` at which the curve `at` reaches `target`, for
+/// a curve tending to `limit`. When the limit is below the target, only an
+/// early peak can reach it, so n is doubled only while the curve rises.
+pub fn reaching(target: f64, limit: f64, max_n: usize, at: impl Fn(usize) -> f64) -> Option<usize> {
+    if target <= limit {
+        return first_reaching(max_n, |n| at(n) >= target);
+    }
+    let (mut n, mut last) = (1, at(1));
+    while last < target {
+        let next = (n * 2).min(max_n);
+        let now = at(next);
+        if next == n || now <= last {
+            return None;
+        }
+        (n, last) = (next, now);
+    }
+    first_reaching(n, |k| at(k) >= target)
+}
+
+/// `rule`'s accuracy as n grows without bound.
+pub fn limit(rule: Rule, d: &AnswerDistribution, verifier: Verifier) -> f64 {
+    match rule {
+        Rule::Majority => majority_limit(d),
+        Rule::PassAtN => f64::from(u8::from(d.p_correct() > 0.0)),
+        Rule::BestOfN => {
+            let p = d.p_correct();
+            let (a, b) = (
+                p * (1.0 - verifier.fn_),
+                (1.0 - p - d.abstain).max(0.0) * verifier.fp,
+            );
+            if a + b > 0.0 {
+                a / (a + b)
+            } else {
+                // Nothing is ever accepted: a random sample.
+                p
+            }
+        }
+    }
+}
+
+/// Majority's accuracy as n grows without bound: 1 when the correct answer
+/// is the likeliest alone, 1/t when it ties with t − 1 others, else 0.
+pub fn majority_limit(d: &AnswerDistribution) -> f64 {
+    let pc = d.p_correct();
+    let top = d.p.iter().copied().fold(0.0, f64::max);
+    if pc <= 0.0 || pc < top {
+        return 0.0;
+    }
+    1.0 / d.p.iter().filter(|&&x| x == top).count() as f64
+}
+
+/// The smallest n ≤ `max_n` for which `reaches` holds, by doubling then
+/// bisecting, assuming it keeps holding once it does.
+pub fn first_reaching(max_n: usize, reaches: impl Fn(usize) -> bool) -> Option<usize> {
     let mut hi = 1;
     while !reaches(hi) {
         if hi >= max_n {
@@ -458,10 +516,16 @@ mod tests {
             assert!(majority(&d, n - 1) < 1.0 - delta, "{n}");
         }
         // Perfect best-of-n: 1 − 0.45ⁿ ≥ 0.99 first at n = ⌈ln 0.01 / ln 0.45⌉ = 6.
-        assert_eq!(n_for(Rule::BestOfN, &d, 0.01, Verifier::PERFECT, 1000), Some(6));
+        assert_eq!(
+            n_for(Rule::BestOfN, &d, 0.01, Verifier::PERFECT, 1000),
+            Some(6)
+        );
         // A wrong answer ahead: majority never gets there.
         let behind = dist(&[0.4, 0.6], 0);
-        assert_eq!(n_for(Rule::Majority, &behind, 0.1, Verifier::PERFECT, 4096), None);
+        assert_eq!(
+            n_for(Rule::Majority, &behind, 0.1, Verifier::PERFECT, 4096),
+            None
+        );
     }
 
     #[test]
@@ -471,7 +535,11 @@ mod tests {
         assert!(err(&[0.5, -0.1, 0.6], false).contains("non-negative"));
         assert!(err(&[0.5, 0.4], false).contains("sum to 0.9"));
         assert!(err(&[0.7, 0.4], true).contains("sum to 1.1"));
-        assert!(AnswerDistribution::new(vec![0.5, 0.5], 2, false).unwrap_err().contains("only 2"));
+        assert!(
+            AnswerDistribution::new(vec![0.5, 0.5], 2, false)
+                .unwrap_err()
+                .contains("only 2")
+        );
         assert!(AnswerDistribution::new(vec![0.5, 0.4], 0, true).is_ok());
     }
 }

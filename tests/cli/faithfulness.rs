@@ -5,33 +5,9 @@
 
 use std::path::Path;
 
-use crate::util::{Case, Crucible, Scratch, check_cases, llama_url, query, root, table_rows};
-
-/// Run `python3 -c program` with `input` on stdin; its stdout, parsed as JSON.
-fn python(program: &str, input: &str) -> serde_json::Value {
-    use std::io::Write;
-    let mut child = std::process::Command::new("python3")
-        .arg("-c")
-        .arg(program)
-        .stdin(std::process::Stdio::piped())
-        .stdout(std::process::Stdio::piped())
-        .stderr(std::process::Stdio::piped())
-        .spawn()
-        .expect("python3");
-    child
-        .stdin
-        .take()
-        .unwrap()
-        .write_all(input.as_bytes())
-        .unwrap();
-    let out = child.wait_with_output().unwrap();
-    assert!(
-        out.status.success(),
-        "python failed:\n{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    serde_json::from_slice(&out.stdout).unwrap()
-}
+use crate::util::{
+    Case, Crucible, Scratch, check_cases, llama_url, python, query, root, table_rows,
+};
 
 /// `crucible faithfulness RUN --json` on `db`.
 fn report(db: &Path, run: i64) -> serde_json::Value {

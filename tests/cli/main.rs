@@ -33,6 +33,9 @@ mod store;
 /// Strategies and estimators: curves against analytic ones and brute force
 /// (proptests), adaptive consistency, self-correction, programmatic verifiers.
 mod strategies;
+/// Theory: `crucible theory`'s exact curves against Python's enumeration
+/// and its own Monte Carlo, a scenario's simulated model, bad input.
+mod theory;
 /// Tidy: invariants of the source tree (the layer table of `src/`'s
 /// folders, SQLite and HTTP clients in their layers, module docs).
 mod tidy;

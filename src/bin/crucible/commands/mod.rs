@@ -18,6 +18,7 @@ pub mod runs;
 pub mod schema;
 pub mod show;
 pub mod sim_server;
+pub mod theory;
 pub mod validate;
 pub mod view;
 
@@ -76,6 +77,9 @@ pub enum Command {
     /// Write one run as a self-contained HTML file: summary, curves,
     /// failure rates, agreement and its worst transcripts.
     Report(report::Args),
+    /// Exact accuracy curves of majority, best-of-n and pass@n for an answer
+    /// distribution, the n each needs for 1 − δ, and Monte Carlo checks.
+    Theory(theory::Args),
 }
 
 pub fn exec(command: Command) -> anyhow::Result<ExitCode> {
@@ -99,5 +103,6 @@ pub fn exec(command: Command) -> anyhow::Result<ExitCode> {
         Command::Agreement(args) => agreement::exec(args),
         Command::View(args) => view::exec(args),
         Command::Report(args) => report::exec(args),
+        Command::Theory(args) => theory::exec(args),
     }
 }

@@ -1,0 +1,185 @@
+//! `crucible theory`: exact accuracy curves of majority, best-of-n and
+//! pass@n for an answer distribution — given on the command line or a
+//! scenario's simulated model — with the n each needs for 1 − δ, and Monte
+//! Carlo estimates beside them when asked. No model is called.
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use crucible::Runner;
+use crucible::report::theory::{TheoryAsk, theory};
+use crucible::scenario::ModelKind;
+use crucible::stats::theory::{AnswerDistribution, Verifier};
+
+use super::common::SetArgs;
+
+#[derive(clap::Args)]
+pub struct Args {
+    /// The answers' probabilities, e.g. 0.4,0.3,0.1,0.1,0.1 (summing to 1).
+    #[arg(
+        long,
+        value_delimiter = ',',
+        required_unless_present = "scenario",
+        conflicts_with = "scenario"
+    )]
+    pub dist: Vec<f64>,
+    /// Which answer is correct, counting from 0.
+    #[arg(long, default_value_t = 0)]
+    pub correct: usize,
+    /// A scenario whose simulated model's distribution (on each task,
+    /// averaged) to use instead of `--dist`.
+    #[arg(long, requires = "model")]
+    pub scenario: Option<PathBuf>,
+    /// The simulated model of `--scenario`.
+    #[arg(long, requires = "scenario")]
+    pub model: Option<String>,
+    #[command(flatten)]
+    pub set: SetArgs,
+    /// The sample counts, e.g. 1,2,4,8.
+    #[arg(
+        long,
+        value_delimiter = ',',
+        default_value = "1,2,4,8,16,32,64,128,256,512,1024"
+    )]
+    pub n: Vec<usize>,
+    /// Best-of-n's verifier: `perfect`, or `fp=RATE,fn=RATE` (false
+    /// positives: wrong samples accepted; false negatives: correct ones
+    /// rejected).
+    #[arg(long, default_value = "perfect", value_parser = verifier)]
+    pub verifier: Verifier,
+    /// The δ of "the smallest n reaching accuracy 1 − δ".
+    #[arg(long, value_delimiter = ',', default_value = "0.1,0.05,0.01")]
+    pub delta: Vec<f64>,
+    /// The largest n searched for 1 − δ.
+    #[arg(long, default_value_t = 100_000)]
+    pub max_n: usize,
+    /// Monte Carlo trials per rule and n, shown beside the exact values.
+    #[arg(long, default_value_t = 0)]
+    pub mc: u64,
+    /// Seed of the Monte Carlo draws.
+    #[arg(long, default_value_t = 0)]
+    pub seed: u64,
+    /// Print one JSON object instead of text.
+    #[arg(long)]
+    pub json: bool,
+}
+
+/// `perfect`, or `fp=RATE,fn=RATE` with rates in [0, 1].
+fn verifier(s: &str) -> Result<Verifier, String> {
+    if s == "perfect" {
+        return Ok(Verifier::PERFECT);
+    }
+    let mut v = Verifier::PERFECT;
+    for part in s.split(',') {
+        let (key, value) = part
+            .split_once('=')
+            .ok_or_else(|| format!("expected `perfect` or `fp=RATE,fn=RATE`; found `{s}`"))?;
+        let rate: f64 = value
+            .trim()
+            .parse()
+            .ok()
+            .filter(|r: &f64| (0.0..=1.0).contains(r))
+            .ok_or_else(|| format!("`{key}` must be a rate in [0, 1]; found `{value}`"))?;
+        match key.trim() {
+            "fp" => v.fp = rate,
+            "fn" => v.fn_ = rate,
+            other => return Err(format!("unknown rate `{other}`; use `fp` and `fn`")),
+        }
+    }
+    Ok(v)
+}
+
+pub fn exec(args: Args) -> anyhow::Result<ExitCode> {
+    let distributions = match (&args.scenario, &args.model) {
+        (Some(file), Some(model)) => scenario_distributions(file, model, &args.set.set)?,
+        _ => match AnswerDistribution::new(args.dist.clone(), args.correct, false) {
+            Ok(d) => vec![d],
+            Err(e) => return usage(&format!("--dist: {e}")),
+        },
+    };
+    if args.n.contains(&0) {
+        return usage("--n: every sample count must be at least 1");
+    }
+    if let Some(d) = args.delta.iter().find(|d| !(**d > 0.0 && **d < 1.0)) {
+        return usage(&format!("--delta: {d} is not in (0, 1)"));
+    }
+    let report = theory(&TheoryAsk {
+        distributions,
+        ns: args.n,
+        deltas: args.delta,
+        verifier: args.verifier,
+        max_n: args.max_n.max(1),
+        trials: args.mc,
+        seed: args.seed,
+    });
+    if args.json {
+        outln!("{}", serde_json::to_string(&report)?);
+    } else {
+        out!("{}", report.table());
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+/// A usage error: said on stderr, exit status 2, as for bad arguments.
+fn usage(message: &str) -> anyhow::Result<ExitCode> {
+    eprintln!("error: {message}");
+    Ok(ExitCode::from(2))
+}
+
+/// The distribution of `model` (a simulated model of the scenario) on each
+/// of the scenario's tasks, its correct answer the task's expected one.
+fn scenario_distributions(
+    file: &std::path::Path,
+    model: &str,
+    set: &[String],
+) -> anyhow::Result<Vec<AnswerDistribution>> {
+    let scenario = Runner::validate(file, set)?;
+    let names: Vec<&str> = scenario.models.iter().map(|m| m.name.as_str()).collect();
+    let found = scenario
+        .models
+        .iter()
+        .find(|m| m.name == model)
+        .ok_or_else(|| {
+            anyhow::anyhow!(
+                "{} has no model `{model}`; its models: {}",
+                file.display(),
+                names.join(", ")
+            )
+        })?;
+    let ModelKind::Simulated(sim) = &found.kind else {
+        anyhow::bail!(
+            "model `{model}` of {} is a network model; theory needs a simulated model's known distribution",
+            file.display()
+        );
+    };
+    let mut out = Vec::with_capacity(scenario.tasks.len());
+    for task in &scenario.tasks {
+        let dist = sim.distribution_for(task);
+        let expected = task
+            .expected
+            .as_deref()
+            .map(|e| scenario.answer.normalize(e));
+        let mut p = Vec::new();
+        let mut correct = None;
+        for (answer, prob) in dist {
+            let Some(answer) = answer else { continue };
+            if expected.as_deref() == Some(scenario.answer.normalize(&answer).as_str()) {
+                correct = Some(p.len());
+            }
+            p.push(prob);
+        }
+        // A task whose right answer the model never gives: add it at 0.
+        let correct = correct.unwrap_or_else(|| {
+            p.push(0.0);
+            p.len() - 1
+        });
+        out.push(
+            AnswerDistribution::new(p, correct, true)
+                .map_err(|e| anyhow::anyhow!("model `{model}` on task `{}`: {e}", task.id))?,
+        );
+    }
+    if out.is_empty() {
+        anyhow::bail!("{} has no tasks", file.display());
+    }
+    Ok(out)
+}

@@ -1,0 +1,172 @@
+//! `crucible theory`: exact curves against an independent enumeration in
+//! Python and against Monte Carlo, a scenario's simulated model as the
+//! distribution, and bad distributions refused with exit status 2.
+
+use crate::util::{Crucible, Scratch, python};
+
+/// Majority, best-of-n (noisy verifier) and pass@n by summing over every
+/// vector of answer counts (multinomial probabilities), in Python.
+const ENUMERATE: &str = r#"
+import json, sys
+from math import factorial, prod
+d = json.load(sys.stdin)
+p, c, ns = d["p"], d["correct"], d["n"]
+fp, fn = d["fp"], d["fn"]
+def compositions(n, k):
+    if k == 1:
+        yield (n,); return
+    for i in range(n + 1):
+        for rest in compositions(n - i, k - 1):
+            yield (i,) + rest
+out = {}
+for n in ns:
+    acc = 0.0
+    for counts in compositions(n, len(p)):
+        pr = factorial(n) / prod(factorial(x) for x in counts) * prod(q ** x for q, x in zip(p, counts))
+        top = max(counts)
+        if top > 0 and counts[c] == top:
+            acc += pr / sum(1 for x in counts if x == top)
+    a, b = p[c] * (1 - fn), (1 - p[c]) * fp
+    r = 1 - a - b
+    bon = (1 - r ** n) * a / (a + b) + (r ** n) * p[c] * fn / r
+    out[str(n)] = {"majority": acc, "best_of_n": bon, "pass_at_n": 1 - (1 - p[c]) ** n}
+print(json.dumps(out))
+"#;
+
+#[test]
+fn exact_curves_equal_an_enumeration_in_python_and_monte_carlo() {
+    let p = [0.35, 0.3, 0.2, 0.15];
+    let ns = [1, 2, 3, 5, 8, 13, 21, 30];
+    let dist = p.map(|x| x.to_string()).join(",");
+    let n_list = ns.map(|x| x.to_string()).join(",");
+    let report = Crucible::new(&[
+        "theory",
+        "--dist",
+        &dist,
+        "--correct",
+        "1",
+        "--n",
+        &n_list,
+        "--verifier",
+        "fp=0.1,fn=0.2",
+        "--mc",
+        "4000",
+        "--seed",
+        "3",
+    ])
+    .json();
+    let input = serde_json::json!({"p": p, "correct": 1, "n": ns, "fp": 0.1, "fn": 0.2});
+    let want = python(ENUMERATE, &input.to_string());
+    let curves = report["curves"].as_array().unwrap();
+    assert_eq!(curves.len(), 3 * ns.len());
+    for point in curves {
+        let (rule, n) = (
+            point["rule"].as_str().unwrap(),
+            point["n"].as_u64().unwrap(),
+        );
+        let exact = point["accuracy"].as_f64().unwrap();
+        let python = want[n.to_string()][rule].as_f64().unwrap();
+        assert!(
+            (exact - python).abs() < 1e-12,
+            "{rule} at n {n}: {exact} vs {python}"
+        );
+        let mc = &point["mc"];
+        let (estimate, se) = (mc["accuracy"].as_f64().unwrap(), mc["se"].as_f64().unwrap());
+        // An estimate of a share near 1 may have seen no failure (se 0):
+        // the binomial error at the exact value bounds a trial's variance.
+        let se = se.max((exact * (1.0 - exact) / 4000.0).sqrt());
+        assert!(
+            (estimate - exact).abs() <= 4.0 * se + 1e-9,
+            "{rule} at n {n}: MC {estimate} ± {se} vs {exact}"
+        );
+    }
+    // The correct answer is not the likeliest: majority tends to 0 and
+    // this verifier's best-of-n to 0.24/0.31, so neither reaches 0.9; pass@n
+    // does, first at the n the Python curve says.
+    for f in report["n_for"].as_array().unwrap() {
+        let rule = f["rule"].as_str().unwrap();
+        let delta = f["delta"].as_f64().unwrap();
+        if rule != "pass_at_n" {
+            assert!(f["n"].is_null(), "{f}");
+            continue;
+        }
+        let n = f["n"].as_u64().unwrap() as usize;
+        let at = |n: usize| {
+            let input = serde_json::json!({"p": p, "correct": 1, "n": [n], "fp": 0.1, "fn": 0.2});
+            python(ENUMERATE, &input.to_string())[n.to_string()][rule]
+                .as_f64()
+                .unwrap()
+        };
+        assert!(
+            at(n) >= 1.0 - delta && at(n - 1) < 1.0 - delta,
+            "δ {delta}: n {n}"
+        );
+    }
+}
+
+/// A scenario's simulated model is the distribution, on each task (the
+/// task's expected answer correct; abstention never votes), averaged.
+#[test]
+fn a_scenarios_simulated_model_is_its_distribution_averaged_over_the_tasks() {
+    let s = Scratch::new();
+    let file = s.write(
+        "sim.yaml",
+        r#"name: t
+seed: 1
+models:
+  m:
+    provider: simulated
+    distribution: {answers: {"7": 0.5, "3": 0.3, "1": 0.1}}
+agents:
+  a: {model: m, prompt: "{{ question }}"}
+dataset:
+  items:
+    - {id: q1, question: "3 + 4?", answer: "7"}
+    - {id: q2, question: "1 + 2?", answer: "3"}
+strategies: [{kind: self_consistency, agent: a, n: 1}]
+"#,
+    );
+    let from_scenario = Crucible::new(&["theory", "--model", "m", "--n", "1,4,16"])
+        .arg("--scenario")
+        .arg(&file)
+        .json();
+    assert_eq!(from_scenario["distributions"], 2);
+    // Task q1: "7" right (0.5); q2: "3" right (0.3); 0.1 abstains.
+    let curves = from_scenario["curves"].as_array().unwrap();
+    let first = curves
+        .iter()
+        .find(|p| p["rule"] == "pass_at_n" && p["n"] == 4)
+        .unwrap();
+    let want = ((1.0 - 0.5f64.powi(4)) + (1.0 - 0.7f64.powi(4))) / 2.0;
+    assert!(
+        (first["accuracy"].as_f64().unwrap() - want).abs() < 1e-12,
+        "{first}"
+    );
+    let majority1 = curves
+        .iter()
+        .find(|p| p["rule"] == "majority" && p["n"] == 1)
+        .unwrap();
+    assert!(
+        (majority1["accuracy"].as_f64().unwrap() - 0.4).abs() < 1e-12,
+        "{majority1}"
+    );
+}
+
+#[test]
+fn bad_distributions_are_refused_with_exit_status_2() {
+    for (dist, message) in [
+        ("0.5,0.4", "sum to 0.9"),
+        ("0.5,-0.1,0.6", "non-negative"),
+        ("0.5,0.5,0.1", "sum to 1.1"),
+    ] {
+        let out = Crucible::new(&["theory", "--dist", dist]).output();
+        assert_eq!(out.status.code(), Some(2), "{dist}");
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert!(err.contains(message), "{dist}: {err}");
+    }
+    let out = Crucible::new(&["theory", "--dist", "0.5,0.5", "--correct", "2"]).output();
+    assert_eq!(out.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("only 2 answers"));
+    let out = Crucible::new(&["theory"]).output();
+    assert_eq!(out.status.code(), Some(2));
+}
