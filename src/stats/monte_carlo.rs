@@ -51,7 +51,7 @@ impl AliasTable {
     /// One outcome from one 64-bit draw.
     #[inline]
     pub fn draw(&self, bits: u64) -> usize {
-        let column = ((bits >> 32) * self.cut.len() as u64 >> 32) as usize;
+        let column = (((bits >> 32) * self.cut.len() as u64) >> 32) as usize;
         if (bits & 0xffff_ffff) < self.cut[column] {
             column
         } else {
