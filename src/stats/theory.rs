@@ -33,8 +33,6 @@
 //!
 //! [`n_for`] finds the smallest n reaching accuracy 1 − δ.
 
-use std::sync::LazyLock;
-
 use serde::Serialize;
 
 /// Relative weight below which a term of the majority DP is dropped.
@@ -156,35 +154,64 @@ pub fn best_of_n(d: &AnswerDistribution, n: usize, v: Verifier) -> f64 {
     (1.0 - rn) * accepted + rn * rejected
 }
 
-/// ln k! for k up to the largest n asked so far, grown on demand.
-struct LogFactorials(Vec<f64>);
-
-impl LogFactorials {
-    fn upto(n: usize) -> LogFactorials {
-        static BASE: LazyLock<Vec<f64>> = LazyLock::new(|| table(4096));
-        fn table(n: usize) -> Vec<f64> {
-            let mut t = Vec::with_capacity(n + 1);
-            t.push(0.0);
-            for k in 1..=n {
-                t.push(t[k - 1] + (k as f64).ln());
-            }
-            t
-        }
-        if n <= 4096 {
-            LogFactorials(BASE.clone())
-        } else {
-            LogFactorials(table(n))
-        }
+/// ln n! − ((n + ½) ln n − n + ln √(2π)): Stirling's error, from the sum
+/// of logarithms for small n and its asymptotic series beyond, accurate to
+/// about 1e-16 either way (Loader's binomial algorithm).
+fn stirling_error(n: f64) -> f64 {
+    const LN_SQRT_2PI: f64 = 0.918_938_533_204_672_8;
+    if n <= 15.0 {
+        let ln_factorial: f64 = (2..=n as u64).map(|k| (k as f64).ln()).sum();
+        return ln_factorial - (n + 0.5) * n.ln() + n - LN_SQRT_2PI;
     }
-
-    fn ln_choose(&self, n: usize, k: usize) -> f64 {
-        self.0[n] - self.0[k] - self.0[n - k]
-    }
+    let n2 = n * n;
+    (1.0 / 12.0
+        - (1.0 / 360.0 - (1.0 / 1260.0 - (1.0 / 1680.0 - 1.0 / (1188.0 * n2)) / n2) / n2) / n2)
+        / n
 }
 
-/// The binomial probabilities of k = `from..=to` successes in `n` trials at
-/// rate `theta`, where they are not negligible: (first k, values).
-fn binomial_window(lf: &LogFactorials, n: usize, theta: f64, to: usize) -> (usize, Vec<f64>) {
+/// x ln(x/m) + m − x without cancellation (the deviance term).
+fn deviance(x: f64, m: f64) -> f64 {
+    if (x - m).abs() < 0.1 * (x + m) {
+        let v = (x - m) / (x + m);
+        let mut s = (x - m) * v;
+        let mut ej = 2.0 * x * v;
+        let v2 = v * v;
+        for j in 1..1000 {
+            ej *= v2;
+            let next = s + ej / (2 * j + 1) as f64;
+            if next == s {
+                break;
+            }
+            s = next;
+        }
+        return s;
+    }
+    x * (x / m).ln() + m - x
+}
+
+/// ln of the binomial probability of k successes in n trials at rate θ
+/// (0 < θ < 1), accurate to about 1e-15 relative however large n is.
+fn ln_binomial(n: usize, k: usize, theta: f64) -> f64 {
+    let (nf, kf) = (n as f64, k as f64);
+    if k == 0 {
+        return nf * (-theta).ln_1p();
+    }
+    if k == n {
+        return nf * theta.ln();
+    }
+    let m = nf - kf;
+    stirling_error(nf)
+        - stirling_error(kf)
+        - stirling_error(m)
+        - deviance(kf, nf * theta)
+        - deviance(m, nf * (1.0 - theta))
+        - 0.5 * (2.0 * std::f64::consts::PI * kf * m / nf).ln()
+}
+
+/// The binomial probabilities of k ≤ `to` successes in `n` trials at rate
+/// `theta`, where they are not negligible: (first k, values). From the
+/// mode (or `to`, below it) outwards by the ratio of neighbouring terms.
+fn binomial_window(n: usize, theta: f64, to: usize) -> (usize, Vec<f64>) {
     let to = to.min(n);
     if theta <= 0.0 {
         return (0, vec![1.0]);
@@ -196,33 +223,42 @@ fn binomial_window(lf: &LogFactorials, n: usize, theta: f64, to: usize) -> (usiz
             (0, Vec::new())
         };
     }
-    let (lt, l1t) = (theta.ln(), (1.0 - theta).ln());
-    let ln_pmf = |k: usize| lf.ln_choose(n, k) + k as f64 * lt + (n - k) as f64 * l1t;
-    // From the mode (clipped to the window) outwards while terms matter.
-    let mode = ((n as f64 + 1.0) * theta).floor().min(n as f64) as usize;
+    let mode = (((n as f64 + 1.0) * theta).floor() as usize).min(n);
     let peak = mode.min(to);
-    let floor = ln_pmf(mode) + TAIL.ln();
-    let mut lo = peak;
-    while lo > 0 && ln_pmf(lo - 1) > floor {
-        lo -= 1;
-    }
-    let mut hi = peak;
-    while hi < to && ln_pmf(hi + 1) > floor {
-        hi += 1;
-    }
-    if ln_pmf(peak) <= floor {
+    let top = ln_binomial(n, peak, theta);
+    let floor = ln_binomial(n, mode, theta) + TAIL.ln();
+    if top <= floor {
         return (0, Vec::new());
     }
-    (lo, (lo..=hi).map(|k| ln_pmf(k).exp()).collect())
+    let odds = theta / (1.0 - theta);
+    let cut = floor.exp();
+    let mut down = Vec::new();
+    let (mut k, mut w) = (peak, top.exp());
+    while k > 0 {
+        w *= k as f64 / ((n - k + 1) as f64 * odds);
+        if w <= cut {
+            break;
+        }
+        k -= 1;
+        down.push(w);
+    }
+    let lo = peak - down.len();
+    let mut out: Vec<f64> = down.into_iter().rev().collect();
+    out.push(top.exp());
+    let (mut k, mut w) = (peak, top.exp());
+    while k < to {
+        w *= (n - k) as f64 / (k + 1) as f64 * odds;
+        if w <= cut {
+            break;
+        }
+        k += 1;
+        out.push(w);
+    }
+    (lo, out)
 }
 
 /// Majority's exact accuracy with `n` samples (see the module's doc).
 pub fn majority(d: &AnswerDistribution, n: usize) -> f64 {
-    let lf = LogFactorials::upto(n);
-    majority_with(d, n, &lf)
-}
-
-fn majority_with(d: &AnswerDistribution, n: usize, lf: &LogFactorials) -> f64 {
     let pc = d.p_correct();
     if n == 0 || pc <= 0.0 {
         return 0.0;
@@ -237,14 +273,14 @@ fn majority_with(d: &AnswerDistribution, n: usize, lf: &LogFactorials) -> f64 {
             .map(|(_, &x)| x)
             .collect();
     others.sort_by(|a, b| b.total_cmp(a));
-    let (start, weights) = binomial_window(lf, n, pc, n);
+    let (start, weights) = binomial_window(n, pc, n);
     let mut total = 0.0;
     for (i, w) in weights.iter().enumerate() {
         let m = start + i;
         if m == 0 {
             continue;
         }
-        total += w * others_at_most(lf, &others, rest, n - m, m);
+        total += w * others_at_most(&others, rest, n - m, m);
     }
     total.min(1.0)
 }
@@ -252,7 +288,7 @@ fn majority_with(d: &AnswerDistribution, n: usize, lf: &LogFactorials) -> f64 {
 /// E[1{every other count ≤ m} / (1 + #{others = m})] when the others
 /// (probabilities `q`, of total mass `mass` with abstention) share `left`
 /// samples.
-fn others_at_most(lf: &LogFactorials, q: &[f64], mass: f64, left: usize, m: usize) -> f64 {
+fn others_at_most(q: &[f64], mass: f64, left: usize, m: usize) -> f64 {
     if mass <= 0.0 {
         return if left == 0 { 1.0 } else { 0.0 };
     }
@@ -262,7 +298,7 @@ fn others_at_most(lf: &LogFactorials, q: &[f64], mass: f64, left: usize, m: usiz
         .iter()
         .copied()
         .filter(|&x| {
-            let (start, tail) = binomial_window(lf, left, x / mass, left);
+            let (start, tail) = binomial_window(left, x / mass, left);
             let reach: f64 = tail
                 .iter()
                 .enumerate()
@@ -272,47 +308,85 @@ fn others_at_most(lf: &LogFactorials, q: &[f64], mass: f64, left: usize, m: usiz
             reach >= TAIL
         })
         .collect();
-    // states[j][r]: weight of j answers tied at m with r samples left.
-    let mut states: Vec<Vec<f64>> = vec![vec![0.0; left + 1]];
-    states[0][left] = 1.0;
+    // rows[j]: the weights of j answers tied at m, over a window of the
+    // samples left (r = row.lo + i).
+    let mut rows: Vec<Window> = vec![Window {
+        lo: left,
+        w: vec![1.0],
+    }];
     let mut remaining = mass;
     for &x in &tracked {
         let theta = (x / remaining).min(1.0);
-        let mut next: Vec<Vec<f64>> = vec![vec![0.0; left + 1]; states.len() + 1];
-        let biggest = states
+        let biggest = rows
             .iter()
-            .flat_map(|row| row.iter())
+            .flat_map(|row| row.w.iter())
             .fold(0.0f64, |a, &b| a.max(b));
-        for (j, row) in states.iter().enumerate() {
-            for (r, &w) in row.iter().enumerate() {
+        // Each live state's binomial share, then the window it reaches.
+        let mut moves: Vec<(usize, usize, f64, usize, Vec<f64>)> = Vec::new();
+        let (mut lo, mut hi) = (usize::MAX, 0);
+        for (j, row) in rows.iter().enumerate() {
+            for (i, &w) in row.w.iter().enumerate() {
                 if w <= biggest * TAIL {
                     continue;
                 }
-                let (start, pmf) = binomial_window(lf, r, theta, m);
-                for (i, b) in pmf.iter().enumerate() {
-                    let k = start + i;
-                    let tied = usize::from(k == m);
-                    next[j + tied][r - k] += w * b;
+                let r = row.lo + i;
+                let (start, pmf) = binomial_window(r, theta, m);
+                if pmf.is_empty() {
+                    continue;
                 }
+                lo = lo.min(r - (start + pmf.len() - 1));
+                hi = hi.max(r - start);
+                moves.push((j, r, w, start, pmf));
             }
         }
-        while next.len() > 1 && next.last().is_some_and(|row| row.iter().all(|&w| w == 0.0)) {
+        if moves.is_empty() {
+            return 0.0;
+        }
+        let mut next: Vec<Window> = (0..=rows.len())
+            .map(|_| Window {
+                lo,
+                w: vec![0.0; hi - lo + 1],
+            })
+            .collect();
+        for (j, r, w, start, pmf) in moves {
+            for (i, b) in pmf.iter().enumerate() {
+                let k = start + i;
+                let tied = usize::from(k == m);
+                next[j + tied].w[r - k - lo] += w * b;
+            }
+        }
+        while next.len() > 1
+            && next
+                .last()
+                .is_some_and(|row| row.w.iter().all(|&w| w == 0.0))
+        {
             next.pop();
         }
-        states = next;
+        rows = next;
         remaining -= x;
     }
     // Whatever is left goes to untracked answers or abstention; with none,
     // nothing may be left.
     let untracked = remaining > 1e-12 * mass;
-    states
-        .iter()
+    rows.iter()
         .enumerate()
         .map(|(j, row)| {
-            let w: f64 = if untracked { row.iter().sum() } else { row[0] };
+            let w: f64 = if untracked {
+                row.w.iter().sum()
+            } else if row.lo == 0 {
+                row.w[0]
+            } else {
+                0.0
+            };
             w / (1 + j) as f64
         })
         .sum()
+}
+
+/// Weights over a window of the samples left.
+struct Window {
+    lo: usize,
+    w: Vec<f64>,
 }
 
 /// The smallest n ≤ `max_n` at which `rule` reaches accuracy `1 − delta`:
@@ -451,6 +525,23 @@ mod tests {
         assert!((majority(&d, 3) - 0.648).abs() < 1e-15);
         assert_eq!(majority(&d, 0), 0.0);
         assert_eq!(majority(&dist(&[1.0], 0), 5), 1.0);
+    }
+
+    /// Two answers at large n: the binomial tail above n/2 (and half the
+    /// tie), computed exactly in rational arithmetic by Python (`fractions`
+    /// and `math.comb` over every term), then rounded.
+    #[test]
+    fn two_way_large_n_equals_the_exact_binomial_tail() {
+        for (p, n, exact) in [
+            (0.52, 4096usize, 0.994_779_458_107_548_4),
+            (0.505, 2001, 0.672_704_141_171_417_1),
+        ] {
+            let got = majority(&dist(&[p, 1.0 - p], 0), n);
+            assert!(
+                (got - exact).abs() < 1e-14,
+                "p {p}, n {n}: {got} vs {exact}"
+            );
+        }
     }
 
     proptest! {
