@@ -10,6 +10,7 @@ use serde::Serialize;
 
 use crate::seed;
 use crate::stats::monte_carlo::{Estimate, estimate};
+use crate::stats::separation::{Family, Fit, Sweep, sweep};
 use crate::stats::theory::{AnswerDistribution, Rule, Verifier, accuracy, limit, n_for, reaching};
 
 /// What to compute.
@@ -173,5 +174,73 @@ impl TheoryReport {
             ));
         }
         out
+    }
+}
+
+/// What `crucible theory --sweep` prints: each rule's n*(Δ) on each
+/// family, and the line through it.
+#[derive(Debug, Clone, Serialize)]
+pub struct SeparationReport {
+    pub fits: Vec<Fit>,
+}
+
+/// Every rule (majority and best-of-n) swept over every family, for each
+/// target δ.
+pub fn separation(families: &[Family], targets: &[f64], s: &Sweep) -> SeparationReport {
+    let mut fits = Vec::new();
+    for &target_delta in targets {
+        let s = Sweep {
+            target_delta,
+            ..s.clone()
+        };
+        for family in families {
+            for rule in [Rule::Majority, Rule::BestOfN] {
+                fits.push(sweep(*family, rule, &s));
+            }
+        }
+    }
+    SeparationReport { fits }
+}
+
+impl SeparationReport {
+    /// The fits as printed: one row per family, rule and target.
+    pub fn table(&self) -> String {
+        let mut t = Table::new();
+        t.load_style(presets::UTF8_FULL_CONDENSED);
+        t.set_header(vec![
+            "family",
+            "rule",
+            "target",
+            "slope",
+            "interval",
+            "c",
+            "Δ → n*",
+        ]);
+        for f in &self.fits {
+            let points: Vec<String> = f
+                .points
+                .iter()
+                .map(|p| {
+                    let n = p.n.map_or("-".to_owned(), |n| n.to_string());
+                    format!("{:.3}→{n}", p.delta)
+                })
+                .collect();
+            let num = |x: Option<f64>| x.map_or("-".to_owned(), |v| format!("{v:.3}"));
+            t.add_row(vec![
+                Cell::new(f.family),
+                Cell::new(f.rule.as_str()),
+                Cell::new(format!("{}", 1.0 - f.target_delta)),
+                Cell::new(num(f.slope)).set_alignment(CellAlignment::Right),
+                Cell::new(
+                    f.slope_ci
+                        .map_or("-".to_owned(), |[lo, hi]| format!("[{lo:.3}, {hi:.3}]")),
+                ),
+                Cell::new(num(f.c)).set_alignment(CellAlignment::Right),
+                Cell::new(points.join(" ")),
+            ]);
+        }
+        format!(
+            "{t}\nn* ≈ c·Δ^slope, least squares over (ln Δ, ln n*); intervals: bootstrap over the Δ grid\n"
+        )
     }
 }

@@ -19,6 +19,7 @@ pub mod faithfulness;
 pub mod monte_carlo;
 pub mod paired;
 pub mod reasoning;
+pub mod separation;
 pub mod strategy;
 pub mod summary;
 pub mod theory;

@@ -7,8 +7,9 @@ use std::path::PathBuf;
 use std::process::ExitCode;
 
 use crucible::Runner;
-use crucible::report::theory::{TheoryAsk, theory};
+use crucible::report::theory::{TheoryAsk, separation, theory};
 use crucible::scenario::ModelKind;
+use crucible::stats::separation::{Family, Sweep, log_grid};
 use crucible::stats::theory::{AnswerDistribution, Verifier};
 
 use super::common::SetArgs;
@@ -19,8 +20,8 @@ pub struct Args {
     #[arg(
         long,
         value_delimiter = ',',
-        required_unless_present = "scenario",
-        conflicts_with = "scenario"
+        required_unless_present_any = ["scenario", "sweep"],
+        conflicts_with_all = ["scenario", "sweep"]
     )]
     pub dist: Vec<f64>,
     /// Which answer is correct, counting from 0.
@@ -62,6 +63,30 @@ pub struct Args {
     /// Print one JSON object instead of text.
     #[arg(long)]
     pub json: bool,
+    /// Sweep the gap Δ over the hard families instead: the n each rule
+    /// needs for 1 − δ at each Δ, and the log–log slope of n* against Δ.
+    #[arg(long, conflicts_with = "scenario")]
+    pub sweep: bool,
+    /// The families swept: `two_way` (p* = (1 + Δ)/2 against one wrong
+    /// answer) and `spread` (p* = Δ + ε against many wrong answers of at
+    /// most ε each).
+    #[arg(long, value_delimiter = ',', default_value = "two_way,spread")]
+    pub families: Vec<String>,
+    /// The spread family's ε.
+    #[arg(long, default_value_t = 0.001)]
+    pub epsilon: f64,
+    /// The sweep's smallest Δ.
+    #[arg(long, default_value_t = 0.02)]
+    pub from: f64,
+    /// The sweep's largest Δ.
+    #[arg(long, default_value_t = 0.3)]
+    pub to: f64,
+    /// How many Δ, evenly spaced in ln Δ.
+    #[arg(long, default_value_t = 16)]
+    pub points: usize,
+    /// Bootstrap replicates over the Δ grid for the slope's interval.
+    #[arg(long, default_value_t = 1000)]
+    pub bootstrap: usize,
 }
 
 /// `perfect`, or `fp=RATE,fn=RATE` with rates in [0, 1].
@@ -90,6 +115,12 @@ fn verifier(s: &str) -> Result<Verifier, String> {
 }
 
 pub fn exec(args: Args) -> anyhow::Result<ExitCode> {
+    if let Some(d) = args.delta.iter().find(|d| !(**d > 0.0 && **d < 1.0)) {
+        return usage(&format!("--delta: {d} is not in (0, 1)"));
+    }
+    if args.sweep {
+        return sweep_families(&args);
+    }
     let distributions = match (&args.scenario, &args.model) {
         (Some(file), Some(model)) => scenario_distributions(file, model, &args.set.set)?,
         _ => match AnswerDistribution::new(args.dist.clone(), args.correct, false) {
@@ -100,9 +131,6 @@ pub fn exec(args: Args) -> anyhow::Result<ExitCode> {
     if args.n.contains(&0) {
         return usage("--n: every sample count must be at least 1");
     }
-    if let Some(d) = args.delta.iter().find(|d| !(**d > 0.0 && **d < 1.0)) {
-        return usage(&format!("--delta: {d} is not in (0, 1)"));
-    }
     let report = theory(&TheoryAsk {
         distributions,
         ns: args.n,
@@ -112,6 +140,48 @@ pub fn exec(args: Args) -> anyhow::Result<ExitCode> {
         trials: args.mc,
         seed: args.seed,
     });
+    if args.json {
+        outln!("{}", serde_json::to_string(&report)?);
+    } else {
+        out!("{}", report.table());
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+/// `--sweep`: the families' fits.
+fn sweep_families(args: &Args) -> anyhow::Result<ExitCode> {
+    if !(args.from > 0.0 && args.from < args.to && args.to < 1.0) {
+        return usage("--from and --to: the Δ range must satisfy 0 < from < to < 1");
+    }
+    if !(args.epsilon > 0.0 && args.epsilon < 1.0) {
+        return usage("--epsilon: ε must be in (0, 1)");
+    }
+    let mut families = Vec::new();
+    for name in &args.families {
+        families.push(match name.as_str() {
+            "two_way" => Family::TwoWay,
+            "spread" => Family::Spread {
+                epsilon: args.epsilon,
+            },
+            other => {
+                return usage(&format!(
+                    "--families: unknown family `{other}`; the families are two_way and spread"
+                ));
+            }
+        });
+    }
+    let report = separation(
+        &families,
+        &args.delta,
+        &Sweep {
+            deltas: log_grid(args.from, args.to, args.points.max(2)),
+            target_delta: args.delta[0],
+            max_n: args.max_n.max(1),
+            replicates: args.bootstrap,
+            seed: args.seed,
+            level: 0.95,
+        },
+    );
     if args.json {
         outln!("{}", serde_json::to_string(&report)?);
     } else {
