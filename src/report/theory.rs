@@ -52,6 +52,8 @@ pub struct NFor {
     pub rule: Rule,
     pub delta: f64,
     pub n: Option<usize>,
+    /// The accuracy as n grows without bound.
+    pub limit: f64,
 }
 
 /// The report `ask` asks for.
@@ -93,20 +95,20 @@ pub fn theory(ask: &TheoryAsk) -> TheoryReport {
     let n_for = Rule::ALL
         .iter()
         .flat_map(|&rule| {
+            let limit = ask
+                .distributions
+                .iter()
+                .map(|d| limit(rule, d, ask.verifier))
+                .sum::<f64>()
+                / count;
             ask.deltas.iter().map(move |&delta| NFor {
                 rule,
                 delta,
                 n: match ask.distributions.as_slice() {
                     [one] => n_for(rule, one, delta, ask.verifier, ask.max_n),
-                    many => {
-                        let limit = many
-                            .iter()
-                            .map(|d| limit(rule, d, ask.verifier))
-                            .sum::<f64>()
-                            / count;
-                        reaching(1.0 - delta, limit, ask.max_n, |n| mean(rule, n))
-                    }
+                    _ => reaching(1.0 - delta, limit, ask.max_n, |n| mean(rule, n)),
                 },
+                limit,
             })
         })
         .collect();
@@ -166,12 +168,15 @@ impl TheoryReport {
             v.fp, v.fn_
         ));
         for f in &self.n_for {
-            out.push_str(&format!(
-                "{} reaches {} at n = {}\n",
-                f.rule.as_str(),
-                1.0 - f.delta,
-                f.n.map_or("never (within the search)".to_owned(), |n| n.to_string())
-            ));
+            let target = 1.0 - f.delta;
+            out.push_str(&match f.n {
+                Some(n) => format!("{} reaches {target} at n = {n}\n", f.rule.as_str()),
+                None => format!(
+                    "{} does not reach {target} within the search (its accuracy tends to {:.4})\n",
+                    f.rule.as_str(),
+                    f.limit
+                ),
+            });
         }
         out
     }

@@ -101,6 +101,7 @@ pub struct Verifier {
     /// P(accepts a wrong sample).
     pub fp: f64,
     /// P(rejects a correct sample).
+    #[serde(rename = "fn")]
     pub fn_: f64,
 }
 
