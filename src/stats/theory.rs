@@ -227,7 +227,11 @@ fn binomial_window(n: usize, theta: f64, to: usize) -> (usize, Vec<f64>) {
     let mode = (((n as f64 + 1.0) * theta).floor() as usize).min(n);
     let peak = mode.min(to);
     let top = ln_binomial(n, peak, theta);
-    let floor = ln_binomial(n, mode, theta) + TAIL.ln();
+    let floor = if peak == mode {
+        top
+    } else {
+        ln_binomial(n, mode, theta)
+    } + TAIL.ln();
     if top <= floor {
         return (0, Vec::new());
     }
@@ -281,24 +285,28 @@ pub fn majority(d: &AnswerDistribution, n: usize) -> f64 {
         if m == 0 {
             continue;
         }
-        total += w * others_at_most(&others, rest, n - m, m);
+        total += w * others_at_most(&others, rest, n - m, m, TAIL / w);
     }
     total.min(1.0)
 }
 
 /// E[1{every other count ≤ m} / (1 + #{others = m})] when the others
-/// (probabilities `q`, of total mass `mass` with abstention) share `left`
-/// samples.
-fn others_at_most(q: &[f64], mass: f64, left: usize, m: usize) -> f64 {
+/// (probabilities `q`, likeliest first, of total mass `mass` with
+/// abstention) share `left` samples. States weighing `floor` or less are
+/// dropped: the caller scales the result by a weight no greater than
+/// TAIL / `floor`, so what is dropped is below TAIL apiece.
+fn others_at_most(q: &[f64], mass: f64, left: usize, m: usize, floor: f64) -> f64 {
     if mass <= 0.0 {
         return if left == 0 { 1.0 } else { 0.0 };
     }
     // Answers that can reach m are tracked; the rest (and abstention)
     // absorb what is left.
-    let tracked: Vec<f64> = q
-        .iter()
-        .copied()
-        .filter(|&x| {
+    // The likeliest first, so the tracked are a prefix (equal
+    // probabilities are checked once).
+    let mut tracked = 0;
+    let mut last: Option<f64> = None;
+    for &x in q {
+        if last != Some(x) {
             let (start, tail) = binomial_window(left, x / mass, left);
             let reach: f64 = tail
                 .iter()
@@ -306,9 +314,14 @@ fn others_at_most(q: &[f64], mass: f64, left: usize, m: usize) -> f64 {
                 .filter(|(k, _)| start + k >= m)
                 .map(|(_, w)| w)
                 .sum();
-            reach >= TAIL
-        })
-        .collect();
+            if reach < TAIL {
+                break;
+            }
+            last = Some(x);
+        }
+        tracked += 1;
+    }
+    let tracked = &q[..tracked];
     // rows[j]: the weights of j answers tied at m, over a window of the
     // samples left (r = row.lo + i).
     let mut rows: Vec<Window> = vec![Window {
@@ -316,31 +329,33 @@ fn others_at_most(q: &[f64], mass: f64, left: usize, m: usize) -> f64 {
         w: vec![1.0],
     }];
     let mut remaining = mass;
-    for &x in &tracked {
+    for &x in tracked {
         let theta = (x / remaining).min(1.0);
-        let biggest = rows
+        // The binomial share of each live count of samples left, computed
+        // once whatever the tie count, then the window the states reach.
+        let r_lo = rows.iter().map(|row| row.lo).min().unwrap_or(0);
+        let r_hi = rows
             .iter()
-            .flat_map(|row| row.w.iter())
-            .fold(0.0f64, |a, &b| a.max(b));
-        // Each live state's binomial share, then the window it reaches.
-        let mut moves: Vec<(usize, usize, f64, usize, Vec<f64>)> = Vec::new();
+            .map(|row| row.lo + row.w.len() - 1)
+            .max()
+            .unwrap_or(0);
+        let mut shares: Vec<Option<(usize, Vec<f64>)>> = vec![None; r_hi - r_lo + 1];
         let (mut lo, mut hi) = (usize::MAX, 0);
-        for (j, row) in rows.iter().enumerate() {
+        for row in &rows {
             for (i, &w) in row.w.iter().enumerate() {
-                if w <= biggest * TAIL {
-                    continue;
-                }
                 let r = row.lo + i;
-                let (start, pmf) = binomial_window(r, theta, m);
-                if pmf.is_empty() {
+                if w <= floor || shares[r - r_lo].is_some() {
                     continue;
                 }
-                lo = lo.min(r - (start + pmf.len() - 1));
-                hi = hi.max(r - start);
-                moves.push((j, r, w, start, pmf));
+                let (start, pmf) = binomial_window(r, theta, m);
+                if !pmf.is_empty() {
+                    lo = lo.min(r - (start + pmf.len() - 1));
+                    hi = hi.max(r - start);
+                }
+                shares[r - r_lo] = Some((start, pmf));
             }
         }
-        if moves.is_empty() {
+        if lo > hi {
             return 0.0;
         }
         let mut next: Vec<Window> = (0..=rows.len())
@@ -349,11 +364,19 @@ fn others_at_most(q: &[f64], mass: f64, left: usize, m: usize) -> f64 {
                 w: vec![0.0; hi - lo + 1],
             })
             .collect();
-        for (j, r, w, start, pmf) in moves {
-            for (i, b) in pmf.iter().enumerate() {
-                let k = start + i;
-                let tied = usize::from(k == m);
-                next[j + tied].w[r - k - lo] += w * b;
+        for (j, row) in rows.iter().enumerate() {
+            for (i, &w) in row.w.iter().enumerate() {
+                let r = row.lo + i;
+                if w <= floor {
+                    continue;
+                }
+                let Some((start, pmf)) = &shares[r - r_lo] else {
+                    continue;
+                };
+                for (t, b) in pmf.iter().enumerate() {
+                    let k = start + t;
+                    next[j + usize::from(k == m)].w[r - k - lo] += w * b;
+                }
             }
         }
         while next.len() > 1
