@@ -15,10 +15,12 @@
 //!   equal m. That probability is a dynamic programme over the other
 //!   answers, one at a time, each taking a binomial share of the samples
 //!   left (stick-breaking), with state (samples left, answers tied at m).
-//!   Terms below [`TAIL`] of the total are dropped, and answers that reach m
-//!   with probability below [`TAIL`] (and abstention, which never votes) are
-//!   left to absorb the samples left without being tracked; the result is
-//!   exact to about 1e-15. Cost: O(Σ_m Σ_a S·W·J) for the m with
+//!   Binomial terms (Loader's saddle-point form, then ratios from the
+//!   mode) below [`TAIL`] of their largest are dropped, states whose weight
+//!   times the correct count's probability is below [`TAIL`] are dropped,
+//!   and answers that reach m with probability below [`TAIL`] (and
+//!   abstention, which never votes) absorb the samples left without being
+//!   tracked; the result is within about 1e-14 of exact. Cost: O(Σ_m Σ_a S·W·J) for the m with
 //!   non-negligible probability, S the live states of samples left, W the
 //!   live width of a binomial and J the live tie counts — O(K·n²) in the
 //!   worst case, about √n·√n per answer in practice.
