@@ -9,9 +9,11 @@ use comfy_table::{Cell, CellAlignment, Table, presets};
 use serde::Serialize;
 
 use crate::seed;
+use crate::stats::estimator::{Binomials, majority_curve, pass_at_k_curve};
 use crate::stats::monte_carlo::{Estimate, estimate};
-use crate::stats::separation::{Family, Fit, Sweep, sweep};
+use crate::stats::separation::{Family, Fit, Sweep, SweepPoint, fit, sweep};
 use crate::stats::theory::{AnswerDistribution, Rule, Verifier, accuracy, limit, n_for, reaching};
+use crate::store::{Store, StoreError};
 
 /// What to compute.
 pub struct TheoryAsk {
@@ -186,7 +188,10 @@ impl TheoryReport {
 /// family, and the line through it.
 #[derive(Debug, Clone, Serialize)]
 pub struct SeparationReport {
+    /// Exact: n* from the rules' exact curves.
     pub fits: Vec<Fit>,
+    /// Observed in a stored run (`--run`): n* from its pools.
+    pub observed: Vec<Fit>,
 }
 
 /// Every rule (majority and best-of-n) swept over every family, for each
@@ -204,48 +209,209 @@ pub fn separation(families: &[Family], targets: &[f64], s: &Sweep) -> Separation
             }
         }
     }
-    SeparationReport { fits }
+    SeparationReport {
+        fits,
+        observed: Vec::new(),
+    }
+}
+
+/// One family's tasks at one Δ in a stored run: their mean accuracy at
+/// every n up to the smallest pool.
+#[derive(Default)]
+struct Observed {
+    majority: Vec<f64>,
+    best: Vec<f64>,
+    tasks: usize,
+}
+
+impl Observed {
+    fn add(&mut self, majority: Vec<f64>, best: Vec<f64>) {
+        let n = majority.len().min(if self.tasks == 0 {
+            usize::MAX
+        } else {
+            self.majority.len()
+        });
+        if self.tasks == 0 {
+            (self.majority, self.best) = (majority, best);
+        } else {
+            for (sum, x) in self.majority.iter_mut().zip(&majority) {
+                *sum += x;
+            }
+            for (sum, x) in self.best.iter_mut().zip(&best) {
+                *sum += x;
+            }
+        }
+        self.majority.truncate(n);
+        self.best.truncate(n);
+        self.tasks += 1;
+    }
+
+    /// The first n at which the mean of `curve` reaches `target`.
+    fn first(&self, curve: &[f64], target: f64) -> Option<usize> {
+        (1..curve.len()).find(|&n| curve[n] / self.tasks as f64 >= target)
+    }
+}
+
+/// The separation in stored run `run`, whose tasks carry `family` and
+/// `delta` fields (as `scenarios/separation-sim.yaml`'s do): per family and
+/// Δ, the mean over its tasks of majority's and a perfect verifier's
+/// best-of-n (pass@n) accuracy at every n up to the pool's size, exactly
+/// over the pool's subsets; n* is the first n reaching 1 − δ, and the
+/// slopes are fitted as for the exact sweep, which is beside them at the
+/// same Δ for the named families (`spread` with its tasks' `epsilon`).
+pub fn observed_separation(
+    store: &Store,
+    run: i64,
+    targets: &[f64],
+    s: &Sweep,
+) -> Result<SeparationReport, StoreError> {
+    let mut of_task: std::collections::HashMap<usize, (String, f64, Option<f64>)> =
+        std::collections::HashMap::new();
+    for task in store.tasks(run)? {
+        let field = |k: &str| task.inputs.get(k);
+        if let (Some(family), Some(delta)) = (
+            field("family").and_then(|f| f.as_str()),
+            field("delta").and_then(|d| d.as_f64()),
+        ) {
+            let epsilon = field("epsilon").and_then(|e| e.as_f64());
+            of_task.insert(task.index, (family.to_owned(), delta, epsilon));
+        }
+    }
+    let mut groups: std::collections::BTreeMap<(String, u64), Observed> = Default::default();
+    let mut epsilons: std::collections::BTreeMap<String, f64> = Default::default();
+    let (mut binomials, mut covered) = (Binomials::new(0), 0);
+    store.for_each_pool(run, |pool| {
+        let Some((family, delta, epsilon)) = of_task.get(&pool.task_index) else {
+            return;
+        };
+        let n = pool.samples.len();
+        if n > covered {
+            (binomials, covered) = (Binomials::new(n), n);
+        }
+        let classes = pool.answers.len();
+        let mut counts = vec![0usize; classes];
+        let (mut abstain, mut correct_class, mut correct) = (0, None, 0);
+        for &(class, right, _) in &pool.samples {
+            match class {
+                Some(c) => counts[c as usize] += 1,
+                None => abstain += 1,
+            }
+            if right {
+                correct += 1;
+                correct_class = class.map(|c| c as usize);
+            }
+        }
+        let majority = majority_curve(&binomials, &counts, correct_class, abstain);
+        let best = pass_at_k_curve(&binomials, n, correct);
+        if let Some(e) = epsilon {
+            epsilons.insert(family.clone(), *e);
+        }
+        groups
+            .entry((family.clone(), delta.to_bits()))
+            .or_default()
+            .add(majority, best);
+    })?;
+    let mut families: Vec<String> = groups.keys().map(|(f, _)| f.clone()).collect();
+    families.dedup();
+    let mut fits = Vec::new();
+    let mut observed = Vec::new();
+    for &target_delta in targets {
+        let s = Sweep {
+            target_delta,
+            ..s.clone()
+        };
+        for family in &families {
+            let mine: Vec<(f64, &Observed)> = groups
+                .iter()
+                .filter(|((f, _), _)| f == family)
+                .map(|((_, d), o)| (f64::from_bits(*d), o))
+                .collect();
+            let deltas: Vec<f64> = mine.iter().map(|(d, _)| *d).collect();
+            for rule in [Rule::Majority, Rule::BestOfN] {
+                let points = mine
+                    .iter()
+                    .map(|(delta, o)| SweepPoint {
+                        delta: *delta,
+                        n: o.first(
+                            if rule == Rule::Majority {
+                                &o.majority
+                            } else {
+                                &o.best
+                            },
+                            1.0 - target_delta,
+                        ),
+                    })
+                    .collect();
+                observed.push(fit(family, rule, points, &s));
+                let named = match family.as_str() {
+                    "two_way" => Some(Family::TwoWay),
+                    "spread" => Some(Family::Spread {
+                        epsilon: epsilons.get(family).copied().unwrap_or(0.001),
+                    }),
+                    _ => None,
+                };
+                if let Some(named) = named {
+                    let exact = Sweep {
+                        deltas: deltas.clone(),
+                        ..s.clone()
+                    };
+                    fits.push(sweep(named, rule, &exact));
+                }
+            }
+        }
+    }
+    Ok(SeparationReport { fits, observed })
 }
 
 impl SeparationReport {
-    /// The fits as printed: one row per family, rule and target.
+    /// The fits as printed: exact, then observed when there are any.
     pub fn table(&self) -> String {
-        let mut t = Table::new();
-        t.load_style(presets::UTF8_FULL_CONDENSED);
-        t.set_header(vec![
-            "family",
-            "rule",
-            "target",
-            "slope",
-            "interval",
-            "c",
-            "Δ → n*",
-        ]);
-        for f in &self.fits {
-            let points: Vec<String> = f
-                .points
-                .iter()
-                .map(|p| {
-                    let n = p.n.map_or("-".to_owned(), |n| n.to_string());
-                    format!("{:.3}→{n}", p.delta)
-                })
-                .collect();
-            let num = |x: Option<f64>| x.map_or("-".to_owned(), |v| format!("{v:.3}"));
-            t.add_row(vec![
-                Cell::new(f.family),
-                Cell::new(f.rule.as_str()),
-                Cell::new(format!("{}", 1.0 - f.target_delta)),
-                Cell::new(num(f.slope)).set_alignment(CellAlignment::Right),
-                Cell::new(
-                    f.slope_ci
-                        .map_or("-".to_owned(), |[lo, hi]| format!("[{lo:.3}, {hi:.3}]")),
-                ),
-                Cell::new(num(f.c)).set_alignment(CellAlignment::Right),
-                Cell::new(points.join(" ")),
-            ]);
+        let mut out = fits_table(&self.fits);
+        if !self.observed.is_empty() {
+            out.push_str("observed in the run's pools:\n");
+            out.push_str(&fits_table(&self.observed));
         }
-        format!(
-            "{t}\nn* ≈ c·Δ^slope, least squares over (ln Δ, ln n*); intervals: bootstrap over the Δ grid\n"
-        )
+        out
     }
+}
+
+/// One row per family, rule and target.
+fn fits_table(fits: &[Fit]) -> String {
+    let mut t = Table::new();
+    t.load_style(presets::UTF8_FULL_CONDENSED);
+    t.set_header(vec![
+        "family",
+        "rule",
+        "target",
+        "slope",
+        "interval",
+        "c",
+        "Δ → n*",
+    ]);
+    for f in fits {
+        let points: Vec<String> = f
+            .points
+            .iter()
+            .map(|p| {
+                let n = p.n.map_or("-".to_owned(), |n| n.to_string());
+                format!("{:.3}→{n}", p.delta)
+            })
+            .collect();
+        let num = |x: Option<f64>| x.map_or("-".to_owned(), |v| format!("{v:.3}"));
+        t.add_row(vec![
+            Cell::new(&f.family),
+            Cell::new(f.rule.as_str()),
+            Cell::new(format!("{}", 1.0 - f.target_delta)),
+            Cell::new(num(f.slope)).set_alignment(CellAlignment::Right),
+            Cell::new(
+                f.slope_ci
+                    .map_or("-".to_owned(), |[lo, hi]| format!("[{lo:.3}, {hi:.3}]")),
+            ),
+            Cell::new(num(f.c)).set_alignment(CellAlignment::Right),
+            Cell::new(points.join(" ")),
+        ]);
+    }
+    format!(
+        "{t}\nn* ≈ c·Δ^slope, least squares over (ln Δ, ln n*); intervals: bootstrap over the Δ grid\n"
+    )
 }

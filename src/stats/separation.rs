@@ -64,7 +64,7 @@ pub struct SweepPoint {
 /// A rule's sweep over a family, and the line through it.
 #[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct Fit {
-    pub family: &'static str,
+    pub family: String,
     pub rule: Rule,
     /// The target is accuracy 1 − this.
     pub target_delta: f64,
@@ -113,19 +113,21 @@ pub fn sweep(family: Family, rule: Rule, s: &Sweep) -> Fit {
             ),
         })
         .collect();
+    fit(family.name(), rule, points, s)
+}
+
+/// The line through `points` (those with an n), with the slope's
+/// bootstrap interval over them.
+pub fn fit(family: &str, rule: Rule, points: Vec<SweepPoint>, s: &Sweep) -> Fit {
     let xy: Vec<(f64, f64)> = points
         .iter()
         .filter_map(|p| p.n.map(|n| (p.delta.ln(), (n as f64).ln())))
         .collect();
     let line = least_squares(&xy);
-    let slope_ci = line.and_then(|_| {
+    let slope_ci = line.filter(|_| s.replicates > 0).and_then(|_| {
         let mut rng = seed::rng(
             s.seed,
-            &[
-                "separation".into(),
-                family.name().into(),
-                rule.as_str().into(),
-            ],
+            &["separation".into(), family.into(), rule.as_str().into()],
         );
         let replicates = (0..s.replicates).map(|_| {
             let drawn: Vec<(f64, f64)> = (0..xy.len())
@@ -136,11 +138,11 @@ pub fn sweep(family: Family, rule: Rule, s: &Sweep) -> Fit {
         percentile_interval(replicates, s.level).0
     });
     Fit {
-        family: family.name(),
+        family: family.to_owned(),
         rule,
         target_delta: s.target_delta,
         slope: line.map(|(slope, _)| slope),
-        slope_ci: if s.replicates == 0 { None } else { slope_ci },
+        slope_ci,
         c: line.map(|(_, intercept)| intercept.exp()),
         points,
     }

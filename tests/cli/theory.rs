@@ -170,3 +170,90 @@ fn bad_distributions_are_refused_with_exit_status_2() {
     let out = Crucible::new(&["theory"]).output();
     assert_eq!(out.status.code(), Some(2));
 }
+
+/// A perfect verifier's best-of-n observed in a run's pools, recomputed in
+/// Python from the stored samples: per family and Δ, the mean over tasks of
+/// 1 − C(N − c, k)/C(N, k) (c correct of N), and the first k reaching 0.9.
+const OBSERVED_BEST: &str = r#"
+import json, sqlite3, sys
+from math import comb
+d = json.load(sys.stdin)
+db = sqlite3.connect(d["db"])
+groups = {}
+for inputs, correct, total in db.execute(
+        "SELECT t.inputs, sum(s.correct), count(*) FROM samples s JOIN tasks t "
+        "ON t.run_id = s.run_id AND t.task_index = s.task_index WHERE s.run_id = 1 "
+        "GROUP BY s.task_index"):
+    i = json.loads(inputs)
+    groups.setdefault(i["family"], {}).setdefault(i["delta"], []).append((correct, total))
+out = {}
+for family, by_delta in groups.items():
+    out[family] = {}
+    for delta, tasks in by_delta.items():
+        n = tasks[0][1]
+        first = None
+        for k in range(1, n + 1):
+            mean = sum(1 - comb(n - c, k) / comb(n, k) for c, _ in tasks) / len(tasks)
+            if mean >= 0.9:
+                first = k
+                break
+        out[family][str(delta)] = first
+print(json.dumps(out))
+"#;
+
+/// The shipped separation scenario: its simulated runs' n*(Δ) give
+/// majority's slope on the two-way family and best-of-n's on the spread
+/// family with intervals that hold −2 and −1, the exact sweep at the same
+/// Δ within 0.1 of them; the observed best-of-n points equal Python's
+/// recomputation from the stored samples.
+#[test]
+fn the_separation_scenario_shows_the_slopes_exact_and_observed() {
+    let s = Scratch::new();
+    let db = s.path("sep.db");
+    let run = Crucible::new(&["run"])
+        .arg(crate::util::root().join("scenarios/separation-sim.yaml"))
+        .db(&db)
+        .json();
+    assert_eq!(run["status"], "completed", "{run}");
+    let report = Crucible::new(&["theory", "--sweep", "--run", "1", "--delta", "0.1"])
+        .db(&db)
+        .json();
+    let find = |key: &str, family: &str, rule: &str| -> serde_json::Value {
+        report[key]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|f| f["family"] == family && f["rule"] == rule)
+            .unwrap_or_else(|| panic!("no {key} fit of {rule} on {family}: {report}"))
+            .clone()
+    };
+    for (family, rule, slope) in [("two_way", "majority", -2.0), ("spread", "best_of_n", -1.0)] {
+        let exact = find("fits", family, rule);
+        let got = exact["slope"].as_f64().unwrap();
+        assert!((got - slope).abs() < 0.1, "exact {rule} on {family}: {got}");
+        let observed = find("observed", family, rule);
+        let ci = &observed["slope_ci"];
+        let (lo, hi) = (ci[0].as_f64().unwrap(), ci[1].as_f64().unwrap());
+        assert!(
+            lo <= slope && slope <= hi,
+            "observed {rule} on {family}: [{lo}, {hi}]"
+        );
+    }
+    let python = python(OBSERVED_BEST, &serde_json::json!({"db": db}).to_string());
+    for family in ["two_way", "spread"] {
+        for point in find("observed", family, "best_of_n")["points"]
+            .as_array()
+            .unwrap()
+        {
+            let delta = point["delta"].as_f64().unwrap();
+            let want = python[family]
+                .as_object()
+                .unwrap()
+                .iter()
+                .find(|(d, _)| (d.parse::<f64>().unwrap() - delta).abs() < 1e-12)
+                .map(|(_, n)| n.clone())
+                .unwrap();
+            assert_eq!(point["n"], want, "{family} Δ {delta}");
+        }
+    }
+}

@@ -7,12 +7,12 @@ use std::path::PathBuf;
 use std::process::ExitCode;
 
 use crucible::Runner;
-use crucible::report::theory::{TheoryAsk, separation, theory};
+use crucible::report::theory::{TheoryAsk, observed_separation, separation, theory};
 use crucible::scenario::ModelKind;
 use crucible::stats::separation::{Family, Sweep, log_grid};
 use crucible::stats::theory::{AnswerDistribution, Verifier};
 
-use super::common::SetArgs;
+use super::common::{DbArg, SetArgs, open_existing};
 
 #[derive(clap::Args)]
 pub struct Args {
@@ -87,6 +87,13 @@ pub struct Args {
     /// Bootstrap replicates over the Δ grid for the slope's interval.
     #[arg(long, default_value_t = 1000)]
     pub bootstrap: usize,
+    /// With `--sweep`: the n*(Δ) observed in this stored run's pools (its
+    /// tasks carry `family` and `delta` fields, as
+    /// scenarios/separation-sim.yaml's do), beside the exact ones.
+    #[arg(long, requires = "sweep")]
+    pub run: Option<i64>,
+    #[command(flatten)]
+    pub db: DbArg,
 }
 
 /// `perfect`, or `fp=RATE,fn=RATE` with rates in [0, 1].
@@ -170,18 +177,28 @@ fn sweep_families(args: &Args) -> anyhow::Result<ExitCode> {
             }
         });
     }
-    let report = separation(
-        &families,
-        &args.delta,
-        &Sweep {
-            deltas: log_grid(args.from, args.to, args.points.max(2)),
-            target_delta: args.delta[0],
-            max_n: args.max_n.max(1),
-            replicates: args.bootstrap,
-            seed: args.seed,
-            level: 0.95,
-        },
-    );
+    let sweep = Sweep {
+        deltas: log_grid(args.from, args.to, args.points.max(2)),
+        target_delta: args.delta[0],
+        max_n: args.max_n.max(1),
+        replicates: args.bootstrap,
+        seed: args.seed,
+        level: 0.95,
+    };
+    let report = match args.run {
+        Some(run) => {
+            let store = open_existing(&args.db.db)?;
+            let report = observed_separation(&store, run, &args.delta, &sweep)?;
+            if report.observed.is_empty() {
+                anyhow::bail!(
+                    "run {run} in {} has no pools of tasks with `family` and `delta` fields; run scenarios/separation-sim.yaml, or give your tasks those fields",
+                    args.db.db.display()
+                );
+            }
+            report
+        }
+        None => separation(&families, &args.delta, &sweep),
+    };
     if args.json {
         outln!("{}", serde_json::to_string(&report)?);
     } else {
