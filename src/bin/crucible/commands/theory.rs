@@ -69,7 +69,7 @@ pub struct Args {
     pub sweep: bool,
     /// The families swept: `two_way` (p* = (1 + Δ)/2 against one wrong
     /// answer) and `spread` (p* = Δ + ε against many wrong answers of at
-    /// most ε each).
+    /// most ε each). With `--run`, the run's tasks name theirs.
     #[arg(long, value_delimiter = ',', default_value = "two_way,spread")]
     pub families: Vec<String>,
     /// The spread family's ε.
@@ -147,12 +147,7 @@ pub fn exec(args: Args) -> anyhow::Result<ExitCode> {
         trials: args.mc,
         seed: args.seed,
     });
-    if args.json {
-        outln!("{}", serde_json::to_string(&report)?);
-    } else {
-        out!("{}", report.table());
-    }
-    Ok(ExitCode::SUCCESS)
+    print(&report, args.json, report.table())
 }
 
 /// `--sweep`: the families' fits.
@@ -199,10 +194,15 @@ fn sweep_families(args: &Args) -> anyhow::Result<ExitCode> {
         }
         None => separation(&families, &args.delta, &sweep),
     };
-    if args.json {
-        outln!("{}", serde_json::to_string(&report)?);
+    print(&report, args.json, report.table())
+}
+
+/// `report` as one JSON object, or `table`.
+fn print(report: &impl serde::Serialize, json: bool, table: String) -> anyhow::Result<ExitCode> {
+    if json {
+        outln!("{}", serde_json::to_string(report)?);
     } else {
-        out!("{}", report.table());
+        out!("{table}");
     }
     Ok(ExitCode::SUCCESS)
 }
