@@ -17,6 +17,7 @@ use plotters::style::text_anchor::{HPos, Pos, VPos};
 
 use crate::report::analysis::Analysis;
 use crate::report::failures::FailureReport;
+use crate::stats::separation::Fit;
 use crate::stats::summary::RunSummary;
 use crate::store::TRUTH_RATER;
 
@@ -677,6 +678,15 @@ pub fn faithfulness_chart(title: &str, points: &[NsgPoint]) -> Result<Chart, Plo
     })
 }
 
+/// Write [`separation_chart`] into `dir` (created if missing); its path.
+pub fn write_separation_plot(
+    title: &str,
+    fits: &[(&str, &Fit)],
+    dir: &Path,
+) -> Result<Vec<PathBuf>, PlotError> {
+    write_charts(&[separation_chart(title, fits)?], dir)
+}
+
 /// Write [`faithfulness_chart`] into `dir` (created if missing); its path.
 pub fn write_faithfulness_plot(
     title: &str,
@@ -684,6 +694,112 @@ pub fn write_faithfulness_plot(
     dir: &Path,
 ) -> Result<Vec<PathBuf>, PlotError> {
     write_charts(&[faithfulness_chart(title, points)?], dir)
+}
+
+/// The separation chart: n*(Δ) against Δ on log–log axes, one colour per
+/// (family, rule), the points as circles and the fitted line n* = c·Δ^slope
+/// through them, each labelled with its slope. `fits` are (source, fit):
+/// "exact" fits are filled dots and thick lines, others (observed) rings
+/// and thin lines.
+pub fn separation_chart(title: &str, fits: &[(&str, &Fit)]) -> Result<Chart, PlotError> {
+    let points: Vec<(f64, f64)> = fits
+        .iter()
+        .flat_map(|(_, f)| f.points.iter().filter_map(|p| Some((p.delta, p.n? as f64))))
+        .collect();
+    let (x_lo, x_hi) = points
+        .iter()
+        .fold((f64::MAX, f64::MIN), |(lo, hi), (x, _)| {
+            (lo.min(*x), hi.max(*x))
+        });
+    let (y_lo, y_hi) = points
+        .iter()
+        .fold((f64::MAX, f64::MIN), |(lo, hi), (_, y)| {
+            (lo.min(*y), hi.max(*y))
+        });
+    if points.is_empty() {
+        return Err(PlotError::Draw {
+            name: "separation.svg".to_owned(),
+            message: "no Δ reached its target, so there is nothing to draw".to_owned(),
+        });
+    }
+    let (x_lo, x_hi) = (x_lo / 1.2, x_hi * 1.2);
+    let (y_lo, y_hi) = ((y_lo / 1.5).max(0.5), y_hi * 1.5);
+    drawn("separation.svg".to_owned(), SIZE, |root| {
+        let mut chart = titled(root, title)
+            .x_label_area_size(48)
+            .y_label_area_size(60)
+            .build_cartesian_2d((x_lo..x_hi).log_scale(), (y_lo..y_hi).log_scale())
+            .map_err(|e| e.to_string())?;
+        chart
+            .configure_mesh()
+            .x_desc("gap Δ between the correct answer and the likeliest wrong one")
+            .y_desc("samples n* for the target accuracy")
+            .x_label_formatter(&|x| format!("{x:.2}"))
+            .y_label_formatter(&|y| format!("{y:.0}"))
+            .draw()
+            .map_err(|e| e.to_string())?;
+        // One colour per (family, rule), whether exact or observed.
+        let mut keys: Vec<(&str, &str)> = Vec::new();
+        for (_, f) in fits {
+            let key = (f.family.as_str(), f.rule.as_str());
+            if !keys.contains(&key) {
+                keys.push(key);
+            }
+        }
+        for (source, f) in fits {
+            let key = (f.family.as_str(), f.rule.as_str());
+            let i = keys.iter().position(|k| *k == key).unwrap_or(0);
+            let color = PALETTE[i % PALETTE.len()];
+            let exact = *source == "exact";
+            let width = if exact { 2 } else { 1 };
+            let drawn: Vec<(f64, f64)> = f
+                .points
+                .iter()
+                .filter_map(|p| Some((p.delta, p.n? as f64)))
+                .collect();
+            let style = if exact {
+                color.filled()
+            } else {
+                color.stroke_width(1)
+            };
+            chart
+                .draw_series(
+                    drawn
+                        .iter()
+                        .map(|&(x, y)| Circle::new((x, y), if exact { 3 } else { 5 }, style)),
+                )
+                .map_err(|e| e.to_string())?;
+            let (Some(slope), Some(c)) = (f.slope, f.c) else {
+                continue;
+            };
+            let (lo, hi) = drawn.iter().fold((f64::MAX, f64::MIN), |(lo, hi), (x, _)| {
+                (lo.min(*x), hi.max(*x))
+            });
+            let label = format!(
+                "{source}: {} on {}, slope {slope:.2}",
+                f.rule.as_str(),
+                f.family
+            );
+            chart
+                .draw_series(LineSeries::new(
+                    [lo, hi].map(|x| (x, c * x.powf(slope))),
+                    color.stroke_width(width),
+                ))
+                .map_err(|e| e.to_string())?
+                .label(label)
+                .legend(move |(x, y)| {
+                    PathElement::new(vec![(x, y), (x + 20, y)], color.stroke_width(width))
+                });
+        }
+        chart
+            .configure_series_labels()
+            .position(SeriesLabelPosition::UpperRight)
+            .background_style(WHITE.mix(0.85))
+            .border_style(BLACK)
+            .draw()
+            .map_err(|e| e.to_string())?;
+        Ok(())
+    })
 }
 
 #[cfg(test)]

@@ -215,7 +215,10 @@ fn the_separation_scenario_shows_the_slopes_exact_and_observed() {
         .db(&db)
         .json();
     assert_eq!(run["status"], "completed", "{run}");
+    let charts = s.path("charts");
     let report = Crucible::new(&["theory", "--sweep", "--run", "1", "--delta", "0.1"])
+        .arg("--out")
+        .arg(&charts)
         .db(&db)
         .json();
     let find = |key: &str, family: &str, rule: &str| -> serde_json::Value {
@@ -239,6 +242,30 @@ fn the_separation_scenario_shows_the_slopes_exact_and_observed() {
             "observed {rule} on {family}: [{lo}, {hi}]"
         );
     }
+    // The chart: a dot or ring per point that reached the target, and each
+    // fit's slope in its legend.
+    let svg = std::fs::read_to_string(charts.join("separation.svg")).unwrap();
+    let doc = roxmltree::Document::parse(&svg).unwrap();
+    let circles = doc
+        .descendants()
+        .filter(|n| n.has_tag_name("circle"))
+        .count();
+    let reached: usize = ["fits", "observed"]
+        .iter()
+        .flat_map(|k| report[*k].as_array().unwrap())
+        .flat_map(|f| f["points"].as_array().unwrap())
+        .filter(|p| !p["n"].is_null())
+        .count();
+    assert_eq!(circles, reached);
+    let two_way = find("observed", "two_way", "majority")["slope"]
+        .as_f64()
+        .unwrap();
+    assert!(
+        svg.contains(&format!(
+            "observed: majority on two_way, slope {two_way:.2}"
+        )),
+        "{svg}"
+    );
     let python = python(OBSERVED_BEST, &serde_json::json!({"db": db}).to_string());
     for family in ["two_way", "spread"] {
         for point in find("observed", family, "best_of_n")["points"]

@@ -7,6 +7,7 @@ use std::path::PathBuf;
 use std::process::ExitCode;
 
 use crucible::Runner;
+use crucible::report::plot::write_separation_plot;
 use crucible::report::theory::{TheoryAsk, observed_separation, separation, theory};
 use crucible::scenario::ModelKind;
 use crucible::stats::separation::{Family, Sweep, log_grid};
@@ -92,6 +93,10 @@ pub struct Args {
     /// scenarios/separation-sim.yaml's do), beside the exact ones.
     #[arg(long, requires = "sweep")]
     pub run: Option<i64>,
+    /// With `--sweep`: also write the chart of n*(Δ) on log–log axes, with
+    /// the fitted lines, as `separation.svg` in this directory.
+    #[arg(long, requires = "sweep")]
+    pub out: Option<PathBuf>,
     #[command(flatten)]
     pub db: DbArg,
 }
@@ -194,6 +199,19 @@ fn sweep_families(args: &Args) -> anyhow::Result<ExitCode> {
         }
         None => separation(&families, &args.delta, &sweep),
     };
+    if let Some(dir) = &args.out {
+        let fits: Vec<(&str, &_)> = report
+            .fits
+            .iter()
+            .map(|f| ("exact", f))
+            .chain(report.observed.iter().map(|f| ("observed", f)))
+            .filter(|(_, f)| f.target_delta == args.delta[0])
+            .collect();
+        let title = format!("samples needed for accuracy {}", 1.0 - args.delta[0]);
+        for path in write_separation_plot(&title, &fits, dir)? {
+            eprintln!("wrote {}", path.display());
+        }
+    }
     print(&report, args.json, report.table())
 }
 
