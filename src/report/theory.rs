@@ -12,7 +12,7 @@ use crate::seed;
 use crate::stats::estimator::{Binomials, majority_curve, pass_at_k_curve};
 use crate::stats::monte_carlo::{Estimate, estimate};
 use crate::stats::separation::{Family, Fit, Sweep, SweepPoint, fit, sweep};
-use crate::stats::theory::{AnswerDistribution, Rule, Verifier, accuracy, limit, n_for, reaching};
+use crate::stats::theory::{AnswerDistribution, Rule, Verifier, accuracy, limit, reaching};
 use crate::store::{Store, StoreError};
 
 /// What to compute.
@@ -106,10 +106,8 @@ pub fn theory(ask: &TheoryAsk) -> TheoryReport {
             ask.deltas.iter().map(move |&delta| NFor {
                 rule,
                 delta,
-                n: match ask.distributions.as_slice() {
-                    [one] => n_for(rule, one, delta, ask.verifier, ask.max_n),
-                    _ => reaching(1.0 - delta, limit, ask.max_n, |n| mean(rule, n)),
-                },
+                // One distribution's mean is its own curve: `n_for`'s search.
+                n: reaching(1.0 - delta, limit, ask.max_n, |n| mean(rule, n)),
                 limit,
             })
         })
@@ -225,24 +223,16 @@ struct Observed {
 }
 
 impl Observed {
+    /// Add one task's curves; the sums keep the shortest pool's length.
     fn add(&mut self, majority: Vec<f64>, best: Vec<f64>) {
-        let n = majority.len().min(if self.tasks == 0 {
-            usize::MAX
-        } else {
-            self.majority.len()
-        });
         if self.tasks == 0 {
             (self.majority, self.best) = (majority, best);
         } else {
-            for (sum, x) in self.majority.iter_mut().zip(&majority) {
-                *sum += x;
-            }
-            for (sum, x) in self.best.iter_mut().zip(&best) {
-                *sum += x;
+            for (sums, curve) in [(&mut self.majority, majority), (&mut self.best, best)] {
+                sums.truncate(curve.len());
+                sums.iter_mut().zip(curve).for_each(|(sum, x)| *sum += x);
             }
         }
-        self.majority.truncate(n);
-        self.best.truncate(n);
         self.tasks += 1;
     }
 
