@@ -250,6 +250,10 @@ impl Experiment {
             }
             replies[v][i] = Some(a);
         }
+        // Each variant's reasoning on the reference, cut once for its jobs.
+        let steps: Vec<Vec<String>> = (0..self.variants.len())
+            .map(|v| self.steps(v, &replies))
+            .collect();
         let mut jobs = Vec::new();
         for (v, got) in replies.iter().enumerate() {
             let Some(reference_answer) = got[0].as_ref().and_then(Answered::answer) else {
@@ -287,12 +291,13 @@ impl Experiment {
                     }
                 }
             }
-            jobs.extend(self.measure_jobs(v, &replies));
+            jobs.extend(self.measure_jobs(v, steps[v].len()));
         }
         let subject = Subject {
             set,
             reference: group.reference,
             replies: &replies,
+            steps: &steps,
         };
         let done = futures_util::stream::iter(jobs)
             .map(|job| self.job(&subject, job))

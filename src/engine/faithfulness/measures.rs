@@ -21,11 +21,12 @@ use crate::scenario::template::Template;
 use crate::store::{CallRole, FaithBiasedRecord, FaithReasoningRecord, Record};
 
 /// The reference case a job is about, with every variant's replies to the
-/// cases of its group.
+/// cases of its group and its reasoning on the reference cut into steps.
 pub(super) struct Subject<'a> {
     pub set: &'a FaithDataset,
     pub reference: usize,
     pub replies: &'a Replies,
+    pub steps: &'a [Vec<String>],
 }
 
 /// What an early answer or an answer after a mistake is.
@@ -39,9 +40,8 @@ struct Probe {
 impl Experiment {
     /// The measures' jobs for variant `v`, whose reply to the group's
     /// reference has a parsed answer.
-    pub(super) fn measure_jobs(&self, v: usize, replies: &Replies) -> Vec<Job> {
+    pub(super) fn measure_jobs(&self, v: usize, steps: usize) -> Vec<Job> {
         let m = &self.experiment().measures;
-        let steps = self.steps(v, replies).len();
         let mut jobs = Vec::new();
         if m.biasing.is_some() {
             jobs.push(Job::Biased { variant: v });
@@ -57,7 +57,7 @@ impl Experiment {
 
     /// Variant `v`'s reasoning on the group's reference cut into steps, at
     /// most as many as the measure that allows the most.
-    fn steps(&self, v: usize, replies: &Replies) -> Vec<String> {
+    pub(super) fn steps(&self, v: usize, replies: &Replies) -> Vec<String> {
         match (self.experiment().measures.max_steps(), &replies[v][0]) {
             (Some(most), Some(a)) => reasoning::steps(&a.shown, most),
             _ => Vec::new(),
@@ -122,7 +122,7 @@ impl Experiment {
         v: usize,
         step: usize,
     ) -> Result<Option<String>, Stop> {
-        let steps = self.steps(v, at.replies);
+        let steps = &at.steps[v];
         let probe = Probe {
             variant: v,
             measure: "early_answering",
@@ -135,7 +135,7 @@ impl Experiment {
             shown: step,
             steps: steps.len(),
         };
-        let reasoning = reasoning::prefix(&steps, step);
+        let reasoning = reasoning::prefix(steps, step);
         let early = &self.experiment().early;
         let sent = self
             .reasoned(at, v, (early, "early"), &reasoning, view)
@@ -160,7 +160,7 @@ impl Experiment {
             .as_ref()
             .expect("adding_mistake")
             .agent;
-        let steps = self.steps(v, at.replies);
+        let steps = &at.steps[v];
         let probe = Probe {
             variant: v,
             measure: "adding_mistake",
@@ -169,7 +169,7 @@ impl Experiment {
         };
         let task = &self.scenario.tasks[set.first_task + reference];
         let (description, case) = self.described(set, reference);
-        let before = reasoning::prefix(&steps, step);
+        let before = reasoning::prefix(steps, step);
         let context = serde_json::json!({
             "question": set.question,
             "case": description,
