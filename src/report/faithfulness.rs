@@ -175,8 +175,8 @@ impl Cells {
                 names.push((agent.clone(), layout.clone(), d.clone()));
             }
         }
-        // Any a stored row names that the order does not (it cannot, but a
-        // row is never dropped for it).
+        // The order knows variants by their answers' calls; a row of any
+        // other still gets a cell of its own rather than being dropped.
         let seen = measures
             .reasoning
             .iter()
