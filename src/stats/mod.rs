@@ -6,8 +6,9 @@
 //! against a reference, corrected prevalence, Kendall's W), McNemar's test
 //! of two strategies on the same tasks, the faithfulness of
 //! self-explanations (normalized simulatability gain) and the measures
-//! over a reasoning, and the theory: exact accuracy curves for a known
-//! answer distribution and their Monte Carlo check.
+//! over a reasoning, self-correction as online learning over experts
+//! (policies, regret and its bounds), and the theory: exact accuracy
+//! curves for a known answer distribution and their Monte Carlo check.
 //!
 //! May use: `scenario`, `seed`.
 
@@ -17,6 +18,7 @@ pub mod bootstrap;
 pub mod estimator;
 pub mod faithfulness;
 pub mod monte_carlo;
+pub mod online;
 pub mod paired;
 pub mod reasoning;
 pub mod separation;
