@@ -12,7 +12,9 @@ use crate::seed;
 use crate::stats::estimator::{Binomials, majority_curve, pass_at_k_curve};
 use crate::stats::monte_carlo::{Estimate, estimate};
 use crate::stats::separation::{Family, Fit, Sweep, SweepPoint, fit, sweep};
-use crate::stats::theory::{AnswerDistribution, Rule, Verifier, accuracy, limit, reaching};
+use crate::stats::theory::{
+    AnswerDistribution, Majority, Rule, Verifier, accuracy, limit, reaching,
+};
 use crate::store::{Store, StoreError};
 
 /// What to compute.
@@ -61,10 +63,16 @@ pub struct NFor {
 /// The report `ask` asks for.
 pub fn theory(ask: &TheoryAsk) -> TheoryReport {
     let count = ask.distributions.len() as f64;
-    let mean = |rule: Rule, n: usize| {
+    // Majority's solvers keep their binomial windows from one n to the next.
+    let mut majorities: Vec<Majority> = ask.distributions.iter().map(Majority::new).collect();
+    let mut mean = |rule: Rule, n: usize| {
         ask.distributions
             .iter()
-            .map(|d| accuracy(rule, d, n, ask.verifier))
+            .zip(&mut majorities)
+            .map(|(d, majority)| match rule {
+                Rule::Majority => majority.at(n),
+                _ => accuracy(rule, d, n, ask.verifier),
+            })
             .sum::<f64>()
             / count
     };
@@ -94,24 +102,24 @@ pub fn theory(ask: &TheoryAsk) -> TheoryReport {
             });
         }
     }
-    let n_for = Rule::ALL
-        .iter()
-        .flat_map(|&rule| {
-            let limit = ask
-                .distributions
-                .iter()
-                .map(|d| limit(rule, d, ask.verifier))
-                .sum::<f64>()
-                / count;
-            ask.deltas.iter().map(move |&delta| NFor {
+    let mut n_for = Vec::new();
+    for rule in Rule::ALL {
+        let limit = ask
+            .distributions
+            .iter()
+            .map(|d| limit(rule, d, ask.verifier))
+            .sum::<f64>()
+            / count;
+        for &delta in &ask.deltas {
+            n_for.push(NFor {
                 rule,
                 delta,
                 // One distribution's mean is its own curve: `n_for`'s search.
                 n: reaching(1.0 - delta, limit, ask.max_n, |n| mean(rule, n)),
                 limit,
-            })
-        })
-        .collect();
+            });
+        }
+    }
     TheoryReport {
         distributions: ask.distributions.len(),
         verifier: ask.verifier,

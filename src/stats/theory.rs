@@ -141,6 +141,25 @@ pub fn accuracy(rule: Rule, d: &AnswerDistribution, n: usize, verifier: Verifier
     }
 }
 
+/// `rule`'s accuracy at each of `ns`, majority's dropping terms below
+/// `tail` (see [`Majority::with_tail`]) and sharing its binomial windows
+/// between the n.
+pub fn curve(
+    rule: Rule,
+    d: &AnswerDistribution,
+    ns: &[usize],
+    verifier: Verifier,
+    tail: f64,
+) -> Vec<f64> {
+    match rule {
+        Rule::Majority => {
+            let mut majority = Majority::with_tail(d, tail);
+            ns.iter().map(|&n| majority.at(n)).collect()
+        }
+        _ => ns.iter().map(|&n| accuracy(rule, d, n, verifier)).collect(),
+    }
+}
+
 /// Best-of-n's accuracy, in closed form (see the module's doc).
 pub fn best_of_n(d: &AnswerDistribution, n: usize, v: Verifier) -> f64 {
     let p = d.p_correct();
@@ -214,7 +233,7 @@ fn ln_binomial(n: usize, k: usize, theta: f64) -> f64 {
 /// The binomial probabilities of k ≤ `to` successes in `n` trials at rate
 /// `theta`, where they are not negligible: (first k, values). From the
 /// mode (or `to`, below it) outwards by the ratio of neighbouring terms.
-fn binomial_window(n: usize, theta: f64, to: usize) -> (usize, Vec<f64>) {
+fn binomial_window(n: usize, theta: f64, to: usize, tail: f64) -> BinomialWindow {
     let to = to.min(n);
     if theta <= 0.0 {
         return (0, vec![1.0]);
@@ -233,7 +252,7 @@ fn binomial_window(n: usize, theta: f64, to: usize) -> (usize, Vec<f64>) {
         top
     } else {
         ln_binomial(n, mode, theta)
-    } + TAIL.ln();
+    } + tail.ln();
     if top <= floor {
         return (0, Vec::new());
     }
@@ -266,153 +285,256 @@ fn binomial_window(n: usize, theta: f64, to: usize) -> (usize, Vec<f64>) {
 
 /// Majority's exact accuracy with `n` samples (see the module's doc).
 pub fn majority(d: &AnswerDistribution, n: usize) -> f64 {
-    let pc = d.p_correct();
-    if n == 0 || pc <= 0.0 {
-        return 0.0;
-    }
-    // The others, likeliest first; their probabilities renormalized given
-    // the correct answer's count.
-    let rest = 1.0 - pc;
-    let mut others: Vec<f64> =
-        d.p.iter()
-            .enumerate()
-            .filter(|&(i, &x)| i != d.correct && x > 0.0)
-            .map(|(_, &x)| x)
-            .collect();
-    others.sort_by(|a, b| b.total_cmp(a));
-    let (start, weights) = binomial_window(n, pc, n);
-    let mut total = 0.0;
-    for (i, w) in weights.iter().enumerate() {
-        let m = start + i;
-        if m == 0 {
-            continue;
-        }
-        total += w * others_at_most(&others, rest, n - m, m, TAIL / w);
-    }
-    total.min(1.0)
+    Majority::new(d).at(n)
 }
 
-/// E[1{every other count ≤ m} / (1 + #{others = m})] when the others
-/// (probabilities `q`, likeliest first, of total mass `mass` with
-/// abstention) share `left` samples. States weighing `floor` or less are
-/// dropped: the caller scales the result by a weight no greater than
-/// TAIL / `floor`, so what is dropped is below TAIL apiece.
-fn others_at_most(q: &[f64], mass: f64, left: usize, m: usize, floor: f64) -> f64 {
-    if mass <= 0.0 {
-        return if left == 0 { 1.0 } else { 0.0 };
+/// Majority's exact accuracy at any n for one distribution. The others'
+/// binomial shares depend on (answer, samples left) only, so they are
+/// computed once for every m and every n asked.
+pub struct Majority<'a> {
+    d: &'a AnswerDistribution,
+    /// The others, likeliest first.
+    others: Vec<f64>,
+    /// Their total mass with abstention: 1 − p*.
+    rest: f64,
+    /// Stick-breaking shares, and each answer's share of all the others'
+    /// samples (whether it can reach m at all).
+    shares: Shares,
+    reach: Shares,
+    /// Relative weight below which a term is dropped.
+    tail: f64,
+}
+
+impl<'a> Majority<'a> {
+    pub fn new(d: &'a AnswerDistribution) -> Self {
+        Majority::with_tail(d, TAIL)
     }
-    // Answers that can reach m are tracked; the rest (and abstention)
-    // absorb what is left.
-    // The likeliest first, so the tracked are a prefix (equal
-    // probabilities are checked once).
-    let mut tracked = 0;
-    let mut last: Option<f64> = None;
-    for &x in q {
-        if last != Some(x) {
-            let (start, tail) = binomial_window(left, x / mass, left);
-            let reach: f64 = tail
-                .iter()
+
+    /// Dropping terms below `tail` instead of [`TAIL`]: the result is
+    /// within about `tail`·n of exact, for uses (posterior bands) that need
+    /// less than every digit.
+    pub fn with_tail(d: &'a AnswerDistribution, tail: f64) -> Self {
+        let mut others: Vec<f64> =
+            d.p.iter()
                 .enumerate()
-                .filter(|(k, _)| start + k >= m)
-                .map(|(_, w)| w)
-                .sum();
-            if reach < TAIL {
-                break;
-            }
-            last = Some(x);
-        }
-        tracked += 1;
-    }
-    let tracked = &q[..tracked];
-    // rows[j]: the weights of j answers tied at m, over a window of the
-    // samples left (r = row.lo + i).
-    let mut rows: Vec<Window> = vec![Window {
-        lo: left,
-        w: vec![1.0],
-    }];
-    let mut remaining = mass;
-    for &x in tracked {
-        let theta = (x / remaining).min(1.0);
-        // The binomial share of each live count of samples left, computed
-        // once whatever the tie count, then the window the states reach.
-        let r_lo = rows.iter().map(|row| row.lo).min().unwrap_or(0);
-        let r_hi = rows
+                .filter(|&(i, &x)| i != d.correct && x > 0.0)
+                .map(|(_, &x)| x)
+                .collect();
+        others.sort_by(|a, b| b.total_cmp(a));
+        let rest = 1.0 - d.p_correct();
+        let reach = Shares::new(others.iter().map(|&x| x / rest).collect(), tail);
+        // Stick-breaking: answer i's share of what the likelier ones left.
+        let mut remaining = rest;
+        let thetas = others
             .iter()
-            .map(|row| row.lo + row.w.len() - 1)
-            .max()
-            .unwrap_or(0);
-        let mut shares: Vec<Option<(usize, Vec<f64>)>> = vec![None; r_hi - r_lo + 1];
-        let (mut lo, mut hi) = (usize::MAX, 0);
-        for row in &rows {
-            for (i, &w) in row.w.iter().enumerate() {
-                let r = row.lo + i;
-                if w <= floor || shares[r - r_lo].is_some() {
-                    continue;
-                }
-                let (start, pmf) = binomial_window(r, theta, m);
-                if !pmf.is_empty() {
-                    lo = lo.min(r - (start + pmf.len() - 1));
-                    hi = hi.max(r - start);
-                }
-                shares[r - r_lo] = Some((start, pmf));
-            }
-        }
-        if lo > hi {
-            return 0.0;
-        }
-        let mut next: Vec<Window> = (0..=rows.len())
-            .map(|_| Window {
-                lo,
-                w: vec![0.0; hi - lo + 1],
+            .map(|&x| {
+                let theta = (x / remaining).min(1.0);
+                remaining -= x;
+                theta
             })
             .collect();
-        for (j, row) in rows.iter().enumerate() {
-            for (i, &w) in row.w.iter().enumerate() {
-                let r = row.lo + i;
-                if w <= floor {
-                    continue;
+        Majority {
+            d,
+            others,
+            rest,
+            shares: Shares::new(thetas, tail),
+            reach,
+            tail,
+        }
+    }
+
+    pub fn at(&mut self, n: usize) -> f64 {
+        let pc = self.d.p_correct();
+        if n == 0 || pc <= 0.0 {
+            return 0.0;
+        }
+        let (start, weights) = binomial_window(n, pc, n, self.tail);
+        let mut total = 0.0;
+        for (i, w) in weights.iter().enumerate() {
+            let m = start + i;
+            if m == 0 {
+                continue;
+            }
+            total += w * self.others_at_most(n - m, m, self.tail / w);
+        }
+        total.min(1.0)
+    }
+
+    /// E[1{every other count ≤ m} / (1 + #{others = m})] when the others
+    /// share `left` samples. States weighing `floor` or less are dropped:
+    /// the caller scales the result by a weight no greater than tail /
+    /// `floor`, so what is dropped is below the tail apiece.
+    fn others_at_most(&mut self, left: usize, m: usize, floor: f64) -> f64 {
+        let (q, mass) = (&self.others, self.rest);
+        if mass <= 0.0 {
+            return if left == 0 { 1.0 } else { 0.0 };
+        }
+        // Answers that can reach m are tracked; the rest (and abstention)
+        // absorb what is left. The likeliest first, so the tracked are a
+        // prefix (equal probabilities are checked once).
+        let mut tracked = 0;
+        let mut last: Option<f64> = None;
+        self.reach.trim();
+        for (a, &x) in q.iter().enumerate() {
+            if last != Some(x) {
+                self.reach.ensure(a, left);
+                let (start, pmf) = self.reach.get(a, left);
+                let tail: f64 = pmf.iter().skip(m.saturating_sub(*start)).sum();
+                if tail < self.tail {
+                    break;
                 }
-                let Some((start, pmf)) = &shares[r - r_lo] else {
-                    continue;
-                };
-                for (t, b) in pmf.iter().enumerate() {
-                    let k = start + t;
-                    next[j + usize::from(k == m)].w[r - k - lo] += w * b;
+                last = Some(x);
+            }
+            tracked += 1;
+        }
+        // rows[j]: the weights of j answers tied at m, over a window of the
+        // samples left (r = row.lo + i).
+        let mut rows: Vec<Window> = vec![Window {
+            lo: left,
+            w: vec![1.0],
+        }];
+        let mut remaining = mass;
+        for (a, &x) in q[..tracked].iter().enumerate() {
+            // The binomial share of each live count of samples left, then
+            // the window the states reach.
+            self.shares.trim();
+            for row in &rows {
+                for r in row.live(floor) {
+                    self.shares.ensure(a, r);
                 }
             }
+            let (mut lo, mut hi) = (usize::MAX, 0);
+            for row in &rows {
+                for r in row.live(floor) {
+                    let (start, pmf) = self.shares.get(a, r);
+                    let end = (start + pmf.len()).min(m + 1);
+                    if end > *start {
+                        lo = lo.min(r - (end - 1));
+                        hi = hi.max(r - start);
+                    }
+                }
+            }
+            if lo > hi {
+                return 0.0;
+            }
+            let mut next: Vec<Window> = (0..=rows.len())
+                .map(|_| Window {
+                    lo,
+                    w: vec![0.0; hi - lo + 1],
+                })
+                .collect();
+            for (j, row) in rows.iter().enumerate() {
+                for (i, &w) in row.w.iter().enumerate() {
+                    if w <= floor {
+                        continue;
+                    }
+                    let r = row.lo + i;
+                    let (start, pmf) = self.shares.get(a, r);
+                    let end = (start + pmf.len()).min(m + 1);
+                    for k in *start..end {
+                        next[j + usize::from(k == m)].w[r - k - lo] += w * pmf[k - start];
+                    }
+                }
+            }
+            while next.len() > 1
+                && next
+                    .last()
+                    .is_some_and(|row| row.w.iter().all(|&w| w == 0.0))
+            {
+                next.pop();
+            }
+            rows = next;
+            remaining -= x;
         }
-        while next.len() > 1
-            && next
-                .last()
-                .is_some_and(|row| row.w.iter().all(|&w| w == 0.0))
-        {
-            next.pop();
-        }
-        rows = next;
-        remaining -= x;
+        // Whatever is left goes to untracked answers or abstention; with
+        // none, nothing may be left.
+        let untracked = remaining > 1e-12 * mass;
+        rows.iter()
+            .enumerate()
+            .map(|(j, row)| {
+                let w: f64 = if untracked {
+                    row.w.iter().sum()
+                } else if row.lo == 0 {
+                    row.w[0]
+                } else {
+                    0.0
+                };
+                w / (1 + j) as f64
+            })
+            .sum()
     }
-    // Whatever is left goes to untracked answers or abstention; with none,
-    // nothing may be left.
-    let untracked = remaining > 1e-12 * mass;
-    rows.iter()
-        .enumerate()
-        .map(|(j, row)| {
-            let w: f64 = if untracked {
-                row.w.iter().sum()
-            } else if row.lo == 0 {
-                row.w[0]
-            } else {
-                0.0
-            };
-            w / (1 + j) as f64
-        })
-        .sum()
+}
+
+/// Binomial windows of the others' stick-breaking shares by (answer,
+/// samples left), kept while they fit in [`SHARES_CACHED`] values.
+struct Shares {
+    thetas: Vec<f64>,
+    tail: f64,
+    /// windows[a][r]: Binomial(r, thetas[a]).
+    windows: Vec<Vec<Option<BinomialWindow>>>,
+    cached: usize,
+}
+
+/// A binomial's non-negligible probabilities: (first k, values from it).
+type BinomialWindow = (usize, Vec<f64>);
+
+/// Most binomial values [`Majority`] keeps (256 MiB).
+const SHARES_CACHED: usize = 1 << 25;
+
+impl Shares {
+    fn new(thetas: Vec<f64>, tail: f64) -> Shares {
+        Shares {
+            thetas,
+            tail,
+            windows: Vec::new(),
+            cached: 0,
+        }
+    }
+
+    fn ensure(&mut self, a: usize, r: usize) {
+        if self.windows.len() <= a {
+            self.windows.resize_with(a + 1, Vec::new);
+        }
+        if self.windows[a].len() <= r {
+            self.windows[a].resize_with(r + 1, || None);
+        }
+        if self.windows[a][r].is_some() {
+            return;
+        }
+        let window = binomial_window(r, self.thetas[a], r, self.tail);
+        self.cached += window.1.len();
+        self.windows[a][r] = Some(window);
+    }
+
+    /// Start over once past the cap rather than grow without bound; called
+    /// between steps, so no window in use is dropped.
+    fn trim(&mut self) {
+        if self.cached > SHARES_CACHED {
+            self.windows.clear();
+            self.cached = 0;
+        }
+    }
+
+    fn get(&self, a: usize, r: usize) -> &BinomialWindow {
+        self.windows[a][r].as_ref().expect("ensured before use")
+    }
 }
 
 /// Weights over a window of the samples left.
 struct Window {
     lo: usize,
     w: Vec<f64>,
+}
+
+impl Window {
+    /// The samples left whose weight is above `floor`.
+    fn live(&self, floor: f64) -> impl Iterator<Item = usize> + '_ {
+        self.w
+            .iter()
+            .enumerate()
+            .filter(move |&(_, &w)| w > floor)
+            .map(|(i, _)| self.lo + i)
+    }
 }
 
 /// The smallest n ≤ `max_n` at which `rule` reaches accuracy `1 − delta`:
@@ -427,15 +549,27 @@ pub fn n_for(
     verifier: Verifier,
     max_n: usize,
 ) -> Option<usize> {
-    reaching(1.0 - delta, limit(rule, d, verifier), max_n, |n| {
-        accuracy(rule, d, n, verifier)
-    })
+    let mut majority = Majority::new(d);
+    reaching(
+        1.0 - delta,
+        limit(rule, d, verifier),
+        max_n,
+        |n| match rule {
+            Rule::Majority => majority.at(n),
+            _ => accuracy(rule, d, n, verifier),
+        },
+    )
 }
 
 /// The smallest n ≤ `max_n` at which the curve `at` reaches `target`, for
 /// a curve tending to `limit`. When the limit is below the target, only an
 /// early peak can reach it, so n is doubled only while the curve rises.
-pub fn reaching(target: f64, limit: f64, max_n: usize, at: impl Fn(usize) -> f64) -> Option<usize> {
+pub fn reaching(
+    target: f64,
+    limit: f64,
+    max_n: usize,
+    mut at: impl FnMut(usize) -> f64,
+) -> Option<usize> {
     if target <= limit {
         return first_reaching(max_n, |n| at(n) >= target);
     }
@@ -485,7 +619,7 @@ pub fn majority_limit(d: &AnswerDistribution) -> f64 {
 
 /// The smallest n ≤ `max_n` for which `reaches` holds, by doubling then
 /// bisecting, assuming it keeps holding once it does.
-pub fn first_reaching(max_n: usize, reaches: impl Fn(usize) -> bool) -> Option<usize> {
+pub fn first_reaching(max_n: usize, mut reaches: impl FnMut(usize) -> bool) -> Option<usize> {
     let mut hi = 1;
     while !reaches(hi) {
         if hi >= max_n {
