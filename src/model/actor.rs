@@ -285,6 +285,7 @@ mod tests {
             },
             latency: None,
             failure_rate: 0.0,
+            correlation: None,
             n_per_request: 1,
             judge: None,
             explainer: None,

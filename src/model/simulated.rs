@@ -48,7 +48,23 @@ impl SimulatedModel {
             ],
         );
         let failed = self.failure_rate > 0.0 && rng.random_bool(self.failure_rate);
-        let answer = draw(dist, rng.random());
+        let u = match self.correlation {
+            // The block's shared answer is a draw keyed by the block alone,
+            // so every sample of the block sees the same one.
+            Some(c) if rng.random_bool(c.rho) => seed::rng(
+                self.seed,
+                &[
+                    Part::Str("block"),
+                    Part::Str(agent),
+                    Part::Str(&self.name),
+                    Part::Str(&task.id),
+                    Part::Int((index / c.block) as u64),
+                ],
+            )
+            .random(),
+            _ => rng.random(),
+        };
+        let answer = draw(dist, u);
         let text = match scene {
             Some(scene) => scene.persona.act(scene, self, answer, &mut rng),
             None => self.write(answer, &mut rng),
@@ -444,6 +460,7 @@ mod tests {
             },
             latency: None,
             failure_rate: 0.0,
+            correlation: None,
             n_per_request: 1,
             judge: None,
             explainer: None,
@@ -509,6 +526,53 @@ mod tests {
             let se = (p * (1.0 - p) / n as f64).sqrt();
             assert!((f - p).abs() < 5.0 * se, "freq {f} vs p {p}");
         }
+    }
+
+    #[test]
+    fn correlated_samples_keep_their_distribution_and_agree_within_a_block() {
+        let mut m = model(Distribution::Explicit(vec![
+            ("7".into(), 0.5),
+            ("8".into(), 0.3),
+        ]));
+        let (rho, block) = (0.6, 4);
+        m.correlation = Some(crate::scenario::simulation::Correlation { rho, block });
+        let t = task("7");
+        let d = m.distribution_for(&t);
+        let n = 40_000;
+        let answers: Vec<String> = (0..n)
+            .map(|k| {
+                let text = m.sample("a", &t, k, &d, None).0.text;
+                text.lines().last().unwrap_or_default().to_owned()
+            })
+            .collect();
+        let sevens = answers.iter().filter(|a| a.ends_with(" 7.")).count() as f64 / n as f64;
+        // Samples are dependent within a block: the standard error of the
+        // share is at most sqrt(block) times the independent one.
+        let se = (0.25f64 / n as f64).sqrt() * (block as f64).sqrt();
+        assert!((sevens - 0.5).abs() < 5.0 * se, "share of 7: {sevens}");
+        // Two samples of one block agree when both repeat the block's answer
+        // (ρ²) or otherwise by chance (Σp²): ρ² + (1 − ρ²)·Σp².
+        let sum_sq = 0.5f64 * 0.5 + 0.3 * 0.3 + 0.2 * 0.2;
+        let expected = rho * rho + (1.0 - rho * rho) * sum_sq;
+        let pairs: Vec<bool> = (0..n / block)
+            .map(|b| answers[b * block] == answers[b * block + 1])
+            .collect();
+        let agree = pairs.iter().filter(|&&x| x).count() as f64 / pairs.len() as f64;
+        let se = (expected * (1.0 - expected) / pairs.len() as f64).sqrt();
+        assert!(
+            (agree - expected).abs() < 5.0 * se,
+            "agree {agree} vs {expected}"
+        );
+        // Across blocks they agree only by chance.
+        let across: Vec<bool> = (0..n / block - 1)
+            .map(|b| answers[b * block + block - 1] == answers[(b + 1) * block])
+            .collect();
+        let chance = across.iter().filter(|&&x| x).count() as f64 / across.len() as f64;
+        let se = (sum_sq * (1.0 - sum_sq) / across.len() as f64).sqrt();
+        assert!(
+            (chance - sum_sq).abs() < 5.0 * se,
+            "across {chance} vs {sum_sq}"
+        );
     }
 
     #[test]

@@ -52,6 +52,8 @@ pub struct SimulatedModel {
     /// Mean and standard deviation of call latency in ms.
     pub latency: Option<(f64, f64)>,
     pub failure_rate: f64,
+    /// Samples repeat their block's shared answer with this probability.
+    pub correlation: Option<Correlation>,
     /// Samples per request (the simulated server accepts any `n`).
     pub n_per_request: usize,
     /// As a failure judge: how it answers.
@@ -61,6 +63,16 @@ pub struct SimulatedModel {
     pub explainer: Option<SimulatedExplainer>,
     /// As a predictor of a faithfulness experiment: how it guesses.
     pub predictor: Option<SimulatedPredictor>,
+}
+
+/// A simulated model's dependence between samples: sample k belongs to
+/// block k / `block` and repeats that block's answer with probability `rho`
+/// (the answer itself drawn from the task's distribution), so every sample
+/// keeps the distribution while samples of one block agree more often.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct Correlation {
+    pub rho: f64,
+    pub block: usize,
 }
 
 /// A simulated failure judge: it knows which failures were injected into a

@@ -452,6 +452,12 @@ pub struct ModelSpec {
     /// Simulated: probability that a call fails (its samples are abstentions).
     #[serde(default)]
     pub failure_rate: Option<Located<f64>>,
+    /// Simulated: samples that are not independent — consecutive blocks of
+    /// a pool share an answer (each sample repeats it with probability
+    /// `rho`), as a batch served from one seed or a cache would. The answer
+    /// distribution of each sample is unchanged.
+    #[serde(default)]
+    pub correlation: Option<CorrelationSpec>,
     /// How many samples one request asks for (default: a whole pool in one request).
     #[serde(default)]
     pub n_per_request: Option<Located<i64>>,
@@ -622,6 +628,17 @@ pub struct LatencySpec {
     pub mean: Located<f64>,
     #[serde(default)]
     pub sd: Option<Located<f64>>,
+}
+
+/// How a simulated model's samples depend on each other.
+#[derive(Debug, Clone, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct CorrelationSpec {
+    /// Probability that a sample repeats its block's shared answer.
+    pub rho: Located<f64>,
+    /// Samples per block, by sample index (default 8).
+    #[serde(default)]
+    pub block: Option<Located<i64>>,
 }
 
 /// An agent: a model with a system prompt and a user-prompt template.

@@ -17,13 +17,14 @@ use crate::scenario::loader::Loaded;
 use crate::scenario::node::Located;
 use crate::scenario::persona::{Persona, Role};
 use crate::scenario::simulation::{
-    AnswerStyle, Distribution, SimulatedExplainer, SimulatedJudge, SimulatedModel,
+    AnswerStyle, Correlation, Distribution, SimulatedExplainer, SimulatedJudge, SimulatedModel,
     SimulatedPredictor, spread_shares,
 };
 use crate::scenario::spec::{
-    AggregateSpec, CheckSpec, ExtractSpec, FailOnErrorSpec, ModelSpec, NormalizeStep, RoleSpec,
-    ScaleSpec, SimulateSpec, SimulatedExplainerSpec, SimulatedJudgeSpec, SimulatedPredictorSpec,
-    Spread, StepsSpec, StopSpec, StrategyKindSpec, StrategySpec, VerifierKindSpec, VerifierSpec,
+    AggregateSpec, CheckSpec, CorrelationSpec, ExtractSpec, FailOnErrorSpec, ModelSpec,
+    NormalizeStep, RoleSpec, ScaleSpec, SimulateSpec, SimulatedExplainerSpec, SimulatedJudgeSpec,
+    SimulatedPredictorSpec, Spread, StepsSpec, StopSpec, StrategyKindSpec, StrategySpec,
+    VerifierKindSpec, VerifierSpec,
 };
 use crate::scenario::template::{Template, line_span};
 use crate::scenario::tolerance::ErrorTolerance;
@@ -581,6 +582,7 @@ impl<'a> Validator<'a> {
             ("format", spec.format.is_some()),
             ("latency_ms", spec.latency_ms.is_some()),
             ("failure_rate", spec.failure_rate.is_some()),
+            ("correlation", spec.correlation.is_some()),
         ];
         for (key, present) in simulated_only {
             if present {
@@ -852,6 +854,7 @@ impl<'a> Validator<'a> {
                         },
                         latency: None,
                         failure_rate,
+                        correlation: None,
                         n_per_request: usize::MAX,
                         judge,
                         explainer,
@@ -1039,6 +1042,7 @@ impl<'a> Validator<'a> {
                 .as_ref()
                 .map(|l| (l.mean.value, l.sd.as_ref().map_or(0.0, |s| s.value))),
             failure_rate: 0.0,
+            correlation: None,
             n_per_request: usize::MAX,
             judge,
             explainer,
@@ -1071,10 +1075,36 @@ impl<'a> Validator<'a> {
             self.err(format_span, "`answer.extract` finds an answer in the simulated abstention text; make the rule stricter");
         }
         let n_per_request = self.n_per_request(spec);
+        let correlation = spec.correlation.as_ref().and_then(|c| self.correlation(c));
         Some(SimulatedModel {
             failure_rate,
             n_per_request,
+            correlation,
             ..model
+        })
+    }
+
+    fn correlation(&mut self, spec: &CorrelationSpec) -> Option<Correlation> {
+        let rho = probability(&self.source, &spec.rho, "correlation.rho")
+            .map_err(|d| self.diags.push(d))
+            .ok();
+        let block = match &spec.block {
+            None => Some(8),
+            Some(b) if b.value >= 2 => Some(b.value as usize),
+            Some(b) => {
+                self.err(
+                    b.span,
+                    format!(
+                        "`correlation.block` must be at least 2 samples, found {}",
+                        b.value
+                    ),
+                );
+                None
+            }
+        };
+        Some(Correlation {
+            rho: rho?,
+            block: block?,
         })
     }
 
