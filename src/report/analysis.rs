@@ -117,29 +117,29 @@ pub struct AnswerShare {
     pub correct: bool,
 }
 
-/// One (agent, task) pool as read from the store.
-struct Pool {
-    agent: usize,
-    task: usize,
-    answers: Vec<String>,
+/// One (agent, task) pool as read from the store, its samples in order.
+pub(super) struct Pool {
+    pub(super) agent: usize,
+    pub(super) task: usize,
+    pub(super) answers: Vec<String>,
     /// Per sample: answer class (None: abstention), correct, tokens.
-    samples: Vec<(Option<usize>, bool, u64)>,
+    pub(super) samples: Vec<(Option<usize>, bool, u64)>,
     /// Per verifier (by interned index): the score of each sample (NaN: none).
-    scores: Vec<Vec<f64>>,
+    pub(super) scores: Vec<Vec<f64>>,
     /// Whether a call of the pool failed: the pool is not one to estimate from.
-    errored: bool,
+    pub(super) errored: bool,
     /// Tokens each verifier's model spent on the whole pool, by verifier
     /// name, when the stored pool row says (graph runs need it: their
     /// judges' calls have no sample rows to join to).
-    verifier_tokens: Vec<(String, u64)>,
+    pub(super) verifier_tokens: Vec<(String, u64)>,
 }
 
 impl Pool {
-    fn correct_class(&self) -> Option<usize> {
+    pub(super) fn correct_class(&self) -> Option<usize> {
         self.samples.iter().find(|s| s.1).and_then(|s| s.0)
     }
 
-    fn class_counts(&self) -> Vec<usize> {
+    pub(super) fn class_counts(&self) -> Vec<usize> {
         let mut counts = vec![0; self.answers.len()];
         for c in self.samples.iter().filter_map(|s| s.0) {
             counts[c] += 1;
@@ -274,10 +274,10 @@ fn pooled_verifier_tokens(pools: &[&Pool], verifier: &str, size: usize) -> Optio
 
 /// A run's pools in (agent, task) order, with the names their indices refer to.
 #[derive(Default)]
-struct Pools {
-    agents: Vec<String>,
-    verifiers: Vec<String>,
-    pools: Vec<Pool>,
+pub(super) struct Pools {
+    pub(super) agents: Vec<String>,
+    pub(super) verifiers: Vec<String>,
+    pub(super) pools: Vec<Pool>,
 }
 
 impl Pools {
@@ -350,7 +350,7 @@ impl Pools {
 
 /// `run_id`'s pools: from the stored pool rows when every one of its `tasks`
 /// has them (a finished run), else from its samples and scores.
-fn read_pools(store: &Store, run_id: i64, tasks: usize) -> Result<Pools, StoreError> {
+pub(super) fn read_pools(store: &Store, run_id: i64, tasks: usize) -> Result<Pools, StoreError> {
     let with_pools = store.tasks_with_pools(run_id)?;
     let pools = if tasks > 0 && with_pools == tasks {
         read_stored_pools(store, run_id)?

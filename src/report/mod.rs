@@ -14,5 +14,6 @@ pub mod failures;
 pub mod faithfulness;
 pub mod label_matrix;
 pub mod plot;
+pub mod prediction;
 pub mod run_summary;
 pub mod theory;

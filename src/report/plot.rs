@@ -17,6 +17,7 @@ use plotters::style::text_anchor::{HPos, Pos, VPos};
 
 use crate::report::analysis::Analysis;
 use crate::report::failures::FailureReport;
+use crate::report::prediction::Prediction;
 use crate::stats::separation::Fit;
 use crate::stats::summary::RunSummary;
 use crate::store::TRUTH_RATER;
@@ -117,9 +118,77 @@ pub fn curve_charts(analysis: &Analysis) -> Result<Vec<Chart>, PlotError> {
                     (label, point)
                 }),
         );
-        charts.extend(agent_charts(&agent.agent, &title, &series)?);
+        charts.extend(agent_charts(&agent.agent, "accuracy", &title, &series)?);
     }
     Ok(charts)
+}
+
+/// Two charts per agent of `prediction`, `<agent>-theory-vs-n.svg` and
+/// `<agent>-theory-vs-tokens.svg`: each rule's predicted curve with its
+/// posterior band (past the pool), the observed curve with its bootstrap
+/// interval, and majority's realized curve.
+pub fn prediction_charts(prediction: &Prediction) -> Result<Vec<Chart>, PlotError> {
+    let mut agents: Vec<&str> = Vec::new();
+    for c in &prediction.curves {
+        if !agents.contains(&c.agent.as_str()) {
+            agents.push(&c.agent);
+        }
+    }
+    let mut charts = Vec::new();
+    for agent in agents {
+        let mine = || prediction.curves.iter().filter(move |c| c.agent == agent);
+        let point = |n: usize, tokens: f64, accuracy: f64, ci: Option<[f64; 2]>| Point {
+            n: n as f64,
+            tokens,
+            accuracy,
+            ci: ci.map(|[lo, hi]| (lo, hi)),
+        };
+        let label = |rule: &str, verifier: &Option<String>, what: &str| match verifier {
+            Some(v) => format!("{rule} [{v}] {what}"),
+            None => format!("{rule} {what}"),
+        };
+        // A rule's prediction once, whatever verifiers observed it.
+        let mut predicted: Vec<(String, Point)> = Vec::new();
+        for c in mine() {
+            let name = format!("{} predicted", c.rule);
+            if !predicted
+                .iter()
+                .any(|(l, p)| *l == name && p.n == c.n as f64)
+            {
+                predicted.push((
+                    name,
+                    point(c.n, c.tokens, c.predicted, Some(c.predicted_ci)),
+                ));
+            }
+        }
+        let observed = mine().filter_map(|c| {
+            Some((
+                label(c.rule, &c.verifier, "observed"),
+                point(c.n, c.tokens, c.observed?, c.observed_ci),
+            ))
+        });
+        let realized = mine().filter(|c| c.verifier.is_none()).filter_map(|c| {
+            Some((
+                label(c.rule, &None, "realized"),
+                point(c.n, c.tokens, c.realized?, None),
+            ))
+        });
+        let series = series_of(predicted.into_iter().chain(observed).chain(realized));
+        let title = format!(
+            "{} · {agent} · predicted from the pools vs observed",
+            prediction.name
+        );
+        charts.extend(agent_charts(agent, "theory", &title, &series)?);
+    }
+    Ok(charts)
+}
+
+/// Write `prediction`'s charts into `dir` and return their paths.
+pub fn write_prediction_plots(
+    prediction: &Prediction,
+    dir: &Path,
+) -> Result<Vec<PathBuf>, PlotError> {
+    write_charts(&prediction_charts(prediction)?, dir)
 }
 
 /// The same two charts per agent from a run's stored summary: each
@@ -149,13 +218,18 @@ pub fn summary_charts(summary: &RunSummary) -> Result<Vec<Chart>, PlotError> {
             (r.strategy.clone(), point)
         }));
         let title = format!("{} · {agent} · run {}", summary.name, summary.run_id);
-        charts.extend(agent_charts(agent, &title, &series)?);
+        charts.extend(agent_charts(agent, "accuracy", &title, &series)?);
     }
     Ok(charts)
 }
 
-/// An agent's accuracy-vs-n and accuracy-vs-tokens charts; none when it has no point.
-fn agent_charts(agent: &str, title: &str, series: &[Series]) -> Result<Vec<Chart>, PlotError> {
+/// An agent's `<kind>`-vs-n and `<kind>`-vs-tokens charts; none when it has no point.
+fn agent_charts(
+    agent: &str,
+    kind: &str,
+    title: &str,
+    series: &[Series],
+) -> Result<Vec<Chart>, PlotError> {
     if series.is_empty() {
         return Ok(Vec::new());
     }
@@ -166,7 +240,7 @@ fn agent_charts(agent: &str, title: &str, series: &[Series]) -> Result<Vec<Chart
     ]
     .into_iter()
     .map(|(axis, suffix, x_label)| {
-        drawn(format!("{stem}-accuracy-vs-{suffix}.svg"), SIZE, |root| {
+        drawn(format!("{stem}-{kind}-vs-{suffix}.svg"), SIZE, |root| {
             draw(root, title, x_label, axis, series)
         })
     })

@@ -533,6 +533,26 @@ const CASES: &[Case] = &[
         at: "s.yaml:1:7",
         message: "would store a secret with the run's scenario; name the variable in the model's `api_key_env` instead",
     },
+    Case {
+        name: "correlation rho outside [0, 1]",
+        edit: (
+            "wrong_answers: 2}",
+            "wrong_answers: 2}\n    correlation: {rho: 1.5}",
+        ),
+        files: &[],
+        at: "s.yaml:7:24",
+        message: "`correlation.rho` must be a probability in [0, 1], found 1.5",
+    },
+    Case {
+        name: "correlation block of one sample",
+        edit: (
+            "wrong_answers: 2}",
+            "wrong_answers: 2}\n    correlation: {rho: 0.5, block: 1}",
+        ),
+        files: &[],
+        at: "s.yaml:7:36",
+        message: "`correlation.block` must be at least 2 samples, found 1",
+    },
 ];
 
 #[test]

@@ -2,7 +2,7 @@
 //! Python and against Monte Carlo, a scenario's simulated model as the
 //! distribution, and bad distributions refused with exit status 2.
 
-use crate::util::{Crucible, Scratch, python};
+use crate::util::{Crucible, Scratch, num, python};
 
 /// Majority, best-of-n (noisy verifier) and pass@n by summing over every
 /// vector of answer counts (multinomial probabilities), in Python.
@@ -283,4 +283,166 @@ fn the_separation_scenario_shows_the_slopes_exact_and_observed() {
             assert_eq!(point["n"], want, "{family} Δ {delta}");
         }
     }
+}
+
+/// From the SQLite rows alone: each (agent, task) pool's p̂ of the correct
+/// answer, its adjacent agreements, and the plug-in majority accuracy at
+/// n = 4 by enumerating every sequence of 4 answers.
+const POOL_FITS: &str = r#"
+import json, sqlite3, sys
+from itertools import product
+d = json.load(sys.stdin)
+db = sqlite3.connect(d["db"])
+pools = {}
+for agent, task, answer, correct in db.execute(
+        "SELECT agent, task_index, normalized, correct FROM samples "
+        "WHERE run_id = 1 AND strategy IS NULL ORDER BY agent, task_index, sample_index"):
+    pools.setdefault(agent, {}).setdefault(task, []).append((answer, correct))
+out = {}
+for agent, tasks in pools.items():
+    fits = []
+    for task, samples in sorted(tasks.items()):
+        n = len(samples)
+        answers = sorted({a for a, _ in samples if a is not None})
+        right = next((a for a, c in samples if c), None)
+        shares = [sum(1 for a, _ in samples if a == x) / n for x in answers]
+        abstain = sum(1 for a, _ in samples if a is None) / n
+        agree = sum(1 for i in range(n - 1) if samples[i][0] == samples[i + 1][0])
+        # Majority of 4 draws from the shares (abstention never votes; a
+        # tie with the correct answer counts 1/ties).
+        k = len(answers)
+        acc = 0.0
+        if right is not None:
+            c = answers.index(right)
+            probs = shares + [abstain]
+            for seq in product(range(k + 1), repeat=4):
+                w = 1.0
+                for s in seq:
+                    w *= probs[s]
+                if w == 0.0:
+                    continue
+                votes = [seq.count(a) for a in range(k)]
+                top = max(votes)
+                if top > 0 and votes[c] == top:
+                    acc += w / votes.count(top)
+        fits.append({"p": shares[answers.index(right)] if right is not None else 0.0,
+                     "agree": agree, "majority4": acc})
+    out[agent] = fits
+print(json.dumps(out))
+"#;
+
+/// `analyze --theory` on the shipped theory-check scenario: the fits hold
+/// the true distribution, agree with Python's recomputation from the rows,
+/// predict past the pool, and list exactly the departures the scenario
+/// builds in — the batched agent's order and realized majority, and the
+/// lenient verifier — and none of the independent agent's.
+#[test]
+fn analyze_theory_recovers_the_distribution_and_flags_correlation_and_a_lenient_verifier() {
+    let s = Scratch::new();
+    let db = s.path("theory.db");
+    let run = Crucible::new(&["run"])
+        .arg(crate::util::root().join("scenarios/theory-check-sim.yaml"))
+        .db(&db)
+        .json();
+    assert_eq!(run["status"], "completed", "{run}");
+    let report = Crucible::new(&["analyze", "1", "--theory", "--max-n", "128"])
+        .db(&db)
+        .json();
+    let tasks = report["tasks"].as_array().unwrap();
+    let of = |agent: &str| -> Vec<&serde_json::Value> {
+        tasks.iter().filter(|t| t["agent"] == agent).collect()
+    };
+    let python = python(POOL_FITS, &serde_json::json!({"db": db}).to_string());
+    for agent in ["solver", "batched"] {
+        let fits = of(agent);
+        assert_eq!(fits.len(), 200, "{agent}");
+        // The posterior intervals hold the truth (p* = 0.45, Δ = 0.15) on
+        // about 95% of tasks; the batched pools hold fewer independent
+        // draws, so only the independent agent's coverage is held to it.
+        let covers = |key: &str, truth: f64| {
+            fits.iter()
+                .filter(|t| {
+                    let ci = &t[key];
+                    ci[0].as_f64().unwrap() <= truth && truth <= ci[1].as_f64().unwrap()
+                })
+                .count() as f64
+                / fits.len() as f64
+        };
+        if agent == "solver" {
+            assert!(
+                covers("p_correct_ci", 0.45) >= 0.9,
+                "{}",
+                covers("p_correct_ci", 0.45)
+            );
+            assert!(
+                covers("delta_ci", 0.15) >= 0.9,
+                "{}",
+                covers("delta_ci", 0.15)
+            );
+        }
+        let rows = python[agent].as_array().unwrap();
+        for (fit, row) in fits.iter().zip(rows) {
+            assert!((num(fit, "p_correct") - num(row, "p")).abs() < 1e-12);
+            assert_eq!(fit["order"]["statistic"].as_f64(), row["agree"].as_f64());
+        }
+        // The mean plug-in majority at n = 4, against the enumeration.
+        let point = report["curves"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|c| c["agent"] == agent && c["rule"] == "majority" && c["n"] == 4)
+            .unwrap();
+        let want = rows.iter().map(|r| num(r, "majority4")).sum::<f64>() / rows.len() as f64;
+        assert!(
+            (num(point, "plug_in") - want).abs() < 1e-9,
+            "{agent}: {point} vs {want}"
+        );
+    }
+    // Predicted past the pool of 64: n = 128 with a band around the mean.
+    let far = report["curves"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|c| c["agent"] == "solver" && c["rule"] == "majority" && c["n"] == 128)
+        .expect("a prediction at n = 128");
+    let band = &far["predicted_ci"];
+    assert!(band[0].as_f64().unwrap() <= num(far, "predicted"));
+    assert!(num(far, "predicted") <= band[1].as_f64().unwrap());
+    assert!(far["observed"].is_null() && far["realized"].is_null());
+    assert!(
+        of("solver")
+            .iter()
+            .all(|t| t["n_for"][0]["rule"] == "majority")
+    );
+    // Departures: by kind and agent.
+    let departures = report["departures"].as_array().unwrap();
+    let count = |agent: &str, kind: &str, verifier: Option<&str>| {
+        departures
+            .iter()
+            .filter(|d| {
+                d["agent"] == agent
+                    && d["kind"] == kind
+                    && verifier.is_none_or(|v| d["verifier"] == v)
+            })
+            .count()
+    };
+    assert!(
+        count("batched", "order", None) >= 180,
+        "{}",
+        count("batched", "order", None)
+    );
+    assert!(count("solver", "order", None) <= 10);
+    assert!(count("batched", "realized", None) >= 1, "{departures:?}");
+    assert_eq!(count("solver", "realized", None), 0);
+    assert!(count("solver", "verifier", Some("lenient")) >= 180);
+    assert!(count("solver", "verifier", Some("exact")) <= 10);
+    // The table says the same.
+    let table = Crucible::new(&["analyze", "1", "--theory", "--draws", "20", "--max-n", "64"])
+        .db(&db)
+        .ok();
+    assert!(table.contains("departs · batched · "), "{table}");
+    assert!(
+        table.contains("the verifier is worse than assumed"),
+        "{table}"
+    );
 }

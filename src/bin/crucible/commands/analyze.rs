@@ -1,9 +1,10 @@
 //! `crucible analyze`: scaling curves from a stored run's samples, printed
-//! as a table or one JSON object.
+//! as a table or one JSON object; with `--theory`, what the theory predicts
+//! from each task's pool set against them.
 
 use std::process::ExitCode;
 
-use super::common::{AnalysisArgs, StoredRun};
+use super::common::{AnalysisArgs, PredictArgs, StoredRun};
 
 #[derive(clap::Args)]
 pub struct Args {
@@ -14,6 +15,8 @@ pub struct Args {
     pub json: bool,
     #[command(flatten)]
     pub analysis: AnalysisArgs,
+    #[command(flatten)]
+    pub predict: PredictArgs,
 }
 
 pub fn exec(
@@ -21,10 +24,19 @@ pub fn exec(
         stored: StoredRun { run, db },
         json,
         analysis,
+        predict,
     }: Args,
 ) -> anyhow::Result<ExitCode> {
+    let confidence = analysis.confidence;
     let analysis = analysis.analyze(&db.db, run)?;
-    if json {
+    if predict.theory {
+        let prediction = predict.predict(&db.db, &analysis, confidence)?;
+        if json {
+            outln!("{}", serde_json::to_string(&prediction)?);
+        } else {
+            out!("{}", prediction.table());
+        }
+    } else if json {
         outln!("{}", serde_json::to_string(&analysis)?);
     } else {
         out!("{}", analysis.table());

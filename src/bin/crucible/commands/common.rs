@@ -3,8 +3,10 @@
 use anyhow::Context;
 use crucible::Error;
 use crucible::report::analysis::{Analysis, AnalyzeOptions};
+use crucible::report::prediction::{PredictOptions, Prediction, predict};
 use crucible::scenario::budget::Budget;
 use crucible::scenario::tolerance::ErrorTolerance;
+use crucible::stats::theory::Verifier;
 use crucible::store::Store;
 use std::path::{Path, PathBuf};
 
@@ -69,6 +71,87 @@ impl AnalysisArgs {
         };
         Ok(crucible::report::analysis::analyze(&store, run, &options)?)
     }
+}
+
+/// How `analyze --theory` and `plot --theory` predict a run's curves.
+#[derive(clap::Args)]
+pub struct PredictArgs {
+    /// Set what theory predicts from each task's pool (plug-in and Dirichlet
+    /// posterior fits, exact curves past the pool) against what the run
+    /// observed, and list where they part.
+    #[arg(long)]
+    pub theory: bool,
+    /// Posterior draws per task behind the predicted bands.
+    #[arg(long, default_value_t = 100, requires = "theory", value_parser = clap::value_parser!(u64).range(1..))]
+    pub draws: u64,
+    /// The Dirichlet prior's weight on each answer (0.5: Jeffreys).
+    #[arg(long, default_value_t = 0.5, requires = "theory", value_parser = positive)]
+    pub prior: f64,
+    /// The verifier best-of-n is predicted under: `perfect`, or
+    /// `fp=RATE,fn=RATE`.
+    #[arg(long, default_value = "perfect", requires = "theory", value_parser = verifier)]
+    pub assume_verifier: Verifier,
+    /// Each task's n for accuracy 1 − δ is reported for this δ.
+    #[arg(long, default_value_t = 0.1, requires = "theory", value_parser = coverage)]
+    pub target_delta: f64,
+    /// Largest n of the predicted curves (default: four times the pool).
+    #[arg(long, requires = "theory", value_parser = clap::value_parser!(u64).range(1..))]
+    pub max_n: Option<u64>,
+}
+
+impl PredictArgs {
+    /// `analysis`'s run, predicted with these options, at `confidence`.
+    pub fn predict(
+        &self,
+        db: &Path,
+        analysis: &Analysis,
+        confidence: f64,
+    ) -> anyhow::Result<Prediction> {
+        let store = open_existing(db)?;
+        let options = PredictOptions {
+            draws: self.draws as usize,
+            prior: self.prior,
+            verifier: self.assume_verifier,
+            delta: self.target_delta,
+            max_n: self.max_n.map(|n| n as usize),
+            confidence,
+            ..PredictOptions::default()
+        };
+        Ok(predict(&store, analysis.run_id, analysis, &options)?)
+    }
+}
+
+/// A positive finite number.
+fn positive(s: &str) -> Result<f64, String> {
+    match s.parse::<f64>() {
+        Ok(v) if v > 0.0 && v.is_finite() => Ok(v),
+        _ => Err(format!("expected a positive number; found `{s}`")),
+    }
+}
+
+/// `perfect`, or `fp=RATE,fn=RATE` with rates in [0, 1].
+pub fn verifier(s: &str) -> Result<Verifier, String> {
+    if s == "perfect" {
+        return Ok(Verifier::PERFECT);
+    }
+    let mut v = Verifier::PERFECT;
+    for part in s.split(',') {
+        let (key, value) = part
+            .split_once('=')
+            .ok_or_else(|| format!("expected `perfect` or `fp=RATE,fn=RATE`; found `{s}`"))?;
+        let rate: f64 = value
+            .trim()
+            .parse()
+            .ok()
+            .filter(|r: &f64| (0.0..=1.0).contains(r))
+            .ok_or_else(|| format!("`{key}` must be a rate in [0, 1]; found `{value}`"))?;
+        match key.trim() {
+            "fp" => v.fp = rate,
+            "fn" => v.fn_ = rate,
+            other => return Err(format!("unknown rate `{other}`; use `fp` and `fn`")),
+        }
+    }
+    Ok(v)
 }
 
 /// Caps that replace the scenario's `budget:` for this invocation.

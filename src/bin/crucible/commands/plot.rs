@@ -7,11 +7,12 @@ use std::process::ExitCode;
 use crucible::report::failures::{Judged, failure_report};
 use crucible::report::plot::{
     default_rater, write_failure_plots, write_faithfulness_plot, write_plots,
+    write_prediction_plots,
 };
 use crucible::scenario::judge_file::JudgeFile;
 use crucible::store::TRUTH_RATER;
 
-use super::common::{AnalysisArgs, StoredRun, open_existing};
+use super::common::{AnalysisArgs, PredictArgs, StoredRun, open_existing};
 
 #[derive(clap::Args)]
 pub struct Args {
@@ -32,6 +33,8 @@ pub struct Args {
     pub rater: Option<String>,
     #[command(flatten)]
     pub analysis: AnalysisArgs,
+    #[command(flatten)]
+    pub predict: PredictArgs,
 }
 
 pub fn exec(
@@ -41,11 +44,17 @@ pub fn exec(
         judge,
         rater,
         analysis,
+        predict,
     }: Args,
 ) -> anyhow::Result<ExitCode> {
     let db = &db.db;
     // A run with no pools (an imported one) has no curves, and no charts of them.
-    let mut written = write_plots(&analysis.analyze(db, run)?, &out)?;
+    let analyzed = analysis.analyze(db, run)?;
+    let mut written = write_plots(&analyzed, &out)?;
+    if predict.theory {
+        let prediction = predict.predict(db, &analyzed, analysis.confidence)?;
+        written.extend(write_prediction_plots(&prediction, &out)?);
+    }
     let store = open_existing(db)?;
     if store.is_faithfulness_run(run)? {
         written.extend(faithfulness_plot(&store, run, &analysis, &out)?);

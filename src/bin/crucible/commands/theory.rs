@@ -13,7 +13,7 @@ use crucible::scenario::ModelKind;
 use crucible::stats::separation::{Family, Sweep, log_grid};
 use crucible::stats::theory::{AnswerDistribution, Verifier};
 
-use super::common::{DbArg, SetArgs, open_existing};
+use super::common::{DbArg, SetArgs, open_existing, verifier};
 
 #[derive(clap::Args)]
 pub struct Args {
@@ -99,31 +99,6 @@ pub struct Args {
     pub out: Option<PathBuf>,
     #[command(flatten)]
     pub db: DbArg,
-}
-
-/// `perfect`, or `fp=RATE,fn=RATE` with rates in [0, 1].
-fn verifier(s: &str) -> Result<Verifier, String> {
-    if s == "perfect" {
-        return Ok(Verifier::PERFECT);
-    }
-    let mut v = Verifier::PERFECT;
-    for part in s.split(',') {
-        let (key, value) = part
-            .split_once('=')
-            .ok_or_else(|| format!("expected `perfect` or `fp=RATE,fn=RATE`; found `{s}`"))?;
-        let rate: f64 = value
-            .trim()
-            .parse()
-            .ok()
-            .filter(|r: &f64| (0.0..=1.0).contains(r))
-            .ok_or_else(|| format!("`{key}` must be a rate in [0, 1]; found `{value}`"))?;
-        match key.trim() {
-            "fp" => v.fp = rate,
-            "fn" => v.fn_ = rate,
-            other => return Err(format!("unknown rate `{other}`; use `fp` and `fn`")),
-        }
-    }
-    Ok(v)
 }
 
 pub fn exec(args: Args) -> anyhow::Result<ExitCode> {
