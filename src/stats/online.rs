@@ -201,8 +201,8 @@ fn argmax(values: impl IntoIterator<Item = f64>) -> usize {
 }
 
 /// Per-round regret of one episode against known expert success
-/// probabilities: `cumulative[t]` = Σ_{s ≤ t} (μ* − μ_{played[s]}) (the
-/// pseudo-regret), `simple[t]` = μ* − μ_{recommended[t]}.
+/// probabilities: `cumulative[t] = Σ_{s ≤ t} (μ* − μ_{played[s]})` (the
+/// pseudo-regret), `simple[t] = μ* − μ_{recommended[t]}`.
 #[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct Regret {
     pub cumulative: Vec<f64>,
@@ -293,7 +293,7 @@ pub struct Episode {
     pub recommended: Vec<usize>,
 }
 
-/// One episode of `rounds` rounds with Bernoulli(mu[e]) rewards, stopping
+/// One episode of `rounds` rounds with `Bernoulli(mu[e])` rewards, stopping
 /// after the first reward 1 when `stop_on_success`. With no experts the
 /// episode is empty.
 pub fn simulate(
