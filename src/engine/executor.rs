@@ -20,8 +20,9 @@ use crate::model::provider::{CallRequest, CallResponse, Provider, ProviderError,
 use crate::model::replay::Recordings;
 use crate::scenario::budget::Spend;
 use crate::scenario::tolerance::ErrorTolerance;
-use crate::scenario::{Scenario, Task, Verifier};
+use crate::scenario::{Policy, Scenario, Task, Verifier};
 use crate::stats::estimator::Binomials;
+use crate::stats::online::{self, Learner};
 use crate::stats::strategy::{self, PoolSample, TaskOutcome, UNSCORED};
 use crate::store::{
     Blob, CallRecord, CallRole, LateScore, PoolRecord, Record, SampleRecord, ScoreRecord,
@@ -458,10 +459,12 @@ async fn draw_pool(
         .collect())
 }
 
-/// Self-correction of strategy `si` on `task`: one sample per round; after a
-/// rejected answer the model gets its reply back with the verifier's
-/// feedback and answers again, until the verifier accepts or the largest `n`
-/// of rounds is spent. Every round is a traced call.
+/// Self-correction of strategy `si` on `task`: one sample per round;
+/// after a rejected answer the model gets its reply back with the
+/// verifier's feedback and answers again, until the verifier accepts or the
+/// largest `n` of rounds is spent. With experts, the strategy's policy
+/// picks the agent for each round from the verdicts so far (its draws
+/// seeded by the task and round). Every round is a traced call.
 async fn correct_iteratively(
     sh: &Shared,
     task: &Task,
@@ -477,12 +480,37 @@ async fn correct_iteratively(
         .verifier
         .expect("validated: self_correction has a verifier");
     // Rounds are not pool samples: only the strategy's own verifier scores them.
-    let conversation = Conversation::new(sh, task, strategy.agent, vec![v])?;
+    let conversations = strategy
+        .callers()
+        .into_iter()
+        .map(|agent| Conversation::new(sh, task, agent, vec![v]))
+        .collect::<Result<Vec<_>, Stop>>()?;
+    let mut learner = Learner::new(
+        match correction.policy {
+            Policy::RoundRobin => online::Policy::RoundRobin,
+            Policy::Hedge => online::Policy::Hedge,
+            Policy::Ucb => online::Policy::Ucb,
+            Policy::Thompson => online::Policy::Thompson,
+            Policy::Fixed => online::Policy::Fixed(0),
+        },
+        conversations.len(),
+        strategy.most_rounds(),
+    );
     let first_round = sc.first_round(si);
     let mut history: Vec<Turn> = Vec::new();
     let mut rounds: Vec<PoolSample> = Vec::new();
     for round in 0..strategy.most_rounds() {
         let k = first_round + round;
+        let expert = learner.choose(&mut crate::seed::rng(
+            sc.seed,
+            &[
+                "policy".into(),
+                strategy.name.as_str().into(),
+                task.id.as_str().into(),
+                round.into(),
+            ],
+        ));
+        let conversation = &conversations[expert];
         let sent = conversation.send(sh, &history, k, 1).await?;
         let round = Some((Arc::<str>::from(strategy.name.as_str()), first_round));
         let (mut samples, records) = conversation
@@ -493,6 +521,14 @@ async fn correct_iteratively(
         let accepted = verdict
             .accepted
             .unwrap_or_else(|| verdict.value.is_some_and(|s| s >= correction.accept));
+        learner.update(
+            expert,
+            if accepted {
+                1.0
+            } else {
+                verdict.value.unwrap_or(0.0)
+            },
+        );
         rounds.push(sample);
         if accepted {
             break;

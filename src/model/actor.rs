@@ -286,6 +286,7 @@ mod tests {
             latency: None,
             failure_rate: 0.0,
             correlation: None,
+            skills: None,
             n_per_request: 1,
             judge: None,
             explainer: None,

@@ -54,6 +54,8 @@ pub struct SimulatedModel {
     pub failure_rate: f64,
     /// Samples repeat their block's shared answer with this probability.
     pub correlation: Option<Correlation>,
+    /// p_correct by the value of a task field.
+    pub skills: Option<Skills>,
     /// Samples per request (the simulated server accepts any `n`).
     pub n_per_request: usize,
     /// As a failure judge: how it answers.
@@ -63,6 +65,15 @@ pub struct SimulatedModel {
     pub explainer: Option<SimulatedExplainer>,
     /// As a predictor of a faithfulness experiment: how it guesses.
     pub predictor: Option<SimulatedPredictor>,
+}
+
+/// A simulated model's probability of the correct answer by the value of
+/// task field `field`: the correct answer gets it, the wrong answers are
+/// scaled to share what is left beside abstention.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Skills {
+    pub field: String,
+    pub p_correct: Vec<(String, f64)>,
 }
 
 /// A simulated model's dependence between samples: sample k belongs to
@@ -133,8 +144,48 @@ pub const REASONING: &[&str] = &[
 pub const ABSTAIN_TEXT: &str = "I could not reach a confident conclusion on this one.";
 
 impl SimulatedModel {
-    /// The answer distribution of `task` (answer → probability; `None` = abstain).
+    /// The answer distribution of `task` (answer → probability; `None` =
+    /// abstain), with the model's skill at the task's kind applied.
     pub fn distribution_for(&self, task: &Task) -> Vec<(Option<String>, f64)> {
+        let mut dist = self.base_distribution(task);
+        let skill = self.skills.as_ref().and_then(|s| {
+            let value = task.inputs.get(&s.field)?;
+            let value = value
+                .as_str()
+                .map_or_else(|| value.to_string(), str::to_owned);
+            s.p_correct
+                .iter()
+                .find(|(v, _)| *v == value)
+                .map(|(_, p)| *p)
+        });
+        if let (Some(p), Some(expected)) = (skill, task.expected.as_deref()) {
+            let abstain: f64 = dist
+                .iter()
+                .filter(|(a, _)| a.is_none())
+                .map(|(_, q)| q)
+                .sum();
+            let wrong: f64 = dist
+                .iter()
+                .filter(|(a, _)| a.as_deref().is_some_and(|a| a != expected))
+                .map(|(_, q)| q)
+                .sum();
+            let left = (1.0 - p - abstain).max(0.0);
+            let scale = if wrong > 0.0 { left / wrong } else { 0.0 };
+            for (a, q) in &mut dist {
+                match a.as_deref() {
+                    Some(a) if a == expected => *q = p,
+                    Some(_) => *q *= scale,
+                    None => {}
+                }
+            }
+            if !dist.iter().any(|(a, _)| a.as_deref() == Some(expected)) {
+                dist.insert(0, (Some(expected.to_owned()), p));
+            }
+        }
+        dist
+    }
+
+    fn base_distribution(&self, task: &Task) -> Vec<(Option<String>, f64)> {
         if let Some(d) = &task.distribution {
             return with_abstention(d.clone());
         }

@@ -458,6 +458,11 @@ pub struct ModelSpec {
     /// distribution of each sample is unchanged.
     #[serde(default)]
     pub correlation: Option<CorrelationSpec>,
+    /// Simulated: the probability of the correct answer by a task field's
+    /// value (e.g. the task's type), the wrong answers scaled to fit; tasks
+    /// with another value keep `distribution`'s.
+    #[serde(default)]
+    pub skills: Option<SkillsSpec>,
     /// How many samples one request asks for (default: a whole pool in one request).
     #[serde(default)]
     pub n_per_request: Option<Located<i64>>,
@@ -628,6 +633,16 @@ pub struct LatencySpec {
     pub mean: Located<f64>,
     #[serde(default)]
     pub sd: Option<Located<f64>>,
+}
+
+/// A simulated model's p_correct by the value of a task field.
+#[derive(Debug, Clone, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct SkillsSpec {
+    /// The task field whose value selects the probability.
+    pub field: Located<String>,
+    /// Value → probability of the correct answer.
+    pub p_correct: Located<BTreeMap<String, f64>>,
 }
 
 /// How a simulated model's samples depend on each other.
@@ -954,6 +969,31 @@ pub struct StrategySpec {
     /// the verifier does not accept or reject by itself (default 0.5).
     #[serde(default)]
     pub accept: Option<Located<f64>>,
+    /// For `self_correction`: more agents to answer rounds besides `agent`
+    /// (expert 0); `policy` picks one per round from the verifier's
+    /// verdicts so far.
+    #[serde(default)]
+    pub experts: Option<Vec<Located<String>>>,
+    /// For `self_correction` with `experts`: how each round's expert is
+    /// chosen (default `round_robin`).
+    #[serde(default)]
+    pub policy: Option<Located<PolicySpec>>,
+}
+
+/// How self-correction chooses the expert for a round.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, JsonSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum PolicySpec {
+    /// Round t asks expert t mod K.
+    RoundRobin,
+    /// Exponential weights over the experts' rejections (Exp3).
+    Hedge,
+    /// The highest upper confidence bound on acceptance (UCB1).
+    Ucb,
+    /// A draw from each expert's Beta posterior of acceptance, the highest asked.
+    Thompson,
+    /// Always `agent`.
+    Fixed,
 }
 
 /// When adaptive consistency stops drawing samples.

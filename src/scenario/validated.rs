@@ -388,6 +388,17 @@ pub struct Strategy {
     pub correction: Option<Correction>,
 }
 
+impl Strategy {
+    /// The agents whose calls it makes: `agent`, then its experts.
+    pub fn callers(&self) -> Vec<usize> {
+        let mut all = vec![self.agent];
+        if let Some(c) = &self.correction {
+            all.extend(&c.experts);
+        }
+        all
+    }
+}
+
 /// How self-correction talks back to the model.
 #[derive(Debug, Clone)]
 pub struct Correction {
@@ -396,6 +407,21 @@ pub struct Correction {
     /// Score at or above which an answer counts as accepted, for verifiers
     /// that only score.
     pub accept: f64,
+    /// Agents besides the strategy's own that may answer a round.
+    pub experts: Vec<usize>,
+    /// How a round's expert is chosen (`Fixed(0)`: always the agent).
+    pub policy: Policy,
+}
+
+/// How self-correction chooses a round's expert (see `stats::online`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Policy {
+    RoundRobin,
+    Hedge,
+    Ucb,
+    Thompson,
+    /// Always the strategy's agent.
+    Fixed,
 }
 
 /// The feedback sent when a scenario sets none.
@@ -422,29 +448,39 @@ impl Scenario {
         sizes
     }
 
-    /// The sample index of strategy `si`'s first self-correction round: its
-    /// rounds are numbered after its agent's pool and the rounds of the
-    /// self-correction strategies before it, so no two samples share one.
+    /// The sample index of strategy `si`'s first self-correction round:
+    /// rounds are numbered after the pools of the agents they call and the
+    /// rounds of the self-correction strategies before it that call them,
+    /// so no two samples of an agent share one.
     pub fn first_round(&self, si: usize) -> usize {
-        let agent = self.strategies[si].agent;
-        self.pool_sizes()[agent]
-            + self.strategies[..si]
-                .iter()
-                .filter(|s| s.agent == agent && s.correction.is_some())
-                .map(Strategy::most_rounds)
-                .sum::<usize>()
+        self.round_numbering(Some(si)).0
     }
 
     /// The sample index of `agent`'s first call in a graph run: after its
     /// pool and every self-correction round it may take.
     pub fn first_graph_call(&self, agent: usize) -> usize {
-        self.pool_sizes()[agent]
-            + self
-                .strategies
-                .iter()
-                .filter(|s| s.agent == agent && s.correction.is_some())
-                .map(Strategy::most_rounds)
-                .sum::<usize>()
+        self.round_numbering(None).1[agent]
+    }
+
+    /// Strategy `upto`'s first round, and each agent's next free sample
+    /// index after the self-correction strategies before it (all of them
+    /// when `None`).
+    fn round_numbering(&self, upto: Option<usize>) -> (usize, Vec<usize>) {
+        let mut next = self.pool_sizes();
+        for (i, s) in self.strategies.iter().enumerate() {
+            if s.correction.is_none() {
+                continue;
+            }
+            let callers = s.callers();
+            let first = callers.iter().map(|&a| next[a]).max().unwrap_or(0);
+            if upto == Some(i) {
+                return (first, next);
+            }
+            for a in callers {
+                next[a] = first + s.most_rounds();
+            }
+        }
+        (0, next)
     }
 
     /// For each agent, the verifiers that score its samples.
@@ -452,7 +488,7 @@ impl Scenario {
         let mut v: Vec<usize> = self
             .strategies
             .iter()
-            .filter(|s| s.agent == agent)
+            .filter(|s| s.callers().contains(&agent))
             .filter_map(|s| s.verifier)
             .collect();
         v.sort_unstable();

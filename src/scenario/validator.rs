@@ -18,20 +18,20 @@ use crate::scenario::node::Located;
 use crate::scenario::persona::{Persona, Role};
 use crate::scenario::simulation::{
     AnswerStyle, Correlation, Distribution, SimulatedExplainer, SimulatedJudge, SimulatedModel,
-    SimulatedPredictor, spread_shares,
+    SimulatedPredictor, Skills, spread_shares,
 };
 use crate::scenario::spec::{
     AggregateSpec, CheckSpec, CorrelationSpec, ExtractSpec, FailOnErrorSpec, ModelSpec,
-    NormalizeStep, RoleSpec, ScaleSpec, SimulateSpec, SimulatedExplainerSpec, SimulatedJudgeSpec,
-    SimulatedPredictorSpec, Spread, StepsSpec, StopSpec, StrategyKindSpec, StrategySpec,
-    VerifierKindSpec, VerifierSpec,
+    NormalizeStep, PolicySpec, RoleSpec, ScaleSpec, SimulateSpec, SimulatedExplainerSpec,
+    SimulatedJudgeSpec, SimulatedPredictorSpec, SkillsSpec, Spread, StepsSpec, StopSpec,
+    StrategyKindSpec, StrategySpec, VerifierKindSpec, VerifierSpec,
 };
 use crate::scenario::template::{Template, line_span};
 use crate::scenario::tolerance::ErrorTolerance;
 use crate::scenario::{
     Agent, Aggregate, CANDIDATE_FIELDS, Check, Correction, DEFAULT_FEEDBACK, DEFAULT_JUDGE_SCORE,
-    DEFAULT_JUDGE_YES_NO, Judge, Model, ModelKind, RewardModel, Scale, Scenario, ScenarioSource,
-    Steps, StopRule, Strategy, StrategyKind, Task, Verifier, VerifierKind,
+    DEFAULT_JUDGE_YES_NO, Judge, Model, ModelKind, Policy, RewardModel, Scale, Scenario,
+    ScenarioSource, Steps, StopRule, Strategy, StrategyKind, Task, Verifier, VerifierKind,
 };
 use crate::scenario::{Api, HttpModel};
 
@@ -583,6 +583,7 @@ impl<'a> Validator<'a> {
             ("latency_ms", spec.latency_ms.is_some()),
             ("failure_rate", spec.failure_rate.is_some()),
             ("correlation", spec.correlation.is_some()),
+            ("skills", spec.skills.is_some()),
         ];
         for (key, present) in simulated_only {
             if present {
@@ -855,6 +856,7 @@ impl<'a> Validator<'a> {
                         latency: None,
                         failure_rate,
                         correlation: None,
+                        skills: None,
                         n_per_request: usize::MAX,
                         judge,
                         explainer,
@@ -1043,6 +1045,7 @@ impl<'a> Validator<'a> {
                 .map(|l| (l.mean.value, l.sd.as_ref().map_or(0.0, |s| s.value))),
             failure_rate: 0.0,
             correlation: None,
+            skills: None,
             n_per_request: usize::MAX,
             judge,
             explainer,
@@ -1076,11 +1079,45 @@ impl<'a> Validator<'a> {
         }
         let n_per_request = self.n_per_request(spec);
         let correlation = spec.correlation.as_ref().and_then(|c| self.correlation(c));
+        let skills = spec
+            .skills
+            .as_ref()
+            .and_then(|s| self.skills(s, tasks, abstain));
         Some(SimulatedModel {
             failure_rate,
             n_per_request,
             correlation,
+            skills,
             ..model
+        })
+    }
+
+    fn skills(&mut self, spec: &SkillsSpec, tasks: &[Task], abstain: f64) -> Option<Skills> {
+        let field = &spec.field.value;
+        if !tasks.iter().any(|t| t.inputs.contains_key(field)) {
+            self.err(
+                spec.field.span,
+                format!("no task has a field `{field}` for `skills` to read"),
+            );
+            return None;
+        }
+        let mut p_correct = Vec::new();
+        for (value, &p) in &spec.p_correct.value {
+            if !(0.0..=1.0 - abstain).contains(&p) {
+                self.err(
+                    spec.p_correct.span,
+                    format!(
+                        "`skills.p_correct` of `{value}` must be a probability in [0, {}] (1 less `abstain`), found {p}",
+                        1.0 - abstain
+                    ),
+                );
+                return None;
+            }
+            p_correct.push((value.clone(), p));
+        }
+        Some(Skills {
+            field: field.clone(),
+            p_correct,
         })
     }
 
@@ -1400,7 +1437,7 @@ impl<'a> Validator<'a> {
                 (_, None) => None,
             };
             let stop = self.stop_rule(kind, s.stop.as_ref());
-            let correction = self.correction(kind, s);
+            let correction = self.correction(kind, s, agents, agent);
             if s.agent.value == GRAPH_AGENT && agent.is_some() {
                 // A graph run's answer is scored as it ends, in the run.
                 if kind == StrategyKind::SelfCorrection {
@@ -1963,13 +2000,25 @@ impl<'a> Validator<'a> {
         }
     }
 
-    /// Self-correction's feedback and acceptance; other kinds take neither.
-    fn correction(&mut self, kind: StrategyKind, s: &StrategySpec) -> Option<Correction> {
+    /// Self-correction's feedback, acceptance, experts and policy; other
+    /// kinds take none of them.
+    fn correction(
+        &mut self,
+        kind: StrategyKind,
+        s: &StrategySpec,
+        agents: &[(Agent, Span)],
+        agent: Option<usize>,
+    ) -> Option<Correction> {
         if kind != StrategyKind::SelfCorrection {
             self.misplaced(
                 [
                     ("feedback", s.feedback.as_ref().map(|f| f.span)),
                     ("accept", s.accept.as_ref().map(|a| a.span)),
+                    (
+                        "experts",
+                        s.experts.as_ref().and_then(|e| e.first()).map(|e| e.span),
+                    ),
+                    ("policy", s.policy.as_ref().map(|p| p.span)),
                 ],
                 |key| {
                     format!(
@@ -2011,7 +2060,70 @@ impl<'a> Validator<'a> {
             Some(a) => a.value,
             None => 0.5,
         };
-        Some(Correction { feedback, accept })
+        let (experts, policy) = self.experts(s, agents, agent);
+        Some(Correction {
+            feedback,
+            accept,
+            experts,
+            policy,
+        })
+    }
+
+    /// Self-correction's experts besides its agent, each a defined agent
+    /// named once, and the policy among them.
+    fn experts(
+        &mut self,
+        s: &StrategySpec,
+        agents: &[(Agent, Span)],
+        agent: Option<usize>,
+    ) -> (Vec<usize>, Policy) {
+        let mut experts = Vec::new();
+        for e in s.experts.iter().flatten() {
+            let Some(i) = agents.iter().position(|(a, _)| a.name == e.value) else {
+                let names: Vec<&str> = agents.iter().map(|(a, _)| a.name.as_str()).collect();
+                self.err(
+                    e.span,
+                    format!(
+                        "undefined agent `{}` in `experts` (defined: {}){}",
+                        e.value,
+                        list(&names),
+                        did_you_mean(&e.value, names.iter().copied())
+                    ),
+                );
+                continue;
+            };
+            if Some(i) == agent || experts.contains(&i) {
+                self.err(
+                    e.span,
+                    format!(
+                        "`{}` is already an expert (the strategy's `agent` is the first); name each agent once",
+                        e.value
+                    ),
+                );
+                continue;
+            }
+            experts.push(i);
+        }
+        let policy = match s.policy.as_ref().map(|p| (p.value, p.span)) {
+            None if experts.is_empty() => Policy::Fixed,
+            None => Policy::RoundRobin,
+            Some((p, span)) => {
+                if s.experts.as_ref().is_none_or(|e| e.is_empty()) && p != PolicySpec::Fixed {
+                    self.err(
+                        span,
+                        "`policy` chooses among `experts`; list the agents besides `agent` in `experts`",
+                    );
+                }
+                match p {
+                    PolicySpec::RoundRobin => Policy::RoundRobin,
+                    PolicySpec::Hedge => Policy::Hedge,
+                    PolicySpec::Ucb => Policy::Ucb,
+                    PolicySpec::Thompson => Policy::Thompson,
+                    PolicySpec::Fixed => Policy::Fixed,
+                }
+            }
+        };
+        (experts, policy)
     }
 
     /// An adaptive strategy's stop rule (default: Beta at 0.95); other kinds take none.

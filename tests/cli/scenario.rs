@@ -553,6 +553,43 @@ const CASES: &[Case] = &[
         at: "s.yaml:7:36",
         message: "`correlation.block` must be at least 2 samples, found 1",
     },
+    Case {
+        name: "experts on a voting strategy",
+        edit: ("n: [1, 2]", "n: [1, 2]\n    experts: [solver]"),
+        files: &[],
+        at: "s.yaml:21:15",
+        message: "`experts` belongs to `self_correction`, not `self_consistency`",
+    },
+    Case {
+        name: "undefined expert",
+        edit: (
+            "  - kind: best_of_n\n    agent: solver\n    verifier: oracle\n    n: 2",
+            "  - kind: self_correction\n    agent: solver\n    verifier: oracle\n    n: 2\n    experts: [solvr]",
+        ),
+        files: &[],
+        at: "s.yaml:25:15",
+        message: "undefined agent `solvr` in `experts` (defined: solver); did you mean `solver`?",
+    },
+    Case {
+        name: "the agent named again as an expert",
+        edit: (
+            "  - kind: best_of_n\n    agent: solver\n    verifier: oracle\n    n: 2",
+            "  - kind: self_correction\n    agent: solver\n    verifier: oracle\n    n: 2\n    experts: [solver]",
+        ),
+        files: &[],
+        at: "s.yaml:25:15",
+        message: "`solver` is already an expert",
+    },
+    Case {
+        name: "a policy with no experts",
+        edit: (
+            "  - kind: best_of_n\n    agent: solver\n    verifier: oracle\n    n: 2",
+            "  - kind: self_correction\n    agent: solver\n    verifier: oracle\n    n: 2\n    policy: hedge",
+        ),
+        files: &[],
+        at: "s.yaml:25:13",
+        message: "`policy` chooses among `experts`",
+    },
 ];
 
 #[test]
