@@ -13,6 +13,7 @@
 use comfy_table::{Cell, CellAlignment, Table, presets};
 use serde::Serialize;
 
+use super::regret::{self, PolicyRegret};
 use crate::seed::{self, Part};
 use crate::stats::bootstrap;
 use crate::stats::estimator::{self, Binomials, Scored, Weighted};
@@ -50,6 +51,10 @@ pub struct Analysis {
     pub agents: Vec<AgentPools>,
     pub curves: Vec<CurvePoint>,
     pub tasks: Vec<TaskEstimate>,
+    /// Self-correction over experts: each strategy's regret by round
+    /// ([`super::regret`], which needs the run's scenario; filled by the caller).
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub regret: Vec<PolicyRegret>,
 }
 
 /// What was analyzed of one agent's pools.
@@ -171,6 +176,7 @@ pub fn analyze(
             .filter(|p| !p.errored)
             .map(|p| task_estimate(p, &run.tasks[p.task], &agents[p.agent]))
             .collect(),
+        regret: Vec::new(),
     };
     for (ai, agent) in agents.iter().enumerate() {
         let errors = pools.iter().filter(|p| p.agent == ai && p.errored).count();
@@ -818,6 +824,7 @@ impl Analysis {
                 ));
             }
         }
+        out.push_str(&regret::table(&self.regret));
         out
     }
 }

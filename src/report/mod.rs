@@ -15,5 +15,6 @@ pub mod faithfulness;
 pub mod label_matrix;
 pub mod plot;
 pub mod prediction;
+pub mod regret;
 pub mod run_summary;
 pub mod theory;

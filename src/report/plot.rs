@@ -18,6 +18,7 @@ use plotters::style::text_anchor::{HPos, Pos, VPos};
 use crate::report::analysis::Analysis;
 use crate::report::failures::FailureReport;
 use crate::report::prediction::Prediction;
+use crate::report::regret::PolicyRegret;
 use crate::stats::separation::Fit;
 use crate::stats::summary::RunSummary;
 use crate::store::TRUTH_RATER;
@@ -183,6 +184,86 @@ pub fn prediction_charts(prediction: &Prediction) -> Result<Vec<Chart>, PlotErro
     Ok(charts)
 }
 
+/// Self-correction over experts: `self-correction-regret.svg`, each
+/// strategy's mean cumulative regret against rounds (solid) with the
+/// theory's bound (dashed, where one is known), and
+/// `self-correction-accuracy-vs-{n,tokens}.svg`, each strategy's accuracy
+/// by rounds and by tokens per task — the policies at equal compute.
+pub fn regret_charts(regrets: &[PolicyRegret], title: &str) -> Result<Vec<Chart>, PlotError> {
+    if regrets.is_empty() {
+        return Ok(Vec::new());
+    }
+    let series = series_of(regrets.iter().flat_map(|r| {
+        r.rounds.iter().map(|p| {
+            let point = Point {
+                n: p.round as f64,
+                tokens: p.tokens,
+                accuracy: p.accuracy,
+                ci: None,
+            };
+            (r.strategy.clone(), point)
+        })
+    }));
+    let mut charts = agent_charts("self-correction", "accuracy", title, &series)?;
+    let rounds = regrets
+        .iter()
+        .map(|r| r.rounds.len())
+        .max()
+        .unwrap_or(1)
+        .max(2) as f64;
+    let top = regrets
+        .iter()
+        .flat_map(|r| r.rounds.iter().map(|p| p.cumulative + p.cumulative_se))
+        .fold(0.0, f64::max)
+        .max(1e-9)
+        * 1.5;
+    charts.push(drawn("self-correction-regret.svg".into(), SIZE, |root| {
+        let mut chart = titled(root, title)
+            .x_label_area_size(48)
+            .y_label_area_size(60)
+            .build_cartesian_2d(1f64..rounds, 0f64..top)
+            .map_err(|e| e.to_string())?;
+        chart
+            .configure_mesh()
+            .x_desc("rounds")
+            .y_desc("cumulative regret (mean over tasks)")
+            .draw()
+            .map_err(|e| e.to_string())?;
+        for (i, r) in regrets.iter().enumerate() {
+            let color = PALETTE[i % PALETTE.len()];
+            chart
+                .draw_series(LineSeries::new(
+                    r.rounds.iter().map(|p| (p.round as f64, p.cumulative)),
+                    color.stroke_width(2),
+                ))
+                .map_err(|e| e.to_string())?
+                .label(format!("{} ({})", r.strategy, r.policy))
+                .legend(move |(x, y)| {
+                    PathElement::new(vec![(x, y), (x + 20, y)], color.stroke_width(2))
+                });
+            // The bound, dashed, only where it falls inside the chart.
+            let bound: Vec<(f64, f64)> = r
+                .rounds
+                .iter()
+                .filter_map(|p| Some((p.round as f64, p.bound?)))
+                .filter(|&(_, b)| b <= top)
+                .collect();
+            chart
+                .draw_series(DashedLineSeries::new(bound, 6, 4, color.stroke_width(1)))
+                .map_err(|e| e.to_string())?;
+        }
+        chart
+            .configure_series_labels()
+            .position(SeriesLabelPosition::UpperLeft)
+            .background_style(WHITE.mix(0.85))
+            .border_style(BLACK)
+            .draw()
+            .map_err(|e| e.to_string())?;
+        Ok(())
+    })?);
+    Ok(charts)
+}
+
 /// Write `prediction`'s charts into `dir` and return their paths.
 pub fn write_prediction_plots(
     prediction: &Prediction,
@@ -248,9 +329,16 @@ fn agent_charts(
 }
 
 /// Write two SVG files per agent into `dir` (created if missing) and return
-/// their paths: `<agent>-accuracy-vs-n.svg` and `<agent>-accuracy-vs-tokens.svg`.
+/// their paths: `<agent>-accuracy-vs-n.svg` and `<agent>-accuracy-vs-tokens.svg`;
+/// with self-correction over experts, [`regret_charts`] too.
 pub fn write_plots(analysis: &Analysis, dir: &Path) -> Result<Vec<PathBuf>, PlotError> {
-    write_charts(&curve_charts(analysis)?, dir)
+    let mut charts = curve_charts(analysis)?;
+    let title = format!(
+        "{} · run {} · self-correction over experts",
+        analysis.name, analysis.run_id
+    );
+    charts.extend(regret_charts(&analysis.regret, &title)?);
+    write_charts(&charts, dir)
 }
 
 /// Write `charts` into `dir` (created if missing), each under its name.

@@ -54,6 +54,48 @@ impl Store {
         Ok(())
     }
 
+    /// Whether `run_id` has self-correction rounds.
+    pub fn has_rounds(&self, run_id: i64) -> Result<bool> {
+        self.conn
+            .query_row(
+                "SELECT EXISTS (SELECT 1 FROM samples WHERE run_id = ?1 AND strategy IS NOT NULL)",
+                [run_id],
+                |r| r.get(0),
+            )
+            .map_err(self.err())
+    }
+
+    /// Every self-correction round of strategy `strategy` in `run_id`, in
+    /// (task, round) order: the task's index, the agent that answered,
+    /// whether it was right (`None`: no expected answer) and the tokens of
+    /// its call.
+    pub fn for_each_round(
+        &self,
+        run_id: i64,
+        strategy: &str,
+        mut f: impl FnMut(usize, &str, Option<bool>, u64),
+    ) -> Result<()> {
+        let mut st = self
+            .conn
+            .prepare(
+                "SELECT task_index, agent, correct, input_tokens + output_tokens FROM samples
+                 WHERE run_id = ?1 AND strategy = ?2
+                 ORDER BY task_index, sample_index",
+            )
+            .map_err(self.err())?;
+        let mut rows = st
+            .query(rusqlite::params![run_id, strategy])
+            .map_err(self.err())?;
+        while let Some(r) = rows.next().map_err(self.err())? {
+            let row = (|| -> rusqlite::Result<(i64, &str, Option<i64>, i64)> {
+                Ok((r.get(0)?, r.get_ref(1)?.as_str()?, r.get(2)?, r.get(3)?))
+            })()
+            .map_err(self.err())?;
+            f(row.0 as usize, row.1, row.2.map(|c| c != 0), row.3 as u64);
+        }
+        Ok(())
+    }
+
     /// How many of `run_id`'s tasks have a stored pool row (every finished
     /// task of a run written at schema 7 or later).
     pub fn tasks_with_pools(&self, run_id: i64) -> Result<usize> {

@@ -69,7 +69,12 @@ impl AnalysisArgs {
             permutations: self.permutations.map(|p| p as usize),
             confidence: self.confidence,
         };
-        Ok(crucible::report::analysis::analyze(&store, run, &options)?)
+        let mut analysis = crucible::report::analysis::analyze(&store, run, &options)?;
+        if store.has_rounds(run)? {
+            let scenario = crucible::Runner::stored_scenario(db, run)?;
+            analysis.regret = crucible::report::regret::regret(&store, run, &scenario)?;
+        }
+        Ok(analysis)
     }
 }
 
