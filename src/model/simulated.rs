@@ -577,6 +577,35 @@ mod tests {
     }
 
     #[test]
+    fn skills_set_the_correct_answers_probability_and_keep_a_distribution() {
+        let mut m = model(Distribution::Explicit(vec![
+            ("7".into(), 0.5),
+            ("8".into(), 0.3),
+        ]));
+        m.skills = Some(crate::scenario::simulation::Skills {
+            field: "type".into(),
+            p_correct: vec![("a".into(), 0.6), ("b".into(), 0.95)],
+        });
+        let mut t = task("7");
+        let shares = |m: &SimulatedModel, t: &Task| -> Vec<(Option<String>, f64)> {
+            let d = m.distribution_for(t);
+            let total: f64 = d.iter().map(|x| x.1).sum();
+            assert!((total - 1.0).abs() < 1e-12, "{d:?}");
+            d
+        };
+        // No `type`: the distribution as given.
+        assert_eq!(shares(&m, &t)[0], (Some("7".into()), 0.5));
+        // 0.6 for the correct answer, the wrong one scaled to 1 − 0.6 − 0.2.
+        t.inputs.insert("type".into(), "a".into());
+        let d = shares(&m, &t);
+        assert!((d[0].1 - 0.6).abs() < 1e-12 && (d[1].1 - 0.2).abs() < 1e-12, "{d:?}");
+        // More than abstention leaves: capped at 0.8, nothing wrong left.
+        t.inputs.insert("type".into(), "b".into());
+        let d = shares(&m, &t);
+        assert!((d[0].1 - 0.8).abs() < 1e-12 && d[1].1.abs() < 1e-12, "{d:?}");
+    }
+
+    #[test]
     fn usage_bound_covers_every_sample() {
         let m = model(Distribution::Gap {
             p_correct: 0.3,

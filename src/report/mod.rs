@@ -18,3 +18,14 @@ pub mod prediction;
 pub mod regret;
 pub mod run_summary;
 pub mod theory;
+
+/// Each distinct name once, in the order they first come.
+fn first_seen<'a>(names: impl Iterator<Item = &'a str>) -> Vec<&'a str> {
+    let mut seen: Vec<&str> = Vec::new();
+    for name in names {
+        if !seen.contains(&name) {
+            seen.push(name);
+        }
+    }
+    seen
+}

@@ -129,12 +129,7 @@ pub fn curve_charts(analysis: &Analysis) -> Result<Vec<Chart>, PlotError> {
 /// posterior band (past the pool), the observed curve with its bootstrap
 /// interval, and majority's realized curve.
 pub fn prediction_charts(prediction: &Prediction) -> Result<Vec<Chart>, PlotError> {
-    let mut agents: Vec<&str> = Vec::new();
-    for c in &prediction.curves {
-        if !agents.contains(&c.agent.as_str()) {
-            agents.push(&c.agent);
-        }
-    }
+    let agents = super::first_seen(prediction.curves.iter().map(|x| x.agent.as_str()));
     let mut charts = Vec::new();
     for agent in agents {
         let mine = || prediction.curves.iter().filter(move |c| c.agent == agent);
@@ -276,12 +271,7 @@ pub fn write_prediction_plots(
 /// strategy's accuracy at the n it was run at (its mean samples and tokens
 /// per task), with its bootstrap interval. No sample is read.
 pub fn summary_charts(summary: &RunSummary) -> Result<Vec<Chart>, PlotError> {
-    let mut agents: Vec<&str> = Vec::new();
-    for r in &summary.results {
-        if !agents.contains(&r.agent.as_str()) {
-            agents.push(&r.agent);
-        }
-    }
+    let agents = super::first_seen(summary.results.iter().map(|x| x.agent.as_str()));
     let mut charts = Vec::new();
     for agent in agents {
         let rows = summary

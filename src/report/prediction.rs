@@ -813,12 +813,7 @@ impl Prediction {
             self.assumptions.draws,
             verifier_text(self.assumptions.verifier),
         );
-        let mut agents: Vec<&str> = Vec::new();
-        for c in &self.curves {
-            if !agents.contains(&c.agent.as_str()) {
-                agents.push(&c.agent);
-            }
-        }
+        let agents = super::first_seen(self.curves.iter().map(|x| x.agent.as_str()));
         let pct = |v: f64| format!("{:.1}%", v * 100.0);
         for agent in agents {
             let mut t = Table::new();

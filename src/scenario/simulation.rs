@@ -169,13 +169,17 @@ impl SimulatedModel {
                 .filter(|(a, _)| a.as_deref().is_some_and(|a| a != expected))
                 .map(|(_, q)| q)
                 .sum();
-            let left = (1.0 - p - abstain).max(0.0);
+            // Abstention keeps its share; with no wrong answer to take the
+            // rest, abstention does.
+            let p = p.min(1.0 - abstain);
+            let left = 1.0 - p - abstain;
             let scale = if wrong > 0.0 { left / wrong } else { 0.0 };
             for (a, q) in &mut dist {
                 match a.as_deref() {
                     Some(a) if a == expected => *q = p,
                     Some(_) => *q *= scale,
-                    None => {}
+                    None if wrong > 0.0 => {}
+                    None => *q += left,
                 }
             }
             if !dist.iter().any(|(a, _)| a.as_deref() == Some(expected)) {

@@ -2079,6 +2079,13 @@ impl<'a> Validator<'a> {
     ) -> (Vec<usize>, Policy) {
         let mut experts = Vec::new();
         for e in s.experts.iter().flatten() {
+            if e.value == GRAPH_AGENT {
+                self.err(
+                    e.span,
+                    "`self_correction` revises agents' answers; the graph cannot be an expert",
+                );
+                continue;
+            }
             let Some(i) = agents.iter().position(|(a, _)| a.name == e.value) else {
                 let names: Vec<&str> = agents.iter().map(|(a, _)| a.name.as_str()).collect();
                 self.err(
