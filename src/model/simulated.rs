@@ -598,11 +598,17 @@ mod tests {
         // 0.6 for the correct answer, the wrong one scaled to 1 − 0.6 − 0.2.
         t.inputs.insert("type".into(), "a".into());
         let d = shares(&m, &t);
-        assert!((d[0].1 - 0.6).abs() < 1e-12 && (d[1].1 - 0.2).abs() < 1e-12, "{d:?}");
+        assert!(
+            (d[0].1 - 0.6).abs() < 1e-12 && (d[1].1 - 0.2).abs() < 1e-12,
+            "{d:?}"
+        );
         // More than abstention leaves: capped at 0.8, nothing wrong left.
         t.inputs.insert("type".into(), "b".into());
         let d = shares(&m, &t);
-        assert!((d[0].1 - 0.8).abs() < 1e-12 && d[1].1.abs() < 1e-12, "{d:?}");
+        assert!(
+            (d[0].1 - 0.8).abs() < 1e-12 && d[1].1.abs() < 1e-12,
+            "{d:?}"
+        );
     }
 
     #[test]

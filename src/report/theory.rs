@@ -11,7 +11,9 @@ use serde::Serialize;
 use crate::seed;
 use crate::stats::estimator::{Binomials, majority_curve, pass_at_k_curve};
 use crate::stats::monte_carlo::{Estimate, estimate};
-use crate::stats::separation::{Family, Fit, Sweep, SweepPoint, fit, sweep};
+use crate::stats::separation::{
+    Family, Fit, Sweep, SweepPoint, UserFamily, fit, sweep, sweep_user,
+};
 use crate::stats::theory::{
     AnswerDistribution, Majority, Rule, Verifier, accuracy, limit, reaching,
 };
@@ -200,19 +202,23 @@ pub struct SeparationReport {
     pub observed: Vec<Fit>,
 }
 
-/// Every rule (majority and best-of-n) swept over every family, for each
-/// target δ.
-pub fn separation(families: &[Family], targets: &[f64], s: &Sweep) -> SeparationReport {
+/// Every rule (majority and best-of-n) swept over every named family at
+/// the sweep's Δ and every user family at its own, for each target δ.
+pub fn separation(
+    families: &[Family],
+    user: &[UserFamily],
+    targets: &[f64],
+    s: &Sweep,
+) -> SeparationReport {
     let mut fits = Vec::new();
     for &target_delta in targets {
         let s = Sweep {
             target_delta,
             ..s.clone()
         };
-        for family in families {
-            for rule in [Rule::Majority, Rule::BestOfN] {
-                fits.push(sweep(*family, rule, &s));
-            }
+        for rule in [Rule::Majority, Rule::BestOfN] {
+            fits.extend(families.iter().map(|f| sweep(*f, rule, &s)));
+            fits.extend(user.iter().map(|f| sweep_user(f, rule, &s)));
         }
     }
     SeparationReport {

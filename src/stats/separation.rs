@@ -97,23 +97,38 @@ pub fn log_grid(from: f64, to: f64, count: usize) -> Vec<f64> {
         .collect()
 }
 
-/// `rule`'s sweep over `family`, fitted.
+/// A family given point by point (its distributions at the Δ it lists),
+/// as a user writes one.
+#[derive(Debug, Clone, PartialEq)]
+pub struct UserFamily {
+    pub name: String,
+    pub points: Vec<(f64, AnswerDistribution)>,
+}
+
+/// `rule`'s sweep over `family` at the sweep's Δ, fitted.
 pub fn sweep(family: Family, rule: Rule, s: &Sweep) -> Fit {
-    let points: Vec<SweepPoint> = s
-        .deltas
-        .iter()
-        .map(|&delta| SweepPoint {
+    let points = s.deltas.iter().map(|&delta| (delta, family.at(delta)));
+    sweep_over(family.name(), rule, points, s)
+}
+
+/// `rule`'s sweep over a user's family at its own Δ, fitted.
+pub fn sweep_user(family: &UserFamily, rule: Rule, s: &Sweep) -> Fit {
+    sweep_over(&family.name, rule, family.points.iter().cloned(), s)
+}
+
+fn sweep_over(
+    name: &str,
+    rule: Rule,
+    points: impl Iterator<Item = (f64, AnswerDistribution)>,
+    s: &Sweep,
+) -> Fit {
+    let points = points
+        .map(|(delta, d)| SweepPoint {
             delta,
-            n: n_for(
-                rule,
-                &family.at(delta),
-                s.target_delta,
-                Verifier::PERFECT,
-                s.max_n,
-            ),
+            n: n_for(rule, &d, s.target_delta, Verifier::PERFECT, s.max_n),
         })
         .collect();
-    fit(family.name(), rule, points, s)
+    fit(name, rule, points, s)
 }
 
 /// The line through `points` (those with an n), with the slope's

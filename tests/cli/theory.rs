@@ -567,3 +567,78 @@ fn expert_policies_approach_the_best_expert_of_every_kind_with_sublinear_regret(
         );
     }
 }
+
+/// Majority's exact accuracy on a distribution, by summing the multinomial
+/// over every split of n samples among three answers (ties with the correct
+/// answer count 1/ties).
+const THREE_WAY_MAJORITY: &str = r#"
+import json, sys
+from math import lgamma, exp, log
+d = json.load(sys.stdin)
+p = d["p"]
+def acc(n):
+    total = 0.0
+    for a in range(n + 1):
+        for b in range(n - a + 1):
+            c = n - a - b
+            top = max(a, b, c)
+            if a < top:
+                continue
+            ties = [a, b, c].count(top)
+            lw = lgamma(n + 1) - lgamma(a + 1) - lgamma(b + 1) - lgamma(c + 1)
+            lw += sum(k * log(q) for k, q in zip((a, b, c), p) if k)
+            total += exp(lw) / ties
+    return total
+print(json.dumps({str(n): acc(n) for n in d["ns"]}))
+"#;
+
+/// A family of the user's own, point by point: swept at its Δ, each n* the
+/// first n at which Python's multinomial sum reaches 1 − δ; a line that is
+/// not a distribution is refused with its file and line, exit status 2.
+#[test]
+fn a_user_family_from_a_file_is_swept_exactly() {
+    let s = Scratch::new();
+    let lines: Vec<String> = [0.16, 0.3, 0.5]
+        .iter()
+        .map(|d| {
+            serde_json::json!({"family": "three_way", "delta": d,
+                "p": [(1.0 + 2.0 * d) / 3.0, (1.0 - d) / 3.0, (1.0 - d) / 3.0]})
+            .to_string()
+        })
+        .collect();
+    let file = s.write("three.jsonl", &(lines.join("\n") + "\n"));
+    let report = Crucible::new(&["theory", "--sweep", "--delta", "0.1"])
+        .arg("--family-file")
+        .arg(&file)
+        .json();
+    let fits = report["fits"].as_array().unwrap();
+    assert!(fits.iter().all(|f| f["family"] == "three_way"), "{report}");
+    let majority = fits.iter().find(|f| f["rule"] == "majority").unwrap();
+    let points = majority["points"].as_array().unwrap();
+    assert_eq!(points.len(), 3);
+    for point in points {
+        let d = num(point, "delta");
+        let n = point["n"].as_u64().expect("reached") as usize;
+        let p = [(1.0 + 2.0 * d) / 3.0, (1.0 - d) / 3.0, (1.0 - d) / 3.0];
+        let input = serde_json::json!({"p": p, "ns": [n - 1, n]});
+        let acc = python(THREE_WAY_MAJORITY, &input.to_string());
+        assert!(num(&acc, &n.to_string()) >= 0.9, "Δ {d}: n {n}");
+        assert!(num(&acc, &(n - 1).to_string()) < 0.9, "Δ {d}: n {n}");
+    }
+    let bad = s.write(
+        "bad.jsonl",
+        &format!(
+            "{}\n{{\"family\": \"x\", \"delta\": 0.1, \"p\": [0.5, 0.6]}}\n",
+            lines[0]
+        ),
+    );
+    let out = Crucible::new(&["theory", "--sweep", "--family-file"])
+        .arg(&bad)
+        .output();
+    assert_eq!(out.status.code(), Some(2));
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        stderr.contains("bad.jsonl:2: the probabilities sum to 1.1"),
+        "{stderr}"
+    );
+}

@@ -10,7 +10,7 @@ use crucible::Runner;
 use crucible::report::plot::write_separation_plot;
 use crucible::report::theory::{TheoryAsk, observed_separation, separation, theory};
 use crucible::scenario::ModelKind;
-use crucible::stats::separation::{Family, Sweep, log_grid};
+use crucible::stats::separation::{Family, Sweep, UserFamily, log_grid};
 use crucible::stats::theory::{AnswerDistribution, Verifier};
 
 use super::common::{DbArg, SetArgs, open_existing, verifier};
@@ -70,9 +70,16 @@ pub struct Args {
     pub sweep: bool,
     /// The families swept: `two_way` (p* = (1 + Δ)/2 against one wrong
     /// answer) and `spread` (p* = Δ + ε against many wrong answers of at
-    /// most ε each). With `--run`, the run's tasks name theirs.
-    #[arg(long, value_delimiter = ',', default_value = "two_way,spread")]
+    /// most ε each). Default: both, or none when `--family-file` gives
+    /// families. With `--run`, the run's tasks name theirs.
+    #[arg(long, value_delimiter = ',')]
     pub families: Vec<String>,
+    /// A family of your own, point by point: a JSON Lines file with one
+    /// distribution per line, `{"family": NAME, "delta": Δ, "p": [p*,
+    /// …]}` (the correct answer first, or at `"correct": i`); swept at the
+    /// Δ it lists. May be given more than once.
+    #[arg(long, value_name = "FILE", requires = "sweep")]
+    pub family_file: Vec<PathBuf>,
     /// The spread family's ε.
     #[arg(long, default_value_t = 0.001)]
     pub epsilon: f64,
@@ -138,9 +145,14 @@ fn sweep_families(args: &Args) -> anyhow::Result<ExitCode> {
     if !(args.epsilon > 0.0 && args.epsilon < 1.0) {
         return usage("--epsilon: ε must be in (0, 1)");
     }
+    let named: Vec<&str> = match (args.families.is_empty(), args.family_file.is_empty()) {
+        (true, true) => vec!["two_way", "spread"],
+        (true, false) => Vec::new(),
+        (false, _) => args.families.iter().map(String::as_str).collect(),
+    };
     let mut families = Vec::new();
-    for name in &args.families {
-        families.push(match name.as_str() {
+    for name in named {
+        families.push(match name {
             "two_way" => Family::TwoWay,
             "spread" => Family::Spread {
                 epsilon: args.epsilon,
@@ -151,6 +163,13 @@ fn sweep_families(args: &Args) -> anyhow::Result<ExitCode> {
                 ));
             }
         });
+    }
+    let mut user = Vec::new();
+    for file in &args.family_file {
+        match read_families(file) {
+            Ok(families) => user.extend(families),
+            Err(message) => return usage(&message),
+        }
     }
     let sweep = Sweep {
         deltas: log_grid(args.from, args.to, args.points.max(2)),
@@ -172,7 +191,7 @@ fn sweep_families(args: &Args) -> anyhow::Result<ExitCode> {
             }
             report
         }
-        None => separation(&families, &args.delta, &sweep),
+        None => separation(&families, &user, &args.delta, &sweep),
     };
     if let Some(dir) = &args.out {
         let fits: Vec<(&str, &_)> = report
@@ -188,6 +207,57 @@ fn sweep_families(args: &Args) -> anyhow::Result<ExitCode> {
         }
     }
     print(&report, args.json, report.table())
+}
+
+/// The families of a `--family-file`, in the order they first come; an
+/// error names the file and line and says what is wrong.
+fn read_families(path: &std::path::Path) -> Result<Vec<UserFamily>, String> {
+    #[derive(serde::Deserialize)]
+    #[serde(deny_unknown_fields)]
+    struct Line {
+        family: String,
+        delta: f64,
+        p: Vec<f64>,
+        #[serde(default)]
+        correct: usize,
+    }
+    let text = std::fs::read_to_string(path)
+        .map_err(|e| format!("--family-file: cannot read {}: {e}", path.display()))?;
+    let mut families: Vec<UserFamily> = Vec::new();
+    for (i, raw) in text.lines().enumerate() {
+        if raw.trim().is_empty() {
+            continue;
+        }
+        let at = format!("{}:{}", path.display(), i + 1);
+        let line: Line = serde_json::from_str(raw).map_err(|e| {
+            format!(
+                "{at}:{}: {e}; each line is {{\"family\": NAME, \"delta\": Δ, \"p\": [p*, …]}}",
+                e.column()
+            )
+        })?;
+        if !(line.delta > 0.0 && line.delta < 1.0) {
+            return Err(format!(
+                "{at}: `delta` must be in (0, 1), found {}",
+                line.delta
+            ));
+        }
+        let d = AnswerDistribution::new(line.p, line.correct, true)
+            .map_err(|e| format!("{at}: {e}"))?;
+        match families.iter_mut().find(|f| f.name == line.family) {
+            Some(f) => f.points.push((line.delta, d)),
+            None => families.push(UserFamily {
+                name: line.family,
+                points: vec![(line.delta, d)],
+            }),
+        }
+    }
+    if families.is_empty() {
+        return Err(format!(
+            "--family-file: {} holds no distribution; write one JSON object per line",
+            path.display()
+        ));
+    }
+    Ok(families)
 }
 
 /// `report` as one JSON object, or `table`.
