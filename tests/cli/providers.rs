@@ -949,3 +949,51 @@ fn reward_models_score_solutions_and_every_step() {
         ),
     );
 }
+
+/// Self-correction over experts on the real llama.cpp server: two system
+/// prompts of SmolLM2 as the experts, taken in turn (round robin). A
+/// task's round r goes to expert r mod 2, whose own system prompt leads a
+/// request that carries the whole conversation so far, and the stored run
+/// reports the policy's regret with μ estimated from its rounds.
+#[test]
+fn llama_cpp_self_correction_takes_prompts_as_experts() {
+    let url = llama_url();
+    let s = Scratch::new();
+    let text = std::fs::read_to_string(llama_scenario(&s)).unwrap();
+    let head = &text[..text.find("strategies:").unwrap()];
+    let text = head.replace(
+        "agents:\n",
+        "agents:\n  stepwise:\n    model: smollm\n    system: Work it out step by step, then end with the number.\n    prompt: \"{{ question }}\"\n",
+    ) + "strategies:\n  - {kind: self_correction, name: experts, agent: solver, experts: [stepwise], policy: round_robin, verifier: exact, n: [1, 2, 3]}\n";
+    let scenario = s.write("experts.yaml", &text);
+    let db = s.path("experts.db");
+    let v = Crucible::new(&["run"])
+        .arg(&scenario)
+        .env("CRUCIBLE_LLAMA_URL", &url)
+        .db(&db)
+        .args_concurrency(4)
+        .json();
+    assert_eq!(v["status"], "completed", "{v}");
+    let count = |sql: &str| query::<i64>(&db, sql);
+    assert!(count("SELECT count(*) FROM samples") >= 20);
+    assert!(
+        count("SELECT count(*) FROM samples WHERE round = 1") > 0,
+        "no task went past its first round"
+    );
+    // Round r by expert r mod 2, its own system prompt first in the request.
+    assert_eq!(
+        count(
+            "SELECT count(*) FROM samples s JOIN calls c ON c.id = s.call_id
+             WHERE s.agent != CASE s.round % 2 WHEN 0 THEN 'solver' ELSE 'stepwise' END
+                OR json_extract(c.request, '$.messages[0].content') NOT LIKE
+                   CASE s.round % 2 WHEN 0 THEN 'You are a helpful%' ELSE 'Work it out%' END
+                OR json_array_length(c.request, '$.messages') != 2 + 2 * s.round"
+        ),
+        0
+    );
+    let report = Crucible::new(&["analyze", "1"]).db(&db).json();
+    let regret = &report["regret"][0];
+    assert_eq!(regret["policy"], "round_robin");
+    assert_eq!(regret["truth"], "estimated");
+    assert_eq!(regret["rounds"].as_array().unwrap().len(), 3);
+}
