@@ -19,6 +19,7 @@ use crate::report::analysis::Analysis;
 use crate::report::failures::FailureReport;
 use crate::report::prediction::Prediction;
 use crate::report::regret::PolicyRegret;
+use crate::report::theory::TheoryReport;
 use crate::stats::separation::Fit;
 use crate::stats::summary::RunSummary;
 use crate::store::TRUTH_RATER;
@@ -828,6 +829,36 @@ pub fn faithfulness_chart(title: &str, points: &[NsgPoint]) -> Result<Chart, Plo
             .map_err(|e| e.to_string())?;
         Ok(())
     })
+}
+
+/// `theory-curves.svg`: each rule's exact accuracy against n (log₂ axis),
+/// with its Monte Carlo estimates' 95% intervals as a band when there are
+/// some.
+pub fn theory_chart(report: &TheoryReport) -> Result<Chart, PlotError> {
+    let series = series_of(report.curves.iter().map(|p| {
+        let point = Point {
+            n: p.n as f64,
+            tokens: 0.0,
+            accuracy: p.accuracy,
+            ci: p
+                .mc
+                .as_ref()
+                .map(|e| (e.accuracy - 1.96 * e.se, e.accuracy + 1.96 * e.se)),
+        };
+        (p.rule.as_str().to_owned(), point)
+    }));
+    let title = match report.distributions {
+        1 => "exact accuracy".to_owned(),
+        k => format!("exact accuracy, averaged over {k} distributions"),
+    };
+    drawn("theory-curves.svg".into(), SIZE, |root| {
+        draw(root, &title, "samples (n)", Axis::Samples, &series)
+    })
+}
+
+/// Write [`theory_chart`] into `dir` (created if missing); its path.
+pub fn write_theory_plot(report: &TheoryReport, dir: &Path) -> Result<Vec<PathBuf>, PlotError> {
+    write_charts(&[theory_chart(report)?], dir)
 }
 
 /// Write [`separation_chart`] into `dir` (created if missing); its path.

@@ -1,27 +1,7 @@
 use std::path::Path;
 use std::process::Command;
 
-use crate::util::{BASE, Crucible, Scratch, query, root, run_json, run_shipped};
-
-/// The data lines of a chart: (stroke colour, points) of every polyline in a
-/// series colour with more than two points (axes and legend marks have two).
-fn chart_lines(svg: &str) -> Vec<(String, Vec<(f64, f64)>)> {
-    let doc = roxmltree::Document::parse(svg).expect("well-formed SVG");
-    doc.descendants()
-        .filter(|n| n.has_tag_name("polyline"))
-        .filter_map(|n| {
-            let points: Vec<(f64, f64)> = n
-                .attribute("points")?
-                .split_whitespace()
-                .map(|p| {
-                    let (x, y) = p.split_once(',').unwrap();
-                    (x.parse().unwrap(), y.parse().unwrap())
-                })
-                .collect();
-            (points.len() > 2).then(|| (n.attribute("stroke").unwrap().to_owned(), points))
-        })
-        .collect()
-}
+use crate::util::{BASE, Crucible, Scratch, chart_lines, query, root, run_json, run_shipped};
 
 #[test]
 fn plot_writes_svg_charts_whose_lines_follow_the_curves() {

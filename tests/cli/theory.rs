@@ -2,7 +2,9 @@
 //! Python and against Monte Carlo, a scenario's simulated model as the
 //! distribution, and bad distributions refused with exit status 2.
 
-use crate::util::{Crucible, Scratch, num, python, replay_strictly, results_without_ids};
+use crate::util::{
+    Crucible, Scratch, chart_lines, num, python, replay_strictly, results_without_ids,
+};
 
 /// Majority, best-of-n (noisy verifier) and pass@n by summing over every
 /// vector of answer counts (multinomial probabilities), in Python.
@@ -640,5 +642,52 @@ fn a_user_family_from_a_file_is_swept_exactly() {
     assert!(
         stderr.contains("bad.jsonl:2: the probabilities sum to 1.1"),
         "{stderr}"
+    );
+}
+
+/// `theory --out`: one line per rule through its exact values at every n
+/// asked — best-of-n under a perfect verifier on pass@n's — with majority
+/// rising from p* at n = 1.
+#[test]
+fn theory_out_charts_the_exact_curves() {
+    let s = Scratch::new();
+    let out = s.path("charts");
+    let report = Crucible::new(&[
+        "theory",
+        "--dist",
+        "0.4,0.3,0.3",
+        "--n",
+        "1,2,4,8,16,32",
+        "--mc",
+        "500",
+    ])
+    .arg("--out")
+    .arg(&out)
+    .json();
+    let svg = std::fs::read_to_string(out.join("theory-curves.svg")).unwrap();
+    let lines = chart_lines(&svg);
+    assert_eq!(lines.len(), 3, "{svg}");
+    assert!(lines.iter().all(|(_, points)| points.len() == 6));
+    for rule in ["majority", "best_of_n", "pass_at_n"] {
+        assert!(svg.contains(&format!(">\n{rule}\n<")), "{rule}");
+    }
+    // Screen y grows downwards: a line's height is proportional to its accuracy.
+    let accuracy = |rule: &str, n: u64| {
+        report["curves"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|p| p["rule"] == rule && p["n"] == n)
+            .map(|p| num(p, "accuracy"))
+            .unwrap()
+    };
+    let (_, majority) = &lines[0];
+    let rise = (majority[0].1 - majority[5].1) / (majority[0].1 - lines[1].1[5].1);
+    let want = (accuracy("majority", 32) - accuracy("majority", 1))
+        / (accuracy("best_of_n", 32) - accuracy("majority", 1));
+    assert!((rise - want).abs() < 0.01, "{rise} vs {want}");
+    assert_eq!(
+        lines[1].1, lines[2].1,
+        "best-of-n under a perfect verifier is pass@n"
     );
 }

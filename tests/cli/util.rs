@@ -481,3 +481,23 @@ pub fn python(program: &str, input: &str) -> serde_json::Value {
     );
     serde_json::from_slice(&out.stdout).unwrap()
 }
+
+/// The data lines of a chart: (stroke colour, points) of every polyline in a
+/// series colour with more than two points (axes and legend marks have two).
+pub fn chart_lines(svg: &str) -> Vec<(String, Vec<(f64, f64)>)> {
+    let doc = roxmltree::Document::parse(svg).expect("well-formed SVG");
+    doc.descendants()
+        .filter(|n| n.has_tag_name("polyline"))
+        .filter_map(|n| {
+            let points: Vec<(f64, f64)> = n
+                .attribute("points")?
+                .split_whitespace()
+                .map(|p| {
+                    let (x, y) = p.split_once(',').unwrap();
+                    (x.parse().unwrap(), y.parse().unwrap())
+                })
+                .collect();
+            (points.len() > 2).then(|| (n.attribute("stroke").unwrap().to_owned(), points))
+        })
+        .collect()
+}

@@ -7,7 +7,7 @@ use std::path::PathBuf;
 use std::process::ExitCode;
 
 use crucible::Runner;
-use crucible::report::plot::write_separation_plot;
+use crucible::report::plot::{write_separation_plot, write_theory_plot};
 use crucible::report::theory::{TheoryAsk, observed_separation, separation, theory};
 use crucible::scenario::ModelKind;
 use crucible::stats::separation::{Family, Sweep, UserFamily, log_grid};
@@ -100,9 +100,11 @@ pub struct Args {
     /// scenarios/separation-sim.yaml's do), beside the exact ones.
     #[arg(long, requires = "sweep")]
     pub run: Option<i64>,
-    /// With `--sweep`: also write the chart of n*(Δ) on log–log axes, with
-    /// the fitted lines, as `separation.svg` in this directory.
-    #[arg(long, requires = "sweep")]
+    /// Also write a chart into this directory: the exact curves against n
+    /// (with the Monte Carlo estimates as dots and their 95% intervals),
+    /// `theory-curves.svg`; with `--sweep`, n*(Δ) on log–log axes with the
+    /// fitted lines, `separation.svg`.
+    #[arg(long)]
     pub out: Option<PathBuf>,
     #[command(flatten)]
     pub db: DbArg,
@@ -134,6 +136,11 @@ pub fn exec(args: Args) -> anyhow::Result<ExitCode> {
         trials: args.mc,
         seed: args.seed,
     });
+    if let Some(dir) = &args.out {
+        for path in write_theory_plot(&report, dir)? {
+            eprintln!("wrote {}", path.display());
+        }
+    }
     print(&report, args.json, report.table())
 }
 
