@@ -20,7 +20,7 @@ use crate::model::provider::{CallRequest, CallResponse, Provider, ProviderError,
 use crate::model::replay::Recordings;
 use crate::scenario::budget::Spend;
 use crate::scenario::tolerance::ErrorTolerance;
-use crate::scenario::{Policy, Scenario, Task, Verifier};
+use crate::scenario::{Scenario, Task, Verifier};
 use crate::stats::estimator::Binomials;
 use crate::stats::online::{self, Learner};
 use crate::stats::strategy::{self, PoolSample, TaskOutcome, UNSCORED};
@@ -486,13 +486,7 @@ async fn correct_iteratively(
         .map(|agent| Conversation::new(sh, task, agent, vec![v]))
         .collect::<Result<Vec<_>, Stop>>()?;
     let mut learner = Learner::new(
-        match correction.policy {
-            Policy::RoundRobin => online::Policy::RoundRobin,
-            Policy::Hedge => online::Policy::Hedge,
-            Policy::Ucb => online::Policy::Ucb,
-            Policy::Thompson => online::Policy::Thompson,
-            Policy::Fixed => online::Policy::Fixed(0),
-        },
+        online::Policy::from(correction.policy),
         conversations.len(),
         strategy.most_rounds(),
     );

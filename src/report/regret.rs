@@ -15,7 +15,7 @@
 use comfy_table::{Cell, CellAlignment, Table, presets};
 use serde::Serialize;
 
-use crate::scenario::{ModelKind, Policy, Scenario, Task};
+use crate::scenario::{ModelKind, Scenario, Task};
 use crate::stats::online;
 use crate::store::{Store, StoreError};
 
@@ -189,13 +189,7 @@ fn curves(scenario: &Scenario, si: usize, tasks: &[Vec<Round>], truth: &Truth) -
         .expect("a self-correction strategy");
     let callers = strategy.callers();
     let horizon = strategy.most_rounds();
-    let policy = match correction.policy {
-        Policy::RoundRobin => online::Policy::RoundRobin,
-        Policy::Hedge => online::Policy::Hedge,
-        Policy::Ucb => online::Policy::Ucb,
-        Policy::Thompson => online::Policy::Thompson,
-        Policy::Fixed => online::Policy::Fixed(0),
-    };
+    let policy = online::Policy::from(correction.policy);
     let measured: Vec<usize> = (0..tasks.len()).filter(|&t| !tasks[t].is_empty()).collect();
     let count = measured.len().max(1) as f64;
     let rounds = (1..=horizon)

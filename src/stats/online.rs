@@ -29,6 +29,21 @@ pub enum Policy {
     Fixed(usize),
 }
 
+impl From<crate::scenario::Policy> for Policy {
+    /// A scenario's policy over its strategy's experts (expert 0 is the
+    /// strategy's agent, which `fixed` keeps).
+    fn from(p: crate::scenario::Policy) -> Policy {
+        use crate::scenario::Policy as Scenario;
+        match p {
+            Scenario::RoundRobin => Policy::RoundRobin,
+            Scenario::Hedge => Policy::Hedge,
+            Scenario::Ucb => Policy::Ucb,
+            Scenario::Thompson => Policy::Thompson,
+            Scenario::Fixed => Policy::Fixed(0),
+        }
+    }
+}
+
 impl Policy {
     pub fn name(self) -> &'static str {
         match self {
