@@ -15,6 +15,7 @@
 pub mod agreement;
 pub mod agreement_report;
 pub mod bootstrap;
+mod equal_others;
 pub mod estimator;
 pub mod faithfulness;
 pub mod monte_carlo;

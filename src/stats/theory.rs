@@ -23,7 +23,9 @@
 //!   tracked; the result is within about 1e-14 of exact. Cost: O(Σ_m Σ_a S·W·J) for the m with
 //!   non-negligible probability, S the live states of samples left, W the
 //!   live width of a binomial and J the live tie counts — O(K·n²) in the
-//!   worst case, about √n·√n per answer in practice.
+//!   worst case, about √n·√n per answer in practice. Three or more equally
+//!   likely others, the worst case, go to `stats::equal_others` instead:
+//!   O(n·(J + log g)) per m.
 //! - **Best-of-n** with a verifier that accepts a correct sample with
 //!   probability 1 − fn and a wrong one with probability fp: the answer is a
 //!   uniformly chosen accepted sample, or, when none is accepted, a
@@ -36,6 +38,8 @@
 //! [`n_for`] finds the smallest n reaching accuracy 1 − δ.
 
 use serde::Serialize;
+
+use super::equal_others::EqualOthers;
 
 /// Relative weight below which a term of the majority DP is dropped.
 pub const TAIL: f64 = 1e-20;
@@ -230,6 +234,20 @@ fn ln_binomial(n: usize, k: usize, theta: f64) -> f64 {
         - 0.5 * (2.0 * std::f64::consts::PI * kf * m / nf).ln()
 }
 
+/// ln of the Poisson(λ) probability of k, accurate to about 1e-15
+/// relative however large λ and k are (Loader's form, as for the
+/// binomial).
+pub(super) fn ln_poisson(lambda: f64, k: usize) -> f64 {
+    if lambda <= 0.0 {
+        return if k == 0 { 0.0 } else { f64::NEG_INFINITY };
+    }
+    if k == 0 {
+        return -lambda;
+    }
+    let kf = k as f64;
+    -stirling_error(kf) - deviance(kf, lambda) - 0.5 * (std::f64::consts::TAU * kf).ln()
+}
+
 /// The binomial probabilities of k ≤ `to` successes in `n` trials at rate
 /// `theta`, where they are not negligible: (first k, values). From the
 /// mode (or `to`, below it) outwards by the ratio of neighbouring terms.
@@ -303,6 +321,10 @@ pub struct Majority<'a> {
     reach: Shares,
     /// Relative weight below which a term is dropped.
     tail: f64,
+    /// The likeliest others when there are three or more of them at the
+    /// same probability: computed at once while they are all that can
+    /// reach m (see `stats::equal_others`).
+    equal: Option<EqualOthers>,
 }
 
 impl<'a> Majority<'a> {
@@ -333,6 +355,8 @@ impl<'a> Majority<'a> {
                 theta
             })
             .collect();
+        let tied = others.iter().take_while(|&&x| x == others[0]).count();
+        let equal = (tied >= 3).then(|| EqualOthers::new(tied, others[0] / rest, d.p_correct()));
         Majority {
             d,
             others,
@@ -340,6 +364,7 @@ impl<'a> Majority<'a> {
             shares: Shares::new(thetas, tail),
             reach,
             tail,
+            equal,
         }
     }
 
@@ -386,6 +411,11 @@ impl<'a> Majority<'a> {
                 last = Some(x);
             }
             tracked += 1;
+        }
+        if let Some(equal) = &mut self.equal
+            && equal.len() == tracked
+        {
+            return equal.at_most(left + m, m);
         }
         // rows[j]: the weights of j answers tied at m, over a window of the
         // samples left (r = row.lo + i).
@@ -722,6 +752,31 @@ mod tests {
             prop_assert!((exact - brute).abs() < 1e-12, "{exact} vs {brute} for {d:?}, n {n}");
         }
 
+        /// With three or more equally likely others (the transform's case),
+        /// beside a less likely answer and abstention, still enumeration.
+        #[test]
+        fn majority_over_equal_others_equals_enumeration(
+            top in 0.05f64..0.6,
+            tied in 3usize..5,
+            lesser in prop_oneof![Just(0.0), 0.0f64..1.0],
+            abstain in prop_oneof![Just(0.0), 0.0f64..1.0],
+            n in 1usize..6,
+        ) {
+            // Split 1 − top among the tied, the lesser (below each tied) and abstention.
+            let rest = 1.0 - top;
+            let x = rest / (tied as f64 + 0.9 * lesser + abstain);
+            let mut p = vec![top];
+            p.extend(std::iter::repeat_n(x, tied));
+            if lesser > 0.0 {
+                p.push(0.9 * lesser * x);
+            }
+            let d = dist(&p, 0);
+            prop_assert!(Majority::new(&d).equal.is_some());
+            let exact = majority(&d, n);
+            let brute = brute_majority(&d, n);
+            prop_assert!((exact - brute).abs() < 1e-12, "{exact} vs {brute} for {d:?}, n {n}");
+        }
+
         /// Best-of-n's closed form equals enumeration over the samples'
         /// (correct, accepted) outcomes.
         #[test]
@@ -755,6 +810,34 @@ mod tests {
             }
             let exact = best_of_n(&d, n, v);
             prop_assert!((exact - brute).abs() < 1e-12, "{exact} vs {brute}");
+        }
+    }
+
+    /// At n far beyond enumeration, the transform over equally likely
+    /// others equals the answer-by-answer programme it stands in for.
+    #[test]
+    fn equal_others_agree_with_the_programme_at_large_n() {
+        let cases: [(f64, usize, f64, f64); 4] = [
+            (0.12, 10, 0.08, 0.0),  // p* just above each of ten others
+            (0.08, 10, 0.08, 0.0),  // p* level with them: ties all the way
+            (0.3, 6, 0.1, 0.05),    // a clear winner, one lesser answer and abstention
+            (0.05, 12, 0.06, 0.04), // p* below them, a lesser answer, abstention
+        ];
+        for (top, tied, x, lesser) in cases {
+            let mut p = vec![top];
+            p.extend(std::iter::repeat_n(x, tied));
+            if lesser > 0.0 {
+                p.push(lesser);
+            }
+            let d = dist(&p, 0);
+            let mut fast = Majority::new(&d);
+            let mut programme = Majority::new(&d);
+            assert!(fast.equal.is_some());
+            programme.equal = None;
+            for n in [1, 2, 9, 33, 100, 257, 600] {
+                let (a, b) = (fast.at(n), programme.at(n));
+                assert!((a - b).abs() < 1e-12, "{p:?}, n {n}: {a} vs {b}");
+            }
         }
     }
 
