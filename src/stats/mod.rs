@@ -23,6 +23,7 @@ pub mod online;
 pub mod paired;
 pub mod reasoning;
 pub mod separation;
+pub mod shapley;
 pub mod strategy;
 pub mod summary;
 pub mod theory;
