@@ -25,11 +25,13 @@ use crate::stats::estimator::Binomials;
 use crate::stats::online::{self, Learner};
 use crate::stats::strategy::{self, PoolSample, TaskOutcome, UNSCORED};
 use crate::store::{
-    Blob, CallRecord, CallRole, LateScore, PoolRecord, Record, SampleRecord, ScoreRecord,
-    TaskRecord, TaskResultRecord,
+    Blob, CallRecord, CallRole, CounterfactualRecord, LateScore, PoolRecord, Record, SampleRecord,
+    ScoreRecord, TaskRecord, TaskResultRecord,
 };
 
 mod graph_run;
+
+pub(crate) use graph_run::{Intervention, Redraw, Target};
 
 /// Live counters for a progress display.
 #[derive(Debug, Default)]
@@ -94,10 +96,40 @@ struct Shared {
 }
 
 impl Shared {
+    fn new(scenario: Arc<Scenario>, caller: Caller, max_n: usize, concurrency: usize) -> Shared {
+        let sc = &scenario;
+        Shared {
+            caller,
+            binomials: Binomials::new(max_n),
+            commands: Semaphore::new(std::thread::available_parallelism().map_or(1, |n| n.get())),
+            concurrency,
+            system_blobs: sc.agents.iter().map(|a| Blob::new(&a.system)).collect(),
+            verifier_names: sc
+                .verifiers
+                .iter()
+                .map(|v| v.name.as_str().into())
+                .collect(),
+            agent_names: sc.agents.iter().map(|a| a.name.as_str().into()).collect(),
+            scenario,
+        }
+    }
+
     /// A failure that ends the whole run: every other task stops too.
     fn fail(&self, why: String) -> Stop {
         self.caller.fail(why)
     }
+}
+
+/// One replayed graph run for [`Executor::replay_graphs`].
+#[derive(Debug, Clone)]
+pub(crate) struct ReplayJob {
+    pub task_index: usize,
+    /// Its graph run in the replay run.
+    pub attempt: usize,
+    pub intervention: Intervention,
+    /// `agent` or `turn`, and the players intervened on as JSON.
+    pub level: &'static str,
+    pub coalition: String,
 }
 
 /// Per-task outcomes of the tasks that finished (`None` where a task did not).
@@ -137,26 +169,103 @@ impl Executor {
         self
     }
 
+    /// The caller every call of this execution goes through.
+    fn caller(
+        &self,
+        stored: Option<Arc<dyn Recordings>>,
+        spent: Spend,
+        records: mpsc::Sender<Record>,
+    ) -> Caller {
+        Caller::new(
+            &self.scenario.models,
+            self.providers.clone(),
+            CallerSetup {
+                concurrency: self.concurrency,
+                progress: self.progress.clone(),
+                cancel: self.cancel.clone(),
+                ledger: Ledger::new(self.scenario.budget.clone(), spent),
+                stored,
+                records,
+            },
+        )
+    }
+
+    /// Replay graph runs (`crucible blame`): each job one walk with its
+    /// intervention, stored as a graph run of the replay run with its
+    /// outcome as a counterfactual. Jobs already stored are not given.
+    pub(crate) async fn replay_graphs(
+        self,
+        records: mpsc::Sender<Record>,
+        jobs: Vec<ReplayJob>,
+    ) -> (Status, Option<String>) {
+        let (stored, spent) = match &self.prior {
+            Some((_, stored, spent)) => (Some(stored.clone()), *spent),
+            None => (None, Spend::default()),
+        };
+        let caller = self.caller(stored, spent, records);
+        let sc = self.scenario.clone();
+        let graph_agent = sc.graph_agent.expect("replays are of graph runs");
+        let shared = Arc::new(Shared::new(sc.clone(), caller, 0, self.concurrency));
+        let jobs = Arc::new(jobs);
+        let progress = self.progress.clone();
+        schedule(
+            &sc,
+            (0..jobs.len()).collect(),
+            self.concurrency.max(2),
+            &self.cancel,
+            |j| {
+                let (shared, jobs) = (shared.clone(), jobs.clone());
+                async move {
+                    let job = &jobs[j];
+                    let task = &shared.scenario.tasks[job.task_index];
+                    let walked = graph_run::run_once(
+                        &shared,
+                        task,
+                        graph_agent,
+                        job.attempt,
+                        Some(&job.intervention),
+                    )
+                    .await;
+                    let written = match walked {
+                        Ok(w) => {
+                            let record = CounterfactualRecord {
+                                task_index: job.task_index,
+                                attempt: job.attempt,
+                                origin_attempt: job.intervention.origin_attempt,
+                                level: job.level,
+                                coalition: job.coalition.clone(),
+                                replay: job.intervention.replay,
+                                correct: (!w.errored).then_some(w.sample.correct),
+                                calls: w.calls,
+                                tokens: w.tokens,
+                                cost_usd: w.cost_usd,
+                            };
+                            shared
+                                .caller
+                                .write(Record::Counterfactual(Box::new(record)))
+                                .await
+                        }
+                        Err(stop) => Err(stop),
+                    };
+                    (j, written)
+                }
+            },
+            |_, ()| {
+                progress.tasks.fetch_add(1, Ordering::Relaxed);
+            },
+        )
+        .await
+    }
+
     /// Run every task, sending records to `records`.
-    pub async fn run(self, records: mpsc::Sender<Record>) -> Execution {
-        let (finished, stored, spent) = match self.prior {
+    pub async fn run(mut self, records: mpsc::Sender<Record>) -> Execution {
+        let (finished, stored, spent) = match self.prior.take() {
             Some((finished, stored, spent)) => (finished, Some(stored), spent),
             None => (Vec::new(), None, Spend::default()),
         };
         let sc = &self.scenario;
         let max_n = sc.pool_sizes().into_iter().max().unwrap_or(0);
-        let caller = Caller::new(
-            &sc.models,
-            self.providers,
-            CallerSetup {
-                concurrency: self.concurrency,
-                progress: self.progress.clone(),
-                cancel: self.cancel.clone(),
-                ledger: Ledger::new(sc.budget.clone(), spent),
-                stored,
-                records,
-            },
-        );
+        let caller = self.caller(stored, spent, records);
         if sc.faithfulness.is_some() {
             let experiment = crate::engine::faithfulness::Experiment::new(sc.clone(), caller);
             let (status, error) = experiment.run(self.concurrency, &self.cancel).await;
@@ -166,20 +275,12 @@ impl Executor {
                 outcomes: vec![None; sc.tasks.len()],
             };
         }
-        let shared = Arc::new(Shared {
+        let shared = Arc::new(Shared::new(
+            self.scenario.clone(),
             caller,
-            binomials: Binomials::new(max_n),
-            commands: Semaphore::new(std::thread::available_parallelism().map_or(1, |n| n.get())),
-            concurrency: self.concurrency,
-            system_blobs: sc.agents.iter().map(|a| Blob::new(&a.system)).collect(),
-            verifier_names: sc
-                .verifiers
-                .iter()
-                .map(|v| v.name.as_str().into())
-                .collect(),
-            agent_names: sc.agents.iter().map(|a| a.name.as_str().into()).collect(),
-            scenario: self.scenario.clone(),
-        });
+            max_n,
+            self.concurrency,
+        ));
         let n_tasks = sc.tasks.len();
         let mut outcomes: Vec<Option<Vec<TaskOutcome>>> = vec![None; n_tasks];
         for (slot, done) in outcomes.iter_mut().zip(finished) {

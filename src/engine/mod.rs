@@ -8,6 +8,7 @@
 //!
 //! May use: `scenario`, `model`, `stats`, `import`, `store`, `judge`, `seed`.
 
+pub mod blame;
 pub mod budget;
 pub mod caller;
 pub mod error;

@@ -90,7 +90,7 @@ impl Runner {
 
     /// Replace the scenario's limits with those given on the command line,
     /// and check that its models can be held to its caps.
-    fn override_limits(&self, scenario: &mut Scenario) -> Result<(), Error> {
+    pub(crate) fn override_limits(&self, scenario: &mut Scenario) -> Result<(), Error> {
         if let Some(tolerance) = self.options.fail_on_error {
             scenario.fail_on_error = tolerance;
         }

@@ -9,6 +9,7 @@
 
 pub mod agreement;
 pub mod analysis;
+pub mod attribution;
 pub mod export;
 pub mod failures;
 pub mod faithfulness;

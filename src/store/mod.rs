@@ -22,6 +22,7 @@
 //! it stores), `seed`.
 
 mod annotations;
+mod blamed;
 mod faithful;
 mod imported;
 mod judged;
@@ -36,6 +37,7 @@ mod viewed;
 mod writer;
 
 pub use annotations::*;
+pub use blamed::*;
 pub use faithful::*;
 pub use imported::*;
 pub use judged::*;

@@ -17,6 +17,8 @@ pub struct StoreRecordings {
     conn: Mutex<Connection>,
     path: PathBuf,
     run_id: Option<i64>,
+    /// With `run_id`: also the replay runs of it (its own calls first).
+    replays: bool,
 }
 
 impl StoreRecordings {
@@ -27,10 +29,12 @@ impl StoreRecordings {
                 "SELECT c.id, c.run_id, c.agent, c.task_index, c.first_sample, c.n,
                     c.input_tokens, c.latency_ms, c.request, rb.text, c.output_tokens
                  FROM calls c LEFT JOIN blobs rb ON rb.hash = c.response_hash
-                 WHERE c.cache_key = ?1 AND c.status = 'ok' AND (?2 IS NULL OR c.run_id = ?2)
-                 ORDER BY c.id LIMIT 1",
+                 WHERE c.cache_key = ?1 AND c.status = 'ok'
+                   AND (?2 IS NULL OR c.run_id = ?2 OR (?3 AND c.run_id IN
+                        (SELECT run_id FROM replay_plans WHERE origin_run = ?2)))
+                 ORDER BY c.run_id IS NOT ?2, c.id LIMIT 1",
             )?
-            .query_row(params![key, self.run_id], |r| {
+            .query_row(params![key, self.run_id, self.replays], |r| {
                 let call = (
                     r.get::<_, i64>(0)?,
                     r.get::<_, i64>(1)?,
@@ -98,6 +102,16 @@ impl Store {
             conn: Mutex::new(open_conn(&self.path)?),
             path: self.path.clone(),
             run_id,
+            replays: false,
+        })
+    }
+
+    /// The recorded calls of `run_id` and of the runs replaying it, its own
+    /// first: what a replay of it may be served from.
+    pub fn lineage_recordings(&self, run_id: i64) -> Result<StoreRecordings> {
+        Ok(StoreRecordings {
+            replays: true,
+            ..self.recordings(Some(run_id))?
         })
     }
 

@@ -248,15 +248,53 @@ pub struct JudgementRecord {
     pub labels: Vec<LabelRecord>,
 }
 
-/// Who and when a failure is blamed on (`attributions`).
+/// Who and when a failure is blamed on by a method (`attributions`), with
+/// every player's credit behind it (`attribution_credits`).
 #[derive(Debug, Clone, PartialEq)]
 pub struct AttributionRecord {
     pub task_index: usize,
     pub attempt: usize,
     pub method: String,
     pub agent: Option<String>,
-    pub turn: Option<u64>,
+    pub turn: Option<usize>,
     pub reason: Option<String>,
+    pub score: Option<f64>,
+    pub stderr: Option<f64>,
+    pub replays: Option<u64>,
+    pub calls: u64,
+    pub tokens: u64,
+    pub cost_usd: f64,
+    pub replay_run: Option<i64>,
+    pub credits: Vec<CreditRecord>,
+}
+
+/// One player's credit: an agent's (`level` `agent`) or a turn's.
+#[derive(Debug, Clone, PartialEq)]
+pub struct CreditRecord {
+    pub level: &'static str,
+    pub player: String,
+    pub value: f64,
+    pub stderr: Option<f64>,
+}
+
+/// A replayed graph run of `crucible blame`: which origin graph run, what
+/// was intervened on, and how it came out (`counterfactuals`).
+#[derive(Debug, Clone, PartialEq)]
+pub struct CounterfactualRecord {
+    pub task_index: usize,
+    /// Its graph run in the replay run.
+    pub attempt: usize,
+    pub origin_attempt: usize,
+    /// `agent` or `turn`.
+    pub level: &'static str,
+    /// The agents' names or the message positions intervened on, as JSON.
+    pub coalition: String,
+    pub replay: u32,
+    /// `None`: the replay ended in an error.
+    pub correct: Option<bool>,
+    pub calls: u64,
+    pub tokens: u64,
+    pub cost_usd: f64,
 }
 
 /// An explained agent's reply to one case in one layout, as read
@@ -378,4 +416,6 @@ pub enum Record {
     FaithGenerated(Box<FaithGeneratedRecord>),
     FaithReasoning(Box<FaithReasoningRecord>),
     FaithBiased(Box<FaithBiasedRecord>),
+    /// A replayed graph run's outcome (`counterfactuals`).
+    Counterfactual(Box<CounterfactualRecord>),
 }

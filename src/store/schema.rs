@@ -23,6 +23,7 @@ const MIGRATIONS: &[&str] = &[
     include_str!("schema/v12.sql"),
     include_str!("schema/v13.sql"),
     include_str!("schema/v14.sql"),
+    include_str!("schema/v15.sql"),
 ];
 
 pub const SCHEMA_VERSION: i64 = MIGRATIONS.len() as i64;

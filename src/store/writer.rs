@@ -155,6 +155,7 @@ struct BatchWriter<'c> {
     faith_generated: rusqlite::CachedStatement<'c>,
     faith_reasoning: rusqlite::CachedStatement<'c>,
     faith_biased: rusqlite::CachedStatement<'c>,
+    counterfactual: rusqlite::CachedStatement<'c>,
 }
 
 impl<'c> BatchWriter<'c> {
@@ -223,6 +224,11 @@ impl<'c> BatchWriter<'c> {
                 "INSERT OR REPLACE INTO injected_failures (run_id, task_index, attempt, position,
                     turn, agent, node, mode, name)
                  VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9)",
+            )?,
+            counterfactual: tx.prepare_cached(
+                "INSERT OR REPLACE INTO counterfactuals (run_id, task_index, attempt, origin_attempt,
+                    level, coalition, replay, correct, calls, tokens, cost_usd)
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11)",
             )?,
             call_by_key: tx.prepare_cached(
                 // The call a recording serves: the first that succeeded.
@@ -661,6 +667,21 @@ impl<'c> BatchWriter<'c> {
                     b.explanation,
                     b.followed,
                     b.mentions
+                ])?;
+            }
+            Record::Counterfactual(c) => {
+                self.counterfactual.execute(params![
+                    self.run_id,
+                    c.task_index as i64,
+                    c.attempt as i64,
+                    c.origin_attempt as i64,
+                    c.level,
+                    c.coalition,
+                    c.replay,
+                    c.correct,
+                    c.calls as i64,
+                    c.tokens as i64,
+                    c.cost_usd
                 ])?;
             }
             Record::Labels(labels) => {

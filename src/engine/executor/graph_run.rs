@@ -35,7 +35,7 @@ pub(super) async fn draw_graph_pool(
 ) -> Result<Vec<PoolSample>, Stop> {
     let mut pool = Vec::with_capacity(size);
     for attempt in 0..size {
-        pool.push(run_once(sh, task, graph_agent, attempt).await?);
+        pool.push(run_once(sh, task, graph_agent, attempt, None).await?.sample);
     }
     Ok(pool)
 }
@@ -54,20 +54,85 @@ fn calls_per_run(sh: &Shared) -> usize {
         .min(HARD_TURN_LIMIT)
 }
 
-async fn run_once(
+/// How a replayed graph run departs from the one it replays (`crucible
+/// blame`): the turns intervened on are re-sampled or repaired, and every
+/// other turn draws what it drew in the original, so that up to the first
+/// intervention the replay is the original (served from its recorded
+/// calls) and after it differs only through what the intervention changed.
+#[derive(Debug, Clone, PartialEq)]
+pub(crate) struct Intervention {
+    /// The graph run replayed: its walker seed, failure draws and sample
+    /// indices are the replay's.
+    pub origin_attempt: usize,
+    pub target: Target,
+    pub redraw: Redraw,
+    /// The replay seed a re-sampled turn draws from.
+    pub replay: u32,
+}
+
+/// Which agent turns an intervention takes.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) enum Target {
+    /// Every turn of these agents (scenario agent indices).
+    Agents(Vec<usize>),
+    /// The turns that write the messages at these positions.
+    Turns(Vec<usize>),
+}
+
+/// What an intervened turn does instead.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Redraw {
+    /// Draw the turn afresh: another sample, and another failure draw.
+    Resample,
+    /// Draw it as before, but without the failure a simulated agent was
+    /// picked to act out.
+    Repair,
+}
+
+impl Intervention {
+    fn takes(&self, agent: usize, position: usize) -> bool {
+        match &self.target {
+            Target::Agents(set) => set.contains(&agent),
+            Target::Turns(set) => set.contains(&position),
+        }
+    }
+}
+
+/// Sample indices of re-sampled turns: far above any run's own, one block
+/// per replay seed.
+const RESAMPLE_STRIDE: usize = 1 << 40;
+
+/// A graph run as walked: its sample, and what it spent from its first
+/// intervened turn on (all of it without an intervention).
+pub(crate) struct Walked {
+    pub sample: PoolSample,
+    /// Whether a call failed on the way.
+    pub errored: bool,
+    pub calls: u64,
+    pub tokens: u64,
+    pub cost_usd: f64,
+}
+
+/// One walk of the graph on `task`, stored as graph run `attempt`; with an
+/// `intervention`, a replay of another graph run (no judges, no verifiers
+/// of the final answer: only whether it is right matters).
+pub(crate) async fn run_once(
     sh: &Shared,
     task: &Task,
     graph_agent: usize,
     attempt: usize,
-) -> Result<PoolSample, Stop> {
+    intervention: Option<&Intervention>,
+) -> Result<Walked, Stop> {
     let sc = &*sh.scenario;
     let graph = sc.graph.as_ref().expect("a graph pseudo-agent has a graph");
+    // Whose draws these are: the original's, for a replay.
+    let drawn_as = intervention.map_or(attempt, |i| i.origin_attempt);
     let mut rng = seed::rng(
         sc.seed,
         &[
             Part::Str("graph"),
             Part::Str(&task.id),
-            Part::Int(attempt as u64),
+            Part::Int(drawn_as as u64),
         ],
     );
     let mut walker = Walker::new(graph, rng.random());
@@ -75,6 +140,8 @@ async fn run_once(
     let mut tokens = 0;
     let mut calls = vec![0usize; sc.agents.len()];
     let mut injected = Vec::new();
+    let mut diverged = intervention.is_none();
+    let (mut errored, mut spent_calls, mut spent_tokens, mut cost_usd) = (false, 0, 0, 0.0);
     let mut judge = Judging {
         sh,
         task,
@@ -86,7 +153,23 @@ async fn run_once(
     let ending = loop {
         walker.set_clock(started.elapsed().as_secs_f64());
         let step = walker.step();
-        let scene = scene_of(sh, task, attempt, &walker, &step);
+        // An intervention takes agents' turns, which write messages.
+        let intervened = match (&step, intervention) {
+            (Step::Speak { agent, .. }, Some(i)) => {
+                i.takes(*agent, walker.messages().len()).then_some(i)
+            }
+            _ => None,
+        };
+        let resampled = intervened
+            .filter(|i| i.redraw == Redraw::Resample)
+            .map(|i| i.replay);
+        let mut scene = scene_of(sh, task, drawn_as, resampled, &walker, &step);
+        if let (Some(s), Some(i)) = (scene.as_mut(), intervened)
+            && i.redraw == Redraw::Repair
+        {
+            s.failure = None;
+        }
+        diverged |= intervened.is_some();
         let (agent, ask) = match &step {
             Step::Done(ending) => break *ending,
             Step::Speak { node, agent } => {
@@ -180,15 +263,33 @@ async fn run_once(
         let failure = scene.as_ref().and_then(|s| s.failure);
         conversation.scene = scene;
         conversation.planned = false;
+        // Stored under this run's indices, drawn under the original's (or,
+        // re-sampled, under the replay seed's block).
         let first = sc.first_graph_call(agent) + attempt * calls_per_run(sh);
         let index = first + calls[agent];
+        let drawn = sc.first_graph_call(agent)
+            + drawn_as * calls_per_run(sh)
+            + calls[agent]
+            + resampled.map_or(0, |r| RESAMPLE_STRIDE * (r as usize + 1));
         calls[agent] += 1;
-        let sent = conversation.send(sh, &[], index, 1).await?;
+        let sent = conversation.send(sh, &[], drawn, 1).await?;
         let round = Some((Arc::<str>::from(GRAPH_STRATEGY), first));
         let (samples, records) = conversation
             .record(sh, (&[], round), index, 1, sent)
             .await?;
         tokens += samples[0].tokens;
+        errored |= records[0].error.is_some();
+        if diverged {
+            let output = records[0].output_tokens;
+            spent_calls += 1;
+            spent_tokens += samples[0].tokens;
+            cost_usd += crate::scenario::budget::Spend::call(
+                sc.models[sc.agents[agent].model].price,
+                samples[0].tokens.saturating_sub(output),
+                output,
+            )
+            .cost_usd;
+        }
         walker.deliver(records[0].text.clone(), samples[0].tokens);
         if let Some(mode) = failure {
             let position = walker.messages().len() - 1;
@@ -201,11 +302,13 @@ async fn run_once(
             });
         }
     };
-    let record = GraphRunRecord {
+    let mut record = GraphRunRecord {
         injected,
         ..trace(sh, task, attempt, &walker, ending)
     };
-    let subject = (!sc.judges.is_empty()).then(|| {
+    // A replay's injected failures are kept, but are no one's ground truth.
+    record.truth &= intervention.is_none();
+    let subject = (!sc.judges.is_empty() && intervention.is_none()).then(|| {
         let injected = record
             .injected
             .iter()
@@ -227,16 +330,24 @@ async fn run_once(
     let correct = correctness(answer.as_ref(), task);
     let mut scores = vec![f64::NAN; sc.verifiers.len()];
     let mut verifier_tokens = vec![0; sc.verifiers.len()];
-    for v in sc.verifiers_of(graph_agent) {
-        let (verdict, spent) = judge.score(&text, final_writer, None, v).await?;
-        (scores[v], verifier_tokens[v]) = (verdict.value.unwrap_or(UNSCORED), spent);
+    if intervention.is_none() {
+        for v in sc.verifiers_of(graph_agent) {
+            let (verdict, spent) = judge.score(&text, final_writer, None, v).await?;
+            (scores[v], verifier_tokens[v]) = (verdict.value.unwrap_or(UNSCORED), spent);
+        }
     }
-    Ok(PoolSample {
-        answer: answer.map(|a| a.normalized),
-        correct: correct.unwrap_or(false),
-        tokens,
-        scores,
-        verifier_tokens,
+    Ok(Walked {
+        sample: PoolSample {
+            answer: answer.map(|a| a.normalized),
+            correct: correct.unwrap_or(false),
+            tokens,
+            scores,
+            verifier_tokens,
+        },
+        errored,
+        calls: spent_calls,
+        tokens: spent_tokens,
+        cost_usd,
     })
 }
 
@@ -349,11 +460,13 @@ fn trace(
 
 /// What a turn shows its speaker when the speaker's model is simulated
 /// (`None` otherwise, and for steps no agent speaks in), with the failure
-/// its persona acts out, drawn per (task, run, message) from the seed.
+/// its persona acts out, drawn per (task, run, message) from the seed —
+/// and, for a turn `resampled` by a replay, from that replay's seed too.
 fn scene_of(
     sh: &Shared,
     task: &Task,
     attempt: usize,
+    resampled: Option<u32>,
     walker: &Walker<'_>,
     step: &Step,
 ) -> Option<Scene> {
@@ -424,15 +537,16 @@ fn scene_of(
         failure: None,
     };
     if !scene.persona.failures.is_empty() {
-        let mut rng = seed::rng(
-            sc.seed,
-            &[
-                Part::Str("failure"),
-                Part::Str(&task.id),
-                Part::Int(attempt as u64),
-                Part::Int(all.len() as u64),
-            ],
-        );
+        let mut parts = vec![
+            Part::Str("failure"),
+            Part::Str(&task.id),
+            Part::Int(attempt as u64),
+            Part::Int(all.len() as u64),
+        ];
+        if let Some(replay) = resampled {
+            parts.extend([Part::Str("replay"), Part::Int(u64::from(replay))]);
+        }
+        let mut rng = seed::rng(sc.seed, &parts);
         scene.failure = scene.pick_failure(rng.random());
     }
     Some(scene)

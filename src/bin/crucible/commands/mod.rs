@@ -2,6 +2,7 @@
 
 pub mod agreement;
 pub mod analyze;
+pub mod blame;
 pub mod common;
 pub mod export;
 pub mod faithfulness;
@@ -62,6 +63,9 @@ pub enum Command {
     /// Every rater's failure labels of a run: `labels export RUN`; people's
     /// labels stored from a file: `labels import RUN FILE`.
     Labels(labels::Args),
+    /// Which agent and which turn made a run's graph runs fail: Shapley
+    /// values by counterfactual replay, stored and set against the truth.
+    Blame(blame::Args),
     /// Store another tool's traces (MAD, Who&When, chat JSONL) as a run.
     Import(import::Args),
     /// Self-explanation faithfulness of a run's explained models: NSG with
@@ -98,6 +102,7 @@ pub fn exec(command: Command) -> anyhow::Result<ExitCode> {
         Command::Export(args) => export::exec(args),
         Command::Judge(args) => judge::exec(args),
         Command::Labels(args) => labels::exec(args),
+        Command::Blame(args) => blame::exec(args),
         Command::Import(args) => import::exec(args),
         Command::Faithfulness(args) => faithfulness::exec(args),
         Command::Agreement(args) => agreement::exec(args),
