@@ -4,6 +4,9 @@
 /// People's labels: `labels import` round trips, corrections as history,
 /// annotators in agreement against Python, every problem of a bad file.
 mod annotations;
+/// Failure attribution: counterfactual replay against injected failures,
+/// Shapley efficiency, strict replay, resumed blames, refusals.
+mod blame;
 /// The browser harness: headless Chromium over WebDriver, for the viewer.
 mod browser;
 /// Failed calls: errors that are never scored, `fail_on_error`, a model

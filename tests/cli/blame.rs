@@ -1,0 +1,284 @@
+use std::collections::HashMap;
+use std::path::Path;
+
+use crate::util::*;
+
+/// Run the shipped blame scenario with `count` tasks; its database.
+fn blame_run(s: &Scratch, count: usize) -> std::path::PathBuf {
+    let db = s.path("blame.db");
+    Crucible::new(&["run"])
+        .arg(root().join("scenarios/blame-sim.yaml"))
+        .args(&["--set", &format!("dataset.synthetic.count={count}")])
+        .db(&db)
+        .json();
+    db
+}
+
+/// Each graph run's injected failures: (task, attempt) → [(agent, position)].
+fn injected(db: &Path) -> HashMap<(u64, u64), Vec<(String, u64)>> {
+    let mut out: HashMap<(u64, u64), Vec<(String, u64)>> = HashMap::new();
+    for row in table_rows(
+        db,
+        "SELECT task_index, attempt, agent, position FROM injected_failures WHERE run_id = 1 ORDER BY position",
+    ) {
+        let f: Vec<&str> = row.split('|').collect();
+        out.entry((f[0].parse().unwrap(), f[1].parse().unwrap()))
+            .or_default()
+            .push((f[2].to_owned(), f[3].parse().unwrap()));
+    }
+    out
+}
+
+fn trace_of(a: &serde_json::Value) -> (u64, u64) {
+    (
+        a["task_index"].as_u64().unwrap(),
+        a["attempt"].as_u64().unwrap(),
+    )
+}
+
+/// The origin run's samples, as one string to compare before and after.
+fn origin_samples(db: &Path) -> String {
+    query(
+        db,
+        "SELECT count(*) || ':' || sum(length(text)) || ':' || max(id) FROM samples WHERE run_id = 1",
+    )
+}
+
+/// Repairing a simulated agent's failure: a graph run with one injected
+/// failure is blamed on exactly that agent and message whenever repairing
+/// it saves the run, and a failed run with nothing injected is blamed on
+/// no one.
+#[test]
+fn counterfactual_repair_finds_the_injected_failure_and_blames_no_one_without_one() {
+    let s = Scratch::new();
+    let db = blame_run(&s, 100);
+    let v = Crucible::new(&["blame", "1", "--intervention", "repair"])
+        .db(&db)
+        .json();
+    let injected = injected(&db);
+    let rows = v["attributions"].as_array().unwrap();
+    // One graph run per task: its pool is one byte, 0 when it failed.
+    let failed: i64 = query(
+        &db,
+        "SELECT sum(hex(correct) = '00') FROM pools WHERE run_id = 1 AND agent = 'graph'",
+    );
+    assert!(failed > 20, "{failed}");
+    assert_eq!(rows.len() as i64, failed, "one row per failed graph run");
+    let (mut single, mut found) = (0, 0);
+    for a in rows {
+        match injected.get(&trace_of(a)).map(Vec::as_slice) {
+            None | Some([]) => {
+                assert!(a["agent"].is_null() && a["turn"].is_null(), "{a}");
+                assert!(a["truth"].is_null(), "{a}");
+            }
+            Some([(agent, position)]) => {
+                single += 1;
+                assert_eq!(a["truth"]["agent"], agent.as_str());
+                assert_eq!(a["truth"]["turn"], *position);
+                // Only the injected turn can be repaired: never another.
+                if !a["agent"].is_null() {
+                    assert_eq!(a["agent"], agent.as_str(), "{a}");
+                    assert_eq!(a["turn"], *position, "{a}");
+                    assert_eq!(a["score"], 1.0, "{a}");
+                    found += 1;
+                }
+            }
+            Some(_) => {}
+        }
+    }
+    // A reset is decisive unless the confused model happens to be right
+    // (5%): the injection makes about 95% findable.
+    assert!(single >= 15, "only {single} graph runs with one failure");
+    assert!(
+        found as f64 >= 0.85 * single as f64,
+        "found {found} of {single}"
+    );
+    // The evaluation is the exact-match share, recomputed here.
+    let with_truth: Vec<&serde_json::Value> =
+        rows.iter().filter(|a| !a["truth"].is_null()).collect();
+    let agents = with_truth
+        .iter()
+        .filter(|a| a["agent"] == a["truth"]["agent"])
+        .count();
+    let steps = with_truth
+        .iter()
+        .filter(|a| a["turn"] == a["truth"]["turn"])
+        .count();
+    let e = &v["evaluation"][0];
+    assert_eq!(e["method"], "counterfactual");
+    assert_eq!(e["traces"], with_truth.len());
+    assert!((num(e, "agent_accuracy") - agents as f64 / with_truth.len() as f64).abs() < 1e-12);
+    assert!((num(e, "step_accuracy") - steps as f64 / with_truth.len() as f64).abs() < 1e-12);
+    let ci = e["step_ci"].as_array().unwrap();
+    assert!(ci[0].as_f64().unwrap() <= num(e, "step_accuracy"));
+    assert!(num(e, "step_accuracy") <= ci[1].as_f64().unwrap());
+}
+
+/// Re-sampling turns: credit over all four agents with standard errors,
+/// Shapley's efficiency against the stored replays, the injected culprit
+/// found on most runs; then a fresh strict replay, from recordings alone,
+/// gives the same attributions, and the original run is never touched.
+#[test]
+fn counterfactual_resample_is_efficient_and_reproduced_by_a_strict_replay() {
+    let s = Scratch::new();
+    let db = blame_run(&s, 40);
+    let before = origin_samples(&db);
+    let args = ["blame", "1", "--replays", "4", "--samples", "6"];
+    let v = Crucible::new(&args).db(&db).json();
+    let replay_run = v["replay_run"].as_i64().unwrap();
+    let (kind, origin): (String, i64) = (
+        query(
+            &db,
+            &format!("SELECT kind FROM runs WHERE id = {replay_run}"),
+        ),
+        query(
+            &db,
+            &format!("SELECT origin_run FROM runs WHERE id = {replay_run}"),
+        ),
+    );
+    assert_eq!((kind.as_str(), origin), ("replay", 1));
+    let rows = v["attributions"].as_array().unwrap();
+    assert!(!rows.is_empty());
+    let (mut single, mut agents_found) = (0, 0);
+    for a in rows {
+        let credits = a["credits"].as_array().unwrap();
+        let agent_credit: Vec<&serde_json::Value> =
+            credits.iter().filter(|c| c["level"] == "agent").collect();
+        assert_eq!(agent_credit.len(), 4, "every agent speaks: {a}");
+        // Four agents, 4 replays: every coalition replayed (16 ≤ 2·6·5), so
+        // the credits add up to the grand coalition's mean worth.
+        let all = "[0,1,2,3]";
+        let grand: f64 = query(
+            &db,
+            &format!(
+                "SELECT avg(correct) FROM counterfactuals WHERE run_id = {replay_run}
+                 AND task_index = {} AND origin_attempt = {} AND level = 'agent' AND coalition = '{all}'",
+                a["task_index"], a["attempt"]
+            ),
+        );
+        let total: f64 = agent_credit.iter().map(|c| num(c, "value")).sum();
+        assert!((total - grand).abs() < 1e-9, "{total} vs {grand}: {a}");
+        assert!(agent_credit.iter().all(|c| c["stderr"].is_number()), "{a}");
+        if let Some([(agent, _)]) = injected(&db).get(&trace_of(a)).map(Vec::as_slice) {
+            single += 1;
+            agents_found += usize::from(a["agent"] == agent.as_str());
+        }
+    }
+    assert!(single >= 5, "{single}");
+    assert!(
+        agents_found as f64 >= 0.7 * single as f64,
+        "{agents_found} of {single}"
+    );
+    // The same plan again: nothing new to replay, the same answer.
+    let again = Crucible::new(&args).db(&db).json();
+    assert_eq!(again["replays"]["new"], 0);
+    assert_eq!(again["attributions"], v["attributions"]);
+    // A new replay run that may call no model: served from the recordings.
+    let strict = Crucible::new(&args)
+        .args(&["--fresh", "--strict"])
+        .db(&db)
+        .json();
+    assert_ne!(strict["replay_run"], v["replay_run"]);
+    assert_eq!(strict["replays"]["new"], v["replays"]["total"]);
+    let calls: i64 = query(
+        &db,
+        &format!(
+            "SELECT count(*) FROM calls WHERE run_id = {} AND cached = 0",
+            strict["replay_run"]
+        ),
+    );
+    assert_eq!(calls, 0, "a strict replay makes no live call");
+    let strip = |v: &serde_json::Value| {
+        let mut rows = v["attributions"].clone();
+        for r in rows.as_array_mut().unwrap() {
+            r.as_object_mut().unwrap().remove("replay_run");
+        }
+        rows
+    };
+    assert_eq!(strip(&strict), strip(&v));
+    assert_eq!(origin_samples(&db), before, "the original run is untouched");
+}
+
+/// A blame cut short by `--max-replays` says so, and the same command
+/// finishes it with the attributions a blame made in one go gives.
+#[test]
+fn an_interrupted_blame_resumes_to_the_same_attributions() {
+    let s = Scratch::new();
+    let db = blame_run(&s, 30);
+    let args = ["blame", "1", "--replays", "2", "--samples", "4"];
+    let cut = Crucible::new(&args)
+        .args(&["--max-replays", "25", "--json"])
+        .db(&db)
+        .output();
+    assert_eq!(cut.status.code(), Some(1));
+    let stderr = String::from_utf8_lossy(&cut.stderr);
+    assert!(stderr.contains("run the same command again"), "{stderr}");
+    let partial: serde_json::Value = serde_json::from_slice(&cut.stdout).unwrap();
+    assert_eq!(partial["replays"]["new"], 25);
+    let resumed = Crucible::new(&args).db(&db).json();
+    assert_eq!(resumed["replay_run"], partial["replay_run"]);
+    assert_eq!(resumed["replays"]["incomplete_traces"], 0);
+    let whole = Crucible::new(&args).arg("--fresh").db(&db).json();
+    assert_eq!(
+        resumed["attributions"].as_array().unwrap().len(),
+        whole["attributions"].as_array().unwrap().len()
+    );
+    for (a, b) in resumed["attributions"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .zip(whole["attributions"].as_array().unwrap())
+    {
+        for key in ["agent", "turn", "score", "stderr", "credits"] {
+            assert_eq!(a[key], b[key], "{key}: {a} vs {b}");
+        }
+    }
+    let dupes: i64 = query(
+        &db,
+        &format!(
+            "SELECT count(*) - count(DISTINCT task_index || '/' || origin_attempt || level || coalition || '/' || replay)
+             FROM counterfactuals WHERE run_id = {}",
+            resumed["replay_run"]
+        ),
+    );
+    assert_eq!(dupes, 0, "no replay made twice");
+}
+
+/// What blame cannot do, it says, naming the run, task or agent.
+#[test]
+fn blame_refuses_what_it_cannot_replay() {
+    let s = Scratch::new();
+    let db = blame_run(&s, 5);
+    let out = Crucible::new(&["blame", "1", "--task", "no-such-task"])
+        .db(&db)
+        .output();
+    assert!(!out.status.success());
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        err.contains("no graph run of task \"no-such-task\""),
+        "{err}"
+    );
+    // A run without a graph.
+    let (plain, _) = run_json(
+        &s,
+        &simulated_scenario(
+            "plain",
+            1,
+            "{p_correct: 0.5}",
+            3,
+            "strategies:\n  - {kind: self_consistency, agent: solver, n: [1]}\n",
+        ),
+    );
+    let out = Crucible::new(&["blame", "1"]).db(&plain).output();
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("has no agent graph"), "{err}");
+    // An imported run cannot be re-executed.
+    let w = s.path("w.db");
+    Crucible::new(&["import", "who-when"])
+        .arg(root().join("tests/data/who-when"))
+        .db(&w)
+        .json();
+    let out = Crucible::new(&["blame", "1"]).db(&w).output();
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("is imported"), "{err}");
+}
