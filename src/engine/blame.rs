@@ -141,7 +141,17 @@ impl Runner {
         }
         let injected = store.injected(req.run)?;
         let traces = plan_traces(&scenario, &outcomes, &injected, req);
-        let plan_json = serde_json::json!({"method": COUNTERFACTUAL, "request": req}).to_string();
+        // A repaired turn is drawn as before: replays beyond one are moot.
+        let planned = BlameRequest {
+            replays: if req.redraw == RedrawArg::Repair {
+                1
+            } else {
+                req.replays
+            },
+            ..req.clone()
+        };
+        let plan_json =
+            serde_json::json!({"method": COUNTERFACTUAL, "request": planned}).to_string();
         let plan_hash = blake3::hash(plan_json.as_bytes()).to_hex()[..32].to_owned();
         let existing = if req.fresh {
             None

@@ -236,6 +236,8 @@ pub struct Reply {
     /// Why the whole run must stop, when the failure says so (a bad key, a
     /// model never reached).
     pub fatal: Option<String>,
+    /// Its input and output tokens, as made (also when already traced).
+    pub tokens: (u64, u64),
 }
 
 impl Caller {
@@ -270,6 +272,7 @@ impl Caller {
             role: role(text.clone()),
             ..exchange.into_record(self, head, Vec::new())
         };
+        let tokens = (record.input_tokens, record.output_tokens);
         let new = self.settle(&mut record, origin);
         Ok(Reply {
             key,
@@ -277,6 +280,7 @@ impl Caller {
             record: new.then_some(record),
             error,
             fatal,
+            tokens,
         })
     }
 }

@@ -65,7 +65,7 @@ impl Runner {
     pub fn judge(&self, req: &JudgeRequest<'_>) -> Result<JudgeOutcome, Error> {
         let file = Arc::new(JudgeFile::load(req.judge).map_err(Error::Invalid)?);
         let store = Store::open(&self.options.db)?;
-        let (mut models, source) = self.judge_models(&store, req)?;
+        let (mut models, source) = self.judge_models(&store, req.run_id, req.models_file)?;
         let mut indices = Vec::new();
         for (k, name) in req.models.iter().enumerate() {
             if req.models[..k].contains(name) {
@@ -186,36 +186,33 @@ impl Runner {
 
     /// The models a judge may use — those of `req.models_file`, else of the
     /// run's stored scenario, with `--set` overrides — and where they are.
-    fn judge_models(
+    pub(crate) fn judge_models(
         &self,
         store: &Store,
-        req: &JudgeRequest<'_>,
+        run_id: i64,
+        models_file: Option<&Path>,
     ) -> Result<(Vec<Model>, String), Error> {
         let overrides = &self.options.overrides;
-        if let Some(file) = req.models_file {
+        if let Some(file) = models_file {
             let models = load_models(file, overrides).map_err(Error::Invalid)?;
             return Ok((models, file.display().to_string()));
         }
-        let source = store.run_source(req.run_id)?;
+        let source = store.run_source(run_id)?;
         if source.text.is_empty() {
             return Err(Error::Setup(format!(
-                "run {} was imported and has no scenario of its own; name a file whose `models:` to judge with (--models-file FILE)",
-                req.run_id
+                "run {run_id} was imported and has no scenario of its own; name a file whose `models:` to judge with (--models-file FILE)"
             )));
         }
-        let models = with_stored_scenario(&source, req.run_id, |file| {
+        let models = with_stored_scenario(&source, run_id, |file| {
             load_models(file, overrides).map_err(Error::Invalid)
         })?;
-        Ok((
-            models,
-            format!("run {}'s scenario ({})", req.run_id, source.path),
-        ))
+        Ok((models, format!("run {run_id}'s scenario ({})", source.path)))
     }
 }
 
 /// Why `model` cannot write a verdict, if it cannot: a reward model writes
 /// no text, and a simulated model needs its `judge` section.
-fn unfit_to_judge(model: &Model) -> Option<&'static str> {
+pub(crate) fn unfit_to_judge(model: &Model) -> Option<&'static str> {
     match &model.kind {
         ModelKind::Simulated(s) if s.judge.is_none() => Some(
             "is simulated and has no `judge` section, so it cannot judge; add one (sensitivity, specificity) or name another model",

@@ -59,6 +59,8 @@ impl<'a> Subject<'a> {
                 })
                 .collect(),
             modes: Vec::new(),
+            question: None,
+            culprit: None,
         };
         Subject {
             task,

@@ -9,6 +9,7 @@
 //! May use: `scenario`, `model`, `stats`, `import`, `store`, `judge`, `seed`.
 
 pub mod blame;
+pub mod blame_judges;
 pub mod budget;
 pub mod caller;
 pub mod error;

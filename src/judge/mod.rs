@@ -9,6 +9,7 @@
 //!
 //! May use: `scenario`, `model`, `stats`, `seed`.
 
+pub mod attribution;
 pub mod evidence;
 pub mod prompt;
 pub mod reply;

@@ -50,31 +50,49 @@ pub fn render(
         ctx.insert("truncated".into(), truncated.into());
         judge.user.render(&ctx)
     };
-    let lengths: Vec<usize> = view
+    let frame = match max_tokens {
+        Some(_) => fill("", true)?.chars().count() + judge.system.chars().count(),
+        None => 0,
+    };
+    let entries: Vec<(String, &str)> = view
         .messages
         .iter()
-        .map(|m| m.text.chars().count())
+        .map(|m| (header(m.position, m.sender.as_deref()), m.text.as_str()))
         .collect();
-    let cap = match max_tokens {
-        None => None,
-        Some(tokens) => {
-            let frame = fill("", true)?.chars().count() + judge.system.chars().count();
-            let headers: usize = view
-                .messages
-                .iter()
-                .map(|m| header(m.position, m.sender.as_deref()).chars().count() + 2)
-                .sum();
-            let room = (tokens * CHARS_PER_TOKEN).saturating_sub(frame + headers);
-            common_cap(&lengths, room)
-        }
-    };
+    let (transcript, cut) = fit(&entries, "\n\n", frame, max_tokens);
+    Ok(Prompt {
+        system: judge.system.clone(),
+        user: fill(&transcript, cut.0 > 0)?,
+        cut,
+    })
+}
+
+/// `entries` (a header, then a message's text) joined by `separator`, the
+/// longest texts cut to one common length so that the whole, with `frame`
+/// characters of prompt around it, fits in `max_tokens` when given; and
+/// (messages cut, characters cut).
+pub(super) fn fit(
+    entries: &[(String, &str)],
+    separator: &str,
+    frame: usize,
+    max_tokens: Option<usize>,
+) -> (String, (usize, usize)) {
+    let lengths: Vec<usize> = entries.iter().map(|(_, t)| t.chars().count()).collect();
+    let cap = max_tokens.and_then(|tokens| {
+        let headers: usize = entries
+            .iter()
+            .map(|(h, _)| h.chars().count() + separator.chars().count())
+            .sum();
+        let room = (tokens * CHARS_PER_TOKEN).saturating_sub(frame + headers);
+        common_cap(&lengths, room)
+    });
     let mut cut = (0, 0);
     let mut transcript = String::new();
-    for (m, &len) in view.messages.iter().zip(&lengths) {
+    for ((head, text), &len) in entries.iter().zip(&lengths) {
         if !transcript.is_empty() {
-            transcript.push_str("\n\n");
+            transcript.push_str(separator);
         }
-        transcript.push_str(&header(m.position, m.sender.as_deref()));
+        transcript.push_str(head);
         match cap {
             Some(cap) if len > cap => {
                 let marker = |n: usize| format!(" [… {n} characters cut …] ");
@@ -83,24 +101,20 @@ pub fn render(
                     .max(MIN_KEPT);
                 let dropped = len.saturating_sub(keep);
                 if dropped == 0 {
-                    transcript.push_str(&m.text);
+                    transcript.push_str(text);
                     continue;
                 }
-                let head: String = m.text.chars().take(keep - keep / 2).collect();
-                let tail: String = m.text.chars().skip(len - keep / 2).collect();
+                let head: String = text.chars().take(keep - keep / 2).collect();
+                let tail: String = text.chars().skip(len - keep / 2).collect();
                 transcript.push_str(&head);
                 transcript.push_str(&marker(dropped));
                 transcript.push_str(&tail);
                 cut = (cut.0 + 1, cut.1 + dropped);
             }
-            _ => transcript.push_str(&m.text),
+            _ => transcript.push_str(text),
         }
     }
-    Ok(Prompt {
-        system: judge.system.clone(),
-        user: fill(&transcript, cut.0 > 0)?,
-        cut,
-    })
+    (transcript, cut)
 }
 
 /// The largest length `c` with Σ min(len, c) ≤ `room`: every message

@@ -35,6 +35,27 @@ pub struct TraceView {
     pub injected: Vec<InjectedFailure>,
     /// The modes the judge is asked about, in order.
     pub modes: Vec<FailureMode>,
+    /// Asked instead who made the run fail and when (`crucible blame`).
+    pub question: Option<BlameQuestion>,
+    /// The known culprit (agent, message position), which a simulated
+    /// judge reads as ground truth: the first injected failure, or an
+    /// imported trace's blame.
+    pub culprit: Option<(String, usize)>,
+}
+
+/// One question of an attribution judge about a trace.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum BlameQuestion {
+    /// Which agent, which step?
+    Whole,
+    /// Is this step decisive?
+    Step(usize),
+    /// Steps `start..=end`: is the mistake in `start..=mid` or after?
+    Half {
+        start: usize,
+        mid: usize,
+        end: usize,
+    },
 }
 
 /// Words of a message a simulated judge quotes.
@@ -47,7 +68,10 @@ impl TraceView {
     /// What of the view is not in the prompt, for cache keys: the injected
     /// failures.
     pub fn key(&self) -> String {
-        format!("{:?}", self.injected)
+        match (&self.question, &self.culprit) {
+            (None, None) => format!("{:?}", self.injected),
+            (q, c) => format!("{:?} {q:?} {c:?}", self.injected),
+        }
     }
 
     /// The longest reply a simulated judge can write about this trace, in
@@ -72,6 +96,9 @@ impl SimulatedJudge {
     pub fn reply(&self, view: &TraceView, rng: &mut impl Rng) -> String {
         if self.malformed > 0.0 && rng.random_bool(self.malformed) {
             return MALFORMED_REPLY.to_owned();
+        }
+        if let Some(q) = view.question {
+            return self.blame(view, q, rng);
         }
         let mut failures = Vec::with_capacity(view.modes.len());
         let mut found = 0;
@@ -115,5 +142,49 @@ impl SimulatedJudge {
             "failures": failures,
         })
         .to_string()
+    }
+
+    /// An attribution answer, right with probability `attribution`: the
+    /// culprit's agent and step (else a message drawn at random), whether
+    /// a step is the culprit's, the half holding it. With no culprit
+    /// known, every answer is drawn at random.
+    fn blame(&self, view: &TraceView, q: BlameQuestion, rng: &mut impl Rng) -> String {
+        let right = view.culprit.is_some() && rng.random_bool(self.attribution);
+        let culprit = view.culprit.as_ref();
+        match q {
+            BlameQuestion::Whole => {
+                let (agent, step) = match (right, culprit) {
+                    (true, Some((agent, step))) => (agent.clone(), *step),
+                    _ if view.messages.is_empty() => ("(none)".to_owned(), 0),
+                    _ => {
+                        let m = &view.messages[rng.random_range(0..view.messages.len())];
+                        (m.sender.clone().unwrap_or_default(), m.position)
+                    }
+                };
+                format!(
+                    "Agent Name: {agent}\nStep Number: {step}\nReason for Mistake: its message at step {step} set the run on the wrong course."
+                )
+            }
+            BlameQuestion::Step(step) => {
+                let decisive = culprit.is_some_and(|(_, s)| *s == step);
+                let yes = if right {
+                    decisive
+                } else {
+                    rng.random_bool(0.5)
+                };
+                if yes {
+                    format!("1. Yes\n2. Reason: step {step} goes wrong.")
+                } else {
+                    format!("1. No\n2. Reason: step {step} is fine.")
+                }
+            }
+            BlameQuestion::Half { mid, .. } => {
+                let upper = match (right, culprit) {
+                    (true, Some((_, s))) => *s <= mid,
+                    _ => rng.random_bool(0.5),
+                };
+                if upper { "upper half" } else { "lower half" }.to_owned()
+            }
+        }
     }
 }

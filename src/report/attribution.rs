@@ -125,6 +125,12 @@ impl AttributionReport {
         })
     }
 
+    /// The evaluation of the attributions as they are now (after some
+    /// were left out).
+    pub fn evaluated(&self) -> Vec<Evaluation> {
+        evaluate(&self.attributions)
+    }
+
     /// The attributions as a table, then each method's evaluation.
     pub fn table(&self) -> String {
         let mut t = Table::new();
@@ -211,8 +217,19 @@ fn row(
     }
 }
 
-/// Each method's exact-match accuracy over the traces with a truth; an
-/// attribution that names no one counts as a miss.
+/// The agent a sender names: Who&When's hand-crafted logs name senders by
+/// agent and action, "Orchestrator (thought)", and blame the agent,
+/// "Orchestrator"; the action in parentheses is dropped, nothing else.
+fn agent_of(sender: &str) -> &str {
+    match sender.find(" (") {
+        Some(i) if sender.ends_with(')') => &sender[..i],
+        _ => sender,
+    }
+}
+
+/// Each method's exact-match accuracy over the traces with a truth (agent
+/// names equal, steps equal as numbers); an attribution that names no one
+/// counts as a miss.
 fn evaluate(rows: &[AttributionRow]) -> Vec<Evaluation> {
     let mut methods: Vec<&str> = Vec::new();
     for r in rows {
@@ -231,7 +248,7 @@ fn evaluate(rows: &[AttributionRow]) -> Vec<Evaluation> {
             let n = judged.len() as u64;
             let agents = judged
                 .iter()
-                .filter(|(r, t)| r.agent.as_deref() == Some(t.agent.as_str()))
+                .filter(|(r, t)| r.agent.as_deref().map(agent_of) == Some(agent_of(&t.agent)))
                 .count() as u64;
             let steps = judged
                 .iter()
@@ -250,4 +267,61 @@ fn evaluate(rows: &[AttributionRow]) -> Vec<Evaluation> {
             }
         })
         .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn row(
+        method: &str,
+        agent: Option<&str>,
+        turn: Option<usize>,
+        truth: (&str, usize),
+    ) -> AttributionRow {
+        AttributionRow {
+            trace: "t".into(),
+            source_id: None,
+            task_index: 0,
+            attempt: 0,
+            method: method.into(),
+            agent: agent.map(str::to_owned),
+            turn,
+            score: None,
+            stderr: None,
+            replays: None,
+            calls: 1,
+            tokens: 10,
+            cost_usd: 0.0,
+            truth: Some(Truth {
+                agent: truth.0.into(),
+                turn: truth.1,
+            }),
+            credits: Vec::new(),
+        }
+    }
+
+    /// Steps match as numbers, never as substrings: "12" is not "1";
+    /// agents match by name, an action in parentheses aside.
+    #[test]
+    fn evaluation_matches_exactly() {
+        let rows = [
+            row("m", Some("WebSurfer"), Some(12), ("WebSurfer", 1)),
+            row(
+                "m",
+                Some("Orchestrator (thought)"),
+                Some(5),
+                ("Orchestrator", 5),
+            ),
+            row("m", Some("Orchestrator"), Some(3), ("WebSurfer", 3)),
+            row("m", None, None, ("WebSurfer", 2)),
+        ];
+        let e = &evaluate(&rows)[0];
+        assert_eq!(e.traces, 4);
+        assert_eq!(e.agent_accuracy, Some(0.5));
+        assert_eq!(e.step_accuracy, Some(0.5));
+        assert_eq!((e.calls, e.tokens), (4, 40));
+        assert_eq!(agent_of("Orchestrator (-> WebSurfer)"), "Orchestrator");
+        assert_eq!(agent_of("Data (raw"), "Data (raw");
+    }
 }

@@ -299,30 +299,13 @@ fn build(src: &SourceFile, spec: FileSpec, diags: &mut Diagnostics) -> Option<Ju
         }
         unmapped.push((u.name.value.clone(), u.why.clone()));
     }
-    let user = match Template::compile(&spec.prompt.user) {
-        Ok(t) => {
-            for v in t.variables() {
-                if !PROMPT_VARIABLES.contains(&v.as_str()) {
-                    err(
-                        spec.prompt.user.span,
-                        format!(
-                            "the prompt uses `{v}`, which a judge's prompt does not have (it has: {}){}",
-                            PROMPT_VARIABLES.join(", "),
-                            did_you_mean(&v, PROMPT_VARIABLES.iter().copied())
-                        ),
-                    );
-                }
-            }
-            Some(t)
-        }
-        Err(e) => {
-            err(
-                line_span(src, spec.prompt.user.span, e.line),
-                format!("prompt template: {}", e.message),
-            );
-            None
-        }
-    };
+    let user = checked_template(
+        src,
+        &spec.prompt.user,
+        PROMPT_VARIABLES,
+        "a judge's prompt",
+        diags,
+    );
     Some(JudgeFile {
         name: spec.judge.value,
         version: spec.version.value,
@@ -337,6 +320,41 @@ fn build(src: &SourceFile, spec: FileSpec, diags: &mut Diagnostics) -> Option<Ju
         system: spec.prompt.system,
         user: user?,
     })
+}
+
+/// `text` compiled as a prompt template that reads only `variables` (what
+/// `whose` prompt has); every problem reported at its line in `src`.
+pub(crate) fn checked_template(
+    src: &SourceFile,
+    text: &Located<String>,
+    variables: &[&str],
+    whose: &str,
+    diags: &mut Diagnostics,
+) -> Option<Template> {
+    match Template::compile(text) {
+        Ok(t) => {
+            for v in t.variables() {
+                if !variables.contains(&v.as_str()) {
+                    diags.push(src.error(
+                        text.span,
+                        format!(
+                            "the prompt uses `{v}`, which {whose} does not have (it has: {}){}",
+                            variables.join(", "),
+                            did_you_mean(&v, variables.iter().copied())
+                        ),
+                    ));
+                }
+            }
+            Some(t)
+        }
+        Err(e) => {
+            diags.push(src.error(
+                line_span(src, text.span, e.line),
+                format!("prompt template: {}", e.message),
+            ));
+            None
+        }
+    }
 }
 
 /// A judge as a run applies it: its file, the models that run it, and how.

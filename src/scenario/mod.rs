@@ -12,6 +12,7 @@
 //! `engine` or `report`.
 
 pub mod answer;
+pub mod attribution_file;
 pub mod budget;
 pub mod canonicalizer;
 pub mod counterfactual;

@@ -96,6 +96,8 @@ pub struct SimulatedJudge {
     pub specificity: Vec<f64>,
     /// Share of replies with no readable verdict.
     pub malformed: f64,
+    /// P(an answer to an attribution question is right).
+    pub attribution: f64,
 }
 
 /// A simulated explained model whose faithfulness is known: it answers by a

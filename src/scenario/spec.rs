@@ -560,6 +560,11 @@ pub struct SimulatedJudgeSpec {
     /// Share of replies with no readable verdict (default 0).
     #[serde(default)]
     pub malformed: Option<Located<f64>>,
+    /// Asked who made a run fail and when (`crucible blame`'s judge
+    /// methods): P(each answer is right) — the culprit's agent and step,
+    /// yes or no for a step, the half holding it (default 0.5).
+    #[serde(default)]
+    pub attribution: Option<Located<f64>>,
 }
 
 /// One mode's error rates of a simulated judge.

@@ -1657,10 +1657,12 @@ impl<'a> Validator<'a> {
         let sensitivity = self.rate(&spec.sensitivity, "sensitivity", 1.0);
         let specificity = self.rate(&spec.specificity, "specificity", 1.0);
         let malformed = self.rate(&spec.malformed, "malformed", 0.0);
+        let attribution = self.rate(&spec.attribution, "attribution", 0.5);
         let mut judge = SimulatedJudge {
             sensitivity: vec![sensitivity; FailureMode::all().count()],
             specificity: vec![specificity; FailureMode::all().count()],
             malformed,
+            attribution,
         };
         for (code, m) in &spec.modes {
             let Some(i) = FailureMode::all().position(|f| f.code() == code) else {

@@ -18,10 +18,11 @@ CREATE INDEX replay_plans_origin ON replay_plans(origin_run, plan_hash);
 -- One replayed graph run: graph run `attempt` of replay run `run_id`
 -- re-executes the origin's graph run (`task_index`, `origin_attempt`)
 -- with the turns of `coalition` intervened on (`level` 'agent': a JSON
--- list of agent names; 'turn': of message positions), under replay seed
--- `replay`. `correct` is whether its final answer was right (NULL: it
--- ended in an error). `calls`, `tokens` and `cost_usd` are what it spent
--- (recorded responses cost nothing).
+-- list of the agents' indices in the scenario; 'turn': of message
+-- positions), under replay seed `replay`. `correct` is whether its final
+-- answer was right (NULL: it ended in an error). `calls`, `tokens` and
+-- `cost_usd` count every call from the first intervened turn on, whether
+-- a model or a recording answered it: the method's cost, not what was paid.
 CREATE TABLE counterfactuals (
     run_id         INTEGER NOT NULL REFERENCES runs(id),
     task_index     INTEGER NOT NULL,
