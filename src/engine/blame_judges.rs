@@ -149,6 +149,7 @@ impl Runner {
                 ledger: Ledger::new(self.options.budget.clone(), Default::default()),
                 stored: Some(stored),
                 records: writer.sender(),
+                once_per_key: false,
             },
         );
         let jobs: Vec<(&Task, usize, &TraceView, Method)> = traces

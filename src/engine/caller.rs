@@ -46,7 +46,21 @@ pub struct Caller {
     /// written again.
     stored: Option<Arc<dyn Recordings>>,
     records: mpsc::Sender<Record>,
+    /// When set, a call is made once per cache key: the first response,
+    /// which every later or concurrent call with that key gets as a
+    /// recording. Replays of one run repeat each other's calls, and a
+    /// server that answers one prompt two ways (batched decoding) would
+    /// otherwise make them depend on scheduling.
+    answers: Option<Answers>,
 }
+
+/// The first response to each cache key.
+type Answers = std::sync::Mutex<
+    std::collections::HashMap<
+        String,
+        Arc<tokio::sync::OnceCell<Result<CallResponse, ProviderError>>>,
+    >,
+>;
 
 /// How a [`Caller`] is set up.
 pub struct CallerSetup {
@@ -56,6 +70,8 @@ pub struct CallerSetup {
     pub ledger: Ledger,
     pub stored: Option<Arc<dyn Recordings>>,
     pub records: mpsc::Sender<Record>,
+    /// Make each distinct call once (see [`Caller`]'s `answers`).
+    pub once_per_key: bool,
 }
 
 impl Caller {
@@ -79,6 +95,7 @@ impl Caller {
             ledger: setup.ledger,
             stored: setup.stored,
             records: setup.records,
+            answers: setup.once_per_key.then(Default::default),
         }
     }
 
@@ -151,6 +168,38 @@ impl Caller {
         if let Some(response) = provider.recorded(&key) {
             return Ok((key, response, Origin::Recorded));
         }
+        let Some(answers) = &sh.answers else {
+            let (response, reservation) = sh.live(model, req).await?;
+            return Ok((key, response, Origin::Live(reservation)));
+        };
+        let cell = answers
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .entry(key.clone())
+            .or_default()
+            .clone();
+        let mut made = None;
+        let response = cell
+            .get_or_try_init(|| async {
+                let (response, reservation) = sh.live(model, req).await?;
+                made = Some(reservation);
+                Ok::<_, Stop>(response)
+            })
+            .await?
+            .clone();
+        let origin = made.map_or(Origin::Recorded, Origin::Live);
+        Ok((key, response, origin))
+    }
+
+    /// Make `req` on model `model`, within the concurrency limit and a
+    /// budget reservation.
+    async fn live(
+        &self,
+        model: usize,
+        req: CallRequest<'_>,
+    ) -> Result<(Result<CallResponse, ProviderError>, Reservation<'_>), Stop> {
+        let sh = self;
+        let provider = &sh.providers[model];
         let _permit = sh.calls.acquire().await.expect("semaphore open");
         if sh.cancel.load(Ordering::Relaxed) {
             return Err(Stop::Cancelled);
@@ -185,7 +234,7 @@ impl Caller {
                 }
             }
         }
-        Ok((key, response, Origin::Live(reservation)))
+        Ok((response, reservation))
     }
 
     /// Settle a call's reservation with what `record` used, or mark it served

@@ -81,6 +81,8 @@ pub struct Executor {
     concurrency: usize,
     progress: Arc<Progress>,
     cancel: Arc<AtomicBool>,
+    /// Make each distinct call once (replays repeat each other's calls).
+    once_per_key: bool,
 }
 
 struct Shared {
@@ -154,6 +156,7 @@ impl Executor {
             concurrency: concurrency.max(1),
             progress,
             cancel,
+            once_per_key: false,
         }
     }
 
@@ -186,6 +189,7 @@ impl Executor {
                 ledger: Ledger::new(self.scenario.budget.clone(), spent),
                 stored,
                 records,
+                once_per_key: self.once_per_key,
             },
         )
     }
@@ -194,7 +198,7 @@ impl Executor {
     /// intervention, stored as a graph run of the replay run with its
     /// outcome as a counterfactual. Jobs already stored are not given.
     pub(crate) async fn replay_graphs(
-        self,
+        mut self,
         records: mpsc::Sender<Record>,
         jobs: Vec<ReplayJob>,
     ) -> (Status, Option<String>) {
@@ -202,6 +206,7 @@ impl Executor {
             Some((_, stored, spent)) => (Some(stored.clone()), *spent),
             None => (None, Spend::default()),
         };
+        self.once_per_key = true;
         let caller = self.caller(stored, spent, records);
         let sc = self.scenario.clone();
         let graph_agent = sc.graph_agent.expect("replays are of graph runs");

@@ -111,9 +111,7 @@ impl AttributionReport {
                 row(
                     a.clone(),
                     task.map_or_else(String::new, |t| t.id.clone()),
-                    task.and_then(|t| t.inputs.get("source_id"))
-                        .and_then(|v| v.as_str())
-                        .map(str::to_owned),
+                    task.and_then(source_id),
                     truth.get(&(a.task_index, a.attempt)).cloned(),
                 )
             })
@@ -180,6 +178,18 @@ impl AttributionReport {
             ));
         }
         out
+    }
+}
+
+/// An imported trace's own id: its file's stem when it came from a file of
+/// its own (Who&When's `12` of `12.json`), else the id the file gave it.
+fn source_id(task: &crate::scenario::Task) -> Option<String> {
+    let text = |k: &str| task.inputs.get(k).and_then(|v| v.as_str());
+    match text("file") {
+        Some(file) => std::path::Path::new(file)
+            .file_stem()
+            .map(|s| s.to_string_lossy().into_owned()),
+        None => text("source_id").map(str::to_owned),
     }
 }
 

@@ -282,3 +282,237 @@ fn blame_refuses_what_it_cannot_replay() {
     let err = String::from_utf8_lossy(&out.stderr);
     assert!(err.contains("is imported"), "{err}");
 }
+
+/// A models file with a simulated attribution judge, right with
+/// probability 0.6 and unreadable at `malformed`.
+fn judge_models(s: &Scratch, malformed: f64) -> std::path::PathBuf {
+    s.write(
+        "judge.yaml",
+        &format!(
+            "models:\n  judge:\n    provider: simulated\n    judge: {{attribution: 0.6, malformed: {malformed}}}\n"
+        ),
+    )
+}
+
+/// The three judge methods on the Who&When sample: every reply read or
+/// counted unparsed, binary search within ⌈log₂ steps⌉ + 1 questions,
+/// each trace named by its file's stem with the file's own blame as truth,
+/// and the evaluation the exact-match share.
+#[test]
+fn judge_methods_on_who_when_read_or_count_every_reply() {
+    let s = Scratch::new();
+    let db = s.path("w.db");
+    let dir = root().join("scenarios/data/who-when");
+    Crucible::new(&["import", "who-when"])
+        .arg(&dir)
+        .db(&db)
+        .json();
+    let models = judge_models(&s, 0.2);
+    let v = Crucible::new(&["blame", "1", "--model", "judge"])
+        .args(&["--method", "all-at-once", "--method", "step-by-step"])
+        .args(&["--method", "binary-search", "--models-file"])
+        .arg(&models)
+        .db(&db)
+        .json();
+    let rows = v["attributions"].as_array().unwrap();
+    assert_eq!(rows.len(), 3 * 18, "every trace by every method");
+    // Every question is a traced judge call with its reply; the unreadable
+    // ones are exactly the simulated judge's malformed replies.
+    let calls: i64 = query(
+        &db,
+        "SELECT count(*) FROM calls c JOIN replies r ON r.call_id = c.id WHERE c.run_id = 1 AND c.agent = 'attribution'",
+    );
+    assert_eq!(v["judge"]["questions"], calls);
+    let malformed: i64 = query(
+        &db,
+        "SELECT count(*) FROM calls c JOIN replies r ON r.call_id = c.id
+         WHERE c.run_id = 1 AND c.agent = 'attribution' AND r.text LIKE 'Looking at this conversation%'",
+    );
+    assert!(malformed > 0);
+    assert_eq!(v["judge"]["unparsed"], malformed);
+    assert_eq!(v["judge"]["errors"], 0);
+    // Binary search's questions per trace: samples (attempt·3 + 2)·2²⁰ + k.
+    for row in table_rows(
+        &db,
+        "SELECT c.task_index, count(*), (SELECT count(*) FROM messages m WHERE m.run_id = 1 AND m.task_index = c.task_index)
+         FROM calls c WHERE c.run_id = 1 AND c.agent = 'attribution' AND c.first_sample / 1048576 = 2
+         GROUP BY c.task_index",
+    ) {
+        let f: Vec<u64> = row.split('|').map(|x| x.parse().unwrap()).collect();
+        let bound = (f[2] as f64).log2().ceil() as u64 + 1;
+        assert!(f[1] <= bound, "task {}: {} questions for {} steps", f[0], f[1], f[2]);
+    }
+    for file in std::fs::read_dir(dir.join("Hand-Crafted"))
+        .unwrap()
+        .chain(std::fs::read_dir(dir.join("Algorithm-Generated")).unwrap())
+    {
+        let path = file.unwrap().path();
+        let source: serde_json::Value =
+            serde_json::from_str(&std::fs::read_to_string(&path).unwrap()).unwrap();
+        let stem = path.file_stem().unwrap().to_str().unwrap();
+        let step: u64 = source["mistake_step"].as_str().unwrap().parse().unwrap();
+        let mine: Vec<&serde_json::Value> = rows
+            .iter()
+            .filter(|r| r["source_id"] == stem && r["truth"]["turn"] == step)
+            .filter(|r| r["truth"]["agent"] == source["mistake_agent"])
+            .collect();
+        assert!(!mine.is_empty(), "{path:?}");
+    }
+    for e in v["evaluation"].as_array().unwrap() {
+        let method = e["method"].as_str().unwrap();
+        let mine: Vec<&serde_json::Value> = rows.iter().filter(|r| r["method"] == method).collect();
+        let steps = mine
+            .iter()
+            .filter(|r| r["turn"] == r["truth"]["turn"])
+            .count();
+        assert_eq!(e["traces"], 18);
+        assert!(
+            (num(e, "step_accuracy") - steps as f64 / 18.0).abs() < 1e-12,
+            "{e}"
+        );
+    }
+}
+
+/// The shipped scenario's point: on simulated runs whose failures are
+/// known, counterfactual replay finds the culprit's step more often than
+/// any of the judge baselines.
+#[test]
+fn counterfactual_replay_beats_the_judge_baselines_at_step_level() {
+    let s = Scratch::new();
+    let db = blame_run(&s, 100);
+    Crucible::new(&["blame", "1", "--intervention", "repair"])
+        .db(&db)
+        .json();
+    Crucible::new(&["blame", "1", "--model", "judge"])
+        .args(&["--method", "all-at-once", "--method", "step-by-step"])
+        .args(&["--method", "binary-search"])
+        .db(&db)
+        .json();
+    let v = Crucible::new(&["blame", "1", "--evaluate"]).db(&db).json();
+    let step = |m: &str| {
+        let e = v["evaluation"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|e| e["method"] == m)
+            .unwrap_or_else(|| panic!("{m}: {v}"));
+        (num(e, "step_accuracy"), e["step_ci"][0].as_f64().unwrap())
+    };
+    let (replay, replay_low) = step("counterfactual");
+    for m in ["all-at-once", "step-by-step", "binary-search"] {
+        let (judge, _) = step(m);
+        assert!(
+            replay_low > judge,
+            "{m}: {judge} vs counterfactual {replay} (lower bound {replay_low})"
+        );
+    }
+}
+
+/// SmolLM2 (llama.cpp) agents, one hinting and one answering, fail some
+/// arithmetic; SmolLM2 is asked all at once who failed, and counterfactual
+/// replay re-samples the agents' turns (which draws new text). With the
+/// server out of reach, a strict fresh replay and the judge asked again
+/// give the same attributions.
+#[test]
+fn llama_cpp_blame_by_judge_and_replay_reproduced_with_the_server_gone() {
+    let proxy = Proxy::to(&llama_url());
+    let s = Scratch::new();
+    s.write(
+        "data/arithmetic.jsonl",
+        &std::fs::read_to_string(root().join("scenarios/data/arithmetic.jsonl")).unwrap(),
+    );
+    let scenario = format!(
+        r#"name: llama-blame
+seed: 5
+models:
+  llm:
+    provider: openai
+    base_url: {url}/v1
+    model: smollm2-135m-instruct
+    temperature: 0.9
+    seed: 7
+    max_tokens: 48
+    max_retries: 2
+    timeout: 120
+agents:
+  hinter: {{model: llm, system: "Give a hint for the question. Do not solve it.", prompt: "{{{{ question }}}}"}}
+  solver: {{model: llm, system: "You are a helpful assistant. Answer with the number only.", prompt: "{{{{ question }}}}"}}
+dataset:
+  file: data/arithmetic.jsonl
+  limit: 8
+answer:
+  extract: last_number
+strategies:
+  - {{kind: self_consistency, agent: graph, n: [1]}}
+graph:
+  nodes:
+    hint: {{agent: hinter}}
+    answer: {{agent: solver, view: {{last: 1}}}}
+  edges:
+    - {{from: START, to: hint}}
+    - {{from: hint, to: answer}}
+    - {{from: answer, to: END}}
+"#,
+        url = proxy.url
+    );
+    let file = s.write("llama-blame.yaml", &scenario);
+    let db = s.path("l.db");
+    Crucible::new(&["run"]).arg(&file).db(&db).json();
+    let args = ["blame", "1", "--replays", "2", "--samples", "2"];
+    let replayed = Crucible::new(&args).db(&db).json();
+    let failed = replayed["attributions"].as_array().unwrap().len();
+    assert!(failed > 0, "SmolLM2 gets some of these wrong: {replayed}");
+    for a in replayed["attributions"].as_array().unwrap() {
+        let credits = a["credits"].as_array().unwrap();
+        let agents = credits.iter().filter(|c| c["level"] == "agent").count();
+        assert_eq!(agents, 2, "{a}");
+    }
+    // A re-sampled turn is drawn anew: its two replays differ somewhere.
+    let differing: i64 = query(
+        &db,
+        &format!(
+            "SELECT count(*) FROM (SELECT c.task_index, c.coalition FROM counterfactuals c
+               JOIN messages m ON m.run_id = c.run_id AND m.task_index = c.task_index
+                 AND m.attempt = c.attempt AND c.coalition = '[' || m.position || ']'
+             WHERE c.run_id = {} AND c.level = 'turn'
+             GROUP BY c.task_index, c.coalition HAVING count(DISTINCT m.text) > 1)",
+            replayed["replay_run"]
+        ),
+    );
+    assert!(differing > 0, "re-sampling drew the same text every time");
+    let judged = Crucible::new(&["blame", "1", "--method", "all-at-once", "--model", "llm"])
+        .db(&db)
+        .json();
+    assert_eq!(judged["attributions"].as_array().unwrap().len(), failed);
+    // One question per trace, read or counted unparsed.
+    let j = &judged["judge"];
+    assert_eq!(j["questions"], failed);
+    let read = judged["attributions"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|a| !a["turn"].is_null())
+        .count();
+    assert_eq!(
+        read + j["unparsed"].as_u64().unwrap() as usize,
+        failed,
+        "{judged}"
+    );
+    drop(proxy);
+    let strict = Crucible::new(&args)
+        .args(&["--fresh", "--strict"])
+        .db(&db)
+        .json();
+    let again = Crucible::new(&["blame", "1", "--method", "all-at-once", "--model", "llm"])
+        .db(&db)
+        .json();
+    let strip = |v: &serde_json::Value| {
+        let mut rows = v["attributions"].clone();
+        for r in rows.as_array_mut().unwrap() {
+            r.as_object_mut().unwrap().remove("replay_run");
+        }
+        rows
+    };
+    assert_eq!(strip(&strict), strip(&replayed));
+    assert_eq!(again["attributions"], judged["attributions"]);
+}

@@ -6,7 +6,7 @@
 use std::path::Path;
 
 use crate::util::{
-    Case, Crucible, Scratch, check_cases, llama_url, python, query, root, table_rows,
+    Case, Crucible, Proxy, Scratch, check_cases, llama_url, python, query, root, table_rows,
 };
 
 /// `crucible faithfulness RUN --json` on `db`.
@@ -718,64 +718,6 @@ fn malformed_faithfulness_sections_and_tables_point_at_the_problem() {
         },
     ];
     check_cases(FAITH_BASE, &cases);
-}
-
-/// A loopback TCP proxy to `target` until dropped: a run whose scenario
-/// names the proxy finds its model gone once the proxy is.
-struct Proxy {
-    url: String,
-    addr: std::net::SocketAddr,
-    stop: std::sync::Arc<std::sync::atomic::AtomicBool>,
-    accepting: Option<std::thread::JoinHandle<()>>,
-}
-
-impl Proxy {
-    fn to(target: &str) -> Proxy {
-        use std::sync::atomic::Ordering;
-        let target = target
-            .trim_start_matches("http://")
-            .trim_end_matches('/')
-            .to_owned();
-        let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
-        listener.set_nonblocking(true).unwrap();
-        let addr = listener.local_addr().unwrap();
-        let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
-        let stopped = stop.clone();
-        let accepting = std::thread::spawn(move || {
-            while !stopped.load(Ordering::Relaxed) {
-                let Ok((client, _)) = listener.accept() else {
-                    std::thread::sleep(std::time::Duration::from_millis(10));
-                    continue;
-                };
-                client.set_nonblocking(false).unwrap();
-                let server = std::net::TcpStream::connect(&target).unwrap();
-                for (mut from, mut to) in [
-                    (client.try_clone().unwrap(), server.try_clone().unwrap()),
-                    (server, client),
-                ] {
-                    std::thread::spawn(move || {
-                        let _ = std::io::copy(&mut from, &mut to);
-                        let _ = to.shutdown(std::net::Shutdown::Both);
-                    });
-                }
-            }
-        });
-        Proxy {
-            url: format!("http://{addr}"),
-            addr,
-            stop,
-            accepting: Some(accepting),
-        }
-    }
-}
-
-impl Drop for Proxy {
-    fn drop(&mut self) {
-        self.stop.store(true, std::sync::atomic::Ordering::Relaxed);
-        if let Some(t) = self.accepting.take() {
-            let _ = t.join();
-        }
-    }
 }
 
 /// SmolLM2 (llama.cpp) explains heart-disease cases, writes

@@ -99,8 +99,9 @@ impl Intervention {
 }
 
 /// Sample indices of re-sampled turns: far above any run's own, one block
-/// per replay seed.
-const RESAMPLE_STRIDE: usize = 1 << 40;
+/// per replay seed. Odd below 2³², so that servers that keep only 32 bits
+/// of a request's seed (offset by the sample index) still draw anew.
+const RESAMPLE_STRIDE: usize = (1 << 40) | 0x9E37_79B9;
 
 /// A graph run as walked: its sample, and what it spent from its first
 /// intervened turn on (all of it without an intervention).
