@@ -9,7 +9,7 @@
 use crate::judge::prompt::{Prompt, fit};
 pub use crate::model::judged::BlameQuestion as Question;
 use crate::model::judged::TraceView;
-use crate::scenario::attribution_file::{AttributionFile, MethodPrompt};
+use crate::scenario::attribution_file::{AttributionFile, MethodPrompt, agent_of};
 
 /// A judge method of attribution.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, serde::Serialize)]
@@ -147,13 +147,22 @@ pub fn read_blame(reply: &str, agents: &[&str], steps: usize) -> Result<Blamed, 
     if step >= steps {
         return Err(format!("step {step} is not one of the {steps} steps"));
     }
+    // A sender as written, or the agent it names without its action.
     let wanted = plain(&agent);
     let agent = agents
         .iter()
         .find(|a| plain(a) == wanted)
+        .map(|a| (*a).to_owned())
+        .or_else(|| {
+            agents
+                .iter()
+                .map(|a| agent_of(a))
+                .find(|a| plain(a) == wanted)
+                .map(str::to_owned)
+        })
         .ok_or_else(|| format!("\"{agent}\" is not an agent of this run"))?;
     Ok(Blamed {
-        agent: (*agent).to_owned(),
+        agent,
         step,
         reason,
     })

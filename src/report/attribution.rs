@@ -11,6 +11,7 @@ use std::collections::HashMap;
 use comfy_table::{Cell, CellAlignment, Table, presets};
 use serde::Serialize;
 
+use crate::scenario::attribution_file::agent_of;
 use crate::stats::paired::wilson;
 use crate::store::{AttributionRecord, GROUND_TRUTH, Store, StoreError};
 
@@ -224,16 +225,6 @@ fn row(
                 stderr: c.stderr,
             })
             .collect(),
-    }
-}
-
-/// The agent a sender names: Who&When's hand-crafted logs name senders by
-/// agent and action, "Orchestrator (thought)", and blame the agent,
-/// "Orchestrator"; the action in parentheses is dropped, nothing else.
-fn agent_of(sender: &str) -> &str {
-    match sender.find(" (") {
-        Some(i) if sender.ends_with(')') => &sender[..i],
-        _ => sender,
     }
 }
 

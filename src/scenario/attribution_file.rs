@@ -22,6 +22,17 @@ const COMMON: &[&str] = &["task", "expected", "transcript", "steps", "agents"];
 const STEP_BY_STEP: &[&str] = &["step", "agent"];
 const BINARY_SEARCH: &[&str] = &["start", "mid", "next", "end"];
 
+/// The agent a message's sender names: Who&When's hand-crafted logs name
+/// senders by agent and action, "Orchestrator (thought)", and blame the
+/// agent, "Orchestrator"; a trailing action in parentheses is dropped,
+/// nothing else. Replies and ground truth are compared through it.
+pub fn agent_of(sender: &str) -> &str {
+    match sender.find(" (") {
+        Some(i) if sender.ends_with(')') => &sender[..i],
+        _ => sender,
+    }
+}
+
 /// One method's prompt.
 #[derive(Debug, Clone)]
 pub struct MethodPrompt {

@@ -516,3 +516,30 @@ graph:
     assert_eq!(strip(&strict), strip(&replayed));
     assert_eq!(again["attributions"], judged["attributions"]);
 }
+
+/// `crucible validate` checks the attribution prompts like a judge file:
+/// a variable the method does not fill in is an error at its line.
+#[test]
+fn attribution_prompts_validate_with_their_positions() {
+    let s = Scratch::new();
+    let good = root().join("judges/attribution.yaml");
+    let out = Crucible::new(&["validate"]).arg(&good).ok();
+    assert!(
+        out.contains("ok (attribution prompts `attribution` version 1"),
+        "{out}"
+    );
+    let text = std::fs::read_to_string(&good).unwrap().replace(
+        "(steps {{ start }} to {{ mid }})",
+        "(steps {{ start }} to {{ mdi }})",
+    );
+    let bad = s.write("attribution.yaml", &text);
+    let out = Crucible::new(&["validate"]).arg(&bad).output();
+    assert_eq!(out.status.code(), Some(2));
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("attribution.yaml:"), "{err}");
+    assert!(
+        err.contains("`mdi`, which the binary-search prompt does not have")
+            && err.contains("did you mean"),
+        "{err}"
+    );
+}

@@ -1,24 +1,37 @@
-//! `crucible validate`: check a scenario or a judge file and report every
-//! problem found.
+//! `crucible validate`: check a scenario, a judge file or an attribution
+//! prompts file and report every problem found.
 
 use std::path::PathBuf;
 use std::process::ExitCode;
 
 use crucible::Runner;
+use crucible::scenario::attribution_file::AttributionFile;
 use crucible::scenario::faithfulness::CounterfactualSource;
 
 use super::common::SetArgs;
 
 #[derive(clap::Args)]
 pub struct Args {
-    /// Scenario file or judge file (YAML; a judge file has a top-level `judge:` key).
+    /// Scenario file, judge file or attribution prompts file (YAML; the
+    /// last two have a top-level `judge:` key, the prompts file also
+    /// `all_at_once:`).
     pub file: PathBuf,
     #[command(flatten)]
     pub set: SetArgs,
 }
 
 pub fn exec(Args { file, set }: Args) -> anyhow::Result<ExitCode> {
-    if is_judge_file(&file) {
+    if has_key(&file, "judge") && has_key(&file, "all_at_once") {
+        let f = AttributionFile::load(&file).map_err(crucible::Error::Invalid)?;
+        outln!(
+            "{}: ok (attribution prompts `{}` version {}: all at once, step by step, binary search)",
+            file.display(),
+            f.name,
+            f.version
+        );
+        return Ok(ExitCode::SUCCESS);
+    }
+    if has_key(&file, "judge") {
         let j = Runner::validate_judge(&file)?;
         outln!(
             "{}: ok (judge `{}` version {}, {} modes)",
@@ -63,9 +76,11 @@ pub fn exec(Args { file, set }: Args) -> anyhow::Result<ExitCode> {
     Ok(ExitCode::SUCCESS)
 }
 
-/// Whether `file` is a judge file: one with a top-level `judge:` key (a
-/// scenario never has one). Unreadable files are left to the scenario
-/// loader, which reports them.
-fn is_judge_file(file: &std::path::Path) -> bool {
-    std::fs::read_to_string(file).is_ok_and(|t| t.lines().any(|l| l.starts_with("judge:")))
+/// Whether `file` has the top-level `key` (a scenario never has `judge:`).
+/// Unreadable files are left to the scenario loader, which reports them.
+fn has_key(file: &std::path::Path, key: &str) -> bool {
+    std::fs::read_to_string(file).is_ok_and(|t| {
+        t.lines()
+            .any(|l| l.strip_prefix(key).is_some_and(|r| r.starts_with(':')))
+    })
 }
