@@ -285,16 +285,36 @@ impl Store {
     /// Every attribution of run `run_id` (the imported ground truth too),
     /// with credits, by trace and method.
     pub fn attributions(&self, run_id: i64) -> Result<Vec<AttributionRecord>> {
+        self.attributions_of(run_id, None)
+    }
+
+    /// The attributions of one trace, (task, attempt), of run `run_id`.
+    pub fn trace_attributions(
+        &self,
+        run_id: i64,
+        (task, attempt): (usize, usize),
+    ) -> Result<Vec<AttributionRecord>> {
+        self.attributions_of(run_id, Some((task, attempt)))
+    }
+
+    fn attributions_of(
+        &self,
+        run_id: i64,
+        trace: Option<(usize, usize)>,
+    ) -> Result<Vec<AttributionRecord>> {
+        let (task, attempt) = trace.map_or((None, None), |(t, a)| (Some(t as i64), Some(a as i64)));
         let mut st = self
             .conn
             .prepare(
                 "SELECT task_index, attempt, method, agent, turn, reason, score, stderr, replays,
                     calls, tokens, cost_usd, replay_run
-                 FROM attributions WHERE run_id = ?1 ORDER BY task_index, attempt, method",
+                 FROM attributions WHERE run_id = ?1
+                   AND (?2 IS NULL OR (task_index = ?2 AND attempt = ?3))
+                 ORDER BY task_index, attempt, method",
             )
             .map_err(self.err())?;
         let mut rows: Vec<AttributionRecord> = st
-            .query_map([run_id], |r| {
+            .query_map(params![run_id, task, attempt], |r| {
                 Ok(AttributionRecord {
                     task_index: r.get::<_, i64>(0)? as usize,
                     attempt: r.get::<_, i64>(1)? as usize,

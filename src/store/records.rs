@@ -250,7 +250,7 @@ pub struct JudgementRecord {
 
 /// Who and when a failure is blamed on by a method (`attributions`), with
 /// every player's credit behind it (`attribution_credits`).
-#[derive(Debug, Clone, PartialEq)]
+#[derive(Debug, Clone, PartialEq, serde::Serialize)]
 pub struct AttributionRecord {
     pub task_index: usize,
     pub attempt: usize,
@@ -269,7 +269,7 @@ pub struct AttributionRecord {
 }
 
 /// One player's credit: an agent's (`level` `agent`) or a turn's.
-#[derive(Debug, Clone, PartialEq)]
+#[derive(Debug, Clone, PartialEq, serde::Serialize)]
 pub struct CreditRecord {
     pub level: &'static str,
     pub player: String,

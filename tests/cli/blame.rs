@@ -543,3 +543,44 @@ fn attribution_prompts_validate_with_their_positions() {
         "{err}"
     );
 }
+
+/// `show --transcript` marks each method's blame at the message it names,
+/// in text and in JSON.
+#[test]
+fn show_marks_the_blamed_message() {
+    let s = Scratch::new();
+    let db = blame_run(&s, 30);
+    let v = Crucible::new(&["blame", "1", "--intervention", "repair"])
+        .db(&db)
+        .json();
+    let a = v["attributions"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|a| !a["turn"].is_null())
+        .expect("a failure found by replay");
+    let task = a["trace"].as_str().unwrap();
+    let text = Crucible::new(&["show", "1", "--transcript", task])
+        .db(&db)
+        .ok();
+    let at = text
+        .split(&format!("[{}] turn", a["turn"]))
+        .nth(1)
+        .unwrap_or_else(|| panic!("{text}"));
+    let block = at.split("\n[").next().unwrap();
+    assert!(
+        block.contains(&format!(
+            "☛ counterfactual blames {}",
+            a["agent"].as_str().unwrap()
+        )),
+        "{block}"
+    );
+    let json = Crucible::new(&["show", "1", "--transcript", task, "--json"])
+        .db(&db)
+        .ok();
+    let runs: serde_json::Value = serde_json::from_str(&json).unwrap();
+    let blamed = &runs[a["attempt"].as_u64().unwrap() as usize]["attributions"][0];
+    assert_eq!(blamed["method"], "counterfactual");
+    assert_eq!(blamed["turn"], a["turn"]);
+    assert_eq!(blamed["agent"], a["agent"]);
+}

@@ -1035,3 +1035,60 @@ fn a_faithfulness_runs_page_shows_its_reasoning_measures() {
         assert!(row.contains(&pct(&r["follow_rate"])), "{row} vs {r}");
     }
 }
+
+/// A trace blamed by `crucible blame` shows who and when on its page — a
+/// table of every method's attribution and a mark at the message blamed —
+/// and blind mode hides them with the verdicts.
+#[test]
+fn a_transcript_shows_its_attributions_and_blind_mode_hides_them() {
+    let s = Scratch::new();
+    let db = s.path("b.db");
+    Crucible::new(&["run"])
+        .arg(crate::util::root().join("scenarios/blame-sim.yaml"))
+        .args(&["--set", "dataset.synthetic.count=30"])
+        .db(&db)
+        .json();
+    let v = Crucible::new(&["blame", "1", "--intervention", "repair"])
+        .db(&db)
+        .json();
+    let a = v["attributions"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|a| !a["turn"].is_null())
+        .expect("a failure found by replay");
+    let path = format!("/runs/1/traces/{}/{}", a["task_index"], a["attempt"]);
+    let viewer = Viewer::start(&db, &[]);
+    let page = get(viewer.host(), &path, "");
+    assert_eq!(page.status, 200, "{}", page.body);
+    let table = page
+        .body
+        .split("id=\"attributions\">")
+        .nth(1)
+        .and_then(|t| t.split("</table>").next())
+        .unwrap_or_else(|| panic!("no attributions table: {}", page.body));
+    let agent = a["agent"].as_str().unwrap();
+    assert!(
+        table.contains(&format!(
+            "<td>counterfactual</td><td>{agent}</td><td><a href=\"#m{0}\">[{0}]</a>",
+            a["turn"]
+        )),
+        "{table}"
+    );
+    let message = page
+        .body
+        .split(&format!("id=\"m{}\"", a["turn"]))
+        .nth(1)
+        .and_then(|m| m.split("</li>").next())
+        .unwrap();
+    assert!(
+        message.contains(&format!("☛ <b>counterfactual</b> blames {agent}")),
+        "{message}"
+    );
+    drop(viewer);
+    let blind = Viewer::start(&db, &["--blind"]);
+    let page = get(blind.host(), &path, "");
+    assert_eq!(page.status, 200);
+    assert!(!page.body.contains("id=\"attributions\""));
+    assert!(!page.body.contains("class=\"blamed\""));
+}

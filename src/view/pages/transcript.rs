@@ -101,6 +101,11 @@ pub(crate) fn trace_context(
         .iter()
         .filter(|l| l.present == Some(true) && l.rater != TRUTH_RATER)
         .collect();
+    // Who and when the failure is blamed on: a finding like a verdict.
+    let blamed = match blind {
+        true => Vec::new(),
+        false => store.trace_attributions(run, (task, attempt))?,
+    };
     let messages: Vec<Value> = trace
         .messages
         .iter()
@@ -123,6 +128,7 @@ pub(crate) fn trace_context(
                 "answer": trace.final_message == Some(i),
                 "segments": segments(&m.text, marks),
                 "verdicts": cited,
+                "blamed": blamed.iter().filter(|a| a.turn == Some(i)).collect::<Vec<_>>(),
                 "injected": if blind { Vec::new() } else {
                     trace.injected.iter().filter(|f| f.0 == i).map(|f| json!({"code": f.1, "name": f.2})).collect()
                 },
@@ -169,6 +175,7 @@ pub(crate) fn trace_context(
         "events": store.graph_events(run, task, attempt)?,
         "raters": raters,
         "matrix": matrix,
+        "attributions": blamed,
         "blind": blind,
         "history": if blind { mine.into_iter().cloned().collect() } else { history },
         "latest": latest,

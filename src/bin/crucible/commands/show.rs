@@ -1,12 +1,14 @@
 //! `crucible show`: a stored run's summary, or with `--transcript TASK` the
 //! graph runs of one task as chat transcripts (model text shown as it was
 //! written, control characters made visible, indented under each message's
-//! header), with failure judges' verdicts at the messages they cite.
+//! header), with failure judges' verdicts at the messages they cite and
+//! `crucible blame`'s attributions (and an imported trace's own blame) at
+//! the messages they blame.
 
 use std::process::ExitCode;
 
 use crucible::Error;
-use crucible::store::{StoredLabel, TRUTH_RATER, Transcript};
+use crucible::store::{AttributionRecord, StoredLabel, TRUTH_RATER, Transcript};
 
 use super::common::{DbArg, StoredRun, open_existing, terminal_safe};
 
@@ -64,13 +66,27 @@ pub fn exec(
         .filter(|l| l.rater != TRUTH_RATER && l.present == Some(true))
         .filter(|l| json || !l.rater.contains('#'))
         .collect();
+    let index = store
+        .tasks(run)?
+        .into_iter()
+        .find(|t| t.id == task)
+        .map(|t| t.index);
+    let blamed: Vec<AttributionRecord> = store
+        .attributions(run)?
+        .into_iter()
+        .filter(|a| Some(a.task_index) == index)
+        .collect();
+    let found = Found {
+        verdicts: &verdicts,
+        blamed: &blamed,
+    };
     if json {
         outln!(
             "{}",
-            serde_json::to_string(&transcript_json(&runs, &verdicts))?
+            serde_json::to_string(&transcript_json(&runs, &found))?
         );
     } else {
-        out!("{}", transcript_text(run, &task, &runs, &verdicts));
+        out!("{}", transcript_text(run, &task, &runs, &found));
     }
     Ok(ExitCode::SUCCESS)
 }
@@ -113,9 +129,16 @@ pub fn print_summary(
     Ok(())
 }
 
+/// What was found of a task's graph runs: judges' verdicts and blame.
+struct Found<'a> {
+    verdicts: &'a [StoredLabel],
+    blamed: &'a [AttributionRecord],
+}
+
 /// Graph runs as chat transcripts: each message's turn, node, sender and
 /// where it went, then its text indented.
-fn transcript_text(run: i64, task: &str, runs: &[Transcript], verdicts: &[StoredLabel]) -> String {
+fn transcript_text(run: i64, task: &str, runs: &[Transcript], found: &Found<'_>) -> String {
+    let verdicts = found.verdicts;
     let mut out = format!("run {run} · task {task} · {} graph run(s)\n", runs.len());
     for r in runs {
         out += &format!(
@@ -148,6 +171,13 @@ fn transcript_text(run: i64, task: &str, runs: &[Transcript], verdicts: &[Stored
             {
                 out += &verdict_line(v);
             }
+            for a in found
+                .blamed
+                .iter()
+                .filter(|a| a.attempt == r.attempt && a.turn == Some(i))
+            {
+                out += &blame_line(a);
+            }
             for line in terminal_safe(&m.text).lines() {
                 out += &format!("    {line}\n");
             }
@@ -159,8 +189,35 @@ fn transcript_text(run: i64, task: &str, runs: &[Transcript], verdicts: &[Stored
         for v in uncited {
             out += &verdict_line(v);
         }
+        // Attributions that name no message of this run.
+        for a in found
+            .blamed
+            .iter()
+            .filter(|a| a.attempt == r.attempt && a.turn.is_none_or(|t| t >= r.messages.len()))
+        {
+            out += &blame_line(a);
+        }
     }
     out
+}
+
+/// An attribution: by which method, of which agent, how strongly.
+fn blame_line(a: &AttributionRecord) -> String {
+    let who = match (&a.agent, a.turn) {
+        (Some(agent), _) => format!("blames {}", terminal_safe(agent)),
+        (None, Some(_)) => "blames this message".to_owned(),
+        (None, None) => "blames no one clearly".to_owned(),
+    };
+    let score = match (a.score, a.stderr) {
+        (Some(x), Some(se)) => format!(" (credit {x:.3} ± {se:.3})"),
+        (Some(x), None) => format!(" (credit {x:.3})"),
+        _ => String::new(),
+    };
+    let why = a
+        .reason
+        .as_deref()
+        .map_or(String::new(), |r| format!(" — {}", terminal_safe(r)));
+    format!("    ☛ {} {who}{score}{why}\n", terminal_safe(&a.method))
 }
 
 /// A judge's verdict of a failure, with its evidence and whether the quote
@@ -195,7 +252,7 @@ fn verdict_line(v: &StoredLabel) -> String {
     )
 }
 
-fn transcript_json(runs: &[Transcript], verdicts: &[StoredLabel]) -> serde_json::Value {
+fn transcript_json(runs: &[Transcript], found: &Found<'_>) -> serde_json::Value {
     serde_json::Value::Array(
         runs.iter()
             .map(|r| {
@@ -218,7 +275,8 @@ fn transcript_json(runs: &[Transcript], verdicts: &[StoredLabel]) -> serde_json:
                         "mode": code,
                         "name": name,
                     })).collect::<Vec<_>>(),
-                    "verdicts": verdicts.iter().filter(|v| v.attempt == r.attempt).collect::<Vec<_>>(),
+                    "verdicts": found.verdicts.iter().filter(|v| v.attempt == r.attempt).collect::<Vec<_>>(),
+                    "attributions": found.blamed.iter().filter(|a| a.attempt == r.attempt).collect::<Vec<_>>(),
                 })
             })
             .collect(),
