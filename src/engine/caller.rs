@@ -46,11 +46,12 @@ pub struct Caller {
     /// written again.
     stored: Option<Arc<dyn Recordings>>,
     records: mpsc::Sender<Record>,
-    /// When set, a call is made once per cache key: the first response,
-    /// which every later or concurrent call with that key gets as a
-    /// recording. Replays of one run repeat each other's calls, and a
-    /// server that answers one prompt two ways (batched decoding) would
-    /// otherwise make them depend on scheduling.
+    /// When set, a call is made (or looked up in the recordings) and
+    /// traced once per cache key: the first response, which every later or
+    /// concurrent call with that key gets as already traced. Replays of one
+    /// run repeat each other's calls: this keeps one copy of each, and a
+    /// server that answers one prompt two ways (batched decoding) cannot
+    /// make them depend on scheduling.
     answers: Option<Answers>,
 }
 
@@ -165,30 +166,35 @@ impl Caller {
             }
         }
         let provider = &sh.providers[model];
-        if let Some(response) = provider.recorded(&key) {
-            return Ok((key, response, Origin::Recorded));
-        }
         let Some(answers) = &sh.answers else {
+            if let Some(response) = provider.recorded(&key) {
+                return Ok((key, response, Origin::Recorded));
+            }
             let (response, reservation) = sh.live(model, req).await?;
             return Ok((key, response, Origin::Live(reservation)));
         };
+        // Once per key: the first call is recorded or made and traced; the
+        // rest are in the trace already.
         let cell = answers
             .lock()
             .unwrap_or_else(|e| e.into_inner())
             .entry(key.clone())
             .or_default()
             .clone();
-        let mut made = None;
+        let mut first = None;
         let response = cell
             .get_or_try_init(|| async {
+                if let Some(response) = provider.recorded(&key) {
+                    first = Some(Origin::Recorded);
+                    return Ok(response);
+                }
                 let (response, reservation) = sh.live(model, req).await?;
-                made = Some(reservation);
+                first = Some(Origin::Live(reservation));
                 Ok::<_, Stop>(response)
             })
             .await?
             .clone();
-        let origin = made.map_or(Origin::Recorded, Origin::Live);
-        Ok((key, response, origin))
+        Ok((key, response, first.unwrap_or(Origin::Stored)))
     }
 
     /// Make `req` on model `model`, within the concurrency limit and a

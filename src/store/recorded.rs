@@ -32,7 +32,7 @@ impl StoreRecordings {
                  WHERE c.cache_key = ?1 AND c.status = 'ok'
                    AND (?2 IS NULL OR c.run_id = ?2 OR (?3 AND c.run_id IN
                         (SELECT run_id FROM replay_plans WHERE origin_run = ?2)))
-                 ORDER BY c.run_id IS NOT ?2, c.id LIMIT 1",
+                 ORDER BY c.id LIMIT 1",
             )?
             .query_row(params![key, self.run_id, self.replays], |r| {
                 let call = (
@@ -106,8 +106,9 @@ impl Store {
         })
     }
 
-    /// The recorded calls of `run_id` and of the runs replaying it, its own
-    /// first: what a replay of it may be served from.
+    /// The recorded calls of `run_id` and of the runs replaying it (the
+    /// first made of each key, which is the run's own when it has one,
+    /// being older): what a replay of it may be served from.
     pub fn lineage_recordings(&self, run_id: i64) -> Result<StoreRecordings> {
         Ok(StoreRecordings {
             replays: true,
