@@ -6,7 +6,7 @@
 //! drawn as before: is the answer right?" ([`crate::stats::shapley`] plans
 //! which coalitions to replay under which seeds). The replays are graph
 //! runs of a replay run linked to the origin, made by
-//! [`Executor::replay_graphs`]: traced, served from the origin's recorded
+//! `Executor::replay_graphs`: traced, served from the origin's recorded
 //! calls up to the first intervened turn, found again by the plan's hash
 //! and resumed, and reproducible under `--strict` from the recordings
 //! alone. The attribution (the top agent and turn, when their credit is
