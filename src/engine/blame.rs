@@ -293,8 +293,8 @@ fn plan_traces<'a>(
             .random();
             Trace {
                 outcome: o,
-                agent_plan: plan(agents.len(), replays, req.samples, seed),
-                turn_plan: plan(turns.len(), replays, req.samples, seed ^ 1),
+                agent_plan: agent_plan(agents.len(), replays, req.samples, seed),
+                turn_plan: turn_plan(turns.len(), replays, req.samples, seed ^ 1),
                 agents,
                 turns,
             }
@@ -302,9 +302,19 @@ fn plan_traces<'a>(
         .collect()
 }
 
-/// Exact when every coalition under `replays` seeds costs no more than
-/// `samples` orders walked both ways; else paired orders.
-fn plan(players: usize, replays: u32, samples: u32, seed: u64) -> Plan {
+/// Agents are few: every coalition of up to [`EXACT_AGENTS`] of them,
+/// else paired orders.
+fn agent_plan(players: usize, replays: u32, samples: u32, seed: u64) -> Plan {
+    if players <= EXACT_AGENTS {
+        Plan::exact(players, replays)
+    } else {
+        Plan::permutations(players, samples, true, seed)
+    }
+}
+
+/// Turns are many: every coalition only when, under `replays` seeds, that
+/// costs no more than `samples` orders walked both ways; else paired orders.
+fn turn_plan(players: usize, replays: u32, samples: u32, seed: u64) -> Plan {
     let exact_cost = (1u64 << players.min(63)).saturating_mul(u64::from(replays));
     let orders_cost = 2 * u64::from(samples.max(1)) * (players as u64 + 1);
     if players <= shapley::MAX_EXACT && exact_cost <= orders_cost {
@@ -313,6 +323,9 @@ fn plan(players: usize, replays: u32, samples: u32, seed: u64) -> Plan {
         Plan::permutations(players, samples, true, seed)
     }
 }
+
+/// Most agents whose Shapley values are computed over every coalition.
+pub const EXACT_AGENTS: usize = 8;
 
 /// What identifies a replay across calls of `blame`.
 #[derive(Debug, Clone, PartialEq, Eq, Hash)]
