@@ -12,16 +12,14 @@ use std::sync::Arc;
 
 use futures_util::StreamExt;
 
-use crate::engine::budget::Ledger;
-use crate::engine::caller::{Caller, CallerSetup, Stop};
+use crate::engine::caller::{Caller, Stop};
 use crate::engine::error::Error;
-use crate::engine::judge_run::unfit_to_judge;
+use crate::engine::judge_run::{unfit_to_judge, why_stopped};
 use crate::engine::judging::Subject;
 use crate::engine::runner::Runner;
 use crate::judge::attribution::{self, Method, Question, Search};
 use crate::model::judged::TraceView;
-use crate::model::provider::{CallRequest, Provider};
-use crate::model::replay::Recordings;
+use crate::model::provider::CallRequest;
 use crate::scenario::Task;
 use crate::scenario::attribution_file::AttributionFile;
 use crate::store::{AttributionRecord, CallRole, GROUND_TRUTH, Record, Store};
@@ -136,22 +134,7 @@ impl Runner {
                 Some((task, t.attempt, view))
             })
             .collect();
-        let providers: Vec<Arc<dyn Provider>> = self.providers(&models, false)?;
-        let stored: Arc<dyn Recordings> = Arc::new(store.recordings(Some(req.run))?);
-        let writer = store.writer(req.run, true)?;
-        let caller = Caller::new(
-            &models,
-            providers,
-            CallerSetup {
-                concurrency: self.options.concurrency,
-                progress: self.progress.clone(),
-                cancel: self.cancel.clone(),
-                ledger: Ledger::new(self.options.budget.clone(), Default::default()),
-                stored: Some(stored),
-                records: writer.sender(),
-                once_per_key: false,
-            },
-        );
+        let (caller, writer) = self.caller_into(&store, req.run, &models)?;
         let jobs: Vec<(&Task, usize, &TraceView, Method)> = traces
             .iter()
             .flat_map(|(task, attempt, view)| {
@@ -190,14 +173,7 @@ impl Runner {
         drop(caller);
         writer.finish()?;
         store.save_attributions(req.run, &records)?;
-        let (stopped, budget_exhausted) = match stop {
-            None => (None, false),
-            Some(Stop::Budget(why)) => (Some(why), true),
-            Some(Stop::Cancelled) => (Some("interrupted".to_owned()), false),
-            Some(Stop::Failed(why)) | Some(Stop::Errored { message: why, .. }) => {
-                (Some(why), false)
-            }
-        };
+        let (stopped, budget_exhausted) = why_stopped(stop);
         Ok(JudgeBlameOutcome {
             asked,
             traces: traces.iter().map(|(t, a, _)| (t.index, *a)).collect(),

@@ -25,7 +25,7 @@ use crate::scenario::failure::FailureMode;
 use crate::scenario::judge_file::{JudgeFile, JudgeUse};
 use crate::scenario::validator::load_models;
 use crate::scenario::{Model, ModelKind};
-use crate::store::Store;
+use crate::store::{Store, StoreWriter};
 
 /// What to judge a run with.
 #[derive(Debug, Clone)]
@@ -126,22 +126,7 @@ impl Runner {
                 Some(Subject::new(task, t.attempt, &t.messages, injected))
             })
             .collect();
-        let providers: Vec<Arc<dyn Provider>> = self.providers(&models, false)?;
-        let stored: Arc<dyn Recordings> = Arc::new(store.recordings(Some(req.run_id))?);
-        let writer = store.writer(req.run_id, true)?;
-        let caller = Caller::new(
-            &models,
-            providers,
-            CallerSetup {
-                concurrency: self.options.concurrency,
-                progress: self.progress.clone(),
-                cancel: self.cancel.clone(),
-                ledger: Ledger::new(self.options.budget.clone(), Default::default()),
-                stored: Some(stored),
-                records: writer.sender(),
-                once_per_key: false,
-            },
-        );
+        let (caller, writer) = self.caller_into(&store, req.run_id, &models)?;
         let judges = [judge];
         let (tally, stop) = self.block_on(judging::judge_traces(
             &caller,
@@ -151,14 +136,7 @@ impl Runner {
         ))?;
         drop(caller);
         writer.finish()?;
-        let (stopped, budget_exhausted) = match stop {
-            None => (None, false),
-            Some(Stop::Budget(why)) => (Some(why), true),
-            Some(Stop::Cancelled) => (Some("interrupted".to_owned()), false),
-            Some(Stop::Failed(why)) | Some(Stop::Errored { message: why, .. }) => {
-                (Some(why), false)
-            }
-        };
+        let (stopped, budget_exhausted) = why_stopped(stop);
         let names: Vec<&str> = judges[0]
             .models
             .iter()
@@ -183,6 +161,34 @@ impl Runner {
             stopped,
             budget_exhausted,
         })
+    }
+
+    /// A caller of `models` whose calls go into run `run`'s trace, looked
+    /// up there first (so asking again costs nothing), within this
+    /// command's budget; and the writer behind it.
+    pub(crate) fn caller_into(
+        &self,
+        store: &Store,
+        run: i64,
+        models: &[Model],
+    ) -> Result<(Caller, StoreWriter), Error> {
+        let providers: Vec<Arc<dyn Provider>> = self.providers(models, false)?;
+        let stored: Arc<dyn Recordings> = Arc::new(store.recordings(Some(run))?);
+        let writer = store.writer(run, true)?;
+        let caller = Caller::new(
+            models,
+            providers,
+            CallerSetup {
+                concurrency: self.options.concurrency,
+                progress: self.progress.clone(),
+                cancel: self.cancel.clone(),
+                ledger: Ledger::new(self.options.budget.clone(), Default::default()),
+                stored: Some(stored),
+                records: writer.sender(),
+                once_per_key: false,
+            },
+        );
+        Ok((caller, writer))
     }
 
     /// The models a judge may use — those of `req.models_file`, else of the
@@ -222,5 +228,16 @@ pub(crate) fn unfit_to_judge(model: &Model) -> Option<&'static str> {
             Some("is a reward model, which scores text and writes no verdict; name a chat model")
         }
         _ => None,
+    }
+}
+
+/// Why asking stopped early, if it did, and whether for the budget
+/// (resume with a larger one).
+pub(crate) fn why_stopped(stop: Option<Stop>) -> (Option<String>, bool) {
+    match stop {
+        None => (None, false),
+        Some(Stop::Budget(why)) => (Some(why), true),
+        Some(Stop::Cancelled) => (Some("interrupted".to_owned()), false),
+        Some(Stop::Failed(why)) | Some(Stop::Errored { message: why, .. }) => (Some(why), false),
     }
 }
