@@ -9,8 +9,8 @@ use std::path::{Path, PathBuf};
 use serde::Deserialize;
 
 use crate::scenario::diagnostic::{Diagnostic, Diagnostics, SourceFile};
-use crate::scenario::judge_file::checked_template;
-use crate::scenario::node::{Located, Node, from_node};
+use crate::scenario::judge_file::{check_named, checked_template, parse_spec, read_file};
+use crate::scenario::node::Located;
 use crate::scenario::template::Template;
 
 /// The text of `judges/attribution.yaml`, built into the binary.
@@ -82,27 +82,15 @@ impl AttributionFile {
 
     /// Read and check the file at `path`.
     pub fn load(path: &Path) -> Result<AttributionFile, Vec<Diagnostic>> {
-        let text = std::fs::read_to_string(path).map_err(|e| {
-            vec![Diagnostic::file(
-                path,
-                format!("cannot read the attribution prompts: {e}"),
-            )]
-        })?;
-        AttributionFile::from_text(path, text)
+        AttributionFile::from_text(path, read_file(path, "attribution prompts")?)
     }
 
     /// Check `text`, the file at `path`.
     pub fn from_text(path: &Path, text: String) -> Result<AttributionFile, Vec<Diagnostic>> {
         let src = SourceFile::new(path, text);
         let mut diags = Diagnostics::default();
-        let root = Node::parse(&src).map_err(|(span, msg)| vec![src.error(span, msg)])?;
-        let spec: FileSpec = from_node(&root)
-            .map_err(|e| vec![src.error(e.span.unwrap_or(root.span), e.message)])?;
-        for (what, x) in [("judge", &spec.judge), ("version", &spec.version)] {
-            if x.trim().is_empty() {
-                diags.push(src.error(x.span, format!("`{what}` must not be empty")));
-            }
-        }
+        let spec: FileSpec = parse_spec(&src)?;
+        check_named(&src, &spec.judge, &spec.version, &mut diags);
         let mut method = |p: &PromptSpec, extra: &[&str], whose: &str| {
             let allowed: Vec<&str> = COMMON.iter().chain(extra).copied().collect();
             checked_template(&src, &p.user, &allowed, whose, &mut diags).map(|user| MethodPrompt {

@@ -151,22 +151,14 @@ impl JudgeFile {
     }
 
     pub fn load(path: &Path) -> Result<JudgeFile, Vec<Diagnostic>> {
-        let text = std::fs::read_to_string(path).map_err(|e| {
-            vec![Diagnostic::file(
-                path,
-                format!("cannot read judge file: {e}"),
-            )]
-        })?;
-        JudgeFile::from_text(path, text)
+        JudgeFile::from_text(path, read_file(path, "judge file")?)
     }
 
     /// Check `text`, the judge file at `path`.
     pub fn from_text(path: &Path, text: String) -> Result<JudgeFile, Vec<Diagnostic>> {
         let src = SourceFile::new(path, text);
         let mut diags = Diagnostics::default();
-        let root = Node::parse(&src).map_err(|(span, msg)| vec![src.error(span, msg)])?;
-        let spec: FileSpec = from_node(&root)
-            .map_err(|e| vec![src.error(e.span.unwrap_or(root.span), e.message)])?;
+        let spec: FileSpec = parse_spec(&src)?;
         let judge = build(&src, spec, &mut diags);
         if diags.is_empty() {
             Ok(judge.expect("no diagnostics means a judge was built"))
@@ -193,12 +185,8 @@ impl JudgeFile {
 }
 
 fn build(src: &SourceFile, spec: FileSpec, diags: &mut Diagnostics) -> Option<JudgeFile> {
+    check_named(src, &spec.judge, &spec.version, diags);
     let mut err = |span: Span, msg: String| diags.push(src.error(span, msg));
-    for (what, x) in [("judge", &spec.judge), ("version", &spec.version)] {
-        if x.trim().is_empty() {
-            err(x.span, format!("`{what}` must not be empty"));
-        }
-    }
     let mut categories: Vec<(String, String)> = Vec::new();
     for c in &spec.categories {
         if categories.iter().any(|(code, _)| *code == c.code.value) {
@@ -320,6 +308,39 @@ fn build(src: &SourceFile, spec: FileSpec, diags: &mut Diagnostics) -> Option<Ju
         system: spec.prompt.system,
         user: user?,
     })
+}
+
+/// The text of the file at `path`, `what` it is naming it when it cannot
+/// be read.
+pub(crate) fn read_file(path: &Path, what: &str) -> Result<String, Vec<Diagnostic>> {
+    std::fs::read_to_string(path).map_err(|e| {
+        vec![Diagnostic::file(
+            path,
+            format!("cannot read the {what}: {e}"),
+        )]
+    })
+}
+
+/// `src` read as YAML into `T`, the first problem at its line and column.
+pub(crate) fn parse_spec<T: serde::de::DeserializeOwned>(
+    src: &SourceFile,
+) -> Result<T, Vec<Diagnostic>> {
+    let root = Node::parse(src).map_err(|(span, msg)| vec![src.error(span, msg)])?;
+    from_node(&root).map_err(|e| vec![src.error(e.span.unwrap_or(root.span), e.message)])
+}
+
+/// A judge's `judge` (its name) and `version`, neither empty.
+pub(crate) fn check_named(
+    src: &SourceFile,
+    judge: &Located<String>,
+    version: &Located<String>,
+    diags: &mut Diagnostics,
+) {
+    for (what, x) in [("judge", judge), ("version", version)] {
+        if x.trim().is_empty() {
+            diags.push(src.error(x.span, format!("`{what}` must not be empty")));
+        }
+    }
 }
 
 /// `text` compiled as a prompt template that reads only `variables` (what
