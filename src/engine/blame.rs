@@ -21,10 +21,9 @@ use serde::Serialize;
 
 use super::error::Error;
 use super::executor::{Executor, Intervention, Redraw, ReplayJob, Status, Target};
-use super::runner::{Runner, with_stored_scenario};
+use super::runner::Runner;
 use crate::model::provider::Provider;
 use crate::model::replay::{Recorded, Recordings};
-use crate::scenario::validator::load_scenario_in;
 use crate::scenario::{ModelKind, Scenario};
 use crate::stats::shapley::{self, Estimate, MAX_PLAYERS, Plan, Query};
 use crate::store::{
@@ -100,6 +99,14 @@ struct Trace<'a> {
 impl Runner {
     /// Attribute the failed graph runs of `req.run` by counterfactual replay.
     pub fn blame(&self, req: &BlameRequest) -> Result<BlameOutcome, Error> {
+        // A repaired turn is drawn as before: replays beyond one are moot.
+        let req = &BlameRequest {
+            replays: match req.redraw {
+                RedrawArg::Repair => 1,
+                RedrawArg::Resample => req.replays.max(1),
+            },
+            ..req.clone()
+        };
         let mut store = Store::open(&self.options.db)?;
         let source = store.run_source(req.run)?;
         if source.text.is_empty() {
@@ -108,9 +115,7 @@ impl Runner {
                 req.run
             )));
         }
-        let mut scenario = with_stored_scenario(&source, req.run, |file| {
-            load_scenario_in(file, &[], None).map_err(Error::Invalid)
-        })?;
+        let mut scenario = Runner::stored_scenario(&self.options.db, req.run)?;
         if scenario.graph_agent.is_none() {
             return Err(Error::Setup(format!(
                 "run {} ({}) has no agent graph: blame attributes the failures of graph runs",
@@ -141,17 +146,7 @@ impl Runner {
         }
         let injected = store.injected(req.run)?;
         let traces = plan_traces(&scenario, &outcomes, &injected, req);
-        // A repaired turn is drawn as before: replays beyond one are moot.
-        let planned = BlameRequest {
-            replays: if req.redraw == RedrawArg::Repair {
-                1
-            } else {
-                req.replays
-            },
-            ..req.clone()
-        };
-        let plan_json =
-            serde_json::json!({"method": COUNTERFACTUAL, "request": planned}).to_string();
+        let plan_json = serde_json::json!({"method": COUNTERFACTUAL, "request": req}).to_string();
         let plan_hash = blake3::hash(plan_json.as_bytes()).to_hex()[..32].to_owned();
         let existing = if req.fresh {
             None
@@ -254,11 +249,7 @@ fn plan_traces<'a>(
         .enumerate()
         .map(|(i, a)| (a.name.as_str(), i))
         .collect();
-    // A repaired turn is drawn as before: one replay says all.
-    let replays = match req.redraw {
-        RedrawArg::Repair => 1,
-        RedrawArg::Resample => req.replays.max(1),
-    };
+    let replays = req.replays;
     outcomes
         .iter()
         .filter(|o| o.correct == Some(false))

@@ -22,7 +22,7 @@ use crate::model::judged::TraceView;
 use crate::model::provider::CallRequest;
 use crate::scenario::Task;
 use crate::scenario::attribution_file::AttributionFile;
-use crate::store::{AttributionRecord, CallRole, GROUND_TRUTH, Record, Store};
+use crate::store::{AttributionRecord, CallRole, Record, Store};
 
 /// What to ask, of which run, with which model.
 #[derive(Debug, Clone)]
@@ -108,18 +108,7 @@ impl Runner {
             .filter(|o| imported || o.correct == Some(false))
             .map(|o| (o.task_index, o.attempt))
             .collect();
-        let mut culprits: std::collections::HashMap<(usize, usize), (String, usize)> =
-            std::collections::HashMap::new();
-        for f in store.injected(req.run)? {
-            culprits
-                .entry((f.task_index, f.attempt))
-                .or_insert((f.agent, f.position));
-        }
-        for a in store.attributions(req.run)? {
-            if let (GROUND_TRUTH, Some(agent), Some(turn)) = (a.method.as_str(), a.agent, a.turn) {
-                culprits.insert((a.task_index, a.attempt), (agent, turn));
-            }
-        }
+        let culprits = store.culprits(req.run)?;
         let traces: Vec<(&Task, usize, TraceView)> = store
             .traces(req.run)?
             .into_iter()
@@ -202,17 +191,7 @@ impl Ask<'_> {
         method: Method,
     ) -> Result<(Option<AttributionRecord>, Asked), Stop> {
         let steps = view.messages.len();
-        let senders: Vec<&str> = {
-            let mut s: Vec<&str> = Vec::new();
-            for m in &view.messages {
-                if let Some(x) = m.sender.as_deref()
-                    && !s.contains(&x)
-                {
-                    s.push(x);
-                }
-            }
-            s
-        };
+        let senders = attribution::senders(view);
         let method_index = Method::ALL.iter().position(|&m| m == method).unwrap_or(0);
         let first = (attempt * Method::ALL.len() + method_index) * QUESTIONS;
         let mut tally = Asked::default();

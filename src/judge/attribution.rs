@@ -57,14 +57,7 @@ pub fn render(
         Question::Step(s) => (&file.step_by_step, 0..(s + 1).min(steps)),
         Question::Half { start, end, .. } => (&file.binary_search, start..(end + 1).min(steps)),
     };
-    let mut agents: Vec<&str> = Vec::new();
-    for m in &view.messages {
-        if let Some(s) = m.sender.as_deref()
-            && !agents.contains(&s)
-        {
-            agents.push(s);
-        }
-    }
+    let agents = senders(view);
     let fill = |transcript: &str| {
         let mut ctx = serde_json::Map::new();
         ctx.insert("task".into(), view.task.clone().into());
@@ -112,6 +105,20 @@ pub fn render(
         user: fill(&transcript)?,
         cut,
     })
+}
+
+/// The senders of `view`'s messages, each once, in the order they first
+/// speak: the agents a reply may name.
+pub fn senders(view: &TraceView) -> Vec<&str> {
+    let mut out: Vec<&str> = Vec::new();
+    for m in &view.messages {
+        if let Some(s) = m.sender.as_deref()
+            && !out.contains(&s)
+        {
+            out.push(s);
+        }
+    }
+    out
 }
 
 /// An all-at-once reply: the agent (one of `agents`, as the trace names

@@ -84,25 +84,11 @@ impl AttributionReport {
     ) -> Result<AttributionReport, StoreError> {
         let tasks = store.tasks(run_id)?;
         let all = store.attributions(run_id)?;
-        // A simulated run's truth is its first injected failure.
-        let mut truth: HashMap<(usize, usize), Truth> = HashMap::new();
-        for f in store.injected(run_id)? {
-            truth.entry((f.task_index, f.attempt)).or_insert(Truth {
-                agent: f.agent,
-                turn: f.position,
-            });
-        }
-        for a in all.iter().filter(|a| a.method == GROUND_TRUTH) {
-            if let (Some(agent), Some(turn)) = (&a.agent, a.turn) {
-                truth.insert(
-                    (a.task_index, a.attempt),
-                    Truth {
-                        agent: agent.clone(),
-                        turn,
-                    },
-                );
-            }
-        }
+        let truth: HashMap<(usize, usize), Truth> = store
+            .culprits(run_id)?
+            .into_iter()
+            .map(|(trace, (agent, turn))| (trace, Truth { agent, turn }))
+            .collect();
         let attributions: Vec<AttributionRow> = all
             .into_iter()
             .filter(|a| a.method != GROUND_TRUTH)
@@ -232,13 +218,7 @@ fn row(
 /// names equal, steps equal as numbers); an attribution that names no one
 /// counts as a miss.
 fn evaluate(rows: &[AttributionRow]) -> Vec<Evaluation> {
-    let mut methods: Vec<&str> = Vec::new();
-    for r in rows {
-        if !methods.contains(&r.method.as_str()) {
-            methods.push(&r.method);
-        }
-    }
-    methods
+    super::first_seen(rows.iter().map(|r| r.method.as_str()))
         .into_iter()
         .map(|m| {
             let mine: Vec<&AttributionRow> = rows.iter().filter(|r| r.method == m).collect();

@@ -4,9 +4,11 @@
 //! resumed) with their counterfactual outcomes, and the attributions and
 //! credits each method gives.
 
+use std::collections::HashMap;
+
 use rusqlite::{OptionalExtension, params};
 
-use super::{AttributionRecord, CreditRecord, Result, Store, now, sqlite_err};
+use super::{AttributionRecord, CreditRecord, GROUND_TRUTH, Result, Store, now, sqlite_err};
 
 /// `runs.kind` of a replay run.
 pub const REPLAY_KIND: &str = "replay";
@@ -382,5 +384,22 @@ impl Store {
         })
         .and_then(|rows| rows.collect())
         .map_err(self.err())
+    }
+
+    /// Where each graph run of `run_id` with a known culprit really
+    /// failed, (task, attempt) → (agent, message position): an imported
+    /// trace's own blame, else a simulated run's first injected failure.
+    pub fn culprits(&self, run_id: i64) -> Result<HashMap<(usize, usize), (String, usize)>> {
+        let mut out = HashMap::new();
+        for f in self.injected(run_id)? {
+            out.entry((f.task_index, f.attempt))
+                .or_insert((f.agent, f.position));
+        }
+        for a in self.attributions(run_id)? {
+            if let (GROUND_TRUTH, Some(agent), Some(turn)) = (a.method.as_str(), a.agent, a.turn) {
+                out.insert((a.task_index, a.attempt), (agent, turn));
+            }
+        }
+        Ok(out)
     }
 }
