@@ -13,22 +13,13 @@ use serde::Serialize;
 
 use crate::scenario::attribution_file::agent_of;
 use crate::stats::paired::wilson;
-use crate::store::{AttributionRecord, GROUND_TRUTH, Store, StoreError};
+use crate::store::{AttributionRecord, CreditRecord, GROUND_TRUTH, Store, StoreError};
 
 /// Where a failure really was.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct Truth {
     pub agent: String,
     pub turn: usize,
-}
-
-/// One credit behind an attribution.
-#[derive(Debug, Clone, PartialEq, Serialize)]
-pub struct Credit {
-    pub level: &'static str,
-    pub player: String,
-    pub value: f64,
-    pub stderr: Option<f64>,
 }
 
 /// One attribution, as scripts read it.
@@ -50,7 +41,7 @@ pub struct AttributionRow {
     pub tokens: u64,
     pub cost_usd: f64,
     pub truth: Option<Truth>,
-    pub credits: Vec<Credit>,
+    pub credits: Vec<CreditRecord>,
 }
 
 /// One method scored against the truth.
@@ -201,16 +192,7 @@ fn row(
         tokens: a.tokens,
         cost_usd: a.cost_usd,
         truth,
-        credits: a
-            .credits
-            .into_iter()
-            .map(|c| Credit {
-                level: c.level,
-                player: c.player,
-                value: c.value,
-                stderr: c.stderr,
-            })
-            .collect(),
+        credits: a.credits,
     }
 }
 

@@ -3,6 +3,34 @@ use std::path::Path;
 
 use crate::util::*;
 
+/// A blame's attributions with the replay run they came from left out,
+/// to compare two blames made in different replay runs.
+fn without_replay_run(v: &serde_json::Value) -> serde_json::Value {
+    let mut rows = v["attributions"].clone();
+    for r in rows.as_array_mut().unwrap() {
+        r.as_object_mut().unwrap().remove("replay_run");
+    }
+    rows
+}
+
+/// The shipped blame scenario with `count` tasks blamed by repairing its
+/// injected failures: the database, and one attribution that names a
+/// message.
+pub fn repaired_blame(s: &Scratch, count: usize) -> (std::path::PathBuf, serde_json::Value) {
+    let db = blame_run(s, count);
+    let v = Crucible::new(&["blame", "1", "--intervention", "repair"])
+        .db(&db)
+        .json();
+    let a = v["attributions"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|a| !a["turn"].is_null())
+        .expect("a failure found by replay")
+        .clone();
+    (db, a)
+}
+
 /// Run the shipped blame scenario with `count` tasks; its database.
 fn blame_run(s: &Scratch, count: usize) -> std::path::PathBuf {
     let db = s.path("blame.db");
@@ -188,14 +216,7 @@ fn counterfactual_resample_is_efficient_and_reproduced_by_a_strict_replay() {
         ),
     );
     assert_eq!(calls, 0, "a strict replay makes no live call");
-    let strip = |v: &serde_json::Value| {
-        let mut rows = v["attributions"].clone();
-        for r in rows.as_array_mut().unwrap() {
-            r.as_object_mut().unwrap().remove("replay_run");
-        }
-        rows
-    };
-    assert_eq!(strip(&strict), strip(&v));
+    assert_eq!(without_replay_run(&strict), without_replay_run(&v));
     assert_eq!(origin_samples(&db), before, "the original run is untouched");
 }
 
@@ -506,14 +527,7 @@ graph:
     let again = Crucible::new(&["blame", "1", "--method", "all-at-once", "--model", "llm"])
         .db(&db)
         .json();
-    let strip = |v: &serde_json::Value| {
-        let mut rows = v["attributions"].clone();
-        for r in rows.as_array_mut().unwrap() {
-            r.as_object_mut().unwrap().remove("replay_run");
-        }
-        rows
-    };
-    assert_eq!(strip(&strict), strip(&replayed));
+    assert_eq!(without_replay_run(&strict), without_replay_run(&replayed));
     assert_eq!(again["attributions"], judged["attributions"]);
 }
 
@@ -549,16 +563,7 @@ fn attribution_prompts_validate_with_their_positions() {
 #[test]
 fn show_marks_the_blamed_message() {
     let s = Scratch::new();
-    let db = blame_run(&s, 30);
-    let v = Crucible::new(&["blame", "1", "--intervention", "repair"])
-        .db(&db)
-        .json();
-    let a = v["attributions"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .find(|a| !a["turn"].is_null())
-        .expect("a failure found by replay");
+    let (db, a) = repaired_blame(&s, 30);
     let task = a["trace"].as_str().unwrap();
     let text = Crucible::new(&["show", "1", "--transcript", task])
         .db(&db)

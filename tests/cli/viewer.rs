@@ -1042,21 +1042,7 @@ fn a_faithfulness_runs_page_shows_its_reasoning_measures() {
 #[test]
 fn a_transcript_shows_its_attributions_and_blind_mode_hides_them() {
     let s = Scratch::new();
-    let db = s.path("b.db");
-    Crucible::new(&["run"])
-        .arg(crate::util::root().join("scenarios/blame-sim.yaml"))
-        .args(&["--set", "dataset.synthetic.count=30"])
-        .db(&db)
-        .json();
-    let v = Crucible::new(&["blame", "1", "--intervention", "repair"])
-        .db(&db)
-        .json();
-    let a = v["attributions"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .find(|a| !a["turn"].is_null())
-        .expect("a failure found by replay");
+    let (db, a) = crate::blame::repaired_blame(&s, 30);
     let path = format!("/runs/1/traces/{}/{}", a["task_index"], a["attempt"]);
     let viewer = Viewer::start(&db, &[]);
     let page = get(viewer.host(), &path, "");
